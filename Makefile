@@ -1,0 +1,48 @@
+# Distillery: `make demo` and `make test` do all the set-up on a fresh Debian machine.
+SWIFT ?= swift
+APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev pkg-config zlib1g-dev
+DISTILL := .build/debug/distill
+
+.PHONY: all deps build test demo schema bench-check clean
+
+all: build
+
+# Installs the Debian packages the build needs when run as root; otherwise
+# prints the exact command and stops.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "run:  sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+# Until the runtime lands, the demo checks every spec and shows its sweep.
+demo: build
+	$(DISTILL) check specs
+	@echo
+	$(DISTILL) check --format json specs/quickstart.yaml >/dev/null && echo "specs/quickstart.yaml is valid"
+
+# Regenerates grammar/distill.schema.json (a test fails when it is stale).
+schema: build
+	$(DISTILL) schema > grammar/distill.schema.json
+
+bench-check: deps
+	$(SWIFT) build -c release --product distill-bench-check
+	.build/release/distill-bench-check specs
+
+clean:
+	rm -rf .build

@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+// Distillery: knowledge-distillation studies for medical image segmentation as data.
+//
+// One target per layer; each imports only the layers below it (see ../shared/STYLE.md):
+//   Diagnostics <- SpecSyntax (libyaml) <- Spec (typed IR + checks) <- distill
+//   Architecture (tap manifests) <- Spec, and later NN and the cost model
+import PackageDescription
+
+let package = Package(
+    name: "Distillery",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "distill", targets: ["distill"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries from Debian, wrapped once each.
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1",
+                       providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CNifti",
+                       providers: [.apt(["libnifti-dev"])]),
+
+        .target(name: "Diagnostics"),
+        .target(name: "SpecSyntax", dependencies: ["Diagnostics", "CYAML"]),
+        .target(name: "Architecture"),
+        .target(name: "Spec", dependencies: ["Diagnostics", "SpecSyntax", "Architecture"]),
+        .executableTarget(name: "distill", dependencies: [
+            "Diagnostics", "SpecSyntax", "Spec", "Architecture",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "distill-bench-check", dependencies: ["Diagnostics", "Spec"],
+                          path: "Benchmarks/CheckBench"),
+
+        .testTarget(name: "SpecSyntaxTests", dependencies: ["SpecSyntax", "Diagnostics"]),
+        .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "CLITests", dependencies: ["distill"]),
+    ]
+)

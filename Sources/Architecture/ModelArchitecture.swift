@@ -1,0 +1,141 @@
+/// The architectures Distillery can build, described by numbers only.
+///
+/// This is the lowest layer that knows what a model looks like. The spec checker,
+/// the cost model and the runtime's model builder all read the same description,
+/// so a tap's name, channels and stride are one fact, stated once.
+
+/// Normalisation after each convolution.
+public enum NormKind: String, Sendable, CaseIterable {
+    case batch, group, instance
+}
+
+/// How a U-Net decoder doubles resolution.
+public enum UpsamplingKind: String, Sendable, CaseIterable {
+    /// 2x2 transposed convolution, stride 2 (the study's choice).
+    case transpose
+    /// Bilinear x2 (align_corners false) followed by the block's convolutions.
+    case bilinear
+}
+
+/// An output head: a 1x1 convolution producing `channels` logits.
+public struct Head: Hashable, Sendable {
+    public var name: String
+    public var channels: Int
+    public init(name: String, channels: Int) {
+        self.name = name
+        self.channels = channels
+    }
+}
+
+/// A U-Net: `widths.count` encoder levels, a bottleneck, mirrored decoders.
+///
+/// With `sharedDecoder` (arch `unet`) every head reads one decoder and taps are
+/// `decoder.{i}`; otherwise (arch `multitask_unet`) each head has its own decoder
+/// and taps are `decoder.{head}.{i}`.
+public struct UNetArchitecture: Hashable, Sendable {
+    public var inChannels: Int
+    public var widths: [Int]
+    public var bottleneck: Int
+    public var convsPerBlock: Int
+    public var norm: NormKind
+    public var groups: Int
+    public var upsampling: UpsamplingKind
+    public var heads: [Head]
+    public var sharedDecoder: Bool
+
+    public init(inChannels: Int, widths: [Int], bottleneck: Int, convsPerBlock: Int, norm: NormKind = .batch,
+                groups: Int = 8, upsampling: UpsamplingKind = .transpose, heads: [Head], sharedDecoder: Bool) {
+        self.inChannels = inChannels
+        self.widths = widths
+        self.bottleneck = bottleneck
+        self.convsPerBlock = convsPerBlock
+        self.norm = norm
+        self.groups = groups
+        self.upsampling = upsampling
+        self.heads = heads
+        self.sharedDecoder = sharedDecoder
+    }
+
+    public var depth: Int { widths.count }
+}
+
+/// A TransUNet-style hybrid: a 7x7 stem, residual bottleneck stages, a ViT on the
+/// deepest map, a conv bottleneck and bilinear decoders (one per head).
+public struct TransUNetArchitecture: Hashable, Sendable {
+    public var inChannels: Int
+    public var stemWidth: Int
+    public var stageWidths: [Int]
+    public var bottleneck: Int
+    public var decoderWidths: [Int]
+    public var patch: Int
+    public var vitBlocks: Int
+    public var vitHeads: Int
+    public var vitDim: Int
+    public var vitMLP: Int
+    public var heads: [Head]
+
+    public init(inChannels: Int, stemWidth: Int, stageWidths: [Int], bottleneck: Int, decoderWidths: [Int],
+                patch: Int, vitBlocks: Int, vitHeads: Int, vitDim: Int, vitMLP: Int, heads: [Head]) {
+        self.inChannels = inChannels
+        self.stemWidth = stemWidth
+        self.stageWidths = stageWidths
+        self.bottleneck = bottleneck
+        self.decoderWidths = decoderWidths
+        self.patch = patch
+        self.vitBlocks = vitBlocks
+        self.vitHeads = vitHeads
+        self.vitDim = vitDim
+        self.vitMLP = vitMLP
+        self.heads = heads
+    }
+
+    /// Down-sampling of the deepest CNN map: the stem and each stage halve.
+    public var encoderStride: Int { 1 << (stageWidths.count + 1) }
+    /// Per-head width of attention: floor(dim / heads), as the study's code does.
+    public var vitHeadDim: Int { vitHeads > 0 ? vitDim / vitHeads : 0 }
+    public var vitInnerDim: Int { vitHeadDim * vitHeads }
+}
+
+/// One of the supported architectures.
+public enum ModelArchitecture: Hashable, Sendable {
+    case unet(UNetArchitecture)
+    case transunet(TransUNetArchitecture)
+
+    /// The spec's `arch:` name.
+    public var archName: String {
+        switch self {
+        case .unet(let u): return u.sharedDecoder ? "unet" : "multitask_unet"
+        case .transunet: return "transunet"
+        }
+    }
+
+    public var heads: [Head] {
+        switch self {
+        case .unet(let u): return u.heads
+        case .transunet(let t): return t.heads
+        }
+    }
+
+    public var inChannels: Int {
+        switch self {
+        case .unet(let u): return u.inChannels
+        case .transunet(let t): return t.inChannels
+        }
+    }
+
+    /// Input height and width must be multiples of this.
+    public var inputDivisor: Int {
+        switch self {
+        case .unet(let u): return 1 << u.depth
+        case .transunet(let t): return t.encoderStride * max(1, t.patch)
+        }
+    }
+
+    /// A short human description: `unet, depth 2`.
+    public var summary: String {
+        switch self {
+        case .unet(let u): return "\(archName), depth \(u.depth)"
+        case .transunet(let t): return "transunet, \(t.stageWidths.count) stages, ViT \(t.vitBlocks)x\(t.vitDim)"
+        }
+    }
+}

@@ -1,0 +1,179 @@
+import Diagnostics
+
+/// The spec language described as data: one description drives validation
+/// (unknown keys, types, ranges, defaults), the JSON Schema (`distill schema`),
+/// the key reference in grammar/README.md and the check of sweep paths.
+public indirect enum SchemaType: Sendable {
+    /// Free text.
+    case string
+    /// A name that may become a folder name: letters, digits, `_`, `-`, starting with a letter.
+    case identifier
+    /// A file-system path; `${NAME}` and `${NAME:-default}` are expanded from the environment.
+    case path
+    case integer(min: Int?, max: Int?)
+    /// A number; `exclusiveMin` makes `min` a strict bound.
+    case number(min: Double?, exclusiveMin: Bool, max: Double?)
+    case boolean
+    case enumeration([String])
+    case list(SchemaType, minCount: Int, maxCount: Int?)
+    case object(ObjectSchema)
+    /// A mapping whose keys the user names (models, stages, subsets).
+    case dictionary(SchemaType, keys: NameKind)
+    /// Alternatives chosen by the node's kind (scalar, list or mapping), in order.
+    case oneOf([SchemaType])
+    /// Anything; checked later against the path it is written to (sweep values).
+    case any
+
+    public static let positiveNumber = SchemaType.number(min: 0, exclusiveMin: true, max: nil)
+    public static let nonNegativeNumber = SchemaType.number(min: 0, exclusiveMin: false, max: nil)
+    public static let fraction = SchemaType.number(min: 0, exclusiveMin: true, max: 1)
+    public static let positiveInteger = SchemaType.integer(min: 1, max: nil)
+    public static let nonNegativeInteger = SchemaType.integer(min: 0, max: nil)
+
+    /// How type errors name what was expected.
+    public var expectation: String {
+        switch self {
+        case .string: return "a string"
+        case .identifier: return "a name"
+        case .path: return "a path"
+        case .integer: return "an integer"
+        case .number: return "a number"
+        case .boolean: return "true or false"
+        case .enumeration(let cases): return "one of " + cases.map { "'\($0)'" }.joined(separator: ", ")
+        case .list(let item, _, _): return "a list of \(item.pluralExpectation)"
+        case .object: return "a mapping"
+        case .dictionary: return "a mapping of names"
+        case .oneOf(let alternatives): return alternatives.map(\.expectation).joined(separator: " or ")
+        case .any: return "a value"
+        }
+    }
+
+    var pluralExpectation: String {
+        switch self {
+        case .integer: return "integers"
+        case .number: return "numbers"
+        case .string, .identifier: return "strings"
+        case .object, .dictionary: return "mappings"
+        default: return "values (\(expectation))"
+        }
+    }
+}
+
+/// What a user-chosen name may look like.
+public enum NameKind: Sendable {
+    /// Models, stages, subsets, tap pairs, axes: `[A-Za-z_][A-Za-z0-9_-]*`, so that
+    /// a sweep path `stages.kd.distill.taps.ee.weight` is unambiguous.
+    case identifier
+    /// Sweep value and variant names, which become folder names: `[A-Za-z0-9_][A-Za-z0-9_.+-]*`.
+    case label
+
+    public static let maxLength = 64
+
+    public func accepts(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= Self.maxLength else { return false }
+        func isAlnum(_ c: Unicode.Scalar) -> Bool {
+            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c)
+        }
+        switch self {
+        case .identifier:
+            guard first == "_" || (isAlnum(first) && !("0"..."9").contains(first)) else { return false }
+            return name.unicodeScalars.allSatisfy { isAlnum($0) || $0 == "_" || $0 == "-" }
+        case .label:
+            guard isAlnum(first) || first == "_" else { return false }
+            return name.unicodeScalars.allSatisfy { isAlnum($0) || "_-.+".unicodeScalars.contains($0) }
+        }
+    }
+
+    public var pattern: String {
+        switch self {
+        case .identifier: return "^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+        case .label: return "^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}$"
+        }
+    }
+}
+
+/// One key of an object schema.
+public struct Field: Sendable {
+    public var key: String
+    public var type: SchemaType
+    public var required: Bool
+    /// The value used when the key is absent (nil: absent stays absent).
+    public var defaultValue: Value.Kind?
+    public var doc: String
+
+    public init(_ key: String, _ type: SchemaType, required: Bool = false, default defaultValue: Value.Kind? = nil,
+                _ doc: String) {
+        self.key = key
+        self.type = type
+        self.required = required
+        self.defaultValue = defaultValue
+        self.doc = doc
+    }
+}
+
+/// An object whose fields depend on the value of one key (`kind:`, `arch:`).
+public struct Discriminator: Sendable {
+    public struct Case: Sendable {
+        public var name: String
+        public var doc: String
+        public var fields: [Field]
+        public init(_ name: String, _ doc: String, _ fields: [Field] = []) {
+            self.name = name
+            self.doc = doc
+            self.fields = fields
+        }
+    }
+
+    public var key: String
+    public var defaultCase: String?
+    public var cases: [Case]
+
+    public init(key: String, default defaultCase: String? = nil, _ cases: [Case]) {
+        self.key = key
+        self.defaultCase = defaultCase
+        self.cases = cases
+    }
+
+    public func `case`(_ name: String) -> Case? { cases.first { $0.name == name } }
+}
+
+/// A mapping with declared keys.
+public struct ObjectSchema: Sendable {
+    /// The definition's name in the JSON Schema (`$defs`) and in grammar/README.md.
+    public var name: String
+    public var doc: String
+    public var fields: [Field]
+    public var discriminator: Discriminator?
+    /// Exactly one of these keys must be present (`source: {msd: ...}` or `{phantom: ...}`).
+    public var exactlyOne: [String]
+
+    public init(_ name: String, _ doc: String, fields: [Field], discriminator: Discriminator? = nil,
+                exactlyOne: [String] = []) {
+        self.name = name
+        self.doc = doc
+        self.fields = fields
+        self.discriminator = discriminator
+        self.exactlyOne = exactlyOne
+    }
+
+    /// The fields that apply when the discriminator has the value `caseName`.
+    public func fields(for caseName: String?) -> [Field] {
+        guard let d = discriminator else { return fields }
+        var all = fields
+        all.append(Field(d.key, .enumeration(d.cases.map(\.name)), required: d.defaultCase == nil,
+                         default: d.defaultCase.map { .string($0) }, "Which kind of \(name) this is."))
+        if let name = caseName, let c = d.case(name) { all += c.fields }
+        return all
+    }
+
+    /// Every key that any case accepts, for did-you-mean.
+    public var allKeys: [String] {
+        var keys = fields.map(\.key)
+        if let d = discriminator {
+            keys.append(d.key)
+            for c in d.cases { keys += c.fields.map(\.key) }
+        }
+        var seen = Set<String>()
+        return keys.filter { seen.insert($0).inserted }
+    }
+}

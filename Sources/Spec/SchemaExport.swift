@@ -1,0 +1,175 @@
+import Foundation
+
+/// Renders `SpecSchema` as JSON Schema (draft 2020-12) and as the Markdown key
+/// reference of grammar/README.md. Both are generated, never written by hand.
+public enum SchemaExport {
+    public static func jsonSchema() -> String {
+        var defs: [String: Any] = [:]
+        let root = objectSchema(SpecSchema.root, &defs)
+        var doc = root
+        doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        doc["$id"] = "https://distillery.invalid/grammar/distill.schema.json"
+        doc["title"] = "Distillery spec, version \(SpecSchema.version)"
+        doc["$defs"] = defs
+        guard let data = try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) else { return "{}\n" }
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+
+    private static func objectSchema(_ o: ObjectSchema, _ defs: inout [String: Any]) -> [String: Any] {
+        var properties: [String: Any] = [:]
+        var required: [String] = []
+        for f in o.fields {
+            properties[f.key] = property(f, &defs)
+            if f.required { required.append(f.key) }
+        }
+        var out: [String: Any] = ["type": "object", "description": o.doc, "additionalProperties": false]
+        if let d = o.discriminator {
+            var kind: [String: Any] = ["enum": d.cases.map(\.name), "description": d.cases.map { "\($0.name): \($0.doc)" }.joined(separator: " ")]
+            if let def = d.defaultCase { kind["default"] = def } else { required.append(d.key) }
+            properties[d.key] = kind
+            var branches: [[String: Any]] = []
+            for c in d.cases {
+                var caseRequired: [String] = []
+                for f in c.fields {
+                    properties[f.key] = property(f, &defs)
+                    if f.required { caseRequired.append(f.key) }
+                }
+                let allowed = Set(c.fields.map(\.key))
+                let foreign = Set(d.cases.flatMap { $0.fields.map(\.key) }).subtracting(allowed).subtracting(o.fields.map(\.key)).sorted()
+                var then: [String: Any] = [:]
+                if !caseRequired.isEmpty { then["required"] = caseRequired }
+                if !foreign.isEmpty { then["not"] = ["anyOf": foreign.map { ["required": [$0]] }] }
+                let condition: [String: Any] = d.defaultCase == c.name
+                    ? ["anyOf": [["not": ["required": [d.key]]], ["properties": [d.key: ["const": c.name]], "required": [d.key]]]]
+                    : ["properties": [d.key: ["const": c.name]], "required": [d.key]]
+                if !then.isEmpty { branches.append(["if": condition, "then": then]) }
+            }
+            if !branches.isEmpty { out["allOf"] = branches }
+        }
+        if !o.exactlyOne.isEmpty { out["oneOf"] = o.exactlyOne.map { ["required": [$0]] } }
+        out["properties"] = properties
+        if !required.isEmpty { out["required"] = required }
+        return out
+    }
+
+    private static func property(_ f: Field, _ defs: inout [String: Any]) -> [String: Any] {
+        var p = type(f.type, &defs)
+        if let d = f.defaultValue { p["default"] = json(d) }
+        let existing = p["description"] as? String
+        p["description"] = existing.map { "\(f.doc) \($0)" } ?? f.doc
+        if case .object(let o) = f.type { p = ["$ref": "#/$defs/\(o.name)", "description": f.doc] ; if let d = f.defaultValue { p["default"] = json(d) } }
+        return p
+    }
+
+    private static func type(_ t: SchemaType, _ defs: inout [String: Any]) -> [String: Any] {
+        switch t {
+        case .string: return ["type": "string"]
+        case .identifier: return ["type": "string", "pattern": NameKind.identifier.pattern]
+        case .path: return ["type": "string", "description": "(`${NAME}` and `${NAME:-default}` are expanded)"]
+        case .integer(let lo, let hi):
+            var o: [String: Any] = ["type": "integer"]
+            if let lo { o["minimum"] = lo }
+            if let hi { o["maximum"] = hi }
+            return o
+        case .number(let lo, let exclusive, let hi):
+            var o: [String: Any] = ["type": "number"]
+            if let lo { o[exclusive ? "exclusiveMinimum" : "minimum"] = lo }
+            if let hi { o["maximum"] = hi }
+            return o
+        case .boolean: return ["type": "boolean"]
+        case .enumeration(let cases): return ["enum": cases]
+        case .list(let item, let lo, let hi):
+            var o: [String: Any] = ["type": "array", "items": type(item, &defs)]
+            if lo > 0 { o["minItems"] = lo }
+            if let hi { o["maxItems"] = hi }
+            return o
+        case .object(let o):
+            if defs[o.name] == nil {
+                defs[o.name] = [:]  // reserve the name before recursing
+                defs[o.name] = objectSchema(o, &defs)
+            }
+            return ["$ref": "#/$defs/\(o.name)"]
+        case .dictionary(let value, let keys):
+            return ["type": "object", "propertyNames": ["pattern": keys.pattern], "additionalProperties": type(value, &defs)]
+        case .oneOf(let alternatives):
+            return ["oneOf": alternatives.map { type($0, &defs) }]
+        case .any:
+            return [:]
+        }
+    }
+
+    static func json(_ v: Value.Kind) -> Any {
+        switch v {
+        case .null: return NSNull()
+        case .bool(let b): return b
+        case .int(let i): return i
+        case .number(let d): return d
+        case .string(let s): return s
+        case .list(let items): return items.map { json($0.kind) }
+        case .object(let members): return Dictionary(members.map { ($0.key, json($0.value.kind)) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    // MARK: Markdown
+
+    /// The key reference: one table per object, in the order a reader meets them.
+    public static func markdown() -> String {
+        var out = ""
+        var seen = Set<String>()
+        var queue = [SpecSchema.root]
+        while !queue.isEmpty {
+            let o = queue.removeFirst()
+            guard seen.insert(o.name).inserted else { continue }
+            out += "### \(o.name)\n\n\(o.doc)\n\n"
+            out += table(o.fields, &queue)
+            if let d = o.discriminator {
+                out += "\n`\(d.key)` chooses the kind\(d.defaultCase.map { " (default `\($0)`)" } ?? ""):\n\n"
+                for c in d.cases {
+                    out += "- `\(d.key): \(c.name)`: \(c.doc)\n"
+                    if !c.fields.isEmpty {
+                        out += "\n" + table(c.fields, &queue).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n\n"
+                    }
+                }
+            }
+            if !o.exactlyOne.isEmpty { out += "\nExactly one of \(o.exactlyOne.map { "`\($0)`" }.joined(separator: ", ")).\n" }
+            out += "\n"
+        }
+        return out
+    }
+
+    private static func table(_ fields: [Field], _ queue: inout [ObjectSchema]) -> String {
+        guard !fields.isEmpty else { return "" }
+        var out = "| key | type | default | meaning |\n|---|---|---|---|\n"
+        for f in fields {
+            let def = f.required ? "required" : f.defaultValue.map { "`\(Value($0).canonicalText)`" } ?? "-"
+            out += "| `\(f.key)` | \(describe(f.type, &queue)) | \(def) | \(f.doc.replacingOccurrences(of: "|", with: "\\|")) |\n"
+        }
+        return out
+    }
+
+    private static func describe(_ t: SchemaType, _ queue: inout [ObjectSchema]) -> String {
+        switch t {
+        case .string: return "string"
+        case .identifier: return "name"
+        case .path: return "path"
+        case .integer(let lo, let hi): return "integer" + bounds(lo.map(Double.init), false, hi.map(Double.init))
+        case .number(let lo, let ex, let hi): return "number" + bounds(lo, ex, hi)
+        case .boolean: return "boolean"
+        case .enumeration(let cases): return cases.map { "`\($0)`" }.joined(separator: " \\| ")
+        case .list(let item, _, _): return "list of \(describe(item, &queue))"
+        case .object(let o): queue.append(o); return "[\(o.name)](#\(o.name.lowercased()))"
+        case .dictionary(let v, _): return "map of name to \(describe(v, &queue))"
+        case .oneOf(let alts): return alts.map { describe($0, &queue) }.joined(separator: " or ")
+        case .any: return "any"
+        }
+    }
+
+    private static func bounds(_ lo: Double?, _ exclusive: Bool, _ hi: Double?) -> String {
+        switch (lo, hi) {
+        case (nil, nil): return ""
+        case (let l?, nil): return " \(exclusive ? ">" : ">=") \(Value.plain(l))"
+        case (nil, let h?): return " <= \(Value.plain(h))"
+        case (let l?, let h?): return " in \(exclusive ? "(" : "[")\(Value.plain(l)), \(Value.plain(h))]"
+        }
+    }
+}

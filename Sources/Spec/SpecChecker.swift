@@ -1,0 +1,140 @@
+import Diagnostics
+import Foundation
+import SpecSyntax
+
+/// A checked spec: the base document, every sweep variant, and what was wrong.
+public struct CheckedSpec: Sendable {
+    public struct Variant: Sendable {
+        public var name: String
+        public var choices: [(axis: String, value: String)]
+        /// The variant's IR; nil when its document had errors.
+        public var spec: Spec?
+    }
+
+    /// The spec without its sweep applied.
+    public var base: Spec?
+    /// One entry per distinct variant; a spec without a sweep has one, named `base`.
+    public var variants: [Variant]
+    public var diagnostics: [Diagnostic]
+    public var files: [SourceFile]
+}
+
+/// The checker: load, validate, build the IR, run every rule, expand the sweep
+/// and check every variant. It never stops at the first problem.
+public enum SpecChecker {
+    /// Every semantic rule, each a small function over the IR.
+    static let rules: [@Sendable (Spec) -> [Diagnostic]] = ReferenceChecks.rules + ShapeChecks.rules + StudyChecks.rules
+
+    /// Checks the spec at `path`; nil when the file itself cannot be read.
+    public static func check(path: String, loader: SpecLoader = SpecLoader(),
+                             environment: [String: String] = ProcessInfo.processInfo.environment) -> CheckedSpec? {
+        guard let loaded = loader.load(path: path) else { return nil }
+        return check(loaded, environment: environment)
+    }
+
+    /// Checks an in-memory spec (tests, editors).
+    public static func check(source: SourceFile, directory: String = FileManager.default.currentDirectoryPath,
+                             environment: [String: String] = [:]) -> CheckedSpec {
+        check(SpecLoader(workingDirectory: directory).load(file: source, directory: directory), environment: environment)
+    }
+
+    static func check(_ loaded: SpecLoader.Result, environment: [String: String]) -> CheckedSpec {
+        var diagnostics = loaded.diagnostics
+        var result = CheckedSpec(base: nil, variants: [], diagnostics: [], files: loaded.files)
+        defer { }
+        guard let root = loaded.root else {
+            result.diagnostics = diagnostics.sortedForOutput()
+            return result
+        }
+        guard root.entries != nil else {
+            diagnostics.append(Diagnostic(SpecDiagnostics.notASpec,
+                "a spec is a mapping with 'data', 'models' and 'stages'; found \(root.kindDescription)", at: root.range))
+            result.diagnostics = diagnostics.sortedForOutput()
+            return result
+        }
+        let (document, baseDiagnostics) = evaluate(root, environment: environment)
+        diagnostics += baseDiagnostics.all
+        result.base = baseDiagnostics.spec
+
+        guard let sweepNode = root["sweep"], let sweepValue = document?["sweep"] else {
+            result.variants = [.init(name: "base", choices: [], spec: baseDiagnostics.spec)]
+            result.diagnostics = diagnostics.sortedForOutput()
+            return result
+        }
+        var expansion = SweepExpansion()
+        let variants = expansion.expand(root: root, sweepNode: sweepNode, sweep: sweepValue)
+        diagnostics += expansion.diagnostics
+
+        // Check each variant; report only what the base did not already say.
+        let known = Set(diagnostics.map(DiagnosticKey.init))
+        var firstSeen: [DiagnosticKey: (index: Int, variants: [String])] = [:]
+        var variantDiagnostics: [Diagnostic] = []
+        var byDocument: [String: String] = [:]
+        let base = SyntaxNode(.mapping((root.entries ?? []).filter { $0.key != "sweep" }), range: root.range)
+        for v in variants {
+            var tree = base
+            for o in v.overrides { tree = o.path.write(o.value, into: tree) }
+            let (doc, checked) = evaluate(tree, environment: environment)
+            for d in checked.all {
+                let key = DiagnosticKey(d)
+                if known.contains(key) { continue }
+                if let seen = firstSeen[key] {
+                    firstSeen[key]?.variants = seen.variants + [v.name]
+                } else {
+                    firstSeen[key] = (variantDiagnostics.count, [v.name])
+                    variantDiagnostics.append(d)
+                }
+            }
+            if let text = doc?.canonicalText {
+                if let first = byDocument[text] {
+                    diagnostics.append(Diagnostic(SpecDiagnostics.duplicateVariant,
+                        "variants '\(first)' and '\(v.name)' expand to the same spec; they are merged into '\(first)'",
+                        at: sweepNode.range, path: "sweep"))
+                    continue
+                }
+                byDocument[text] = v.name
+            }
+            result.variants.append(.init(name: v.name, choices: v.choices, spec: checked.spec))
+        }
+        for (key, seen) in firstSeen {
+            _ = key
+            var d = variantDiagnostics[seen.index]
+            let others = seen.variants.count - 1
+            d.notes.append(DiagnosticNote("in sweep variant '\(seen.variants[0])'" + (others > 0 ? " and \(others) other\(others == 1 ? "" : "s")" : "")))
+            variantDiagnostics[seen.index] = d
+        }
+        diagnostics += variantDiagnostics
+        result.diagnostics = diagnostics.sortedForOutput()
+        return result
+    }
+
+    struct Evaluation {
+        var all: [Diagnostic]
+        var spec: Spec?
+    }
+
+    /// Validates a tree, builds its IR and runs every rule.
+    static func evaluate(_ tree: SyntaxNode, environment: [String: String]) -> (Value?, Evaluation) {
+        var validator = Validator(environment: environment)
+        let document = validator.validate(tree, as: .object(SpecSchema.root), path: "")
+        var all = validator.diagnostics
+        let spec = document.flatMap(SpecBuilder.build)
+        if let spec {
+            for rule in rules { all += rule(spec) }
+        }
+        return (document, Evaluation(all: all, spec: all.hasErrors ? nil : spec))
+    }
+}
+
+/// What makes two diagnostics "the same finding" across variants.
+struct DiagnosticKey: Hashable {
+    let code: String
+    let range: SourceRange?
+    let message: String
+
+    init(_ d: Diagnostic) {
+        code = d.id.code
+        range = d.range
+        message = d.message
+    }
+}

@@ -1,0 +1,308 @@
+/// The Distillery spec language, version 1: every key, its type, default and meaning.
+/// `distill schema` prints this as JSON Schema; grammar/README.md documents it.
+public enum SpecSchema {
+    public static let version = 1
+
+    public static let root = ObjectSchema("Spec", "A knowledge-distillation study: data, models, training stages, evaluation and the sweep.", fields: [
+        Field("version", .integer(min: 1, max: 1), default: .int(1), "Spec language version; 1 today."),
+        Field("name", .string, "A title for reports."),
+        Field("description", .string, "Free text for reports."),
+        Field("extends", .oneOf([.path, .list(.path, minCount: 1, maxCount: nil)]),
+              "Spec file(s) this one builds on, relative to this file; later keys override earlier ones, `null` deletes a key."),
+        Field("data", .object(data), required: true, "The dataset, its preprocessing, split and training subsets."),
+        Field("models", .dictionary(.object(model), keys: .identifier), required: true, "Named network architectures."),
+        Field("stages", .dictionary(.object(stage), keys: .identifier), required: true, "Named training stages (teachers, baseline students, distilled students)."),
+        Field("evaluate", .object(evaluate), default: .object([]), "How every trained stage is evaluated on the test split."),
+        Field("sweep", .object(sweep), "The ablation grid: axes over spec paths and how to combine them."),
+    ])
+
+    // MARK: data
+
+    static let phantom = ObjectSchema("Phantom", "The built-in synthetic abdominal CT generator, written as an MSD folder.", fields: [
+        Field("cases", .integer(min: 4, max: 10_000), default: .int(24), "Number of patients."),
+        Field("seed", .nonNegativeInteger, default: .int(0), "Generator seed."),
+        Field("size", .integer(min: 32, max: 1024), default: .int(128), "In-plane voxels per side."),
+        Field("slices", .integer(min: 4, max: 1024), default: .int(48), "Axial slices per volume."),
+        Field("noise", .nonNegativeNumber, default: .number(20), "Gaussian noise, standard deviation in HU."),
+        Field("hard_cases", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.25),
+              "Share of patients whose spleen is small or low-contrast."),
+    ])
+
+    static let source = ObjectSchema("Source", "Where the volumes come from: exactly one of `msd` or `phantom`.", fields: [
+        Field("msd", .path, "A Medical Segmentation Decathlon folder (dataset.json, imagesTr/, labelsTr/)."),
+        Field("phantom", .object(phantom), "The built-in phantom; `phantom: {}` takes every default."),
+    ], exactlyOne: ["msd", "phantom"])
+
+    static let preprocess = ObjectSchema("Preprocess", "How volumes become 2D training slices.", fields: [
+        Field("slice_axis", .enumeration(["axial", "coronal", "sagittal"]), default: .string("axial"),
+              "Which axis slices are taken along, after reorientation to a canonical axis order."),
+        Field("window", .oneOf([.list(.number(min: nil, exclusiveMin: false, max: nil), minCount: 2, maxCount: 2), .enumeration(["clip255"])]),
+              default: .list([Value(.number(-160)), Value(.number(240))]),
+              "Intensity window `[low, high]` in HU, scaled to [0, 1]; or `clip255`, the study's clip to [0, 255] then /255."),
+        Field("size", .oneOf([.integer(min: 8, max: 2048), .list(.integer(min: 8, max: 2048), minCount: 2, maxCount: 2)]),
+              default: .int(256), "Target slice size: one side, or `[height, width]`."),
+        Field("channels", .integer(min: 1, max: 3), default: .int(1), "Input channels: 1, or 3 (the grey value replicated, as the study's RGB PNGs)."),
+        Field("keep_empty", .number(min: 0, exclusiveMin: false, max: 1), default: .number(1),
+              "Share of slices without foreground that are kept."),
+    ])
+
+    static let split = ObjectSchema("Split", "How cases are divided into train, validation and test parts.", fields: [
+        Field("unit", .enumeration(["patient", "slice"]), default: .string("patient"),
+              "Split by patient (no leak) or by slice (the study's mode: one patient's slices land on both sides)."),
+        Field("test", .fraction, default: .number(0.2), "Share held out for testing."),
+        Field("val", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.1), "Share held out for validation; 0 for none."),
+        Field("seed", .nonNegativeInteger, default: .int(42), "Seed of the split."),
+        Field("folds", .integer(min: 2, max: 100), "k for k-fold cross-validation (the test part is fold `fold`)."),
+        Field("fold", .nonNegativeInteger, "Which fold is the test part, 0-based; requires `folds`."),
+    ])
+
+    static let subset = ObjectSchema("Subset", "A named share of a split part that a stage trains on.", fields: [
+        Field("fraction", .fraction, required: true, "Share of the parent drawn (seeded by the split seed)."),
+        Field("of", .identifier, "Parent subset: this one is drawn inside it (the student's half inside the teacher's full)."),
+        Field("part", .enumeration(["train", "trainval", "val", "test"]), default: .string("train"), "Which split part it is drawn from."),
+        Field("stratify", .boolean, default: .bool(false), "Draw so that the share of slices with foreground is kept."),
+    ])
+
+    static let data = ObjectSchema("Data", "The dataset, its preprocessing, split and training subsets.", fields: [
+        Field("source", .object(source), required: true, "Where the volumes come from."),
+        Field("foreground", .list(.integer(min: 1, max: nil), minCount: 1, maxCount: nil), default: .list([Value(.int(1))]),
+              "Label values that count as foreground."),
+        Field("preprocess", .object(preprocess), default: .object([]), "Slicing, intensity window, size and channels."),
+        Field("split", .object(split), default: .object([]), "Train, validation and test parts."),
+        Field("subsets", .dictionary(.object(subset), keys: .identifier),
+              default: .object([Value.Member(key: "full", keyRange: nil, value: Value(.object([Value.Member(key: "fraction", keyRange: nil, value: Value(.number(1)))])))]),
+              "Named training subsets; default `full: {fraction: 1.0}`."),
+    ])
+
+    // MARK: models
+
+    static let heads = SchemaType.dictionary(.integer(min: 1, max: 4096), keys: .identifier)
+    static let widths = SchemaType.list(.integer(min: 1, max: 16384), minCount: 1, maxCount: 8)
+
+    static func unetFields(heads defaultHeads: [(String, Int)]) -> [Field] {
+        [
+            Field("widths", widths, required: true, "Channels of each encoder level, full resolution first; the depth is its length."),
+            Field("bottleneck", .integer(min: 1, max: 65536), required: true, "Channels of the bottleneck block."),
+            Field("convs_per_block", .integer(min: 1, max: 8), default: .int(2), "3x3 conv + norm + ReLU units per block."),
+            Field("norm", .enumeration(["batch", "group", "instance"]), default: .string("batch"), "Normalisation after each conv."),
+            Field("groups", .positiveInteger, default: .int(8), "Groups of `norm: group`."),
+            Field("up", .enumeration(["transpose", "bilinear"]), default: .string("transpose"), "Decoder up-sampling."),
+            Field("heads", heads, default: .object(defaultHeads.map { Value.Member(key: $0.0, keyRange: nil, value: Value(.int($0.1))) }),
+                  "Output heads and their channels."),
+        ]
+    }
+
+    static let vit = ObjectSchema("ViT", "The transformer bottleneck of a TransUNet.", fields: [
+        Field("blocks", .integer(min: 0, max: 64), default: .int(8), "Post-norm transformer blocks."),
+        Field("heads", .integer(min: 1, max: 128), default: .int(12), "Attention heads; each has floor(dim/heads) features."),
+        Field("dim", .integer(min: 1, max: 16384), default: .int(256), "Token width."),
+        Field("mlp", .integer(min: 1, max: 65536), default: .int(2048), "MLP hidden width."),
+        Field("patch", .integer(min: 1, max: 64), default: .int(16), "Patch side on the deepest CNN map."),
+    ])
+
+    static let model = ObjectSchema("Model", "A network architecture; its `arch` decides which keys apply.", fields: [
+        Field("in_channels", .integer(min: 1, max: 64), "Input channels; default: `data.preprocess.channels`."),
+    ], discriminator: Discriminator(key: "arch", [
+        .init("unet", "A U-Net with one decoder (the study's students).", unetFields(heads: [("segmentation", 1)])),
+        .init("multitask_unet", "A U-Net with a shared encoder and one decoder per head (the study's T1).",
+              unetFields(heads: [("segmentation", 1), ("reconstruction", 3)])),
+        .init("transunet", "A hybrid CNN + ViT encoder with bilinear decoders, one per head (the study's T2).", [
+            Field("stem_width", .integer(min: 1, max: 16384), default: .int(128), "Channels of the 7x7 stride-2 stem."),
+            Field("stage_widths", widths, default: .list([256, 512, 1024].map { Value(.int($0)) }), "Residual stage widths, each stride 2."),
+            Field("bottleneck", .integer(min: 1, max: 65536), default: .int(512), "Channels of the conv after the ViT."),
+            Field("decoder_widths", widths, default: .list([256, 128, 64, 16].map { Value(.int($0)) }), "Decoder block widths, deepest first."),
+            Field("vit", .object(vit), default: .object([]), "The transformer bottleneck."),
+            Field("heads", heads, default: .object([("segmentation", 1), ("reconstruction", 3)].map { Value.Member(key: $0.0, keyRange: nil, value: Value(.int($0.1))) }),
+                  "Output heads and their channels."),
+        ]),
+    ]))
+
+    // MARK: stages
+
+    static let lossTerm = ObjectSchema("LossTerm", "A supervised loss on one head.", fields: [
+        Field("head", .identifier, default: .string("segmentation"), "The head it applies to."),
+        Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
+    ], discriminator: Discriminator(key: "kind", [
+        .init("dice", "Soft Dice on sigmoid probabilities pooled over the batch (the study's form).", [
+            Field("smooth", .nonNegativeNumber, default: .number(1), "Added to numerator and denominator."),
+        ]),
+        .init("bce", "Binary cross-entropy on logits, mean over pixels."),
+        .init("dice_bce", "BCE + Dice (the study's teacher and S2 loss).", [
+            Field("smooth", .nonNegativeNumber, default: .number(1), "Dice smoothing."),
+        ]),
+        .init("ce", "Multi-class cross-entropy over pixels (heads with 2 or more channels)."),
+        .init("focal", "Multi-class focal loss.", [
+            Field("gamma", .nonNegativeNumber, default: .number(2), "Focusing exponent."),
+        ]),
+        .init("mse", "Mean squared error, for reconstruction heads.", [
+            Field("target", .enumeration(["input", "label"]), default: .string("input"), "What the head reconstructs."),
+        ]),
+    ]))
+
+    static let betas = SchemaType.list(.number(min: 0, exclusiveMin: false, max: 1), minCount: 2, maxCount: 2)
+
+    static let optimizer = ObjectSchema("Optimizer", "The optimiser, with PyTorch's semantics and defaults.", fields: [
+        Field("lr", .positiveNumber, required: true, "Learning rate."),
+    ], discriminator: Discriminator(key: "kind", [
+        .init("sgd", "SGD with optional momentum.", [
+            Field("momentum", .nonNegativeNumber, default: .number(0), "Momentum factor."),
+            Field("nesterov", .boolean, default: .bool(false), "Nesterov momentum."),
+            Field("weight_decay", .nonNegativeNumber, default: .number(0), "L2 penalty added to the gradient."),
+        ]),
+        .init("adam", "Adam.", [
+            Field("betas", betas, default: .list([Value(.number(0.9)), Value(.number(0.999))]), "Moment decay rates."),
+            Field("eps", .positiveNumber, default: .number(1e-8), "Denominator term."),
+            Field("weight_decay", .nonNegativeNumber, default: .number(0), "L2 penalty added to the gradient."),
+        ]),
+        .init("adamw", "Adam with decoupled weight decay (the study's teachers and baselines).", [
+            Field("betas", betas, default: .list([Value(.number(0.9)), Value(.number(0.999))]), "Moment decay rates."),
+            Field("eps", .positiveNumber, default: .number(1e-8), "Denominator term."),
+            Field("weight_decay", .nonNegativeNumber, default: .number(0.01), "Decoupled weight decay."),
+        ]),
+        .init("rmsprop", "RMSprop (the study's KD students).", [
+            Field("alpha", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.99), "Smoothing constant."),
+            Field("eps", .positiveNumber, default: .number(1e-8), "Denominator term."),
+            Field("momentum", .nonNegativeNumber, default: .number(0), "Momentum factor."),
+            Field("centered", .boolean, default: .bool(false), "Normalise by the estimated variance."),
+            Field("weight_decay", .nonNegativeNumber, default: .number(0), "L2 penalty added to the gradient."),
+        ]),
+        .init("adagrad", "Adagrad.", [
+            Field("lr_decay", .nonNegativeNumber, default: .number(0), "Learning-rate decay."),
+            Field("eps", .positiveNumber, default: .number(1e-10), "Denominator term."),
+            Field("initial_accumulator_value", .nonNegativeNumber, default: .number(0), "Starting sum of squares."),
+            Field("weight_decay", .nonNegativeNumber, default: .number(0), "L2 penalty added to the gradient."),
+        ]),
+    ]))
+
+    static let schedule = ObjectSchema("Schedule", "How the learning rate changes over epochs.", fields: [
+        Field("warmup_epochs", .nonNegativeInteger, default: .int(0), "Linear warm-up from 0."),
+    ], discriminator: Discriminator(key: "kind", default: "constant", [
+        .init("constant", "The same rate throughout."),
+        .init("cosine", "Cosine annealing to `min_lr`.", [
+            Field("min_lr", .nonNegativeNumber, default: .number(0), "Final learning rate."),
+        ]),
+        .init("poly", "Polynomial decay `(1 - epoch/epochs)^power` (nnU-Net's choice).", [
+            Field("power", .positiveNumber, default: .number(0.9), "Exponent."),
+        ]),
+        .init("step", "Multiply by `gamma` every `step_size` epochs.", [
+            Field("step_size", .positiveInteger, required: true, "Epochs between drops."),
+            Field("gamma", .positiveNumber, default: .number(0.1), "Factor per drop."),
+        ]),
+    ]))
+
+    static let select = ObjectSchema("Select", "Which epoch's checkpoint the stage keeps.", fields: [
+        Field("metric", .enumeration(["dice", "iou", "loss"]), default: .string("dice"), "What is compared between epochs."),
+        Field("split", .enumeration(["val", "test", "last"]), default: .string("val"),
+              "Where it is measured; `last` keeps the final epoch; `test` is the study's leak, flagged."),
+    ])
+
+    static let initFrom = ObjectSchema("Init", "Initial weights: exactly one of `stage` or `file`.", fields: [
+        Field("stage", .identifier, "Start from the selected checkpoint of another stage."),
+        Field("file", .path, "Start from a safetensors file."),
+    ], exactlyOne: ["stage", "file"])
+
+    static let adapter = ObjectSchema("Adapter", "A projection that makes channel counts meet at a tap pair.", fields: [
+        Field("side", .enumeration(["teacher", "student"]), default: .string("teacher"), "Which map it projects."),
+        Field("kind", .enumeration(["conv1x1", "identity"]), default: .string("conv1x1"), "The projection."),
+        Field("trainable", .boolean, default: .bool(true), "Trained with the student."),
+        Field("reinit_each_step", .boolean, default: .bool(false),
+              "Re-created with random weights every step and never trained: the study's defect, reproduced on purpose."),
+    ])
+
+    static let featureLoss = ObjectSchema("FeatureLoss", "How a tap pair's two maps are compared.", fields: [],
+        discriminator: Discriminator(key: "kind", default: "mse", [
+            .init("mse", "Mean squared error."),
+            .init("l1", "Mean absolute error."),
+            .init("cosine", "1 - cosine similarity of each image's flattened maps."),
+            .init("infonce", "Instance contrast: the same image's teacher map is the positive, the batch's others the negatives.", [
+                Field("temperature", .positiveNumber, default: .number(0.1), "Softmax temperature."),
+            ]),
+            .init("attention", "Attention transfer between spatial attention maps.", [
+                Field("p", .positiveNumber, default: .number(2), "Exponent of the channel pooling."),
+            ]),
+            .init("cwd", "Channel-wise distillation: KL between per-channel spatial softmax maps.", [
+                Field("temperature", .positiveNumber, default: .number(1), "Softmax temperature."),
+            ]),
+        ]))
+
+    static let tapPair = ObjectSchema("TapPair", "A feature-distillation term between a teacher tap and a student tap.", fields: [
+        Field("teacher", .string, required: true, "The teacher's tap, e.g. `pool.1`."),
+        Field("student", .string, required: true, "The student's tap."),
+        Field("adapter", .object(adapter), "Projection when channel counts differ."),
+        Field("resample", .enumeration(["none", "bilinear", "nearest", "avgpool"]), default: .string("none"),
+              "How the teacher map is brought to the student map's size."),
+        Field("loss", .object(featureLoss), default: .object([]), "The comparison."),
+        Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
+    ])
+
+    static let logits = ObjectSchema("LogitDistillation", "Distillation of the output logits, scaled by T^2.", fields: [
+        Field("head", .identifier, default: .string("segmentation"), "Head compared on both sides."),
+        Field("temperature", .positiveNumber, default: .number(4), "Temperature T."),
+        Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
+    ], discriminator: Discriminator(key: "kind", [
+        .init("binary_kl", "Bernoulli KL on sigmoid outputs, for 1-channel heads."),
+        .init("kl", "Softmax KL over channels, for heads with 2 or more channels.", [
+            Field("accept_zero_gradient", .boolean, default: .bool(false),
+                  "Allow softmax KL on a 1-channel head (identically zero: the study's defect, reproduced on purpose)."),
+        ]),
+    ]))
+
+    static let supcon = ObjectSchema("SupCon", "Supervised pixel contrast on one student tap (labels from the down-sampled mask).", fields: [
+        Field("tap", .string, required: true, "The student tap whose pixels are contrasted."),
+        Field("temperature", .positiveNumber, default: .number(0.1), "Softmax temperature."),
+        Field("samples_per_class", .integer(min: 1, max: 100_000), default: .int(64), "Pixels sampled per class per image (seeded)."),
+        Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
+    ])
+
+    static let distill = ObjectSchema("Distill", "What a student learns from a frozen teacher.", fields: [
+        Field("teacher", .identifier, required: true, "The stage that trains the teacher (frozen, eval mode)."),
+        Field("taps", .dictionary(.object(tapPair), keys: .identifier), default: .object([]), "Named feature terms, e.g. `ee`, `bb`, `dd`."),
+        Field("logits", .object(logits), "Logit distillation (the study's PMD)."),
+        Field("supcon", .object(supcon), "Supervised pixel contrast."),
+        Field("use", .list(.identifier, minCount: 0, maxCount: nil), "Which named terms are active (tap names, `logits`, `supcon`); default all. Sweeps set this for scale ablations."),
+    ])
+
+    static let stage = ObjectSchema("Stage", "A training stage: a model trained on a subset with losses, optionally distilled from a teacher.", fields: [
+        Field("model", .identifier, required: true, "The model it trains."),
+        Field("data", .identifier, required: true, "The training subset."),
+        Field("loss", .list(.object(lossTerm), minCount: 1, maxCount: nil), required: true, "Supervised loss terms."),
+        Field("optimizer", .object(optimizer), required: true, "The optimiser."),
+        Field("schedule", .object(schedule), default: .object([]), "Learning-rate schedule."),
+        Field("epochs", .integer(min: 1, max: 100_000), required: true, "Training epochs."),
+        Field("batch", .integer(min: 1, max: 65536), required: true, "Batch size."),
+        Field("seed", .nonNegativeInteger, default: .int(42), "Seed of initialisation, shuffling and sampling."),
+        Field("clip_grad_norm", .positiveNumber, "Clip the global gradient norm to this value."),
+        Field("select", .object(select), default: .object([]), "Checkpoint selection."),
+        Field("init", .object(initFrom), "Initial weights."),
+        Field("distill", .object(distill), "Distillation from a teacher stage."),
+    ])
+
+    // MARK: evaluation and sweep
+
+    static let evaluate = ObjectSchema("Evaluate", "Metrics on the test split.", fields: [
+        Field("metrics", .list(.enumeration(["dice", "iou", "precision", "recall", "hd95"]), minCount: 1, maxCount: nil),
+              default: .list(["dice", "iou", "precision", "recall"].map { Value(.string($0)) }), "Metrics reported."),
+        Field("pooling", .enumeration(["global", "per_case", "both"]), default: .string("both"),
+              "Global: TP/FP/FN summed over all test slices (the study); per case: mean and sd over patients."),
+        Field("threshold", .number(min: nil, exclusiveMin: false, max: nil), default: .number(0.5), "Decision threshold."),
+        Field("threshold_on", .enumeration(["probability", "logit"]), default: .string("probability"),
+              "What the threshold applies to; the study compared logits with 0.5."),
+    ])
+
+    static let axis = ObjectSchema("Axis", "One sweep axis: named values at one spec path, or named sets of path/value pairs.", fields: [
+        Field("path", .string, "The spec path each value is written to, e.g. `stages.kd.distill.teacher`; without it each value is a mapping of path to value."),
+        Field("values", .dictionary(.any, keys: .label), required: true, "Named values."),
+    ])
+
+    static let sweep = ObjectSchema("Sweep", "How the axes combine into variants.", fields: [
+        Field("axes", .dictionary(.object(axis), keys: .identifier), default: .object([]), "Named axes."),
+        Field("grid", .list(.identifier, minCount: 1, maxCount: nil), "Axes combined as a Cartesian product; default: every axis not in `zip`."),
+        Field("zip", .list(.identifier, minCount: 2, maxCount: nil), "Axes advanced together (equal lengths); the group is one factor of the grid."),
+        Field("variants", .dictionary(.dictionary(.any, keys: .label), keys: .label), "Explicit named variants: mappings of path to value."),
+        Field("exclude", .list(.dictionary(.string, keys: .identifier), minCount: 1, maxCount: nil), "Combinations left out: `{axis: value, ...}` matches when every pair matches."),
+        Field("max_variants", .integer(min: 1, max: 1_000_000), "Upper bound on the expansion; required above \(defaultVariantCap) variants."),
+    ])
+
+    /// A grid larger than this needs an explicit `max_variants`.
+    public static let defaultVariantCap = 256
+}

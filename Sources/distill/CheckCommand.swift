@@ -1,0 +1,72 @@
+import ArgumentParser
+import Diagnostics
+import Foundation
+import Spec
+
+/// `distill check FILE|DIR...`: every problem of every spec, like a compiler.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check specs and print every error and warning with its location.",
+        discussion: """
+            Directories are searched for *.yaml and *.yml files. Exit status: 0 when every \
+            spec is valid (warnings allowed), 1 when any has an error, 2 on a usage or I/O error.
+            """)
+
+    @Argument(help: "Spec files or directories.")
+    var paths: [String]
+
+    @Option(name: .long, help: "Output format: text or json.")
+    var format: OutputFormat = .text
+
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
+    func run() throws {
+        let fm = FileManager.default
+        var files: [String] = []
+        var ioErrors: [String] = []
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                ioErrors.append("error: no such file or directory: '\(path)'")
+                continue
+            }
+            files += isDirectory.boolValue ? SpecFiles.find(in: path) : [path]
+        }
+        var diagnostics: [Diagnostic] = []
+        for file in files {
+            guard let checked = SpecChecker.check(path: file) else {
+                ioErrors.append("error: cannot read '\(file)'")
+                continue
+            }
+            diagnostics += checked.diagnostics
+        }
+        switch format {
+        case .text:
+            print(DiagnosticRenderer.text(diagnostics), terminator: "")
+            print(DiagnosticRenderer.summary(diagnostics, files: files.count))
+        case .json:
+            print(DiagnosticRenderer.json(diagnostics, files: files.count), terminator: "")
+        }
+        for e in ioErrors { FileHandle.standardError.write(Data((e + "\n").utf8)) }
+        if !ioErrors.isEmpty { throw ExitStatus.usage }
+        if diagnostics.hasErrors { throw ExitStatus.failure }
+    }
+}
+
+/// Finds spec files below a directory, in a stable order.
+enum SpecFiles {
+    static func find(in directory: String) -> [String] {
+        let fm = FileManager.default
+        guard let walker = fm.enumerator(atPath: directory) else { return [] }
+        var found: [String] = []
+        while let item = walker.nextObject() as? String {
+            if item.hasSuffix(".yaml") || item.hasSuffix(".yml") {
+                found.append((directory as NSString).appendingPathComponent(item))
+            }
+        }
+        return found.sorted()
+    }
+}
