@@ -6,6 +6,9 @@
 //   Architecture (tap manifests) <- Spec, and later NN and the cost model
 import PackageDescription
 
+/// libnifti's headers include each other by bare name from /usr/include/nifti.
+let niftiInclude: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-I/usr/include/nifti"])]
+
 let package = Package(
     name: "Distillery",
     platforms: [.macOS(.v13)],
@@ -37,7 +40,8 @@ let package = Package(
 
         .testTarget(name: "SpecSyntaxTests", dependencies: ["SpecSyntax", "Diagnostics"]),
         .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture"],
-                    resources: [.copy("Fixtures")]),
-        .testTarget(name: "CLITests", dependencies: ["distill"]),
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["distill", "Spec"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["COpenBLAS", "CNifti"], swiftSettings: niftiInclude),
     ]
 )

@@ -25,7 +25,7 @@ enum ReferenceChecks {
             if spec.model(stage.model.name) == nil, !modelDefinedButInvalid(spec, stage.model.name) {
                 out.append(unknown(SpecDiagnostics.unknownModel, "model", stage.model, modelNames, path: "\(base).model"))
             }
-            if spec.data.subset(stage.data.name) == nil {
+            if spec.data.subset(stage.data.name) == nil, spec.data.value["subsets"]?[stage.data.name] == nil {
                 out.append(unknown(SpecDiagnostics.unknownSubset, "subset", stage.data, subsetNames, path: "\(base).data"))
             }
             if let d = stage.distill, spec.stage(d.teacher.name) == nil, !stageDefinedButInvalid(spec, d.teacher.name) {
@@ -51,6 +51,7 @@ enum ReferenceChecks {
         for subset in spec.data.subsets {
             guard let parent = subset.parent else { continue }
             guard let p = spec.data.subset(parent.name) else {
+                if spec.data.value["subsets"]?[parent.name] != nil { continue }
                 out.append(unknown(SpecDiagnostics.unknownSubset, "subset", parent, names.filter { $0 != subset.name },
                                    path: "data.subsets.\(subset.name).of"))
                 continue

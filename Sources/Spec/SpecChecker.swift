@@ -85,7 +85,7 @@ public enum SpecChecker {
                     variantDiagnostics.append(d)
                 }
             }
-            if let text = doc?.canonicalText {
+            if let text = doc?.canonicalText, !expansion.diagnostics.hasErrors {
                 if let first = byDocument[text] {
                     diagnostics.append(Diagnostic(SpecDiagnostics.duplicateVariant,
                         "variants '\(first)' and '\(v.name)' expand to the same spec; they are merged into '\(first)'",

@@ -105,9 +105,11 @@ struct Validator {
                     invalidName(entry.key, keys, entry.keyRange, path)
                     continue
                 }
-                if let v = validate(entry.value, as: valueType, path: join(path, entry.key)) {
-                    members.append(Value.Member(key: entry.key, keyRange: entry.keyRange, value: v))
-                }
+                // A member with errors stays as an incomplete placeholder, so that
+                // references to its name do not report it as unknown as well.
+                let v = validate(entry.value, as: valueType, path: join(path, entry.key))
+                    ?? Value(.object([]), range: entry.value.range).markedIncomplete
+                members.append(Value.Member(key: entry.key, keyRange: entry.keyRange, value: v))
             }
             return Value(.object(members), range: node.range)
         case .oneOf(let alternatives):

@@ -196,7 +196,8 @@ private struct TreeBuilder {
             case .sequence(let start, let anchor, let items, let size):
                 add(SyntaxNode(.sequence(items), range: SourceRange(file: file, start: start, end: end)), size: size, anchor: anchor)
             case .mapping(let start, let anchor, let entries, _, _, let size):
-                add(SyntaxNode(.mapping(entries), range: SourceRange(file: file, start: start, end: end)), size: size, anchor: anchor)
+                add(SyntaxNode(.mapping(Self.applyingMergeKeys(entries)), range: SourceRange(file: file, start: start, end: end)),
+                    size: size, anchor: anchor)
             }
         case YAML_SCALAR_EVENT:
             let s = event.data.scalar
@@ -226,6 +227,20 @@ private struct TreeBuilder {
         default:
             break
         }
+    }
+
+    /// YAML's merge key: `<<: *base` (or a list of aliases) supplies every key the
+    /// mapping does not write itself; keys written explicitly win.
+    static func applyingMergeKeys(_ entries: [MappingEntry]) -> [MappingEntry] {
+        guard let merge = entries.first(where: { $0.key == "<<" }) else { return entries }
+        var result = entries.filter { $0.key != "<<" }
+        let sources = merge.value.items ?? [merge.value]
+        for source in sources {
+            for entry in source.entries ?? [] where !result.contains(where: { $0.key == entry.key }) {
+                result.append(entry)
+            }
+        }
+        return result
     }
 
     private mutating func push(_ container: Container, _ event: yaml_event_t) {

@@ -1,0 +1,60 @@
+import Architecture
+import Foundation
+import Spec
+import Testing
+
+/// The tap manifest and parameter counts agree with the study and the reference files.
+@Suite struct ArchitectureTests {
+    func models() throws -> [String: ModelArchitecture] {
+        let checked = try #require(SpecChecker.check(path: "specs/thesis/study.yaml", loader: SpecLoader(workingDirectory: Fixtures.repository)))
+        let spec = try #require(checked.base)
+        return Dictionary(uniqueKeysWithValues: spec.models.map { ($0.name, $0.architecture) })
+    }
+
+    @Test func studentsHaveTheStudysExactParameterCounts() throws {
+        let m = try models()
+        #expect(m["s1"]?.parameterCount(inputSize: 256) == 57_297)
+        #expect(m["s2"]?.parameterCount(inputSize: 256) == 227_233)
+    }
+
+    @Test func teachersHaveTheStudysParameterCounts() throws {
+        let m = try models()
+        let t1 = Double(m["t1"]?.parameterCount(inputSize: 256) ?? 0) / 1e6
+        let t2 = Double(m["t2"]?.parameterCount(inputSize: 256) ?? 0) / 1e6
+        #expect(abs(t1 - 43.2) < 0.1, "T1 has \(t1)M parameters")
+        #expect(abs(t2 - 172.6) < 0.1, "T2 has \(t2)M parameters")
+    }
+
+    @Test func unetTapsMatchTheReferenceS1() {
+        let s1 = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [16, 32], bottleneck: 64, convsPerBlock: 1,
+                                                         heads: [Head(name: "segmentation", channels: 1)], sharedDecoder: true))
+        let m = s1.tapManifest
+        // ../shared/reference unet_s1: pool.1 [2,32,16,16], bottleneck [2,64,16,16], decoder.1 [2,16,64,64] for a 64x64 input.
+        #expect(m["pool.1"] == Tap(name: "pool.1", channels: 32, shape: .map(stride: 4)))
+        #expect(m["bottleneck"] == Tap(name: "bottleneck", channels: 64, shape: .map(stride: 4)))
+        #expect(m["decoder.1"] == Tap(name: "decoder.1", channels: 16, shape: .map(stride: 1)))
+        #expect(m["logits.segmentation"]?.channels == 1)
+    }
+
+    @Test func transunetTapsMatchTheReferenceSmallModel() {
+        let t = ModelArchitecture.transunet(TransUNetArchitecture(
+            inChannels: 3, stemWidth: 8, stageWidths: [16, 32, 64], bottleneck: 32, decoderWidths: [16, 8, 4, 8], patch: 2,
+            vitBlocks: 2, vitHeads: 3, vitDim: 32, vitMLP: 64,
+            heads: [Head(name: "segmentation", channels: 1), Head(name: "reconstruction", channels: 3)]))
+        let m = t.tapManifest
+        // transunet_small: encoder.0 [2,16,16,16], bottleneck [2,32,4,4], decoder.segmentation.3 [2,8,64,64].
+        #expect(m["encoder.0"] == Tap(name: "encoder.0", channels: 16, shape: .map(stride: 4)))
+        #expect(m["bottleneck"] == Tap(name: "bottleneck", channels: 32, shape: .map(stride: 16)))
+        #expect(m["decoder.segmentation.3"] == Tap(name: "decoder.segmentation.3", channels: 8, shape: .map(stride: 1)))
+        #expect(m["vit"]?.shape == .tokens)
+        #expect(t.inputDivisor == 32)
+    }
+
+    @Test func multitaskTapsNameTheirDecoder() {
+        let t = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [8, 16, 32, 64], bottleneck: 128, convsPerBlock: 2,
+            heads: [Head(name: "segmentation", channels: 1), Head(name: "reconstruction", channels: 3)], sharedDecoder: false))
+        #expect(t.tapManifest["decoder.segmentation.3"]?.channels == 8)
+        #expect(t.tapManifest["decoder.reconstruction.0"]?.shape == .map(stride: 8))
+        #expect(t.tapManifest["decoder.3"] == nil)
+    }
+}
