@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev pkg-config zlib1g-dev
 DISTILL := .build/debug/distill
 
-.PHONY: all deps build test demo schema bench-check clean
+.PHONY: all deps build test demo schema grammar bench-check clean
 
 all: build
 
@@ -39,6 +39,10 @@ demo: build
 # Regenerates grammar/distill.schema.json (a test fails when it is stale).
 schema: build
 	$(DISTILL) schema > grammar/distill.schema.json
+
+# Regenerates grammar/README.md from the schema and the golden fixtures.
+grammar: schema
+	python3 grammar/tools/readme.py
 
 bench-check: deps
 	$(SWIFT) build -c release --product distill-bench-check

@@ -6,7 +6,7 @@ public enum Suggestions {
         var best: (String, Int)?
         for candidate in candidates {
             let d = distance(lowered, candidate.lowercased())
-            if best == nil || d < best!.1 { best = (candidate, d) }
+            if d < (best?.1 ?? Int.max) { best = (candidate, d) }
         }
         guard let (candidate, d) = best else { return nil }
         // Allow roughly one edit per three characters, at least one.

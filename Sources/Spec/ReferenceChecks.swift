@@ -5,12 +5,13 @@ enum ReferenceChecks {
     static let rules: [@Sendable (Spec) -> [Diagnostic]] = [stageReferences, subsetNesting, stageCycles, distillTerms]
 
     static func unknown(_ id: DiagnosticID, _ what: String, _ ref: Ref, _ candidates: [String], path: String,
-                        extra: [DiagnosticNote] = []) -> Diagnostic {
+                        plural: String? = nil, extra: [DiagnosticNote] = []) -> Diagnostic {
         var fixIts: [FixIt] = []
         if let guess = Suggestions.closest(to: ref.name, in: candidates) {
             fixIts.append(FixIt("did you mean '\(guess)'?", range: ref.range, replacement: guess))
         }
-        let listing = candidates.isEmpty ? "no \(what)s are defined" : "\(what)s: \(candidates.joined(separator: ", "))"
+        let many = plural ?? what + "s"
+        let listing = candidates.isEmpty ? "no \(many) are defined" : "\(many): \(candidates.joined(separator: ", "))"
         return Diagnostic(id, "unknown \(what) '\(ref.name)'", at: ref.range, path: path,
                           notes: extra + [DiagnosticNote(listing)], fixIts: fixIts)
     }

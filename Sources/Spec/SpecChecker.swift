@@ -41,8 +41,10 @@ public enum SpecChecker {
     static func check(_ loaded: SpecLoader.Result, environment: [String: String]) -> CheckedSpec {
         var diagnostics = loaded.diagnostics
         var result = CheckedSpec(base: nil, variants: [], diagnostics: [], files: loaded.files)
-        defer { }
-        guard let root = loaded.root else {
+        // A spec whose bases could not be composed is incomplete: checking it would
+        // only report the keys the missing base would have supplied.
+        let composed = !diagnostics.contains { [SpecDiagnostics.unreadable, SpecDiagnostics.extendsCycle].contains($0.id) }
+        guard let root = loaded.root, composed else {
             result.diagnostics = diagnostics.sortedForOutput()
             return result
         }

@@ -88,7 +88,7 @@ struct SweepExpansion {
         for (name, range) in zipped + gridded {
             if !names.contains(name) {
                 ok = false
-                diagnostics.append(ReferenceChecks.unknown(SpecDiagnostics.unknownAxis, "axis", Ref(name: name, range: range), names, path: "sweep"))
+                diagnostics.append(ReferenceChecks.unknown(SpecDiagnostics.unknownAxis, "axis", Ref(name: name, range: range), names, path: "sweep", plural: "axes"))
             } else if !used.insert(name).inserted {
                 ok = false
                 diagnostics.append(Diagnostic(SpecDiagnostics.axisTwice, "axis '\(name)' is used twice in grid and zip", at: range, path: "sweep"))
@@ -99,12 +99,13 @@ struct SweepExpansion {
                                           at: axis.nameRange, path: "sweep.axes.\(axis.name)"))
         }
         guard ok else { return [] }
-        let axis = { (n: String) in axes.first { $0.name == n }! }
+        let byName = Dictionary(axes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let position = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
 
         // Factors of the product: each grid axis alone, the zip group together.
-        var factors: [[[(Axis, Int)]]] = gridded.map { g in let a = axis(g.0); return a.values.indices.map { [(a, $0)] } }
+        var factors: [[[(Axis, Int)]]] = gridded.compactMap { byName[$0.0] }.map { a in a.values.indices.map { [(a, $0)] } }
         if !zipped.isEmpty {
-            let group = zipped.map { axis($0.0) }
+            let group = zipped.compactMap { byName[$0.0] }
             let lengths = Set(group.map(\.values.count))
             if lengths.count > 1 {
                 diagnostics.append(Diagnostic(SpecDiagnostics.zipLengths,
@@ -131,7 +132,7 @@ struct SweepExpansion {
         while true {
             var picks: [(Axis, Int)] = []
             for (f, i) in zip(factors, index) { picks += f[i] }
-            let order = picks.sorted { a, b in names.firstIndex(of: a.0.name)! < names.firstIndex(of: b.0.name)! }
+            let order = picks.sorted { a, b in (position[a.0.name] ?? 0) < (position[b.0.name] ?? 0) }
             let choices = order.map { (axis: $0.0.name, value: $0.0.values[$0.1].name) }
             if !rules.contains(where: { rule in rule.allSatisfy { r in choices.contains { $0.axis == r.0 && $0.value == r.1 } } }) {
                 out.append(SweepVariant(name: choices.map { "\($0.axis)=\($0.value)" }.joined(separator: ","), choices: choices,
@@ -156,13 +157,13 @@ struct SweepExpansion {
                 guard let valueName = m.value.string else { return nil }
                 guard let a = axes.first(where: { $0.name == m.key }) else {
                     diagnostics.append(ReferenceChecks.unknown(SpecDiagnostics.badExclude, "axis", Ref(name: m.key, range: m.keyRange), axes.map(\.name),
-                                                               path: "sweep.exclude[\(i)]"))
+                                                               path: "sweep.exclude[\(i)]", plural: "axes"))
                     return nil
                 }
                 if !a.values.contains(where: { $0.name == valueName }) {
                     diagnostics.append(ReferenceChecks.unknown(SpecDiagnostics.badExclude, "value of axis '\(a.name)'",
                                                                Ref(name: valueName, range: m.value.range), a.values.map(\.name),
-                                                               path: "sweep.exclude[\(i)].\(m.key)"))
+                                                               path: "sweep.exclude[\(i)].\(m.key)", plural: "values of axis '\(a.name)'"))
                 }
                 return (m.key, valueName)
             }
