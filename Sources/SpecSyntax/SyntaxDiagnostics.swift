@@ -12,9 +12,10 @@ public enum SyntaxDiagnostics {
     public static let complexKey = DiagnosticID("E0108", .error, "key is not a scalar")
     public static let tooLarge = DiagnosticID("E0109", .error, "file too large")
     public static let unknownAlias = DiagnosticID("E0110", .error, "unknown alias")
+    public static let badMerge = DiagnosticID("E0111", .error, "merge key needs a mapping")
 
     public static let all: [DiagnosticID] = [
         syntax, duplicateKey, severalDocuments, tab, invalidUTF8, aliasExpansion, tooDeep,
-        complexKey, tooLarge, unknownAlias,
+        complexKey, tooLarge, unknownAlias, badMerge,
     ]
 }

@@ -196,7 +196,7 @@ private struct TreeBuilder {
             case .sequence(let start, let anchor, let items, let size):
                 add(SyntaxNode(.sequence(items), range: SourceRange(file: file, start: start, end: end)), size: size, anchor: anchor)
             case .mapping(let start, let anchor, let entries, _, _, let size):
-                add(SyntaxNode(.mapping(Self.applyingMergeKeys(entries)), range: SourceRange(file: file, start: start, end: end)),
+                add(SyntaxNode(.mapping(applyingMergeKeys(entries)), range: SourceRange(file: file, start: start, end: end)),
                     size: size, anchor: anchor)
             }
         case YAML_SCALAR_EVENT:
@@ -231,12 +231,17 @@ private struct TreeBuilder {
 
     /// YAML's merge key: `<<: *base` (or a list of aliases) supplies every key the
     /// mapping does not write itself; keys written explicitly win.
-    static func applyingMergeKeys(_ entries: [MappingEntry]) -> [MappingEntry] {
+    mutating func applyingMergeKeys(_ entries: [MappingEntry]) -> [MappingEntry] {
         guard let merge = entries.first(where: { $0.key == "<<" }) else { return entries }
         var result = entries.filter { $0.key != "<<" }
         let sources = merge.value.items ?? [merge.value]
         for source in sources {
-            for entry in source.entries ?? [] where !result.contains(where: { $0.key == entry.key }) {
+            guard let sourceEntries = source.entries else {
+                diagnostics.append(Diagnostic(SyntaxDiagnostics.badMerge,
+                    "'<<' merges mappings (usually '<<: *anchor'), found \(source.kindDescription)", at: source.range))
+                continue
+            }
+            for entry in sourceEntries where !result.contains(where: { $0.key == entry.key }) {
                 result.append(entry)
             }
         }
