@@ -9,6 +9,8 @@ public struct CheckedSpec: Sendable {
         public var choices: [(axis: String, value: String)]
         /// The variant's IR; nil when its document had errors.
         public var spec: Spec?
+        /// The parts of the spec the variant's overrides replace (empty for the base).
+        public var touched: Set<DocumentUnit> = []
     }
 
     /// The spec without its sweep applied.
@@ -73,11 +75,14 @@ public enum SpecChecker {
         var variantDiagnostics: [Diagnostic] = []
         var byDocument: [String: String] = [:]
         let base = SyntaxNode(.mapping((root.entries ?? []).filter { $0.key != "sweep" }), range: root.range)
+        guard let baseDocument = document else {
+            result.diagnostics = (diagnostics + expansion.diagnostics).sortedForOutput()
+            return result
+        }
+        var incremental = IncrementalChecker(baseTree: base, baseDocument: baseDocument, environment: environment)
         for v in variants {
-            var tree = base
-            for o in v.overrides { tree = o.path.write(o.value, into: tree) }
-            let (doc, checked) = evaluate(tree, environment: environment)
-            for d in checked.all {
+            let checked = incremental.evaluate(v.overrides)
+            for d in checked.evaluation.all {
                 let key = DiagnosticKey(d)
                 if known.contains(key) { continue }
                 if let seen = firstSeen[key] {
@@ -87,19 +92,19 @@ public enum SpecChecker {
                     variantDiagnostics.append(d)
                 }
             }
-            if let text = doc?.canonicalText, !expansion.diagnostics.hasErrors {
-                if let first = byDocument[text] {
+            if !expansion.diagnostics.hasErrors {
+                if let first = byDocument[checked.identity] {
                     diagnostics.append(Diagnostic(SpecDiagnostics.duplicateVariant,
                         "variants '\(first)' and '\(v.name)' expand to the same spec; they are merged into '\(first)'",
                         at: sweepNode.range, path: "sweep"))
                     continue
                 }
-                byDocument[text] = v.name
+                byDocument[checked.identity] = v.name
             }
-            result.variants.append(.init(name: v.name, choices: v.choices, spec: checked.spec))
+            result.variants.append(.init(name: v.name, choices: v.choices, spec: checked.evaluation.spec,
+                                         touched: checked.touched))
         }
-        for (key, seen) in firstSeen {
-            _ = key
+        for seen in firstSeen.values {
             var d = variantDiagnostics[seen.index]
             let others = seen.variants.count - 1
             d.notes.append(DiagnosticNote("in sweep variant '\(seen.variants[0])'" + (others > 0 ? " and \(others) other\(others == 1 ? "" : "s")" : "")))

@@ -58,3 +58,24 @@ import Testing
         #expect(t.tapManifest["decoder.3"] == nil)
     }
 }
+
+/// MAC counts agree with ../shared/reference/perf.md (GFLOP = 2 x conv MACs x batch).
+@Suite struct ComputeCostTests {
+    func unet(_ widths: [Int], _ bottleneck: Int, _ convs: Int, heads: [Head], shared: Bool) -> ModelArchitecture {
+        .unet(UNetArchitecture(inChannels: 3, widths: widths, bottleneck: bottleneck, convsPerBlock: convs, heads: heads, sharedDecoder: shared))
+    }
+
+    @Test func forwardMACsMatchPerfMd() {
+        let seg = [Head(name: "segmentation", channels: 1)]
+        let s1 = unet([16, 32], 64, 1, heads: seg, shared: true)
+        let s2 = unet([32, 64], 128, 1, heads: seg, shared: true)
+        let t1 = unet([64, 128, 256, 512], 1024, 2, heads: seg + [Head(name: "reconstruction", channels: 3)], shared: false)
+        func gflop(_ m: ModelArchitecture, batch: Int) -> Double {
+            Double(m.forwardCost(height: 256, width: 256).macs) * 2 * Double(batch) / 1e9
+        }
+        // perf.md prints 27.3 for S1: 27.246 rounded via 27.25; its training row, 81.7 = 3 x 27.25, agrees.
+        #expect(abs(gflop(s1, batch: 16) - 27.246) < 0.001)
+        #expect(abs(gflop(s2, batch: 16) - 107.1) < 0.05)
+        #expect(abs(gflop(t1, batch: 8) - 1269.1) < 0.5)
+    }
+}
