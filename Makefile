@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev pkg-config zlib1g-dev
 DISTILL := .build/debug/distill
 
-.PHONY: all deps build test demo schema grammar bench-check clean
+.PHONY: all deps build test demo schema grammar bench-spec clean
 
 all: build
 
@@ -30,11 +30,11 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-# Until the runtime lands, the demo checks every spec and shows its sweep.
+# Until the runtime lands, the demo checks every spec and plans the quickstart sweep.
 demo: build
 	$(DISTILL) check specs
 	@echo
-	$(DISTILL) check --format json specs/quickstart.yaml >/dev/null && echo "specs/quickstart.yaml is valid"
+	$(DISTILL) plan specs/quickstart.yaml
 
 # Regenerates grammar/distill.schema.json (a test fails when it is stale).
 schema: build
@@ -44,9 +44,9 @@ schema: build
 grammar: schema
 	python3 grammar/tools/readme.py
 
-bench-check: deps
-	$(SWIFT) build -c release --product distill-bench-check
-	.build/release/distill-bench-check specs
+bench-spec: deps
+	$(SWIFT) build -c release --product distill-bench-spec
+	.build/release/distill-bench-spec specs
 
 clean:
 	rm -rf .build

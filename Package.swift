@@ -2,8 +2,8 @@
 // Distillery: knowledge-distillation studies for medical image segmentation as data.
 //
 // One target per layer; each imports only the layers below it (see ../shared/STYLE.md):
-//   Diagnostics <- SpecSyntax (libyaml) <- Spec (typed IR + checks) <- distill
-//   Architecture (tap manifests) <- Spec, and later NN and the cost model
+//   Diagnostics <- SpecSyntax (libyaml) <- Spec (typed IR + checks) <- Plan <- distill
+//   Architecture (tap manifests, parameter and MAC counts) <- Spec, Plan, and later NN
 import PackageDescription
 
 /// libnifti's headers include each other by bare name from /usr/include/nifti.
@@ -31,16 +31,18 @@ let package = Package(
         .target(name: "SpecSyntax", dependencies: ["Diagnostics", "CYAML"]),
         .target(name: "Architecture"),
         .target(name: "Spec", dependencies: ["Diagnostics", "SpecSyntax", "Architecture"]),
+        .target(name: "Plan", dependencies: ["Spec", "Architecture"]),
         .executableTarget(name: "distill", dependencies: [
-            "Diagnostics", "SpecSyntax", "Spec", "Architecture",
+            "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "distill-bench-check", dependencies: ["Diagnostics", "Spec"],
-                          path: "Benchmarks/CheckBench"),
+        .executableTarget(name: "distill-bench-spec", dependencies: ["Diagnostics", "Spec", "Plan"],
+                          path: "Benchmarks/SpecBench"),
 
         .testTarget(name: "SpecSyntaxTests", dependencies: ["SpecSyntax", "Diagnostics"]),
         .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics"], exclude: ["Golden"]),
         .testTarget(name: "CLITests", dependencies: ["distill", "Spec"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["COpenBLAS", "CNifti"], swiftSettings: niftiInclude),
     ]

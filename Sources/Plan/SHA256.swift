@@ -6,6 +6,7 @@ public struct SHA256 {
     ]
     private var buffer: [UInt8] = []
     private var length: UInt64 = 0
+    private var w = [UInt32](repeating: 0, count: 64)
 
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -21,24 +22,41 @@ public struct SHA256 {
     public init() {}
 
     public mutating func update(_ bytes: some Sequence<UInt8>) {
-        for b in bytes {
-            buffer.append(b)
-            length &+= 1
-            if buffer.count == 64 {
-                compress(buffer)
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
+        update(Array(bytes))
     }
 
-    public mutating func update(_ text: String) { update(text.utf8) }
+    public mutating func update(_ bytes: [UInt8]) {
+        length &+= UInt64(bytes.count)
+        var start = 0
+        if !buffer.isEmpty {
+            let take = min(64 - buffer.count, bytes.count)
+            buffer += bytes[0..<take]
+            start = take
+            guard buffer.count == 64 else { return }
+            let block = buffer
+            block.withUnsafeBufferPointer { p in if let b = p.baseAddress { compress(b) } }
+            buffer.removeAll(keepingCapacity: true)
+        }
+        bytes.withUnsafeBufferPointer { p in
+            guard let base = p.baseAddress else { return }
+            while start + 64 <= bytes.count {
+                compress(base + start)
+                start += 64
+            }
+        }
+        if start < bytes.count { buffer += bytes[start...] }
+    }
+
+    public mutating func update(_ text: String) { update(Array(text.utf8)) }
 
     /// The digest as 64 lowercase hex digits.
     public mutating func finalize() -> String {
         let bits = length &* 8
-        update([0x80])
-        while buffer.count != 56 { update([0]) }
-        update((0..<8).map { UInt8(truncatingIfNeeded: bits >> (56 - 8 * $0)) })
+        var tail: [UInt8] = [0x80]
+        let used = (buffer.count + 1) % 64
+        tail += [UInt8](repeating: 0, count: used <= 56 ? 56 - used : 120 - used)
+        tail += (0..<8).map { UInt8(truncatingIfNeeded: bits >> (56 - 8 * $0)) }
+        update(tail)
         return state.map { word in
             let hex = String(word, radix: 16)
             return String(repeating: "0", count: 8 - hex.count) + hex
@@ -51,9 +69,8 @@ public struct SHA256 {
         return h.finalize()
     }
 
-    private mutating func compress(_ block: [UInt8]) {
+    private mutating func compress(_ block: UnsafePointer<UInt8>) {
         @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-        var w = [UInt32](repeating: 0, count: 64)
         for i in 0..<16 {
             w[i] = UInt32(block[4 * i]) << 24 | UInt32(block[4 * i + 1]) << 16 | UInt32(block[4 * i + 2]) << 8 | UInt32(block[4 * i + 3])
         }

@@ -26,14 +26,14 @@ public struct Ref: Hashable, Sendable {
 }
 
 extension Value {
-    func ref(_ key: String) -> Ref? {
+    public func ref(_ key: String) -> Ref? {
         guard let s = self[key]?.string else { return nil }
         return Ref(name: s, range: self[key]?.range ?? range)
     }
-    func double(_ key: String) -> Double? { self[key]?.number }
-    func integer(_ key: String) -> Int? { self[key]?.int }
-    func text(_ key: String) -> String? { self[key]?.string }
-    func flag(_ key: String) -> Bool { self[key]?.bool ?? false }
+    public func double(_ key: String) -> Double? { self[key]?.number }
+    public func integer(_ key: String) -> Int? { self[key]?.int }
+    public func text(_ key: String) -> String? { self[key]?.string }
+    public func flag(_ key: String) -> Bool { self[key]?.bool ?? false }
 }
 
 // MARK: data

@@ -14,8 +14,10 @@ import Testing
         return (repository as NSString).appendingPathComponent(".build/debug/distill")
     }
 
-    func run(_ arguments: [String], in directory: String = repository) throws -> (status: Int32, out: String, err: String) {
+    func run(_ arguments: [String], in directory: String = repository,
+             environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = arguments
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
@@ -70,5 +72,69 @@ import Testing
         #expect(r.status == 0)
         let committed = try String(contentsOfFile: (Self.repository as NSString).appendingPathComponent("grammar/distill.schema.json"), encoding: .utf8)
         #expect(r.out == committed)
+    }
+}
+
+@Suite struct PlanCLITests {
+    let cli = CLITests()
+
+    @Test func planPrintsTheDAGAndItsBill() throws {
+        let r = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": "/nonexistent"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.hasPrefix("plan for specs/quickstart.yaml: 2 variants, 18 stage instances, 12 unique stages\n"))
+        #expect(r.out.contains("throughput: default 25 GFLOP/s"))
+        #expect(r.out.contains("\ntotal: "))
+    }
+
+    @Test func planRefusesASpecWithErrors() throws {
+        let fixtures = (CLITests.repository as NSString).appendingPathComponent("Tests/SpecTests/Fixtures")
+        let r = try cli.run(["plan", "errors/E0301-unknown-model.yaml"], in: fixtures)
+        #expect(r.status == 1)
+        #expect(r.out.contains("error[E0301]"))
+        #expect(!r.out.contains("plan for"))
+    }
+
+    @Test func unknownVariantIsAUsageErrorWithASuggestion() throws {
+        let r = try cli.run(["plan", "specs/quickstart.yaml", "--variant", "scales=logit"])
+        #expect(r.status == 2)
+        #expect(r.err.contains("no variant 'scales=logit'"))
+        #expect(r.err.contains("did you mean 'scales=logits'?"))
+    }
+
+    @Test func jsonAndDotFormats() throws {
+        let json = try cli.run(["plan", "specs/quickstart.yaml", "--format", "json"])
+        #expect(json.status == 0)
+        let doc = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
+        #expect(doc?["format"] as? String == "distillery-plan")
+        #expect((doc?["stages"] as? [Any])?.count == 12)
+        let dot = try cli.run(["plan", "specs/quickstart.yaml", "--format", "dot", "--variant", "scales=logits"])
+        #expect(dot.status == 0)
+        #expect(dot.out.hasPrefix("digraph plan {"))
+        #expect(dot.out.contains("fillcolor=\"#a1d99b\""))
+    }
+
+    @Test func lockWritesOneResolvedSpecPerVariantThatChecksClean() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-lock-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try cli.run(["plan", "specs/quickstart.yaml", "--lock", dir])
+        #expect(r.status == 0, "\(r.err)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(files == ["scales=logits.yaml", "scales=multiscale.yaml"])
+        let locked = try String(contentsOfFile: dir + "/scales=logits.yaml", encoding: .utf8)
+        #expect(locked.contains("\"in_channels\":1"))
+        let check = try cli.run(["check", dir])
+        #expect(check.status == 0, "\(check.out)")
+    }
+
+    @Test func calibrateMeasuresAndStores() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("distill-cal-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let r = try cli.run(["calibrate", "--threads", "1"], environment: ["DISTILL_CALIBRATION": file])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("sgemm (median of shapes): "))
+        let plan = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": file])
+        #expect(plan.out.contains("throughput: calibrated "))
+        let bad = try cli.run(["calibrate", "--threads", "0"])
+        #expect(bad.status != 0)
     }
 }

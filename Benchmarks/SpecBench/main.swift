@@ -1,0 +1,100 @@
+// Prints how long checking and planning take: every spec under a folder, a
+// generated spec with 1,000 tap pairs, and generated grids of 1,000 to 10,000
+// variants (to see how time grows). A benchmark, not a test: it asserts nothing.
+//
+//   swift build -c release --product distill-bench-spec
+//   .build/release/distill-bench-spec specs
+import Diagnostics
+import Foundation
+import Plan
+import Spec
+
+func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+
+func time(_ repeats: Int, _ body: () -> Void) -> Double {
+    body()  // warm-up
+    var samples: [Double] = []
+    for _ in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    return median(samples)
+}
+
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+func ms(_ v: Double) -> String { String(format: "%9.2f", v) }
+
+let folder = CommandLine.arguments.dropFirst().first ?? "specs"
+let files = (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String] ?? [])
+    .filter { $0.hasSuffix(".yaml") }.sorted().map { (folder as NSString).appendingPathComponent($0) }
+
+print("median of 10 runs after a warm-up, milliseconds")
+print(pad("spec", 44) + pad("variants", 10) + pad("stages", 8) + "    check  check+plan")
+for file in files {
+    var variants = 0, stages = 0
+    let check = time(10) { variants = SpecChecker.check(path: file)?.variants.count ?? 0 }
+    let both = time(10) {
+        guard let checked = SpecChecker.check(path: file) else { return }
+        stages = Planner(specDirectory: (file as NSString).deletingLastPathComponent).plan(checked).stages.count
+    }
+    print(pad(file, 44) + pad(String(variants), 10) + pad(String(stages), 8) + ms(check) + "  " + ms(both))
+}
+
+let header = """
+    data:
+      source: {phantom: {}}
+      preprocess: {size: 64}
+      subsets: {full: {fraction: 1.0}, half: {fraction: 0.5, of: full}}
+    models:
+      t: {arch: multitask_unet, widths: [16, 32, 64], bottleneck: 128, heads: {segmentation: 1, reconstruction: 1}}
+      s: {arch: unet, widths: [4, 8], bottleneck: 16, convs_per_block: 1}
+    stages:
+      t: {model: t, data: full, loss: [{kind: dice_bce}], optimizer: {kind: adamw, lr: 0.001}, epochs: 4, batch: 8}
+      s:
+        model: s
+        data: half
+        loss: [{kind: dice}]
+        optimizer: {kind: rmsprop, lr: 0.01}
+        epochs: 4
+        batch: 8
+        distill:
+          teacher: t
+          logits: {kind: binary_kl}
+          taps:
+
+    """
+
+// 1,000 tap pairs in one stage.
+var pairs = ""
+let taps = ["pool.0", "pool.1", "bottleneck", "decoder.0", "decoder.1"]
+for i in 0..<1000 {
+    pairs += "        p\(i): {teacher: \(taps[i % 5]), student: \(taps[i % 5]), adapter: {side: teacher}, loss: {kind: infonce, temperature: 0.4}, weight: 0.001}\n"
+}
+let generated = SourceFile(displayPath: "generated.yaml", text: header.replacingOccurrences(of: "bottleneck: 128", with: "bottleneck: 128").replacingOccurrences(of: "t: {arch: multitask_unet, widths: [16, 32, 64], bottleneck: 128, heads: {segmentation: 1, reconstruction: 1}}", with: "t: {arch: unet, widths: [16, 32], bottleneck: 64}") + pairs)
+var diagnostics = 0
+let tapTime = time(10) { diagnostics = SpecChecker.check(source: generated).diagnostics.count }
+print(pad("generated: 1 stage with 1,000 tap pairs", 62) + ms(tapTime) + "             (\(diagnostics) diagnostics)")
+
+// Grids of n variants: seeds x temperatures x weights.
+func grid(_ seeds: Int) -> SourceFile {
+    var text = header + "        ee: {teacher: pool.1, student: pool.1, adapter: {side: teacher}, loss: {kind: infonce, temperature: 0.4}}\n"
+    text += "sweep:\n  max_variants: 1000000\n  axes:\n"
+    text += "    seed: {path: stages.s.seed, values: {" + (0..<seeds).map { "s\($0): \($0)" }.joined(separator: ", ") + "}}\n"
+    text += "    tau: {path: stages.s.distill.taps.ee.loss.temperature, values: {" + (1...10).map { "t\($0): 0.\($0)" }.joined(separator: ", ") + "}}\n"
+    text += "    w: {path: stages.s.distill.taps.ee.weight, values: {" + (1...10).map { "w\($0): \($0)" }.joined(separator: ", ") + "}}\n"
+    return SourceFile(displayPath: "grid.yaml", text: text)
+}
+print("\ngenerated grids: seed x 10 temperatures x 10 weights")
+print(pad("variants", 10) + pad("stages", 10) + "    check  check+plan  per variant (us)")
+for seeds in [10, 20, 50, 100] {
+    let source = grid(seeds)
+    var stages = 0
+    let check = time(3) { _ = SpecChecker.check(source: source) }
+    let both = time(3) {
+        let checked = SpecChecker.check(source: source)
+        stages = Planner(specDirectory: ".").plan(checked).stages.count
+    }
+    let n = seeds * 100
+    print(pad(String(n), 10) + pad(String(stages), 10) + ms(check) + "  " + ms(both) + String(format: "  %10.1f", both * 1000 / Double(n)))
+}

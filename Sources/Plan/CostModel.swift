@@ -1,0 +1,162 @@
+import Architecture
+import Spec
+
+/// Estimates each stage's bill from the tap manifest and the model graph.
+struct CostModel {
+    let throughput: Throughput
+    let summary: DatasetSummary
+    let data: DataSpec
+    let cacheBudgetBytes: Int
+
+    var pixels: Int { data.height * data.width }
+    var keptSlices: Double { summary.keptSlices(keepEmpty: data.keepEmpty) }
+    var trainShare: Double { max(0, 1 - data.testFraction - data.valFraction) }
+
+    /// Samples a stage trains on: the kept slices' training part times the subset chain.
+    func trainingSamples(_ spec: Spec, subset: String) -> Double {
+        var fraction = 1.0
+        var cursor = spec.data.subset(subset)
+        var seen = Set<String>()
+        var part = "train"
+        while let s = cursor, seen.insert(s.name).inserted {
+            fraction *= s.fraction
+            part = s.part
+            cursor = s.parent.flatMap { spec.data.subset($0.name) }
+        }
+        let share: Double
+        switch part {
+        case "trainval": share = trainShare + data.valFraction
+        case "val": share = data.valFraction
+        case "test": share = data.testFraction
+        default: share = trainShare
+        }
+        return keptSlices * share * fraction
+    }
+
+    func seconds(_ flops: Double) -> Double { flops / (throughput.gflops * 1e9) }
+
+    func prepare() -> StageCost {
+        var c = StageCost()
+        // float32 image slices plus one byte per label pixel, memory-mapped by training.
+        c.diskBytes = Int(keptSlices) * pixels * (4 * data.channels + 1)
+        // Reading, resampling and windowing: about 20 MFLOP a slice.
+        c.flops = keptSlices * 2e7
+        c.seconds = seconds(c.flops)
+        c.memoryBytes = summary.slicesPerCase * pixels * 4 * 4
+        return c
+    }
+
+    /// Optimiser state slots per parameter.
+    static func optimizerSlots(_ kind: String, _ opt: Value) -> Int {
+        switch kind {
+        case "adam", "adamw": return 2
+        case "sgd": return (opt.double("momentum") ?? 0) > 0 ? 1 : 0
+        case "rmsprop": return 1 + ((opt.double("momentum") ?? 0) > 0 ? 1 : 0) + (opt.flag("centered") ? 1 : 0)
+        default: return 1
+        }
+    }
+
+    func train(_ stage: StageSpec, model: ModelArchitecture, samples: Double, teacher: ModelArchitecture?, teacherCached: Bool) -> StageCost {
+        let f = model.forwardCost(height: data.height, width: data.width)
+        let params = model.parameterCount(inputSize: data.height)
+        var c = StageCost()
+        c.parameters = params
+        c.macsPerSample = f.macs
+        let epochs = Double(stage.epochs)
+        // Forward, input gradient and weight gradient: 3 x 2 FLOP per MAC.
+        c.flops = 6 * Double(f.macs) * samples * epochs
+        let slots = Self.optimizerSlots(stage.optimizer.kind, stage.optimizer.source)
+        c.memoryBytes = f.activations * stage.batch * 4 + params * 4 * (2 + slots)
+        if let teacher {
+            let tf = teacher.forwardCost(height: data.height, width: data.width)
+            if !teacherCached { c.flops += 2 * Double(tf.macs) * samples * epochs }
+            // A frozen teacher keeps no activations for backward; its weights stay resident.
+            c.memoryBytes += teacher.parameterCount(inputSize: data.height) * 4 + tf.activations * stage.batch * 4 / 8
+        }
+        // Validation passes: one forward over the validation part per epoch.
+        c.flops += 2 * Double(f.macs) * keptSlices * data.valFraction * epochs
+        c.diskBytes = 2 * params * 4 * (1 + slots)  // last (resumable) and selected checkpoints
+        c.seconds = seconds(c.flops)
+        return c
+    }
+
+    /// fp16 bytes the cached teacher taps and logits take per sample.
+    func teacherOutputBytesPerSample(_ teacher: ModelArchitecture, taps: [String]) -> Int {
+        let manifest = teacher.tapManifest
+        return taps.reduce(0) { acc, name in
+            guard let tap = manifest[name], let stride = tap.stride else { return acc }
+            return acc + tap.channels * (data.height / stride) * (data.width / stride) * 2
+        }
+    }
+
+    func teacherOutputs(_ teacher: ModelArchitecture, taps: [String], samples: Double) -> StageCost {
+        let tf = teacher.forwardCost(height: data.height, width: data.width)
+        var c = StageCost()
+        c.parameters = teacher.parameterCount(inputSize: data.height)
+        c.macsPerSample = tf.macs
+        c.flops = 2 * Double(tf.macs) * samples
+        c.diskBytes = Int(samples) * teacherOutputBytesPerSample(teacher, taps: taps)
+        c.memoryBytes = c.parameters * 4 + tf.activations * 8 * 4 / 8
+        c.seconds = seconds(c.flops)
+        return c
+    }
+
+    /// Cache the teacher's outputs when a cache saves teacher passes and fits the disk budget.
+    func cacheDecision(teacher: ModelArchitecture, taps: [String], samples: Double, epochs: Int) -> (cache: Bool, reason: String) {
+        let bytes = Int(samples) * teacherOutputBytesPerSample(teacher, taps: taps)
+        let perEpoch = 2 * Double(teacher.forwardCost(height: data.height, width: data.width).macs) * samples
+        if epochs <= 1 {
+            return (false, "recompute: one epoch runs the teacher once anyway")
+        }
+        if bytes > cacheBudgetBytes {
+            return (false, "recompute: a cache would take \(Format.bytes(bytes)), over the \(Format.bytes(cacheBudgetBytes)) budget")
+        }
+        let saved = perEpoch * Double(epochs - 1)
+        return (true, "cache in fp16: \(Format.bytes(bytes)) saves \(epochs - 1) teacher passes (\(Format.flops(saved)), ~\(Format.duration(seconds(saved))))")
+    }
+
+    func evaluate(_ model: ModelArchitecture) -> StageCost {
+        let f = model.forwardCost(height: data.height, width: data.width)
+        let samples = keptSlices * data.testFraction
+        var c = StageCost()
+        c.parameters = model.parameterCount(inputSize: data.height)
+        c.macsPerSample = f.macs
+        c.flops = 2 * Double(f.macs) * samples
+        c.diskBytes = Int(samples) * pixels  // one byte per predicted label pixel
+        c.memoryBytes = c.parameters * 4 + f.activations * 4
+        c.seconds = seconds(c.flops)
+        return c
+    }
+}
+
+/// Human units for plans and reports.
+public enum Format {
+    public static func bytes(_ n: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n), i = 0
+        while v >= 1024, i < units.count - 1 { v /= 1024; i += 1 }
+        return i == 0 ? "\(n) B" : "\(round1(v)) \(units[i])"
+    }
+
+    public static func flops(_ f: Double) -> String {
+        let units = [(1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP"), (1e6, "MFLOP")]
+        for (scale, name) in units where f >= scale { return "\(round1(f / scale)) \(name)" }
+        return "\(Int(f)) FLOP"
+    }
+
+    public static func duration(_ s: Double) -> String {
+        if s < 60 { return "\(Int(s.rounded()))s" }
+        if s < 3600 { return "\(Int(s / 60))m \(Int(s.truncatingRemainder(dividingBy: 60)))s" }
+        if s < 86400 { return "\(Int(s / 3600))h \(Int(s.truncatingRemainder(dividingBy: 3600) / 60))m" }
+        return "\(Int(s / 86400))d \(Int(s.truncatingRemainder(dividingBy: 86400) / 3600))h"
+    }
+
+    public static func count(_ n: Int) -> String {
+        n >= 1_000_000 ? "\(round1(Double(n) / 1e6))M" : n >= 1000 ? "\(round1(Double(n) / 1e3))k" : "\(n)"
+    }
+
+    static func round1(_ v: Double) -> String {
+        let r = (v * 10).rounded() / 10
+        return r == r.rounded() ? String(Int(r)) : String(r)
+    }
+}

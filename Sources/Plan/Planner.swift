@@ -1,0 +1,265 @@
+import Architecture
+import Foundation
+import Spec
+
+/// Lowers a checked spec and its sweep into an execution plan: stages named by
+/// the SHA-256 of everything that determines their result, shared across
+/// variants, each with its cost.
+public struct Planner {
+    public var throughput: Throughput
+    /// Largest teacher-output cache the planner will choose.
+    public var cacheBudgetBytes: Int
+    /// Relative data paths resolve against this directory (the spec's).
+    public var specDirectory: String
+
+    public static let defaultCacheBudget = 32 << 30
+
+    public init(throughput: Throughput = .fallback, cacheBudgetBytes: Int = Planner.defaultCacheBudget, specDirectory: String) {
+        self.throughput = throughput
+        self.cacheBudgetBytes = cacheBudgetBytes
+        self.specDirectory = specDirectory
+    }
+
+    /// Plans every variant (or only `variant`). The spec must be free of errors.
+    public func plan(_ checked: CheckedSpec, variant: String? = nil) -> ExecutionPlan {
+        var builder = PlanBuilder(planner: self)
+        var baseResult: [String: StageResult]?
+        if let base = checked.base {
+            baseResult = builder.lower(base, reuse: nil, touched: [])
+        }
+        var variants: [PlanVariant] = []
+        for v in checked.variants where variant == nil || v.name == variant {
+            guard let spec = v.spec else { continue }
+            let results = builder.lower(spec, reuse: v.touched.isEmpty ? baseResult : baseResult, touched: v.touched,
+                                        variantName: v.name)
+            variants.append(PlanVariant(name: v.name, choices: v.choices,
+                                        stages: spec.stages.compactMap { s in results[s.name].map { (s.name, $0.train, $0.evaluate) } }))
+            for r in results.values { builder.mark(r, variant: v.name) }
+        }
+        let reportHash = builder.report(variants, specName: checked.base?.name)
+        for v in variants { builder.mark(hash: reportHash, variant: v.name) }
+        // The base itself is only a starting point: keep what some variant runs.
+        return ExecutionPlan(specName: checked.base?.name, stages: builder.ordered.filter { !$0.variants.isEmpty }, variants: variants,
+                             throughput: throughput)
+    }
+}
+
+/// What one spec stage lowered to.
+struct StageResult {
+    var prepare: String
+    var train: String
+    var evaluate: String
+    var teacherOutputs: String?
+}
+
+struct PlanBuilder {
+    let planner: Planner
+    private(set) var ordered: [PlanStage] = []
+    private var index: [String: Int] = [:]
+    private var prepareMemo: [String: (hash: String, model: CostModel)] = [:]
+    private var basePrepare: (String, CostModel)?
+
+    init(planner: Planner) { self.planner = planner }
+
+    /// Adds a stage (once per hash) and returns its hash.
+    /// `identity` replaces `params` in the hash where the runtime needs more than
+    /// what determines the result (the data path beside the data's fingerprint).
+    mutating func add(_ kind: StageKind, label: String, inputs: [String: String], params: JSON, identity hashed: JSON? = nil,
+                      cost: StageCost, note: String? = nil) -> String {
+        var identity: [String: JSON] = ["kind": .string(kind.rawValue), "runtime_format": .int(RuntimeFormat.version), "params": hashed ?? params]
+        identity["inputs"] = .object(inputs.mapValues(JSON.string))
+        let hash = JSON.object(identity).sha256
+        if index[hash] == nil {
+            index[hash] = ordered.count
+            ordered.append(PlanStage(hash: hash, kind: kind, label: label, inputs: inputs, params: params, cost: cost, variants: [], note: note))
+        }
+        return hash
+    }
+
+    mutating func mark(_ r: StageResult, variant: String) {
+        for h in [r.prepare, r.train, r.evaluate] + (r.teacherOutputs.map { [$0] } ?? []) { mark(hash: h, variant: variant) }
+    }
+
+    mutating func mark(hash: String, variant: String) {
+        // Variants are marked one after another, so a repeat is always the last entry.
+        guard let i = index[hash], ordered[i].variants.last != variant else { return }
+        ordered[i].variants.append(variant)
+    }
+
+    /// Lowers one spec. Stages whose inputs a variant did not touch are taken from `reuse`.
+    mutating func lower(_ spec: Spec, reuse: [String: StageResult]?, touched: Set<DocumentUnit>, variantName: String = "base") -> [String: StageResult] {
+        let dataTouched = touched.contains { $0.section == "data" }
+        let evaluateTouched = touched.contains { $0.section == "evaluate" }
+        let (prepare, cost): (String, CostModel)
+        if reuse != nil, !dataTouched, let base = basePrepare {
+            (prepare, cost) = base
+        } else {
+            (prepare, cost) = prepareStage(spec)
+            if reuse == nil { basePrepare = (prepare, cost) }
+        }
+        var results: [String: StageResult] = [:]
+        var changed = Set<String>()
+        for stage in dependencyOrder(spec) {
+            let deps = [stage.distill?.teacher.name, initStage(stage)].compactMap { $0 }
+            let dirty = reuse == nil || dataTouched
+                || touched.contains(DocumentUnit(section: "stages", entry: stage.name))
+                || touched.contains(DocumentUnit(section: "models", entry: stage.model.name))
+                || deps.contains { changed.contains($0) }
+                || stage.distill.flatMap { d in spec.stage(d.teacher.name) }.map { touched.contains(DocumentUnit(section: "models", entry: $0.model.name)) } ?? false
+            if !dirty, var r = reuse?[stage.name] {
+                if evaluateTouched { r.evaluate = evaluateStage(spec, stage, trained: r.train, prepare: prepare, cost: cost) }
+                results[stage.name] = r
+                continue
+            }
+            guard let r = lowerStage(spec, stage, prepare: prepare, cost: cost, lowered: results) else { continue }
+            if reuse?[stage.name]?.train != r.train { changed.insert(stage.name) }
+            results[stage.name] = r
+        }
+        return results
+    }
+
+    private func initStage(_ s: StageSpec) -> String? {
+        if case .stage(let r) = s.initFrom { return r.name }
+        return nil
+    }
+
+    /// Stages ordered so that teachers and init sources come first; ties keep spec order.
+    func dependencyOrder(_ spec: Spec) -> [StageSpec] {
+        var done = Set<String>(), out: [StageSpec] = []
+        func visit(_ s: StageSpec, _ depth: Int) {
+            guard !done.contains(s.name), depth < 1000 else { return }
+            for d in [s.distill?.teacher.name, initStage(s)].compactMap({ $0 }) {
+                if let t = spec.stage(d) { visit(t, depth + 1) }
+            }
+            if done.insert(s.name).inserted { out.append(s) }
+        }
+        for s in spec.stages { visit(s, 0) }
+        return out
+    }
+
+    mutating func prepareStage(_ spec: Spec) -> (String, CostModel) {
+        let dataJSON = JSON(spec.data.value)
+        let memoKey = dataJSON.canonical
+        if let m = prepareMemo[memoKey] { return (m.hash, m.model) }
+        let summary = DatasetSummary.summarize(spec.data, relativeTo: planner.specDirectory)
+        let model = CostModel(throughput: planner.throughput, summary: summary, data: spec.data, cacheBudgetBytes: planner.cacheBudgetBytes)
+        var source: [String: JSON] = ["fingerprint": .string(summary.fingerprint)]
+        switch spec.data.source {
+        case .phantom: source["phantom"] = JSON(spec.data.value["source"]?["phantom"] ?? Value(.null))
+        case .msd(let path): source["msd"] = .string(path)
+        }
+        // The source path is where to read, not what is read: only the fingerprint is identity.
+        var params: [String: JSON] = ["source": .object(source)]
+        for key in ["foreground", "preprocess", "split"] { params[key] = JSON(spec.data.value[key] ?? Value(.null)) }
+        var identity = params
+        identity["source"] = .object(["fingerprint": .string(summary.fingerprint)])
+        let hash = add(.prepare, label: "prepare \(summary.description), \(spec.data.height)x\(spec.data.width)",
+                       inputs: [:], params: .object(params), identity: .object(identity), cost: model.prepare(),
+                       note: summary.exact ? nil : "sizes are estimates until the data is read")
+        prepareMemo[memoKey] = (hash, model)
+        return (hash, model)
+    }
+
+    /// The subset chain, root first: what a stage trains on, independent of names.
+    func subsetChain(_ spec: Spec, _ name: String) -> JSON {
+        var chain: [JSON] = []
+        var cursor = spec.data.subset(name)
+        var seen = Set<String>()
+        while let s = cursor, seen.insert(s.name).inserted {
+            chain.insert(.object(["fraction": .number(s.fraction), "part": .string(s.part), "stratify": .bool(s.stratify)]), at: 0)
+            cursor = s.parent.flatMap { spec.data.subset($0.name) }
+        }
+        return .array(chain)
+    }
+
+    func modelJSON(_ model: ModelSpec) -> JSON {
+        guard case .object(var o) = JSON(model.source) else { return .null }
+        o["in_channels"] = .int(model.architecture.inChannels)
+        return .object(o)
+    }
+
+    mutating func lowerStage(_ spec: Spec, _ stage: StageSpec, prepare: String, cost: CostModel, lowered: [String: StageResult]) -> StageResult? {
+        guard let model = spec.model(stage.model.name) else { return nil }
+        var params: [String: JSON] = [
+            "model": modelJSON(model),
+            "subset": subsetChain(spec, stage.data.name),
+            "loss": .array(stage.loss.map { JSON($0.source) }),
+            "optimizer": JSON(stage.optimizer.source),
+            "schedule": JSON(stage.schedule.source),
+            "epochs": .int(stage.epochs), "batch": .int(stage.batch), "seed": .int(stage.seed),
+            "clip_grad_norm": stage.clipGradNorm.map(JSON.number) ?? .null,
+            "select": .object(["metric": .string(stage.selectMetric), "split": .string(stage.selectSplit)]),
+        ]
+        var inputs: [String: String] = ["data": prepare]
+        switch stage.initFrom {
+        case .stage(let r)?:
+            guard let upstream = lowered[r.name] else { return nil }
+            inputs["init"] = upstream.train
+        case .file(let path)?:
+            params["init_file"] = .string(path)
+        case nil: break
+        }
+        let samples = cost.trainingSamples(spec, subset: stage.data.name)
+        var kind = StageKind.train
+        var teacherArch: ModelArchitecture?
+        var cached = false
+        var note: String?
+        var teacherOutputs: String?
+        if let d = stage.distill, let teacherStage = spec.stage(d.teacher.name), let teacherModel = spec.model(teacherStage.model.name),
+           let upstream = lowered[teacherStage.name] {
+            kind = .distill
+            teacherArch = teacherModel.architecture
+            inputs["teacher"] = upstream.train
+            var terms: [String: JSON] = [:]
+            var taps = Set<String>()
+            for pair in d.taps where d.isActive(pair.name) {
+                terms["taps." + pair.name] = JSON(pair.source)
+                taps.insert(pair.teacher.name)
+            }
+            if let l = d.logits, d.isActive("logits") {
+                terms["logits"] = JSON(l.source)
+                taps.insert("logits.\(l.head)")
+            }
+            if let s = d.supcon, d.isActive("supcon") { terms["supcon"] = JSON(s.source) }
+            params["distill"] = .object(terms)
+            let tapList = taps.sorted()
+            let decision = cost.cacheDecision(teacher: teacherModel.architecture, taps: tapList, samples: samples, epochs: stage.epochs)
+            note = decision.reason
+            if decision.cache {
+                cached = true
+                let toParams: JSON = .object(["subset": subsetChain(spec, stage.data.name), "taps": .array(tapList.map(JSON.string)),
+                                              "precision": .string("fp16")])
+                let h = add(.teacherOutputs, label: "teacher outputs of \(teacherStage.name) over \(stage.data.name)",
+                            inputs: ["data": prepare, "teacher": upstream.train], params: toParams,
+                            cost: cost.teacherOutputs(teacherModel.architecture, taps: tapList, samples: samples))
+                inputs["teacher_outputs"] = h
+                teacherOutputs = h
+            }
+        }
+        let trainCost = cost.train(stage, model: model.architecture, samples: samples, teacher: teacherArch, teacherCached: cached)
+        let label = "\(kind == .distill ? "distill" : "train") \(stage.name) (\(model.name), \(Format.count(trainCost.parameters)) params)"
+        let train = add(kind, label: label, inputs: inputs, params: .object(params), cost: trainCost, note: note)
+        let evaluate = evaluateStage(spec, stage, trained: train, prepare: prepare, cost: cost)
+        return StageResult(prepare: prepare, train: train, evaluate: evaluate, teacherOutputs: teacherOutputs)
+    }
+
+    mutating func evaluateStage(_ spec: Spec, _ stage: StageSpec, trained: String, prepare: String, cost: CostModel) -> String {
+        guard let model = spec.model(stage.model.name) else { return trained }
+        return add(.evaluate, label: "evaluate \(stage.name)", inputs: ["data": prepare, "model": trained],
+                   params: JSON(spec.evaluate.source), cost: cost.evaluate(model.architecture))
+    }
+
+    mutating func report(_ variants: [PlanVariant], specName: String?) -> String {
+        let entries: [JSON] = variants.map { v in
+            .object(["name": .string(v.name),
+                     "evaluate": .object(Dictionary(v.stages.map { ($0.name, JSON.string($0.evaluate)) }, uniquingKeysWith: { a, _ in a }))])
+        }
+        let inputs = Dictionary(Set(variants.flatMap { $0.stages.map(\.evaluate) }).sorted().enumerated().map { ("evaluate.\($0.offset)", $0.element) },
+                                uniquingKeysWith: { a, _ in a })
+        var c = StageCost()
+        c.diskBytes = 64 << 10 * max(1, variants.count)
+        c.seconds = 1
+        return add(.report, label: "report of \(variants.count) variant\(variants.count == 1 ? "" : "s")", inputs: inputs,
+                   params: .object(["variants": .array(entries), "spec": specName.map(JSON.string) ?? .null]), cost: c)
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Diagnostics
+import Foundation
+import Plan
+import Spec
+
+/// `distill plan SPEC`: the sweep lowered to content-hashed stages, with its bill.
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show the execution plan of a spec (a dry run with cost); nothing is computed.",
+        discussion: """
+            Stages are named by the SHA-256 of everything that determines their result, so a \
+            stage shared by several variants (a teacher, the prepared data) appears once. \
+            A spec with errors is not planned: its diagnostics are printed and the exit status is 1.
+            """)
+
+    @Argument(help: "The spec file.")
+    var spec: String
+
+    @Option(name: .long, help: "Plan only this variant.")
+    var variant: String?
+
+    @Option(name: .long, help: "Output format: text, json (the plan the runtime executes) or dot (Graphviz).")
+    var format: Format = .text
+
+    @Option(name: .long, help: "Write one fully resolved spec per variant into this directory.")
+    var lock: String?
+
+    @Option(name: .long, help: "Largest teacher-output cache to choose, in GiB.")
+    var cacheBudget: Double = Double(Planner.defaultCacheBudget >> 30)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json, dot
+    }
+
+    func validate() throws {
+        guard cacheBudget >= 0, cacheBudget.isFinite else {
+            throw ValidationError("--cache-budget must be a number of GiB, 0 or more")
+        }
+    }
+
+    func run() throws {
+        guard let checked = SpecChecker.check(path: spec) else {
+            FileHandle.standardError.write(Data("error: cannot read '\(spec)'\n".utf8))
+            throw ExitStatus.usage
+        }
+        if checked.diagnostics.hasErrors {
+            print(DiagnosticRenderer.text(checked.diagnostics), terminator: "")
+            print(DiagnosticRenderer.summary(checked.diagnostics, files: 1))
+            throw ExitStatus.failure
+        }
+        if !checked.diagnostics.isEmpty {
+            FileHandle.standardError.write(Data(DiagnosticRenderer.text(checked.diagnostics).utf8))
+        }
+        if let variant, !checked.variants.contains(where: { $0.name == variant }) {
+            let names = checked.variants.map(\.name)
+            var message = "error: no variant '\(variant)' in \(spec)"
+            if let guess = Suggestions.closest(to: variant, in: names) { message += "; did you mean '\(guess)'?" }
+            FileHandle.standardError.write(Data((message + "\nvariants: \(names.joined(separator: ", "))\n").utf8))
+            throw ExitStatus.usage
+        }
+        let directory = (spec as NSString).deletingLastPathComponent
+        let planner = Planner(throughput: Throughput.load(), cacheBudgetBytes: Int(cacheBudget * Double(1 << 30)),
+                              specDirectory: directory.isEmpty ? "." : directory)
+        let plan = planner.plan(checked, variant: variant)
+        if let lock {
+            do {
+                try LockFiles.write(checked, variant: variant, to: lock)
+            } catch {
+                FileHandle.standardError.write(Data("error: cannot write lock files to '\(lock)': \(error.localizedDescription)\n".utf8))
+                throw ExitStatus.usage
+            }
+        }
+        switch format {
+        case .text: print(plan.text(title: spec), terminator: "")
+        case .json: print(plan.json.pretty, terminator: "")
+        case .dot: print(plan.dot(), terminator: "")
+        }
+    }
+}
