@@ -7,6 +7,8 @@
 import PackageDescription
 
 /// libnifti's headers include each other by bare name from /usr/include/nifti.
+let kernelSettings: [SwiftSetting] = [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
 let niftiInclude: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-I/usr/include/nifti"])]
 
 let package = Package(
@@ -32,8 +34,13 @@ let package = Package(
         .target(name: "Architecture"),
         .target(name: "Spec", dependencies: ["Diagnostics", "SpecSyntax", "Architecture"]),
         .target(name: "Plan", dependencies: ["Spec", "Architecture"]),
+        // The kernels share raw buffers across parallel loops by design (disjoint
+        // ranges per worker); Swift 6's Sendable checking cannot see that, so these
+        // two layers compile in the Swift 5 language mode.
+        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
+        .target(name: "NN", dependencies: ["Tensor", "Architecture"], swiftSettings: kernelSettings),
         .executableTarget(name: "distill", dependencies: [
-            "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS",
+            "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS", "Tensor", "NN",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "distill-bench-spec", dependencies: ["Diagnostics", "Spec", "Plan"],
@@ -42,6 +49,7 @@ let package = Package(
         .testTarget(name: "SpecSyntaxTests", dependencies: ["SpecSyntax", "Diagnostics"]),
         .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "Architecture"]),
         .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics"], exclude: ["Golden"]),
         .testTarget(name: "CLITests", dependencies: ["distill", "Spec"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["COpenBLAS", "CNifti"], swiftSettings: niftiInclude),

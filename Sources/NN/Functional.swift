@@ -1,0 +1,374 @@
+import Foundation
+import Tensor
+
+// The differentiable operations: each runs a kernel forward and registers the
+// gradient rule that calls the kernel's backward. All rules are here, in one
+// place, so that they can be checked in one sitting.
+//
+// Shapes: N batch, C channels, H x W spatial; L tokens, D features.
+
+public enum F {
+    // MARK: convolution
+
+    public static func conv2d(_ x: Variable, _ weight: Variable, _ bias: Variable?, stride: Int = 1, padding: Int = 0, dilation: Int = 1) -> Variable {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let g = ConvGeometry(n: n, c: c, h: h, w: w, o: weight.shape[0], kh: weight.shape[2], kw: weight.shape[3],
+                             stride: stride, padding: padding, dilation: dilation)
+        precondition(weight.shape[1] == c, "conv2d: weight \(weight.shape) for input \(x.shape)")
+        let y = Tensor(zeros: [n, g.o, g.p, g.q])
+        Conv2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
+        return Tape.output(y, inputs: [x, weight, bias]) { out in
+            Conv2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
+        }
+    }
+
+    /// Transposed convolution; weight [Cin, Cout, kh, kw] (PyTorch's layout).
+    public static func convTranspose2d(_ x: Variable, _ weight: Variable, _ bias: Variable?, stride: Int, padding: Int = 0) -> Variable {
+        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (cout, kh, kw) = (weight.shape[1], weight.shape[2], weight.shape[3])
+        let oh = ConvTranspose2D.outputSize(h, k: kh, stride: stride, padding: padding)
+        let ow = ConvTranspose2D.outputSize(w, k: kw, stride: stride, padding: padding)
+        let g = ConvGeometry(n: n, c: cout, h: oh, w: ow, o: cin, kh: kh, kw: kw, stride: stride, padding: padding)
+        let y = Tensor(zeros: [n, cout, oh, ow])
+        ConvTranspose2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
+        return Tape.output(y, inputs: [x, weight, bias]) { out in
+            ConvTranspose2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
+        }
+    }
+
+    // MARK: pooling and resizing
+
+    public static func maxPool2d(_ x: Variable, kernel: Int = 2, stride: Int = 2) -> Variable {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let p = Pool2D.outputSize(h, k: kernel, stride: stride), q = Pool2D.outputSize(w, k: kernel, stride: stride)
+        let y = Tensor(zeros: [n, c, p, q])
+        let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, y.count))
+        Pool2D.maxForward(x.value.pointer, y.pointer, argmax, n: n, c: c, h: h, w: w, k: kernel, stride: stride)
+        let indices = IndexBuffer(argmax, count: y.count)
+        return Tape.output(y, inputs: [x]) { out in
+            Pool2D.maxBackward(out.gradBuffer(), indices.pointer, x.gradBuffer(), outputCount: indices.count)
+        }
+    }
+
+    public static func avgPool2d(_ x: Variable, kernel: Int = 2, stride: Int = 2) -> Variable {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let y = Tensor(zeros: [n, c, Pool2D.outputSize(h, k: kernel, stride: stride), Pool2D.outputSize(w, k: kernel, stride: stride)])
+        Pool2D.avgForward(x.value.pointer, y.pointer, n: n, c: c, h: h, w: w, k: kernel, stride: stride)
+        return Tape.output(y, inputs: [x]) { out in
+            Pool2D.avgBackward(out.gradBuffer(), x.gradBuffer(), n: n, c: c, h: h, w: w, k: kernel, stride: stride)
+        }
+    }
+
+    public static func resizeBilinear(_ x: Variable, height p: Int, width q: Int, alignCorners: Bool = false) -> Variable {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        if h == p, w == q { return x }
+        let y = Tensor(zeros: [n, c, p, q])
+        Resize.bilinearForward(x.value.pointer, y.pointer, planes: n * c, h: h, w: w, p: p, q: q, alignCorners: alignCorners)
+        return Tape.output(y, inputs: [x]) { out in
+            Resize.bilinearBackward(out.gradBuffer(), x.gradBuffer(), planes: n * c, h: h, w: w, p: p, q: q, alignCorners: alignCorners)
+        }
+    }
+
+    public static func resizeNearest(_ x: Variable, height p: Int, width q: Int) -> Variable {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let y = Tensor(zeros: [n, c, p, q])
+        Resize.nearestForward(x.value.pointer, y.pointer, planes: n * c, h: h, w: w, p: p, q: q)
+        return Tape.output(y, inputs: [x]) { out in
+            Resize.nearestBackward(out.gradBuffer(), x.gradBuffer(), planes: n * c, h: h, w: w, p: p, q: q)
+        }
+    }
+
+    // MARK: normalisation
+
+    /// Batch norm in training mode: batch statistics; the running buffers are updated in place
+    /// (running_var with the unbiased variance), as PyTorch does.
+    public static func batchNormTrain(_ x: Variable, _ weight: Variable?, _ bias: Variable?, runningMean: Tensor?, runningVar: Tensor?,
+                                      momentum: Float = 0.1, eps: Float = 1e-5) -> Variable {
+        let (n, c) = (x.shape[0], x.shape[1])
+        let inner = x.value.count / max(1, n * c)
+        let layout = NormLayout(outer: n, channels: c, inner: inner, acrossBatch: true, channelsPerGroup: 1)
+        return normalize(x, weight, bias, layout, eps: eps) { stats in
+            guard let runningMean, let runningVar else { return }
+            let m = Float(n * inner)
+            for ch in 0..<c {
+                let mean = stats[2 * ch], rstd = stats[2 * ch + 1]
+                let variance = 1 / (rstd * rstd) - eps
+                runningMean.pointer[ch] = (1 - momentum) * runningMean.pointer[ch] + momentum * mean
+                runningVar.pointer[ch] = (1 - momentum) * runningVar.pointer[ch] + momentum * variance * m / max(1, m - 1)
+            }
+        }
+    }
+
+    public static func batchNormEval(_ x: Variable, _ weight: Variable?, _ bias: Variable?, runningMean: Tensor, runningVar: Tensor, eps: Float = 1e-5) -> Variable {
+        let (n, c) = (x.shape[0], x.shape[1])
+        let inner = x.value.count / max(1, n * c)
+        let y = Tensor(zeros: x.shape)
+        Normalization.forwardFixed(x.value.pointer, weight?.value.pointer, bias?.value.pointer, mean: runningMean.pointer,
+                                   variance: runningVar.pointer, y.pointer, outer: n, channels: c, inner: inner, eps: eps)
+        return Tape.output(y, inputs: [x, weight, bias]) { out in
+            Normalization.backwardFixed(x.value.pointer, weight?.value.pointer, mean: runningMean.pointer, variance: runningVar.pointer,
+                                        out.gradBuffer(), x.gradTarget, weight?.gradTarget, bias?.gradTarget,
+                                        outer: n, channels: c, inner: inner, eps: eps)
+        }
+    }
+
+    public static func groupNorm(_ x: Variable, groups: Int, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5) -> Variable {
+        let (n, c) = (x.shape[0], x.shape[1])
+        let layout = NormLayout(outer: n, channels: c, inner: x.value.count / max(1, n * c), acrossBatch: false, channelsPerGroup: c / groups)
+        return normalize(x, weight, bias, layout, eps: eps)
+    }
+
+    public static func instanceNorm(_ x: Variable, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5) -> Variable {
+        let (n, c) = (x.shape[0], x.shape[1])
+        let layout = NormLayout(outer: n, channels: c, inner: x.value.count / max(1, n * c), acrossBatch: false, channelsPerGroup: 1)
+        return normalize(x, weight, bias, layout, eps: eps)
+    }
+
+    static func normalize(_ x: Variable, _ weight: Variable?, _ bias: Variable?, _ layout: NormLayout, eps: Float,
+                          statistics: (UnsafePointer<Float>) -> Void = { _ in }) -> Variable {
+        let y = Tensor(zeros: x.shape)
+        let stats = Tensor(zeros: [layout.groupCount * 2])
+        Normalization.forward(x.value.pointer, weight?.value.pointer, bias?.value.pointer, y.pointer, stats.pointer, layout, eps: eps)
+        statistics(stats.pointer)
+        return Tape.output(y, inputs: [x, weight, bias]) { out in
+            Normalization.backward(x.value.pointer, weight?.value.pointer, stats.pointer, out.gradBuffer(), x.gradTarget,
+                                   weight?.gradTarget, bias?.gradTarget, layout)
+        }
+    }
+
+    /// Layer norm over the last dimension.
+    public static func layerNorm(_ x: Variable, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5) -> Variable {
+        let d = x.shape.last ?? 1, rows = x.value.count / max(1, d)
+        let y = Tensor(zeros: x.shape), stats = Tensor(zeros: [rows * 2])
+        LayerNorm.forward(x.value.pointer, weight?.value.pointer, bias?.value.pointer, y.pointer, stats.pointer, rows: rows, d: d, eps: eps)
+        return Tape.output(y, inputs: [x, weight, bias]) { out in
+            LayerNorm.backward(x.value.pointer, weight?.value.pointer, stats.pointer, out.gradBuffer(), x.gradTarget,
+                               weight?.gradTarget, bias?.gradTarget, rows: rows, d: d)
+        }
+    }
+
+    // MARK: activations and softmax
+
+    public static func activation(_ x: Variable, _ kind: Activation) -> Variable {
+        let y = Tensor(zeros: x.shape)
+        kind.forward(x.value.pointer, y.pointer, count: y.count)
+        return Tape.output(y, inputs: [x]) { out in
+            kind.backward(x.value.pointer, out.value.pointer, out.gradBuffer(), x.gradBuffer(), count: y.count)
+        }
+    }
+
+    public static func relu(_ x: Variable) -> Variable { activation(x, .relu) }
+    public static func gelu(_ x: Variable) -> Variable { activation(x, .gelu) }
+    public static func sigmoid(_ x: Variable) -> Variable { activation(x, .sigmoid) }
+
+    /// Softmax (or log-softmax) over `axis`.
+    public static func softmax(_ x: Variable, axis: Int, log: Bool = false) -> Variable {
+        let a = axis < 0 ? x.shape.count + axis : axis
+        let outer = x.shape[..<a].reduce(1, *), c = x.shape[a], inner = x.shape[(a + 1)...].reduce(1, *)
+        let y = Tensor(zeros: x.shape)
+        Softmax.forward(x.value.pointer, y.pointer, outer: outer, c: c, inner: inner, log: log)
+        return Tape.output(y, inputs: [x]) { out in
+            Softmax.backward(out.value.pointer, out.gradBuffer(), x.gradBuffer(), outer: outer, c: c, inner: inner, log: log)
+        }
+    }
+
+    // MARK: linear algebra
+
+    /// y = x W^T + b with W [out, in] (nn.Linear); or y = x W + b with W [in, out] when `weightIsInputMajor`.
+    public static func linear(_ x: Variable, _ weight: Variable, _ bias: Variable?, weightIsInputMajor: Bool = false) -> Variable {
+        let din = x.shape.last ?? 1, rows = x.value.count / max(1, din)
+        let dout = weightIsInputMajor ? weight.shape[1] : weight.shape[0]
+        let y = Tensor(zeros: Array(x.shape.dropLast()) + [dout])
+        GEMM.multiply(x.value.pointer, transposeA: false, weight.value.pointer, transposeB: !weightIsInputMajor, y.pointer, m: rows, n: dout, k: din)
+        if let b = bias?.value.pointer { for r in 0..<rows { for o in 0..<dout { y.pointer[r * dout + o] += b[o] } } }
+        return Tape.output(y, inputs: [x, weight, bias]) { out in
+            let dy = out.gradBuffer()
+            if let dx = x.gradTarget {
+                GEMM.multiply(dy, transposeA: false, weight.value.pointer, transposeB: weightIsInputMajor, dx, m: rows, n: din, k: dout, beta: 1)
+            }
+            if weight.requiresGrad {
+                if weightIsInputMajor {
+                    GEMM.multiply(x.value.pointer, transposeA: true, dy, transposeB: false, weight.gradBuffer(), m: din, n: dout, k: rows, beta: 1)
+                } else {
+                    GEMM.multiply(dy, transposeA: true, x.value.pointer, transposeB: false, weight.gradBuffer(), m: dout, n: din, k: rows, beta: 1)
+                }
+            }
+            if let db = bias?.gradTarget { for r in 0..<rows { for o in 0..<dout { db[o] += dy[r * dout + o] } } }
+        }
+    }
+
+    /// Batched product: a [B, M, K] x b [B, K, N] (or b^T when transposeB, b [B, N, K]).
+    public static func bmm(_ a: Variable, _ b: Variable, transposeB: Bool = false) -> Variable {
+        let (batch, m, k) = (a.shape[0], a.shape[1], a.shape[2])
+        let n = transposeB ? b.shape[1] : b.shape[2]
+        let y = Tensor(zeros: [batch, m, n])
+        for i in 0..<batch {
+            GEMM.multiply(a.value.pointer + i * m * k, transposeA: false, b.value.pointer + i * k * n, transposeB: transposeB,
+                          y.pointer + i * m * n, m: m, n: n, k: k)
+        }
+        return Tape.output(y, inputs: [a, b]) { out in
+            let dy = out.gradBuffer()
+            for i in 0..<batch {
+                let g = dy + i * m * n
+                if let da = a.gradTarget {
+                    GEMM.multiply(g, transposeA: false, b.value.pointer + i * k * n, transposeB: !transposeB, da + i * m * k, m: m, n: k, k: n, beta: 1)
+                }
+                if let db = b.gradTarget {
+                    if transposeB {
+                        GEMM.multiply(g, transposeA: true, a.value.pointer + i * m * k, transposeB: false, db + i * k * n, m: n, n: k, k: m, beta: 1)
+                    } else {
+                        GEMM.multiply(a.value.pointer + i * m * k, transposeA: true, g, transposeB: false, db + i * k * n, m: k, n: n, k: m, beta: 1)
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: shape
+
+    public static func reshape(_ x: Variable, _ shape: [Int]) -> Variable {
+        let y = x.value.reshaped(shape)
+        return Tape.output(y, inputs: [x]) { out in
+            let dy = out.gradBuffer(), dx = x.gradBuffer()
+            for i in 0..<y.count { dx[i] += dy[i] }
+        }
+    }
+
+    /// y = x with dimensions reordered: y.shape[i] = x.shape[order[i]].
+    public static func permute(_ x: Variable, _ order: [Int]) -> Variable {
+        let shape = order.map { x.shape[$0] }
+        let y = Tensor(zeros: shape)
+        let map = permutationMap(x.shape, order)
+        for (i, src) in map.enumerated() { y.pointer[i] = x.value.pointer[src] }
+        return Tape.output(y, inputs: [x]) { out in
+            let dy = out.gradBuffer(), dx = x.gradBuffer()
+            for (i, src) in map.enumerated() { dx[src] += dy[i] }
+        }
+    }
+
+    /// For each output index, the input index it reads.
+    static func permutationMap(_ shape: [Int], _ order: [Int]) -> [Int] {
+        let rank = shape.count
+        var strides = [Int](repeating: 1, count: rank)
+        for i in stride(from: rank - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * shape[i + 1] }
+        let outShape = order.map { shape[$0] }
+        let total = shape.reduce(1, *)
+        var map = [Int](repeating: 0, count: total)
+        var index = [Int](repeating: 0, count: rank)
+        for i in 0..<total {
+            var src = 0
+            for d in 0..<rank { src += index[d] * strides[order[d]] }
+            map[i] = src
+            var d = rank - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < outShape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return map
+    }
+
+    /// Concatenation along channels (dim 1) of NCHW (or any rank >= 2).
+    public static func concat(_ xs: [Variable], axis: Int = 1) -> Variable {
+        let outer = xs[0].shape[..<axis].reduce(1, *)
+        let sizes = xs.map { $0.value.count / max(1, outer) }
+        let total = sizes.reduce(0, +)
+        var shape = xs[0].shape
+        shape[axis] = xs.reduce(0) { $0 + $1.shape[axis] }
+        let y = Tensor(zeros: shape)
+        for o in 0..<outer {
+            var off = 0
+            for (x, s) in zip(xs, sizes) {
+                (y.pointer + o * total + off).update(from: x.value.pointer + o * s, count: s)
+                off += s
+            }
+        }
+        return Tape.output(y, inputs: xs) { out in
+            let dy = out.gradBuffer()
+            for o in 0..<outer {
+                var off = 0
+                for (x, s) in zip(xs, sizes) {
+                    if let dx = x.gradTarget { for i in 0..<s { dx[o * s + i] += dy[o * total + off + i] } }
+                    off += s
+                }
+            }
+        }
+    }
+
+    // MARK: arithmetic
+
+    public static func add(_ a: Variable, _ b: Variable) -> Variable {
+        precondition(a.value.count == b.value.count, "add: \(a.shape) + \(b.shape)")
+        let y = Tensor(zeros: a.shape)
+        for i in 0..<y.count { y.pointer[i] = a.value.pointer[i] + b.value.pointer[i] }
+        return Tape.output(y, inputs: [a, b]) { out in
+            let dy = out.gradBuffer()
+            if let da = a.gradTarget { for i in 0..<y.count { da[i] += dy[i] } }
+            if let db = b.gradTarget { for i in 0..<y.count { db[i] += dy[i] } }
+        }
+    }
+
+    public static func mul(_ a: Variable, _ b: Variable) -> Variable {
+        let y = Tensor(zeros: a.shape)
+        for i in 0..<y.count { y.pointer[i] = a.value.pointer[i] * b.value.pointer[i] }
+        return Tape.output(y, inputs: [a, b]) { out in
+            let dy = out.gradBuffer()
+            if let da = a.gradTarget { for i in 0..<y.count { da[i] += dy[i] * b.value.pointer[i] } }
+            if let db = b.gradTarget { for i in 0..<y.count { db[i] += dy[i] * a.value.pointer[i] } }
+        }
+    }
+
+    public static func scale(_ x: Variable, _ s: Float) -> Variable {
+        let y = Tensor(zeros: x.shape)
+        for i in 0..<y.count { y.pointer[i] = x.value.pointer[i] * s }
+        return Tape.output(y, inputs: [x]) { out in
+            let dy = out.gradBuffer(), dx = x.gradBuffer()
+            for i in 0..<y.count { dx[i] += dy[i] * s }
+        }
+    }
+
+    /// x + b broadcast over leading dimensions (b has x's trailing shape).
+    public static func addBroadcast(_ x: Variable, _ b: Variable) -> Variable {
+        let inner = b.value.count, outer = x.value.count / max(1, inner)
+        let y = Tensor(zeros: x.shape)
+        for o in 0..<outer { for i in 0..<inner { y.pointer[o * inner + i] = x.value.pointer[o * inner + i] + b.value.pointer[i] } }
+        return Tape.output(y, inputs: [x, b]) { out in
+            let dy = out.gradBuffer()
+            if let dx = x.gradTarget { for i in 0..<y.count { dx[i] += dy[i] } }
+            if let db = b.gradTarget { for o in 0..<outer { for i in 0..<inner { db[i] += dy[o * inner + i] } } }
+        }
+    }
+
+    /// Sum of all values (a scalar).
+    public static func sum(_ x: Variable) -> Variable {
+        var s = 0.0
+        for i in 0..<x.value.count { s += Double(x.value.pointer[i]) }
+        return Tape.output(Tensor.scalar(Float(s)), inputs: [x]) { out in
+            let g = out.gradBuffer()[0], dx = x.gradBuffer()
+            for i in 0..<x.value.count { dx[i] += g }
+        }
+    }
+
+    /// Weighted sum of scalars: the total loss.
+    public static func weightedSum(_ terms: [(Variable, Float)]) -> Variable {
+        var s: Float = 0
+        for (t, w) in terms { s += w * t.value.item }
+        return Tape.output(Tensor.scalar(s), inputs: terms.map(\.0)) { out in
+            let g = out.gradBuffer()[0]
+            for (t, w) in terms { if let d = t.gradTarget { d[0] += g * w } }
+        }
+    }
+}
+
+/// Owned Int32 indices kept alive by a backward rule.
+final class IndexBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Int32>
+    let count: Int
+    init(_ pointer: UnsafeMutablePointer<Int32>, count: Int) {
+        self.pointer = pointer
+        self.count = count
+    }
+    deinit { pointer.deallocate() }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Tensor
+
+/// One reference file of ../shared/reference (safetensors + metadata), read for a parity check.
+public struct ReferenceCase {
+    public let name: String
+    public let op: String
+    public let params: [String: Any]
+    public let file: SafetensorsFile
+    let atol: Float, rtol: Float
+    let tolerances: [String: (Float, Float)]
+
+    public init(path: String) throws {
+        file = try SafetensorsFile(path: path)
+        name = file.metadata["case"] ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        guard let op = file.metadata["op"] else { throw SafetensorsError.badHeader(path, detail: "no 'op' in __metadata__") }
+        self.op = op
+        params = (file.metadata["params"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) } as? [String: Any]) ?? [:]
+        atol = Float(file.metadata["atol"] ?? "") ?? 1e-4
+        rtol = Float(file.metadata["rtol"] ?? "") ?? 1e-4
+        var tol: [String: (Float, Float)] = [:]
+        if let text = file.metadata["tolerances"], let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: [Double]] {
+            for (k, v) in obj where v.count == 2 { tol[k] = (Float(v[0]), Float(v[1])) }
+        }
+        tolerances = tol
+    }
+
+    public func tensor(_ name: String) throws -> Tensor { try file.tensor(name) }
+    public func has(_ name: String) -> Bool { file.entries[name] != nil }
+    public func names(prefix: String) -> [String] { file.names.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
+
+    func tolerance(_ tensor: String) -> (Float, Float) { tolerances[tensor] ?? (atol, rtol) }
+
+    public func int(_ key: String, _ fallback: Int) -> Int { (params[key] as? Int) ?? (params[key] as? Double).map { Int($0) } ?? fallback }
+    public func float(_ key: String, _ fallback: Float) -> Float { (params[key] as? Double).map { Float($0) } ?? (params[key] as? Int).map { Float($0) } ?? fallback }
+    public func bool(_ key: String, _ fallback: Bool) -> Bool { (params[key] as? Bool) ?? fallback }
+}
+
+/// The comparison of one tensor.
+public struct TensorComparison {
+    public var name: String
+    public var maxAbs: Float
+    public var maxRel: Float
+    public var passed: Bool
+    public var note: String?
+}
+
+/// The outcome of one case.
+public struct ParityResult {
+    public var name: String
+    public var op: String
+    public var comparisons: [TensorComparison] = []
+    public var error: String?
+
+    public var passed: Bool { error == nil && !comparisons.isEmpty && comparisons.allSatisfy(\.passed) }
+    public var maxAbs: Float { comparisons.map(\.maxAbs).max() ?? 0 }
+    public var maxRel: Float { comparisons.map(\.maxRel).max() ?? 0 }
+}
+
+extension ReferenceCase {
+    /// allclose per element: |got - ref| <= atol + rtol |ref|.
+    func compare(_ name: String, _ got: Tensor?, into result: inout ParityResult) {
+        guard let ref = try? tensor(name) else { return }
+        guard let got else {
+            result.comparisons.append(TensorComparison(name: name, maxAbs: .infinity, maxRel: .infinity, passed: false, note: "not produced"))
+            return
+        }
+        guard got.count == ref.count else {
+            result.comparisons.append(TensorComparison(name: name, maxAbs: .infinity, maxRel: .infinity, passed: false,
+                                                       note: "shape \(got.shape), expected \(ref.shape)"))
+            return
+        }
+        let (atol, rtol) = tolerance(name)
+        var maxAbs: Float = 0, maxRel: Float = 0, ok = true
+        for i in 0..<ref.count {
+            let r = ref.pointer[i], g = got.pointer[i]
+            let d = abs(g - r)
+            if !(d <= atol + rtol * abs(r)) { ok = false }
+            maxAbs = max(maxAbs, d.isNaN ? .infinity : d)
+            if abs(r) > 0 { maxRel = max(maxRel, d / abs(r)) }
+        }
+        result.comparisons.append(TensorComparison(name: name, maxAbs: maxAbs, maxRel: maxRel, passed: ok))
+    }
+}

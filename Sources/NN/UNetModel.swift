@@ -1,0 +1,106 @@
+import Architecture
+import Tensor
+
+/// U-Net and multi-task U-Net: conv blocks (conv3x3 + norm + ReLU, `convsPerBlock`
+/// times), 2x2 max-pool down, transposed-conv (or bilinear) up, skip concatenation
+/// `[up-sampled, skip]`, a 1x1 head per output.
+final class UNetModel: SegmentationModel {
+    let u: UNetArchitecture
+    let store = ParameterStore()
+    var architecture: ModelArchitecture { .unet(u) }
+
+    struct Block {
+        var convs: [ConvLayer] = []
+        var norms: [NormLayer] = []
+
+        func callAsFunction(_ x: Variable, training: Bool) -> Variable {
+            var y = x
+            for (conv, norm) in zip(convs, norms) { y = F.relu(norm(conv(y), training: training)) }
+            return y
+        }
+    }
+
+    struct Decoder {
+        var prefix: String
+        var ups: [UpLayer?] = []
+        var blocks: [Block] = []
+    }
+
+    var encoder: [Block] = []
+    var bottleneck = Block()
+    var decoders: [Decoder] = []
+    var heads: [(Head, ConvLayer)] = []
+
+    init(_ u: UNetArchitecture, rng: inout RNG) {
+        self.u = u
+        var cin = u.inChannels
+        for (i, w) in u.widths.enumerated() {
+            encoder.append(block("encoder.\(i)", cin: cin, cout: w, rng: &rng))
+            cin = w
+        }
+        bottleneck = block("bottleneck", cin: cin, cout: u.bottleneck, rng: &rng)
+        let prefixes = u.sharedDecoder ? ["decoder."] : u.heads.map { "decoder.\($0.name)." }
+        for prefix in prefixes {
+            var d = Decoder(prefix: prefix)
+            var below = u.bottleneck
+            for i in 0..<u.depth {
+                let w = u.widths[u.depth - 1 - i]
+                switch u.upsampling {
+                case .transpose:
+                    d.ups.append(UpLayer(store, "\(prefix)\(i).up", cin: below, cout: w, rng: &rng))
+                    d.blocks.append(block("\(prefix)\(i)", cin: 2 * w, cout: w, rng: &rng))
+                case .bilinear:
+                    d.ups.append(nil)
+                    d.blocks.append(block("\(prefix)\(i)", cin: below + w, cout: w, rng: &rng))
+                }
+                below = w
+            }
+            decoders.append(d)
+        }
+        for head in u.heads {
+            heads.append((head, ConvLayer(store, "head.\(head.name)", cin: u.widths[0], cout: head.channels, k: 1, rng: &rng)))
+        }
+    }
+
+    private func block(_ name: String, cin: Int, cout: Int, rng: inout RNG) -> Block {
+        var b = Block()
+        for j in 0..<u.convsPerBlock {
+            b.convs.append(ConvLayer(store, "\(name).conv\(j)", cin: j == 0 ? cin : cout, cout: cout, k: 3, padding: 1, rng: &rng))
+            b.norms.append(NormLayer(store, "\(name).norm\(j)", channels: cout, kind: u.norm, groups: u.groups))
+        }
+        return b
+    }
+
+    func forward(_ x: Variable, training: Bool) -> ModelOutput {
+        var out = ModelOutput()
+        out.taps["input"] = x
+        var skips: [Variable] = []
+        var y = x
+        for (i, b) in encoder.enumerated() {
+            y = b(y, training: training)
+            out.taps["encoder.\(i)"] = y
+            skips.append(y)
+            y = F.maxPool2d(y)
+            out.taps["pool.\(i)"] = y
+        }
+        let bott = bottleneck(y, training: training)
+        out.taps["bottleneck"] = bott
+        var finals: [String: Variable] = [:]
+        for d in decoders {
+            var z = bott
+            for i in 0..<u.depth {
+                let skip = skips[u.depth - 1 - i]
+                let up = d.ups[i].map { $0(z) } ?? F.resizeBilinear(z, height: skip.shape[2], width: skip.shape[3])
+                z = d.blocks[i](F.concat([up, skip]), training: training)
+                out.taps["\(d.prefix)\(i)"] = z
+            }
+            finals[d.prefix] = z
+        }
+        for (head, conv) in heads {
+            let features = u.sharedDecoder ? finals["decoder."] : finals["decoder.\(head.name)."]
+            if let features { out.logits[head.name] = conv(features) }
+            out.taps["logits.\(head.name)"] = out.logits[head.name]
+        }
+        return out
+    }
+}

@@ -1,0 +1,251 @@
+// 2D convolution and transposed convolution.
+//
+// N batch, C input channels, O output channels, H x W input, P x Q output,
+// kernel kh x kw, stride s, padding p, dilation d.
+// Weight layouts are PyTorch's: conv [O, C, kh, kw]; transposed conv [C, O, kh, kw].
+// Forward writes its output; backward ACCUMULATES (+=) into dx, dw, db.
+// The fast path is im2col + sgemm per image, images in parallel; the naive
+// path is the defining sum, in Double, kept as the reference the tests compare with.
+
+/// The geometry of one convolution.
+public struct ConvGeometry: Hashable, Sendable {
+    public var n, c, h, w: Int
+    public var o, kh, kw: Int
+    public var stride, padding, dilation: Int
+
+    public init(n: Int, c: Int, h: Int, w: Int, o: Int, kh: Int, kw: Int, stride: Int = 1, padding: Int = 0, dilation: Int = 1) {
+        (self.n, self.c, self.h, self.w, self.o, self.kh, self.kw) = (n, c, h, w, o, kh, kw)
+        (self.stride, self.padding, self.dilation) = (stride, padding, dilation)
+    }
+
+    public var p: Int { (h + 2 * padding - dilation * (kh - 1) - 1) / stride + 1 }
+    public var q: Int { (w + 2 * padding - dilation * (kw - 1) - 1) / stride + 1 }
+    /// Rows of the im2col matrix.
+    var k: Int { c * kh * kw }
+    var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 && padding == 0 }
+}
+
+enum Im2col {
+    /// col[(c*kh + u)*kw + v, i*Q + j] = x[c, s*i + d*u - p, s*j + d*v - p] (0 outside).
+    static func pack(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>) {
+        let P = g.p, Q = g.q
+        for c in 0..<g.c {
+            for u in 0..<g.kh {
+                for v in 0..<g.kw {
+                    let row = col + ((c * g.kh + u) * g.kw + v) * P * Q
+                    for i in 0..<P {
+                        let y = g.stride * i + g.dilation * u - g.padding
+                        let out = row + i * Q
+                        if y < 0 || y >= g.h {
+                            out.update(repeating: 0, count: Q)
+                            continue
+                        }
+                        let src = x + (c * g.h + y) * g.w
+                        if g.stride == 1 {
+                            let off = g.dilation * v - g.padding
+                            let j0 = max(0, -off), j1 = min(Q, g.w - off)
+                            if j0 > 0 { out.update(repeating: 0, count: min(j0, Q)) }
+                            if j1 > j0 { (out + j0).update(from: src + j0 + off, count: j1 - j0) }
+                            if j1 < Q { (out + max(j1, 0)).update(repeating: 0, count: Q - max(j1, 0)) }
+                        } else {
+                            for j in 0..<Q {
+                                let xx = g.stride * j + g.dilation * v - g.padding
+                                out[j] = (xx >= 0 && xx < g.w) ? src[xx] : 0
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `pack`: dx[c, y, x] += col[...] for every position that read it.
+    static func unpackAdd(_ col: UnsafePointer<Float>, _ g: ConvGeometry, _ dx: UnsafeMutablePointer<Float>) {
+        let P = g.p, Q = g.q
+        for c in 0..<g.c {
+            for u in 0..<g.kh {
+                for v in 0..<g.kw {
+                    let row = col + ((c * g.kh + u) * g.kw + v) * P * Q
+                    for i in 0..<P {
+                        let y = g.stride * i + g.dilation * u - g.padding
+                        if y < 0 || y >= g.h { continue }
+                        let dst = dx + (c * g.h + y) * g.w
+                        let src = row + i * Q
+                        for j in 0..<Q {
+                            let xx = g.stride * j + g.dilation * v - g.padding
+                            if xx >= 0 && xx < g.w { dst[xx] += src[j] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+public enum Conv2D {
+    /// y[n, o] = b[o] + sum_{c,u,v} w[o, c, u, v] * x[n, c, s*i + d*u - p, s*j + d*v - p]
+    public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                               _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let P = g.p * g.q, K = g.k
+        Parallel.forEach(g.n) { n in
+            let xn = x + n * g.c * g.h * g.w, yn = y + n * g.o * P
+            if g.isPointwise {
+                GEMM.multiply(weight, transposeA: false, xn, transposeB: false, yn, m: g.o, n: P, k: K)
+            } else {
+                let col = UnsafeMutablePointer<Float>.allocate(capacity: K * P)
+                defer { col.deallocate() }
+                Im2col.pack(xn, g, col)
+                GEMM.multiply(weight, transposeA: false, col, transposeB: false, yn, m: g.o, n: P, k: K)
+            }
+            if let bias {
+                for o in 0..<g.o {
+                    let b = bias[o], row = yn + o * P
+                    for i in 0..<P { row[i] += b }
+                }
+            }
+        }
+    }
+
+    /// Accumulates dx (if given), dw and db (if given) from dy.
+    public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
+                                _ g: ConvGeometry) {
+        let P = g.p * g.q, K = g.k
+        let workers = min(Parallel.threads, g.n)
+        // Per-worker weight-gradient partials, summed at the end.
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * (g.o * K + g.o))
+        partial.initialize(repeating: 0, count: workers * (g.o * K + g.o))
+        defer { partial.deallocate() }
+        Parallel.forEach(workers) { wkr in
+            let pdw = partial + wkr * (g.o * K + g.o), pdb = pdw + g.o * K
+            let col = UnsafeMutablePointer<Float>.allocate(capacity: g.isPointwise ? 1 : K * P)
+            let dcol = UnsafeMutablePointer<Float>.allocate(capacity: g.isPointwise ? 1 : K * P)
+            defer { col.deallocate(); dcol.deallocate() }
+            var n = wkr
+            while n < g.n {
+                let xn = x + n * g.c * g.h * g.w, dyn = dy + n * g.o * P
+                let source: UnsafePointer<Float>
+                if g.isPointwise { source = xn } else { Im2col.pack(xn, g, col); source = UnsafePointer(col) }
+                GEMM.multiply(dyn, transposeA: false, source, transposeB: true, pdw, m: g.o, n: K, k: P, beta: 1)
+                for o in 0..<g.o {
+                    var s: Float = 0
+                    let row = dyn + o * P
+                    for i in 0..<P { s += row[i] }
+                    pdb[o] += s
+                }
+                if let dx {
+                    let dxn = dx + n * g.c * g.h * g.w
+                    if g.isPointwise {
+                        GEMM.multiply(weight, transposeA: true, dyn, transposeB: false, dxn, m: K, n: P, k: g.o, beta: 1)
+                    } else {
+                        GEMM.multiply(weight, transposeA: true, dyn, transposeB: false, dcol, m: K, n: P, k: g.o)
+                        Im2col.unpackAdd(dcol, g, dxn)
+                    }
+                }
+                n += workers
+            }
+        }
+        for wkr in 0..<workers {
+            let pdw = partial + wkr * (g.o * K + g.o)
+            for i in 0..<(g.o * K) { dw[i] += pdw[i] }
+            if let db { for o in 0..<g.o { db[o] += pdw[g.o * K + o] } }
+        }
+    }
+
+    /// The defining sum, in Double: the reference for tests.
+    public static func forwardNaive(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                    _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        for n in 0..<g.n { for o in 0..<g.o { for i in 0..<g.p { for j in 0..<g.q {
+            var s = Double(bias?[o] ?? 0)
+            for c in 0..<g.c { for u in 0..<g.kh { for v in 0..<g.kw {
+                let yy = g.stride * i + g.dilation * u - g.padding, xx = g.stride * j + g.dilation * v - g.padding
+                if yy >= 0, yy < g.h, xx >= 0, xx < g.w {
+                    s += Double(weight[((o * g.c + c) * g.kh + u) * g.kw + v]) * Double(x[((n * g.c + c) * g.h + yy) * g.w + xx])
+                }
+            } } }
+            y[((n * g.o + o) * g.p + i) * g.q + j] = Float(s)
+        } } } }
+    }
+
+    public static func backwardNaive(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                     _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
+                                     _ g: ConvGeometry) {
+        for n in 0..<g.n { for o in 0..<g.o { for i in 0..<g.p { for j in 0..<g.q {
+            let d = dy[((n * g.o + o) * g.p + i) * g.q + j]
+            db?[o] += d
+            for c in 0..<g.c { for u in 0..<g.kh { for v in 0..<g.kw {
+                let yy = g.stride * i + g.dilation * u - g.padding, xx = g.stride * j + g.dilation * v - g.padding
+                if yy >= 0, yy < g.h, xx >= 0, xx < g.w {
+                    let xi = ((n * g.c + c) * g.h + yy) * g.w + xx, wi = ((o * g.c + c) * g.kh + u) * g.kw + v
+                    dw[wi] += d * x[xi]
+                    dx?[xi] += d * weight[wi]
+                }
+            } } }
+        } } } }
+    }
+}
+
+/// Transposed convolution as the adjoint of a convolution whose input is this op's
+/// output: geometry `g` describes that convolution (g.c = this op's output
+/// channels, g.h x g.w = this op's output size, g.o = this op's input channels).
+public enum ConvTranspose2D {
+    /// Output size for input `size`: (size - 1) * stride - 2 * padding + dilation * (k - 1) + 1 + outputPadding.
+    public static func outputSize(_ size: Int, k: Int, stride: Int, padding: Int, dilation: Int = 1, outputPadding: Int = 0) -> Int {
+        (size - 1) * stride - 2 * padding + dilation * (k - 1) + 1 + outputPadding
+    }
+
+    /// y = conv_backward_data(x) + b. Weight [Cin(=g.o), Cout(=g.c), kh, kw] is the conv weight [O, C, kh, kw].
+    public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                               _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let P = g.p * g.q, K = g.k, outSize = g.c * g.h * g.w
+        Parallel.forEach(g.n) { n in
+            let xn = x + n * g.o * P, yn = y + n * outSize
+            yn.update(repeating: 0, count: outSize)
+            let col = UnsafeMutablePointer<Float>.allocate(capacity: K * P)
+            defer { col.deallocate() }
+            GEMM.multiply(weight, transposeA: true, xn, transposeB: false, col, m: K, n: P, k: g.o)
+            Im2col.unpackAdd(col, g, yn)
+            if let bias {
+                for c in 0..<g.c {
+                    let b = bias[c], row = yn + c * g.h * g.w
+                    for i in 0..<(g.h * g.w) { row[i] += b }
+                }
+            }
+        }
+    }
+
+    public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
+                                _ g: ConvGeometry) {
+        let P = g.p * g.q, K = g.k, outSize = g.c * g.h * g.w
+        let workers = min(Parallel.threads, g.n)
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * (g.o * K + g.c))
+        partial.initialize(repeating: 0, count: workers * (g.o * K + g.c))
+        defer { partial.deallocate() }
+        Parallel.forEach(workers) { wkr in
+            let pdw = partial + wkr * (g.o * K + g.c), pdb = pdw + g.o * K
+            let col = UnsafeMutablePointer<Float>.allocate(capacity: K * P)
+            defer { col.deallocate() }
+            var n = wkr
+            while n < g.n {
+                let xn = x + n * g.o * P, dyn = dy + n * outSize
+                Im2col.pack(dyn, g, col)
+                // dw[o, k] += x[o, p] col[k, p]
+                GEMM.multiply(xn, transposeA: false, col, transposeB: true, pdw, m: g.o, n: K, k: P, beta: 1)
+                if let dx { GEMM.multiply(weight, transposeA: false, col, transposeB: false, dx + n * g.o * P, m: g.o, n: P, k: K, beta: 1) }
+                for c in 0..<g.c {
+                    var s: Float = 0
+                    let row = dyn + c * g.h * g.w
+                    for i in 0..<(g.h * g.w) { s += row[i] }
+                    pdb[c] += s
+                }
+                n += workers
+            }
+        }
+        for wkr in 0..<workers {
+            let pdw = partial + wkr * (g.o * K + g.c)
+            for i in 0..<(g.o * K) { dw[i] += pdw[i] }
+            if let db { for c in 0..<g.c { db[c] += pdw[g.o * K + c] } }
+        }
+    }
+}

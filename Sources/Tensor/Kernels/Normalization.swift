@@ -1,0 +1,192 @@
+import Foundation
+
+// Normalisations over groups of values: each group has its own mean and biased
+// variance, y = (x - mean) * rstd * weight[c] + bias[c].
+//
+//   batch norm:    group = channel c over N x H x W (train), or running stats (eval)
+//   group norm:    group = (n, g) over C/G x H x W
+//   instance norm: group = (n, c) over H x W
+//   layer norm:    group = leading index over the last dimension D (weight per d)
+//
+// A layout is described by `NormLayout`: values of group gi, channel c, are at
+// base(gi, c) + [0, inner). Backward accumulates dx, dweight, dbias.
+
+/// How a normalisation walks its tensor: `groups` groups, each covering
+/// `channelsPerGroup` channels of `inner` contiguous values, repeated `outer` times.
+public struct NormLayout: Sendable {
+    /// Tensor shape read as [outer, channels, inner] (NCHW: N, C, H*W).
+    public var outer: Int, channels: Int, inner: Int
+    /// Normalise over the batch as well (batch norm) or per sample.
+    public var acrossBatch: Bool
+    public var channelsPerGroup: Int
+
+    public init(outer: Int, channels: Int, inner: Int, acrossBatch: Bool, channelsPerGroup: Int) {
+        (self.outer, self.channels, self.inner, self.acrossBatch, self.channelsPerGroup) = (outer, channels, inner, acrossBatch, channelsPerGroup)
+    }
+
+    public var groupsPerSample: Int { channels / channelsPerGroup }
+    public var groupCount: Int { acrossBatch ? groupsPerSample : outer * groupsPerSample }
+    public var groupSize: Int { (acrossBatch ? outer : 1) * channelsPerGroup * inner }
+
+    /// Calls body(offset, channel) for every contiguous run of `inner` values in group gi.
+    @inline(__always) func forEachRun(_ gi: Int, _ body: (Int, Int) -> Void) {
+        let samples = acrossBatch ? 0..<outer : (gi / groupsPerSample)..<(gi / groupsPerSample + 1)
+        let g = gi % groupsPerSample
+        for n in samples {
+            for c in (g * channelsPerGroup)..<((g + 1) * channelsPerGroup) {
+                body((n * channels + c) * inner, c)
+            }
+        }
+    }
+}
+
+public enum Normalization {
+    /// Computes mean and rstd per group (in Double), then y. `stats` is [mean, rstd] per group.
+    public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
+                               _ y: UnsafeMutablePointer<Float>, _ stats: UnsafeMutablePointer<Float>, _ L: NormLayout, eps: Float) {
+        Parallel.forEach(L.groupCount) { gi in
+            var sum = 0.0
+            L.forEachRun(gi) { off, _ in for i in 0..<L.inner { sum += Double(x[off + i]) } }
+            let mean = sum / Double(L.groupSize)
+            var sq = 0.0
+            L.forEachRun(gi) { off, _ in for i in 0..<L.inner { let d = Double(x[off + i]) - mean; sq += d * d } }
+            let rstd = 1 / (sq / Double(L.groupSize) + Double(eps)).squareRoot()
+            stats[2 * gi] = Float(mean)
+            stats[2 * gi + 1] = Float(rstd)
+            let m = Float(mean), r = Float(rstd)
+            L.forEachRun(gi) { off, c in
+                let a = r * (weight?[c] ?? 1), b = (bias?[c] ?? 0) - m * a
+                for i in 0..<L.inner { y[off + i] = x[off + i] * a + b }
+            }
+        }
+    }
+
+    /// Applies fixed statistics (batch norm in eval mode): y = (x - mean[c]) / sqrt(var[c] + eps) * w + b.
+    public static func forwardFixed(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
+                                    mean: UnsafePointer<Float>, variance: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                    outer: Int, channels: Int, inner: Int, eps: Float) {
+        Parallel.forEach(outer * channels) { plane in
+            let c = plane % channels
+            let r = 1 / (variance[c] + eps).squareRoot()
+            let a = r * (weight?[c] ?? 1), b = (bias?[c] ?? 0) - mean[c] * a
+            let off = plane * inner
+            for i in 0..<inner { y[off + i] = x[off + i] * a + b }
+        }
+    }
+
+    /// Backward through batch statistics:
+    /// dx = rstd * w * (dy - mean(dy) - xhat * mean(dy * xhat)) per group; dw += sum(dy * xhat); db += sum(dy).
+    public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ stats: UnsafePointer<Float>,
+                                _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>?,
+                                _ dbias: UnsafeMutablePointer<Float>?, _ L: NormLayout) {
+        // Per-channel sums of dy and dy * xhat within each group.
+        let sums = UnsafeMutablePointer<Double>.allocate(capacity: L.groupCount * L.channels * 2)
+        sums.initialize(repeating: 0, count: L.groupCount * L.channels * 2)
+        defer { sums.deallocate() }
+        Parallel.forEach(L.groupCount) { gi in
+            let mean = stats[2 * gi], rstd = stats[2 * gi + 1]
+            let s = sums + gi * L.channels * 2
+            L.forEachRun(gi) { off, c in
+                var a = 0.0, b = 0.0
+                for i in 0..<L.inner {
+                    let d = Double(dy[off + i])
+                    a += d
+                    b += d * Double((x[off + i] - mean) * rstd)
+                }
+                s[2 * c] += a
+                s[2 * c + 1] += b
+            }
+            guard let dx else { return }
+            // Group means of w*dy and w*dy*xhat.
+            var m1 = 0.0, m2 = 0.0
+            for c in 0..<L.channels {
+                let w = Double(weight?[c] ?? 1)
+                m1 += w * s[2 * c]
+                m2 += w * s[2 * c + 1]
+            }
+            // Runs of other samples' groups were not visited, so channel sums belong to this group only.
+            m1 /= Double(L.groupSize)
+            m2 /= Double(L.groupSize)
+            L.forEachRun(gi) { off, c in
+                let w = weight?[c] ?? 1
+                for i in 0..<L.inner {
+                    let xhat = Double((x[off + i] - mean) * rstd)
+                    dx[off + i] += Float(Double(rstd) * (Double(w * dy[off + i]) - m1 - xhat * m2))
+                }
+            }
+        }
+        for gi in 0..<L.groupCount {
+            for c in 0..<L.channels {
+                dbias?[c] += Float(sums[(gi * L.channels + c) * 2])
+                dweight?[c] += Float(sums[(gi * L.channels + c) * 2 + 1])
+            }
+        }
+    }
+
+    /// Backward with fixed statistics (eval mode): dx = dy * w * rstd; dw += sum(dy * xhat); db += sum(dy).
+    public static func backwardFixed(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, mean: UnsafePointer<Float>,
+                                     variance: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
+                                     _ dweight: UnsafeMutablePointer<Float>?, _ dbias: UnsafeMutablePointer<Float>?,
+                                     outer: Int, channels: Int, inner: Int, eps: Float) {
+        for c in 0..<channels {
+            let r = 1 / (variance[c] + eps).squareRoot()
+            var a: Float = 0, b: Float = 0
+            for n in 0..<outer {
+                let off = (n * channels + c) * inner
+                for i in 0..<inner {
+                    a += dy[off + i]
+                    b += dy[off + i] * (x[off + i] - mean[c]) * r
+                    dx?[off + i] += dy[off + i] * (weight?[c] ?? 1) * r
+                }
+            }
+            dbias?[c] += a
+            dweight?[c] += b
+        }
+    }
+}
+
+/// Layer norm over the last dimension has a weight per position of that dimension,
+/// not per channel: it is its own kernel.
+public enum LayerNorm {
+    public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
+                               _ y: UnsafeMutablePointer<Float>, _ stats: UnsafeMutablePointer<Float>, rows: Int, d: Int, eps: Float) {
+        for r in 0..<rows {
+            let xr = x + r * d, yr = y + r * d
+            var sum = 0.0
+            for i in 0..<d { sum += Double(xr[i]) }
+            let mean = sum / Double(d)
+            var sq = 0.0
+            for i in 0..<d { let t = Double(xr[i]) - mean; sq += t * t }
+            let rstd = 1 / (sq / Double(d) + Double(eps)).squareRoot()
+            stats[2 * r] = Float(mean)
+            stats[2 * r + 1] = Float(rstd)
+            for i in 0..<d { yr[i] = Float((Double(xr[i]) - mean) * rstd) * (weight?[i] ?? 1) + (bias?[i] ?? 0) }
+        }
+    }
+
+    public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ stats: UnsafePointer<Float>,
+                                _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>?,
+                                _ dbias: UnsafeMutablePointer<Float>?, rows: Int, d: Int) {
+        for r in 0..<rows {
+            let xr = x + r * d, dyr = dy + r * d
+            let mean = stats[2 * r], rstd = stats[2 * r + 1]
+            var m1 = 0.0, m2 = 0.0
+            for i in 0..<d {
+                let xhat = (xr[i] - mean) * rstd
+                let g = dyr[i] * (weight?[i] ?? 1)
+                m1 += Double(g)
+                m2 += Double(g * xhat)
+                dweight?[i] += dyr[i] * xhat
+                dbias?[i] += dyr[i]
+            }
+            m1 /= Double(d)
+            m2 /= Double(d)
+            if let dx {
+                for i in 0..<d {
+                    let xhat = Double((xr[i] - mean) * rstd)
+                    dx[r * d + i] += Float(Double(rstd) * (Double(dyr[i] * (weight?[i] ?? 1)) - m1 - xhat * m2))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import COpenBLAS
+import Dispatch
+import Foundation
+
+/// Explicit threading: OpenBLAS threads plus parallel loops over the batch or
+/// channels, both from one setting that defaults to all cores.
+public enum Parallel {
+    nonisolated(unsafe) private static var configured = ProcessInfo.processInfo.activeProcessorCount
+
+    /// Threads for parallel loops and BLAS.
+    public static var threads: Int { configured }
+
+    public static func setThreads(_ n: Int) {
+        configured = max(1, n)
+        openblas_set_num_threads(Int32(configured))
+    }
+
+    /// Runs `body(i)` for i in 0..<n on up to `threads` threads, in chunks.
+    public static func forEach(_ n: Int, _ body: (Int) -> Void) {
+        let workers = min(threads, n)
+        if workers <= 1 {
+            for i in 0..<n { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var i = w
+                while i < n {
+                    body(i)
+                    i += workers
+                }
+            }
+        }
+    }
+
+    /// Runs `body(range)` over `n` items split into contiguous ranges, one per thread.
+    public static func chunks(_ n: Int, minimum: Int = 4096, _ body: (Range<Int>) -> Void) {
+        let workers = min(threads, max(1, n / max(1, minimum)))
+        if workers <= 1 {
+            body(0..<n)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let lo = n * w / workers, hi = n * (w + 1) / workers
+                body(lo..<hi)
+            }
+        }
+    }
+}
