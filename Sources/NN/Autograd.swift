@@ -41,27 +41,24 @@ public final class Tape: @unchecked Sendable {
 
     private var nodes: [Node] = []
 
-    nonisolated(unsafe) static var active: Tape?
-    nonisolated(unsafe) static var disabled = 0
+    /// The recording tape and the no-grad switch are task-local: concurrent
+    /// computations (tests, parallel stages) each see their own.
+    @TaskLocal static var active: Tape?
+    @TaskLocal static var gradEnabled = true
 
     public init() {}
 
     /// Records every differentiable operation run inside `body` on this tape.
     public func record<T>(_ body: () throws -> T) rethrows -> T {
-        let previous = Tape.active
-        Tape.active = self
-        defer { Tape.active = previous }
-        return try body()
+        try Tape.$active.withValue(self) { try body() }
     }
 
     /// Evaluation without a tape: no nodes, no saved tensors.
     public static func noGrad<T>(_ body: () throws -> T) rethrows -> T {
-        disabled += 1
-        defer { disabled -= 1 }
-        return try body()
+        try Tape.$gradEnabled.withValue(false) { try body() }
     }
 
-    static var isRecording: Bool { active != nil && disabled == 0 }
+    static var isRecording: Bool { gradEnabled && active != nil }
 
     /// The output variable of an operation; `rule` is kept only when a gradient can flow.
     static func output(_ value: Tensor, inputs: [Variable?], rule: @escaping (Variable) -> Void) -> Variable {

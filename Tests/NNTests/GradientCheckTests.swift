@@ -1,0 +1,117 @@
+import Foundation
+import NN
+import Tensor
+import Testing
+
+/// Finite-difference checks of every differentiable op at small sizes.
+///
+/// L = sum(out * r) for a fixed random r, accumulated in Double; each input
+/// element is moved by +-h (central differences) and the slope compared with the
+/// analytic gradient: |analytic - numeric| <= 2e-2 * max(1, |numeric|) + 2e-3.
+@Suite struct GradientCheckTests {
+    static func check(_ shapes: [[Int]], seed: UInt64 = 1, h: Float = 1e-2, tolerance: Double = 2e-2,
+                      positive: Bool = false, sourceLocation: SourceLocation = #_sourceLocation,
+                      _ f: ([Variable]) -> Variable) {
+        var rng = RNG(seed: seed)
+        let inputs = shapes.map { s -> Variable in
+            let t = positive ? rng.uniformTensor(s, 0.5, 1.5) : rng.uniformTensor(s, -1, 1)
+            return Variable(t, requiresGrad: true)
+        }
+        let probe = Tape.noGrad { f(inputs) }
+        let r = rng.uniformTensor(probe.shape, -1, 1)
+        func objective() -> Double {
+            let out = Tape.noGrad { f(inputs) }
+            var s = 0.0
+            for i in 0..<out.value.count { s += Double(out.value.pointer[i]) * Double(r.pointer[i]) }
+            return s
+        }
+        let tape = Tape()
+        let out = tape.record { f(inputs) }
+        tape.backward([(out, r)])
+        for (k, v) in inputs.enumerated() {
+            let analytic = v.grad ?? Tensor(zeros: v.shape)
+            for i in 0..<v.value.count {
+                let keep = v.value.pointer[i]
+                v.value.pointer[i] = keep + h
+                let up = objective()
+                v.value.pointer[i] = keep - h
+                let down = objective()
+                v.value.pointer[i] = keep
+                let numeric = (up - down) / (2 * Double(h))
+                let a = Double(analytic.pointer[i])
+                if abs(a - numeric) > tolerance * max(1, abs(numeric)) + 2e-3 {
+                    Issue.record("input \(k) element \(i): analytic \(a), numeric \(numeric)", sourceLocation: sourceLocation)
+                    return
+                }
+            }
+        }
+    }
+
+    @Test func convolutions() {
+        Self.check([[2, 3, 6, 6], [4, 3, 3, 3], [4]]) { F.conv2d($0[0], $0[1], $0[2], padding: 1) }
+        Self.check([[1, 2, 7, 7], [3, 2, 3, 3], [3]]) { F.conv2d($0[0], $0[1], $0[2], stride: 2, padding: 3, dilation: 3) }
+        Self.check([[2, 3, 5, 5], [2, 3, 1, 1]]) { F.conv2d($0[0], $0[1], nil) }
+        Self.check([[2, 4, 3, 3], [4, 2, 2, 2], [2]]) { F.convTranspose2d($0[0], $0[1], $0[2], stride: 2) }
+    }
+
+    @Test func poolingAndResizing() {
+        Self.check([[2, 2, 6, 6]]) { F.maxPool2d($0[0]) }
+        Self.check([[2, 2, 6, 5]]) { F.avgPool2d($0[0]) }
+        Self.check([[1, 2, 3, 4]]) { F.resizeBilinear($0[0], height: 7, width: 5) }
+        Self.check([[1, 2, 3, 4]]) { F.resizeBilinear($0[0], height: 6, width: 8, alignCorners: true) }
+        Self.check([[1, 2, 3, 4]]) { F.resizeNearest($0[0], height: 6, width: 8) }
+    }
+
+    @Test func normalisations() {
+        let mean = Tensor(zeros: [3]), variance = Tensor(shape: [3], repeating: 1)
+        Self.check([[4, 3, 3, 3], [3], [3]]) { F.batchNormTrain($0[0], $0[1], $0[2], runningMean: nil, runningVar: nil) }
+        Self.check([[2, 3, 3, 3], [3], [3]]) { F.batchNormEval($0[0], $0[1], $0[2], runningMean: mean, runningVar: variance) }
+        Self.check([[2, 4, 3, 3], [4], [4]]) { F.groupNorm($0[0], groups: 2, $0[1], $0[2]) }
+        Self.check([[2, 3, 3, 3], [3], [3]]) { F.instanceNorm($0[0], $0[1], $0[2]) }
+        Self.check([[2, 3, 6], [6], [6]]) { F.layerNorm($0[0], $0[1], $0[2]) }
+    }
+
+    @Test func activationsAndSoftmax() {
+        for kind in [Activation.leakyRelu(0.1), .gelu, .sigmoid, .tanh] {
+            Self.check([[2, 3, 4]]) { F.activation($0[0], kind) }
+        }
+        Self.check([[2, 3, 4]], positive: true) { F.relu($0[0]) }
+        Self.check([[2, 4, 3]]) { F.softmax($0[0], axis: 1) }
+        Self.check([[2, 4, 3]]) { F.softmax($0[0], axis: 1, log: true) }
+    }
+
+    @Test func linearAlgebraAndShapes() {
+        Self.check([[2, 3, 5], [4, 5], [4]]) { F.linear($0[0], $0[1], $0[2]) }
+        Self.check([[2, 3, 5], [5, 4]]) { F.linear($0[0], $0[1], nil, weightIsInputMajor: true) }
+        Self.check([[2, 3, 4], [2, 4, 5]]) { F.bmm($0[0], $0[1]) }
+        Self.check([[2, 3, 4], [2, 5, 4]]) { F.bmm($0[0], $0[1], transposeB: true) }
+        Self.check([[2, 2, 3], [2, 1, 3]]) { F.concat([$0[0], $0[1]]) }
+        Self.check([[2, 3, 4]]) { F.permute($0[0], [2, 0, 1]) }
+        Self.check([[2, 5, 3]]) { F.narrow($0[0], axis: 1, start: 1, length: 3) }
+        Self.check([[2, 3, 4], [1, 1, 4]]) { F.prependToken($0[0], $0[1]) }
+        Self.check([[2, 3], [2, 3]]) { F.mul($0[0], $0[1]) }
+        Self.check([[2, 4, 6]]) { x in
+            let q = F.narrow(x[0], axis: 2, start: 0, length: 2), k = F.narrow(x[0], axis: 2, start: 2, length: 2)
+            return F.multiHeadAttention(q: q, k: k, v: F.narrow(x[0], axis: 2, start: 4, length: 2), heads: 2).0
+        }
+    }
+
+    @Test func losses() {
+        var rng = RNG(seed: 9)
+        let target = Tensor(shape: [2, 1, 3, 3], values: (0..<18).map { _ in rng.uniform() > 0.5 ? 1 : 0 })
+        Self.check([[2, 1, 3, 3]]) { Loss.dice($0[0], target) }
+        Self.check([[2, 1, 3, 3]]) { Loss.diceBCE($0[0], target) }
+        Self.check([[2, 1, 3, 3]]) { Loss.bceWithLogits($0[0], target) }
+        let labels: [Int32] = (0..<18).map { Int32($0 % 3) }
+        Self.check([[2, 3, 3, 3]]) { Loss.crossEntropy($0[0], labels) }
+        Self.check([[2, 3, 3, 3]]) { Loss.crossEntropy($0[0], labels, gamma: 2) }
+        Self.check([[2, 3, 2, 2], [2, 3, 2, 2]]) { Loss.mse($0[0], $0[1]) }
+        Self.check([[2, 3, 2, 2], [2, 3, 2, 2]]) { Loss.cosine($0[0], $0[1]) }
+        Self.check([[2, 3, 2, 2], [2, 3, 2, 2]]) { Loss.klLogits($0[0], $0[1], temperature: 2) }
+        Self.check([[2, 1, 2, 2], [2, 1, 2, 2]]) { Loss.binaryKL($0[0], $0[1], temperature: 2) }
+        Self.check([[3, 2, 2, 2], [3, 2, 2, 2]]) { Loss.infoNCE($0[0], $0[1], temperature: 0.5) }
+        Self.check([[2, 2, 2, 2], [2, 3, 2, 2]], positive: true) { Loss.attentionTransfer($0[0], $0[1]) }
+        Self.check([[2, 2, 2, 2], [2, 2, 2, 2]]) { Loss.channelWise($0[0], $0[1], tau: 2) }
+        Self.check([[5, 3]]) { Loss.supCon($0[0], labels: [0, 1, 0, 1, 2], temperature: 0.5) }
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import NN
+import Testing
+
+/// Every op, loss, optimiser and model of ../shared/reference matches PyTorch within its tolerances.
+@Suite struct ParityTests {
+    static let directory: String = {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return repo.deletingLastPathComponent().appendingPathComponent("shared/reference/torch").path
+    }()
+
+    static let cases: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        .filter { $0.hasSuffix(".safetensors") }.sorted()
+
+    @Test func referenceCasesArePresent() {
+        #expect(Self.cases.count >= 49, "expected the reference cases in \(Self.directory)")
+    }
+
+    @Test(arguments: cases)
+    func caseMatchesPyTorch(_ file: String) {
+        let r = ReferenceParity.run(path: (Self.directory as NSString).appendingPathComponent(file))
+        let failing = r.comparisons.filter { !$0.passed }.map { "\($0.name) (max abs \($0.maxAbs))" }
+        #expect(r.passed, "\(r.name): \(r.error ?? failing.joined(separator: ", "))")
+    }
+}
