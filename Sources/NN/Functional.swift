@@ -15,7 +15,7 @@ public enum F {
         let g = ConvGeometry(n: n, c: c, h: h, w: w, o: weight.shape[0], kh: weight.shape[2], kw: weight.shape[3],
                              stride: stride, padding: padding, dilation: dilation)
         precondition(weight.shape[1] == c, "conv2d: weight \(weight.shape) for input \(x.shape)")
-        let y = Tensor(zeros: [n, g.o, g.p, g.q])
+        let y = Tensor(uninitialized: [n, g.o, g.p, g.q])
         Conv2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
         return Tape.output(y, inputs: [x, weight, bias]) { out in
             Conv2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
@@ -29,7 +29,7 @@ public enum F {
         let oh = ConvTranspose2D.outputSize(h, k: kh, stride: stride, padding: padding)
         let ow = ConvTranspose2D.outputSize(w, k: kw, stride: stride, padding: padding)
         let g = ConvGeometry(n: n, c: cout, h: oh, w: ow, o: cin, kh: kh, kw: kw, stride: stride, padding: padding)
-        let y = Tensor(zeros: [n, cout, oh, ow])
+        let y = Tensor(uninitialized: [n, cout, oh, ow])
         ConvTranspose2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
         return Tape.output(y, inputs: [x, weight, bias]) { out in
             ConvTranspose2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
@@ -41,7 +41,7 @@ public enum F {
     public static func maxPool2d(_ x: Variable, kernel: Int = 2, stride: Int = 2) -> Variable {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let p = Pool2D.outputSize(h, k: kernel, stride: stride), q = Pool2D.outputSize(w, k: kernel, stride: stride)
-        let y = Tensor(zeros: [n, c, p, q])
+        let y = Tensor(uninitialized: [n, c, p, q])
         let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, y.count))
         Pool2D.maxForward(x.value.pointer, y.pointer, argmax, n: n, c: c, h: h, w: w, k: kernel, stride: stride)
         let indices = IndexBuffer(argmax, count: y.count)
@@ -52,7 +52,7 @@ public enum F {
 
     public static func avgPool2d(_ x: Variable, kernel: Int = 2, stride: Int = 2) -> Variable {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let y = Tensor(zeros: [n, c, Pool2D.outputSize(h, k: kernel, stride: stride), Pool2D.outputSize(w, k: kernel, stride: stride)])
+        let y = Tensor(uninitialized: [n, c, Pool2D.outputSize(h, k: kernel, stride: stride), Pool2D.outputSize(w, k: kernel, stride: stride)])
         Pool2D.avgForward(x.value.pointer, y.pointer, n: n, c: c, h: h, w: w, k: kernel, stride: stride)
         return Tape.output(y, inputs: [x]) { out in
             Pool2D.avgBackward(out.gradBuffer(), x.gradBuffer(), n: n, c: c, h: h, w: w, k: kernel, stride: stride)
@@ -62,7 +62,7 @@ public enum F {
     public static func resizeBilinear(_ x: Variable, height p: Int, width q: Int, alignCorners: Bool = false) -> Variable {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         if h == p, w == q { return x }
-        let y = Tensor(zeros: [n, c, p, q])
+        let y = Tensor(uninitialized: [n, c, p, q])
         Resize.bilinearForward(x.value.pointer, y.pointer, planes: n * c, h: h, w: w, p: p, q: q, alignCorners: alignCorners)
         return Tape.output(y, inputs: [x]) { out in
             Resize.bilinearBackward(out.gradBuffer(), x.gradBuffer(), planes: n * c, h: h, w: w, p: p, q: q, alignCorners: alignCorners)
@@ -71,7 +71,7 @@ public enum F {
 
     public static func resizeNearest(_ x: Variable, height p: Int, width q: Int) -> Variable {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let y = Tensor(zeros: [n, c, p, q])
+        let y = Tensor(uninitialized: [n, c, p, q])
         Resize.nearestForward(x.value.pointer, y.pointer, planes: n * c, h: h, w: w, p: p, q: q)
         return Tape.output(y, inputs: [x]) { out in
             Resize.nearestBackward(out.gradBuffer(), x.gradBuffer(), planes: n * c, h: h, w: w, p: p, q: q)
@@ -102,7 +102,7 @@ public enum F {
     public static func batchNormEval(_ x: Variable, _ weight: Variable?, _ bias: Variable?, runningMean: Tensor, runningVar: Tensor, eps: Float = 1e-5) -> Variable {
         let (n, c) = (x.shape[0], x.shape[1])
         let inner = x.value.count / max(1, n * c)
-        let y = Tensor(zeros: x.shape)
+        let y = Tensor(uninitialized: x.shape)
         Normalization.forwardFixed(x.value.pointer, weight?.value.pointer, bias?.value.pointer, mean: runningMean.pointer,
                                    variance: runningVar.pointer, y.pointer, outer: n, channels: c, inner: inner, eps: eps)
         return Tape.output(y, inputs: [x, weight, bias]) { out in
@@ -126,7 +126,7 @@ public enum F {
 
     static func normalize(_ x: Variable, _ weight: Variable?, _ bias: Variable?, _ layout: NormLayout, eps: Float,
                           statistics: (UnsafePointer<Float>) -> Void = { _ in }) -> Variable {
-        let y = Tensor(zeros: x.shape)
+        let y = Tensor(uninitialized: x.shape)
         let stats = Tensor(zeros: [layout.groupCount * 2])
         Normalization.forward(x.value.pointer, weight?.value.pointer, bias?.value.pointer, y.pointer, stats.pointer, layout, eps: eps)
         statistics(stats.pointer)
@@ -139,7 +139,7 @@ public enum F {
     /// Layer norm over the last dimension.
     public static func layerNorm(_ x: Variable, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5) -> Variable {
         let d = x.shape.last ?? 1, rows = x.value.count / max(1, d)
-        let y = Tensor(zeros: x.shape), stats = Tensor(zeros: [rows * 2])
+        let y = Tensor(uninitialized: x.shape), stats = Tensor(zeros: [rows * 2])
         LayerNorm.forward(x.value.pointer, weight?.value.pointer, bias?.value.pointer, y.pointer, stats.pointer, rows: rows, d: d, eps: eps)
         return Tape.output(y, inputs: [x, weight, bias]) { out in
             LayerNorm.backward(x.value.pointer, weight?.value.pointer, stats.pointer, out.gradBuffer(), x.gradTarget,
@@ -150,7 +150,7 @@ public enum F {
     // MARK: activations and softmax
 
     public static func activation(_ x: Variable, _ kind: Activation) -> Variable {
-        let y = Tensor(zeros: x.shape)
+        let y = Tensor(uninitialized: x.shape)
         kind.forward(x.value.pointer, y.pointer, count: y.count)
         return Tape.output(y, inputs: [x]) { out in
             kind.backward(x.value.pointer, out.value.pointer, out.gradBuffer(), x.gradBuffer(), count: y.count)
@@ -165,7 +165,7 @@ public enum F {
     public static func softmax(_ x: Variable, axis: Int, log: Bool = false) -> Variable {
         let a = axis < 0 ? x.shape.count + axis : axis
         let outer = x.shape[..<a].reduce(1, *), c = x.shape[a], inner = x.shape[(a + 1)...].reduce(1, *)
-        let y = Tensor(zeros: x.shape)
+        let y = Tensor(uninitialized: x.shape)
         Softmax.forward(x.value.pointer, y.pointer, outer: outer, c: c, inner: inner, log: log)
         return Tape.output(y, inputs: [x]) { out in
             Softmax.backward(out.value.pointer, out.gradBuffer(), x.gradBuffer(), outer: outer, c: c, inner: inner, log: log)
@@ -178,7 +178,7 @@ public enum F {
     public static func linear(_ x: Variable, _ weight: Variable, _ bias: Variable?, weightIsInputMajor: Bool = false) -> Variable {
         let din = x.shape.last ?? 1, rows = x.value.count / max(1, din)
         let dout = weightIsInputMajor ? weight.shape[1] : weight.shape[0]
-        let y = Tensor(zeros: Array(x.shape.dropLast()) + [dout])
+        let y = Tensor(uninitialized: Array(x.shape.dropLast()) + [dout])
         GEMM.multiply(x.value.pointer, transposeA: false, weight.value.pointer, transposeB: !weightIsInputMajor, y.pointer, m: rows, n: dout, k: din)
         if let b = bias?.value.pointer { for r in 0..<rows { for o in 0..<dout { y.pointer[r * dout + o] += b[o] } } }
         return Tape.output(y, inputs: [x, weight, bias]) { out in
@@ -201,7 +201,7 @@ public enum F {
     public static func bmm(_ a: Variable, _ b: Variable, transposeB: Bool = false) -> Variable {
         let (batch, m, k) = (a.shape[0], a.shape[1], a.shape[2])
         let n = transposeB ? b.shape[1] : b.shape[2]
-        let y = Tensor(zeros: [batch, m, n])
+        let y = Tensor(uninitialized: [batch, m, n])
         for i in 0..<batch {
             GEMM.multiply(a.value.pointer + i * m * k, transposeA: false, b.value.pointer + i * k * n, transposeB: transposeB,
                           y.pointer + i * m * n, m: m, n: n, k: k)
@@ -237,7 +237,7 @@ public enum F {
     /// y = x with dimensions reordered: y.shape[i] = x.shape[order[i]].
     public static func permute(_ x: Variable, _ order: [Int]) -> Variable {
         let shape = order.map { x.shape[$0] }
-        let y = Tensor(zeros: shape)
+        let y = Tensor(uninitialized: shape)
         let map = permutationMap(x.shape, order)
         for (i, src) in map.enumerated() { y.pointer[i] = x.value.pointer[src] }
         return Tape.output(y, inputs: [x]) { out in
@@ -277,7 +277,7 @@ public enum F {
         let total = sizes.reduce(0, +)
         var shape = xs[0].shape
         shape[axis] = xs.reduce(0) { $0 + $1.shape[axis] }
-        let y = Tensor(zeros: shape)
+        let y = Tensor(uninitialized: shape)
         for o in 0..<outer {
             var off = 0
             for (x, s) in zip(xs, sizes) {
@@ -301,7 +301,7 @@ public enum F {
 
     public static func add(_ a: Variable, _ b: Variable) -> Variable {
         precondition(a.value.count == b.value.count, "add: \(a.shape) + \(b.shape)")
-        let y = Tensor(zeros: a.shape)
+        let y = Tensor(uninitialized: a.shape)
         for i in 0..<y.count { y.pointer[i] = a.value.pointer[i] + b.value.pointer[i] }
         return Tape.output(y, inputs: [a, b]) { out in
             let dy = out.gradBuffer()
@@ -311,7 +311,7 @@ public enum F {
     }
 
     public static func mul(_ a: Variable, _ b: Variable) -> Variable {
-        let y = Tensor(zeros: a.shape)
+        let y = Tensor(uninitialized: a.shape)
         for i in 0..<y.count { y.pointer[i] = a.value.pointer[i] * b.value.pointer[i] }
         return Tape.output(y, inputs: [a, b]) { out in
             let dy = out.gradBuffer()
@@ -321,7 +321,7 @@ public enum F {
     }
 
     public static func scale(_ x: Variable, _ s: Float) -> Variable {
-        let y = Tensor(zeros: x.shape)
+        let y = Tensor(uninitialized: x.shape)
         for i in 0..<y.count { y.pointer[i] = x.value.pointer[i] * s }
         return Tape.output(y, inputs: [x]) { out in
             let dy = out.gradBuffer(), dx = x.gradBuffer()
@@ -332,7 +332,7 @@ public enum F {
     /// x + b broadcast over leading dimensions (b has x's trailing shape).
     public static func addBroadcast(_ x: Variable, _ b: Variable) -> Variable {
         let inner = b.value.count, outer = x.value.count / max(1, inner)
-        let y = Tensor(zeros: x.shape)
+        let y = Tensor(uninitialized: x.shape)
         for o in 0..<outer { for i in 0..<inner { y.pointer[o * inner + i] = x.value.pointer[o * inner + i] + b.value.pointer[i] } }
         return Tape.output(y, inputs: [x, b]) { out in
             let dy = out.gradBuffer()

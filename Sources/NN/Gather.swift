@@ -4,7 +4,7 @@ extension F {
     /// out[i] = x[map[i]]: the one op behind slicing, patchifying and token shuffles.
     /// Backward scatters: dx[map[i]] += dy[i].
     public static func gather(_ x: Variable, map: [Int32], shape: [Int]) -> Variable {
-        let y = Tensor(zeros: shape)
+        let y = Tensor(uninitialized: shape)
         precondition(map.count == y.count, "gather: \(map.count) indices for shape \(shape)")
         for i in 0..<map.count { y.pointer[i] = x.value.pointer[Int(map[i])] }
         return Tape.output(y, inputs: [x]) { out in
@@ -27,7 +27,7 @@ extension F {
     /// A [1, 1, D] token repeated for each of the N sequences and put in front: [N, L, D] -> [N, L+1, D].
     public static func prependToken(_ tokens: Variable, _ token: Variable) -> Variable {
         let (n, l, d) = (tokens.shape[0], tokens.shape[1], tokens.shape[2])
-        let y = Tensor(zeros: [n, l + 1, d])
+        let y = Tensor(uninitialized: [n, l + 1, d])
         for b in 0..<n {
             (y.pointer + b * (l + 1) * d).update(from: token.value.pointer, count: d)
             (y.pointer + b * (l + 1) * d + d).update(from: tokens.value.pointer + b * l * d, count: l * d)

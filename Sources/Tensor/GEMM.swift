@@ -5,16 +5,20 @@ import COpenBLAS
 /// M, N, K as in BLAS: op(A) is M x K, op(B) is K x N, C is M x N.
 public enum GEMM {
     /// The fast path: OpenBLAS sgemm.
+    /// Leading dimensions default to the packed ones; pass them to address
+    /// column blocks of wider matrices (a band of output pixels).
     public static func multiply(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
-                                _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0) {
+                                _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
+                                lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
         guard m > 0, n > 0 else { return }
+        let ldC = ldc ?? n
         if k == 0 {
-            if beta == 0 { c.update(repeating: 0, count: m * n) } else { for i in 0..<(m * n) { c[i] *= beta } }
+            for i in 0..<m { for j in 0..<n { c[i * ldC + j] = beta == 0 ? 0 : beta * c[i * ldC + j] } }
             return
         }
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n),
-                    beta, c, Int32(n))
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda ?? (transposeA ? m : k)), b, Int32(ldb ?? (transposeB ? k : n)),
+                    beta, c, Int32(ldC))
     }
 
     /// The algorithmic reference: three loops, accumulated in Double.

@@ -10,9 +10,12 @@ public enum Parallel {
     /// Threads for parallel loops and BLAS.
     public static var threads: Int { configured }
 
+    /// Kernels split work across images or channels themselves and call BLAS from
+    /// each worker, so OpenBLAS runs single-threaded inside them (two levels of
+    /// threads would only make them wait on each other).
     public static func setThreads(_ n: Int) {
         configured = max(1, n)
-        openblas_set_num_threads(Int32(configured))
+        openblas_set_num_threads(1)
     }
 
     /// Runs `body(i)` for i in 0..<n on up to `threads` threads, in chunks.

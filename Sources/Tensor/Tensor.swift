@@ -26,6 +26,12 @@ public struct Tensor: @unchecked Sendable {
         }
     }
 
+    /// A tensor whose values the caller overwrites entirely before reading.
+    public init(uninitialized shape: [Int]) {
+        self.shape = shape
+        self.storage = TensorStorage(count: shape.reduce(1, *), zeroed: false)
+    }
+
     public init(shape: [Int], repeating value: Float) {
         self.init(zeros: shape)
         storage.pointer.update(repeating: value, count: count)
@@ -72,19 +78,19 @@ public struct Tensor: @unchecked Sendable {
     }
 }
 
-/// Owned, 64-byte aligned float storage.
+/// Owned, 64-byte aligned float storage, recycled through `StoragePool`.
 public final class TensorStorage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
 
-    public init(count: Int) {
+    public init(count: Int, zeroed: Bool = true) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+        let raw = StoragePool.shared.take(bytes: max(1, count) * 4)
         self.pointer = raw.bindMemory(to: Float.self, capacity: max(1, count))
-        pointer.initialize(repeating: 0, count: max(1, count))
+        if zeroed { pointer.update(repeating: 0, count: max(1, count)) }
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit { StoragePool.shared.give(UnsafeMutableRawPointer(pointer), bytes: max(1, count) * 4) }
 }
 
 extension Tensor: CustomStringConvertible {

@@ -26,14 +26,18 @@ public struct ConvGeometry: Hashable, Sendable {
 }
 
 enum Im2col {
-    /// col[(c*kh + u)*kw + v, i*Q + j] = x[c, s*i + d*u - p, s*j + d*v - p] (0 outside).
-    static func pack(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>) {
-        let P = g.p, Q = g.q
+    /// Output rows per band: columns of at most about 4 MB, so that the packed
+    /// matrix stays in cache and scratch memory stays small.
+    static func bandRows(_ g: ConvGeometry) -> Int { max(1, min(g.p, (1 << 20) / max(1, g.k * g.q))) }
+
+    /// For output rows `rows`: col[(c*kh + u)*kw + v, (i - rows.lowerBound)*Q + j] = x[c, s*i + d*u - p, s*j + d*v - p] (0 outside).
+    static func pack(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        let Q = g.q, B = rows.count
         for c in 0..<g.c {
             for u in 0..<g.kh {
                 for v in 0..<g.kw {
-                    let row = col + ((c * g.kh + u) * g.kw + v) * P * Q
-                    for i in 0..<P {
+                    let row = col + ((c * g.kh + u) * g.kw + v) * B * Q - rows.lowerBound * Q
+                    for i in rows {
                         let y = g.stride * i + g.dilation * u - g.padding
                         let out = row + i * Q
                         if y < 0 || y >= g.h {
@@ -60,13 +64,13 @@ enum Im2col {
     }
 
     /// The adjoint of `pack`: dx[c, y, x] += col[...] for every position that read it.
-    static func unpackAdd(_ col: UnsafePointer<Float>, _ g: ConvGeometry, _ dx: UnsafeMutablePointer<Float>) {
-        let P = g.p, Q = g.q
+    static func unpackAdd(_ col: UnsafePointer<Float>, _ g: ConvGeometry, _ dx: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        let Q = g.q, B = rows.count
         for c in 0..<g.c {
             for u in 0..<g.kh {
                 for v in 0..<g.kw {
-                    let row = col + ((c * g.kh + u) * g.kw + v) * P * Q
-                    for i in 0..<P {
+                    let row = col + ((c * g.kh + u) * g.kw + v) * B * Q - rows.lowerBound * Q
+                    for i in rows {
                         let y = g.stride * i + g.dilation * u - g.padding
                         if y < 0 || y >= g.h { continue }
                         let dst = dx + (c * g.h + y) * g.w
@@ -92,10 +96,14 @@ public enum Conv2D {
             if g.isPointwise {
                 GEMM.multiply(weight, transposeA: false, xn, transposeB: false, yn, m: g.o, n: P, k: K)
             } else {
-                let col = UnsafeMutablePointer<Float>.allocate(capacity: K * P)
-                defer { col.deallocate() }
-                Im2col.pack(xn, g, col)
-                GEMM.multiply(weight, transposeA: false, col, transposeB: false, yn, m: g.o, n: P, k: K)
+                let band = Im2col.bandRows(g), size = K * band * g.q
+                let col = Scratch.floats(size)
+                defer { Scratch.release(col, size) }
+                for i0 in stride(from: 0, to: g.p, by: band) {
+                    let rows = i0..<min(g.p, i0 + band)
+                    Im2col.pack(xn, g, col, rows: rows)
+                    GEMM.multiply(weight, transposeA: false, col, transposeB: false, yn + i0 * g.q, m: g.o, n: rows.count * g.q, k: K, ldc: P)
+                }
             }
             if let bias {
                 for o in 0..<g.o {
@@ -118,29 +126,31 @@ public enum Conv2D {
         defer { partial.deallocate() }
         Parallel.forEach(workers) { wkr in
             let pdw = partial + wkr * (g.o * K + g.o), pdb = pdw + g.o * K
-            let col = UnsafeMutablePointer<Float>.allocate(capacity: g.isPointwise ? 1 : K * P)
-            let dcol = UnsafeMutablePointer<Float>.allocate(capacity: g.isPointwise ? 1 : K * P)
-            defer { col.deallocate(); dcol.deallocate() }
+            let band = Im2col.bandRows(g), size = g.isPointwise ? 1 : K * band * g.q
+            let col = Scratch.floats(size), dcol = Scratch.floats(size)
+            defer { Scratch.release(col, size); Scratch.release(dcol, size) }
             var n = wkr
             while n < g.n {
                 let xn = x + n * g.c * g.h * g.w, dyn = dy + n * g.o * P
-                let source: UnsafePointer<Float>
-                if g.isPointwise { source = xn } else { Im2col.pack(xn, g, col); source = UnsafePointer(col) }
-                GEMM.multiply(dyn, transposeA: false, source, transposeB: true, pdw, m: g.o, n: K, k: P, beta: 1)
+                if g.isPointwise {
+                    GEMM.multiply(dyn, transposeA: false, xn, transposeB: true, pdw, m: g.o, n: K, k: P, beta: 1)
+                    if let dx { GEMM.multiply(weight, transposeA: true, dyn, transposeB: false, dx + n * g.c * g.h * g.w, m: K, n: P, k: g.o, beta: 1) }
+                } else {
+                    for i0 in stride(from: 0, to: g.p, by: band) {
+                        let rows = i0..<min(g.p, i0 + band), cols = rows.count * g.q
+                        Im2col.pack(xn, g, col, rows: rows)
+                        GEMM.multiply(dyn + i0 * g.q, transposeA: false, col, transposeB: true, pdw, m: g.o, n: K, k: cols, beta: 1, lda: P)
+                        if let dx {
+                            GEMM.multiply(weight, transposeA: true, dyn + i0 * g.q, transposeB: false, dcol, m: K, n: cols, k: g.o, ldb: P)
+                            Im2col.unpackAdd(dcol, g, dx + n * g.c * g.h * g.w, rows: rows)
+                        }
+                    }
+                }
                 for o in 0..<g.o {
                     var s: Float = 0
                     let row = dyn + o * P
                     for i in 0..<P { s += row[i] }
                     pdb[o] += s
-                }
-                if let dx {
-                    let dxn = dx + n * g.c * g.h * g.w
-                    if g.isPointwise {
-                        GEMM.multiply(weight, transposeA: true, dyn, transposeB: false, dxn, m: K, n: P, k: g.o, beta: 1)
-                    } else {
-                        GEMM.multiply(weight, transposeA: true, dyn, transposeB: false, dcol, m: K, n: P, k: g.o)
-                        Im2col.unpackAdd(dcol, g, dxn)
-                    }
                 }
                 n += workers
             }
@@ -201,10 +211,14 @@ public enum ConvTranspose2D {
         Parallel.forEach(g.n) { n in
             let xn = x + n * g.o * P, yn = y + n * outSize
             yn.update(repeating: 0, count: outSize)
-            let col = UnsafeMutablePointer<Float>.allocate(capacity: K * P)
-            defer { col.deallocate() }
-            GEMM.multiply(weight, transposeA: true, xn, transposeB: false, col, m: K, n: P, k: g.o)
-            Im2col.unpackAdd(col, g, yn)
+            let band = Im2col.bandRows(g), size = K * band * g.q
+            let col = Scratch.floats(size)
+            defer { Scratch.release(col, size) }
+            for i0 in stride(from: 0, to: g.p, by: band) {
+                let rows = i0..<min(g.p, i0 + band)
+                GEMM.multiply(weight, transposeA: true, xn + i0 * g.q, transposeB: false, col, m: K, n: rows.count * g.q, k: g.o, ldb: P)
+                Im2col.unpackAdd(col, g, yn, rows: rows)
+            }
             if let bias {
                 for c in 0..<g.c {
                     let b = bias[c], row = yn + c * g.h * g.w
@@ -224,15 +238,21 @@ public enum ConvTranspose2D {
         defer { partial.deallocate() }
         Parallel.forEach(workers) { wkr in
             let pdw = partial + wkr * (g.o * K + g.c), pdb = pdw + g.o * K
-            let col = UnsafeMutablePointer<Float>.allocate(capacity: K * P)
-            defer { col.deallocate() }
+            let band = Im2col.bandRows(g), size = K * band * g.q
+            let col = Scratch.floats(size)
+            defer { Scratch.release(col, size) }
             var n = wkr
             while n < g.n {
                 let xn = x + n * g.o * P, dyn = dy + n * outSize
-                Im2col.pack(dyn, g, col)
-                // dw[o, k] += x[o, p] col[k, p]
-                GEMM.multiply(xn, transposeA: false, col, transposeB: true, pdw, m: g.o, n: K, k: P, beta: 1)
-                if let dx { GEMM.multiply(weight, transposeA: false, col, transposeB: false, dx + n * g.o * P, m: g.o, n: P, k: K, beta: 1) }
+                for i0 in stride(from: 0, to: g.p, by: band) {
+                    let rows = i0..<min(g.p, i0 + band), cols = rows.count * g.q
+                    Im2col.pack(dyn, g, col, rows: rows)
+                    // dw[o, k] += x[o, p] col[k, p] over the band's p
+                    GEMM.multiply(xn + i0 * g.q, transposeA: false, col, transposeB: true, pdw, m: g.o, n: K, k: cols, beta: 1, lda: P)
+                    if let dx {
+                        GEMM.multiply(weight, transposeA: false, col, transposeB: false, dx + n * g.o * P + i0 * g.q, m: g.o, n: cols, k: K, beta: 1, ldc: P)
+                    }
+                }
                 for c in 0..<g.c {
                     var s: Float = 0
                     let row = dyn + c * g.h * g.w

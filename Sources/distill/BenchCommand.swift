@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import NN
+import Tensor
+
+/// `distill bench`: the runtime's speed on the rows of shared/reference/perf.md.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time the study's networks (the rows of shared/reference/perf.md): ms/step, images/s, GFLOP/s, peak RSS.",
+        discussion: "Without --row every row runs in its own process, so that peak RSS is per row.")
+
+    @Option(name: .long, help: "One row: \(RuntimeBenchmark.rows.map(\.name).joined(separator: ", ")).")
+    var row: String?
+
+    @Option(name: .long, help: "Threads (perf.md used 2).")
+    var threads: Int = 2
+
+    @Option(name: .long, help: "Override the number of timed steps.")
+    var repeats: Int?
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let row, !RuntimeBenchmark.rows.contains(where: { $0.name == row }) {
+            throw ValidationError("unknown row '\(row)'; rows: \(RuntimeBenchmark.rows.map(\.name).joined(separator: ", "))")
+        }
+        if let repeats, repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+    }
+
+    func run() throws {
+        if let row, var r = RuntimeBenchmark.rows.first(where: { $0.name == row }) {
+            Parallel.setThreads(threads)
+            if let repeats { r.repeats = repeats }
+            let result = RuntimeBenchmark.run(r)
+            print(String(format: "%@\t%.1f\t%.2f\t%.1f\t%.0f\t%.1f", r.name, result.median, result.imagesPerSecond, result.gflops,
+                         RuntimeBenchmark.peakRSSMiB, result.gflopPerStep))
+            return
+        }
+        print("row        batch  GFLOP/step    ms/step   images/s    GFLOP/s   peak RSS MiB   (\(threads) threads, median)")
+        for r in RuntimeBenchmark.rows {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
+                                  : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0])
+            p.arguments = ["bench", "--row", r.name, "--threads", String(threads)] + (repeats.map { ["--repeats", String($0)] } ?? [])
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            let f = out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\t").map(String.init)
+            guard p.terminationStatus == 0, f.count == 6 else {
+                print("\(r.name): failed (exit \(p.terminationStatus))")
+                continue
+            }
+            print(String(format: "%-10@ %5d  %10@  %9@  %9@  %9@  %13@", r.name as NSString, r.batch, f[5] as NSString, f[1] as NSString,
+                         f[2] as NSString, f[3] as NSString, f[4] as NSString))
+        }
+    }
+}
