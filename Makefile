@@ -1,9 +1,11 @@
 # Distillery: `make demo` and `make test` do all the set-up on a fresh Debian machine.
 SWIFT ?= swift
 APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev pkg-config zlib1g-dev
+# NIfTI volumes written by other tools, read by the tests.
+TEST_PACKAGES := mricron-data
 DISTILL := .build/debug/distill
 
-.PHONY: all deps build test demo schema grammar bench-spec clean
+.PHONY: all deps test-deps build test demo schema grammar bench-spec clean
 
 all: build
 
@@ -23,10 +25,13 @@ deps:
 	  fi; \
 	fi
 
+test-deps:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(TEST_PACKAGES)"
+
 build: deps
 	$(SWIFT) build
 
-test: deps
+test: deps test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 

@@ -28,29 +28,33 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CNifti",
                        providers: [.apt(["libnifti-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "Diagnostics"),
         .target(name: "SpecSyntax", dependencies: ["Diagnostics", "CYAML"]),
         .target(name: "Architecture"),
         .target(name: "Spec", dependencies: ["Diagnostics", "SpecSyntax", "Architecture"]),
-        .target(name: "Plan", dependencies: ["Spec", "Architecture"]),
+        .target(name: "Hashing"),
+        .target(name: "Plan", dependencies: ["Spec", "Architecture", "Hashing"]),
         // The kernels share raw buffers across parallel loops by design (disjoint
         // ranges per worker); Swift 6's Sendable checking cannot see that, so these
         // two layers compile in the Swift 5 language mode.
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
         .target(name: "NN", dependencies: ["Tensor", "Architecture"], swiftSettings: kernelSettings),
+        .target(name: "Medical", dependencies: ["CNifti", "CZlib", "Tensor", "Hashing"], swiftSettings: niftiInclude),
         .executableTarget(name: "distill", dependencies: [
-            "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS", "Tensor", "NN",
+            "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS", "Tensor", "NN", "Medical",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: niftiInclude),
         .executableTarget(name: "distill-bench-spec", dependencies: ["Diagnostics", "Spec", "Plan"],
                           path: "Benchmarks/SpecBench"),
 
         .testTarget(name: "SpecSyntaxTests", dependencies: ["SpecSyntax", "Diagnostics"]),
         .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "MedicalTests", dependencies: ["Medical", "Tensor"], swiftSettings: niftiInclude),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "Architecture"]),
-        .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics"], exclude: ["Golden"]),
+        .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics", "Hashing"], exclude: ["Golden"]),
         .testTarget(name: "CLITests", dependencies: ["distill", "Spec"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["COpenBLAS", "CNifti"], swiftSettings: niftiInclude),
     ]

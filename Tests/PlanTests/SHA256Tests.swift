@@ -1,4 +1,4 @@
-import Plan
+import Hashing
 import Testing
 
 /// FIPS 180-4 test vectors.

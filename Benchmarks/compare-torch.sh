@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the rows of shared/reference/perf.md on PyTorch and on Distillery's runtime,
+# alternating row by row in one session (absolute times drift by 20% on these
+# machines; ratios are what to quote).
+#
+#   python3 -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install 'torch==2.13.0+cpu' numpy
+#   swift build -c release --product distill
+#   TORCH_PYTHON=/tmp/torchvenv/bin/python Benchmarks/compare-torch.sh [rows...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=${TORCH_PYTHON:-python3}
+bench=${TORCH_BENCH:-../shared/reference/torch_bench.py}
+rows=${*:-s1_fwd s1_train s2_fwd s2_train t1_fwd kd_t1_s1}
+printf '%-9s %12s %12s %8s %10s %10s\n' row torch_ms distill_ms ratio torch_MiB distill_MiB
+for row in $rows; do
+  t=$("$py" "$bench" --row "$row" --threads 2)
+  d=$(.build/release/distill bench --row "$row" --threads 2)
+  tms=$(echo "$t" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["ms_median"])')
+  trss=$(echo "$t" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["peak_rss_mib"])')
+  dms=$(echo "$d" | cut -f2)
+  drss=$(echo "$d" | cut -f5)
+  ratio=$(awk -v a="$dms" -v b="$tms" 'BEGIN { printf "%.2f", a / b }')
+  printf '%-9s %12s %12s %8s %10s %10s\n' "$row" "$tms" "$dms" "$ratio" "$trss" "$drss"
+done

@@ -1,0 +1,100 @@
+import Foundation
+
+/// What is wrong with a dataset folder.
+public enum DatasetError: Error, CustomStringConvertible {
+    case missing(String)
+    case badManifest(String, String)
+    case noCases(String)
+    case unpaired(String, String)
+
+    public var description: String {
+        switch self {
+        case .missing(let p): return "\(p): no such dataset folder"
+        case .badManifest(let p, let d): return "\(p)/dataset.json: \(d)"
+        case .noCases(let p): return "\(p): no training cases found (imagesTr/ and labelsTr/ are empty or missing)"
+        case .unpaired(let image, let d): return "\(image): \(d)"
+        }
+    }
+}
+
+/// A Medical Segmentation Decathlon folder: `dataset.json`, `imagesTr/`, `labelsTr/`;
+/// also the nnU-Net v2 layout (`imagesTr/CASE_0000.nii.gz`, labels as name -> value).
+public struct MSDDataset: Sendable {
+    public struct Case: Sendable, Hashable {
+        /// The patient id: the image file's name without extension and channel suffix.
+        public var id: String
+        public var image: String
+        public var label: String
+    }
+
+    public var root: String
+    public var name: String
+    public var modality: [String]
+    /// Label value -> name.
+    public var labels: [Int: String]
+    public var cases: [Case]
+
+    public static func load(_ root: String) throws -> MSDDataset {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else { throw DatasetError.missing(root) }
+        let manifestPath = root + "/dataset.json"
+        var manifest: [String: Any] = [:]
+        if let data = fm.contents(atPath: manifestPath) {
+            guard let m = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw DatasetError.badManifest(root, "not a JSON object")
+            }
+            manifest = m
+        }
+        var labels: [Int: String] = [:]
+        if let l = manifest["labels"] as? [String: Any] {
+            for (k, v) in l {
+                if let value = Int(k), let name = v as? String { labels[value] = name }  // MSD: "1": "spleen"
+                else if let value = v as? Int { labels[value] = k }                       // nnU-Net v2: "spleen": 1
+            }
+        }
+        var modality: [String] = []
+        if let m = (manifest["modality"] ?? manifest["channel_names"]) as? [String: String] {
+            modality = m.sorted { $0.key < $1.key }.map(\.value)
+        }
+        var cases: [Case] = []
+        if let training = manifest["training"] as? [[String: Any]] {
+            for entry in training {
+                guard let image = entry["image"] as? String, let label = entry["label"] as? String else {
+                    throw DatasetError.badManifest(root, "a training entry lacks 'image' or 'label'")
+                }
+                cases.append(Case(id: caseID(image), image: resolve(root, image), label: resolve(root, label)))
+            }
+        } else {
+            // nnU-Net v2: list imagesTr, pair CASE_0000.ext with labelsTr/CASE.ext.
+            let ending = (manifest["file_ending"] as? String) ?? ".nii.gz"
+            let images = ((try? fm.contentsOfDirectory(atPath: root + "/imagesTr")) ?? []).filter { $0.hasSuffix(ending) && !$0.hasPrefix(".") }.sorted()
+            for image in images {
+                let id = caseID(image)
+                if image.hasSuffix("_0000\(ending)") || !image.contains("_000") {
+                    cases.append(Case(id: id, image: root + "/imagesTr/" + image, label: root + "/labelsTr/" + id + ending))
+                }
+            }
+        }
+        guard !cases.isEmpty else { throw DatasetError.noCases(root) }
+        for c in cases {
+            guard fm.fileExists(atPath: c.image) else { throw DatasetError.unpaired(c.image, "listed but missing") }
+            guard fm.fileExists(atPath: c.label) else { throw DatasetError.unpaired(c.image, "has no label file \(c.label)") }
+        }
+        return MSDDataset(root: root, name: (manifest["name"] as? String) ?? (root as NSString).lastPathComponent,
+                          modality: modality, labels: labels, cases: cases)
+    }
+
+    static func resolve(_ root: String, _ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return ((root as NSString).appendingPathComponent(path) as NSString).standardizingPath
+    }
+
+    /// `spleen_12.nii.gz` -> `spleen_12`; `case_001_0000.nii.gz` -> `case_001`.
+    static func caseID(_ path: String) -> String {
+        var name = (path as NSString).lastPathComponent
+        for ext in [".nii.gz", ".nii"] where name.hasSuffix(ext) { name.removeLast(ext.count) }
+        if name.hasSuffix("_0000") { name.removeLast(5) }
+        return name
+    }
+}

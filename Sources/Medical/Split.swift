@@ -1,0 +1,108 @@
+import Foundation
+import Tensor
+
+/// How cases are divided (the spec's `data.split`).
+public struct SplitSettings: Hashable, Sendable {
+    public var unit: String  // "patient" or "slice"
+    public var test: Double, val: Double
+    public var seed: UInt64
+    public var folds: Int?, fold: Int?
+
+    public init(unit: String = "patient", test: Double = 0.2, val: Double = 0.1, seed: UInt64 = 42, folds: Int? = nil, fold: Int? = nil) {
+        (self.unit, self.test, self.val, self.seed, self.folds, self.fold) = (unit, test, val, seed, folds, fold)
+    }
+}
+
+/// One level of a subset chain, root first: a share of its parent (or of a split part).
+public struct SubsetLevel: Hashable, Sendable {
+    public var fraction: Double
+    public var part: String
+    public var stratify: Bool
+    public init(fraction: Double, part: String = "train", stratify: Bool = false) {
+        (self.fraction, self.part, self.stratify) = (fraction, part, stratify)
+    }
+}
+
+/// The split of a slice set: which patients and slice indices are in train, val and test.
+/// Written as JSON beside every run.
+public struct SplitManifest: Sendable, Equatable {
+    public struct Part: Sendable, Equatable {
+        public var patients: [String]
+        public var slices: [Int]
+    }
+
+    public var unit: String
+    public var parts: [String: Part]
+
+    public func slices(_ part: String) -> [Int] {
+        if part == "trainval" { return (parts["train"]?.slices ?? []) + (parts["val"]?.slices ?? []) }
+        return parts[part]?.slices ?? []
+    }
+
+    public static func make(_ set: SliceSet, _ s: SplitSettings) -> SplitManifest {
+        var rng = RNG(seed: s.seed)
+        var parts: [String: Part] = [:]
+        if s.unit == "slice" {
+            let order = rng.permutation(set.count)
+            let (test, val, train) = divide(order, s)
+            for (name, idx) in [("train", train), ("val", val), ("test", test)] {
+                let patients = Set(idx.map { set.records[$0].patient }).sorted().map { set.patients[$0] }
+                parts[name] = Part(patients: patients, slices: idx.sorted())
+            }
+        } else {
+            let order = rng.permutation(set.patients.count)
+            let (test, val, train) = divide(order, s)
+            var byPatient = [Int: [Int]]()
+            for (i, r) in set.records.enumerated() { byPatient[r.patient, default: []].append(i) }
+            for (name, group) in [("train", train), ("val", val), ("test", test)] {
+                let sorted = group.sorted()
+                parts[name] = Part(patients: sorted.map { set.patients[$0] }, slices: sorted.flatMap { byPatient[$0] ?? [] })
+            }
+        }
+        return SplitManifest(unit: s.unit, parts: parts)
+    }
+
+    /// Test first (or fold `fold` of `folds`), then validation, then training.
+    static func divide(_ order: [Int], _ s: SplitSettings) -> (test: [Int], val: [Int], train: [Int]) {
+        let n = order.count
+        var test: [Int], rest: [Int]
+        if let k = s.folds, k > 1 {
+            let f = (s.fold ?? 0) % k
+            test = order.enumerated().filter { $0.offset % k == f }.map(\.element)
+            rest = order.enumerated().filter { $0.offset % k != f }.map(\.element)
+        } else {
+            let nTest = s.test > 0 ? max(1, Int((s.test * Double(n)).rounded())) : 0
+            test = Array(order.prefix(min(nTest, max(0, n - 1))))
+            rest = Array(order.dropFirst(test.count))
+        }
+        let nVal = s.val > 0 ? min(max(1, Int((s.val * Double(n)).rounded())), max(0, rest.count - 1)) : 0
+        return (test, Array(rest.prefix(nVal)), Array(rest.dropFirst(nVal)))
+    }
+
+    /// The slices of a subset chain: each level draws its share of the previous one
+    /// (optionally keeping the share of slices with foreground). The draw depends on
+    /// the seed and the chain, never on names, so the student's half lies inside the
+    /// teacher's full set whatever the subsets are called.
+    public func subset(_ chain: [SubsetLevel], of set: SliceSet, seed: UInt64) -> [Int] {
+        guard let root = chain.first else { return slices("train") }
+        var current = slices(root.part)
+        for (depth, level) in chain.enumerated() {
+            guard level.fraction < 1 else { continue }
+            var rng = RNG(seed: seed &+ UInt64(depth + 1) &* 0x9E37_79B9 &+ UInt64(level.fraction * 1e6))
+            func draw(_ pool: [Int]) -> [Int] {
+                let k = Int((Double(pool.count) * level.fraction).rounded())
+                return rng.permutation(pool.count).prefix(k).map { pool[$0] }
+            }
+            if level.stratify {
+                current = (draw(current.filter { set.records[$0].hasForeground }) + draw(current.filter { !set.records[$0].hasForeground })).sorted()
+            } else {
+                current = draw(current).sorted()
+            }
+        }
+        return current
+    }
+
+    public var json: [String: Any] {
+        ["unit": unit, "parts": parts.mapValues { ["patients": $0.patients, "slices": $0.slices] as [String: Any] }]
+    }
+}

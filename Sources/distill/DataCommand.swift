@@ -1,0 +1,154 @@
+import ArgumentParser
+import Foundation
+import Medical
+
+/// `distill data`: look at volumes and datasets, make the phantom.
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Inspect NIfTI files and MSD datasets, write the phantom, preview slices.",
+        subcommands: [Inspect.self, MakePhantom.self, Preview.self])
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "inspect",
+            abstract: "Dimensions, spacing, datatype, orientation, intensity range and label values of a file or every case of a dataset.")
+
+        @Argument(help: "A .nii/.nii.gz file or an MSD dataset folder.")
+        var path: String
+
+        func run() throws {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                FileHandle.standardError.write(Data("error: no such file or directory: '\(path)'\n".utf8))
+                throw ExitStatus.usage
+            }
+            if !isDirectory.boolValue {
+                do { print(describe(try NIfTI.read(path), path)) } catch {
+                    print("error: \(error)")
+                    throw ExitStatus.failure
+                }
+                return
+            }
+            let dataset: MSDDataset
+            do { dataset = try MSDDataset.load(path) } catch {
+                print("error: \(error)")
+                throw ExitStatus.failure
+            }
+            print("\(dataset.name): \(dataset.cases.count) cases, modality \(dataset.modality.joined(separator: ", ")), labels \(dataset.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))")
+            var problems = 0
+            for c in dataset.cases {
+                do {
+                    let image = try NIfTI.read(c.image), label = try NIfTI.read(c.label)
+                    print("\(c.id): image \(describe(image, nil)); label \(labelSummary(label))")
+                    if image.dims != label.dims { problems += 1; print("  problem: label dimensions \(label.dims) differ from the image's \(image.dims)") }
+                } catch {
+                    problems += 1
+                    print("\(c.id): problem: \(error)")
+                }
+            }
+            print(problems == 0 ? "no problems" : "\(problems) problem\(problems == 1 ? "" : "s")")
+            if problems > 0 { throw ExitStatus.failure }
+        }
+
+        func describe(_ v: Volume, _ path: String?) -> String {
+            let (lo, hi) = v.range
+            let spacing = v.spacing.map { String(format: "%.3g", $0) }.joined(separator: " x ")
+            var text = "\(v.dims.map(String.init).joined(separator: "x")) \(v.datatype), spacing \(spacing) mm, stored \(v.orientation.code), range \(lo)...\(hi)"
+            if let path { text = "\(path): " + text + "\n" + "labels: " + labelSummary(v) }
+            return text
+        }
+
+        func labelSummary(_ v: Volume) -> String {
+            var counts: [Float: Int] = [:]
+            for x in v.data {
+                counts[x, default: 0] += 1
+                if counts.count > 32 { return "not a label map (more than 32 distinct values)" }
+            }
+            return counts.sorted { $0.key < $1.key }.map { "\(Int($0.key)): \($0.value)" }.joined(separator: ", ")
+        }
+    }
+
+    struct MakePhantom: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "phantom", abstract: "Write the synthetic CT phantom as an MSD folder.")
+
+        @Argument(help: "Output folder.")
+        var out: String
+        @Option(help: "Patients.") var cases = 24
+        @Option(help: "Seed.") var seed: UInt64 = 0
+        @Option(help: "In-plane voxels per side.") var size = 128
+        @Option(help: "Axial slices per volume.") var slices = 48
+        @Option(help: "Noise standard deviation in HU.") var noise = 20.0
+        @Option(help: "Share of patients with a small or faint spleen.") var hardCases = 0.25
+
+        func validate() throws {
+            guard cases >= 1, size >= 16, size <= 1024, slices >= 2, slices <= 1024 else {
+                throw ValidationError("need cases >= 1, 16 <= size <= 1024, 2 <= slices <= 1024")
+            }
+            guard noise >= 0, (0...1).contains(hardCases) else { throw ValidationError("need noise >= 0 and 0 <= hard-cases <= 1") }
+        }
+
+        func run() throws {
+            let start = Date()
+            do {
+                try Phantom.write(PhantomSettings(cases: cases, seed: seed, size: size, slices: slices, noise: noise, hardCases: hardCases), to: out)
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitStatus.usage
+            }
+            print("wrote \(cases) cases to \(out) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        }
+    }
+
+    struct Preview: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "preview", abstract: "A PNG of one axial slice with the label outlined in red.")
+
+        @Argument(help: "An MSD dataset folder.")
+        var path: String
+        @Option(help: "Case id, e.g. spleen_1.") var `case`: String
+        @Option(help: "Axial slice (default: the one with the most foreground).") var slice: Int?
+        @Option(name: .shortAndLong, help: "Output PNG.") var output: String
+        @Option(help: "Intensity window in HU, low.") var low = -160.0
+        @Option(help: "Intensity window in HU, high.") var high = 240.0
+
+        func run() throws {
+            do {
+                let dataset = try MSDDataset.load(path)
+                guard let c = dataset.cases.first(where: { $0.id == `case` }) else {
+                    throw ValidationError("no case '\(`case`)'; cases: \(dataset.cases.prefix(10).map(\.id).joined(separator: ", "))")
+                }
+                let image = try NIfTI.read(c.image), label = try NIfTI.read(c.label)
+                let (w, h, d) = (image.dims[0], image.dims[1], image.dims[2])
+                let k = try slice ?? (0..<d).max { a, b in count(label, a) < count(label, b) } ?? 0
+                guard (0..<d).contains(k) else { throw ValidationError("slice \(k) is outside 0..<\(d)") }
+                var rgb = [UInt8](repeating: 0, count: w * h * 3)
+                for r in 0..<h {
+                    for x in 0..<w {
+                        let y = h - 1 - r
+                        let v = (Double(image[x, y, k]) - low) / (high - low)
+                        let g = UInt8(max(0, min(255, v * 255)))
+                        let inside = label[x, y, k] > 0
+                        let edge = inside && [(1, 0), (-1, 0), (0, 1), (0, -1)].contains { dx, dy in
+                            let (xx, yy) = (x + dx, y + dy)
+                            return xx < 0 || yy < 0 || xx >= w || yy >= h || label[xx, yy, k] == 0
+                        }
+                        let o = (r * w + x) * 3
+                        (rgb[o], rgb[o + 1], rgb[o + 2]) = edge ? (255, 40, 40) : (g, g, g)
+                    }
+                }
+                try PNG.write(width: w, height: h, rgb: rgb, to: output)
+                print("wrote \(output): \(c.id), axial slice \(k) of \(d)")
+            } catch let e as ValidationError {
+                throw e
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitStatus.failure
+            }
+        }
+
+        func count(_ v: Volume, _ k: Int) -> Int {
+            var n = 0
+            for y in 0..<v.dims[1] { for x in 0..<v.dims[0] where v[x, y, k] > 0 { n += 1 } }
+            return n
+        }
+    }
+}
