@@ -42,8 +42,9 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
         .target(name: "NN", dependencies: ["Tensor", "Architecture"], swiftSettings: kernelSettings),
         .target(name: "Medical", dependencies: ["CNifti", "CZlib", "Tensor", "Hashing"], swiftSettings: niftiInclude),
+        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing"], swiftSettings: niftiInclude),
         .executableTarget(name: "distill", dependencies: [
-            "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS", "Tensor", "NN", "Medical",
+            "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS", "Tensor", "NN", "Medical", "Runtime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: niftiInclude),
         .executableTarget(name: "distill-bench-spec", dependencies: ["Diagnostics", "Spec", "Plan"],

@@ -142,8 +142,9 @@ public final class SliceSet: @unchecked Sendable {
         let images = Tensor(uninitialized: [indices.count, channels, height, width])
         let labels = Tensor(uninitialized: [indices.count, 1, height, width])
         mapped.withUnsafeBytes { raw in
-            let img = raw.baseAddress!.advanced(by: imageOffset).assumingMemoryBound(to: UInt16.self)
-            let lab = raw.baseAddress!.advanced(by: labelOffset).assumingMemoryBound(to: UInt8.self)
+            guard let origin = raw.baseAddress else { return }
+            let img = origin.advanced(by: imageOffset).assumingMemoryBound(to: UInt16.self)
+            let lab = origin.advanced(by: labelOffset).assumingMemoryBound(to: UInt8.self)
             for (b, s) in indices.enumerated() {
                 let src = img + s * plane, dst = images.pointer + b * channels * plane
                 for i in 0..<plane { dst[i] = Float(src[i]) * (1 / 65535) }

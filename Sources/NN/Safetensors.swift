@@ -39,8 +39,28 @@ public struct SafetensorsFile {
     private let dataStart: Int
 
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw SafetensorsError.unreadable(path) }
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { throw SafetensorsError.unreadable(path) }
         try self.init(data: data, path: path)
+    }
+
+    /// Rows of the first dimension (e.g. the cached teacher maps of a batch), widened to float.
+    public func tensor(_ name: String, rows: [Int]) throws -> Tensor {
+        guard let e = entries[name], let first = e.shape.first else { throw SafetensorsError.missing(path, tensor: name) }
+        let row = e.shape.dropFirst().reduce(1, *)
+        let t = Tensor(uninitialized: [rows.count] + Array(e.shape.dropFirst()))
+        let width = e.dtype == "F16" ? 2 : 4
+        data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress?.advanced(by: dataStart + e.range.lowerBound) else { return }
+            for (k, r) in rows.enumerated() where r < first {
+                let src = base + r * row * width, dst = t.pointer + k * row
+                if width == 2 {
+                    for i in 0..<row { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)) }
+                } else {
+                    for i in 0..<row { dst[i] = Float(bitPattern: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian) }
+                }
+            }
+        }
+        return t
     }
 
     public init(data: Data, path: String) throws {
@@ -95,7 +115,8 @@ public struct SafetensorsFile {
         guard let e = entries[name] else { throw SafetensorsError.missing(path, tensor: name) }
         let t = Tensor(zeros: e.shape)
         data.withUnsafeBytes { raw in
-            let base = raw.baseAddress! + dataStart + e.range.lowerBound
+            guard let origin = raw.baseAddress else { return }
+            let base = origin + dataStart + e.range.lowerBound
             switch e.dtype {
             case "F32":
                 for i in 0..<t.count { t.pointer[i] = Float(bitPattern: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian) }
@@ -116,7 +137,8 @@ public struct SafetensorsFile {
         let n = e.shape.reduce(1, *)
         var out = [Int32](repeating: 0, count: n)
         data.withUnsafeBytes { raw in
-            let base = raw.baseAddress! + dataStart + e.range.lowerBound
+            guard let origin = raw.baseAddress else { return }
+            let base = origin + dataStart + e.range.lowerBound
             for i in 0..<n {
                 out[i] = e.dtype == "I64" ? Int32(truncatingIfNeeded: Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
                                           : Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
@@ -126,16 +148,18 @@ public struct SafetensorsFile {
     }
 
     /// Writes float32 tensors (sorted by name) with optional metadata, atomically.
-    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String, half: Bool = false) throws {
+    /// `half` stores every tensor as F16; `halfNames` only those named.
+    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String, half: Bool = false,
+                             halfNames: Set<String> = []) throws {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         let names = tensors.keys.sorted()
-        let width = half ? 2 : 4
         for name in names {
             guard let t = tensors[name] else { continue }
-            header[name] = ["dtype": half ? "F16" : "F32", "shape": t.shape, "data_offsets": [offset, offset + t.count * width]]
-            offset += t.count * width
+            let isHalf = half || halfNames.contains(name)
+            header[name] = ["dtype": isHalf ? "F16" : "F32", "shape": t.shape, "data_offsets": [offset, offset + t.count * (isHalf ? 2 : 4)]]
+            offset += t.count * (isHalf ? 2 : 4)
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
@@ -144,7 +168,7 @@ public struct SafetensorsFile {
         out.append(json)
         for name in names {
             guard let t = tensors[name] else { continue }
-            if half {
+            if half || halfNames.contains(name) {
                 var buf = [UInt16](repeating: 0, count: t.count)
                 for i in 0..<t.count { buf[i] = Float16(t.pointer[i]).bitPattern.littleEndian }
                 buf.withUnsafeBytes { out.append(contentsOf: $0) }

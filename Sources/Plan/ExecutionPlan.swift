@@ -77,6 +77,8 @@ public struct ExecutionPlan: Sendable {
     public var stages: [PlanStage]
     public var variants: [PlanVariant]
     public var throughput: Throughput
+    /// Where relative data paths resolve (the spec's folder); written by `distill plan --format json`.
+    public var baseDirectory: String?
     /// Stage instances before de-duplication: each variant's stages, counted per variant.
     public var plannedInstances: Int { stages.reduce(0) { $0 + $1.variants.count } }
 
@@ -119,8 +121,46 @@ public struct ExecutionPlan: Sendable {
                 ])
             }),
             "totals": totals.json,
-        ])
+        ].merging(baseDirectory.map { ["base_directory": JSON.string($0)] } ?? [:]) { a, _ in a })
     }
+
+    /// Reads a plan written by `json` (a cluster job runs one stage of it).
+    public init(json: JSON) throws {
+        guard json["format"]?.string == Self.format, let stages = json["stages"]?.array else {
+            throw PlanFormatError("not a distillery plan (format \(json["format"]?.string ?? "missing"))")
+        }
+        guard json["runtime_format"]?.int == RuntimeFormat.version else {
+            throw PlanFormatError("plan for runtime format \(json["runtime_format"]?.int ?? 0); this runtime reads format \(RuntimeFormat.version)")
+        }
+        specName = json["spec"]?.string
+        baseDirectory = json["base_directory"]?.string
+        throughput = Throughput(gflops: json["throughput"]?["gflops"]?.number ?? Throughput.defaultGflops, source: json["throughput"]?["source"]?.string ?? "plan")
+        self.stages = try stages.map { s in
+            guard let hash = s["hash"]?.string, hash.count == 64, hash.allSatisfy(\.isHexDigit),
+                  let kind = s["kind"]?.string.flatMap(StageKind.init(rawValue:)), let params = s["params"] else {
+                throw PlanFormatError("a stage lacks a valid hash, kind or params")
+            }
+            return PlanStage(hash: hash, kind: kind, label: s["label"]?.string ?? kind.rawValue,
+                             inputs: (s["inputs"]?.object ?? [:]).compactMapValues(\.string), params: params, cost: StageCost(),
+                             variants: s["variants"]?.array?.compactMap(\.string) ?? [], note: s["note"]?.string)
+        }
+        variants = (json["variants"]?.array ?? []).map { v in
+            PlanVariant(name: v["name"]?.string ?? "", choices: (v["choices"]?.object ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value.string ?? "") },
+                        stages: (v["stages"]?.object ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value["train"]?.string ?? "", $0.value["evaluate"]?.string ?? "") })
+        }
+    }
+
+    public init(specName: String?, stages: [PlanStage], variants: [PlanVariant], throughput: Throughput) {
+        self.specName = specName
+        self.stages = stages
+        self.variants = variants
+        self.throughput = throughput
+    }
+}
+
+public struct PlanFormatError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
 }
 
 /// The version of what the runtime writes for a stage; part of every stage hash,

@@ -63,7 +63,11 @@ struct PlanCommand: ParsableCommand {
         let directory = (spec as NSString).deletingLastPathComponent
         let planner = Planner(throughput: Throughput.load(), cacheBudgetBytes: Int(cacheBudget * Double(1 << 30)),
                               specDirectory: directory.isEmpty ? "." : directory)
-        let plan = planner.plan(checked, variant: variant)
+        var plan = planner.plan(checked, variant: variant)
+        if format == .json {
+            let dir = directory.isEmpty ? FileManager.default.currentDirectoryPath : directory
+            plan.baseDirectory = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+        }
         if let lock {
             do {
                 try LockFiles.write(checked, variant: variant, to: lock)

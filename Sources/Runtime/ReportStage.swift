@@ -1,0 +1,96 @@
+import Foundation
+import Plan
+
+/// The sweep's table in the study's form (Table 4.2): one row per trained stage
+/// of each variant with IoU, Dice, recall, precision, parameters, and the change
+/// of Dice against the matching baseline student (a non-distilled stage that
+/// trains the same architecture on the same data).
+public enum Report {
+    public struct Row {
+        public var variant: String
+        public var stage: String
+        public var kind: String
+        public var metrics: JSON
+        public var baseline: String?
+        public var baselineDice: Double?
+    }
+
+    public static func rows(_ plan: ExecutionPlan, store: RunStore) -> [Row] {
+        var rows: [Row] = []
+        var seen = Set<String>()
+        for v in plan.variants {
+            for s in v.stages {
+                guard let metrics = readMetrics(store, s.evaluate), let train = plan.stage(s.train) else { continue }
+                // A stage shared by every variant is one row, not one per variant.
+                let shared = train.variants.count == plan.variants.count && plan.variants.count > 1
+                if shared, !seen.insert(s.train).inserted { continue }
+                var row = Row(variant: shared ? "*" : v.name, stage: s.name, kind: train.kind.rawValue, metrics: metrics)
+                if train.kind == .distill {
+                    let model = train.params["model"]?.canonical, subset = train.params["subset"]?.canonical
+                    if let base = v.stages.first(where: { b in
+                        guard let t = plan.stage(b.train) else { return false }
+                        return t.kind == .train && t.params["model"]?.canonical == model && t.params["subset"]?.canonical == subset
+                    }) {
+                        row.baseline = base.name
+                        row.baselineDice = readMetrics(store, base.evaluate)?["pooled"]?["dice"]?.number
+                    }
+                }
+                rows.append(row)
+            }
+        }
+        return rows
+    }
+
+    static func readMetrics(_ store: RunStore, _ hash: String) -> JSON? {
+        guard store.isDone(hash), let data = FileManager.default.contents(atPath: store.file(hash, "metrics.json")) else { return nil }
+        return JSON.parse(data)
+    }
+
+    /// Markdown table.
+    public static func markdown(_ rows: [Row], title: String) -> String {
+        var out = "# \(title)\n\nTest set, metrics pooled over all slices (per-case mean +- sd in brackets).\n\n"
+        out += "| variant | stage | IoU | Dice | recall | precision | params (M) | Dice vs baseline |\n|---|---|---|---|---|---|---|---|\n"
+        for r in rows {
+            let p = r.metrics["pooled"], c = r.metrics["per_case"]
+            func f(_ k: String) -> String {
+                let pooled = p?[k]?.number.map { String(format: "%.3f", $0) } ?? "-"
+                guard let m = c?[k]?["mean"]?.number, let s = c?[k]?["sd"]?.number else { return pooled }
+                return pooled + String(format: " (%.3f +- %.3f)", m, s)
+            }
+            let params = r.metrics["parameters"]?.number.map { String(format: "%.3f", $0 / 1e6) } ?? "-"
+            var delta = ""
+            if let b = r.baselineDice, let d = p?["dice"]?.number, b > 0 {
+                delta = String(format: "%+.1f%% vs %@", (d - b) / b * 100, r.baseline ?? "")
+            }
+            out += "| \(r.variant) | \(r.stage) | \(f("iou")) | \(f("dice")) | \(f("recall")) | \(f("precision")) | \(params) | \(delta) |\n"
+        }
+        return out
+    }
+
+    public static func csv(_ rows: [Row]) -> String {
+        var out = "variant,stage,kind,iou,dice,recall,precision,parameters,baseline,baseline_dice\n"
+        for r in rows {
+            let p = r.metrics["pooled"]
+            let values = ["iou", "dice", "recall", "precision"].map { p?[$0]?.number.map { String(format: "%.4f", $0) } ?? "" }
+            out += "\"\(r.variant)\",\(r.stage),\(r.kind)," + values.joined(separator: ",")
+            out += ",\(r.metrics["parameters"]?.int ?? 0),\(r.baseline ?? ""),\(r.baselineDice.map { String(format: "%.4f", $0) } ?? "")\n"
+        }
+        return out
+    }
+
+    public static func json(_ rows: [Row]) -> JSON {
+        .array(rows.map { r in
+            .object(["variant": .string(r.variant), "stage": .string(r.stage), "kind": .string(r.kind), "metrics": r.metrics,
+                     "baseline": r.baseline.map(JSON.string) ?? .null, "baseline_dice": r.baselineDice.map(JSON.number) ?? .null])
+        })
+    }
+
+    static func run(_ stage: PlanStage, _ ctx: StageContext) throws {
+        let rows = rows(ctx.plan, store: ctx.store)
+        let md = markdown(rows, title: ctx.plan.specName ?? "Report")
+        try RunStore.writeAtomically(Data(md.utf8), to: ctx.directory + "/report.md")
+        try RunStore.writeAtomically(Data(csv(rows).utf8), to: ctx.directory + "/report.csv")
+        try RunStore.writeAtomically(Data(json(rows).pretty.utf8), to: ctx.directory + "/report.json")
+        ctx.log("report of \(rows.count) rows written")
+    }
+}

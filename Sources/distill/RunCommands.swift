@@ -1,0 +1,208 @@
+import ArgumentParser
+import Diagnostics
+import Foundation
+import Plan
+import Runtime
+import Spec
+import Tensor
+
+/// Options shared by the commands that execute or read a store.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The run store (default ./runs).")
+    var store: String = "runs"
+
+    @Option(name: .long, help: "Threads for kernels (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+}
+
+/// Checks and plans a spec for the run commands; prints diagnostics and exits on errors.
+enum SpecPlanning {
+    static func plan(_ spec: String, variant: String?) throws -> (ExecutionPlan, String) {
+        guard let checked = SpecChecker.check(path: spec) else {
+            FileHandle.standardError.write(Data("error: cannot read '\(spec)'\n".utf8))
+            throw ExitStatus.usage
+        }
+        if checked.diagnostics.hasErrors {
+            print(DiagnosticRenderer.text(checked.diagnostics), terminator: "")
+            print(DiagnosticRenderer.summary(checked.diagnostics, files: 1))
+            throw ExitStatus.failure
+        }
+        if let variant, !checked.variants.contains(where: { $0.name == variant }) {
+            FileHandle.standardError.write(Data("error: no variant '\(variant)'; variants: \(checked.variants.map(\.name).joined(separator: ", "))\n".utf8))
+            throw ExitStatus.usage
+        }
+        let directory = (spec as NSString).deletingLastPathComponent
+        let base = directory.isEmpty ? FileManager.default.currentDirectoryPath : (directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
+        var plan = Planner(throughput: Throughput.load(), specDirectory: base).plan(checked, variant: variant)
+        plan.baseDirectory = base
+        return (plan, base)
+    }
+
+    static func execute(_ plan: ExecutionPlan, base: String, options: StoreOptions, only: Set<String>? = nil, failFast: Bool = false) throws {
+        Parallel.setThreads(options.threads)
+        Interrupts.install()
+        var executor = Executor(plan: plan, store: RunStore(root: options.store), baseDirectory: base)
+        executor.failFast = failFast
+        let start = Date()
+        let s = executor.run(only: only)
+        print("\n\(s.done.count) done, \(s.reused.count) reused, \(s.failed.count) failed, \(s.skipped.count) skipped in \(Int(Date().timeIntervalSince(start)))s")
+        for f in s.failed {
+            print("failed \(f.hash.prefix(12)): \(f.error.split(separator: "\n").first ?? "")\n  log: \(f.log)")
+        }
+        if s.interrupted { print("interrupted: rerun the same command to resume") }
+        if !s.ok { throw ExitStatus.failure }
+    }
+}
+
+/// `distill run`: one variant's plan, or exactly one stage of a lowered plan.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Execute one variant of a spec, or one stage of a plan file (the unit a cluster job runs).")
+
+    @Argument(help: "The spec file (omit with --plan).")
+    var spec: String?
+
+    @Option(name: .long, help: "The variant to run (default: the first).")
+    var variant: String?
+
+    @Option(name: .long, help: "A stage hash to run from --plan.")
+    var stage: String?
+
+    @Option(name: .long, help: "A plan written by `distill plan --format json`.")
+    var plan: String?
+
+    @OptionGroup var options: StoreOptions
+
+    func validate() throws {
+        if (stage == nil) != (plan == nil) { throw ValidationError("--stage and --plan go together") }
+        if stage == nil, spec == nil { throw ValidationError("give a spec, or --stage HASH --plan PLAN") }
+    }
+
+    func run() throws {
+        if let stage, let planPath = plan {
+            guard let data = FileManager.default.contents(atPath: planPath), let json = JSON.parse(data) else {
+                FileHandle.standardError.write(Data("error: cannot read a JSON plan from '\(planPath)'\n".utf8))
+                throw ExitStatus.usage
+            }
+            let p: ExecutionPlan
+            do { p = try ExecutionPlan(json: json) } catch {
+                FileHandle.standardError.write(Data("error: \(planPath): \(error)\n".utf8))
+                throw ExitStatus.usage
+            }
+            let matches = p.stages.filter { $0.hash.hasPrefix(stage) }
+            guard matches.count == 1, let target = matches.first else {
+                FileHandle.standardError.write(Data("error: \(matches.isEmpty ? "no" : "more than one") stage matches '\(stage)' in \(planPath)\n".utf8))
+                throw ExitStatus.usage
+            }
+            let base = p.baseDirectory ?? (planPath as NSString).deletingLastPathComponent
+            try SpecPlanning.execute(p, base: base, options: options, only: [target.hash])
+            return
+        }
+        guard let spec else { throw ExitStatus.usage }
+        let (all, base) = try SpecPlanning.plan(spec, variant: variant)
+        let name = variant ?? all.variants.first?.name
+        let (p, _) = try SpecPlanning.plan(spec, variant: name)
+        _ = all
+        try SpecPlanning.execute(p, base: base, options: options)
+        print(Report.markdown(Report.rows(p, store: RunStore(root: options.store)), title: p.specName ?? spec))
+    }
+}
+
+/// `distill sweep`: every variant; shared stages run once.
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Execute every variant of a spec's sweep and print the report table.")
+
+    @Argument(help: "The spec file.")
+    var spec: String
+
+    @Flag(name: .long, help: "Stop starting stages after the first failure.")
+    var failFast = false
+
+    @OptionGroup var options: StoreOptions
+
+    func run() throws {
+        let (p, base) = try SpecPlanning.plan(spec, variant: nil)
+        var failure: Error?
+        do { try SpecPlanning.execute(p, base: base, options: options, failFast: failFast) } catch { failure = error }
+        let rows = Report.rows(p, store: RunStore(root: options.store))
+        if !rows.isEmpty { print("\n" + Report.markdown(rows, title: p.specName ?? spec)) }
+        if let failure { throw failure }
+    }
+}
+
+/// `distill report`: the table of whatever of the sweep is done.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Print (and write) the sweep's table from the store: Markdown, CSV and JSON.")
+
+    @Argument(help: "The spec file.")
+    var spec: String
+
+    @Option(name: .long, help: "Write report.md, report.csv and report.json into this folder.")
+    var output: String?
+
+    @OptionGroup var options: StoreOptions
+
+    func run() throws {
+        let (p, _) = try SpecPlanning.plan(spec, variant: nil)
+        let rows = Report.rows(p, store: RunStore(root: options.store))
+        guard !rows.isEmpty else {
+            print("nothing evaluated yet in \(options.store): run `distill sweep \(spec)`")
+            throw ExitStatus.failure
+        }
+        let md = Report.markdown(rows, title: p.specName ?? spec)
+        print(md)
+        if let output {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            try Data(md.utf8).write(to: URL(fileURLWithPath: output + "/report.md"))
+            try Data(Report.csv(rows).utf8).write(to: URL(fileURLWithPath: output + "/report.csv"))
+            try Data(Report.json(rows).pretty.utf8).write(to: URL(fileURLWithPath: output + "/report.json"))
+        }
+    }
+}
+
+/// `distill status`: every stage of the sweep and where it stands.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show every stage of a spec's sweep: done, running, failed or pending.")
+
+    @Argument(help: "The spec file.")
+    var spec: String
+
+    @OptionGroup var options: StoreOptions
+
+    func run() throws {
+        let (p, _) = try SpecPlanning.plan(spec, variant: nil)
+        let store = RunStore(root: options.store)
+        var counts: [String: Int] = [:]
+        for s in p.stages {
+            let dir = store.directory(s.hash)
+            let fm = FileManager.default
+            let status: String
+            var detail = ""
+            if store.isDone(s.hash) {
+                status = "done"
+                if let d = fm.contents(atPath: dir + "/done"), let j = JSON.parse(d), let sec = j["seconds"]?.number { detail = String(format: "%.0fs", sec) }
+            } else if fm.fileExists(atPath: dir + "/lock") {
+                status = "running"
+            } else if let log = try? String(contentsOfFile: dir + "/log.txt", encoding: .utf8), let line = log.split(separator: "\n").last(where: { $0.hasPrefix("error:") }) {
+                status = "failed"
+                detail = String(line.prefix(100))
+            } else if fm.fileExists(atPath: dir + "/state.json") {
+                status = "partial"
+            } else {
+                status = "pending"
+            }
+            counts[status, default: 0] += 1
+            print("\(s.shortHash)  \(status.padding(toLength: 8, withPad: " ", startingAt: 0))  \(s.kind.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0))  \(s.label)  \(detail)")
+        }
+        print(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+    }
+}
