@@ -35,11 +35,16 @@ test: deps test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-# Until the runtime lands, the demo checks every spec and plans the quickstart sweep.
-demo: build
-	$(DISTILL) check specs
+# The quickstart: check the specs, show the plan, run the sweep on the phantom
+# (release build: training is arithmetic) and print the table. Rerunning reuses
+# every finished stage from ./runs.
+demo: deps
+	$(SWIFT) build -c release --product distill
+	.build/release/distill check specs
 	@echo
-	$(DISTILL) plan specs/quickstart.yaml
+	.build/release/distill plan specs/quickstart.yaml
+	@echo
+	.build/release/distill sweep specs/quickstart.yaml --store runs
 
 # Regenerates grammar/distill.schema.json (a test fails when it is stale).
 schema: build

@@ -67,7 +67,7 @@ public enum Phantom {
         let spleen = (x: cx - (0.2 + 0.05 * rng.uniform()) * fn, y: cy - (0.08 + 0.06 * rng.uniform()) * fn,
                       a: (0.07 + 0.05 * rng.uniform()) * fn * small, b: (0.045 + 0.035 * rng.uniform()) * fn * small,
                       zc: 0.45 + 0.2 * rng.uniform(), zr: (0.12 + 0.1 * rng.uniform()) * small, angle: (rng.uniform() - 0.5) * 1.4)
-        let spleenHU = faint ? liverHU - 5 + 10 * rng.uniform() : liverHU + 10 + 50 * rng.uniform()
+        let spleenHU = faint ? liverHU - 4 + 8 * rng.uniform() : liverHU + 6 + 30 * rng.uniform()
         let lobes = (k: Float(2 + rng.below(3)), phase: rng.uniform() * 6.28, amp: 0.1 + 0.15 * rng.uniform())
         let kidneyHU = 120 + 80 * rng.uniform()
         var gas: [(Float, Float, Float, Float)] = []

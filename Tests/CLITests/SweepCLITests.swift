@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+
+/// Killing a sweep: the rerun completes with the same results and reuses finished stages.
+@Suite(.serialized) struct SweepCLITests {
+    let cli = CLITests()
+
+    static let spec = """
+        name: tiny kill test
+        data:
+          source: {phantom: {cases: 6, seed: 2, size: 32, slices: 8}}
+          preprocess: {size: 32}
+          split: {test: 0.34, val: 0.17}
+          subsets: {full: {fraction: 1.0}, half: {fraction: 0.5, of: full}}
+        models:
+          t: {arch: unet, widths: [4, 8], bottleneck: 8, convs_per_block: 1}
+          s: {arch: unet, widths: [2, 4], bottleneck: 4, convs_per_block: 1}
+        stages:
+          teacher: {model: t, data: full, loss: [{kind: dice_bce}], optimizer: {kind: adamw, lr: 0.01}, epochs: 8, batch: 4}
+          kd:
+            model: s
+            data: half
+            loss: [{kind: dice}]
+            optimizer: {kind: adamw, lr: 0.01}
+            epochs: 3
+            batch: 4
+            distill: {teacher: teacher, logits: {kind: binary_kl, temperature: 4}}
+
+        """
+
+    func folder() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-kill-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Self.spec.write(toFile: dir + "/spec.yaml", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    func metrics(_ store: String) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for stage in try FileManager.default.contentsOfDirectory(atPath: store + "/stages") {
+            if let text = try? String(contentsOfFile: "\(store)/stages/\(stage)/metrics.json", encoding: .utf8) { out[stage] = text }
+        }
+        return out
+    }
+
+    @Test func aKilledSweepResumesToIdenticalResults() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clean = try cli.run(["sweep", "spec.yaml", "--store", "clean", "--threads", "1"], in: dir)
+        #expect(clean.status == 0, "\(clean.out.suffix(2000))")
+        // Start again in another store and SIGKILL the process once the teacher has a checkpoint.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLITests.binary)
+        p.arguments = ["sweep", "spec.yaml", "--store", "killed", "--threads", "1"]
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        var killedMidStage = false
+        while Date() < deadline, p.isRunning {
+            let stages = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/killed/stages")) ?? []
+            if stages.contains(where: { s in
+                let d = "\(dir)/killed/stages/\(s)"
+                guard let state = try? String(contentsOfFile: d + "/state.json", encoding: .utf8) else { return false }
+                return !FileManager.default.fileExists(atPath: d + "/done") && state.contains("\"epoch\": 2")
+            }) {
+                kill(p.processIdentifier, SIGKILL)
+                killedMidStage = true
+                break
+            }
+            usleep(20_000)
+        }
+        p.waitUntilExit()
+        #expect(killedMidStage, "the run finished before it could be killed")
+        let resumed = try cli.run(["sweep", "spec.yaml", "--store", "killed", "--threads", "1"], in: dir)
+        #expect(resumed.status == 0, "\(resumed.out.suffix(2000))")
+        #expect(resumed.out.contains("resuming after epoch"))
+        #expect(resumed.out.contains(" reused,"))
+        #expect(try metrics(dir + "/killed") == metrics(dir + "/clean"))
+        // The prepare stage finished before the kill and ran once.
+        for stage in try FileManager.default.contentsOfDirectory(atPath: dir + "/killed/stages") {
+            let log = (try? String(contentsOfFile: "\(dir)/killed/stages/\(stage)/log.txt", encoding: .utf8)) ?? ""
+            if log.contains("[prepare") { #expect(log.components(separatedBy: "start:").count == 2) }
+        }
+        // Everything is done now: a third run computes nothing.
+        let again = try cli.run(["sweep", "spec.yaml", "--store", "killed", "--threads", "1"], in: dir)
+        #expect(again.out.contains("\n0 done, "))
+    }
+
+    @Test func statusAndReportReadTheStore() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pending = try cli.run(["status", "spec.yaml", "--store", "s"], in: dir)
+        #expect(pending.out.contains("pending"))
+        let none = try cli.run(["report", "spec.yaml", "--store", "s"], in: dir)
+        #expect(none.status == 1)
+        _ = try cli.run(["sweep", "spec.yaml", "--store", "s", "--threads", "1"], in: dir)
+        let status = try cli.run(["status", "spec.yaml", "--store", "s"], in: dir)
+        #expect(!status.out.contains("pending") && status.out.hasSuffix(" done\n"))
+        let report = try cli.run(["report", "spec.yaml", "--store", "s", "--output", "out"], in: dir)
+        #expect(report.status == 0)
+        #expect(report.out.contains("| variant | stage | IoU | Dice |"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/out/report.csv"))
+    }
+}

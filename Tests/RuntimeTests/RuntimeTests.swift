@@ -1,0 +1,114 @@
+import Diagnostics
+import Foundation
+import Plan
+import Runtime
+import Spec
+import Tensor
+import Testing
+
+/// Whole sweeps on a tiny phantom: stages run once, are reused, fail alone.
+@Suite(.serialized) struct RuntimeTests {
+    static let spec = """
+        name: tiny
+        data:
+          source: {phantom: {cases: 6, seed: 1, size: 32, slices: 8}}
+          preprocess: {size: 32, keep_empty: 0.5}
+          split: {test: 0.34, val: 0.17}
+          subsets: {full: {fraction: 1.0}, half: {fraction: 0.5, of: full}}
+        models:
+          t: {arch: multitask_unet, widths: [4, 8], bottleneck: 8, convs_per_block: 1, heads: {segmentation: 1, reconstruction: 1}}
+          s: {arch: unet, widths: [2, 4], bottleneck: 4, convs_per_block: 1}
+        stages:
+          teacher:
+            model: t
+            data: full
+            loss: [{kind: dice_bce}, {kind: mse, head: reconstruction, weight: 0.2}]
+            optimizer: {kind: adamw, lr: 0.01}
+            epochs: 2
+            batch: 4
+          kd:
+            model: s
+            data: half
+            loss: [{kind: dice}]
+            optimizer: {kind: rmsprop, lr: 0.01}
+            epochs: 2
+            batch: 4
+            distill:
+              teacher: teacher
+              taps:
+                ee: {teacher: pool.1, student: pool.1, adapter: {side: teacher}, loss: {kind: infonce, temperature: 0.4}, weight: 0.1}
+              logits: {kind: binary_kl, temperature: 4, weight: 0.2}
+        sweep:
+          axes:
+            t: {path: stages.kd.distill.taps.ee.loss.temperature, values: {cold: 0.1, warm: 0.4}}
+
+        """
+
+    static func plan(_ text: String = spec) throws -> ExecutionPlan {
+        let checked = SpecChecker.check(source: SourceFile(displayPath: "tiny.yaml", text: text))
+        #expect(!checked.diagnostics.hasErrors, "\(checked.diagnostics.map(\.message))")
+        return Planner(specDirectory: FileManager.default.temporaryDirectory.path).plan(checked)
+    }
+
+    static func store() -> RunStore {
+        RunStore(root: FileManager.default.temporaryDirectory.appendingPathComponent("distill-store-\(UUID().uuidString)").path)
+    }
+
+    @Test func aSweepRunsEveryStageOnceThenReusesThem() throws {
+        Parallel.setThreads(2)
+        let plan = try Self.plan(), store = Self.store()
+        defer { try? FileManager.default.removeItem(atPath: store.root) }
+        var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+        executor.echo = false
+        let first = executor.run()
+        #expect(first.ok, "\(first.failed.map(\.error))")
+        #expect(first.done.count == plan.stages.count)
+        #expect(Set(first.done).count == first.done.count)  // no stage twice
+        let second = executor.run()
+        #expect(second.done.isEmpty && second.reused.count == plan.stages.count)
+        let rows = Report.rows(plan, store: store)
+        #expect(rows.count == 3)  // the teacher once (shared), kd once per variant
+        #expect(rows.contains { $0.stage == "kd" && $0.variant == "t=cold" })
+        for hash in first.done { #expect(FileManager.default.fileExists(atPath: store.directory(hash) + "/done")) }
+    }
+
+    @Test func aFailingStageFailsOnlyItsDescendants() throws {
+        let broken = Self.spec.replacingOccurrences(of: "  kd:\n    model: s\n", with: "  kd:\n    model: s\n    init: {file: /nonexistent/weights.safetensors}\n")
+        let plan = try Self.plan(broken), store = Self.store()
+        defer { try? FileManager.default.removeItem(atPath: store.root) }
+        var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+        executor.echo = false
+        let s = executor.run()
+        #expect(s.failed.count == 2)  // each variant's kd
+        #expect(s.failed.allSatisfy { $0.error.contains("/nonexistent/weights.safetensors") })
+        #expect(s.skipped.count == 3)  // their evaluations and the report
+        let teacher = try #require(plan.stages.first { $0.label.hasPrefix("train teacher") })
+        #expect(store.isDone(teacher.hash))
+    }
+
+    @Test func aLockHeldByALiveProcessIsRespectedAndAStaleOneTakenOver() throws {
+        let plan = try Self.plan(), store = Self.store()
+        defer { try? FileManager.default.removeItem(atPath: store.root) }
+        let prepare = try #require(plan.stages.first { $0.kind == .prepare })
+        try FileManager.default.createDirectory(atPath: store.directory(prepare.hash), withIntermediateDirectories: true)
+        // Our own (live) pid holds it: the stage must not run.
+        try "\(ProcessInfo.processInfo.processIdentifier) \(ProcessInfo.processInfo.hostName)".write(toFile: store.directory(prepare.hash) + "/lock", atomically: true, encoding: .utf8)
+        var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+        executor.echo = false
+        let blocked = executor.run(only: [prepare.hash])
+        #expect(blocked.failed.first?.error.contains("being run by another process") == true)
+        // A pid that does not exist: stale, taken over.
+        try "999999 \(ProcessInfo.processInfo.hostName)".write(toFile: store.directory(prepare.hash) + "/lock", atomically: true, encoding: .utf8)
+        let ok = executor.run(only: [prepare.hash])
+        #expect(ok.done == [prepare.hash])
+        #expect(!FileManager.default.fileExists(atPath: store.directory(prepare.hash) + "/lock"))
+    }
+
+    @Test func aPlanFileRoundTripsForClusterJobs() throws {
+        let plan = try Self.plan()
+        let parsed = try ExecutionPlan(json: try #require(JSON.parse(Data(plan.json.pretty.utf8))))
+        #expect(parsed.stages.map(\.hash) == plan.stages.map(\.hash))
+        #expect(parsed.variants.map(\.name) == plan.variants.map(\.name))
+        #expect(throws: PlanFormatError.self) { try ExecutionPlan(json: .object(["format": .string("other")])) }
+    }
+}
