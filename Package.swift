@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "SpecSyntaxTests", dependencies: ["SpecSyntax", "Diagnostics"]),
         .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Plan", "Spec", "Tensor", "Diagnostics"], swiftSettings: niftiInclude),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Plan", "Spec", "Tensor", "Diagnostics", "NN", "Medical"], swiftSettings: niftiInclude),
         .testTarget(name: "MedicalTests", dependencies: ["Medical", "Tensor"], swiftSettings: niftiInclude),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "Architecture"]),
         .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics", "Hashing"], exclude: ["Golden"]),

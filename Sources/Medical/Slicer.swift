@@ -3,7 +3,7 @@ import Foundation
 /// Cuts one image/label pair into 2D slices as the settings say: slice axis,
 /// intensity window, resize (bilinear for images, nearest for labels),
 /// foreground selection and dropping of empty slices.
-enum Slicer {
+public enum Slicer {
     static func slices(_ image: Volume, _ label: Volume, _ s: PreprocessSettings, patient: Int)
         -> (records: [SliceRecord], images: [UInt16], labels: [UInt8]) {
         // Plane axes (rows, columns) and the slicing axis in canonical RAS order.
@@ -42,6 +42,19 @@ enum Slicer {
             records.append(SliceRecord(patient: patient, slice: k, hasForeground: hasForeground))
         }
         return (records, images, labels)
+    }
+
+    /// The inverse of slicing for a predicted mask: an H x W plane of axial slice k,
+    /// resized (nearest) back to the volume's plane and written into `volume`.
+    public static func place(_ mask: [Bool], height: Int, width: Int, slice k: Int, into volume: inout Volume) {
+        let rows = volume.dims[1], cols = volume.dims[0]
+        for r in 0..<rows {
+            let sr = min(r * height / rows, height - 1)
+            for c in 0..<cols {
+                let sc = min(c * width / cols, width - 1)
+                volume[c, rows - 1 - r, k] = mask[sr * width + sc] ? 1 : 0
+            }
+        }
     }
 
     /// A value in [0, 1) fixed by (patient, slice).

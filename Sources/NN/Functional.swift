@@ -83,11 +83,11 @@ public enum F {
     /// Batch norm in training mode: batch statistics; the running buffers are updated in place
     /// (running_var with the unbiased variance), as PyTorch does.
     public static func batchNormTrain(_ x: Variable, _ weight: Variable?, _ bias: Variable?, runningMean: Tensor?, runningVar: Tensor?,
-                                      momentum: Float = 0.1, eps: Float = 1e-5) -> Variable {
+                                      momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Variable {
         let (n, c) = (x.shape[0], x.shape[1])
         let inner = x.value.count / max(1, n * c)
         let layout = NormLayout(outer: n, channels: c, inner: inner, acrossBatch: true, channelsPerGroup: 1)
-        return normalize(x, weight, bias, layout, eps: eps) { stats in
+        return normalize(x, weight, bias, layout, eps: eps, relu: relu) { stats in
             guard let runningMean, let runningVar else { return }
             let m = Float(n * inner)
             for ch in 0..<c {
@@ -99,39 +99,62 @@ public enum F {
         }
     }
 
-    public static func batchNormEval(_ x: Variable, _ weight: Variable?, _ bias: Variable?, runningMean: Tensor, runningVar: Tensor, eps: Float = 1e-5) -> Variable {
+    public static func batchNormEval(_ x: Variable, _ weight: Variable?, _ bias: Variable?, runningMean: Tensor, runningVar: Tensor,
+                                     eps: Float = 1e-5, relu: Bool = false) -> Variable {
         let (n, c) = (x.shape[0], x.shape[1])
         let inner = x.value.count / max(1, n * c)
         let y = Tensor(uninitialized: x.shape)
         Normalization.forwardFixed(x.value.pointer, weight?.value.pointer, bias?.value.pointer, mean: runningMean.pointer,
                                    variance: runningVar.pointer, y.pointer, outer: n, channels: c, inner: inner, eps: eps)
+        if relu { rectify(y) }
         return Tape.output(y, inputs: [x, weight, bias]) { out in
+            let g = relu ? masked(out) : nil
+            defer { g.map { Scratch.release($0, out.value.count) } }
             Normalization.backwardFixed(x.value.pointer, weight?.value.pointer, mean: runningMean.pointer, variance: runningVar.pointer,
-                                        out.gradBuffer(), x.gradTarget, weight?.gradTarget, bias?.gradTarget,
+                                        g ?? out.gradBuffer(), x.gradTarget, weight?.gradTarget, bias?.gradTarget,
                                         outer: n, channels: c, inner: inner, eps: eps)
         }
     }
 
-    public static func groupNorm(_ x: Variable, groups: Int, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5) -> Variable {
+    /// max(y, 0) in place: the ReLU fused into the normalisation before it.
+    static func rectify(_ y: Tensor) {
+        let p = y.pointer
+        Parallel.chunks(y.count) { r in for i in r where p[i] < 0 { p[i] = 0 } }
+    }
+
+    /// The upstream gradient with the fused ReLU's mask applied (zero where the output is 0).
+    static func masked(_ out: Variable) -> UnsafeMutablePointer<Float> {
+        let n = out.value.count, g = Scratch.floats(n), dy = out.gradBuffer(), y = out.value.pointer
+        Parallel.chunks(n) { r in for i in r { g[i] = y[i] > 0 ? dy[i] : 0 } }
+        return g
+    }
+
+    public static func groupNorm(_ x: Variable, groups: Int, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5, relu: Bool = false) -> Variable {
         let (n, c) = (x.shape[0], x.shape[1])
         let layout = NormLayout(outer: n, channels: c, inner: x.value.count / max(1, n * c), acrossBatch: false, channelsPerGroup: c / groups)
-        return normalize(x, weight, bias, layout, eps: eps)
+        return normalize(x, weight, bias, layout, eps: eps, relu: relu)
     }
 
-    public static func instanceNorm(_ x: Variable, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5) -> Variable {
+    public static func instanceNorm(_ x: Variable, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5, relu: Bool = false) -> Variable {
         let (n, c) = (x.shape[0], x.shape[1])
         let layout = NormLayout(outer: n, channels: c, inner: x.value.count / max(1, n * c), acrossBatch: false, channelsPerGroup: 1)
-        return normalize(x, weight, bias, layout, eps: eps)
+        return normalize(x, weight, bias, layout, eps: eps, relu: relu)
     }
 
-    static func normalize(_ x: Variable, _ weight: Variable?, _ bias: Variable?, _ layout: NormLayout, eps: Float,
+    /// Normalisation, optionally with the following ReLU fused in: then only the
+    /// input and the rectified output are kept for backward (as PyTorch keeps them),
+    /// not the normalised values in between.
+    static func normalize(_ x: Variable, _ weight: Variable?, _ bias: Variable?, _ layout: NormLayout, eps: Float, relu: Bool = false,
                           statistics: (UnsafePointer<Float>) -> Void = { _ in }) -> Variable {
         let y = Tensor(uninitialized: x.shape)
         let stats = Tensor(zeros: [layout.groupCount * 2])
         Normalization.forward(x.value.pointer, weight?.value.pointer, bias?.value.pointer, y.pointer, stats.pointer, layout, eps: eps)
         statistics(stats.pointer)
+        if relu { rectify(y) }
         return Tape.output(y, inputs: [x, weight, bias]) { out in
-            Normalization.backward(x.value.pointer, weight?.value.pointer, stats.pointer, out.gradBuffer(), x.gradTarget,
+            let g = relu ? masked(out) : nil
+            defer { g.map { Scratch.release($0, out.value.count) } }
+            Normalization.backward(x.value.pointer, weight?.value.pointer, stats.pointer, g ?? out.gradBuffer(), x.gradTarget,
                                    weight?.gradTarget, bias?.gradTarget, layout)
         }
     }

@@ -52,14 +52,15 @@ struct NormLayer {
         }
     }
 
-    func callAsFunction(_ x: Variable, training: Bool) -> Variable {
+    /// `relu` fuses the ReLU that follows the normalisation.
+    func callAsFunction(_ x: Variable, training: Bool, relu: Bool = false) -> Variable {
         switch kind {
         case .batch:
-            if training { return F.batchNormTrain(x, weight, bias, runningMean: runningMean, runningVar: runningVar) }
+            if training { return F.batchNormTrain(x, weight, bias, runningMean: runningMean, runningVar: runningVar, relu: relu) }
             return F.batchNormEval(x, weight, bias, runningMean: runningMean ?? Tensor(zeros: [x.shape[1]]),
-                                   runningVar: runningVar ?? Tensor(shape: [x.shape[1]], repeating: 1))
-        case .group: return F.groupNorm(x, groups: channelsDividing(x.shape[1]), weight, bias)
-        case .instance: return F.instanceNorm(x, weight, bias)
+                                   runningVar: runningVar ?? Tensor(shape: [x.shape[1]], repeating: 1), relu: relu)
+        case .group: return F.groupNorm(x, groups: channelsDividing(x.shape[1]), weight, bias, relu: relu)
+        case .instance: return F.instanceNorm(x, weight, bias, relu: relu)
         }
     }
 

@@ -106,13 +106,13 @@ final class TransUNetModel: SegmentationModel {
     func forward(_ x: Variable, training: Bool) -> ModelOutput {
         var out = ModelOutput()
         out.taps["input"] = x
-        let s = F.relu(stemNorm(stem(x), training: training))
+        let s = stemNorm(stem(x), training: training, relu: true)
         out.taps["stem"] = s
         var y = s
         var features: [Variable] = []
         for (i, st) in stages.enumerated() {
-            var m = F.relu(st.norm[0](st.conv[0](y), training: training))
-            m = F.relu(st.norm[1](st.conv[1](m), training: training))
+            var m = st.norm[0](st.conv[0](y), training: training, relu: true)
+            m = st.norm[1](st.conv[1](m), training: training, relu: true)
             m = st.norm[2](st.conv[2](m), training: training)
             let short = st.shortcutNorm(st.shortcut(y), training: training)
             y = F.relu(F.add(m, short))
@@ -136,7 +136,7 @@ final class TransUNetModel: SegmentationModel {
         let vit = F.narrow(tokens, axis: 1, start: 1, length: T)
         out.taps["vit"] = vit
         let map = F.gather(unpatch(vit), map: maps.unpatchify, shape: [n, c, h, w])
-        let bott = F.relu(bottleneckNorm(bottleneckConv(map), training: training))
+        let bott = bottleneckNorm(bottleneckConv(map), training: training, relu: true)
         out.taps["bottleneck"] = bott
         let skips = Array(features.dropLast().reversed()) + [s]
         for (name, blocksOfHead) in decoders {
@@ -144,7 +144,7 @@ final class TransUNetModel: SegmentationModel {
             for (i, blk) in blocksOfHead.enumerated() {
                 let up = F.resizeBilinear(z, height: z.shape[2] * 2, width: z.shape[3] * 2, alignCorners: true)
                 z = i < skips.count ? F.concat([skips[i], up]) : up
-                for (conv, norm) in zip(blk.conv, blk.norm) { z = F.relu(norm(conv(z), training: training)) }
+                for (conv, norm) in zip(blk.conv, blk.norm) { z = norm(conv(z), training: training, relu: true) }
                 out.taps["decoder.\(name).\(i)"] = z
             }
             if let head = heads.first(where: { $0.0.name == name }) {

@@ -15,7 +15,7 @@ final class UNetModel: SegmentationModel {
 
         func callAsFunction(_ x: Variable, training: Bool) -> Variable {
             var y = x
-            for (conv, norm) in zip(convs, norms) { y = F.relu(norm(conv(y), training: training)) }
+            for (conv, norm) in zip(convs, norms) { y = norm(conv(y), training: training, relu: true) }
             return y
         }
     }

@@ -37,6 +37,7 @@ enum EvaluateStage {
                 masks[patient, default: ([:], [:])].truth[data.set.records[s].slice] = truth
             }
         }
+        if data.axis == "axial" { try writePredictions(masks, data: data, ctx: ctx) }
         var rows: [[String: JSON]] = []
         for (patient, c) in perCase.sorted(by: { $0.key < $1.key }) {
             var row: [String: JSON] = ["case": .string(data.set.patients[patient]), "dice": .number(c.dice), "iou": .number(c.iou),
@@ -72,5 +73,25 @@ enum EvaluateStage {
         }
         try RunStore.writeAtomically(Data(csv.utf8), to: ctx.directory + "/per_case.csv")
         ctx.log(String(format: "test Dice %.4f, IoU %.4f, precision %.4f, recall %.4f over %d slices", pooled.dice, pooled.iou, pooled.precision, pooled.recall, test.count))
+    }
+
+    /// Each test case's predicted slices as a NIfTI label volume in the source file's
+    /// geometry (axis order, qform, sform), so that it overlays the original image.
+    static func writePredictions(_ masks: [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])], data: PreparedData, ctx: StageContext) throws {
+        guard let prepare = ctx.stage.inputs["data"], let root = try? String(contentsOfFile: ctx.store.file(prepare, "dataset-root.txt"), encoding: .utf8),
+              let dataset = try? MSDDataset.load(root) else { return }
+        let dir = ctx.directory + "/predictions"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (patient, m) in masks {
+            guard let c = dataset.cases.first(where: { $0.id == data.set.patients[patient] }) else { continue }
+            let source = try NIfTI.read(c.image)
+            var volume = Volume(dims: source.dims, spacing: source.spacing, data: [Float](repeating: 0, count: source.count),
+                                datatype: "UINT8", orientation: source.orientation)
+            for (k, mask) in m.pred where k < volume.dims[2] {
+                Slicer.place(mask, height: data.set.height, width: data.set.width, slice: k, into: &volume)
+            }
+            try NIfTI.write(volume, to: "\(dir)/\(c.id).nii.gz", datatype: 2)
+        }
+        ctx.log("wrote \(masks.count) predicted label volumes to predictions/")
     }
 }

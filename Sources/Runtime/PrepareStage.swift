@@ -24,6 +24,8 @@ enum PrepareStage {
             throw RuntimeError.badPlan("prepare stage without a source")
         }
         let dataset = try MSDDataset.load(folder)
+        // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
+        try RunStore.writeAtomically(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
         let settings = PlanDecoding.preprocess(stage.params)
         let start = Date()
         let set = try SliceSet.prepare(dataset, settings, cache: ctx.directory + "/slices.bin") { i, n in
@@ -42,9 +44,11 @@ final class PreparedData: @unchecked Sendable {
     let set: SliceSet
     let split: SplitManifest
     let seed: UInt64
+    let axis: String
 
     init(directory: String, params: JSON) throws {
         set = try SliceSet(path: directory + "/slices.bin")
+        axis = PlanDecoding.preprocess(params).axis
         split = SplitManifest.make(set, PlanDecoding.split(params))
         seed = UInt64(params["split"]?["seed"]?.int ?? 42)
     }

@@ -31,8 +31,16 @@ final class StageContext: @unchecked Sendable {
     func log(_ line: String) {
         let stamped = "[\(stage.kind.rawValue) \(stage.shortHash)] \(line)\n"
         logHandle?.write(Data(stamped.utf8))
-        if echo { FileHandle.standardOutput.write(Data(stamped.utf8)) }
+        if echo { FileHandle.standardOutput.write(Data(((Self.terminal ? "\r\u{1B}[K" : "") + stamped).utf8)) }
     }
+
+    /// A progress line: redrawn in place on a terminal, a plain logged line otherwise.
+    func progress(_ line: String) {
+        guard Self.terminal, echo else { return log(line) }
+        FileHandle.standardOutput.write(Data("\r\u{1B}[K[\(stage.kind.rawValue) \(stage.shortHash)] \(line)".utf8))
+    }
+
+    static let terminal = isatty(STDOUT_FILENO) == 1
 
     /// The upstream stage of a role (`data`, `teacher`, ...).
     func input(_ role: String) throws -> PlanStage {

@@ -83,9 +83,10 @@ enum TrainStage {
                 if let clip { optimizer.clipGradNorm(clip) }
                 optimizer.update()
                 step += 1
-                if step % max(1, steps / 4) == 0 || step == steps {
+                if StageContext.terminal || step % max(1, steps / 4) == 0 || step == steps {
                     let eta = Date().timeIntervalSince(started) / Double(epoch * steps + step) * Double((epochs - epoch) * steps - step)
-                    ctx.log("epoch \(epoch + 1)/\(epochs) step \(step)/\(steps) loss \(String(format: "%.4f", sums["loss", default: 0] / Double(step))) eta \(Int(eta))s")
+                    let terms = parts.map { "\($0.0) \(String(format: "%.3f", $0.1.value.item))" }.joined(separator: " ")
+                    ctx.progress("epoch \(epoch + 1)/\(epochs) step \(step)/\(steps) loss \(String(format: "%.4f", sums["loss", default: 0] / Double(step))) [\(terms)] eta \(Int(eta))s")
                 }
             }
             let val = valSlices.isEmpty ? nil : Metrics.evaluate(model, data.set, valSlices, threshold: 0.5, onLogit: false, supervised: terms.supervised)

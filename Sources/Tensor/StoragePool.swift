@@ -13,9 +13,19 @@ final class StoragePool: @unchecked Sendable {
     private var cached = 0
     private let lock = NSLock()
     /// Bytes kept for reuse at most.
-    var limit = 2 << 30
+    var limit = 1 << 30
 
-    func take(bytes: Int) -> UnsafeMutableRawPointer {
+    /// Large requests are rounded up to one of four sizes per doubling (at most 25%
+    /// more), so that a freed buffer serves the next request of a similar size.
+    static func sizeClass(_ bytes: Int) -> Int {
+        guard bytes >= 64 << 10 else { return bytes }
+        let top = Int.bitWidth - 1 - bytes.leadingZeroBitCount
+        let quantum = 1 << (top - 2)
+        return (bytes + quantum - 1) / quantum * quantum
+    }
+
+    func take(bytes requested: Int) -> UnsafeMutableRawPointer {
+        let bytes = Self.sizeClass(requested)
         lock.lock()
         if let p = free[bytes]?.popLast() {
             cached -= bytes
@@ -26,7 +36,8 @@ final class StoragePool: @unchecked Sendable {
         return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
     }
 
-    func give(_ p: UnsafeMutableRawPointer, bytes: Int) {
+    func give(_ p: UnsafeMutableRawPointer, bytes requested: Int) {
+        let bytes = Self.sizeClass(requested)
         // Small buffers are cheap for malloc; keep only those worth a page fault.
         guard bytes >= 64 << 10 else { p.deallocate(); return }
         lock.lock()

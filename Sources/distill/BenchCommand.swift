@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NN
+import Runtime
 import Tensor
 
 /// `distill bench`: the runtime's speed on the rows of shared/reference/perf.md.
@@ -19,6 +20,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Override the number of timed steps.")
     var repeats: Int?
 
+    @Flag(name: .long, help: "Time the data path instead: preprocessing throughput and loading a batch of 16 slices.")
+    var data = false
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let row, !RuntimeBenchmark.rows.contains(where: { $0.name == row }) {
@@ -28,6 +32,13 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if data {
+            Parallel.setThreads(threads)
+            let r = try DataBenchmark.run()
+            print(String(format: "preprocessing: %.0f slices/s (%d slices of 256x256 from 8 phantom volumes)", r.slicesPerSecond, r.slices))
+            print(String(format: "batch of 16 slices, 3x256x256, from the memory-mapped cache: %.2f ms (median of 20)", r.batchMilliseconds))
+            return
+        }
         if let row, var r = RuntimeBenchmark.rows.first(where: { $0.name == row }) {
             Parallel.setThreads(threads)
             if let repeats { r.repeats = repeats }

@@ -115,3 +115,35 @@ import Testing
         Self.check([[5, 3]]) { Loss.supCon($0[0], labels: [0, 1, 0, 1, 2], temperature: 0.5) }
     }
 }
+
+/// The normalisation with its ReLU fused gives the same values and gradients as the two ops.
+@Suite struct FusedNormalizationTests {
+    @Test func fusedEqualsNormalisationThenReLU() {
+        var rng = RNG(seed: 11)
+        let x0 = rng.uniformTensor([3, 4, 5, 5], -1, 1), w0 = rng.uniformTensor([4], 0.5, 1.5), b0 = rng.uniformTensor([4], -0.5, 0.5)
+        let dy = rng.uniformTensor([3, 4, 5, 5], -1, 1)
+        let mean = rng.uniformTensor([4], -0.2, 0.2), variance = rng.uniformTensor([4], 0.5, 1.5)
+        let variants: [(String, (Variable, Variable, Variable, Bool) -> Variable)] = [
+            ("batch train", { x, w, b, r in F.batchNormTrain(x, w, b, runningMean: nil, runningVar: nil, relu: r) }),
+            ("batch eval", { x, w, b, r in F.batchNormEval(x, w, b, runningMean: mean, runningVar: variance, relu: r) }),
+            ("group", { x, w, b, r in F.groupNorm(x, groups: 2, w, b, relu: r) }),
+            ("instance", { x, w, b, r in F.instanceNorm(x, w, b, relu: r) }),
+        ]
+        for (name, op) in variants {
+            var results: [[Tensor]] = []
+            for fused in [true, false] {
+                let (x, w, b) = (Variable(x0.copy(), requiresGrad: true), Variable(w0.copy(), requiresGrad: true), Variable(b0.copy(), requiresGrad: true))
+                let tape = Tape()
+                let y = tape.record { fused ? op(x, w, b, true) : F.relu(op(x, w, b, false)) }
+                let value = y.value.copy()
+                tape.backward([(y, dy)])
+                results.append([value, x.grad ?? Tensor(zeros: [1]), w.grad ?? Tensor(zeros: [1]), b.grad ?? Tensor(zeros: [1])])
+            }
+            for (a, b) in zip(results[0], results[1]) {
+                var worst: Float = 0
+                for i in 0..<a.count { worst = max(worst, abs(a.pointer[i] - b.pointer[i])) }
+                #expect(worst < 1e-5, "\(name): fused and unfused differ by \(worst)")
+            }
+        }
+    }
+}

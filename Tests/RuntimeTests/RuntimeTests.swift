@@ -1,4 +1,6 @@
 import Diagnostics
+import Medical
+import NN
 import Foundation
 import Plan
 import Runtime
@@ -110,5 +112,44 @@ import Testing
         #expect(parsed.stages.map(\.hash) == plan.stages.map(\.hash))
         #expect(parsed.variants.map(\.name) == plan.variants.map(\.name))
         #expect(throws: PlanFormatError.self) { try ExecutionPlan(json: .object(["format": .string("other")])) }
+    }
+}
+
+@Suite(.serialized) struct TrainingFailureTests {
+    @Test func aNonFiniteLossStopsTheStageAndNamesTheTerm() throws {
+        // A learning rate of 1e30 blows the weights up within a step or two.
+        let spec = RuntimeTests.spec.replacingOccurrences(of: "optimizer: {kind: adamw, lr: 0.01}", with: "optimizer: {kind: sgd, lr: 1.0e30}")
+            .replacingOccurrences(of: "epochs: 2\n    batch: 4\n  kd:", with: "epochs: 3\n    batch: 4\n  kd:")
+        let plan = try RuntimeTests.plan(spec), store = RuntimeTests.store()
+        defer { try? FileManager.default.removeItem(atPath: store.root) }
+        var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+        executor.echo = false
+        let s = executor.run()
+        let teacher = try #require(plan.stages.first { $0.label.hasPrefix("train teacher") })
+        let failure = try #require(s.failed.first { $0.hash == teacher.hash })
+        #expect(failure.error.contains("became NaN or infinite"))
+        #expect(failure.error.contains("loss term 'dice_bce.segmentation.0'") || failure.error.contains("loss term 'mse.reconstruction.1'"))
+        #expect(!store.isDone(teacher.hash))
+        // No checkpoint with non-finite weights was written.
+        if let file = try? NN.SafetensorsFile(path: store.file(teacher.hash, "best.safetensors")) {
+            for name in file.names { #expect(try file.tensor(name).isFinite, "\(name) is not finite") }
+        }
+    }
+
+    @Test func predictionsAreWrittenInTheSourceGeometry() throws {
+        let plan = try RuntimeTests.plan(), store = RuntimeTests.store()
+        defer { try? FileManager.default.removeItem(atPath: store.root) }
+        var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+        executor.echo = false
+        #expect(executor.run().ok)
+        let evaluate = try #require(plan.stages.first { $0.kind == .evaluate })
+        let files = try FileManager.default.contentsOfDirectory(atPath: store.directory(evaluate.hash) + "/predictions")
+        #expect(!files.isEmpty)
+        let prediction = try Medical.NIfTI.read(store.directory(evaluate.hash) + "/predictions/" + files[0])
+        let prepare = try #require(plan.stages.first { $0.kind == .prepare })
+        let source = try Medical.NIfTI.read(store.directory(prepare.hash) + "/dataset/imagesTr/" + files[0])
+        #expect(prediction.dims == source.dims)
+        #expect(prediction.orientation.code == source.orientation.code)
+        #expect(prediction.data.allSatisfy { $0 == 0 || $0 == 1 })
     }
 }
