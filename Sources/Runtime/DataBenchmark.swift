@@ -24,4 +24,20 @@ public enum DataBenchmark {
         }
         return (Double(set.count) / prep, times.sorted()[times.count / 2], set.count)
     }
+
+    /// Preprocessing throughput on a real volume written by another tool: Debian's
+    /// mricron-data ch2 MRI template (181x217x181) with the AAL label map as its label.
+    public static func realVolume() throws -> (slicesPerSecond: Double, slices: Int)? {
+        let templates = "/usr/share/mricron/templates"
+        guard FileManager.default.fileExists(atPath: templates + "/ch2.nii.gz") else { return nil }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-bench-real-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let manifest = #"{"training": [{"image": "\#(templates)/ch2.nii.gz", "label": "\#(templates)/aal.nii.gz"}], "labels": {"0": "background", "1": "region"}}"#
+        try Data(manifest.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        let dataset = try MSDDataset.load(dir)
+        let start = Date()
+        let set = try SliceSet.prepare(dataset, PreprocessSettings(window: .clip255, height: 256, width: 256, channels: 3), cache: dir + "/slices.bin")
+        return (Double(set.count) / Date().timeIntervalSince(start), set.count)
+    }
 }

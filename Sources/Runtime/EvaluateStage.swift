@@ -16,63 +16,17 @@ enum EvaluateStage {
         try Checkpoint.loadModel(model, from: ctx.store.file(trained.hash, "best.safetensors"))
         let threshold = Float(stage.params["threshold"]?.number ?? 0.5)
         let onLogit = stage.params["threshold_on"]?.string == "logit"
-        let test = data.split.slices("test")
-        var pooled = Counts()
-        var perCase: [Int: Counts] = [:]
-        var masks: [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])] = [:]
-        let plane = data.set.height * data.set.width
-        Metrics.predict(model, data.set, test) { idx, logits, labels, _ in
-            for (b, s) in idx.enumerated() {
-                let c = Metrics.counts(logits, labels, from: b * plane, count: plane, threshold: threshold, onLogit: onLogit)
-                pooled.add(c)
-                let patient = data.set.records[s].patient
-                perCase[patient, default: Counts()].add(c)
-                var pred = [Bool](repeating: false, count: plane), truth = [Bool](repeating: false, count: plane)
-                for i in 0..<plane {
-                    let v = logits.pointer[b * logits.shape[1] * plane + i]
-                    pred[i] = onLogit ? v > threshold : Activation.sigmoid(v) > threshold
-                    truth[i] = labels.pointer[b * plane + i] > 0.5
-                }
-                masks[patient, default: ([:], [:])].pred[data.set.records[s].slice] = pred
-                masks[patient, default: ([:], [:])].truth[data.set.records[s].slice] = truth
-            }
-        }
+        let (result, rows, masks) = Evaluation.compute(model, set: data.set, slices: data.split.slices("test"), threshold: threshold, onLogit: onLogit)
+        let pooled = result["pooled"] ?? .null
         if data.axis == "axial" { try writePredictions(masks, data: data, ctx: ctx) }
-        var rows: [[String: JSON]] = []
-        for (patient, c) in perCase.sorted(by: { $0.key < $1.key }) {
-            var row: [String: JSON] = ["case": .string(data.set.patients[patient]), "dice": .number(c.dice), "iou": .number(c.iou),
-                                       "precision": .number(c.precision), "recall": .number(c.recall)]
-            if let m = masks[patient] {
-                let slices = m.pred.keys.sorted()
-                let dims = [data.set.width, data.set.height, slices.count]
-                let hd = Metrics.hd95(slices.flatMap { m.pred[$0] ?? [] }, slices.flatMap { m.truth[$0] ?? [] }, dims: dims)
-                row["hd95"] = hd.map(JSON.number) ?? .null
-            }
-            rows.append(row)
-        }
-        func meanSD(_ key: String) -> JSON {
-            let v = rows.compactMap { $0[key]?.number }
-            guard !v.isEmpty else { return .null }
-            let mean = v.reduce(0, +) / Double(v.count)
-            let sd = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(1, v.count - 1))).squareRoot()
-            return .object(["mean": .number(mean), "sd": .number(sd)])
-        }
-        let result: JSON = .object([
-            "pooled": .object(["dice": .number(pooled.dice), "iou": .number(pooled.iou), "precision": .number(pooled.precision),
-                               "recall": .number(pooled.recall), "tp": .number(pooled.tp), "fp": .number(pooled.fp), "fn": .number(pooled.fn)]),
-            "per_case": .object(["dice": meanSD("dice"), "iou": meanSD("iou"), "precision": meanSD("precision"), "recall": meanSD("recall"), "hd95": meanSD("hd95")]),
-            "cases": .array(rows.map(JSON.object)),
-            "slices": .int(test.count),
-            "parameters": .int(model.store.parameterCount),
-            "threshold": .object(["value": .number(Double(threshold)), "on": .string(onLogit ? "logit" : "probability")]),
-        ])
         try RunStore.writeAtomically(Data(result.pretty.utf8), to: ctx.directory + "/metrics.json")
         var csv = "case,dice,iou,precision,recall,hd95\n"
         for r in rows {
             csv += [r["case"]?.string ?? ""] .joined() + "," + ["dice", "iou", "precision", "recall", "hd95"].map { r[$0]?.number.map { String(format: "%.4f", $0) } ?? "" }.joined(separator: ",") + "\n"
         }
         try RunStore.writeAtomically(Data(csv.utf8), to: ctx.directory + "/per_case.csv")
-        ctx.log(String(format: "test Dice %.4f, IoU %.4f, precision %.4f, recall %.4f over %d slices", pooled.dice, pooled.iou, pooled.precision, pooled.recall, test.count))
+        ctx.log(String(format: "test Dice %.4f, IoU %.4f, precision %.4f, recall %.4f over %d slices", pooled["dice"]?.number ?? 0, pooled["iou"]?.number ?? 0,
+                       pooled["precision"]?.number ?? 0, pooled["recall"]?.number ?? 0, result["slices"]?.int ?? 0))
     }
 
     /// Each test case's predicted slices as a NIfTI label volume in the source file's
@@ -93,5 +47,63 @@ enum EvaluateStage {
             try NIfTI.write(volume, to: "\(dir)/\(c.id).nii.gz", datatype: 2)
         }
         ctx.log("wrote \(masks.count) predicted label volumes to predictions/")
+    }
+}
+
+/// Metrics of a model on slices: pooled (the study's way) and per case with hd95.
+public enum Evaluation {
+    public typealias Masks = [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])]
+
+    public static func compute(_ model: SegmentationModel, set: SliceSet, slices: [Int], threshold: Float, onLogit: Bool)
+        -> (result: JSON, rows: [[String: JSON]], masks: Masks) {
+        var pooled = Counts()
+        var perCase: [Int: Counts] = [:]
+        var masks: [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])] = [:]
+        let plane = set.height * set.width
+        Metrics.predict(model, set, slices) { idx, logits, labels, _ in
+            for (b, s) in idx.enumerated() {
+                let c = Metrics.counts(logits, labels, from: b * plane, count: plane, threshold: threshold, onLogit: onLogit)
+                pooled.add(c)
+                let patient = set.records[s].patient
+                perCase[patient, default: Counts()].add(c)
+                var pred = [Bool](repeating: false, count: plane), truth = [Bool](repeating: false, count: plane)
+                for i in 0..<plane {
+                    let v = logits.pointer[b * logits.shape[1] * plane + i]
+                    pred[i] = onLogit ? v > threshold : Activation.sigmoid(v) > threshold
+                    truth[i] = labels.pointer[b * plane + i] > 0.5
+                }
+                masks[patient, default: ([:], [:])].pred[set.records[s].slice] = pred
+                masks[patient, default: ([:], [:])].truth[set.records[s].slice] = truth
+            }
+        }
+        var rows: [[String: JSON]] = []
+        for (patient, c) in perCase.sorted(by: { $0.key < $1.key }) {
+            var row: [String: JSON] = ["case": .string(set.patients[patient]), "dice": .number(c.dice), "iou": .number(c.iou),
+                                       "precision": .number(c.precision), "recall": .number(c.recall)]
+            if let m = masks[patient] {
+                let slices = m.pred.keys.sorted()
+                let dims = [set.width, set.height, slices.count]
+                let hd = Metrics.hd95(slices.flatMap { m.pred[$0] ?? [] }, slices.flatMap { m.truth[$0] ?? [] }, dims: dims)
+                row["hd95"] = hd.map(JSON.number) ?? .null
+            }
+            rows.append(row)
+        }
+        func meanSD(_ key: String) -> JSON {
+            let v = rows.compactMap { $0[key]?.number }
+            guard !v.isEmpty else { return .null }
+            let mean = v.reduce(0, +) / Double(v.count)
+            let sd = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(1, v.count - 1))).squareRoot()
+            return .object(["mean": .number(mean), "sd": .number(sd)])
+        }
+        let result: JSON = .object([
+            "pooled": .object(["dice": .number(pooled.dice), "iou": .number(pooled.iou), "precision": .number(pooled.precision),
+                               "recall": .number(pooled.recall), "tp": .number(pooled.tp), "fp": .number(pooled.fp), "fn": .number(pooled.fn)]),
+            "per_case": .object(["dice": meanSD("dice"), "iou": meanSD("iou"), "precision": meanSD("precision"), "recall": meanSD("recall"), "hd95": meanSD("hd95")]),
+            "cases": .array(rows.map(JSON.object)),
+            "slices": .int(slices.count),
+            "parameters": .int(model.store.parameterCount),
+            "threshold": .object(["value": .number(Double(threshold)), "on": .string(onLogit ? "logit" : "probability")]),
+        ])
+        return (result, rows, masks)
     }
 }

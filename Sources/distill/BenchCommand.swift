@@ -37,6 +37,9 @@ struct BenchCommand: ParsableCommand {
             let r = try DataBenchmark.run()
             print(String(format: "preprocessing: %.0f slices/s (%d slices of 256x256 from 8 phantom volumes)", r.slicesPerSecond, r.slices))
             print(String(format: "batch of 16 slices, 3x256x256, from the memory-mapped cache: %.2f ms (median of 20)", r.batchMilliseconds))
+            if let real = try DataBenchmark.realVolume() {
+                print(String(format: "preprocessing a real volume (mricron ch2, 181x217x181): %.0f slices/s (%d slices)", real.slicesPerSecond, real.slices))
+            }
             return
         }
         if let row, var r = RuntimeBenchmark.rows.first(where: { $0.name == row }) {

@@ -101,5 +101,13 @@ import Testing
         #expect(report.status == 0)
         #expect(report.out.contains("| variant | stage | IoU | Dice |"))
         #expect(FileManager.default.fileExists(atPath: dir + "/out/report.csv"))
+        // The teacher's selected checkpoint, evaluated outside the plan, gives the stage's numbers.
+        let stages = try FileManager.default.contentsOfDirectory(atPath: dir + "/s/stages")
+        let teacher = try #require(stages.first { (try? String(contentsOfFile: "\(dir)/s/stages/\($0)/stage.json", encoding: .utf8))?.contains("train teacher") == true })
+        let evaluated = try cli.run(["evaluate", "s/stages/\(teacher)/best.safetensors", "--spec", "spec.yaml", "--stage", "teacher", "--threads", "1"], in: dir)
+        #expect(evaluated.status == 0, "\(evaluated.out)")
+        #expect(evaluated.out.hasPrefix("test slices: Dice "))
+        let wrong = try cli.run(["evaluate", "s/stages/\(teacher)/best.safetensors", "--spec", "spec.yaml", "--stage", "kd"], in: dir)
+        #expect(wrong.status == 1 && wrong.out.contains("does not fit the model"))
     }
 }

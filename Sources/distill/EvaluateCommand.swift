@@ -1,0 +1,94 @@
+import ArgumentParser
+import Diagnostics
+import Foundation
+import Medical
+import Plan
+import Runtime
+import Spec
+import Tensor
+
+/// `distill evaluate CHECKPOINT`: metrics of a checkpoint made outside a plan.
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Evaluate a safetensors checkpoint on a dataset with a spec's model, preprocessing and split.")
+
+    @Argument(help: "The checkpoint (safetensors, reference parameter names).")
+    var checkpoint: String
+
+    @Option(name: .long, help: "The spec that describes the model, data and evaluation.")
+    var spec: String
+
+    @Option(name: .long, help: "The stage of the spec whose model the checkpoint holds.")
+    var stage: String
+
+    @Option(name: .long, help: "An MSD folder to evaluate on (default: the spec's data).")
+    var data: String?
+
+    @Flag(name: .long, help: "Every slice, not only the test part of the split.")
+    var all = false
+
+    @Option(name: .long, help: "Also write the metrics as JSON here.")
+    var output: String?
+
+    @Option(name: .long, help: "Threads (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func run() throws {
+        Parallel.setThreads(max(1, threads))
+        guard FileManager.default.fileExists(atPath: checkpoint) else {
+            FileHandle.standardError.write(Data("error: no such checkpoint '\(checkpoint)'\n".utf8))
+            throw ExitStatus.usage
+        }
+        guard let checked = SpecChecker.check(path: spec) else {
+            FileHandle.standardError.write(Data("error: cannot read '\(spec)'\n".utf8))
+            throw ExitStatus.usage
+        }
+        guard !checked.diagnostics.hasErrors, let s = checked.base else {
+            print(DiagnosticRenderer.text(checked.diagnostics), terminator: "")
+            throw ExitStatus.failure
+        }
+        guard let st = s.stage(stage), let model = s.model(st.model.name) else {
+            FileHandle.standardError.write(Data("error: no stage '\(stage)' in \(spec); stages: \(s.stages.map(\.name).joined(separator: ", "))\n".utf8))
+            throw ExitStatus.usage
+        }
+        let specDir = (spec as NSString).deletingLastPathComponent
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("distill-evaluate-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: temp) }
+        var root = data
+        if root == nil {
+            switch s.data.source {
+            case .msd(let path): root = path.hasPrefix("/") ? path : (specDir.isEmpty ? path : specDir + "/" + path)
+            case .phantom(let p):
+                try Phantom.write(PhantomSettings(cases: p.cases, seed: UInt64(p.seed), size: p.size, slices: p.slices, noise: p.noise, hardCases: p.hardCases), to: temp + "/phantom")
+                root = temp + "/phantom"
+            }
+        }
+        let window: PreprocessSettings.Window
+        switch s.data.window {
+        case .clip255: window = .clip255
+        case .hounsfield(let lo, let hi): window = .hounsfield(lo, hi)
+        }
+        let settings = CheckpointEvaluation.Settings(
+            architecture: model.architecture,
+            preprocess: PreprocessSettings(axis: s.data.sliceAxis, window: window, height: s.data.height, width: s.data.width,
+                                           channels: s.data.channels, foreground: s.data.foreground, keepEmpty: s.data.keepEmpty),
+            split: SplitSettings(unit: s.data.splitUnit, test: s.data.testFraction, val: s.data.valFraction, seed: UInt64(s.data.splitSeed),
+                                 folds: s.data.folds, fold: s.data.fold),
+            threshold: Float(s.evaluate.threshold), onLogit: s.evaluate.thresholdOn == "logit")
+        let result: JSON
+        do {
+            result = try CheckpointEvaluation.run(checkpoint: checkpoint, dataset: root ?? ".", settings: settings, all: all, cache: temp + "/slices.bin")
+        } catch {
+            print("error: \(error)")
+            throw ExitStatus.failure
+        }
+        let p = result["pooled"]
+        print(String(format: "%@ slices: Dice %.4f, IoU %.4f, precision %.4f, recall %.4f", all ? "all" : "test",
+                     p?["dice"]?.number ?? 0, p?["iou"]?.number ?? 0, p?["precision"]?.number ?? 0, p?["recall"]?.number ?? 0))
+        for c in result["cases"]?.array ?? [] {
+            print(String(format: "  %@: Dice %.4f  hd95 %@", c["case"]?.string ?? "?", c["dice"]?.number ?? 0, c["hd95"]?.number.map { String(format: "%.1f", $0) } ?? "-"))
+        }
+        if let output { try Data(result.pretty.utf8).write(to: URL(fileURLWithPath: output)) }
+    }
+}
