@@ -42,7 +42,9 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
         .target(name: "NN", dependencies: ["Tensor", "Architecture"], swiftSettings: kernelSettings),
         .target(name: "Medical", dependencies: ["CNifti", "CZlib", "Tensor", "Hashing"], swiftSettings: niftiInclude),
-        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing"], swiftSettings: niftiInclude),
+        // The executor shares its bookkeeping between stage threads under an explicit lock.
+        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing"],
+                swiftSettings: niftiInclude + [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "distill", dependencies: [
             "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS", "Tensor", "NN", "Medical", "Runtime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

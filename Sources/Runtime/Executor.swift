@@ -1,5 +1,6 @@
 import Foundation
 import Plan
+import Tensor
 
 /// Runs a plan's stages in dependency order against a store: done stages are
 /// reused, a failing stage fails only its descendants, the rest go on.
@@ -9,6 +10,8 @@ public struct Executor {
     public let baseDirectory: String
     public var echo = true
     public var failFast = false
+    /// Stages run at once; each gets an equal share of the threads.
+    public var jobs = 1
 
     public init(plan: ExecutionPlan, store: RunStore, baseDirectory: String) {
         self.plan = plan
@@ -27,6 +30,80 @@ public struct Executor {
 
     /// Runs `only` (and nothing else) when given, else every stage of the plan.
     public func run(only: Set<String>? = nil) -> Summary {
+        jobs > 1 ? runConcurrently(only: only) : runInOrder(only: only)
+    }
+
+    /// Up to `jobs` stages at once, each as soon as its inputs are done.
+    func runConcurrently(only: Set<String>?) -> Summary {
+        var summary = Summary()
+        let wanted = plan.stages.filter { only == nil || only?.contains($0.hash) == true }
+        var pending = wanted.map(\.hash)
+        var finished = Set<String>(), bad = Set<String>(), running = Set<String>()
+        for s in wanted where store.isDone(s.hash) {
+            summary.reused.append(s.hash)
+            finished.insert(s.hash)
+        }
+        pending.removeAll { finished.contains($0) }
+        let lock = NSCondition()
+        let share = max(1, Parallel.threads / jobs)
+        while true {
+            lock.lock()
+            // Stages whose inputs failed are skipped; stages whose inputs are done may start.
+            for h in pending {
+                guard let s = plan.stage(h) else { continue }
+                if s.inputs.values.contains(where: { bad.contains($0) }) || (failFast && !summary.failed.isEmpty) {
+                    bad.insert(h)
+                    summary.skipped.append(h)
+                }
+            }
+            pending.removeAll { bad.contains($0) }
+            let ready = pending.filter { h in
+                guard let s = plan.stage(h) else { return false }
+                return s.inputs.values.allSatisfy { finished.contains($0) || store.isDone($0) }
+            }
+            if summary.interrupted || CtxStop.requested { summary.interrupted = true }
+            if (pending.isEmpty || summary.interrupted) && running.isEmpty { lock.unlock(); break }
+            if let next = ready.first, running.count < jobs, !summary.interrupted {
+                pending.removeAll { $0 == next }
+                running.insert(next)
+                lock.unlock()
+                guard let stage = plan.stage(next) else { continue }
+                Thread.detachNewThread { [self] in
+                    var outcome: Error?
+                    Parallel.$share.withValue(share) {
+                        do { try execute(stage) } catch { outcome = error }
+                    }
+                    lock.lock()
+                    running.remove(next)
+                    if let outcome {
+                        if case RuntimeError.interrupted = outcome { summary.interrupted = true } else {
+                            bad.insert(next)
+                            summary.failed.append((next, "\(outcome)", store.file(next, "log.txt")))
+                            if echo { print("[\(stage.kind.rawValue) \(stage.shortHash)] failed: \(outcome)") }
+                        }
+                    } else {
+                        finished.insert(next)
+                        summary.done.append(next)
+                    }
+                    lock.signal()
+                    lock.unlock()
+                }
+                continue
+            }
+            if ready.isEmpty && running.isEmpty {
+                // Nothing can start: inputs outside `only` that are not done.
+                summary.skipped += pending
+                pending.removeAll()
+                lock.unlock()
+                break
+            }
+            lock.wait()
+            lock.unlock()
+        }
+        return summary
+    }
+
+    func runInOrder(only: Set<String>?) -> Summary {
         var summary = Summary()
         var bad = Set<String>()
         for stage in plan.stages where only == nil || only?.contains(stage.hash) == true {

@@ -7,8 +7,11 @@ import Foundation
 public enum Parallel {
     nonisolated(unsafe) private static var configured = ProcessInfo.processInfo.activeProcessorCount
 
-    /// Threads for parallel loops and BLAS.
-    public static var threads: Int { configured }
+    /// A per-task limit: stages running side by side split the cores between them.
+    @TaskLocal public static var share: Int?
+
+    /// Threads for parallel loops.
+    public static var threads: Int { share ?? configured }
 
     /// Kernels split work across images or channels themselves and call BLAS from
     /// each worker, so OpenBLAS runs single-threaded inside them (two levels of

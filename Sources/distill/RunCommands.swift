@@ -14,8 +14,12 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for kernels (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(name: .long, help: "Stages run at once (independent stages only); the threads are split between them.")
+    var jobs: Int = 1
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard jobs >= 1, jobs <= 256 else { throw ValidationError("--jobs must be between 1 and 256") }
     }
 }
 
@@ -47,6 +51,7 @@ enum SpecPlanning {
         Interrupts.install()
         var executor = Executor(plan: plan, store: RunStore(root: options.store), baseDirectory: base)
         executor.failFast = failFast
+        executor.jobs = options.jobs
         let start = Date()
         let s = executor.run(only: only)
         print("\n\(s.done.count) done, \(s.reused.count) reused, \(s.failed.count) failed, \(s.skipped.count) skipped in \(Int(Date().timeIntervalSince(start)))s")

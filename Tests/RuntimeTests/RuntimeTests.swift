@@ -74,6 +74,28 @@ import Testing
         for hash in first.done { #expect(FileManager.default.fileExists(atPath: store.directory(hash) + "/done")) }
     }
 
+    @Test func stagesRunSideBySideGiveTheSameResults() throws {
+        let plan = try Self.plan()
+        func metrics(jobs: Int, threads: Int) throws -> [String: String] {
+            let store = Self.store()
+            defer { try? FileManager.default.removeItem(atPath: store.root) }
+            Parallel.setThreads(threads)
+            var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+            executor.echo = false
+            executor.jobs = jobs
+            let s = executor.run()
+            #expect(s.ok && s.done.count == plan.stages.count)
+            var out: [String: String] = [:]
+            for st in plan.stages where st.kind == .evaluate {
+                out[st.hash] = try String(contentsOfFile: store.file(st.hash, "metrics.json"), encoding: .utf8)
+            }
+            return out
+        }
+        // Two jobs on two threads give each stage one thread: the same arithmetic as one job on one thread.
+        #expect(try metrics(jobs: 2, threads: 2) == metrics(jobs: 1, threads: 1))
+        Parallel.setThreads(2)
+    }
+
     @Test func aFailingStageFailsOnlyItsDescendants() throws {
         let broken = Self.spec.replacingOccurrences(of: "  kd:\n    model: s\n", with: "  kd:\n    model: s\n    init: {file: /nonexistent/weights.safetensors}\n")
         let plan = try Self.plan(broken), store = Self.store()
