@@ -1,6 +1,6 @@
 # Distillery: `make demo` and `make test` do all the set-up on a fresh Debian machine.
 SWIFT ?= swift
-APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev pkg-config zlib1g-dev
+APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev libsqlite3-dev pkg-config zlib1g-dev
 # NIfTI volumes written by other tools, read by the tests.
 TEST_PACKAGES := mricron-data
 DISTILL := .build/debug/distill

@@ -29,6 +29,7 @@ let package = Package(
         .systemLibrary(name: "CNifti",
                        providers: [.apt(["libnifti-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         .target(name: "Diagnostics"),
         .target(name: "SpecSyntax", dependencies: ["Diagnostics", "CYAML"]),
@@ -43,7 +44,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensor", "Architecture"], swiftSettings: kernelSettings),
         .target(name: "Medical", dependencies: ["CNifti", "CZlib", "Tensor", "Hashing"], swiftSettings: niftiInclude),
         // The executor shares its bookkeeping between stage threads under an explicit lock.
-        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing"],
+        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing", "CSQLite"],
                 swiftSettings: niftiInclude + [.swiftLanguageMode(.v5)]),
         .executableTarget(name: "distill", dependencies: [
             "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS", "Tensor", "NN", "Medical", "Runtime",

@@ -58,6 +58,12 @@ public struct PlanStage: Sendable {
     public var note: String?
 
     public var shortHash: String { String(hash.prefix(12)) }
+
+    public init(hash: String, kind: StageKind, label: String, inputs: [String: String], params: JSON, cost: StageCost,
+                variants: [String], note: String?) {
+        (self.hash, self.kind, self.label, self.inputs, self.params, self.cost, self.variants, self.note) =
+            (hash, kind, label, inputs, params, cost, variants, note)
+    }
 }
 
 /// One variant's view of the plan: which stage computes each of its spec stages.

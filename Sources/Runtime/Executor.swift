@@ -12,6 +12,8 @@ public struct Executor {
     public var failFast = false
     /// Stages run at once; each gets an equal share of the threads.
     public var jobs = 1
+    /// The store's SQLite index, kept up to date as stages finish (nil: not kept).
+    public var index: RunIndex?
 
     public init(plan: ExecutionPlan, store: RunStore, baseDirectory: String) {
         self.plan = plan
@@ -79,6 +81,7 @@ public struct Executor {
                         if case RuntimeError.interrupted = outcome { summary.interrupted = true } else {
                             bad.insert(next)
                             summary.failed.append((next, "\(outcome)", store.file(next, "log.txt")))
+                            index?.record(stage: stage, status: "failed", seconds: nil, metrics: nil)
                             if echo { print("[\(stage.kind.rawValue) \(stage.shortHash)] failed: \(outcome)") }
                         }
                     } else {
@@ -131,6 +134,7 @@ public struct Executor {
                 let log = store.file(stage.hash, "log.txt")
                 if let h = FileHandle(forWritingAtPath: log) { h.seekToEndOfFile(); h.write(Data("error: \(error)\n".utf8)); try? h.close() }
                 summary.failed.append((stage.hash, "\(error)", log))
+                index?.record(stage: stage, status: "failed", seconds: nil, metrics: nil)
                 if echo { print("[\(stage.kind.rawValue) \(stage.shortHash)] failed: \(error)") }
             }
         }
@@ -158,6 +162,8 @@ public struct Executor {
         }
         let seconds = Date().timeIntervalSince(start)
         try store.markDone(stage.hash, summary: .object(["seconds": .number((seconds * 10).rounded() / 10), "label": .string(stage.label)]))
+        index?.record(stage: stage, status: "done", seconds: seconds,
+                      metrics: stage.kind == .evaluate ? FileManager.default.contents(atPath: ctx.directory + "/metrics.json").flatMap(JSON.parse) : nil)
         ctx.log("done in \(String(format: "%.1f", seconds)) s")
     }
 }

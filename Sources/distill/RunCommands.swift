@@ -52,6 +52,12 @@ enum SpecPlanning {
         var executor = Executor(plan: plan, store: RunStore(root: options.store), baseDirectory: base)
         executor.failFast = failFast
         executor.jobs = options.jobs
+        do {
+            executor.index = try RunIndex(store: RunStore(root: options.store))
+            executor.index?.record(plan: plan, spec: plan.specName ?? "")
+        } catch {
+            print("warning: the store's index is unavailable (\(error)); running without it")
+        }
         let start = Date()
         let s = executor.run(only: only)
         print("\n\(s.done.count) done, \(s.reused.count) reused, \(s.failed.count) failed, \(s.skipped.count) skipped in \(Int(Date().timeIntervalSince(start)))s")

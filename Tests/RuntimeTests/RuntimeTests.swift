@@ -175,3 +175,24 @@ import Testing
         #expect(prediction.data.allSatisfy { $0 == 0 || $0 == 1 })
     }
 }
+
+@Suite(.serialized) struct RunIndexTests {
+    @Test func theIndexFollowsTheStoreAndIsRebuiltWhenLost() throws {
+        let plan = try RuntimeTests.plan(), store = RuntimeTests.store()
+        defer { try? FileManager.default.removeItem(atPath: store.root) }
+        var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+        executor.echo = false
+        executor.index = try RunIndex(store: store)
+        executor.index?.record(plan: plan, spec: "tiny")
+        #expect(executor.run().ok)
+        let index = try #require(executor.index)
+        #expect(try index.count("stages", where: "status = 'done'") == plan.stages.count)
+        #expect(try index.count("metrics", where: "name = 'dice'") == plan.stages.filter { $0.kind == .evaluate }.count)
+        #expect(try index.count("variants") == 4)
+        executor.index = nil
+        try FileManager.default.removeItem(atPath: store.root + "/index.sqlite")
+        let rebuilt = try RunIndex(store: store)
+        #expect(try rebuilt.count("stages", where: "status = 'done'") == plan.stages.count)
+        #expect(try rebuilt.count("metrics", where: "name = 'dice'") == plan.stages.filter { $0.kind == .evaluate }.count)
+    }
+}
