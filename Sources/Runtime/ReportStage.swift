@@ -86,11 +86,26 @@ public enum Report {
     }
 
     static func run(_ stage: PlanStage, _ ctx: StageContext) throws {
-        let rows = rows(ctx.plan, store: ctx.store)
-        let md = markdown(rows, title: ctx.plan.specName ?? "Report")
-        try RunStore.writeAtomically(Data(md.utf8), to: ctx.directory + "/report.md")
-        try RunStore.writeAtomically(Data(csv(rows).utf8), to: ctx.directory + "/report.csv")
-        try RunStore.writeAtomically(Data(json(rows).pretty.utf8), to: ctx.directory + "/report.json")
-        ctx.log("report of \(rows.count) rows written")
+        let count = try write(plan: ctx.plan, store: ctx.store, to: ctx.directory)
+        ctx.log("report of \(count) rows written (report.md, .csv, .json, .html with figures)")
+    }
+
+    /// The whole report (with the across-seeds section when the sweep has a `seed` axis):
+    /// Markdown, CSV, JSON, HTML and figures; returns the number of rows.
+    @discardableResult
+    public static func write(plan: ExecutionPlan, store: RunStore, to directory: String) throws -> Int {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let rows = rows(plan, store: store)
+        let md = text(plan, store: store)
+        try RunStore.writeAtomically(Data(md.utf8), to: directory + "/report.md")
+        try RunStore.writeAtomically(Data(csv(rows).utf8), to: directory + "/report.csv")
+        try RunStore.writeAtomically(Data(json(rows).pretty.utf8), to: directory + "/report.json")
+        try ReportFigures.write(plan: plan, store: store, rows: rows, markdown: md, to: directory)
+        return rows.count
+    }
+
+    /// The Markdown a person reads: the table, and the across-seeds section if any.
+    public static func text(_ plan: ExecutionPlan, store: RunStore) -> String {
+        markdown(rows(plan, store: store), title: plan.specName ?? "Report") + SeedAggregation.markdown(SeedAggregation.rows(plan, store: store))
     }
 }

@@ -120,7 +120,7 @@ struct RunCommand: ParsableCommand {
         let (p, _) = try SpecPlanning.plan(spec, variant: name)
         _ = all
         try SpecPlanning.execute(p, base: base, options: options)
-        print(Report.markdown(Report.rows(p, store: RunStore(root: options.store)), title: p.specName ?? spec))
+        print(Report.text(p, store: RunStore(root: options.store)))
     }
 }
 
@@ -143,7 +143,7 @@ struct SweepCommand: ParsableCommand {
         var failure: Error?
         do { try SpecPlanning.execute(p, base: base, options: options, failFast: failFast) } catch { failure = error }
         let rows = Report.rows(p, store: RunStore(root: options.store))
-        if !rows.isEmpty { print("\n" + Report.markdown(rows, title: p.specName ?? spec)) }
+        if !rows.isEmpty { print("\n" + Report.text(p, store: RunStore(root: options.store))) }
         if let failure { throw failure }
     }
 }
@@ -169,14 +169,8 @@ struct ReportCommand: ParsableCommand {
             print("nothing evaluated yet in \(options.store): run `distill sweep \(spec)`")
             throw ExitStatus.failure
         }
-        let md = Report.markdown(rows, title: p.specName ?? spec)
-        print(md)
-        if let output {
-            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-            try Data(md.utf8).write(to: URL(fileURLWithPath: output + "/report.md"))
-            try Data(Report.csv(rows).utf8).write(to: URL(fileURLWithPath: output + "/report.csv"))
-            try Data(Report.json(rows).pretty.utf8).write(to: URL(fileURLWithPath: output + "/report.json"))
-        }
+        print(Report.text(p, store: RunStore(root: options.store)))
+        if let output { try Report.write(plan: p, store: RunStore(root: options.store), to: output) }
     }
 }
 

@@ -196,3 +196,51 @@ import Testing
         #expect(try rebuilt.count("metrics", where: "name = 'dice'") == plan.stages.filter { $0.kind == .evaluate }.count)
     }
 }
+
+@Suite(.serialized) struct ReportTests {
+    @Test func wilcoxonMatchesTheNormalApproximation() {
+        // All 8 differences positive: W+ = 36, mean 18, variance 51, z = 2.52, p = 0.0117.
+        let p = SeedAggregation.wilcoxon([1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(abs((p ?? 1) - 0.0117) < 0.0005)
+        // Symmetric differences: no evidence either way.
+        #expect((SeedAggregation.wilcoxon([1, -1, 2, -2, 3, -3, 4, -4]) ?? 0) > 0.9)
+        #expect(SeedAggregation.wilcoxon([1, 2]) == nil)
+    }
+
+    @Test func seedsAreAggregatedAndTheReportHasItsPictures() throws {
+        let spec = RuntimeTests.spec.replacingOccurrences(of: "sweep:\n  axes:\n    t: {path: stages.kd.distill.taps.ee.loss.temperature, values: {cold: 0.1, warm: 0.4}}\n", with: """
+            sweep:
+              axes:
+                seed:
+                  values:
+                    s1: {stages.kd.seed: 1, stages.base.seed: 1}
+                    s2: {stages.kd.seed: 2, stages.base.seed: 2}
+
+            """).replacingOccurrences(of: "  kd:\n", with: """
+              base:
+                model: s
+                data: half
+                loss: [{kind: dice}]
+                optimizer: {kind: rmsprop, lr: 0.01}
+                epochs: 2
+                batch: 4
+              kd:
+
+            """)
+        let plan = try RuntimeTests.plan(spec), store = RuntimeTests.store()
+        defer { try? FileManager.default.removeItem(atPath: store.root) }
+        var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+        executor.echo = false
+        #expect(executor.run().ok)
+        let rows = SeedAggregation.rows(plan, store: store)
+        let kd = try #require(rows.first { $0.stage == "kd" })
+        #expect(kd.seeds == 2 && kd.baseline == "base" && kd.pairs >= 2)
+        #expect(Report.text(plan, store: store).contains("## Across seeds"))
+        let report = try #require(plan.stages.first { $0.kind == .report })
+        for file in ["report.md", "report.csv", "report.json", "report.html", "dice.svg", "dice.png", "plan.dot"] {
+            #expect(FileManager.default.fileExists(atPath: store.file(report.hash, file)), "\(file)")
+        }
+        let html = try String(contentsOfFile: store.file(report.hash, "report.html"), encoding: .utf8)
+        #expect(html.contains("<svg") && html.contains("Training curves"))
+    }
+}
