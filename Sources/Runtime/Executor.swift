@@ -110,6 +110,7 @@ public struct Executor {
         var summary = Summary()
         var bad = Set<String>()
         for stage in plan.stages where only == nil || only?.contains(stage.hash) == true {
+            if CtxStop.requested { summary.interrupted = true }
             if summary.interrupted { break }
             if store.isDone(stage.hash) {
                 summary.reused.append(stage.hash)
@@ -141,10 +142,27 @@ public struct Executor {
         return summary
     }
 
+    /// How long to wait for another process's stage before giving up (nil: while it lives).
+    public var lockWait: TimeInterval? = nil
+
     func execute(_ stage: PlanStage) throws {
-        guard let lock = try store.lock(stage.hash) else {
-            throw RuntimeError.stage("stage \(stage.shortHash) is being run by another process (see \(store.directory(stage.hash))/lock)")
+        // Another sweep running the same stage: wait for it, then reuse its result.
+        var waited = 0.0
+        var announced = false
+        var held = try store.lock(stage.hash)
+        while held == nil {
+            if store.isDone(stage.hash) { return }
+            if let limit = lockWait, waited >= limit {
+                throw RuntimeError.stage("stage \(stage.shortHash) is being run by another process (see \(store.directory(stage.hash))/lock)")
+            }
+            if CtxStop.requested { throw RuntimeError.interrupted }
+            if echo, !announced { print("[\(stage.kind.rawValue) \(stage.shortHash)] another process is running this stage; waiting for it") }
+            announced = true
+            Thread.sleep(forTimeInterval: 0.2)
+            waited += 0.2
+            held = try store.lock(stage.hash)
         }
+        guard let lock = held else { return }
         defer { lock.release() }
         if store.isDone(stage.hash) { return }
         let ctx = try StageContext(plan: plan, store: store, stage: stage, baseDirectory: baseDirectory, echo: echo)

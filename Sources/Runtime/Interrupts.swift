@@ -6,6 +6,12 @@ public enum Interrupts {
     public static func install() {
         signal(SIGINT, handleStop)
         signal(SIGTERM, handleStop)
+        // A parent may have started us with these signals blocked (test runners do): unblock them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     public static var requested: Bool { CtxStop.requested }

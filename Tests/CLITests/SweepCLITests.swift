@@ -111,3 +111,65 @@ import Testing
         #expect(wrong.status == 1 && wrong.out.contains("does not fit the model"))
     }
 }
+
+@Suite(.serialized) struct ConcurrentSweepTests {
+    let cli = CLITests()
+
+    @Test func twoSweepsOfOverlappingSpecsRunEachStageOnce() throws {
+        let dir = try SweepCLITests().folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The second spec shares the teacher and the data; its student differs.
+        let other = SweepCLITests.spec.replacingOccurrences(of: "epochs: 3", with: "epochs: 2")
+        try other.write(toFile: dir + "/other.yaml", atomically: true, encoding: .utf8)
+        func start(_ spec: String) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLITests.binary)
+            p.arguments = ["sweep", spec, "--store", "shared", "--threads", "1"]
+            p.currentDirectoryURL = URL(fileURLWithPath: dir)
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let a = try start("spec.yaml"), b = try start("other.yaml")
+        a.waitUntilExit()
+        b.waitUntilExit()
+        #expect(a.terminationStatus == 0 && b.terminationStatus == 0)
+        for stage in try FileManager.default.contentsOfDirectory(atPath: dir + "/shared/stages") {
+            let log = (try? String(contentsOfFile: "\(dir)/shared/stages/\(stage)/log.txt", encoding: .utf8)) ?? ""
+            #expect(log.components(separatedBy: "start:").count == 2, "stage \(stage) started \(log.components(separatedBy: "start:").count - 1) times")
+        }
+    }
+
+    @Test func sigtermStopsCleanlyAndTheRerunFinishes() throws {
+        let dir = try SweepCLITests().folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLITests.binary)
+        p.arguments = ["sweep", "spec.yaml", "--store", "t", "--threads", "1"]
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        var sent = false
+        while Date() < deadline, p.isRunning, !sent {
+            let stages = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/t/stages")) ?? []
+            if stages.contains(where: { FileManager.default.fileExists(atPath: "\(dir)/t/stages/\($0)/state.json") }) {
+                p.terminate()  // SIGTERM
+                sent = true
+            }
+            usleep(20_000)
+        }
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(sent)
+        #expect(p.terminationStatus == 1)
+        #expect(out.contains("interrupted: rerun the same command to resume"))
+        // Nothing half-done is marked done, and no lock is left behind.
+        for stage in try FileManager.default.contentsOfDirectory(atPath: dir + "/t/stages") {
+            #expect(!FileManager.default.fileExists(atPath: "\(dir)/t/stages/\(stage)/lock"))
+        }
+        let rerun = try cli.run(["sweep", "spec.yaml", "--store", "t", "--threads", "1"], in: dir)
+        #expect(rerun.status == 0)
+    }
+}

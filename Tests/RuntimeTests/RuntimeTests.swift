@@ -119,6 +119,7 @@ import Testing
         try "\(ProcessInfo.processInfo.processIdentifier) \(ProcessInfo.processInfo.hostName)".write(toFile: store.directory(prepare.hash) + "/lock", atomically: true, encoding: .utf8)
         var executor = Executor(plan: plan, store: store, baseDirectory: "/")
         executor.echo = false
+        executor.lockWait = 0.5
         let blocked = executor.run(only: [prepare.hash])
         #expect(blocked.failed.first?.error.contains("being run by another process") == true)
         // A pid that does not exist: stale, taken over.
