@@ -2,7 +2,8 @@
 SWIFT ?= swift
 APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev libsqlite3-dev pkg-config zlib1g-dev
 # NIfTI volumes written by other tools, read by the tests.
-TEST_PACKAGES := mricron-data
+# A single-node Slurm for the cluster integration test.
+TEST_PACKAGES := mricron-data slurmd slurmctld slurm-client munge
 DISTILL := .build/debug/distill
 
 .PHONY: all deps test-deps build test demo schema grammar bench-spec clean

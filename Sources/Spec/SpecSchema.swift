@@ -14,6 +14,20 @@ public enum SpecSchema {
         Field("stages", .dictionary(.object(stage), keys: .identifier), required: true, "Named training stages (teachers, baseline students, distilled students)."),
         Field("evaluate", .object(evaluate), default: .object([]), "How every trained stage is evaluated on the test split."),
         Field("sweep", .object(sweep), "The ablation grid: axes over spec paths and how to combine them."),
+        Field("execution", .object(execution), "Where the plan runs; never part of a stage's identity."),
+    ])
+
+    static let slurm = ObjectSchema("Slurm", "Defaults for `distill submit --to slurm`; command-line options override them.", fields: [
+        Field("partition", .string, "Partition (sbatch --partition)."),
+        Field("account", .string, "Account (sbatch --account)."),
+        Field("cpus_per_task", .integer(min: 1, max: 1024), "CPUs per stage job; default: the cost model's threads (2)."),
+        Field("mem", .string, "Memory per job, e.g. `16G`; default: the cost model's peak memory with a margin."),
+        Field("time", .string, "Time limit per job, e.g. `12:00:00`; default: the cost model's estimate with a margin."),
+        Field("extra", .list(.string, minCount: 0, maxCount: nil), "Further `#SBATCH` options, e.g. `--qos=normal`."),
+    ])
+
+    static let execution = ObjectSchema("Execution", "Where and how the plan's stages run.", fields: [
+        Field("slurm", .object(slurm), "Slurm settings."),
     ])
 
     // MARK: data

@@ -7,7 +7,7 @@ struct Distill: ParsableCommand {
         commandName: "distill",
         abstract: "Check, plan and run knowledge-distillation studies written as YAML specs.",
         version: "0.1.0",
-        subcommands: [CheckCommand.self, PlanCommand.self, CalibrateCommand.self, ParityCommand.self, BenchCommand.self, DataCommand.self, RunCommand.self, SweepCommand.self, ReportCommand.self, StatusCommand.self, EvaluateCommand.self, SchemaCommand.self])
+        subcommands: [CheckCommand.self, PlanCommand.self, CalibrateCommand.self, ParityCommand.self, BenchCommand.self, DataCommand.self, RunCommand.self, SweepCommand.self, ReportCommand.self, StatusCommand.self, EvaluateCommand.self, SubmitCommand.self, SchemaCommand.self])
 }
 
 /// Exit statuses shared by every subcommand.

@@ -195,6 +195,10 @@ struct StatusCommand: ParsableCommand {
             if store.isDone(s.hash) {
                 status = "done"
                 if let d = fm.contents(atPath: dir + "/done"), let j = JSON.parse(d), let sec = j["seconds"]?.number { detail = String(format: "%.0fs", sec) }
+            } else if let job = SlurmSubmitter.recordedJob(store, s.hash) {
+                let state = SlurmSubmitter.jobState(job)
+                status = state.map { $0 == "RUNNING" ? "running" : "queued" } ?? (fm.fileExists(atPath: dir + "/lock") ? "running" : "failed")
+                detail = "slurm job \(job) \(state ?? "ended")" + (state == nil ? "; see \(dir)/slurm-\(job).out" : "")
             } else if fm.fileExists(atPath: dir + "/lock") {
                 status = "running"
             } else if let log = try? String(contentsOfFile: dir + "/log.txt", encoding: .utf8), let line = log.split(separator: "\n").last(where: { $0.hasPrefix("error:") }) {

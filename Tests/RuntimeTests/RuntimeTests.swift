@@ -245,3 +245,35 @@ import Testing
         #expect(html.contains("<svg") && html.contains("Training curves"))
     }
 }
+
+/// `distill submit --dry-run`: the sbatch scripts and dependency graph, golden.
+@Suite struct SlurmScriptTests {
+    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden").path
+
+    func check(_ name: String, _ options: SlurmOptions) throws {
+        let plan = try RuntimeTests.plan()
+        let submitter = SlurmSubmitter(plan: plan, store: RunStore(root: "/shared/runs"), planPath: "/shared/runs/plans/PLAN.json",
+                                       distill: "/opt/distill/bin/distill", options: options)
+        let text = submitter.dryRun()
+        let path = "\(Self.golden)/\(name).txt"
+        if ProcessInfo.processInfo.environment["DISTILL_RECORD"] == "1" {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            Issue.record("recorded \(path)")
+            return
+        }
+        #expect(text == (try String(contentsOfFile: path, encoding: .utf8)), "\(path) differs; rerun with DISTILL_RECORD=1 if intended")
+    }
+
+    @Test func defaultsComeFromTheCostModel() throws { try check("slurm-dry-run", SlurmOptions()) }
+
+    @Test func optionsFromTheSpecAndCommandLine() throws {
+        var o = SlurmOptions()
+        o.partition = "cpu"
+        o.account = "kd-study"
+        o.cpusPerTask = 8
+        o.mem = "32G"
+        o.time = "12:00:00"
+        o.extra = ["--qos=normal"]
+        try check("slurm-dry-run-options", o)
+    }
+}

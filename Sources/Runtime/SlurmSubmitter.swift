@@ -1,0 +1,151 @@
+import Foundation
+import Hashing
+import Plan
+
+/// Slurm settings for a submission (the spec's `execution.slurm`, overridden on the command line).
+public struct SlurmOptions: Sendable {
+    public var partition: String?
+    public var account: String?
+    public var cpusPerTask: Int?
+    public var mem: String?
+    public var time: String?
+    public var extra: [String] = []
+    public init() {}
+}
+
+/// A sweep as Slurm jobs: one job per stage that is not done, each running
+/// `distill run --stage HASH --plan PLAN` against a store on a shared file
+/// system, with `--dependency=afterok:` edges that follow the plan's DAG.
+public struct SlurmSubmitter {
+    public let plan: ExecutionPlan
+    public let store: RunStore
+    public let planPath: String
+    public let distill: String
+    public let options: SlurmOptions
+
+    public init(plan: ExecutionPlan, store: RunStore, planPath: String, distill: String, options: SlurmOptions) {
+        (self.plan, self.store, self.planPath, self.distill, self.options) = (plan, store, planPath, distill, options)
+    }
+
+    /// Writes the plan into the store under its own hash; returns its path.
+    public static func storePlan(_ plan: ExecutionPlan, in store: RunStore) throws -> String {
+        let text = plan.json.pretty
+        let dir = store.root + "/plans"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = "\(dir)/\(SHA256.hex(text).prefix(16)).json"
+        if !FileManager.default.fileExists(atPath: path) { try RunStore.writeAtomically(Data(text.utf8), to: path) }
+        return path
+    }
+
+    /// Stages that still need to run, in dependency order.
+    public var pending: [PlanStage] { plan.stages.filter { !store.isDone($0.hash) } }
+
+    static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// Resources from the cost model: a time limit of three times the estimate plus
+    /// ten minutes, memory of 1.5 times the peak estimate plus 512 MiB.
+    func resources(_ s: PlanStage) -> (cpus: Int, mem: String, time: String) {
+        let cpus = options.cpusPerTask ?? 2
+        let mem = options.mem ?? "\(max(1024, Int(Double(s.cost.memoryBytes) * 1.5 / Double(1 << 20)) + 512))M"
+        let seconds = Int(max(600, s.cost.seconds * 3 + 600))
+        let time = options.time ?? String(format: "%d:%02d:%02d", seconds / 3600, seconds / 60 % 60, seconds % 60)
+        return (cpus, mem, time)
+    }
+
+    /// The sbatch script of a stage; `dependencies` are job ids (or placeholders in a dry run).
+    public func script(_ s: PlanStage, dependencies: [String]) -> String {
+        let r = resources(s)
+        var lines = ["#!/bin/bash",
+                     "#SBATCH --job-name=distill-\(s.kind.rawValue)-\(s.shortHash)",
+                     "#SBATCH --output=\(store.directory(s.hash))/slurm-%j.out",
+                     "#SBATCH --cpus-per-task=\(r.cpus)",
+                     "#SBATCH --mem=\(r.mem)",
+                     "#SBATCH --time=\(r.time)"]
+        if let p = options.partition { lines.append("#SBATCH --partition=\(p)") }
+        if let a = options.account { lines.append("#SBATCH --account=\(a)") }
+        for e in options.extra { lines.append("#SBATCH \(e)") }
+        if !dependencies.isEmpty {
+            lines.append("#SBATCH --dependency=afterok:\(dependencies.joined(separator: ":"))")
+            lines.append("#SBATCH --kill-on-invalid-dep=yes")
+        }
+        lines.append("# \(s.label)")
+        lines.append("set -euo pipefail")
+        lines.append("exec \(Self.quote(distill)) run --stage \(s.hash) --plan \(Self.quote(planPath)) --store \(Self.quote(store.root)) --threads \(r.cpus)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The scripts and the dependency graph, with `JOB:<hash>` standing for job ids.
+    public func dryRun() -> String {
+        let todo = pending
+        let todoSet = Set(todo.map(\.hash))
+        var out = "# \(todo.count) of \(plan.stages.count) stages to submit (\(plan.stages.count - todo.count) already done in \(store.root))\n"
+        out += "# plan: \(planPath)\n\n# dependency graph (afterok):\n"
+        for s in todo {
+            let deps = s.inputs.values.filter { todoSet.contains($0) }.sorted().map { "JOB:\($0.prefix(12))" }
+            out += "#   JOB:\(s.shortHash) \(s.kind.rawValue)\(deps.isEmpty ? "" : " <- " + deps.joined(separator: ", "))\n"
+        }
+        for s in todo {
+            let deps = s.inputs.values.filter { todoSet.contains($0) }.sorted().map { "JOB:\($0.prefix(12))" }
+            out += "\n# ---- JOB:\(s.shortHash) ----\n" + script(s, dependencies: deps)
+        }
+        return out
+    }
+
+    /// Submits every pending stage; a stage already queued or running from an earlier
+    /// submission is not submitted again (its job id is reused for dependents).
+    public func submit(sbatch: String = "sbatch") throws -> [(hash: String, job: String, reused: Bool)] {
+        var jobs: [String: String] = [:]
+        var out: [(String, String, Bool)] = []
+        for s in pending {
+            if let previous = Self.recordedJob(store, s.hash), let state = Self.jobState(previous), ["PENDING", "RUNNING", "CONFIGURING", "COMPLETING"].contains(state) {
+                jobs[s.hash] = previous
+                out.append((s.hash, previous, true))
+                continue
+            }
+            let deps = s.inputs.values.sorted().compactMap { jobs[$0] }
+            let dir = store.directory(s.hash)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let scriptPath = dir + "/slurm.sh"
+            try RunStore.writeAtomically(Data(script(s, dependencies: deps).utf8), to: scriptPath)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = [sbatch, "--parsable", scriptPath]
+            let pipe = Pipe(), err = Pipe()
+            p.standardOutput = pipe
+            p.standardError = err
+            try p.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let problem = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            let job = text.split(separator: ";").first.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+            guard p.terminationStatus == 0, !job.isEmpty, job.allSatisfy(\.isNumber) else {
+                throw RuntimeError.stage("sbatch failed for stage \(s.shortHash): \(problem.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            jobs[s.hash] = job
+            let record = JSON.object(["job": .string(job), "plan": .string(planPath), "submitted": .string(ISO8601DateFormatter().string(from: Date()))])
+            try RunStore.writeAtomically(Data(record.pretty.utf8), to: dir + "/slurm.json")
+            out.append((s.hash, job, false))
+        }
+        return out
+    }
+
+    public static func recordedJob(_ store: RunStore, _ hash: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: store.file(hash, "slurm.json")), let json = JSON.parse(data) else { return nil }
+        return json["job"]?.string
+    }
+
+    /// The job's state from squeue (nil once Slurm has forgotten it or is unreachable).
+    public static func jobState(_ job: String) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["squeue", "-h", "-j", job, "-o", "%T"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let state = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return p.terminationStatus == 0 && !state.isEmpty ? state : nil
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+
+/// The sweep submitted to a real single-node Slurm: every stage runs once, in
+/// dependency order, and the results equal a local sweep's.
+@Suite(.serialized) struct SlurmTests {
+    let cli = CLITests()
+
+    @Test(.enabled(if: SlurmCluster.installed, "needs slurmctld, slurmd, munge (make test installs them) and root"))
+    func aSubmittedSweepMatchesALocalOne() throws {
+        let dir = try SweepCLITests().folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cluster = try SlurmCluster()
+        defer { cluster.stop() }
+        let env = ["SLURM_CONF": cluster.conf]
+        let local = try cli.run(["sweep", "spec.yaml", "--store", "local", "--threads", "2"], in: dir)
+        #expect(local.status == 0)
+        let dry = try cli.run(["submit", "spec.yaml", "--to", "slurm", "--store", "cluster", "--dry-run"], in: dir, environment: env)
+        #expect(dry.out.contains("#SBATCH --dependency=afterok:JOB:"))
+        let submitted = try cli.run(["submit", "spec.yaml", "--to", "slurm", "--store", "cluster"], in: dir, environment: env)
+        #expect(submitted.status == 0, "\(submitted.err)")
+        let stages = submitted.out.split(separator: "\n").map { $0.split(separator: "\t") }.filter { $0.count >= 3 }.map { String($0[1]) }
+        #expect(stages.count == 7)
+        // Wait for every stage to finish.
+        let deadline = Date().addingTimeInterval(300)
+        func doneCount() -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/cluster/stages")) ?? [])
+                .filter { FileManager.default.fileExists(atPath: "\(dir)/cluster/stages/\($0)/done") }.count
+        }
+        while Date() < deadline, doneCount() < 7 { Thread.sleep(forTimeInterval: 1) }
+        #expect(doneCount() == 7, "\(cluster.run("/usr/bin/squeue", []))")
+        let status = try cli.run(["status", "spec.yaml", "--store", "cluster"], in: dir, environment: env)
+        #expect(status.out.hasSuffix("7 done\n"))
+        // Each stage started once, after every input was done.
+        let planFile = try #require(try FileManager.default.contentsOfDirectory(atPath: dir + "/cluster/plans").first)
+        let plan = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/cluster/plans/\(planFile)"))) as? [String: Any]
+        for stage in plan?["stages"] as? [[String: Any]] ?? [] {
+            guard let hash = stage["hash"] as? String else { continue }
+            let sdir = "\(dir)/cluster/stages/\(hash)"
+            let log = (try? String(contentsOfFile: sdir + "/log.txt", encoding: .utf8)) ?? ""
+            #expect(log.components(separatedBy: "start:").count == 2, "\(hash.prefix(12)) started more than once")
+            let started = try FileManager.default.attributesOfItem(atPath: sdir + "/stage.json")[.modificationDate] as? Date
+            for input in (stage["inputs"] as? [String: String] ?? [:]).values {
+                let done = try FileManager.default.attributesOfItem(atPath: "\(dir)/cluster/stages/\(input)/done")[.modificationDate] as? Date
+                #expect((done ?? .distantFuture) <= (started ?? .distantPast), "\(hash.prefix(12)) started before its input \(input.prefix(12)) was done")
+            }
+            // The same numbers as the local sweep (same stage hashes, same store layout).
+            if let a = try? String(contentsOfFile: sdir + "/metrics.json", encoding: .utf8) {
+                #expect(a == (try? String(contentsOfFile: "\(dir)/local/stages/\(hash)/metrics.json", encoding: .utf8)))
+            }
+        }
+        // Everything is done: a new submission submits nothing.
+        let again = try cli.run(["submit", "spec.yaml", "--to", "slurm", "--store", "cluster"], in: dir, environment: env)
+        #expect(again.out.contains("0 jobs for 7 stages"))
+    }
+}
