@@ -68,23 +68,33 @@ public struct Orientation: Hashable, Sendable {
                            affine: affine, qformCode: qformCode, sformCode: sformCode)
     }
 
-    /// Reorders file-order voxels (i fastest) into canonical order.
-    func canonical(_ values: [Float], fileDims: [Int]) -> (dims: [Int], values: [Float]) {
-        let dims = fileAxis.map { fileDims[$0] }
-        if fileAxis == [0, 1, 2], flipped == [false, false, false] { return (dims, values) }
-        var out = [Float](repeating: 0, count: values.count)
-        var fileIndex = [0, 0, 0]
+    /// Calls `body(canonicalIndex, fileIndex)` for every voxel of a volume whose
+    /// canonical dimensions are `dims`, in canonical order.
+    private func forEachVoxel(canonicalDims dims: [Int], _ body: (Int, Int) -> Void) {
+        var fileDims = [0, 0, 0]
+        for a in 0..<3 { fileDims[fileAxis[a]] = dims[a] }
         let strides = [1, fileDims[0], fileDims[0] * fileDims[1]]
+        var fileIndex = [0, 0, 0]
         var o = 0
         for z in 0..<dims[2] {
             for y in 0..<dims[1] {
                 for x in 0..<dims[0] {
                     for (a, c) in [x, y, z].enumerated() { fileIndex[fileAxis[a]] = flipped[a] ? dims[a] - 1 - c : c }
-                    out[o] = values[fileIndex[0] * strides[0] + fileIndex[1] * strides[1] + fileIndex[2] * strides[2]]
+                    body(o, fileIndex[0] * strides[0] + fileIndex[1] * strides[1] + fileIndex[2] * strides[2])
                     o += 1
                 }
             }
         }
+    }
+
+    private var isIdentity: Bool { fileAxis == [0, 1, 2] && flipped == [false, false, false] }
+
+    /// Reorders file-order voxels (i fastest) into canonical order.
+    func canonical(_ values: [Float], fileDims: [Int]) -> (dims: [Int], values: [Float]) {
+        let dims = fileAxis.map { fileDims[$0] }
+        if isIdentity { return (dims, values) }
+        var out = [Float](repeating: 0, count: values.count)
+        forEachVoxel(canonicalDims: dims) { o, f in out[o] = values[f] }
         return (dims, out)
     }
 
@@ -92,20 +102,9 @@ public struct Orientation: Hashable, Sendable {
     public func fileOrder(_ values: [Float], canonicalDims dims: [Int]) -> (dims: [Int], values: [Float]) {
         var fileDims = [0, 0, 0]
         for a in 0..<3 { fileDims[fileAxis[a]] = dims[a] }
-        if fileAxis == [0, 1, 2], flipped == [false, false, false] { return (fileDims, values) }
+        if isIdentity { return (fileDims, values) }
         var out = [Float](repeating: 0, count: values.count)
-        var fileIndex = [0, 0, 0]
-        let strides = [1, fileDims[0], fileDims[0] * fileDims[1]]
-        var o = 0
-        for z in 0..<dims[2] {
-            for y in 0..<dims[1] {
-                for x in 0..<dims[0] {
-                    for (a, c) in [x, y, z].enumerated() { fileIndex[fileAxis[a]] = flipped[a] ? dims[a] - 1 - c : c }
-                    out[fileIndex[0] * strides[0] + fileIndex[1] * strides[1] + fileIndex[2] * strides[2]] = values[o]
-                    o += 1
-                }
-            }
-        }
+        forEachVoxel(canonicalDims: dims) { o, f in out[f] = values[o] }
         return (fileDims, out)
     }
 }

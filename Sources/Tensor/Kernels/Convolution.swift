@@ -86,6 +86,25 @@ enum Im2col {
     }
 }
 
+/// Weight and bias gradients summed per worker, then added into dw and db in a
+/// fixed order, so that the result depends on the thread count only, never on timing.
+enum WeightGradients {
+    static func accumulate(images: Int, weightCount: Int, biasCount: Int, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
+                           _ body: (_ worker: Int, _ workers: Int, _ pdw: UnsafeMutablePointer<Float>, _ pdb: UnsafeMutablePointer<Float>) -> Void) {
+        let workers = min(Parallel.threads, images)
+        let size = weightCount + biasCount
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * size)
+        partial.initialize(repeating: 0, count: workers * size)
+        defer { partial.deallocate() }
+        Parallel.forEach(workers) { w in body(w, workers, partial + w * size, partial + w * size + weightCount) }
+        for w in 0..<workers {
+            let p = partial + w * size
+            for i in 0..<weightCount { dw[i] += p[i] }
+            if let db { for i in 0..<biasCount { db[i] += p[weightCount + i] } }
+        }
+    }
+}
+
 public enum Conv2D {
     /// y[n, o] = b[o] + sum_{c,u,v} w[o, c, u, v] * x[n, c, s*i + d*u - p, s*j + d*v - p]
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
@@ -119,13 +138,7 @@ public enum Conv2D {
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
                                 _ g: ConvGeometry) {
         let P = g.p * g.q, K = g.k
-        let workers = min(Parallel.threads, g.n)
-        // Per-worker weight-gradient partials, summed at the end.
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * (g.o * K + g.o))
-        partial.initialize(repeating: 0, count: workers * (g.o * K + g.o))
-        defer { partial.deallocate() }
-        Parallel.forEach(workers) { wkr in
-            let pdw = partial + wkr * (g.o * K + g.o), pdb = pdw + g.o * K
+        WeightGradients.accumulate(images: g.n, weightCount: g.o * K, biasCount: g.o, dw, db) { wkr, workers, pdw, pdb in
             let band = Im2col.bandRows(g), size = g.isPointwise ? 1 : K * band * g.q
             let col = Scratch.floats(size), dcol = Scratch.floats(size)
             defer { Scratch.release(col, size); Scratch.release(dcol, size) }
@@ -154,11 +167,6 @@ public enum Conv2D {
                 }
                 n += workers
             }
-        }
-        for wkr in 0..<workers {
-            let pdw = partial + wkr * (g.o * K + g.o)
-            for i in 0..<(g.o * K) { dw[i] += pdw[i] }
-            if let db { for o in 0..<g.o { db[o] += pdw[g.o * K + o] } }
         }
     }
 
@@ -232,12 +240,7 @@ public enum ConvTranspose2D {
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
                                 _ g: ConvGeometry) {
         let P = g.p * g.q, K = g.k, outSize = g.c * g.h * g.w
-        let workers = min(Parallel.threads, g.n)
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * (g.o * K + g.c))
-        partial.initialize(repeating: 0, count: workers * (g.o * K + g.c))
-        defer { partial.deallocate() }
-        Parallel.forEach(workers) { wkr in
-            let pdw = partial + wkr * (g.o * K + g.c), pdb = pdw + g.o * K
+        WeightGradients.accumulate(images: g.n, weightCount: g.o * K, biasCount: g.c, dw, db) { wkr, workers, pdw, pdb in
             let band = Im2col.bandRows(g), size = K * band * g.q
             let col = Scratch.floats(size)
             defer { Scratch.release(col, size) }
@@ -261,11 +264,6 @@ public enum ConvTranspose2D {
                 }
                 n += workers
             }
-        }
-        for wkr in 0..<workers {
-            let pdw = partial + wkr * (g.o * K + g.c)
-            for i in 0..<(g.o * K) { dw[i] += pdw[i] }
-            if let db { for c in 0..<g.c { db[c] += pdw[g.o * K + c] } }
         }
     }
 }
