@@ -24,7 +24,8 @@ final class SlurmCluster {
         try fm.setAttributes([.posixPermissions: 0o400], ofItemAtPath: dir + "/munge/munge.key")
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, 255)
-        let host = String(cString: name).split(separator: ".").first.map(String.init) ?? "localhost"
+        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(separator: ".").first.map(String.init) ?? "localhost"
         let port = 20000 + Int(getpid() % 20000)
         let config = """
             ClusterName=distilltest

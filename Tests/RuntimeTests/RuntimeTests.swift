@@ -277,3 +277,25 @@ import Testing
         try check("slurm-dry-run-options", o)
     }
 }
+
+/// Names from a spec never reach a file path: the store is addressed by hashes only,
+/// and names that could climb out of a folder are refused by the checker.
+@Suite struct StorePathSafetyTests {
+    @Test func variantNamesThatCouldEscapeAreRejected() {
+        for evil in ["../../etc", "a/b", "/abs", ".hidden"] {
+            let spec = RuntimeTests.spec.replacingOccurrences(of: "values: {cold: 0.1, warm: 0.4}", with: "values: {\"\(evil)\": 0.1, warm: 0.4}")
+            let checked = SpecChecker.check(source: SourceFile(displayPath: "evil.yaml", text: spec))
+            #expect(checked.diagnostics.contains { $0.id.code == "E0207" }, "\(evil) was accepted")
+        }
+    }
+
+    @Test func storeFoldersComeFromHashesOnly() throws {
+        let plan = try RuntimeTests.plan()
+        let store = RunStore(root: "/shared/runs")
+        for s in plan.stages {
+            let dir = store.directory(s.hash)
+            #expect(dir == "/shared/runs/stages/\(s.hash)")
+            #expect(!dir.contains(".."))
+        }
+    }
+}
