@@ -25,7 +25,8 @@ struct StoreOptions: ParsableArguments {
 
 /// Checks and plans a spec for the run commands; prints diagnostics and exits on errors.
 enum SpecPlanning {
-    static func plan(_ spec: String, variant: String?) throws -> (ExecutionPlan, String) {
+    /// `firstVariant` plans only the first variant when none is named (what `run` executes).
+    static func plan(_ spec: String, variant: String?, firstVariant: Bool = false) throws -> (ExecutionPlan, String) {
         guard let checked = SpecChecker.check(path: spec) else {
             FileHandle.standardError.write(Data("error: cannot read '\(spec)'\n".utf8))
             throw ExitStatus.usage
@@ -41,7 +42,8 @@ enum SpecPlanning {
         }
         let directory = (spec as NSString).deletingLastPathComponent
         let base = directory.isEmpty ? FileManager.default.currentDirectoryPath : (directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
-        var plan = Planner(throughput: Throughput.load(), specDirectory: base).plan(checked, variant: variant)
+        let chosen = variant ?? (firstVariant ? checked.variants.first?.name : nil)
+        var plan = Planner(throughput: Throughput.load(), specDirectory: base).plan(checked, variant: chosen)
         plan.baseDirectory = base
         return (plan, base)
     }
@@ -115,10 +117,7 @@ struct RunCommand: ParsableCommand {
             return
         }
         guard let spec else { throw ExitStatus.usage }
-        let (all, base) = try SpecPlanning.plan(spec, variant: variant)
-        let name = variant ?? all.variants.first?.name
-        let (p, _) = try SpecPlanning.plan(spec, variant: name)
-        _ = all
+        let (p, base) = try SpecPlanning.plan(spec, variant: variant, firstVariant: true)
         try SpecPlanning.execute(p, base: base, options: options)
         print(Report.text(p, store: RunStore(root: options.store)))
     }

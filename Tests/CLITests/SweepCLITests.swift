@@ -107,6 +107,11 @@ import Testing
         let evaluated = try cli.run(["evaluate", "s/stages/\(teacher)/best.safetensors", "--spec", "spec.yaml", "--stage", "teacher", "--threads", "1"], in: dir)
         #expect(evaluated.status == 0, "\(evaluated.out)")
         #expect(evaluated.out.hasPrefix("test slices: Dice "))
+        // `run` executes one variant (here the only one) and reuses what the sweep made.
+        let single = try cli.run(["run", "spec.yaml", "--store", "s", "--threads", "1"], in: dir)
+        #expect(single.status == 0 && single.out.contains("0 done, 7 reused"))
+        let unknown = try cli.run(["run", "spec.yaml", "--variant", "nope", "--store", "s"], in: dir)
+        #expect(unknown.status == 2 && unknown.err.contains("no variant 'nope'"))
         let wrong = try cli.run(["evaluate", "s/stages/\(teacher)/best.safetensors", "--spec", "spec.yaml", "--stage", "kd"], in: dir)
         #expect(wrong.status == 1 && wrong.out.contains("does not fit the model"))
     }
