@@ -96,7 +96,10 @@ public enum RuntimeBenchmark {
                     for n in tapNames { t.taps[n] = (try? cacheFile.tensor(n, rows: rows)).map { Variable($0) } }
                     t.logits["segmentation"] = t.taps["logits.segmentation"]
                 } else {
-                    t = Tape.noGrad { teacher.forward(x, training: false) }
+                    // As the trainer does: keep only the teacher taps the terms read.
+                    let full = Tape.noGrad { teacher.forward(x, training: false) }
+                    for n in tapNames { t.taps[n] = full.taps[n] }
+                    t.logits["segmentation"] = full.logits["segmentation"]
                 }
                 let tape = Tape()
                 let loss = tape.record { () -> Variable in

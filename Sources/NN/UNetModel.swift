@@ -71,6 +71,13 @@ final class UNetModel: SegmentationModel {
         return b
     }
 
+    /// `[up-sampled, skip]`; the up-sampled map lives only inside this call, so
+    /// without a tape it is freed before the block's convolutions run.
+    private func upAndJoin(_ z: Variable, _ up: UpLayer?, _ skip: Variable) -> Variable {
+        let upsampled = up.map { $0(z) } ?? F.resizeBilinear(z, height: skip.shape[2], width: skip.shape[3])
+        return F.concat([upsampled, skip])
+    }
+
     func forward(_ x: Variable, training: Bool) -> ModelOutput {
         var out = ModelOutput()
         out.taps["input"] = x
@@ -89,9 +96,7 @@ final class UNetModel: SegmentationModel {
         for d in decoders {
             var z = bott
             for i in 0..<u.depth {
-                let skip = skips[u.depth - 1 - i]
-                let up = d.ups[i].map { $0(z) } ?? F.resizeBilinear(z, height: skip.shape[2], width: skip.shape[3])
-                z = d.blocks[i](F.concat([up, skip]), training: training)
+                z = d.blocks[i](upAndJoin(z, d.ups[i], skips[u.depth - 1 - i]), training: training)
                 out.taps["\(d.prefix)\(i)"] = z
             }
             finals[d.prefix] = z
