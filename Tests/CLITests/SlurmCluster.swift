@@ -13,7 +13,22 @@ final class SlurmCluster {
             && getuid() == 0
     }
 
+    /// Daemons of an earlier test process that crashed before `stop()`: killed by their pid files.
+    static func reapOrphans() {
+        let tmp = FileManager.default.temporaryDirectory.path
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] where name.hasPrefix("distill-slurm-") {
+            guard let owner = Int32(name.dropFirst("distill-slurm-".count)), kill(owner, 0) != 0 else { continue }
+            for pidFile in ["munge/munged.pid", "slurmctld.pid", "slurmd.pid"] {
+                if let text = try? String(contentsOfFile: "\(tmp)/\(name)/\(pidFile)", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                    kill(pid, SIGKILL)
+                }
+            }
+            try? FileManager.default.removeItem(atPath: "\(tmp)/\(name)")
+        }
+    }
+
     init() throws {
+        Self.reapOrphans()
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-slurm-\(getpid())").path
         let fm = FileManager.default
         for sub in ["state", "spool", "munge", "log"] { try fm.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true) }
