@@ -63,7 +63,7 @@ public final class SliceSet: @unchecked Sendable {
         for c in dataset.cases {
             for path in [c.image, c.label] {
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
-                h.update("\((path as NSString).lastPathComponent):\(size ?? -1)\n")
+                h.update("\((path as NSString).lastPathComponent):\(size)\n")
             }
         }
         return h.finalize()

@@ -43,7 +43,7 @@ public struct DatasetSummary: Sendable {
                 let dir = (folder as NSString).appendingPathComponent(sub)
                 for name in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() {
                     let size = (try? FileManager.default.attributesOfItem(atPath: (dir as NSString).appendingPathComponent(name))[.size] as? Int) ?? -1
-                    hasher.update("\(sub)/\(name):\(size ?? -1)\n")
+                    hasher.update("\(sub)/\(name):\(size)\n")
                 }
             }
             let cases = JSON.parse(bytes)?["numTraining"]?.int ?? JSON.parse(bytes)?["training"]?.array?.count ?? 0

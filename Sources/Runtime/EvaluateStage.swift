@@ -22,7 +22,8 @@ enum EvaluateStage {
         try RunStore.writeAtomically(Data(result.pretty.utf8), to: ctx.directory + "/metrics.json")
         var csv = "case,dice,iou,precision,recall,hd95\n"
         for r in rows {
-            csv += [r["case"]?.string ?? ""] .joined() + "," + ["dice", "iou", "precision", "recall", "hd95"].map { r[$0]?.number.map { String(format: "%.4f", $0) } ?? "" }.joined(separator: ",") + "\n"
+            let values = ["dice", "iou", "precision", "recall", "hd95"].map { r[$0]?.number.map { String(format: "%.4f", $0) } ?? "" }
+            csv += ([r["case"]?.string ?? ""] + values).joined(separator: ",") + "\n"
         }
         try RunStore.writeAtomically(Data(csv.utf8), to: ctx.directory + "/per_case.csv")
         ctx.log(String(format: "test Dice %.4f, IoU %.4f, precision %.4f, recall %.4f over %d slices", pooled["dice"]?.number ?? 0, pooled["iou"]?.number ?? 0,
