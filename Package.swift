@@ -2,13 +2,15 @@
 // Distillery: knowledge-distillation studies for medical image segmentation as data.
 //
 // One target per layer; each imports only the layers below it (see ../shared/STYLE.md):
-//   Diagnostics <- SpecSyntax (libyaml) <- Spec (typed IR + checks) <- Plan <- distill
-//   Architecture (tap manifests, parameter and MAC counts) <- Spec, Plan, and later NN
+//   Architecture (tap manifests, parameter and MAC counts)
+//     <- StageConfig (typed stage configuration, its one canonical JSON encoding)
+//       <- Spec, Plan, NN, Medical, Runtime
+//   Diagnostics <- SpecSyntax (libyaml) <- Spec (typed IR + checks) <- Plan <- Runtime <- distill
+//   Tensor (OpenBLAS) <- NN <- Parity (PyTorch reference cases), Benchmark (perf.md rows)
+// Every target compiles in the Swift 6 language mode.
 import PackageDescription
 
 /// libnifti's headers include each other by bare name from /usr/include/nifti.
-let kernelSettings: [SwiftSetting] = [.swiftLanguageMode(.v5), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-
 let niftiInclude: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-I/usr/include/nifti"])]
 
 let package = Package(
@@ -33,35 +35,37 @@ let package = Package(
 
         .target(name: "Diagnostics"),
         .target(name: "SpecSyntax", dependencies: ["Diagnostics", "CYAML"]),
-        .target(name: "Architecture"),
-        .target(name: "Spec", dependencies: ["Diagnostics", "SpecSyntax", "Architecture"]),
         .target(name: "Hashing"),
-        .target(name: "Plan", dependencies: ["Spec", "Architecture", "Hashing"]),
-        // The kernels share raw buffers across parallel loops by design (disjoint
-        // ranges per worker); Swift 6's Sendable checking cannot see that, so these
-        // two layers compile in the Swift 5 language mode.
-        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
-        .target(name: "NN", dependencies: ["Tensor", "Architecture"], swiftSettings: kernelSettings),
-        .target(name: "Medical", dependencies: ["CNifti", "CZlib", "Tensor", "Hashing"], swiftSettings: niftiInclude),
-        // The executor shares its bookkeeping between stage threads under an explicit lock.
-        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing", "CSQLite"],
-                swiftSettings: niftiInclude + [.swiftLanguageMode(.v5)]),
+        .target(name: "Architecture"),
+        .target(name: "StageConfig", dependencies: ["Architecture", "Hashing"]),
+        .target(name: "Spec", dependencies: ["Diagnostics", "SpecSyntax", "Architecture", "StageConfig"]),
+        .target(name: "Plan", dependencies: ["Spec", "Architecture", "Hashing", "StageConfig"]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+        .target(name: "NN", dependencies: ["Tensor", "Architecture", "StageConfig"]),
+        .target(name: "Parity", dependencies: ["NN", "Tensor", "Architecture", "StageConfig"]),
+        .target(name: "Medical", dependencies: ["CNifti", "CZlib", "Tensor", "Hashing", "StageConfig"], swiftSettings: niftiInclude),
+        .target(name: "Benchmark", dependencies: ["NN", "Medical", "Tensor", "Architecture", "StageConfig"], swiftSettings: niftiInclude),
+        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing", "StageConfig", "CSQLite"],
+                swiftSettings: niftiInclude),
         .executableTarget(name: "distill", dependencies: [
-            "Diagnostics", "SpecSyntax", "Spec", "Architecture", "Plan", "COpenBLAS", "Tensor", "NN", "Medical", "Runtime",
+            "Diagnostics", "SpecSyntax", "Spec", "Architecture", "StageConfig", "Plan", "COpenBLAS", "Tensor", "NN", "Parity",
+            "Benchmark", "Medical", "Runtime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: niftiInclude),
         .executableTarget(name: "distill-bench-spec", dependencies: ["Diagnostics", "Spec", "Plan"],
                           path: "Benchmarks/SpecBench"),
 
         .testTarget(name: "SpecSyntaxTests", dependencies: ["SpecSyntax", "Diagnostics"]),
-        .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture"],
+        .testTarget(name: "StageConfigTests", dependencies: ["StageConfig", "Architecture", "Spec", "Plan", "Diagnostics"]),
+        .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture", "StageConfig"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Plan", "Spec", "Tensor", "Diagnostics", "NN", "Medical"],
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Plan", "Spec", "StageConfig", "Tensor", "Diagnostics", "NN", "Medical"],
                     exclude: ["Golden"], swiftSettings: niftiInclude),
-        .testTarget(name: "MedicalTests", dependencies: ["Medical", "Tensor"], swiftSettings: niftiInclude),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "Architecture"]),
-        .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics", "Hashing"], exclude: ["Golden"]),
-        .testTarget(name: "CLITests", dependencies: ["distill", "Spec"]),
+        .testTarget(name: "MedicalTests", dependencies: ["Medical", "Tensor", "StageConfig"], swiftSettings: niftiInclude),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "Architecture", "StageConfig", "Spec", "Parity"]),
+        .testTarget(name: "ParityTests", dependencies: ["Parity", "NN", "Tensor"], exclude: ["Reference"]),
+        .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics", "Hashing", "StageConfig"], exclude: ["Golden"]),
+        .testTarget(name: "CLITests", dependencies: ["distill", "Spec", "StageConfig"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["COpenBLAS", "CNifti"], swiftSettings: niftiInclude),
     ]
 )

@@ -80,8 +80,7 @@ extension ModelArchitecture {
             acts += width * pixels
             cin = width
         }
-        let side = max(1, (h / t.encoderStride) / max(1, t.patch)) * max(1, (w / t.encoderStride) / max(1, t.patch))
-        let tokens = side + 1
+        let tokens = t.tokens(height: h, width: w) + 1
         let features = t.patch * t.patch * cin
         let d = t.vitDim, inner = t.vitInnerDim
         macs += (tokens - 1) * features * d

@@ -43,8 +43,8 @@ public struct UNetArchitecture: Hashable, Sendable {
     public var heads: [Head]
     public var sharedDecoder: Bool
 
-    public init(inChannels: Int, widths: [Int], bottleneck: Int, convsPerBlock: Int, norm: NormKind = .batch,
-                groups: Int = 8, upsampling: UpsamplingKind = .transpose, heads: [Head], sharedDecoder: Bool) {
+    public init(inChannels: Int, widths: [Int], bottleneck: Int, convsPerBlock: Int, norm: NormKind,
+                groups: Int, upsampling: UpsamplingKind, heads: [Head], sharedDecoder: Bool) {
         self.inChannels = inChannels
         self.widths = widths
         self.bottleneck = bottleneck
@@ -91,6 +91,17 @@ public struct TransUNetArchitecture: Hashable, Sendable {
 
     /// Down-sampling of the deepest CNN map: the stem and each stage halve.
     public var encoderStride: Int { 1 << (stageWidths.count + 1) }
+    /// The ViT's token grid for an input of `height` x `width`: (H/stride/p) x (W/stride/p).
+    /// The position embedding has one row per token plus the class token.
+    public func tokenGrid(height: Int, width: Int) -> (rows: Int, columns: Int) {
+        (max(1, height / encoderStride / max(1, patch)), max(1, width / encoderStride / max(1, patch)))
+    }
+
+    public func tokens(height: Int, width: Int) -> Int {
+        let g = tokenGrid(height: height, width: width)
+        return g.rows * g.columns
+    }
+
     /// Per-head width of attention: floor(dim / heads), as the study's code does.
     public var vitHeadDim: Int { vitHeads > 0 ? vitDim / vitHeads : 0 }
     public var vitInnerDim: Int { vitHeadDim * vitHeads }

@@ -1,12 +1,12 @@
 /// Learnable parameter counts, derived from the same description the builder uses.
 /// Buffers (BatchNorm running statistics) are not parameters.
 extension ModelArchitecture {
-    /// Learnable values for an input of `inputSize` x `inputSize` pixels (the
-    /// hybrid's position embedding depends on how many tokens the input yields).
-    public func parameterCount(inputSize: Int) -> Int {
+    /// Learnable values for an input of `height` x `width` pixels (the hybrid's
+    /// position embedding depends on how many tokens the input yields).
+    public func parameterCount(height: Int, width: Int) -> Int {
         switch self {
         case .unet(let u): return Self.unetParameters(u)
-        case .transunet(let t): return Self.transunetParameters(t, inputSize: inputSize)
+        case .transunet(let t): return Self.transunetParameters(t, tokens: t.tokens(height: height, width: width))
         }
     }
 
@@ -50,7 +50,7 @@ extension ModelArchitecture {
         return total
     }
 
-    private static func transunetParameters(_ t: TransUNetArchitecture, inputSize: Int) -> Int {
+    private static func transunetParameters(_ t: TransUNetArchitecture, tokens: Int) -> Int {
         var total = conv(t.inChannels, t.stemWidth, 7, bias: false) + norm(t.stemWidth, .batch)
         var cin = t.stemWidth
         for w in t.stageWidths {
@@ -59,8 +59,6 @@ extension ModelArchitecture {
             cin = w
         }
         let patchFeatures = t.patch * t.patch * cin
-        let side = max(1, inputSize / t.encoderStride / max(1, t.patch))
-        let tokens = side * side
         let d = t.vitDim, inner = t.vitInnerDim
         total += patchFeatures * d + d + d + (tokens + 1) * d
         let block = 3 * inner * d + (inner * d + d) + 2 * d + (d * t.vitMLP + t.vitMLP) + (t.vitMLP * d + d) + 2 * d

@@ -1,4 +1,5 @@
 import Foundation
+import StageConfig
 import Tensor
 
 /// The built-in synthetic abdominal CT: a real MSD folder (NIfTI + dataset.json)
@@ -11,19 +12,6 @@ import Tensor
 /// of patients (`hardCases`) get a small or low-contrast spleen. Odd cases are
 /// stored in LPS order (as DICOM converters write them) so that readers must
 /// reorient. Seeded: the same settings give the same files.
-public struct PhantomSettings: Hashable, Sendable {
-    public var cases = 24
-    public var seed: UInt64 = 0
-    public var size = 128
-    public var slices = 48
-    public var noise: Double = 20
-    public var hardCases: Double = 0.25
-
-    public init(cases: Int = 24, seed: UInt64 = 0, size: Int = 128, slices: Int = 48, noise: Double = 20, hardCases: Double = 0.25) {
-        (self.cases, self.seed, self.size, self.slices, self.noise, self.hardCases) = (cases, seed, size, slices, noise, hardCases)
-    }
-}
-
 public enum Phantom {
     /// Writes `imagesTr/`, `labelsTr/` and `dataset.json` under `folder`.
     public static func write(_ s: PhantomSettings, to folder: String) throws {
@@ -50,7 +38,7 @@ public enum Phantom {
 
     /// One patient: the image (HU) and the spleen mask, in canonical order, with the geometry to store them in.
     public static func patient(_ s: PhantomSettings, index: Int, hard: Bool) -> (Volume, Volume) {
-        var rng = RNG(seed: s.seed &* 1_000_003 &+ UInt64(index) &+ 17)
+        var rng = RNG(seed: UInt64(s.seed) &* 1_000_003 &+ UInt64(index) &+ 17)
         let n = s.size, depth = s.slices
         let fn = Float(n)
         var hu = [Float](repeating: -1000, count: n * n * depth)

@@ -1,39 +1,7 @@
 import Foundation
 import Hashing
+import StageConfig
 import Tensor
-
-/// How volumes become 2D training slices (the spec's `data.preprocess` and `foreground`).
-public struct PreprocessSettings: Hashable, Sendable {
-    public enum Window: Hashable, Sendable {
-        /// HU window scaled to [0, 1].
-        case hounsfield(Double, Double)
-        /// The study's clip to [0, 255] then /255.
-        case clip255
-    }
-
-    public var axis: String
-    public var window: Window
-    public var height: Int, width: Int
-    public var channels: Int
-    public var foreground: [Int]
-    public var keepEmpty: Double
-
-    public init(axis: String = "axial", window: Window = .hounsfield(-160, 240), height: Int = 256, width: Int = 256,
-                channels: Int = 1, foreground: [Int] = [1], keepEmpty: Double = 1) {
-        (self.axis, self.window, self.height, self.width, self.channels, self.foreground, self.keepEmpty) =
-            (axis, window, height, width, channels, foreground, keepEmpty)
-    }
-
-    /// A stable description: part of the cache's identity.
-    public var identity: String {
-        let w: String
-        switch window {
-        case .hounsfield(let a, let b): w = "hu:\(a):\(b)"
-        case .clip255: w = "clip255"
-        }
-        return "axis=\(axis) window=\(w) size=\(height)x\(width) channels=\(channels) fg=\(foreground) keep=\(keepEmpty)"
-    }
-}
 
 /// One slice of the preprocessed set.
 public struct SliceRecord: Hashable, Sendable {
@@ -69,10 +37,15 @@ public final class SliceSet: @unchecked Sendable {
         return h.finalize()
     }
 
+    /// What a cache was made with besides the data: the preprocessing and the foreground labels.
+    static func settingsIdentity(_ settings: Preprocessing, foreground: [Int]) -> String {
+        JSON.object(["preprocess": settings.json, "foreground": .array(foreground.map(JSON.int))]).canonical
+    }
+
     /// Builds the cache at `path` (atomically) unless a valid one is there; returns it opened.
-    public static func prepare(_ dataset: MSDDataset, _ settings: PreprocessSettings, cache path: String,
+    public static func prepare(_ dataset: MSDDataset, _ settings: Preprocessing, foreground: [Int], cache path: String,
                                progress: ((Int, Int) -> Void)? = nil) throws -> SliceSet {
-        let identity = fingerprint(dataset) + " " + settings.identity
+        let identity = fingerprint(dataset) + " " + settingsIdentity(settings, foreground: foreground)
         if let existing = try? SliceSet(path: path), existing.identity == identity { return existing }
         var records: [SliceRecord] = []
         var images: [UInt16] = []
@@ -86,7 +59,7 @@ public final class SliceSet: @unchecked Sendable {
             guard zip(image.spacing, label.spacing).allSatisfy({ abs($0 - $1) <= 1e-3 * max(1, abs($0)) }) else {
                 throw NIfTIError.mismatch(image: c.image, label: c.label, detail: "spacing \(label.spacing) vs \(image.spacing)")
             }
-            let slices = Slicer.slices(image, label, settings, patient: p)
+            let slices = Slicer.slices(image, label, settings, foreground: foreground, patient: p)
             records += slices.records
             images += slices.images
             labels += slices.labels
@@ -95,7 +68,7 @@ public final class SliceSet: @unchecked Sendable {
         return try SliceSet(path: path)
     }
 
-    static func write(path: String, identity: String, settings: PreprocessSettings, patients: [String], records: [SliceRecord],
+    static func write(path: String, identity: String, settings: Preprocessing, patients: [String], records: [SliceRecord],
                       images: [UInt16], labels: [UInt8]) throws {
         let header: [String: Any] = [
             "identity": identity, "height": settings.height, "width": settings.width, "channels": settings.channels,

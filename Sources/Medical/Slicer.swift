@@ -1,22 +1,23 @@
 import Foundation
+import StageConfig
 
 /// Cuts one image/label pair into 2D slices as the settings say: slice axis,
 /// intensity window, resize (bilinear for images, nearest for labels),
 /// foreground selection and dropping of empty slices.
 public enum Slicer {
-    static func slices(_ image: Volume, _ label: Volume, _ s: PreprocessSettings, patient: Int)
+    static func slices(_ image: Volume, _ label: Volume, _ s: Preprocessing, foreground: [Int], patient: Int)
         -> (records: [SliceRecord], images: [UInt16], labels: [UInt8]) {
         // Plane axes (rows, columns) and the slicing axis in canonical RAS order.
         let (rowAxis, colAxis, sliceAxis): (Int, Int, Int)
-        switch s.axis {
-        case "coronal": (rowAxis, colAxis, sliceAxis) = (2, 0, 1)
-        case "sagittal": (rowAxis, colAxis, sliceAxis) = (2, 1, 0)
-        default: (rowAxis, colAxis, sliceAxis) = (1, 0, 2)
+        switch s.sliceAxis {
+        case .coronal: (rowAxis, colAxis, sliceAxis) = (2, 0, 1)
+        case .sagittal: (rowAxis, colAxis, sliceAxis) = (2, 1, 0)
+        case .axial: (rowAxis, colAxis, sliceAxis) = (1, 0, 2)
         }
         let d = image.dims
         let rows = d[rowAxis], cols = d[colAxis], count = d[sliceAxis]
         let strides = [1, d[0], d[0] * d[1]]
-        let fg = Set(s.foreground.map(Float.init))
+        let fg = Set(foreground.map(Float.init))
         var records: [SliceRecord] = [], images: [UInt16] = [], labels: [UInt8] = []
         var planeImage = [Float](repeating: 0, count: rows * cols), planeLabel = [Float](repeating: 0, count: rows * cols)
         for k in 0..<count {
@@ -64,7 +65,7 @@ public enum Slicer {
         return Double(z >> 11) / Double(1 << 53)
     }
 
-    static func window(_ v: Float, _ w: PreprocessSettings.Window) -> Float {
+    static func window(_ v: Float, _ w: IntensityWindow) -> Float {
         switch w {
         case .hounsfield(let lo, let hi): return min(1, max(0, (v - Float(lo)) / Float(max(1e-6, hi - lo))))
         case .clip255: return min(255, max(0, v)) / 255

@@ -1,28 +1,8 @@
 import Foundation
+import StageConfig
 import Tensor
 
 /// How cases are divided (the spec's `data.split`).
-public struct SplitSettings: Hashable, Sendable {
-    public var unit: String  // "patient" or "slice"
-    public var test: Double, val: Double
-    public var seed: UInt64
-    public var folds: Int?, fold: Int?
-
-    public init(unit: String = "patient", test: Double = 0.2, val: Double = 0.1, seed: UInt64 = 42, folds: Int? = nil, fold: Int? = nil) {
-        (self.unit, self.test, self.val, self.seed, self.folds, self.fold) = (unit, test, val, seed, folds, fold)
-    }
-}
-
-/// One level of a subset chain, root first: a share of its parent (or of a split part).
-public struct SubsetLevel: Hashable, Sendable {
-    public var fraction: Double
-    public var part: String
-    public var stratify: Bool
-    public init(fraction: Double, part: String = "train", stratify: Bool = false) {
-        (self.fraction, self.part, self.stratify) = (fraction, part, stratify)
-    }
-}
-
 /// The split of a slice set: which patients and slice indices are in train, val and test.
 /// Written as JSON beside every run.
 public struct SplitManifest: Sendable, Equatable {
@@ -31,18 +11,18 @@ public struct SplitManifest: Sendable, Equatable {
         public var slices: [Int]
     }
 
-    public var unit: String
+    public var unit: SplitUnit
     public var parts: [String: Part]
 
-    public func slices(_ part: String) -> [Int] {
-        if part == "trainval" { return (parts["train"]?.slices ?? []) + (parts["val"]?.slices ?? []) }
-        return parts[part]?.slices ?? []
+    public func slices(_ part: SplitPart) -> [Int] {
+        if part == .trainval { return slices(.train) + slices(.val) }
+        return parts[part.rawValue]?.slices ?? []
     }
 
     public static func make(_ set: SliceSet, _ s: SplitSettings) -> SplitManifest {
-        var rng = RNG(seed: s.seed)
+        var rng = RNG(seed: UInt64(s.seed))
         var parts: [String: Part] = [:]
-        if s.unit == "slice" {
+        if s.unit == .slice {
             let order = rng.permutation(set.count)
             let (test, val, train) = divide(order, s)
             for (name, idx) in [("train", train), ("val", val), ("test", test)] {
@@ -83,8 +63,9 @@ public struct SplitManifest: Sendable, Equatable {
     /// (optionally keeping the share of slices with foreground). The draw depends on
     /// the seed and the chain, never on names, so the student's half lies inside the
     /// teacher's full set whatever the subsets are called.
-    public func subset(_ chain: [SubsetLevel], of set: SliceSet, seed: UInt64) -> [Int] {
-        guard let root = chain.first else { return slices("train") }
+    public func subset(_ chain: SubsetChain, of set: SliceSet, seed: UInt64) -> [Int] {
+        let chain = chain.levels
+        guard let root = chain.first else { return slices(.train) }
         var current = slices(root.part)
         for (depth, level) in chain.enumerated() {
             guard level.fraction < 1 else { continue }
@@ -103,6 +84,6 @@ public struct SplitManifest: Sendable, Equatable {
     }
 
     public var json: [String: Any] {
-        ["unit": unit, "parts": parts.mapValues { ["patients": $0.patients, "slices": $0.slices] as [String: Any] }]
+        ["unit": unit.rawValue, "parts": parts.mapValues { ["patients": $0.patients, "slices": $0.slices] as [String: Any] }]
     }
 }

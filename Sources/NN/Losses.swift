@@ -11,7 +11,7 @@ import Tensor
 
 public enum Loss {
     /// Soft Dice on sigmoid probabilities pooled over the whole batch: 1 - (2 sum(p t) + s) / (sum p + sum t + s).
-    public static func dice(_ logits: Variable, _ target: Tensor, smooth: Double = 1) -> Variable {
+    public static func dice(_ logits: Variable, _ target: Tensor, smooth: Double) -> Variable {
         let n = logits.value.count
         let x = logits.value.pointer, t = target.pointer
         var inter = 0.0, sp = 0.0, st = 0.0
@@ -43,7 +43,7 @@ public enum Loss {
     }
 
     /// BCE on sigmoid probabilities (logs clamped at -100, as PyTorch) plus batch Dice.
-    public static func diceBCE(_ logits: Variable, _ target: Tensor, smooth: Double = 1) -> Variable {
+    public static func diceBCE(_ logits: Variable, _ target: Tensor, smooth: Double) -> Variable {
         F.add(bceClamped(logits, target), dice(logits, target, smooth: smooth))
     }
 
@@ -62,7 +62,7 @@ public enum Loss {
     }
 
     /// Multi-class cross-entropy over pixels (mean), or focal loss when gamma > 0.
-    public static func crossEntropy(_ logits: Variable, _ target: [Int32], gamma: Double = 0) -> Variable {
+    public static func crossEntropy(_ logits: Variable, _ target: [Int32], gamma: Double) -> Variable {
         let (n, c) = (logits.shape[0], logits.shape[1])
         let inner = logits.value.count / max(1, n * c)
         let x = logits.value.pointer
@@ -208,7 +208,7 @@ public enum Loss {
     }
 
     /// Attention transfer: (1/N) sum_n || a(s)_n - a(t)_n ||^2, a = L2-normalised channel mean of |x|^p.
-    public static func attentionTransfer(_ student: Variable, _ teacher: Variable, p: Float = 2) -> Variable {
+    public static func attentionTransfer(_ student: Variable, _ teacher: Variable, p: Float) -> Variable {
         func attention(_ x: Variable) -> Variable {
             let (n, c) = (x.shape[0], x.shape[1]), hw = x.value.count / (n * c)
             let y = Tensor(zeros: [n, hw])

@@ -16,13 +16,14 @@ public protocol SegmentationModel: AnyObject {
 }
 
 public enum ModelBuilder {
-    /// Builds the model an architecture describes, initialised as PyTorch would from `seed`.
-    /// `inputSize` fixes the hybrid's number of ViT tokens (its position embedding).
-    public static func build(_ architecture: ModelArchitecture, inputSize: Int = 256, seed: UInt64) -> SegmentationModel {
+    /// Builds the model an architecture describes for inputs of `height` x `width`,
+    /// initialised as PyTorch would from `seed`. The input size fixes the hybrid's
+    /// number of ViT tokens (its position embedding).
+    public static func build(_ architecture: ModelArchitecture, height: Int, width: Int, seed: UInt64) -> SegmentationModel {
         var rng = RNG(seed: seed)
         switch architecture {
         case .unet(let u): return UNetModel(u, rng: &rng)
-        case .transunet(let t): return TransUNetModel(t, inputSize: inputSize, rng: &rng)
+        case .transunet(let t): return TransUNetModel(t, height: height, width: width, rng: &rng)
         }
     }
 }

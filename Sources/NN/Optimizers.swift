@@ -1,28 +1,27 @@
 import Foundation
+import StageConfig
 import Tensor
 
 /// Optimisers with PyTorch's semantics (torch.optim, foreach off): the same update
-/// rules, defaults and state, step counter t starting at 1.
-public enum OptimizerKind: Sendable, Equatable {
-    case sgd(momentum: Float, dampening: Float, nesterov: Bool, weightDecay: Float)
-    case adam(beta1: Float, beta2: Float, eps: Float, weightDecay: Float)
-    case adamw(beta1: Float, beta2: Float, eps: Float, weightDecay: Float)
-    case rmsprop(alpha: Float, eps: Float, momentum: Float, centered: Bool, weightDecay: Float)
-    case adagrad(lrDecay: Float, eps: Float, initialAccumulator: Float, weightDecay: Float)
-}
-
+/// rules and state, step counter t starting at 1. The hyperparameters are the
+/// stage's `OptimizerAlgorithm`, each explicit; arithmetic is in float32.
 public final class Optimizer {
-    public let kind: OptimizerKind
+    public let kind: OptimizerAlgorithm
     public var lr: Float
     public private(set) var step = 0
     /// Named state tensors per parameter (PyTorch's names: exp_avg, square_avg, ...).
     public private(set) var state: [ObjectIdentifier: [String: Tensor]] = [:]
     let parameters: [Variable]
 
-    public init(_ kind: OptimizerKind, lr: Float, parameters: [Variable]) {
+    public init(_ kind: OptimizerAlgorithm, lr: Float, parameters: [Variable]) {
         self.kind = kind
         self.lr = lr
         self.parameters = parameters
+    }
+
+    /// The optimiser a stage's settings describe.
+    public convenience init(_ settings: OptimizerSettings, parameters: [Variable]) {
+        self.init(settings.algorithm, lr: Float(settings.lr), parameters: parameters)
     }
 
     public func state(of p: Variable) -> [String: Tensor] { state[ObjectIdentifier(p)] ?? [:] }
@@ -46,7 +45,8 @@ public final class Optimizer {
             guard let grad = p.grad else { continue }
             let w = p.value.pointer, g0 = grad.pointer, n = p.value.count
             switch kind {
-            case .sgd(let momentum, let dampening, let nesterov, let wd):
+            case .sgd(let momentumD, let dampeningD, let nesterov, let wdD):
+                let (momentum, dampening, wd) = (Float(momentumD), Float(dampeningD), Float(wdD))
                 let buf = momentum != 0 ? buffer(p, "momentum_buffer") : nil
                 for i in 0..<n {
                     var g = g0[i] + wd * w[i]
@@ -56,7 +56,8 @@ public final class Optimizer {
                     }
                     w[i] -= lr * g
                 }
-            case .adam(let b1, let b2, let eps, let wd), .adamw(let b1, let b2, let eps, let wd):
+            case .adam(let b1D, let b2D, let epsD, let wdD), .adamw(let b1D, let b2D, let epsD, let wdD):
+                let (b1, b2, eps, wd) = (Float(b1D), Float(b2D), Float(epsD), Float(wdD))
                 let decoupled: Bool
                 if case .adamw = kind { decoupled = true } else { decoupled = false }
                 let m = buffer(p, "exp_avg").pointer, v = buffer(p, "exp_avg_sq").pointer
@@ -68,7 +69,8 @@ public final class Optimizer {
                     v[i] = b2 * v[i] + (1 - b2) * g * g
                     w[i] -= lr * (m[i] / c1) / (v[i].squareRoot() / c2 + eps)
                 }
-            case .rmsprop(let alpha, let eps, let momentum, let centered, let wd):
+            case .rmsprop(let alphaD, let epsD, let momentumD, let centered, let wdD):
+                let (alpha, eps, momentum, wd) = (Float(alphaD), Float(epsD), Float(momentumD), Float(wdD))
                 let sq = buffer(p, "square_avg").pointer
                 let ga = centered ? buffer(p, "grad_avg").pointer : nil
                 let mb = momentum > 0 ? buffer(p, "momentum_buffer").pointer : nil
@@ -88,7 +90,8 @@ public final class Optimizer {
                         w[i] -= lr * g / denom
                     }
                 }
-            case .adagrad(let lrDecay, let eps, let initial, let wd):
+            case .adagrad(let lrDecayD, let epsD, let initialD, let wdD):
+                let (lrDecay, eps, initial, wd) = (Float(lrDecayD), Float(epsD), Float(initialD), Float(wdD))
                 let sum = buffer(p, "sum", initial: initial).pointer
                 let clr = lr / (1 + (t - 1) * lrDecay)
                 for i in 0..<n {
@@ -116,22 +119,17 @@ public final class Optimizer {
     }
 }
 
-/// Learning-rate schedules over epochs (applied at the start of each epoch).
-public enum Schedule: Sendable, Equatable {
-    case constant
-    case cosine(minLR: Float)
-    case poly(power: Float)
-    case step(size: Int, gamma: Float)
-
+extension LearningRateSchedule {
     /// The rate for `epoch` (0-based) of `epochs`, with linear warm-up.
-    public func rate(base: Float, epoch: Int, epochs: Int, warmup: Int = 0) -> Float {
+    public func rate(base: Float, epoch: Int, epochs: Int) -> Float {
+        let warmup = warmupEpochs
         if epoch < warmup { return base * Float(epoch + 1) / Float(warmup + 1) }
         let e = Float(epoch - warmup), total = Float(max(1, epochs - warmup))
-        switch self {
+        switch curve {
         case .constant: return base
-        case .cosine(let minLR): return minLR + (base - minLR) * 0.5 * (1 + cos(Float.pi * e / total))
-        case .poly(let power): return base * pow(max(0, 1 - e / total), power)
-        case .step(let size, let gamma): return base * pow(gamma, Float((epoch - warmup) / max(1, size)))
+        case .cosine(let minLR): return Float(minLR) + (base - Float(minLR)) * 0.5 * (1 + cos(Float.pi * e / total))
+        case .poly(let power): return base * pow(max(0, 1 - e / total), Float(power))
+        case .step(let size, let gamma): return base * pow(Float(gamma), Float((epoch - warmup) / max(1, size)))
         }
     }
 }

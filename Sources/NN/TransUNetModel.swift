@@ -9,7 +9,8 @@ import Tensor
 /// + concat [skip, up] + two conv3x3 blocks.
 final class TransUNetModel: SegmentationModel {
     let t: TransUNetArchitecture
-    let inputSize: Int
+    /// The input size the position embedding was made for.
+    let height: Int, width: Int
     let store = ParameterStore()
     var architecture: ModelArchitecture { .transunet(t) }
 
@@ -30,11 +31,10 @@ final class TransUNetModel: SegmentationModel {
     var decoders: [(String, [DecoderBlock])] = []
     var heads: [(Head, ConvLayer)] = []
 
-    var side: Int { max(1, inputSize / t.encoderStride / max(1, t.patch)) }
-
-    init(_ t: TransUNetArchitecture, inputSize: Int, rng: inout RNG) {
+    init(_ t: TransUNetArchitecture, height: Int, width: Int, rng: inout RNG) {
         self.t = t
-        self.inputSize = inputSize
+        self.height = height
+        self.width = width
         stem = ConvLayer(store, "stem.conv0", cin: t.inChannels, cout: t.stemWidth, k: 7, stride: 2, padding: 3, bias: false, rng: &rng)
         stemNorm = NormLayer(store, "stem.norm0", channels: t.stemWidth, kind: .batch)
         var cin = t.stemWidth
@@ -52,7 +52,7 @@ final class TransUNetModel: SegmentationModel {
             cin = w
         }
         let features = t.patch * t.patch * cin, d = t.vitDim, inner = t.vitInnerDim
-        let tokens = max(1, inputSize / t.encoderStride / max(1, t.patch)) * max(1, inputSize / t.encoderStride / max(1, t.patch))
+        let tokens = t.tokens(height: height, width: width)
         patchEmbed = LinearLayer(store, "vit.patch_embed", din: features, dout: d, rng: &rng)
         clsToken = store.add("vit.cls_token", rng.normalTensor([1, 1, d], std: 0.02))
         posEmbed = store.add("vit.pos_embed", rng.normalTensor([tokens + 1, d], std: 0.02))

@@ -1,5 +1,6 @@
 import Architecture
 import Spec
+import StageConfig
 
 /// Estimates each stage's bill from the tap manifest and the model graph.
 struct CostModel {
@@ -9,26 +10,19 @@ struct CostModel {
     let cacheBudgetBytes: Int
 
     var pixels: Int { data.height * data.width }
-    var keptSlices: Double { summary.keptSlices(keepEmpty: data.keepEmpty) }
-    var trainShare: Double { max(0, 1 - data.testFraction - data.valFraction) }
+    var keptSlices: Double { summary.keptSlices(keepEmpty: data.preprocess.keepEmpty) }
+    var trainShare: Double { max(0, 1 - data.split.test - data.split.val) }
 
     /// Samples a stage trains on: the kept slices' training part times the subset chain.
     func trainingSamples(_ spec: Spec, subset: String) -> Double {
-        var fraction = 1.0
-        var cursor = spec.data.subset(subset)
-        var seen = Set<String>()
-        var part = "train"
-        while let s = cursor, seen.insert(s.name).inserted {
-            fraction *= s.fraction
-            part = s.part
-            cursor = s.parent.flatMap { spec.data.subset($0.name) }
-        }
+        let chain = spec.data.chain(subset)
+        let fraction = chain.reduce(1.0) { $0 * $1.fraction }
         let share: Double
-        switch part {
-        case "trainval": share = trainShare + data.valFraction
-        case "val": share = data.valFraction
-        case "test": share = data.testFraction
-        default: share = trainShare
+        switch chain.first?.part ?? .train {
+        case .trainval: share = trainShare + data.split.val
+        case .val: share = data.split.val
+        case .test: share = data.split.test
+        case .train: share = trainShare
         }
         return keptSlices * share * fraction
     }
@@ -46,35 +40,25 @@ struct CostModel {
         return c
     }
 
-    /// Optimiser state slots per parameter.
-    static func optimizerSlots(_ kind: String, _ opt: Value) -> Int {
-        switch kind {
-        case "adam", "adamw": return 2
-        case "sgd": return (opt.double("momentum") ?? 0) > 0 ? 1 : 0
-        case "rmsprop": return 1 + ((opt.double("momentum") ?? 0) > 0 ? 1 : 0) + (opt.flag("centered") ? 1 : 0)
-        default: return 1
-        }
-    }
-
     func train(_ stage: StageSpec, model: ModelArchitecture, samples: Double, teacher: ModelArchitecture?, teacherCached: Bool) -> StageCost {
         let f = model.forwardCost(height: data.height, width: data.width)
-        let params = model.parameterCount(inputSize: data.height)
+        let params = model.parameterCount(height: data.height, width: data.width)
         var c = StageCost()
         c.parameters = params
         c.macsPerSample = f.macs
         let epochs = Double(stage.epochs)
         // Forward, input gradient and weight gradient: 3 x 2 FLOP per MAC.
         c.flops = 6 * Double(f.macs) * samples * epochs
-        let slots = Self.optimizerSlots(stage.optimizer.kind, stage.optimizer.source)
+        let slots = stage.optimizer.algorithm.stateSlots
         c.memoryBytes = f.activations * stage.batch * 4 + params * 4 * (2 + slots)
         if let teacher {
             let tf = teacher.forwardCost(height: data.height, width: data.width)
             if !teacherCached { c.flops += 2 * Double(tf.macs) * samples * epochs }
             // A frozen teacher keeps no activations for backward; its weights stay resident.
-            c.memoryBytes += teacher.parameterCount(inputSize: data.height) * 4 + tf.activations * stage.batch * 4 / 8
+            c.memoryBytes += teacher.parameterCount(height: data.height, width: data.width) * 4 + tf.activations * stage.batch * 4 / 8
         }
         // Validation passes: one forward over the validation part per epoch.
-        c.flops += 2 * Double(f.macs) * keptSlices * data.valFraction * epochs
+        c.flops += 2 * Double(f.macs) * keptSlices * data.split.val * epochs
         c.diskBytes = 2 * params * 4 * (1 + slots)  // last (resumable) and selected checkpoints
         c.seconds = seconds(c.flops)
         return c
@@ -92,7 +76,7 @@ struct CostModel {
     func teacherOutputs(_ teacher: ModelArchitecture, taps: [String], samples: Double) -> StageCost {
         let tf = teacher.forwardCost(height: data.height, width: data.width)
         var c = StageCost()
-        c.parameters = teacher.parameterCount(inputSize: data.height)
+        c.parameters = teacher.parameterCount(height: data.height, width: data.width)
         c.macsPerSample = tf.macs
         c.flops = 2 * Double(tf.macs) * samples
         c.diskBytes = Int(samples) * teacherOutputBytesPerSample(teacher, taps: taps)
@@ -117,9 +101,9 @@ struct CostModel {
 
     func evaluate(_ model: ModelArchitecture) -> StageCost {
         let f = model.forwardCost(height: data.height, width: data.width)
-        let samples = keptSlices * data.testFraction
+        let samples = keptSlices * data.split.test
         var c = StageCost()
-        c.parameters = model.parameterCount(inputSize: data.height)
+        c.parameters = model.parameterCount(height: data.height, width: data.width)
         c.macsPerSample = f.macs
         c.flops = 2 * Double(f.macs) * samples
         c.diskBytes = Int(samples) * pixels  // one byte per predicted label pixel

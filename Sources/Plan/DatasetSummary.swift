@@ -1,6 +1,7 @@
-import Hashing
 import Foundation
+import Hashing
 import Spec
+import StageConfig
 
 /// What the planner knows of a dataset before reading it: its identity and size.
 public struct DatasetSummary: Sendable {

@@ -1,23 +1,5 @@
 import Foundation
-
-/// What a stage computes.
-public enum StageKind: String, Sendable, CaseIterable, Comparable {
-    /// Read the dataset, preprocess it, write the split manifest.
-    case prepare
-    /// Train a model from labels alone (a teacher or a baseline student).
-    case train
-    /// The frozen teacher's taps and logits over a student's training data, in fp16.
-    case teacherOutputs = "teacher_outputs"
-    /// Train a student against a frozen teacher.
-    case distill
-    /// Metrics and predictions of a trained stage on the test split.
-    case evaluate
-    /// The sweep's table and pictures.
-    case report
-
-    var order: Int { Self.allCases.firstIndex(of: self) ?? 0 }
-    public static func < (a: StageKind, b: StageKind) -> Bool { a.order < b.order }
-}
+import StageConfig
 
 /// The estimated bill of one stage.
 public struct StageCost: Hashable, Sendable {
@@ -44,13 +26,13 @@ public struct StageCost: Hashable, Sendable {
 /// One unit of work, named by the hash of everything that determines its result.
 public struct PlanStage: Sendable {
     public var hash: String
-    public var kind: StageKind
     /// A human label: `train teacher (t1)`; not part of the identity.
     public var label: String
     /// Upstream stage hashes by role (`data`, `teacher`, `init`, `teacher_outputs`, `model`).
     public var inputs: [String: String]
-    /// Everything the runtime needs to execute the stage (this is what is hashed).
-    public var params: JSON
+    /// Everything the runtime needs to execute the stage; its canonical encoding is
+    /// what is hashed and what a plan file holds under `params`.
+    public var config: StageConfiguration
     public var cost: StageCost
     /// Variants that contain the stage, in sweep order.
     public var variants: [String]
@@ -58,11 +40,19 @@ public struct PlanStage: Sendable {
     public var note: String?
 
     public var shortHash: String { String(hash.prefix(12)) }
+    public var kind: StageKind { config.kind }
 
-    public init(hash: String, kind: StageKind, label: String, inputs: [String: String], params: JSON, cost: StageCost,
+    public init(hash: String, label: String, inputs: [String: String], config: StageConfiguration, cost: StageCost,
                 variants: [String], note: String?) {
-        (self.hash, self.kind, self.label, self.inputs, self.params, self.cost, self.variants, self.note) =
-            (hash, kind, label, inputs, params, cost, variants, note)
+        (self.hash, self.label, self.inputs, self.config, self.cost, self.variants, self.note) =
+            (hash, label, inputs, config, cost, variants, note)
+    }
+
+    /// The stage's hash: kind, runtime format, canonical configuration (without
+    /// where data is read from) and the hashes of its inputs by role.
+    public static func hash(_ config: StageConfiguration, inputs: [String: String]) -> String {
+        JSON.object(["kind": .string(config.kind.rawValue), "runtime_format": .int(RuntimeFormat.version), "params": config.identity,
+                     "inputs": .object(inputs.mapValues(JSON.string))]).sha256
     }
 }
 
@@ -77,7 +67,7 @@ public struct PlanVariant: Sendable {
 /// The lowered sweep: the runtime's only input.
 public struct ExecutionPlan: Sendable {
     public static let format = "distillery-plan"
-    public static let formatVersion = 1
+    public static let formatVersion = 2
 
     public var specName: String?
     public var stages: [PlanStage]
@@ -112,7 +102,7 @@ public struct ExecutionPlan: Sendable {
             "stages": .array(stages.map { s in
                 var o: [String: JSON] = [
                     "hash": .string(s.hash), "kind": .string(s.kind.rawValue), "label": .string(s.label),
-                    "inputs": .object(s.inputs.mapValues(JSON.string)), "params": s.params, "cost": s.cost.json,
+                    "inputs": .object(s.inputs.mapValues(JSON.string)), "params": s.config.json, "cost": s.cost.json,
                     "variants": .array(s.variants.map(JSON.string)),
                 ]
                 if let n = s.note { o["note"] = .string(n) }
@@ -130,29 +120,62 @@ public struct ExecutionPlan: Sendable {
         ].merging(baseDirectory.map { ["base_directory": JSON.string($0)] } ?? [:]) { a, _ in a })
     }
 
-    /// Reads a plan written by `json` (a cluster job runs one stage of it).
+    /// Reads a plan written by `json` (a cluster job runs one stage of it). Every
+    /// stage's configuration is read strictly: a missing or unknown field, or a value
+    /// the runtime does not know, is a `PlanFormatError.stage` naming the stage, the
+    /// field and the value; a stage whose hash does not match its content is refused.
     public init(json: JSON) throws {
         guard json["format"]?.string == Self.format, let stages = json["stages"]?.array else {
-            throw PlanFormatError("not a distillery plan (format \(json["format"]?.string ?? "missing"))")
+            throw PlanFormatError.notAPlan("not a distillery plan (format \(json["format"]?.canonical ?? "missing"))")
         }
-        guard json["runtime_format"]?.int == RuntimeFormat.version else {
-            throw PlanFormatError("plan for runtime format \(json["runtime_format"]?.int ?? 0); this runtime reads format \(RuntimeFormat.version)")
+        guard json["version"]?.int == Self.formatVersion, json["runtime_format"]?.int == RuntimeFormat.version else {
+            throw PlanFormatError.notAPlan("plan format \(json["version"]?.canonical ?? "missing"), runtime format \(json["runtime_format"]?.canonical ?? "missing"); "
+                                           + "this runtime reads plan format \(Self.formatVersion), runtime format \(RuntimeFormat.version): plan the spec again")
         }
         specName = json["spec"]?.string
         baseDirectory = json["base_directory"]?.string
-        throughput = Throughput(gflops: json["throughput"]?["gflops"]?.number ?? Throughput.defaultGflops, source: json["throughput"]?["source"]?.string ?? "plan")
-        self.stages = try stages.map { s in
-            guard let hash = s["hash"]?.string, hash.count == 64, hash.allSatisfy(\.isHexDigit),
-                  let kind = s["kind"]?.string.flatMap(StageKind.init(rawValue:)), let params = s["params"] else {
-                throw PlanFormatError("a stage lacks a valid hash, kind or params")
+        guard let gflops = json["throughput"]?["gflops"]?.number, let source = json["throughput"]?["source"]?.string else {
+            throw PlanFormatError.notAPlan("the plan has no throughput")
+        }
+        throughput = Throughput(gflops: gflops, source: source)
+        self.stages = try stages.enumerated().map { i, s in
+            guard let hash = s["hash"]?.string, hash.count == 64, hash.allSatisfy(\.isHexDigit) else {
+                throw PlanFormatError.notAPlan("stage \(i) has no valid hash")
             }
-            return PlanStage(hash: hash, kind: kind, label: s["label"]?.string ?? kind.rawValue,
-                             inputs: (s["inputs"]?.object ?? [:]).compactMapValues(\.string), params: params, cost: StageCost(),
+            let short = String(hash.prefix(12))
+            guard let kindText = s["kind"]?.string, let kind = StageKind(rawValue: kindText) else {
+                throw PlanFormatError.stage(short, ConfigError(field: "kind", problem: .unknownValue(expected: StageKind.allCases.map(\.rawValue)), value: s["kind"]))
+            }
+            guard case .object(let inputObject)? = s["inputs"] else {
+                throw PlanFormatError.stage(short, ConfigError(field: "inputs", problem: .wrongType(expected: "an object of stage hashes"), value: s["inputs"]))
+            }
+            var inputs: [String: String] = [:]
+            for (role, value) in inputObject {
+                guard let h = value.string, h.count == 64, h.allSatisfy(\.isHexDigit) else {
+                    throw PlanFormatError.stage(short, ConfigError(field: "inputs.\(role)", problem: .wrongType(expected: "a stage hash"), value: value))
+                }
+                inputs[role] = h
+            }
+            let config: StageConfiguration
+            do {
+                config = try StageConfiguration(kind: kind, params: s["params"] ?? .null)
+            } catch let e as ConfigError {
+                throw PlanFormatError.stage(short, e)
+            }
+            guard PlanStage.hash(config, inputs: inputs) == hash else {
+                throw PlanFormatError.stage(short, ConfigError(field: "params", problem: .inconsistent("the stage's content does not hash to its name; was the plan edited? plan the spec again"), value: nil))
+            }
+            return PlanStage(hash: hash, label: s["label"]?.string ?? kind.rawValue, inputs: inputs, config: config, cost: StageCost(),
                              variants: s["variants"]?.array?.compactMap(\.string) ?? [], note: s["note"]?.string)
         }
-        variants = (json["variants"]?.array ?? []).map { v in
-            PlanVariant(name: v["name"]?.string ?? "", choices: (v["choices"]?.object ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value.string ?? "") },
-                        stages: (v["stages"]?.object ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value["train"]?.string ?? "", $0.value["evaluate"]?.string ?? "") })
+        variants = try (json["variants"]?.array ?? []).map { v in
+            guard let name = v["name"]?.string, case .object(let stageMap)? = v["stages"] else { throw PlanFormatError.notAPlan("a variant lacks a name or stages") }
+            let stages = try stageMap.sorted { $0.key < $1.key }.map { name, s -> (name: String, train: String, evaluate: String) in
+                guard let train = s["train"]?.string, let evaluate = s["evaluate"]?.string else { throw PlanFormatError.notAPlan("variant stage '\(name)' lacks train or evaluate") }
+                return (name, train, evaluate)
+            }
+            return PlanVariant(name: name, choices: (v["choices"]?.object ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value.string ?? "") },
+                               stages: stages)
         }
     }
 
@@ -164,13 +187,24 @@ public struct ExecutionPlan: Sendable {
     }
 }
 
-public struct PlanFormatError: Error, CustomStringConvertible {
-    public let description: String
-    init(_ d: String) { description = d }
+/// Why a plan file cannot be executed.
+public enum PlanFormatError: Error, CustomStringConvertible {
+    /// Not a plan of this format: usage or I/O (exit 2).
+    case notAPlan(String)
+    /// A stage's content is wrong: the plan would run another experiment (exit 1).
+    case stage(String, ConfigError)
+
+    public var description: String {
+        switch self {
+        case .notAPlan(let s): return s
+        case .stage(let hash, let e): return "plan stage \(hash): \(e)"
+        }
+    }
 }
 
 /// The version of what the runtime writes for a stage; part of every stage hash,
 /// so a runtime whose outputs change meaning never reuses old results.
 public enum RuntimeFormat {
-    public static let version = 1
+    /// 2: typed stage configurations (every field explicit; hashes of version 1 plans are not reused).
+    public static let version = 2
 }

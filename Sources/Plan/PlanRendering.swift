@@ -1,3 +1,4 @@
+import StageConfig
 /// The plan as people read it: a text table of the DAG, or Graphviz DOT.
 extension ExecutionPlan {
     /// One line per unique stage in execution order, with what it needs, how many

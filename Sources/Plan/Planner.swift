@@ -1,6 +1,7 @@
 import Architecture
 import Foundation
 import Spec
+import StageConfig
 
 /// Lowers a checked spec and its sweep into an execution plan: stages named by
 /// the SHA-256 of everything that determines their result, shared across
@@ -62,16 +63,11 @@ struct PlanBuilder {
     init(planner: Planner) { self.planner = planner }
 
     /// Adds a stage (once per hash) and returns its hash.
-    /// `identity` replaces `params` in the hash where the runtime needs more than
-    /// what determines the result (the data path beside the data's fingerprint).
-    mutating func add(_ kind: StageKind, label: String, inputs: [String: String], params: JSON, identity hashed: JSON? = nil,
-                      cost: StageCost, note: String? = nil) -> String {
-        var identity: [String: JSON] = ["kind": .string(kind.rawValue), "runtime_format": .int(RuntimeFormat.version), "params": hashed ?? params]
-        identity["inputs"] = .object(inputs.mapValues(JSON.string))
-        let hash = JSON.object(identity).sha256
+    mutating func add(_ config: StageConfiguration, label: String, inputs: [String: String], cost: StageCost, note: String? = nil) -> String {
+        let hash = PlanStage.hash(config, inputs: inputs)
         if index[hash] == nil {
             index[hash] = ordered.count
-            ordered.append(PlanStage(hash: hash, kind: kind, label: label, inputs: inputs, params: params, cost: cost, variants: [], note: note))
+            ordered.append(PlanStage(hash: hash, label: label, inputs: inputs, config: config, cost: cost, variants: [], note: note))
         }
         return hash
     }
@@ -138,128 +134,86 @@ struct PlanBuilder {
     }
 
     mutating func prepareStage(_ spec: Spec) -> (String, CostModel) {
-        let dataJSON = JSON(spec.data.value)
-        let memoKey = dataJSON.canonical
+        let memoKey = JSON(spec.data.value).canonical
         if let m = prepareMemo[memoKey] { return (m.hash, m.model) }
         let summary = DatasetSummary.summarize(spec.data, relativeTo: planner.specDirectory)
         let model = CostModel(throughput: planner.throughput, summary: summary, data: spec.data, cacheBudgetBytes: planner.cacheBudgetBytes)
-        var source: [String: JSON] = ["fingerprint": .string(summary.fingerprint)]
-        switch spec.data.source {
-        case .phantom: source["phantom"] = JSON(spec.data.value["source"]?["phantom"] ?? Value(.null))
-        case .msd(let path): source["msd"] = .string(path)
-        }
-        // The source path is where to read, not what is read: only the fingerprint is identity.
-        var params: [String: JSON] = ["source": .object(source)]
-        for key in ["foreground", "preprocess", "split"] { params[key] = JSON(spec.data.value[key] ?? Value(.null)) }
-        var identity = params
-        identity["source"] = .object(["fingerprint": .string(summary.fingerprint)])
-        let hash = add(.prepare, label: "prepare \(summary.description), \(spec.data.height)x\(spec.data.width)",
-                       inputs: [:], params: .object(params), identity: .object(identity), cost: model.prepare(),
-                       note: summary.exact ? nil : "sizes are estimates until the data is read")
+        let config = PrepareConfiguration(source: spec.data.source, fingerprint: summary.fingerprint, foreground: spec.data.foreground,
+                                          preprocess: spec.data.preprocess, split: spec.data.split)
+        let hash = add(.prepare(config), label: "prepare \(summary.description), \(spec.data.height)x\(spec.data.width)",
+                       inputs: [:], cost: model.prepare(), note: summary.exact ? nil : "sizes are estimates until the data is read")
         prepareMemo[memoKey] = (hash, model)
         return (hash, model)
     }
 
     /// The subset chain, root first: what a stage trains on, independent of names.
-    func subsetChain(_ spec: Spec, _ name: String) -> JSON {
-        var chain: [JSON] = []
-        var cursor = spec.data.subset(name)
-        var seen = Set<String>()
-        while let s = cursor, seen.insert(s.name).inserted {
-            chain.insert(.object(["fraction": .number(s.fraction), "part": .string(s.part), "stratify": .bool(s.stratify)]), at: 0)
-            cursor = s.parent.flatMap { spec.data.subset($0.name) }
-        }
-        return .array(chain)
-    }
-
-    func modelJSON(_ model: ModelSpec) -> JSON {
-        guard case .object(var o) = JSON(model.source) else { return .null }
-        o["in_channels"] = .int(model.architecture.inChannels)
-        return .object(o)
+    func subsetChain(_ spec: Spec, _ name: String) -> SubsetChain {
+        SubsetChain(spec.data.chain(name).map(\.level))
     }
 
     mutating func lowerStage(_ spec: Spec, _ stage: StageSpec, prepare: String, cost: CostModel, lowered: [String: StageResult]) -> StageResult? {
         guard let model = spec.model(stage.model.name) else { return nil }
-        var params: [String: JSON] = [
-            "model": modelJSON(model),
-            "subset": subsetChain(spec, stage.data.name),
-            "loss": .array(stage.loss.map { JSON($0.source) }),
-            "optimizer": JSON(stage.optimizer.source),
-            "schedule": JSON(stage.schedule.source),
-            "epochs": .int(stage.epochs), "batch": .int(stage.batch), "seed": .int(stage.seed),
-            "clip_grad_norm": stage.clipGradNorm.map(JSON.number) ?? .null,
-            "select": .object(["metric": .string(stage.selectMetric), "split": .string(stage.selectSplit)]),
-        ]
         var inputs: [String: String] = ["data": prepare]
+        var initFile: String?
         switch stage.initFrom {
         case .stage(let r)?:
             guard let upstream = lowered[r.name] else { return nil }
             inputs["init"] = upstream.train
         case .file(let path)?:
-            params["init_file"] = .string(path)
+            initFile = path
         case nil: break
         }
+        let subset = subsetChain(spec, stage.data.name)
         let samples = cost.trainingSamples(spec, subset: stage.data.name)
-        var kind = StageKind.train
         var teacherArch: ModelArchitecture?
         var cached = false
         var note: String?
         var teacherOutputs: String?
+        var distillation: DistillationTerms?
         if let d = stage.distill, let teacherStage = spec.stage(d.teacher.name), let teacherModel = spec.model(teacherStage.model.name),
            let upstream = lowered[teacherStage.name] {
-            kind = .distill
+            let terms = d.activeTerms
+            distillation = terms
             teacherArch = teacherModel.architecture
             inputs["teacher"] = upstream.train
-            var terms: [String: JSON] = [:]
-            var taps = Set<String>()
-            for pair in d.taps where d.isActive(pair.name) {
-                terms["taps." + pair.name] = JSON(pair.source)
-                taps.insert(pair.teacher.name)
-            }
-            if let l = d.logits, d.isActive("logits") {
-                terms["logits"] = JSON(l.source)
-                taps.insert("logits.\(l.head)")
-            }
-            if let s = d.supcon, d.isActive("supcon") { terms["supcon"] = JSON(s.source) }
-            params["distill"] = .object(terms)
-            let tapList = taps.sorted()
+            let tapList = terms.teacherTaps
             let decision = cost.cacheDecision(teacher: teacherModel.architecture, taps: tapList, samples: samples, epochs: stage.epochs)
             note = decision.reason
-            if decision.cache {
+            if decision.cache, !tapList.isEmpty {
                 cached = true
-                let toParams: JSON = .object(["subset": subsetChain(spec, stage.data.name), "taps": .array(tapList.map(JSON.string)),
-                                              "precision": .string("fp16")])
-                let h = add(.teacherOutputs, label: "teacher outputs of \(teacherStage.name) over \(stage.data.name)",
-                            inputs: ["data": prepare, "teacher": upstream.train], params: toParams,
+                let h = add(.teacherOutputs(TeacherOutputsConfiguration(subset: subset, taps: tapList, precision: .fp16)),
+                            label: "teacher outputs of \(teacherStage.name) over \(stage.data.name)",
+                            inputs: ["data": prepare, "teacher": upstream.train],
                             cost: cost.teacherOutputs(teacherModel.architecture, taps: tapList, samples: samples))
                 inputs["teacher_outputs"] = h
                 teacherOutputs = h
             }
         }
+        let config = TrainingConfiguration(model: model.architecture, subset: subset, loss: stage.loss.map(\.term), optimizer: stage.optimizer,
+                                           schedule: stage.schedule, epochs: stage.epochs, batch: stage.batch, seed: stage.seed,
+                                           clipGradNorm: stage.clipGradNorm, select: stage.select, initFile: initFile, distill: distillation)
         let trainCost = cost.train(stage, model: model.architecture, samples: samples, teacher: teacherArch, teacherCached: cached)
-        let label = "\(kind == .distill ? "distill" : "train") \(stage.name) (\(model.name), \(Format.count(trainCost.parameters)) params)"
-        let train = add(kind, label: label, inputs: inputs, params: .object(params), cost: trainCost, note: note)
+        let label = "\(distillation != nil ? "distill" : "train") \(stage.name) (\(model.name), \(Format.count(trainCost.parameters)) params)"
+        let train = add(.train(config), label: label, inputs: inputs, cost: trainCost, note: note)
         let evaluate = evaluateStage(spec, stage, trained: train, prepare: prepare, cost: cost)
         return StageResult(prepare: prepare, train: train, evaluate: evaluate, teacherOutputs: teacherOutputs)
     }
 
     mutating func evaluateStage(_ spec: Spec, _ stage: StageSpec, trained: String, prepare: String, cost: CostModel) -> String {
         guard let model = spec.model(stage.model.name) else { return trained }
-        return add(.evaluate, label: "evaluate \(stage.name)", inputs: ["data": prepare, "model": trained],
-                   params: JSON(spec.evaluate.source), cost: cost.evaluate(model.architecture))
+        return add(.evaluate(spec.evaluate.config), label: "evaluate \(stage.name)", inputs: ["data": prepare, "model": trained],
+                   cost: cost.evaluate(model.architecture))
     }
 
     mutating func report(_ variants: [PlanVariant], specName: String?) -> String {
-        let entries: [JSON] = variants.map { v in
-            .object(["name": .string(v.name),
-                     "evaluate": .object(Dictionary(v.stages.map { ($0.name, JSON.string($0.evaluate)) }, uniquingKeysWith: { a, _ in a }))])
-        }
+        let config = ReportConfiguration(spec: specName, variants: variants.map { v in
+            .init(name: v.name, evaluate: Dictionary(v.stages.map { ($0.name, $0.evaluate) }, uniquingKeysWith: { a, _ in a }))
+        })
         let inputs = Dictionary(Set(variants.flatMap { $0.stages.map(\.evaluate) }).sorted().enumerated().map { ("evaluate.\($0.offset)", $0.element) },
                                 uniquingKeysWith: { a, _ in a })
         var c = StageCost()
         c.diskBytes = 64 << 10 * max(1, variants.count)
         c.seconds = 1
-        return add(.report, label: "report of \(variants.count) variant\(variants.count == 1 ? "" : "s")", inputs: inputs,
-                   params: .object(["variants": .array(entries), "spec": specName.map(JSON.string) ?? .null]), cost: c)
+        return add(.report(config), label: "report of \(variants.count) variant\(variants.count == 1 ? "" : "s")", inputs: inputs, cost: c)
     }
 }

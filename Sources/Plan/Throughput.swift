@@ -1,4 +1,5 @@
 import Foundation
+import StageConfig
 
 /// How fast this machine trains, for time estimates.
 ///

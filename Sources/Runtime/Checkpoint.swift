@@ -1,6 +1,7 @@
 import Foundation
 import NN
 import Plan
+import StageConfig
 import Tensor
 
 /// Checkpoints as safetensors: `best.safetensors` holds the selected model's

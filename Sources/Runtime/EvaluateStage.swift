@@ -2,23 +2,22 @@ import Foundation
 import Medical
 import NN
 import Plan
+import StageConfig
 import Tensor
 
 /// The `evaluate` stage: the selected checkpoint on the test split; metrics pooled
 /// over every test slice (the study's way) and per case (mean and sd over
 /// patients, with hd95); written as JSON and CSV.
 enum EvaluateStage {
-    static func run(_ stage: PlanStage, _ ctx: StageContext) throws {
+    static func run(_ stage: PlanStage, _ c: EvaluateConfiguration, _ ctx: StageContext) throws {
         let data = try PreparedData.open(try ctx.input("data").hash, ctx)
         let trained = try ctx.input("model")
-        let arch = try PlanDecoding.architecture(trained.params["model"] ?? .null)
-        let model = ModelBuilder.build(arch, inputSize: data.set.height, seed: 0)
+        let model = try ModelInput.build(try trained.trainingConfiguration().model, for: data.set, seed: 0)
         try Checkpoint.loadModel(model, from: ctx.store.file(trained.hash, "best.safetensors"))
-        let threshold = Float(stage.params["threshold"]?.number ?? 0.5)
-        let onLogit = stage.params["threshold_on"]?.string == "logit"
-        let (result, rows, masks) = Evaluation.compute(model, set: data.set, slices: data.split.slices("test"), threshold: threshold, onLogit: onLogit)
+        let (result, rows, masks) = try Evaluation.compute(model, set: data.set, slices: data.split.slices(.test), threshold: Float(c.threshold),
+                                                           onLogit: c.thresholdOn == .logit)
         let pooled = result["pooled"] ?? .null
-        if data.axis == "axial" { try writePredictions(masks, data: data, ctx: ctx) }
+        if data.axis == .axial { try writePredictions(masks, data: data, ctx: ctx) }
         try RunStore.writeAtomically(Data(result.pretty.utf8), to: ctx.directory + "/metrics.json")
         var csv = "case,dice,iou,precision,recall,hd95\n"
         for r in rows {
@@ -55,13 +54,13 @@ enum EvaluateStage {
 public enum Evaluation {
     public typealias Masks = [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])]
 
-    public static func compute(_ model: SegmentationModel, set: SliceSet, slices: [Int], threshold: Float, onLogit: Bool)
+    public static func compute(_ model: SegmentationModel, set: SliceSet, slices: [Int], threshold: Float, onLogit: Bool) throws
         -> (result: JSON, rows: [[String: JSON]], masks: Masks) {
         var pooled = Counts()
         var perCase: [Int: Counts] = [:]
         var masks: [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])] = [:]
         let plane = set.height * set.width
-        Metrics.predict(model, set, slices) { idx, logits, labels, _ in
+        try Metrics.predict(model, set, slices) { idx, logits, labels, _, _ in
             for (b, s) in idx.enumerated() {
                 let c = Metrics.counts(logits, labels, from: b * plane, count: plane, threshold: threshold, onLogit: onLogit)
                 pooled.add(c)

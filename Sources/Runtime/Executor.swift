@@ -1,10 +1,16 @@
 import Foundation
 import Plan
+import StageConfig
+import Synchronization
 import Tensor
 
 /// Runs a plan's stages in dependency order against a store: done stages are
 /// reused, a failing stage fails only its descendants, the rest go on.
-public struct Executor {
+///
+/// One scheduler: up to `jobs` stages run side by side, each as soon as its
+/// inputs are done, each with an equal share of the threads; `jobs = 1` is one
+/// slot of the same loop (stages then start in plan order).
+public struct Executor: Sendable {
     public let plan: ExecutionPlan
     public let store: RunStore
     public let baseDirectory: String
@@ -14,6 +20,8 @@ public struct Executor {
     public var jobs = 1
     /// The store's SQLite index, kept up to date as stages finish (nil: not kept).
     public var index: RunIndex?
+    /// How long to wait for another process's stage before giving up (nil: while it lives).
+    public var lockWait: TimeInterval?
 
     public init(plan: ExecutionPlan, store: RunStore, baseDirectory: String) {
         self.plan = plan
@@ -21,7 +29,7 @@ public struct Executor {
         self.baseDirectory = baseDirectory
     }
 
-    public struct Summary {
+    public struct Summary: Sendable {
         public var done: [String] = []
         public var reused: [String] = []
         public var failed: [(hash: String, error: String, log: String)] = []
@@ -30,120 +38,104 @@ public struct Executor {
         public var ok: Bool { failed.isEmpty && skipped.isEmpty && !interrupted }
     }
 
-    /// Runs `only` (and nothing else) when given, else every stage of the plan.
-    public func run(only: Set<String>? = nil) -> Summary {
-        jobs > 1 ? runConcurrently(only: only) : runInOrder(only: only)
+    /// The scheduler's bookkeeping, shared by the stage threads under one lock.
+    private struct Board {
+        var summary = Summary()
+        var pending: [String]
+        var finished = Set<String>()
+        var bad = Set<String>()
+        var running = Set<String>()
     }
 
-    /// Up to `jobs` stages at once, each as soon as its inputs are done.
-    func runConcurrently(only: Set<String>?) -> Summary {
-        var summary = Summary()
+    /// Runs `only` (and nothing else) when given, else every stage of the plan.
+    public func run(only: Set<String>? = nil) -> Summary {
         let wanted = plan.stages.filter { only == nil || only?.contains($0.hash) == true }
-        var pending = wanted.map(\.hash)
-        var finished = Set<String>(), bad = Set<String>(), running = Set<String>()
-        for s in wanted where store.isDone(s.hash) {
-            summary.reused.append(s.hash)
-            finished.insert(s.hash)
+        var board = Board(pending: [])
+        for s in wanted {
+            if store.isDone(s.hash) {
+                board.summary.reused.append(s.hash)
+                board.finished.insert(s.hash)
+            } else {
+                board.pending.append(s.hash)
+            }
         }
-        pending.removeAll { finished.contains($0) }
-        let lock = NSCondition()
-        let share = max(1, Parallel.threads / jobs)
+        let shared = Mutex(board)
+        let wake = DispatchSemaphore(value: 0)
+        let share = max(1, Parallel.threads / max(1, jobs))
         while true {
-            lock.lock()
-            // Stages whose inputs failed are skipped; stages whose inputs are done may start.
-            for h in pending {
-                guard let s = plan.stage(h) else { continue }
-                if s.inputs.values.contains(where: { bad.contains($0) }) || (failFast && !summary.failed.isEmpty) {
-                    bad.insert(h)
-                    summary.skipped.append(h)
+            let next: PlanStage? = shared.withLock { b in
+                if StopRequest.isSet { b.summary.interrupted = true }
+                // Stages whose inputs failed (or, with --fail-fast, any stage after a failure) are skipped.
+                for h in b.pending {
+                    guard let s = plan.stage(h) else { continue }
+                    if s.inputs.values.contains(where: { b.bad.contains($0) }) || (failFast && !b.summary.failed.isEmpty) {
+                        b.bad.insert(h)
+                        b.summary.skipped.append(h)
+                    }
                 }
+                b.pending.removeAll { b.bad.contains($0) }
+                if b.summary.interrupted || b.running.count >= jobs { return nil }
+                let ready = b.pending.first { h in
+                    plan.stage(h).map { s in s.inputs.values.allSatisfy { b.finished.contains($0) || store.isDone($0) } } ?? false
+                }
+                if let h = ready, let s = plan.stage(h) {
+                    b.pending.removeAll { $0 == h }
+                    b.running.insert(h)
+                    return s
+                }
+                if b.running.isEmpty {
+                    // Nothing can start: inputs outside `only` that are not done.
+                    b.summary.skipped += b.pending
+                    b.pending.removeAll()
+                }
+                return nil
             }
-            pending.removeAll { bad.contains($0) }
-            let ready = pending.filter { h in
-                guard let s = plan.stage(h) else { return false }
-                return s.inputs.values.allSatisfy { finished.contains($0) || store.isDone($0) }
-            }
-            if summary.interrupted || CtxStop.requested { summary.interrupted = true }
-            if (pending.isEmpty || summary.interrupted) && running.isEmpty { lock.unlock(); break }
-            if let next = ready.first, running.count < jobs, !summary.interrupted {
-                pending.removeAll { $0 == next }
-                running.insert(next)
-                lock.unlock()
-                guard let stage = plan.stage(next) else { continue }
+            if let stage = next {
                 Thread.detachNewThread { [self] in
                     var outcome: Error?
                     Parallel.$share.withValue(share) {
                         do { try execute(stage) } catch { outcome = error }
                     }
-                    lock.lock()
-                    running.remove(next)
-                    if let outcome {
-                        if case RuntimeError.interrupted = outcome { summary.interrupted = true } else {
-                            bad.insert(next)
-                            summary.failed.append((next, "\(outcome)", store.file(next, "log.txt")))
-                            index?.record(stage: stage, status: "failed", seconds: nil, metrics: nil)
-                            if echo { print("[\(stage.kind.rawValue) \(stage.shortHash)] failed: \(outcome)") }
+                    if let outcome, !isInterruption(outcome) { recordFailure(stage, outcome) }
+                    shared.withLock { b in
+                        b.running.remove(stage.hash)
+                        switch outcome {
+                        case nil:
+                            b.finished.insert(stage.hash)
+                            b.summary.done.append(stage.hash)
+                        case let error? where isInterruption(error):
+                            b.summary.interrupted = true
+                        case let error?:
+                            b.bad.insert(stage.hash)
+                            b.summary.failed.append((stage.hash, "\(error)", store.file(stage.hash, "log.txt")))
                         }
-                    } else {
-                        finished.insert(next)
-                        summary.done.append(next)
                     }
-                    lock.signal()
-                    lock.unlock()
+                    wake.signal()
                 }
                 continue
             }
-            if ready.isEmpty && running.isEmpty {
-                // Nothing can start: inputs outside `only` that are not done.
-                summary.skipped += pending
-                pending.removeAll()
-                lock.unlock()
-                break
-            }
-            lock.wait()
-            lock.unlock()
+            let finished = shared.withLock { b in (b.pending.isEmpty || b.summary.interrupted) && b.running.isEmpty }
+            if finished { break }
+            // A stage thread signals when it ends; wake up now and then to notice a stop request.
+            _ = wake.wait(timeout: .now() + 0.2)
         }
-        return summary
+        return shared.withLock { $0.summary }
     }
 
-    func runInOrder(only: Set<String>?) -> Summary {
-        var summary = Summary()
-        var bad = Set<String>()
-        for stage in plan.stages where only == nil || only?.contains(stage.hash) == true {
-            if CtxStop.requested { summary.interrupted = true }
-            if summary.interrupted { break }
-            if store.isDone(stage.hash) {
-                summary.reused.append(stage.hash)
-                continue
-            }
-            if stage.inputs.values.contains(where: { bad.contains($0) }) || (only != nil && stage.inputs.values.contains { !store.isDone($0) && !(only?.contains($0) ?? false) }) {
-                bad.insert(stage.hash)
-                summary.skipped.append(stage.hash)
-                continue
-            }
-            if failFast, !summary.failed.isEmpty {
-                summary.skipped.append(stage.hash)
-                continue
-            }
-            do {
-                try execute(stage)
-                summary.done.append(stage.hash)
-            } catch RuntimeError.interrupted {
-                summary.interrupted = true
-            } catch {
-                bad.insert(stage.hash)
-                let log = store.file(stage.hash, "log.txt")
-                if let h = FileHandle(forWritingAtPath: log) { h.seekToEndOfFile(); h.write(Data("error: \(error)\n".utf8)); try? h.close() }
-                summary.failed.append((stage.hash, "\(error)", log))
-                index?.record(stage: stage, status: "failed", seconds: nil, metrics: nil)
-                if echo { print("[\(stage.kind.rawValue) \(stage.shortHash)] failed: \(error)") }
-            }
-        }
-        return summary
+    private func isInterruption(_ error: Error) -> Bool {
+        if case RuntimeError.interrupted = error { return true }
+        return false
     }
 
-    /// How long to wait for another process's stage before giving up (nil: while it lives).
-    public var lockWait: TimeInterval? = nil
+    /// The one failure path: the stage's log gets an `error:` line, the index the status.
+    private func recordFailure(_ stage: PlanStage, _ error: Error) {
+        let log = store.file(stage.hash, "log.txt")
+        if FileManager.default.fileExists(atPath: store.directory(stage.hash)) {
+            try? StageContext.appending(log).write(contentsOf: Data("error: \(error)\n".utf8))
+        }
+        index?.record(stage: stage, status: "failed", seconds: nil, metrics: nil)
+        if echo { print("[\(stage.kind.rawValue) \(stage.shortHash)] failed: \(error)") }
+    }
 
     func execute(_ stage: PlanStage) throws {
         // Another sweep running the same stage: wait for it, then reuse its result.
@@ -155,7 +147,7 @@ public struct Executor {
             if let limit = lockWait, waited >= limit {
                 throw RuntimeError.stage("stage \(stage.shortHash) is being run by another process (see \(store.directory(stage.hash))/lock)")
             }
-            if CtxStop.requested { throw RuntimeError.interrupted }
+            if StopRequest.isSet { throw RuntimeError.interrupted }
             if echo, !announced { print("[\(stage.kind.rawValue) \(stage.shortHash)] another process is running this stage; waiting for it") }
             announced = true
             Thread.sleep(forTimeInterval: 0.2)
@@ -167,15 +159,15 @@ public struct Executor {
         if store.isDone(stage.hash) { return }
         let ctx = try StageContext(plan: plan, store: store, stage: stage, baseDirectory: baseDirectory, echo: echo)
         try RunStore.writeAtomically(Data(JSON.object(["hash": .string(stage.hash), "kind": .string(stage.kind.rawValue), "label": .string(stage.label),
-                                                       "inputs": .object(stage.inputs.mapValues(JSON.string)), "params": stage.params]).pretty.utf8),
+                                                       "inputs": .object(stage.inputs.mapValues(JSON.string)), "params": stage.config.json]).pretty.utf8),
                                      to: ctx.directory + "/stage.json")
         ctx.log("start: \(stage.label)")
         let start = Date()
-        switch stage.kind {
-        case .prepare: try PrepareStage.run(stage, ctx)
-        case .train, .distill: try TrainStage.run(stage, ctx)
-        case .teacherOutputs: try TeacherOutputsStage.run(stage, ctx)
-        case .evaluate: try EvaluateStage.run(stage, ctx)
+        switch stage.config {
+        case .prepare(let c): try PrepareStage.run(stage, c, ctx)
+        case .train(let c): try TrainStage.run(stage, c, ctx)
+        case .teacherOutputs(let c): try TeacherOutputsStage.run(stage, c, ctx)
+        case .evaluate(let c): try EvaluateStage.run(stage, c, ctx)
         case .report: try Report.run(stage, ctx)
         }
         let seconds = Date().timeIntervalSince(start)

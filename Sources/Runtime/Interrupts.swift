@@ -14,9 +14,10 @@ public enum Interrupts {
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
-    public static var requested: Bool { CtxStop.requested }
+    public static var requested: Bool { StopRequest.isSet }
 }
 
+/// Only an atomic store: the one thing a signal handler may safely do here.
 private func handleStop(_ signal: Int32) {
-    CtxStop.requested = true
+    StopRequest.set()
 }

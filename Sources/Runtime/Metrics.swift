@@ -1,6 +1,7 @@
 import Foundation
 import Medical
 import NN
+import StageConfig
 import Tensor
 
 /// Segmentation metrics: pooled over all slices as the study did (TP, FP, FN summed,
@@ -17,15 +18,21 @@ struct Counts {
 enum Metrics {
     struct Summary { var dice: Double; var iou: Double; var loss: Double }
 
-    /// Predictions (segmentation head, channel 0) for slices, in batches, eval mode.
+    /// The head every evaluation reads.
+    static let evaluatedHead = "segmentation"
+
+    /// Forward passes over slices, in batches, eval mode, with the segmentation head's logits.
     static func predict(_ model: SegmentationModel, _ set: SliceSet, _ slices: [Int], batch: Int = 16,
-                        _ body: (_ indices: [Int], _ logits: Tensor, _ labels: Tensor, _ images: Tensor) -> Void) {
+                        _ body: (_ indices: [Int], _ logits: Tensor, _ labels: Tensor, _ output: ModelOutput, _ images: Variable) throws -> Void) throws {
         for b in stride(from: 0, to: slices.count, by: batch) {
             let idx = Array(slices[b..<min(slices.count, b + batch)])
             let (images, labels) = set.batch(idx)
-            let out = Tape.noGrad { model.forward(Variable(images), training: false) }
-            guard let logits = out.logits["segmentation"] ?? out.logits.values.first else { continue }
-            body(idx, logits.value, labels, images)
+            let x = Variable(images)
+            let out = Tape.noGrad { model.forward(x, training: false) }
+            guard let logits = out.logits[evaluatedHead] else {
+                throw RuntimeError.stage("the model has no '\(evaluatedHead)' head to evaluate; heads: \(out.logits.keys.sorted().joined(separator: ", "))")
+            }
+            try body(idx, logits.value, labels, out, x)
         }
     }
 
@@ -42,17 +49,16 @@ enum Metrics {
         return c
     }
 
-    /// Validation during training: pooled Dice and IoU, and the supervised loss.
+    /// Validation during training: pooled Dice and IoU, and the stage's supervised loss (mean over batches).
     static func evaluate(_ model: SegmentationModel, _ set: SliceSet, _ slices: [Int], threshold: Float, onLogit: Bool,
-                         supervised: [LossTerms.Supervised]) -> Summary {
+                         objective: DistillationObjective) throws -> Summary {
         var total = Counts(), loss = 0.0, batches = 0
-        predict(model, set, slices) { _, logits, labels, _ in
+        try predict(model, set, slices) { _, logits, labels, out, images in
             let plane = labels.count / max(1, labels.shape[0])
             for b in 0..<labels.shape[0] { total.add(counts(logits, labels, from: b * plane, count: plane, threshold: threshold, onLogit: onLogit)) }
-            if logits.shape[1] == 1 {
-                loss += Double(Tape.noGrad { Loss.diceBCE(Variable(logits), labels) }.value.item)
-                batches += 1
-            }
+            let terms = try Tape.noGrad { try objective.supervisedTerms(student: out, images: images, labels: labels) }
+            loss += Double(DistillationObjective.total(terms).value.item)
+            batches += 1
         }
         return Summary(dice: total.dice, iou: total.iou, loss: batches > 0 ? loss / Double(batches) : 0)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Medical
 import Plan
+import StageConfig
 
 /// The report's pictures: training curves and a Dice bar chart as SVG (and PNG),
 /// the plan DAG as Graphviz DOT (SVG when `dot` is installed), and one HTML page

@@ -1,5 +1,6 @@
 import Foundation
 import Plan
+import StageConfig
 
 /// The sweep's table in the study's form (Table 4.2): one row per trained stage
 /// of each variant with IoU, Dice, recall, precision, parameters, and the change
@@ -25,20 +26,24 @@ public enum Report {
                 let shared = train.variants.count == plan.variants.count && plan.variants.count > 1
                 if shared, !seen.insert(s.train).inserted { continue }
                 var row = Row(variant: shared ? "*" : v.name, stage: s.name, kind: train.kind.rawValue, metrics: metrics)
-                if train.kind == .distill {
-                    let model = train.params["model"]?.canonical, subset = train.params["subset"]?.canonical
-                    if let base = v.stages.first(where: { b in
-                        guard let t = plan.stage(b.train) else { return false }
-                        return t.kind == .train && t.params["model"]?.canonical == model && t.params["subset"]?.canonical == subset
-                    }) {
-                        row.baseline = base.name
-                        row.baselineDice = readMetrics(store, base.evaluate)?["pooled"]?["dice"]?.number
-                    }
+                if let base = baseline(of: train, in: v, plan) {
+                    row.baseline = base.name
+                    row.baselineDice = readMetrics(store, base.evaluate)?["pooled"]?["dice"]?.number
                 }
                 rows.append(row)
             }
         }
         return rows
+    }
+
+    /// The baseline a distilled stage is compared with: in the same variant, a stage
+    /// that trains the same architecture on the same data without a teacher.
+    static func baseline(of train: PlanStage, in variant: PlanVariant, _ plan: ExecutionPlan) -> (name: String, train: String, evaluate: String)? {
+        guard case .train(let c) = train.config, c.distill != nil else { return nil }
+        return variant.stages.first { b in
+            guard let t = plan.stage(b.train), case .train(let bc) = t.config else { return false }
+            return bc.distill == nil && bc.model == c.model && bc.subset == c.subset
+        }
     }
 
     static func readMetrics(_ store: RunStore, _ hash: String) -> JSON? {

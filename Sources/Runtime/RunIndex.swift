@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import Plan
+import StageConfig
 
 /// An SQLite index of the store: stages, their status and timings, variants and
 /// test metrics, for quick queries (`sqlite3 runs/index.sqlite`). The store is
@@ -75,10 +76,14 @@ public final class RunIndex: @unchecked Sendable {
     }
 
     public func record(stage: PlanStage, status: String, seconds: Double?, metrics: JSON?) {
+        record(hash: stage.hash, kind: stage.kind.rawValue, label: stage.label, status: status, seconds: seconds, metrics: metrics)
+    }
+
+    func record(hash: String, kind: String, label: String, status: String, seconds: Double?, metrics: JSON?) {
         let now = ISO8601DateFormatter().string(from: Date())
-        try? run("INSERT OR REPLACE INTO stages VALUES (?, ?, ?, ?, ?, ?)", [stage.hash, stage.kind.rawValue, stage.label, status, seconds, now])
+        try? run("INSERT OR REPLACE INTO stages VALUES (?, ?, ?, ?, ?, ?)", [hash, kind, label, status, seconds, now])
         for (name, value) in (metrics?["pooled"]?.object ?? [:]) {
-            if let v = value.number { try? run("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)", [stage.hash, name, v]) }
+            if let v = value.number { try? run("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?)", [hash, name, v]) }
         }
     }
 
@@ -95,10 +100,9 @@ public final class RunIndex: @unchecked Sendable {
             guard let data = FileManager.default.contents(atPath: store.file(hash, "stage.json")), let json = JSON.parse(data) else { continue }
             let done = store.isDone(hash)
             let seconds = done ? FileManager.default.contents(atPath: store.file(hash, "done")).flatMap(JSON.parse)?["seconds"]?.number : nil
-            let stage = PlanStage(hash: hash, kind: StageKind(rawValue: json["kind"]?.string ?? "") ?? .train, label: json["label"]?.string ?? "",
-                                  inputs: [:], params: .null, cost: StageCost(), variants: [], note: nil)
             let metrics = FileManager.default.contents(atPath: store.file(hash, "metrics.json")).flatMap(JSON.parse)
-            record(stage: stage, status: done ? "done" : "incomplete", seconds: seconds, metrics: metrics)
+            record(hash: hash, kind: json["kind"]?.string ?? "unknown", label: json["label"]?.string ?? "",
+                   status: done ? "done" : "incomplete", seconds: seconds, metrics: metrics)
         }
     }
 }

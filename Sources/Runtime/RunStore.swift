@@ -1,5 +1,6 @@
 import Foundation
 import Plan
+import StageConfig
 
 /// The run store: each stage's outputs under its content hash.
 ///
@@ -7,7 +8,7 @@ import Plan
 ///     runs/stages/<hash>/log.txt         what it printed
 ///     runs/stages/<hash>/...             checkpoints, metrics, predictions
 ///     runs/stages/<hash>/done            written last: the stage is complete
-///     runs/stages/<hash>/lock            pid and host of the process running it
+///     runs/stages/<hash>/lock            flock'ed by the process running it (pid and host inside)
 ///
 /// A stage whose `done` exists is reused by any plan that contains it. Paths come
 /// only from hashes, never from names in a spec, so nothing can write outside the root.
@@ -41,36 +42,109 @@ public struct RunStore: Sendable {
         try Self.writeAtomically(Data(summary.pretty.utf8), to: file(hash, "done"))
     }
 
-    /// Takes the stage's lock; nil if another live process holds it. A lock left by a
-    /// dead process on this host is stale and taken over.
+    /// Takes the stage's lock: an exclusive `flock` on `lock`, held until `release()`
+    /// or until the holder dies (the kernel drops it then: a crash leaves no stale
+    /// lock). nil when another process, or another job of this one, holds it.
     func lock(_ hash: String) throws -> StageLock? {
         let dir = directory(hash)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/lock"
-        let me = "\(ProcessInfo.processInfo.processIdentifier) \(ProcessInfo.processInfo.hostName)"
-        for _ in 0..<2 {
-            let fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0o644)
-            if fd >= 0 {
-                _ = me.withCString { write(fd, $0, strlen($0)) }
-                close(fd)
-                return StageLock(path: path)
-            }
-            guard let owner = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
-            let parts = owner.split(separator: " ")
-            if parts.count == 2, let pid = Int32(parts[0]), String(parts[1]) == ProcessInfo.processInfo.hostName, kill(pid, 0) != 0 {
-                try? FileManager.default.removeItem(atPath: path)  // stale: its owner is gone
-                continue
-            }
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RuntimeError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = errno
+            close(fd)
+            if reason == EWOULDBLOCK { return nil }
+            throw RuntimeError.io("cannot lock \(path): \(String(cString: strerror(reason)))")
+        }
+        // Who holds it, for `distill status`; the lock itself is the flock, not this text.
+        let me = "\(ProcessInfo.processInfo.processIdentifier) \(ProcessInfo.processInfo.hostName)\n"
+        _ = ftruncate(fd, 0)
+        _ = me.withCString { pwrite(fd, $0, strlen($0), 0) }
+        return StageLock(fd: fd)
+    }
+
+    /// The process holding the stage's lock ("pid host"), or nil when nobody holds it.
+    public func lockHolder(_ hash: String) -> String? {
+        let path = directory(hash) + "/lock"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
             return nil
         }
-        return nil
+        let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return text.isEmpty ? "another process" : text
+    }
+
+    /// Where a stage stands, read from its folder (and from Slurm when it was submitted there).
+    public func status(_ hash: String) -> StageStatus {
+        let dir = directory(hash)
+        let fm = FileManager.default
+        if isDone(hash) {
+            let seconds = fm.contents(atPath: dir + "/done").flatMap(JSON.parse)?["seconds"]?.number
+            return .done(seconds: seconds)
+        }
+        if let holder = lockHolder(hash) { return .running(holder: holder) }
+        if let job = SlurmSubmitter.recordedJob(self, hash), let state = SlurmSubmitter.jobState(job) {
+            return state == "RUNNING" ? .running(holder: "slurm job \(job)") : .queued(job: job, state: state)
+        }
+        if let log = try? String(contentsOfFile: dir + "/log.txt", encoding: .utf8),
+           let line = log.split(separator: "\n").last(where: { $0.hasPrefix("error:") }) {
+            return .failed(String(line.dropFirst("error:".count).drop { $0 == " " }))
+        }
+        if let job = SlurmSubmitter.recordedJob(self, hash) {
+            return .failed("slurm job \(job) ended without finishing; see \(dir)/slurm-\(job).out")
+        }
+        if fm.fileExists(atPath: dir + "/state.json") { return .partial }
+        return .pending
     }
 }
 
-/// A held stage lock, released by `release()`.
-struct StageLock {
-    let path: String
-    func release() { try? FileManager.default.removeItem(atPath: path) }
+/// Where a stage stands in the store.
+public enum StageStatus: Equatable, Sendable {
+    case done(seconds: Double?)
+    /// Its lock is held (by "pid host", or a Slurm job that is running).
+    case running(holder: String)
+    /// Submitted to Slurm and waiting.
+    case queued(job: String, state: String)
+    /// Its last run ended with this error.
+    case failed(String)
+    /// Stopped after a complete epoch: the next run resumes it.
+    case partial
+    case pending
+
+    public var name: String {
+        switch self {
+        case .done: return "done"
+        case .running: return "running"
+        case .queued: return "queued"
+        case .failed: return "failed"
+        case .partial: return "partial"
+        case .pending: return "pending"
+        }
+    }
+
+    public var detail: String {
+        switch self {
+        case .done(let s): return s.map { String(format: "%.0fs", $0) } ?? ""
+        case .running(let holder): return holder
+        case .queued(let job, let state): return "slurm job \(job) \(state)"
+        case .failed(let error): return String(error.prefix(100))
+        case .partial, .pending: return ""
+        }
+    }
+}
+
+/// A held stage lock, released by `release()` (or by the process ending).
+final class StageLock: Sendable {
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    func release() {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
 }
 
 public enum RuntimeError: Error, CustomStringConvertible {

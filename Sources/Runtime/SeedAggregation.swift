@@ -1,5 +1,6 @@
 import Foundation
 import Plan
+import StageConfig
 
 /// Several seeds per variant (a sweep axis named `seed`): metrics as mean and sd
 /// over seeds, and a paired test of each distilled stage against its baseline
@@ -73,12 +74,8 @@ public enum SeedAggregation {
                     dice.append(m["pooled"]?["dice"]?.number ?? .nan)
                     iou.append(m["pooled"]?["iou"]?.number ?? .nan)
                     // The matching baseline of this seed: same architecture and data, trained without a teacher.
-                    guard let train = plan.stage(s.train), train.kind == .distill,
-                          let base = v.stages.first(where: { b in
-                              guard let t = plan.stage(b.train) else { return false }
-                              return t.kind == .train && t.params["model"]?.canonical == train.params["model"]?.canonical
-                                  && t.params["subset"]?.canonical == train.params["subset"]?.canonical
-                          }), let bm = Report.readMetrics(store, base.evaluate) else { continue }
+                    guard let train = plan.stage(s.train), let base = Report.baseline(of: train, in: v, plan),
+                          let bm = Report.readMetrics(store, base.evaluate) else { continue }
                     baselineName = base.name
                     let a = caseDice(m), b = caseDice(bm)
                     for (c, x) in a { if let y = b[c] { differences.append(x - y) } }

@@ -1,6 +1,7 @@
 import Foundation
 import Hashing
 import Plan
+import StageConfig
 
 /// Slurm settings for a submission (the spec's `execution.slurm`, overridden on the command line).
 public struct SlurmOptions: Sendable {

@@ -21,9 +21,7 @@ final class StageContext: @unchecked Sendable {
         directory = store.directory(stage.hash)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let logPath = directory + "/log.txt"
-        if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
-        logHandle = FileHandle(forWritingAtPath: logPath)
-        logHandle?.seekToEndOfFile()
+        logHandle = try Self.appending(logPath)
     }
 
     deinit { try? logHandle?.close() }
@@ -41,6 +39,20 @@ final class StageContext: @unchecked Sendable {
     }
 
     static let terminal = isatty(STDOUT_FILENO) == 1
+
+    /// Opens `path` for appending, creating it if needed.
+    static func appending(_ path: String) throws -> FileHandle {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RuntimeError.io("cannot open \(path) for writing: \(String(cString: strerror(errno)))") }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+    }
+
+    /// Appends a line (or lines) to a file of the stage.
+    func append(_ text: String, to path: String) throws {
+        let h = try Self.appending(path)
+        defer { try? h.close() }
+        try h.write(contentsOf: Data(text.utf8))
+    }
 
     /// The upstream stage of a role (`data`, `teacher`, ...).
     func input(_ role: String) throws -> PlanStage {

@@ -1,20 +1,20 @@
 import Foundation
 import NN
 import Plan
+import StageConfig
 import Tensor
 
 /// The `teacher_outputs` stage: the frozen teacher's taps and logits over a
 /// student's training slices, computed once and stored in fp16 so that every
 /// distill stage reading them skips the teacher's forward pass.
 enum TeacherOutputsStage {
-    static func run(_ stage: PlanStage, _ ctx: StageContext) throws {
+    static func run(_ stage: PlanStage, _ c: TeacherOutputsConfiguration, _ ctx: StageContext) throws {
         let data = try PreparedData.open(try ctx.input("data").hash, ctx)
         let teacherStage = try ctx.input("teacher")
-        let arch = try PlanDecoding.architecture(teacherStage.params["model"] ?? .null)
-        let model = ModelBuilder.build(arch, inputSize: data.set.height, seed: 0)
+        let model = try ModelInput.build(try teacherStage.trainingConfiguration().model, for: data.set, seed: 0)
         try Checkpoint.loadModel(model, from: ctx.store.file(teacherStage.hash, "best.safetensors"))
-        let slices = data.split.subset(PlanDecoding.subsetChain(stage.params["subset"]), of: data.set, seed: data.seed)
-        let taps = stage.params["taps"]?.array?.compactMap(\.string) ?? []
+        let slices = data.split.subset(c.subset, of: data.set, seed: data.seed)
+        let taps = c.taps
         var outputs: [String: Tensor] = [:]
         let batch = 8
         for b in stride(from: 0, to: slices.count, by: batch) {
@@ -22,7 +22,7 @@ enum TeacherOutputsStage {
             let (images, _) = data.set.batch(idx)
             let out = Tape.noGrad { model.forward(Variable(images), training: false) }
             for t in taps {
-                guard let v = out.taps[t]?.value else { throw RuntimeError.badPlan("teacher has no tap '\(t)'") }
+                guard let v = out.taps[t]?.value, v.shape.count > 1 else { throw RuntimeError.badPlan("teacher has no tap '\(t)'") }
                 let row = v.count / idx.count
                 if outputs[t] == nil { outputs[t] = Tensor(uninitialized: [slices.count] + Array(v.shape.dropFirst())) }
                 outputs[t]?.pointer.advanced(by: b * row).update(from: v.pointer, count: v.count)

@@ -65,12 +65,15 @@ struct IncrementalChecker {
     let baseTree: SyntaxNode
     let baseDocument: Value
     let environment: [String: String]
+    /// Whether the base validated without errors (a variant's own validation sees only its units).
+    let baseValidated: Bool
     private var baseTexts: [DocumentUnit: String] = [:]
 
-    init(baseTree: SyntaxNode, baseDocument: Value, environment: [String: String]) {
+    init(baseTree: SyntaxNode, baseDocument: Value, environment: [String: String], baseValidated: Bool) {
         self.baseTree = baseTree
         self.baseDocument = baseDocument
         self.environment = environment
+        self.baseValidated = baseValidated
     }
 
     struct Result {
@@ -111,7 +114,9 @@ struct IncrementalChecker {
             if text != baseTexts[u] { identity.append("\(u)=\(text)") }
         }
         var all = validator.diagnostics
-        let spec = SpecBuilder.build(document)
+        var builder = SpecBuilder(validated: baseValidated && !validator.diagnostics.hasErrors)
+        let spec = builder.build(document)
+        all += builder.diagnostics
         if let spec { for rule in SpecChecker.rules { all += rule(spec) } }
         return Result(evaluation: SpecChecker.Evaluation(all: all, spec: all.hasErrors ? nil : spec),
                       touched: touched, identity: identity.joined(separator: "\n"))

@@ -59,7 +59,7 @@ enum ReferenceChecks {
             }
             if p.part != subset.part {
                 out.append(Diagnostic(SpecDiagnostics.subsetOutsideTeacher,
-                    "subset '\(subset.name)' is drawn from part '\(subset.part)' but nests inside '\(p.name)', drawn from '\(p.part)'",
+                    "subset '\(subset.name)' is drawn from part '\(subset.part.rawValue)' but nests inside '\(p.name)', drawn from '\(p.part.rawValue)'",
                     at: subset.source.range(of: "part"), path: "data.subsets.\(subset.name).part"))
             }
             var seen: Set<String> = [subset.name]

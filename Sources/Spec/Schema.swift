@@ -1,4 +1,5 @@
 import Diagnostics
+import StageConfig
 
 /// The spec language described as data: one description drives validation
 /// (unknown keys, types, ranges, defaults), the JSON Schema (`distill schema`),
@@ -164,6 +165,12 @@ public struct ObjectSchema: Sendable {
                          default: d.defaultCase.map { .string($0) }, "Which kind of \(name) this is."))
         if let name = caseName, let c = d.case(name) { all += c.fields }
         return all
+    }
+
+    /// Every field's default as JSON (what `key: {}` means in a spec): one place for
+    /// the values that tools outside a spec (`distill data phantom`) start from.
+    public var defaults: JSON {
+        .object(Dictionary(fields.compactMap { f in f.defaultValue.map { (f.key, JSON(Value($0))) } }, uniquingKeysWith: { a, _ in a }))
     }
 
     /// Every key that any case accepts, for did-you-mean.

@@ -1,5 +1,6 @@
 import Architecture
 import Diagnostics
+import StageConfig
 
 /// Rules over the shapes that meet: inputs, taps, heads.
 enum ShapeChecks {
@@ -13,15 +14,15 @@ enum ShapeChecks {
             out.append(Diagnostic(SpecDiagnostics.outOfRange, "channels must be 1 or 3, found 2",
                                   at: d.value["preprocess"]?.range(of: "channels"), path: "data.preprocess.channels"))
         }
-        if d.testFraction + d.valFraction >= 1 {
+        if d.split.test + d.split.val >= 1 {
             out.append(Diagnostic(SpecDiagnostics.noTrainingSet,
-                "test (\(Value.plain(d.testFraction))) and val (\(Value.plain(d.valFraction))) leave nothing to train on",
+                "test (\(Value.plain(d.split.test))) and val (\(Value.plain(d.split.val))) leave nothing to train on",
                 at: d.value["split"]?.range(of: "test"), path: "data.split"))
         }
-        if let fold = d.fold {
-            if d.folds == nil {
+        if let fold = d.split.fold {
+            if d.split.folds == nil {
                 out.append(Diagnostic(SpecDiagnostics.missingKey, "'fold' needs 'folds'", at: d.value["split"]?.range(of: "fold"), path: "data.split.fold"))
-            } else if let k = d.folds, fold >= k {
+            } else if let k = d.split.folds, fold >= k {
                 out.append(Diagnostic(SpecDiagnostics.outOfRange, "fold \(fold) is outside 0..<\(k)", at: d.value["split"]?.range(of: "fold"), path: "data.split.fold"))
             }
         }
@@ -76,75 +77,62 @@ enum ShapeChecks {
                        at: nil)
     }
 
-    /// Resolves a tap name on a model, or explains why it cannot.
-    static func tap(_ ref: Ref, of model: ModelSpec, role: String, path: String, _ out: inout [Diagnostic]) -> Tap? {
+    /// The unknown-tap diagnostic with the model's taps and a did-you-mean.
+    static func unknownTap(_ ref: Ref, of model: ModelSpec, role: String, path: String) -> Diagnostic {
         let manifest = model.architecture.tapManifest
-        if let t = manifest[ref.name] { return t }
         var fixIts: [FixIt] = []
         if let guess = Suggestions.closest(to: ref.name, in: manifest.names) {
             fixIts.append(FixIt("did you mean '\(guess)'?", range: ref.range, replacement: guess))
         }
-        out.append(Diagnostic(SpecDiagnostics.unknownTap, "unknown tap '\(ref.name)' of \(role) model '\(model.name)'",
-                              at: ref.range, path: path, notes: [tapNote(model)], fixIts: fixIts))
-        return nil
+        return Diagnostic(SpecDiagnostics.unknownTap, "unknown tap '\(ref.name)' of \(role) model '\(model.name)'",
+                          at: ref.range, path: path, notes: [tapNote(model)], fixIts: fixIts)
     }
 
+    /// Each tap pair's problems (StageConfig's rules, shared with the runtime), located.
     static func tapPairs(_ spec: Spec) -> [Diagnostic] {
         var out: [Diagnostic] = []
         for p in pairings(spec) {
-            for pair in p.distill.taps {
+            for pairSpec in p.distill.taps {
+                let pair = pairSpec.pair
                 let base = "stages.\(p.stage.name).distill.taps.\(pair.name)"
-                let t = tap(pair.teacher, of: p.teacher, role: "teacher", path: "\(base).teacher", &out)
-                let s = tap(pair.student, of: p.student, role: "student", path: "\(base).student", &out)
-                guard let t, let s else { continue }
-                var tokenTap = false
-                for (tapValue, ref, role) in [(t, pair.teacher, "teacher"), (s, pair.student, "student")] where tapValue.stride == nil {
-                    tokenTap = true
-                    out.append(Diagnostic(SpecDiagnostics.tokenTap,
-                        "\(role) tap '\(ref.name)' is a token sequence; feature distillation compares spatial maps",
-                        at: ref.range, path: "\(base).\(role)",
-                        notes: [DiagnosticNote("use the map after it, e.g. 'bottleneck'")]))
+                for problem in pair.problems(teacher: p.teacher.architecture.tapManifest, student: p.student.architecture.tapManifest) {
+                    switch problem {
+                    case .unknownTap(let role, _):
+                        let (ref, model) = role == .teacher ? (pairSpec.teacher, p.teacher) : (pairSpec.student, p.student)
+                        out.append(unknownTap(ref, of: model, role: role.rawValue, path: "\(base).\(role.rawValue)"))
+                    case .tokenTap(let role, let name):
+                        out.append(Diagnostic(SpecDiagnostics.tokenTap,
+                            "\(role.rawValue) tap '\(name)' is a token sequence; feature distillation compares spatial maps",
+                            at: role == .teacher ? pairSpec.teacher.range : pairSpec.student.range, path: "\(base).\(role.rawValue)",
+                            notes: [DiagnosticNote("use the map after it, e.g. 'bottleneck'")]))
+                    case .channelMismatch(let t, let s, let identity):
+                        out.append(Diagnostic(SpecDiagnostics.channelMismatch,
+                            "tap pair '\(pair.name)': teacher '\(t.name)' has \(t.channels) channels, student '\(s.name)' has \(s.channels)\(identity ? "; an identity adapter cannot change that" : "")",
+                            at: identity ? pairSpec.source["adapter"]?.range(of: "kind") : pairSpec.teacher.range, path: identity ? "\(base).adapter.kind" : base,
+                            notes: [DiagnosticNote("\(pair.loss.kind) compares maps channel by channel")],
+                            fixIts: [FixIt("add 'adapter: {side: teacher}' (a 1x1 conv \(t.channels)->\(s.channels) on the teacher map) or 'adapter: {side: student}' (\(s.channels)->\(t.channels))")]))
+                    case .uselessResample(let stride):
+                        out.append(Diagnostic(SpecDiagnostics.uselessResample,
+                            "tap pair '\(pair.name)': both maps are \(spec.data.height / stride)x\(spec.data.width / stride); 'resample: \(pair.resample.rawValue)' does nothing",
+                            at: pairSpec.source.range(of: "resample"), path: "\(base).resample"))
+                    case .spatialMismatch(let ts, let ss):
+                        out.append(Diagnostic(SpecDiagnostics.spatialMismatch,
+                            "tap pair '\(pair.name)': teacher map is \(spec.data.height / ts)x\(spec.data.width / ts), student map is \(spec.data.height / ss)x\(spec.data.width / ss)",
+                            at: pairSpec.teacher.range, path: base,
+                            fixIts: [FixIt("add 'resample: \(ts > ss ? "bilinear" : "avgpool")' to bring the teacher map to the student's size")]))
+                    case .averagePoolingEnlarges(let ts, let ss):
+                        let (th, sh) = (spec.data.height / ts, spec.data.height / ss)
+                        out.append(Diagnostic(SpecDiagnostics.spatialMismatch,
+                            "tap pair '\(pair.name)': 'avgpool' only shrinks, but the teacher map (\(th)x\(th)) is smaller than the student's (\(sh)x\(sh))",
+                            at: pairSpec.source.range(of: "resample"), path: "\(base).resample",
+                            fixIts: [FixIt("use 'resample: bilinear'", range: pairSpec.source.range(of: "resample"), replacement: "bilinear")]))
+                    default:
+                        break
+                    }
                 }
-                guard !tokenTap, let ts = t.stride, let ss = s.stride else { continue }
-                checkChannels(pair, t, s, p, base, &out)
-                checkSpatial(pair, ts, ss, base, spec.data, &out)
             }
         }
         return out
-    }
-
-    static func checkChannels(_ pair: TapPairSpec, _ t: Tap, _ s: Tap, _ p: Pairing, _ base: String, _ out: inout [Diagnostic]) {
-        guard t.channels != s.channels, pair.lossKind != "attention" else { return }
-        if let a = pair.adapter, a.kind == "conv1x1" { return }
-        let identity = pair.adapter?.kind == "identity"
-        out.append(Diagnostic(SpecDiagnostics.channelMismatch,
-            "tap pair '\(pair.name)': teacher '\(t.name)' has \(t.channels) channels, student '\(s.name)' has \(s.channels)\(identity ? "; an identity adapter cannot change that" : "")",
-            at: identity ? pair.adapter?.source.range(of: "kind") : pair.teacher.range, path: identity ? "\(base).adapter.kind" : base,
-            notes: [DiagnosticNote("\(pair.lossKind) compares maps channel by channel")],
-            fixIts: [FixIt("add 'adapter: {side: teacher}' (a 1x1 conv \(t.channels)->\(s.channels) on the teacher map) or 'adapter: {side: student}' (\(s.channels)->\(t.channels))")]))
-    }
-
-    static func checkSpatial(_ pair: TapPairSpec, _ ts: Int, _ ss: Int, _ base: String, _ data: DataSpec, _ out: inout [Diagnostic]) {
-        let th = data.height / ts, sh = data.height / ss
-        if ts == ss {
-            if pair.resample != "none" {
-                out.append(Diagnostic(SpecDiagnostics.uselessResample,
-                    "tap pair '\(pair.name)': both maps are \(sh)x\(data.width / ss); 'resample: \(pair.resample)' does nothing",
-                    at: pair.source.range(of: "resample"), path: "\(base).resample"))
-            }
-            return
-        }
-        if pair.resample == "none" {
-            out.append(Diagnostic(SpecDiagnostics.spatialMismatch,
-                "tap pair '\(pair.name)': teacher map is \(th)x\(data.width / ts), student map is \(sh)x\(data.width / ss)",
-                at: pair.teacher.range, path: base,
-                fixIts: [FixIt("add 'resample: \(ts > ss ? "bilinear" : "avgpool")' to bring the teacher map to the student's size")]))
-        } else if pair.resample == "avgpool", ts > ss {
-            out.append(Diagnostic(SpecDiagnostics.spatialMismatch,
-                "tap pair '\(pair.name)': 'avgpool' only shrinks, but the teacher map (\(th)x\(th)) is smaller than the student's (\(sh)x\(sh))",
-                at: pair.source.range(of: "resample"), path: "\(base).resample",
-                fixIts: [FixIt("use 'resample: bilinear'", range: pair.source.range(of: "resample"), replacement: "bilinear")]))
-        }
     }
 
     /// Loss terms name heads their model has, and fit their channel counts.
@@ -152,25 +140,27 @@ enum ShapeChecks {
         var out: [Diagnostic] = []
         for stage in spec.stages {
             guard let model = spec.model(stage.model.name) else { continue }
-            let heads = model.architecture.heads
             for (i, term) in stage.loss.enumerated() {
                 let path = "stages.\(stage.name).loss[\(i)]"
-                guard let head = heads.first(where: { $0.name == term.head }) else {
-                    out.append(ReferenceChecks.unknown(SpecDiagnostics.unknownHead, "head", Ref(name: term.head, range: term.source.range(of: "head")),
-                                                       heads.map(\.name), path: "\(path).head",
-                                                       extra: [DiagnosticNote("model '\(model.name)' defined here", at: model.nameRange)]))
-                    continue
-                }
-                if ["ce", "focal"].contains(term.kind), head.channels < 2 {
-                    out.append(Diagnostic(SpecDiagnostics.lossHead,
-                        "'\(term.kind)' needs a head with 2 or more classes; '\(head.name)' has \(head.channels) channel",
-                        at: term.source.range(of: "kind"), path: "\(path).kind",
-                        fixIts: [FixIt("use 'bce' or 'dice_bce' for a 1-channel head", range: term.source.range(of: "kind"), replacement: "dice_bce")]))
-                }
-                if term.kind == "mse", term.source.text("target") == "input", head.channels != model.architecture.inChannels {
-                    out.append(Diagnostic(SpecDiagnostics.lossHead,
-                        "'mse' reconstructs the input (\(model.architecture.inChannels) channels) but head '\(head.name)' has \(head.channels)",
-                        at: term.source.range(of: "head"), path: "\(path).head"))
+                let kindRange = term.source.range(of: "kind")
+                for problem in term.term.problems(model.architecture) {
+                    switch problem {
+                    case .unknownHead(_, let name, let available):
+                        out.append(ReferenceChecks.unknown(SpecDiagnostics.unknownHead, "head", Ref(name: name, range: term.source.range(of: "head")),
+                                                           available, path: "\(path).head",
+                                                           extra: [DiagnosticNote("model '\(model.name)' defined here", at: model.nameRange)]))
+                    case .needsClasses(let kind, let head):
+                        out.append(Diagnostic(SpecDiagnostics.lossHead,
+                            "'\(kind)' needs a head with 2 or more classes; '\(head.name)' has \(head.channels) channel",
+                            at: kindRange, path: "\(path).kind",
+                            fixIts: [FixIt("use 'bce' or 'dice_bce' for a 1-channel head", range: kindRange, replacement: "dice_bce")]))
+                    case .reconstructionChannels(let head, let inputs):
+                        out.append(Diagnostic(SpecDiagnostics.lossHead,
+                            "'mse' reconstructs the input (\(inputs) channels) but head '\(head.name)' has \(head.channels)",
+                            at: term.source.range(of: "head"), path: "\(path).head"))
+                    default:
+                        break
+                    }
                 }
             }
         }
@@ -183,33 +173,31 @@ enum ShapeChecks {
         for p in pairings(spec) {
             guard let l = p.distill.logits else { continue }
             let path = "stages.\(p.stage.name).distill.logits"
-            let headRef = Ref(name: l.head, range: l.source.range(of: "head"))
-            guard let sh = p.student.architecture.heads.first(where: { $0.name == l.head }) else {
-                out.append(ReferenceChecks.unknown(SpecDiagnostics.unknownHead, "head", headRef, p.student.architecture.heads.map(\.name), path: "\(path).head"))
-                continue
-            }
-            guard let th = p.teacher.architecture.heads.first(where: { $0.name == l.head }) else {
-                out.append(ReferenceChecks.unknown(SpecDiagnostics.unknownHead, "head", headRef, p.teacher.architecture.heads.map(\.name), path: "\(path).head"))
-                continue
-            }
-            if sh.channels != th.channels {
-                out.append(Diagnostic(SpecDiagnostics.logitChannels,
-                    "head '\(l.head)': teacher '\(p.teacher.name)' has \(th.channels) channels, student '\(p.student.name)' has \(sh.channels)",
-                    at: l.source.range(of: "head"), path: "\(path).head"))
-            }
-            if l.kind == "kl", sh.channels == 1 {
-                let kindRange = l.source.range(of: "kind")
-                let explanation = DiagnosticNote("softmax over one channel is 1 everywhere, so the KL is 0 and gives no gradient: the term does nothing")
-                if l.acceptZeroGradient {
-                    out.append(Diagnostic(SpecDiagnostics.softmaxOneChannelAccepted,
-                        "softmax KL on the 1-channel head '\(l.head)' is identically zero (accepted by 'accept_zero_gradient')",
-                        at: kindRange, path: "\(path).kind", notes: [explanation]))
-                } else {
-                    out.append(Diagnostic(SpecDiagnostics.softmaxOneChannel,
-                        "softmax KL on the 1-channel head '\(l.head)' is identically zero",
-                        at: kindRange, path: "\(path).kind",
-                        notes: [explanation, DiagnosticNote("to reproduce the study's defect on purpose, add 'accept_zero_gradient: true'")],
-                        fixIts: [FixIt("use 'binary_kl', the Bernoulli KL for sigmoid outputs", range: kindRange, replacement: "binary_kl")]))
+            let headRef = Ref(name: l.term.head, range: l.source.range(of: "head"))
+            let kindRange = l.source.range(of: "kind")
+            for problem in l.term.problems(student: p.student.architecture, teacher: p.teacher.architecture) {
+                switch problem {
+                case .unknownHead(_, _, let available):
+                    out.append(ReferenceChecks.unknown(SpecDiagnostics.unknownHead, "head", headRef, available, path: "\(path).head"))
+                case .logitChannels(let head, let t, let s):
+                    out.append(Diagnostic(SpecDiagnostics.logitChannels,
+                        "head '\(head)': teacher '\(p.teacher.name)' has \(t) channels, student '\(p.student.name)' has \(s)",
+                        at: l.source.range(of: "head"), path: "\(path).head"))
+                case .softmaxOneChannel(let head, let accepted):
+                    let explanation = DiagnosticNote("softmax over one channel is 1 everywhere, so the KL is 0 and gives no gradient: the term does nothing")
+                    if accepted {
+                        out.append(Diagnostic(SpecDiagnostics.softmaxOneChannelAccepted,
+                            "softmax KL on the 1-channel head '\(head)' is identically zero (accepted by 'accept_zero_gradient')",
+                            at: kindRange, path: "\(path).kind", notes: [explanation]))
+                    } else {
+                        out.append(Diagnostic(SpecDiagnostics.softmaxOneChannel,
+                            "softmax KL on the 1-channel head '\(head)' is identically zero",
+                            at: kindRange, path: "\(path).kind",
+                            notes: [explanation, DiagnosticNote("to reproduce the study's defect on purpose, add 'accept_zero_gradient: true'")],
+                            fixIts: [FixIt("use 'binary_kl', the Bernoulli KL for sigmoid outputs", range: kindRange, replacement: "binary_kl")]))
+                    }
+                default:
+                    break
                 }
             }
         }
@@ -221,9 +209,14 @@ enum ShapeChecks {
         for p in pairings(spec) {
             guard let sc = p.distill.supcon else { continue }
             let path = "stages.\(p.stage.name).distill.supcon.tap"
-            if let t = tap(sc.tap, of: p.student, role: "student", path: path, &out), t.stride == nil {
-                out.append(Diagnostic(SpecDiagnostics.tokenTap, "supcon needs a spatial map; '\(t.name)' is a token sequence",
-                                      at: sc.tap.range, path: path))
+            for problem in sc.term.problems(student: p.student.architecture.tapManifest) {
+                switch problem {
+                case .unknownTap: out.append(unknownTap(sc.tap, of: p.student, role: "student", path: path))
+                case .tokenTap(_, let name):
+                    out.append(Diagnostic(SpecDiagnostics.tokenTap, "supcon needs a spatial map; '\(name)' is a token sequence",
+                                          at: sc.tap.range, path: path))
+                default: break
+                }
             }
         }
         return out

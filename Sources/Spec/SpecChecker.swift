@@ -79,7 +79,8 @@ public enum SpecChecker {
             result.diagnostics = (diagnostics + expansion.diagnostics).sortedForOutput()
             return result
         }
-        var incremental = IncrementalChecker(baseTree: base, baseDocument: baseDocument, environment: environment)
+        var incremental = IncrementalChecker(baseTree: base, baseDocument: baseDocument, environment: environment,
+                                             baseValidated: baseDiagnostics.validated)
         for v in variants {
             let checked = incremental.evaluate(v.overrides)
             for d in checked.evaluation.all {
@@ -118,6 +119,8 @@ public enum SpecChecker {
     struct Evaluation {
         var all: [Diagnostic]
         var spec: Spec?
+        /// Whether the document validated without errors.
+        var validated = true
     }
 
     /// Validates a tree, builds its IR and runs every rule.
@@ -125,11 +128,13 @@ public enum SpecChecker {
         var validator = Validator(environment: environment)
         let document = validator.validate(tree, as: .object(SpecSchema.root), path: "")
         var all = validator.diagnostics
-        let spec = document.flatMap(SpecBuilder.build)
+        var builder = SpecBuilder(validated: !validator.diagnostics.hasErrors)
+        let spec = document.flatMap { builder.build($0) }
+        all += builder.diagnostics
         if let spec {
             for rule in rules { all += rule(spec) }
         }
-        return (document, Evaluation(all: all, spec: all.hasErrors ? nil : spec))
+        return (document, Evaluation(all: all, spec: all.hasErrors ? nil : spec, validated: !validator.diagnostics.hasErrors))
     }
 }
 

@@ -3,6 +3,10 @@ import Diagnostics
 /// The spec layer's diagnostic catalog. Every id is documented, with an example,
 /// in grammar/README.md, and each has a golden test in Tests/SpecTests/Fixtures.
 public enum SpecDiagnostics {
+    /// A spec that passed validation but that its typed configuration cannot read:
+    /// the schema and a StageConfig type disagree. A bug in Distillery, never in a spec.
+    public static let internalInconsistency = DiagnosticID("E0001", .error, "internal inconsistency between the schema and the runtime's configuration")
+
     // Structure and types.
     public static let unknownKey = DiagnosticID("E0201", .error, "unknown key")
     public static let wrongType = DiagnosticID("E0202", .error, "wrong type")
@@ -64,6 +68,7 @@ public enum SpecDiagnostics {
     public static let badInterpolation = DiagnosticID("E0704", .error, "malformed interpolation")
 
     public static let all: [DiagnosticID] = [
+        internalInconsistency,
         unknownKey, wrongType, unknownTap, missingKey, unknownValue, outOfRange, invalidName, exactlyOne, listLength,
         notASpec, noTrainingSet,
         unknownModel, unknownSubset, unknownStage, stageCycle, unknownHead, unknownTerm, subsetCycle,

@@ -1,11 +1,13 @@
 import Architecture
 import Diagnostics
+import StageConfig
 
 /// The typed IR of one checked spec (or one sweep variant of it).
 ///
-/// Every field is documented in SpecSchema (the single description of the
-/// language); the IR keeps the `Value` each part came from so that checks can
-/// point at the exact key the user wrote.
+/// Every setting is a StageConfig type, decoded from the validated document by
+/// the same code that reads a plan file, so the checker, the planner and the
+/// runtime read one typed value. The IR keeps the `Value` each part came from
+/// so that checks can point at the exact key the user wrote.
 public struct Spec: Sendable {
     public var name: String?
     public var data: DataSpec
@@ -30,56 +32,45 @@ extension Value {
         guard let s = self[key]?.string else { return nil }
         return Ref(name: s, range: self[key]?.range ?? range)
     }
-    public func double(_ key: String) -> Double? { self[key]?.number }
-    public func integer(_ key: String) -> Int? { self[key]?.int }
     public func text(_ key: String) -> String? { self[key]?.string }
-    public func flag(_ key: String) -> Bool { self[key]?.bool ?? false }
 }
 
 // MARK: data
 
-public enum DataSource: Sendable {
-    case msd(path: String)
-    case phantom(PhantomSpec)
-}
-
-public struct PhantomSpec: Hashable, Sendable {
-    public var cases: Int, seed: Int, size: Int, slices: Int
-    public var noise: Double, hardCases: Double
-}
-
-public enum IntensityWindow: Hashable, Sendable {
-    /// HU window scaled to [0, 1].
-    case hounsfield(low: Double, high: Double)
-    /// The study's implicit clip to [0, 255] then division by 255.
-    case clip255
-}
-
 public struct SubsetSpec: Sendable {
     public var name: String
-    public var fraction: Double
+    public var level: SubsetLevel
     public var parent: Ref?
-    public var part: String
-    public var stratify: Bool
     public var source: Value
+
+    public var fraction: Double { level.fraction }
+    public var part: SplitPart { level.part }
 }
 
 public struct DataSpec: Sendable {
     public var source: DataSource
     public var foreground: [Int]
-    public var sliceAxis: String
-    public var window: IntensityWindow
-    public var height: Int, width: Int
-    public var channels: Int
-    public var keepEmpty: Double
-    public var splitUnit: String
-    public var testFraction: Double, valFraction: Double
-    public var splitSeed: Int
-    public var folds: Int?, fold: Int?
+    public var preprocess: Preprocessing
+    public var split: SplitSettings
     public var subsets: [SubsetSpec]
     public var value: Value
 
     public func subset(_ name: String) -> SubsetSpec? { subsets.first { $0.name == name } }
+
+    public var height: Int { preprocess.height }
+    public var width: Int { preprocess.width }
+    public var channels: Int { preprocess.channels }
+
+    /// The subset chain of `name`, root first: what a stage trains on, independent of names.
+    public func chain(_ name: String) -> [SubsetSpec] {
+        var chain: [SubsetSpec] = []
+        var cursor = subset(name)
+        while let s = cursor, !chain.contains(where: { $0.name == s.name }) {
+            chain.insert(s, at: 0)
+            cursor = s.parent.flatMap { subset($0.name) }
+        }
+        return chain
+    }
 }
 
 // MARK: models
@@ -94,23 +85,7 @@ public struct ModelSpec: Sendable {
 // MARK: stages
 
 public struct LossTermSpec: Sendable {
-    public var kind: String
-    public var head: String
-    public var weight: Double
-    /// Kind-specific settings (smooth, gamma, target), as written or defaulted.
-    public var source: Value
-}
-
-public struct OptimizerSpec: Sendable {
-    public var kind: String
-    public var lr: Double
-    /// Every hyperparameter of the kind, defaults filled (momentum, betas, eps, ...).
-    public var source: Value
-}
-
-public struct ScheduleSpec: Sendable {
-    public var kind: String
-    public var warmupEpochs: Int
+    public var term: SupervisedTerm
     public var source: Value
 }
 
@@ -119,39 +94,23 @@ public enum InitSource: Sendable {
     case file(String)
 }
 
-public struct AdapterSpec: Sendable {
-    public var side: String
-    public var kind: String
-    public var trainable: Bool
-    public var reinitEachStep: Bool
-    public var source: Value
-}
-
 public struct TapPairSpec: Sendable {
-    public var name: String
+    public var pair: TapPair
     public var teacher: Ref
     public var student: Ref
-    public var adapter: AdapterSpec?
-    public var resample: String
-    public var lossKind: String
-    public var weight: Double
     public var source: Value
+
+    public var name: String { pair.name }
 }
 
 public struct LogitDistillationSpec: Sendable {
-    public var kind: String
-    public var head: String
-    public var temperature: Double
-    public var weight: Double
-    public var acceptZeroGradient: Bool
+    public var term: LogitTerm
     public var source: Value
 }
 
 public struct SupConSpec: Sendable {
+    public var term: SupConTerm
     public var tap: Ref
-    public var temperature: Double
-    public var samplesPerClass: Int
-    public var weight: Double
     public var source: Value
 }
 
@@ -168,6 +127,13 @@ public struct DistillSpec: Sendable {
     public func isActive(_ term: String) -> Bool {
         use.map { $0.contains { $0.name == term } } ?? true
     }
+
+    /// The active terms, as the runtime's objective receives them.
+    public var activeTerms: DistillationTerms {
+        DistillationTerms(pairs: taps.filter { isActive($0.name) }.map(\.pair),
+                          logits: logits.flatMap { isActive("logits") ? $0.term : nil },
+                          supcon: supcon.flatMap { isActive("supcon") ? $0.term : nil })
+    }
 }
 
 public struct StageSpec: Sendable {
@@ -176,23 +142,19 @@ public struct StageSpec: Sendable {
     public var model: Ref
     public var data: Ref
     public var loss: [LossTermSpec]
-    public var optimizer: OptimizerSpec
-    public var schedule: ScheduleSpec
+    public var optimizer: OptimizerSettings
+    public var schedule: LearningRateSchedule
     public var epochs: Int
     public var batch: Int
     public var seed: Int
     public var clipGradNorm: Double?
-    public var selectMetric: String
-    public var selectSplit: String
+    public var select: CheckpointSelection
     public var initFrom: InitSource?
     public var distill: DistillSpec?
     public var source: Value
 }
 
 public struct EvaluateSpec: Sendable {
-    public var metrics: [String]
-    public var pooling: String
-    public var threshold: Double
-    public var thresholdOn: String
+    public var config: EvaluateConfiguration
     public var source: Value
 }

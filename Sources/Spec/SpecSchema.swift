@@ -1,3 +1,6 @@
+import Architecture
+import StageConfig
+
 /// The Distillery spec language, version 1: every key, its type, default and meaning.
 /// `distill schema` prints this as JSON Schema; grammar/README.md documents it.
 public enum SpecSchema {
@@ -32,7 +35,7 @@ public enum SpecSchema {
 
     // MARK: data
 
-    static let phantom = ObjectSchema("Phantom", "The built-in synthetic abdominal CT generator, written as an MSD folder.", fields: [
+    public static let phantom = ObjectSchema("Phantom", "The built-in synthetic abdominal CT generator, written as an MSD folder.", fields: [
         Field("cases", .integer(min: 4, max: 10_000), default: .int(24), "Number of patients."),
         Field("seed", .nonNegativeInteger, default: .int(0), "Generator seed."),
         Field("size", .integer(min: 32, max: 1024), default: .int(128), "In-plane voxels per side."),
@@ -48,7 +51,7 @@ public enum SpecSchema {
     ], exactlyOne: ["msd", "phantom"])
 
     static let preprocess = ObjectSchema("Preprocess", "How volumes become 2D training slices.", fields: [
-        Field("slice_axis", .enumeration(["axial", "coronal", "sagittal"]), default: .string("axial"),
+        Field("slice_axis", .enumeration(SliceAxis.names), default: .string("axial"),
               "Which axis slices are taken along, after reorientation to a canonical axis order."),
         Field("window", .oneOf([.list(.number(min: nil, exclusiveMin: false, max: nil), minCount: 2, maxCount: 2), .enumeration(["clip255"])]),
               default: .list([Value(.number(-160)), Value(.number(240))]),
@@ -61,7 +64,7 @@ public enum SpecSchema {
     ])
 
     static let split = ObjectSchema("Split", "How cases are divided into train, validation and test parts.", fields: [
-        Field("unit", .enumeration(["patient", "slice"]), default: .string("patient"),
+        Field("unit", .enumeration(SplitUnit.names), default: .string("patient"),
               "Split by patient (no leak) or by slice (the study's mode: one patient's slices land on both sides)."),
         Field("test", .fraction, default: .number(0.2), "Share held out for testing."),
         Field("val", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.1), "Share held out for validation; 0 for none."),
@@ -73,7 +76,7 @@ public enum SpecSchema {
     static let subset = ObjectSchema("Subset", "A named share of a split part that a stage trains on.", fields: [
         Field("fraction", .fraction, required: true, "Share of the parent drawn (seeded by the split seed)."),
         Field("of", .identifier, "Parent subset: this one is drawn inside it (the student's half inside the teacher's full)."),
-        Field("part", .enumeration(["train", "trainval", "val", "test"]), default: .string("train"), "Which split part it is drawn from."),
+        Field("part", .enumeration(SplitPart.names), default: .string("train"), "Which split part it is drawn from."),
         Field("stratify", .boolean, default: .bool(false), "Draw so that the share of slices with foreground is kept."),
     ])
 
@@ -98,9 +101,9 @@ public enum SpecSchema {
             Field("widths", widths, required: true, "Channels of each encoder level, full resolution first; the depth is its length."),
             Field("bottleneck", .integer(min: 1, max: 65536), required: true, "Channels of the bottleneck block."),
             Field("convs_per_block", .integer(min: 1, max: 8), default: .int(2), "3x3 conv + norm + ReLU units per block."),
-            Field("norm", .enumeration(["batch", "group", "instance"]), default: .string("batch"), "Normalisation after each conv."),
+            Field("norm", .enumeration(NormKind.names), default: .string("batch"), "Normalisation after each conv."),
             Field("groups", .positiveInteger, default: .int(8), "Groups of `norm: group`."),
-            Field("up", .enumeration(["transpose", "bilinear"]), default: .string("transpose"), "Decoder up-sampling."),
+            Field("up", .enumeration(UpsamplingKind.names), default: .string("transpose"), "Decoder up-sampling."),
             Field("heads", heads, default: .object(defaultHeads.map { Value.Member(key: $0.0, keyRange: nil, value: Value(.int($0.1))) }),
                   "Output heads and their channels."),
         ]
@@ -149,7 +152,7 @@ public enum SpecSchema {
             Field("gamma", .nonNegativeNumber, default: .number(2), "Focusing exponent."),
         ]),
         .init("mse", "Mean squared error, for reconstruction heads.", [
-            Field("target", .enumeration(["input", "label"]), default: .string("input"), "What the head reconstructs."),
+            Field("target", .enumeration(ReconstructionTarget.names), default: .string("input"), "What the head reconstructs."),
         ]),
     ]))
 
@@ -160,6 +163,7 @@ public enum SpecSchema {
     ], discriminator: Discriminator(key: "kind", [
         .init("sgd", "SGD with optional momentum.", [
             Field("momentum", .nonNegativeNumber, default: .number(0), "Momentum factor."),
+            Field("dampening", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0), "Dampening of the momentum."),
             Field("nesterov", .boolean, default: .bool(false), "Nesterov momentum."),
             Field("weight_decay", .nonNegativeNumber, default: .number(0), "L2 penalty added to the gradient."),
         ]),
@@ -205,8 +209,8 @@ public enum SpecSchema {
     ]))
 
     static let select = ObjectSchema("Select", "Which epoch's checkpoint the stage keeps.", fields: [
-        Field("metric", .enumeration(["dice", "iou", "loss"]), default: .string("dice"), "What is compared between epochs."),
-        Field("split", .enumeration(["val", "test", "last"]), default: .string("val"),
+        Field("metric", .enumeration(SelectionMetric.names), default: .string("dice"), "What is compared between epochs."),
+        Field("split", .enumeration(SelectionSplit.names), default: .string("val"),
               "Where it is measured; `last` keeps the final epoch; `test` is the study's leak, flagged."),
     ])
 
@@ -215,13 +219,16 @@ public enum SpecSchema {
         Field("file", .path, "Start from a safetensors file."),
     ], exactlyOne: ["stage", "file"])
 
-    static let adapter = ObjectSchema("Adapter", "A projection that makes channel counts meet at a tap pair.", fields: [
-        Field("side", .enumeration(["teacher", "student"]), default: .string("teacher"), "Which map it projects."),
-        Field("kind", .enumeration(["conv1x1", "identity"]), default: .string("conv1x1"), "The projection."),
-        Field("trainable", .boolean, default: .bool(true), "Trained with the student."),
-        Field("reinit_each_step", .boolean, default: .bool(false),
-              "Re-created with random weights every step and never trained: the study's defect, reproduced on purpose."),
-    ])
+    static let adapter = ObjectSchema("Adapter", "A projection that makes channel counts meet at a tap pair.", fields: [],
+        discriminator: Discriminator(key: "kind", default: "conv1x1", [
+            .init("conv1x1", "A 1x1 convolution with bias on one side.", [
+                Field("side", .enumeration(AdapterSide.names), default: .string("teacher"), "Which map it projects."),
+                Field("trainable", .boolean, default: .bool(true), "Trained with the student."),
+                Field("reinit_each_step", .boolean, default: .bool(false),
+                      "Re-created with random weights every step and never trained: the study's defect, reproduced on purpose."),
+            ]),
+            .init("identity", "No projection: the channel counts must already be equal."),
+        ]))
 
     static let featureLoss = ObjectSchema("FeatureLoss", "How a tap pair's two maps are compared.", fields: [],
         discriminator: Discriminator(key: "kind", default: "mse", [
@@ -243,7 +250,7 @@ public enum SpecSchema {
         Field("teacher", .string, required: true, "The teacher's tap, e.g. `pool.1`."),
         Field("student", .string, required: true, "The student's tap."),
         Field("adapter", .object(adapter), "Projection when channel counts differ."),
-        Field("resample", .enumeration(["none", "bilinear", "nearest", "avgpool"]), default: .string("none"),
+        Field("resample", .enumeration(Resampling.names), default: .string("none"),
               "How the teacher map is brought to the student map's size."),
         Field("loss", .object(featureLoss), default: .object([]), "The comparison."),
         Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
@@ -294,12 +301,12 @@ public enum SpecSchema {
     // MARK: evaluation and sweep
 
     static let evaluate = ObjectSchema("Evaluate", "Metrics on the test split.", fields: [
-        Field("metrics", .list(.enumeration(["dice", "iou", "precision", "recall", "hd95"]), minCount: 1, maxCount: nil),
+        Field("metrics", .list(.enumeration(EvaluationMetric.names), minCount: 1, maxCount: nil),
               default: .list(["dice", "iou", "precision", "recall"].map { Value(.string($0)) }), "Metrics reported."),
-        Field("pooling", .enumeration(["global", "per_case", "both"]), default: .string("both"),
+        Field("pooling", .enumeration(MetricPooling.names), default: .string("both"),
               "Global: TP/FP/FN summed over all test slices (the study); per case: mean and sd over patients."),
         Field("threshold", .number(min: nil, exclusiveMin: false, max: nil), default: .number(0.5), "Decision threshold."),
-        Field("threshold_on", .enumeration(["probability", "logit"]), default: .string("probability"),
+        Field("threshold_on", .enumeration(ThresholdTarget.names), default: .string("probability"),
               "What the threshold applies to; the study compared logits with 0.5."),
     ])
 

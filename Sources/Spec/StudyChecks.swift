@@ -1,5 +1,6 @@
 import Foundation
 import Diagnostics
+import StageConfig
 
 /// The study's silent defects and data leaks, made loud.
 enum StudyChecks {
@@ -8,17 +9,17 @@ enum StudyChecks {
     static func reinitAdapters(_ spec: Spec) -> [Diagnostic] {
         spec.stages.flatMap { stage in
             (stage.distill?.taps ?? []).compactMap { pair -> Diagnostic? in
-                guard let a = pair.adapter, a.reinitEachStep else { return nil }
+                guard case .conv1x1(let side, _, true)? = pair.pair.adapter else { return nil }
                 return Diagnostic(SpecDiagnostics.reinitAdapter,
                     "adapter of tap pair '\(pair.name)' is re-created with random weights every step and never trained",
-                    at: a.source.range(of: "reinit_each_step"), path: "stages.\(stage.name).distill.taps.\(pair.name).adapter.reinit_each_step",
-                    notes: [DiagnosticNote("the term then compares the \(a.side) map through a random projection; this reproduces the study's defect")])
+                    at: pair.source["adapter"]?.range(of: "reinit_each_step"), path: "stages.\(stage.name).distill.taps.\(pair.name).adapter.reinit_each_step",
+                    notes: [DiagnosticNote("the term then compares the \(side.rawValue) map through a random projection; this reproduces the study's defect")])
             }
         }
     }
 
     static func sliceSplit(_ spec: Spec) -> [Diagnostic] {
-        guard spec.data.splitUnit == "slice" else { return [] }
+        guard spec.data.split.unit == .slice else { return [] }
         return [Diagnostic(SpecDiagnostics.sliceSplit,
             "splitting by slice puts slices of one patient in both training and test parts",
             at: spec.data.value["split"]?.range(of: "unit"), path: "data.split.unit",
@@ -48,7 +49,7 @@ enum StudyChecks {
             let root = chain.last ?? studentSubset
             let inside = chain.contains { $0.name == teacherSubset.name }
                 || (teacherSubset.parent == nil && teacherSubset.fraction >= 1 && teacherSubset.part == root.part)
-                || (teacherSubset.parent == nil && teacherSubset.fraction >= 1 && teacherSubset.part == "trainval" && root.part == "train")
+                || (teacherSubset.parent == nil && teacherSubset.fraction >= 1 && teacherSubset.part == .trainval && root.part == .train)
             if !inside {
                 out.append(Diagnostic(SpecDiagnostics.subsetOutsideTeacher,
                     "student data '\(studentSubset.name)' is not drawn inside its teacher's data '\(teacherSubset.name)'",
@@ -64,7 +65,7 @@ enum StudyChecks {
     static func testData(_ spec: Spec) -> [Diagnostic] {
         spec.stages.compactMap { stage in
             let chain = ancestry(spec, stage.data.name)
-            guard let root = chain.last, root.part == "test" else { return nil }
+            guard let root = chain.last, root.part == .test else { return nil }
             return Diagnostic(SpecDiagnostics.trainsOnTest,
                 "stage '\(stage.name)' trains on '\(stage.data.name)', which is drawn from the test part",
                 at: stage.data.range, path: "stages.\(stage.name).data",
@@ -74,7 +75,7 @@ enum StudyChecks {
 
     static func selection(_ spec: Spec) -> [Diagnostic] {
         spec.stages.compactMap { stage in
-            guard stage.selectSplit == "test" else { return nil }
+            guard stage.select.split == .test else { return nil }
             return Diagnostic(SpecDiagnostics.selectOnTest,
                 "stage '\(stage.name)' keeps the checkpoint that scores best on the test set",
                 at: stage.source["select"]?.range(of: "split"), path: "stages.\(stage.name).select.split",
@@ -84,8 +85,8 @@ enum StudyChecks {
     }
 
     static func threshold(_ spec: Spec) -> [Diagnostic] {
-        guard spec.evaluate.thresholdOn == "logit" else { return [] }
-        let t = spec.evaluate.threshold
+        guard spec.evaluate.config.thresholdOn == .logit else { return [] }
+        let t = spec.evaluate.config.threshold
         let p = 1 / (1 + exp(-t))
         return [Diagnostic(SpecDiagnostics.thresholdOnLogit,
             "threshold \(Value.plain(t)) on logits means probability > \(String(format: "%.3f", p))",

@@ -116,7 +116,7 @@ struct SweepExpansion {
             factors.insert((0..<(lengths.first ?? 0)).map { i in group.map { ($0, i) } }, at: 0)
         }
         let count = factors.reduce(1) { $0 * max(1, $1.count) }
-        let cap = sweep.integer("max_variants") ?? SpecSchema.defaultVariantCap
+        let cap = sweep["max_variants"]?.int ?? SpecSchema.defaultVariantCap
         if count > cap {
             let explicit = sweep["max_variants"] != nil
             diagnostics.append(Diagnostic(SpecDiagnostics.tooManyVariants,

@@ -1,4 +1,5 @@
 import Diagnostics
+import StageConfig
 
 /// A checked, typed value of the spec document, with defaults filled in.
 ///
@@ -120,10 +121,7 @@ extension Value {
     }
 
     /// Shortest text that reads back as the same Double (`0.0001` as `0.0001`, `1e-05` as `1e-05`).
-    public static func format(_ d: Double) -> String {
-        if d == d.rounded(), abs(d) < 1e15 { return String(Int(d)) + ".0" }
-        return "\(d)"
-    }
+    public static func format(_ d: Double) -> String { JSON.format(d) }
 
     /// A number as a person writes it: `1`, `0.5`, `1e-05`.
     public static func plain(_ d: Double) -> String {
@@ -131,28 +129,5 @@ extension Value {
         return "\(d)"
     }
 
-    public static func quote(_ s: String) -> String {
-        // Most names and values need no escaping: copy them whole.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            return "\"" + s + "\""
-        }
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    public static func quote(_ s: String) -> String { JSON.quote(s) }
 }

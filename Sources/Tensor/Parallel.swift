@@ -29,10 +29,11 @@ public enum Parallel {
             return
         }
         withoutActuallyEscaping(body) { body in
+            let worker = ConcurrentBody(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 var i = w
                 while i < n {
-                    body(i)
+                    worker.body(i)
                     i += workers
                 }
             }
@@ -47,10 +48,21 @@ public enum Parallel {
             return
         }
         withoutActuallyEscaping(body) { body in
+            let worker = ConcurrentBody(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 let lo = n * w / workers, hi = n * (w + 1) / workers
-                body(lo..<hi)
+                worker.body(lo..<hi)
             }
         }
     }
+}
+
+/// A loop body that `Parallel` calls from several threads at once.
+///
+/// The contract of `forEach` and `chunks`: each call touches only the items of its
+/// own index or range (disjoint slices of shared buffers), so running the calls
+/// concurrently is safe although the closure's captures are not `Sendable`.
+private struct ConcurrentBody<Argument>: @unchecked Sendable {
+    let body: (Argument) -> Void
+    init(_ body: @escaping (Argument) -> Void) { self.body = body }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
-import NN
-import Runtime
+import Benchmark
 import Tensor
 
 /// `distill bench`: the runtime's speed on the rows of shared/reference/perf.md.
@@ -45,7 +44,7 @@ struct BenchCommand: ParsableCommand {
         if let row, var r = RuntimeBenchmark.rows.first(where: { $0.name == row }) {
             Parallel.setThreads(threads)
             if let repeats { r.repeats = repeats }
-            let result = RuntimeBenchmark.run(r)
+            let result = try RuntimeBenchmark.run(r)
             print(String(format: "%@\t%.1f\t%.2f\t%.1f\t%.0f\t%.1f", r.name, result.median, result.imagesPerSecond, result.gflops,
                          RuntimeBenchmark.peakRSSMiB, result.gflopPerStep))
             return

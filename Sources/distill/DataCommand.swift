@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Medical
+import Spec
+import StageConfig
 
 /// `distill data`: look at volumes and datasets, make the phantom.
 struct DataCommand: ParsableCommand {
@@ -73,29 +75,44 @@ struct DataCommand: ParsableCommand {
 
         @Argument(help: "Output folder.")
         var out: String
-        @Option(help: "Patients.") var cases = 24
-        @Option(help: "Seed.") var seed: UInt64 = 0
-        @Option(help: "In-plane voxels per side.") var size = 128
-        @Option(help: "Axial slices per volume.") var slices = 48
-        @Option(help: "Noise standard deviation in HU.") var noise = 20.0
-        @Option(help: "Share of patients with a small or faint spleen.") var hardCases = 0.25
+        @Option(help: "Patients (default: the spec language's, \(Self.schemaDefault("cases"))).") var cases: Int?
+        @Option(help: "Seed (default \(Self.schemaDefault("seed"))).") var seed: Int?
+        @Option(help: "In-plane voxels per side (default \(Self.schemaDefault("size"))).") var size: Int?
+        @Option(help: "Axial slices per volume (default \(Self.schemaDefault("slices"))).") var slices: Int?
+        @Option(help: "Noise standard deviation in HU (default \(Self.schemaDefault("noise"))).") var noise: Double?
+        @Option(help: "Share of patients with a small or faint spleen (default \(Self.schemaDefault("hard_cases"))).") var hardCases: Double?
+
+        static func schemaDefault(_ key: String) -> String { SpecSchema.phantom.defaults[key]?.canonical ?? "none" }
+
+        /// The schema's phantom with the given flags applied, checked as a spec's `phantom:` would be.
+        func settings() throws -> PhantomSettings {
+            guard case .object(var o) = SpecSchema.phantom.defaults else { throw ValidationError("the phantom schema has no defaults") }
+            if let cases { o["cases"] = .int(cases) }
+            if let seed { o["seed"] = .int(seed) }
+            if let size { o["size"] = .int(size) }
+            if let slices { o["slices"] = .int(slices) }
+            if let noise { o["noise"] = .number(noise) }
+            if let hardCases { o["hard_cases"] = .number(hardCases) }
+            do { return try PhantomSettings(json: .object(o)) } catch { throw ValidationError("\(error)") }
+        }
 
         func validate() throws {
-            guard cases >= 1, size >= 16, size <= 1024, slices >= 2, slices <= 1024 else {
-                throw ValidationError("need cases >= 1, 16 <= size <= 1024, 2 <= slices <= 1024")
+            let s = try settings()
+            guard s.size >= 16, s.size <= 1024, s.slices >= 2, s.slices <= 1024 else {
+                throw ValidationError("need 16 <= size <= 1024 and 2 <= slices <= 1024")
             }
-            guard noise >= 0, (0...1).contains(hardCases) else { throw ValidationError("need noise >= 0 and 0 <= hard-cases <= 1") }
         }
 
         func run() throws {
             let start = Date()
+            let s = try settings()
             do {
-                try Phantom.write(PhantomSettings(cases: cases, seed: seed, size: size, slices: slices, noise: noise, hardCases: hardCases), to: out)
+                try Phantom.write(s, to: out)
             } catch {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw ExitStatus.usage
             }
-            print("wrote \(cases) cases to \(out) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+            print("wrote \(s.cases) cases to \(out) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
         }
     }
 
@@ -118,7 +135,7 @@ struct DataCommand: ParsableCommand {
                 }
                 let image = try NIfTI.read(c.image), label = try NIfTI.read(c.label)
                 let (w, h, d) = (image.dims[0], image.dims[1], image.dims[2])
-                let k = try slice ?? (0..<d).max { a, b in count(label, a) < count(label, b) } ?? 0
+                let k = slice ?? (0..<d).max { a, b in count(label, a) < count(label, b) } ?? 0
                 guard (0..<d).contains(k) else { throw ValidationError("slice \(k) is outside 0..<\(d)") }
                 var rgb = [UInt8](repeating: 0, count: w * h * 3)
                 for r in 0..<h {

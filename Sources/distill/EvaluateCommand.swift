@@ -5,6 +5,7 @@ import Medical
 import Plan
 import Runtime
 import Spec
+import StageConfig
 import Tensor
 
 /// `distill evaluate CHECKPOINT`: metrics of a checkpoint made outside a plan.
@@ -60,27 +61,17 @@ struct EvaluateCommand: ParsableCommand {
             switch s.data.source {
             case .msd(let path): root = path.hasPrefix("/") ? path : (specDir.isEmpty ? path : specDir + "/" + path)
             case .phantom(let p):
-                try Phantom.write(PhantomSettings(cases: p.cases, seed: UInt64(p.seed), size: p.size, slices: p.slices, noise: p.noise, hardCases: p.hardCases), to: temp + "/phantom")
+                try Phantom.write(p, to: temp + "/phantom")
                 root = temp + "/phantom"
             }
         }
-        let window: PreprocessSettings.Window
-        switch s.data.window {
-        case .clip255: window = .clip255
-        case .hounsfield(let lo, let hi): window = .hounsfield(lo, hi)
-        }
-        let settings = CheckpointEvaluation.Settings(
-            architecture: model.architecture,
-            preprocess: PreprocessSettings(axis: s.data.sliceAxis, window: window, height: s.data.height, width: s.data.width,
-                                           channels: s.data.channels, foreground: s.data.foreground, keepEmpty: s.data.keepEmpty),
-            split: SplitSettings(unit: s.data.splitUnit, test: s.data.testFraction, val: s.data.valFraction, seed: UInt64(s.data.splitSeed),
-                                 folds: s.data.folds, fold: s.data.fold),
-            threshold: Float(s.evaluate.threshold), onLogit: s.evaluate.thresholdOn == "logit")
+        let settings = CheckpointEvaluation.Settings(architecture: model.architecture, foreground: s.data.foreground, preprocess: s.data.preprocess,
+                                                     split: s.data.split, evaluate: s.evaluate.config)
         let result: JSON
         do {
             result = try CheckpointEvaluation.run(checkpoint: checkpoint, dataset: root ?? ".", settings: settings, all: all, cache: temp + "/slices.bin")
         } catch {
-            print("error: \(error)")
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitStatus.failure
         }
         let p = result["pooled"]

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import NN
+import Parity
 import Tensor
 
 /// `distill parity DIR...`: the runtime against reference tensors.

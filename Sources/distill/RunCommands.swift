@@ -4,6 +4,7 @@ import Foundation
 import Plan
 import Runtime
 import Spec
+import StageConfig
 import Tensor
 
 /// Options shared by the commands that execute or read a store.
@@ -103,8 +104,13 @@ struct RunCommand: ParsableCommand {
                 throw ExitStatus.usage
             }
             let p: ExecutionPlan
-            do { p = try ExecutionPlan(json: json) } catch {
+            do {
+                p = try ExecutionPlan(json: json)
+            } catch let error as PlanFormatError {
                 FileHandle.standardError.write(Data("error: \(planPath): \(error)\n".utf8))
+                // A stage whose content is wrong would run another experiment: the run fails (1);
+                // a file that is not a plan of this format is a usage error (2).
+                if case .stage = error { throw ExitStatus.failure }
                 throw ExitStatus.usage
             }
             let matches = p.stages.filter { $0.hash.hasPrefix(stage) }
@@ -187,29 +193,9 @@ struct StatusCommand: ParsableCommand {
         let store = RunStore(root: options.store)
         var counts: [String: Int] = [:]
         for s in p.stages {
-            let dir = store.directory(s.hash)
-            let fm = FileManager.default
-            let status: String
-            var detail = ""
-            if store.isDone(s.hash) {
-                status = "done"
-                if let d = fm.contents(atPath: dir + "/done"), let j = JSON.parse(d), let sec = j["seconds"]?.number { detail = String(format: "%.0fs", sec) }
-            } else if let job = SlurmSubmitter.recordedJob(store, s.hash) {
-                let state = SlurmSubmitter.jobState(job)
-                status = state.map { $0 == "RUNNING" ? "running" : "queued" } ?? (fm.fileExists(atPath: dir + "/lock") ? "running" : "failed")
-                detail = "slurm job \(job) \(state ?? "ended")" + (state == nil ? "; see \(dir)/slurm-\(job).out" : "")
-            } else if fm.fileExists(atPath: dir + "/lock") {
-                status = "running"
-            } else if let log = try? String(contentsOfFile: dir + "/log.txt", encoding: .utf8), let line = log.split(separator: "\n").last(where: { $0.hasPrefix("error:") }) {
-                status = "failed"
-                detail = String(line.prefix(100))
-            } else if fm.fileExists(atPath: dir + "/state.json") {
-                status = "partial"
-            } else {
-                status = "pending"
-            }
-            counts[status, default: 0] += 1
-            print("\(s.shortHash)  \(status.padding(toLength: 8, withPad: " ", startingAt: 0))  \(s.kind.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0))  \(s.label)  \(detail)")
+            let status = store.status(s.hash)
+            counts[status.name, default: 0] += 1
+            print("\(s.shortHash)  \(status.name.padding(toLength: 8, withPad: " ", startingAt: 0))  \(s.kind.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0))  \(s.label)  \(status.detail)")
         }
         print(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
     }

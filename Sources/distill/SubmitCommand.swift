@@ -50,7 +50,7 @@ struct SubmitCommand: ParsableCommand {
         if let checked = SpecChecker.check(path: spec), let s = checked.base?.document["execution"]?["slurm"] {
             options.partition = s.text("partition")
             options.account = s.text("account")
-            options.cpusPerTask = s.integer("cpus_per_task")
+            options.cpusPerTask = s["cpus_per_task"]?.int
             options.mem = s.text("mem")
             options.time = s.text("time")
             options.extra = s["extra"]?.list.compactMap(\.string) ?? []

@@ -1,19 +1,20 @@
 import Foundation
 import Medical
+import StageConfig
 import Testing
 
 @Suite(.serialized) struct DatasetTests {
     static let folder: String = {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-phantom-tests-\(ProcessInfo.processInfo.processIdentifier)").path
         if !FileManager.default.fileExists(atPath: dir + "/dataset.json") {
-            try? Phantom.write(PhantomSettings(cases: 8, seed: 3, size: 32, slices: 12), to: dir)
+            try? Phantom.write(TestSettings.phantom(cases: 8, seed: 3, size: 32, slices: 12), to: dir)
         }
         return dir
     }()
 
-    func slices(_ settings: PreprocessSettings = PreprocessSettings(height: 32, width: 32)) throws -> SliceSet {
+    func slices(_ settings: Preprocessing = TestSettings.preprocessing(height: 32, width: 32)) throws -> SliceSet {
         let dataset = try MSDDataset.load(Self.folder)
-        return try SliceSet.prepare(dataset, settings, cache: Self.folder + "/cache-\(settings.identity.hashValue).slices")
+        return try SliceSet.prepare(dataset, settings, foreground: [1], cache: Self.folder + "/cache-\(settings.json.sha256.prefix(16)).slices")
     }
 
     @Test func phantomIsAnMSDFolderWithSpleens() throws {
@@ -26,15 +27,15 @@ import Testing
     }
 
     @Test func phantomIsSeeded() {
-        let a = Phantom.patient(PhantomSettings(seed: 9, size: 24, slices: 6), index: 2, hard: false)
-        let b = Phantom.patient(PhantomSettings(seed: 9, size: 24, slices: 6), index: 2, hard: false)
-        let c = Phantom.patient(PhantomSettings(seed: 10, size: 24, slices: 6), index: 2, hard: false)
+        let a = Phantom.patient(TestSettings.phantom(seed: 9, size: 24, slices: 6), index: 2, hard: false)
+        let b = Phantom.patient(TestSettings.phantom(seed: 9, size: 24, slices: 6), index: 2, hard: false)
+        let c = Phantom.patient(TestSettings.phantom(seed: 10, size: 24, slices: 6), index: 2, hard: false)
         #expect(a.0.data == b.0.data && a.1.data == b.1.data)
         #expect(a.0.data != c.0.data)
     }
 
     @Test func preprocessingFollowsTheSettingsAndCachesOnce() throws {
-        let set = try slices(PreprocessSettings(window: .clip255, height: 16, width: 24, channels: 3, keepEmpty: 0))
+        let set = try slices(TestSettings.preprocessing(height: 16, width: 24, window: .clip255, channels: 3, keepEmpty: 0))
         #expect(set.height == 16 && set.width == 24 && set.channels == 3)
         #expect(set.records.allSatisfy { $0.hasForeground })
         let (images, labels) = set.batch([0, 1])
@@ -47,8 +48,8 @@ import Testing
     @Test func aCacheMadeWithOtherSettingsIsNeverUsed() throws {
         let dataset = try MSDDataset.load(Self.folder)
         let path = Self.folder + "/shared.slices"
-        let a = try SliceSet.prepare(dataset, PreprocessSettings(height: 16, width: 16), cache: path)
-        let b = try SliceSet.prepare(dataset, PreprocessSettings(height: 24, width: 24), cache: path)
+        let a = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 16, width: 16), foreground: [1], cache: path)
+        let b = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 24, width: 24), foreground: [1], cache: path)
         #expect(a.height == 16 && b.height == 24)
         let reopened = try SliceSet(path: path)
         #expect(reopened.height == 24)
@@ -57,20 +58,20 @@ import Testing
     @Test func patientSplitsNeverShareAPatient() throws {
         let set = try slices()
         for seed in 0..<25 {
-            let m = SplitManifest.make(set, SplitSettings(unit: "patient", test: 0.25, val: 0.125, seed: UInt64(seed)))
+            let m = SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0.125, seed: seed))
             let parts = ["train", "val", "test"].map { Set(m.parts[$0]?.patients ?? []) }
             #expect(parts[0].isDisjoint(with: parts[1]) && parts[0].isDisjoint(with: parts[2]) && parts[1].isDisjoint(with: parts[2]))
             #expect(parts.map(\.count).reduce(0, +) == 8)
-            let sliceParts = ["train", "val", "test"].map { Set(m.slices($0).map { set.records[$0].patient }) }
+            let sliceParts = [SplitPart.train, .val, .test].map { Set(m.slices($0).map { set.records[$0].patient }) }
             #expect(sliceParts[0].isDisjoint(with: sliceParts[2]))
-            #expect(m.slices("train").count + m.slices("val").count + m.slices("test").count == set.count)
+            #expect(m.slices(.train).count + m.slices(.val).count + m.slices(.test).count == set.count)
         }
     }
 
     @Test func sliceSplitsMixPatientsAsTheStudyDid() throws {
         let set = try slices()
-        let m = SplitManifest.make(set, SplitSettings(unit: "slice", test: 0.2, val: 0, seed: 42))
-        let train = Set(m.slices("train").map { set.records[$0].patient }), test = Set(m.slices("test").map { set.records[$0].patient })
+        let m = SplitManifest.make(set, TestSettings.split(unit: .slice, test: 0.2, val: 0, seed: 42))
+        let train = Set(m.slices(.train).map { set.records[$0].patient }), test = Set(m.slices(.test).map { set.records[$0].patient })
         #expect(!train.isDisjoint(with: test))
     }
 
@@ -78,21 +79,21 @@ import Testing
         let set = try slices()
         var tested: [String] = []
         for f in 0..<4 {
-            tested += SplitManifest.make(set, SplitSettings(test: 0.2, val: 0.1, seed: 1, folds: 4, fold: f)).parts["test"]?.patients ?? []
+            tested += SplitManifest.make(set, TestSettings.split(test: 0.2, val: 0.1, seed: 1, folds: 4, fold: f)).parts["test"]?.patients ?? []
         }
         #expect(tested.sorted() == set.patients.sorted())
     }
 
     @Test func nestedSubsetsLieInsideTheirParentsAndStratify() throws {
         let set = try slices()
-        let m = SplitManifest.make(set, SplitSettings(test: 0.25, val: 0, seed: 7))
-        let full = m.subset([SubsetLevel(fraction: 1)], of: set, seed: 7)
-        let half = m.subset([SubsetLevel(fraction: 1), SubsetLevel(fraction: 0.5, stratify: true)], of: set, seed: 7)
+        let m = SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0, seed: 7))
+        let full = m.subset(SubsetChain([TestSettings.level(1)]), of: set, seed: 7)
+        let half = m.subset(SubsetChain([TestSettings.level(1), TestSettings.level(0.5, stratify: true)]), of: set, seed: 7)
         #expect(Set(half).isSubset(of: Set(full)))
         #expect(abs(Double(half.count) - Double(full.count) / 2) <= 1)
         let share = { (s: [Int]) in Double(s.filter { set.records[$0].hasForeground }.count) / Double(max(1, s.count)) }
         #expect(abs(share(half) - share(full)) < 0.1)
-        #expect(m.subset([SubsetLevel(fraction: 1), SubsetLevel(fraction: 0.5, stratify: true)], of: set, seed: 7) == half)
+        #expect(m.subset(SubsetChain([TestSettings.level(1), TestSettings.level(0.5, stratify: true)]), of: set, seed: 7) == half)
     }
 
     @Test func nnUNetLayoutIsRead() throws {
@@ -100,7 +101,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/labelsTr", withIntermediateDirectories: true)
-        let (image, label) = Phantom.patient(PhantomSettings(size: 16, slices: 4), index: 0, hard: false)
+        let (image, label) = Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: 0, hard: false)
         try NIfTI.write(image, to: dir + "/imagesTr/case_007_0000.nii.gz", datatype: 4)
         try NIfTI.write(label, to: dir + "/labelsTr/case_007.nii.gz", datatype: 2)
         try Data(#"{"channel_names": {"0": "CT"}, "labels": {"background": 0, "spleen": 1}, "numTraining": 1, "file_ending": ".nii.gz"}"#.utf8)

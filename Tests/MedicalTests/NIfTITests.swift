@@ -1,5 +1,6 @@
 import Foundation
 import Medical
+import StageConfig
 import Testing
 
 /// NIfTI files written by others (Debian's mricron-data), checked against what
@@ -39,7 +40,7 @@ import Testing
     }
 
     @Test func writesAndReadsBackInAnyStoredOrientation() throws {
-        let image = Phantom.patient(PhantomSettings(size: 32, slices: 6), index: 1, hard: false).0  // stored LPS
+        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 1, hard: false).0  // stored LPS
         #expect(image.orientation.code == "LPS")
         let path = temporary("lps.nii.gz")
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -57,7 +58,7 @@ import Testing
         try Data((0..<400).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: junk))
         #expect(throws: NIfTIError.notNIfTI(junk)) { try NIfTI.read(junk) }
         // A real file cut short: the header promises more voxels than follow.
-        let image = Phantom.patient(PhantomSettings(size: 32, slices: 6), index: 0, hard: false).0
+        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 0, hard: false).0
         let full = temporary("full.nii"), cut = temporary("cut.nii")
         try NIfTI.write(image, to: full, datatype: 4)
         let data = try Data(contentsOf: URL(fileURLWithPath: full))
@@ -74,7 +75,7 @@ import Testing
 
     @Test func fourDimensionalVolumesAreRefused() throws {
         // Patch the dims of a valid header to a 4D shape with 2 time points.
-        let image = Phantom.patient(PhantomSettings(size: 32, slices: 4), index: 0, hard: false).0
+        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 4), index: 0, hard: false).0
         let path = temporary("t.nii")
         defer { try? FileManager.default.removeItem(atPath: path) }
         try NIfTI.write(image, to: path, datatype: 4)

@@ -1,20 +1,21 @@
 import Architecture
 import Foundation
 import NN
+import StageConfig
 import Tensor
 import Testing
 
 /// Checkpoints are safetensors files; bad ones get errors that say exactly what is wrong.
 @Suite struct CheckpointTests {
-    let s1 = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [16, 32], bottleneck: 64, convsPerBlock: 1,
-                                                     heads: [Head(name: "segmentation", channels: 1)], sharedDecoder: true))
+    let s1 = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [16, 32], bottleneck: 64, convsPerBlock: 1, norm: .batch, groups: 8,
+                                                     upsampling: .transpose, heads: [Head(name: "segmentation", channels: 1)], sharedDecoder: true))
 
     func temporary(_ name: String) -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("distill-\(UUID().uuidString)-\(name)").path
     }
 
     @Test func roundTripKeepsEveryTensorAndName() throws {
-        let model = ModelBuilder.build(s1, seed: 1)
+        let model = ModelBuilder.build(s1, height: 64, width: 64, seed: 1)
         #expect(model.store.parameterCount == 57_297)
         let path = temporary("ckpt.safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -23,7 +24,7 @@ import Testing
         #expect(file.metadata["format"] == "distillery")
         #expect(file.names.contains("encoder.0.conv0.weight"))
         #expect(file.names.contains("decoder.1.norm0.running_var"))
-        let other = ModelBuilder.build(s1, seed: 2)
+        let other = ModelBuilder.build(s1, height: 64, width: 64, seed: 2)
         var tensors: [String: Tensor] = [:]
         for n in file.names { tensors[n] = try file.tensor(n) }
         try other.store.load(tensors, source: path)
@@ -32,7 +33,7 @@ import Testing
     }
 
     @Test func wrongShapesAndNamesAreListed() throws {
-        let model = ModelBuilder.build(s1, seed: 1)
+        let model = ModelBuilder.build(s1, height: 64, width: 64, seed: 1)
         var tensors = model.store.stateDict
         tensors["encoder.0.conv0.weight"] = Tensor(zeros: [16, 1, 3, 3])
         tensors["extra.weight"] = Tensor(zeros: [1])
@@ -47,7 +48,7 @@ import Testing
     }
 
     @Test func truncatedAndCorruptFilesAreRefused() throws {
-        let model = ModelBuilder.build(s1, seed: 1)
+        let model = ModelBuilder.build(s1, height: 64, width: 64, seed: 1)
         let path = temporary("full.safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }
         try SafetensorsFile.write(model.store.stateDict, to: path)
@@ -73,10 +74,12 @@ import Testing
     }
 
     @Test func optimisersStepAsPyTorchSchedulesDecay() {
-        #expect(Schedule.constant.rate(base: 0.1, epoch: 5, epochs: 10) == 0.1)
-        #expect(abs(Schedule.cosine(minLR: 0).rate(base: 1, epoch: 5, epochs: 10) - 0.5) < 1e-6)
-        #expect(abs(Schedule.step(size: 2, gamma: 0.5).rate(base: 1, epoch: 4, epochs: 10) - 0.25) < 1e-6)
-        #expect(Schedule.poly(power: 0.9).rate(base: 1, epoch: 0, epochs: 10) == 1)
+        func schedule(_ curve: LearningRateSchedule.Curve) -> LearningRateSchedule { LearningRateSchedule(warmupEpochs: 0, curve: curve) }
+        #expect(schedule(.constant).rate(base: 0.1, epoch: 5, epochs: 10) == 0.1)
+        #expect(abs(schedule(.cosine(minLR: 0)).rate(base: 1, epoch: 5, epochs: 10) - 0.5) < 1e-6)
+        #expect(abs(schedule(.step(size: 2, gamma: 0.5)).rate(base: 1, epoch: 4, epochs: 10) - 0.25) < 1e-6)
+        #expect(schedule(.poly(power: 0.9)).rate(base: 1, epoch: 0, epochs: 10) == 1)
+        #expect(abs(LearningRateSchedule(warmupEpochs: 2, curve: .constant).rate(base: 0.3, epoch: 0, epochs: 10) - 0.1) < 1e-6)
         let w = Variable(Tensor(shape: [2], values: [1, 1]), requiresGrad: true)
         let opt = Optimizer(.sgd(momentum: 0, dampening: 0, nesterov: false, weightDecay: 0), lr: 0.5, parameters: [w])
         w.grad = Tensor(shape: [2], values: [3, 4])

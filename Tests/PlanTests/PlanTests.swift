@@ -1,6 +1,7 @@
 import Foundation
 import Plan
 import Spec
+import StageConfig
 import Testing
 
 @Suite struct PlanTests {
@@ -44,7 +45,7 @@ import Testing
         let plan = try PlanSupport.plan("specs/quickstart.yaml")
         for s in plan.stages where s.kind != .prepare {
             let identity = JSON.object(["kind": .string(s.kind.rawValue), "runtime_format": .int(RuntimeFormat.version),
-                                        "params": s.params, "inputs": .object(s.inputs.mapValues(JSON.string))])
+                                        "params": s.config.json, "inputs": .object(s.inputs.mapValues(JSON.string))])
             #expect(identity.sha256 == s.hash)
         }
     }

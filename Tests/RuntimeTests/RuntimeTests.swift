@@ -5,6 +5,7 @@ import Foundation
 import Plan
 import Runtime
 import Spec
+import StageConfig
 import Tensor
 import Testing
 
@@ -110,23 +111,50 @@ import Testing
         #expect(store.isDone(teacher.hash))
     }
 
-    @Test func aLockHeldByALiveProcessIsRespectedAndAStaleOneTakenOver() throws {
+    @Test func aHeldLockIsRespectedAndALeftoverLockFileIsNot() throws {
         let plan = try Self.plan(), store = Self.store()
         defer { try? FileManager.default.removeItem(atPath: store.root) }
         let prepare = try #require(plan.stages.first { $0.kind == .prepare })
         try FileManager.default.createDirectory(atPath: store.directory(prepare.hash), withIntermediateDirectories: true)
-        // Our own (live) pid holds it: the stage must not run.
-        try "\(ProcessInfo.processInfo.processIdentifier) \(ProcessInfo.processInfo.hostName)".write(toFile: store.directory(prepare.hash) + "/lock", atomically: true, encoding: .utf8)
+        let path = store.directory(prepare.hash) + "/lock"
+        // A holder of the flock (our own second open file description): the stage must not run.
+        let fd = open(path, O_RDWR | O_CREAT, 0o644)
+        #expect(flock(fd, LOCK_EX) == 0)
         var executor = Executor(plan: plan, store: store, baseDirectory: "/")
         executor.echo = false
         executor.lockWait = 0.5
         let blocked = executor.run(only: [prepare.hash])
         #expect(blocked.failed.first?.error.contains("being run by another process") == true)
-        // A pid that does not exist: stale, taken over.
-        try "999999 \(ProcessInfo.processInfo.hostName)".write(toFile: store.directory(prepare.hash) + "/lock", atomically: true, encoding: .utf8)
+        #expect(store.status(prepare.hash).name == "running")
+        flock(fd, LOCK_UN)
+        close(fd)
+        // The file of a holder that died (its pid inside, no flock held): not a lock.
+        try "999999 \(ProcessInfo.processInfo.hostName)".write(toFile: path, atomically: true, encoding: .utf8)
         let ok = executor.run(only: [prepare.hash])
         #expect(ok.done == [prepare.hash])
-        #expect(!FileManager.default.fileExists(atPath: store.directory(prepare.hash) + "/lock"))
+        #expect(store.lockHolder(prepare.hash) == nil)
+        #expect(store.status(prepare.hash).name == "done")
+    }
+
+    @Test func aKilledHolderReleasesItsLock() throws {
+        let plan = try Self.plan(), store = Self.store()
+        defer { try? FileManager.default.removeItem(atPath: store.root) }
+        let prepare = try #require(plan.stages.first { $0.kind == .prepare })
+        try FileManager.default.createDirectory(atPath: store.directory(prepare.hash), withIntermediateDirectories: true)
+        // util-linux flock(1) holds the lock in another process until it is killed.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = [store.directory(prepare.hash) + "/lock", "sleep", "60"]
+        try holder.run()
+        let deadline = Date().addingTimeInterval(10)
+        while store.lockHolder(prepare.hash) == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(store.lockHolder(prepare.hash) != nil)
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        #expect(store.lockHolder(prepare.hash) == nil)
+        var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+        executor.echo = false
+        #expect(executor.run(only: [prepare.hash]).done == [prepare.hash])
     }
 
     @Test func aPlanFileRoundTripsForClusterJobs() throws {

@@ -13,21 +13,21 @@ import Testing
 
     @Test func studentsHaveTheStudysExactParameterCounts() throws {
         let m = try models()
-        #expect(m["s1"]?.parameterCount(inputSize: 256) == 57_297)
-        #expect(m["s2"]?.parameterCount(inputSize: 256) == 227_233)
+        #expect(m["s1"]?.parameterCount(height: 256, width: 256) == 57_297)
+        #expect(m["s2"]?.parameterCount(height: 256, width: 256) == 227_233)
     }
 
     @Test func teachersHaveTheStudysParameterCounts() throws {
         let m = try models()
-        let t1 = Double(m["t1"]?.parameterCount(inputSize: 256) ?? 0) / 1e6
-        let t2 = Double(m["t2"]?.parameterCount(inputSize: 256) ?? 0) / 1e6
+        let t1 = Double(m["t1"]?.parameterCount(height: 256, width: 256) ?? 0) / 1e6
+        let t2 = Double(m["t2"]?.parameterCount(height: 256, width: 256) ?? 0) / 1e6
         #expect(abs(t1 - 43.2) < 0.1, "T1 has \(t1)M parameters")
         #expect(abs(t2 - 172.6) < 0.1, "T2 has \(t2)M parameters")
     }
 
     @Test func unetTapsMatchTheReferenceS1() {
-        let s1 = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [16, 32], bottleneck: 64, convsPerBlock: 1,
-                                                         heads: [Head(name: "segmentation", channels: 1)], sharedDecoder: true))
+        let s1 = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [16, 32], bottleneck: 64, convsPerBlock: 1, norm: .batch,
+                                                         groups: 8, upsampling: .transpose, heads: [Head(name: "segmentation", channels: 1)], sharedDecoder: true))
         let m = s1.tapManifest
         // ../shared/reference unet_s1: pool.1 [2,32,16,16], bottleneck [2,64,16,16], decoder.1 [2,16,64,64] for a 64x64 input.
         #expect(m["pool.1"] == Tap(name: "pool.1", channels: 32, shape: .map(stride: 4)))
@@ -52,7 +52,7 @@ import Testing
 
     @Test func multitaskTapsNameTheirDecoder() {
         let t = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [8, 16, 32, 64], bottleneck: 128, convsPerBlock: 2,
-            heads: [Head(name: "segmentation", channels: 1), Head(name: "reconstruction", channels: 3)], sharedDecoder: false))
+            norm: .batch, groups: 8, upsampling: .transpose, heads: [Head(name: "segmentation", channels: 1), Head(name: "reconstruction", channels: 3)], sharedDecoder: false))
         #expect(t.tapManifest["decoder.segmentation.3"]?.channels == 8)
         #expect(t.tapManifest["decoder.reconstruction.0"]?.shape == .map(stride: 8))
         #expect(t.tapManifest["decoder.3"] == nil)
@@ -62,7 +62,8 @@ import Testing
 /// MAC counts agree with ../shared/reference/perf.md (GFLOP = 2 x conv MACs x batch).
 @Suite struct ComputeCostTests {
     func unet(_ widths: [Int], _ bottleneck: Int, _ convs: Int, heads: [Head], shared: Bool) -> ModelArchitecture {
-        .unet(UNetArchitecture(inChannels: 3, widths: widths, bottleneck: bottleneck, convsPerBlock: convs, heads: heads, sharedDecoder: shared))
+        .unet(UNetArchitecture(inChannels: 3, widths: widths, bottleneck: bottleneck, convsPerBlock: convs, norm: .batch, groups: 8,
+                               upsampling: .transpose, heads: heads, sharedDecoder: shared))
     }
 
     @Test func forwardMACsMatchPerfMd() {

@@ -37,8 +37,9 @@ import Testing
 
     @Test func everyDiagnosticHasAFixture() {
         let covered = Set(Self.cases.map { String($0.prefix(5)) })
-        // E0109 (file too large) needs an 8 MiB file; YAMLReaderTests covers it.
-        let ids = (SyntaxDiagnostics.all + SpecDiagnostics.all).map(\.code).filter { $0 != "E0109" }
+        // E0109 (file too large) needs an 8 MiB file; YAMLReaderTests covers it. E0001 is a
+        // bug report no spec can provoke; StageConfigTests shows every checked spec decodes.
+        let ids = (SyntaxDiagnostics.all + SpecDiagnostics.all).map(\.code).filter { $0 != "E0109" && $0 != "E0001" }
         let missing = ids.filter { !covered.contains($0) }
         #expect(missing.isEmpty, "no golden fixture for \(missing)")
         #expect(Self.cases.count >= 40)

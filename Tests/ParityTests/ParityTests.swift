@@ -1,13 +1,12 @@
 import Foundation
-import NN
+import Parity
 import Testing
 
-/// Every op, loss, optimiser and model of ../shared/reference matches PyTorch within its tolerances.
+/// Every op, loss, optimiser and model of the PyTorch reference (Reference/torch,
+/// copied from shared/reference with its README) matches within its tolerances,
+/// the losses and the KD step through the trainer's own objective.
 @Suite struct ParityTests {
-    static let directory: String = {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return repo.deletingLastPathComponent().appendingPathComponent("shared/reference/torch").path
-    }()
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Reference/torch").path
 
     static let cases: [String] = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
         .filter { $0.hasSuffix(".safetensors") }.sorted()

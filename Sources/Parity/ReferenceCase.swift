@@ -1,4 +1,6 @@
 import Foundation
+import NN
+import StageConfig
 import Tensor
 
 /// One reference file of ../shared/reference (safetensors + metadata), read for a parity check.
@@ -31,9 +33,26 @@ public struct ReferenceCase {
 
     func tolerance(_ tensor: String) -> (Float, Float) { tolerances[tensor] ?? (atol, rtol) }
 
-    public func int(_ key: String, _ fallback: Int) -> Int { (params[key] as? Int) ?? (params[key] as? Double).map { Int($0) } ?? fallback }
-    public func float(_ key: String, _ fallback: Float) -> Float { (params[key] as? Double).map { Float($0) } ?? (params[key] as? Int).map { Float($0) } ?? fallback }
-    public func bool(_ key: String, _ fallback: Bool) -> Bool { (params[key] as? Bool) ?? fallback }
+    /// A hyperparameter of the case; absent or of another type is an error that names it.
+    public func int(_ key: String) throws -> Int {
+        guard let v = (params[key] as? Int) ?? (params[key] as? Double).map({ Int($0) }) else { throw ParityError.param(name, key, "an integer") }
+        return v
+    }
+
+    public func float(_ key: String) throws -> Float {
+        guard let v = (params[key] as? Double).map({ Float($0) }) ?? (params[key] as? Int).map({ Float($0) }) else { throw ParityError.param(name, key, "a number") }
+        return v
+    }
+
+    public func bool(_ key: String) throws -> Bool {
+        guard let v = params[key] as? Bool else { throw ParityError.param(name, key, "true or false") }
+        return v
+    }
+
+    /// The case's params as JSON, for decoding with the runtime's own configuration types.
+    public var paramsJSON: JSON {
+        (file.metadata["params"].flatMap { JSON.parse(Data($0.utf8)) }) ?? .object([:])
+    }
 }
 
 /// The comparison of one tensor.

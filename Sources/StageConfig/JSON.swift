@@ -1,6 +1,5 @@
-import Hashing
 import Foundation
-import Spec
+import Hashing
 
 /// A JSON value with one canonical text: keys sorted, no white space, numbers
 /// in their shortest round-trip form. Stage identities hash this text, so key
@@ -51,7 +50,7 @@ public indirect enum JSON: Hashable, Sendable {
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .number(let d): out += d.isFinite ? JSON.format(d) : "null"
-        case .string(let s): out += Value.quote(s)
+        case .string(let s): out += JSON.quote(s)
         case .array(let items):
             if items.isEmpty { out += "[]"; return }
             out += "["
@@ -68,7 +67,7 @@ public indirect enum JSON: Hashable, Sendable {
             for (i, key) in members.keys.sorted().enumerated() {
                 if i > 0 { out += "," }
                 newline(&out, indent, level + 1)
-                out += Value.quote(key) + (indent == nil ? ":" : ": ")
+                out += JSON.quote(key) + (indent == nil ? ":" : ": ")
                 members[key]?.write(&out, indent: indent, level: level + 1)
             }
             newline(&out, indent, level)
@@ -82,9 +81,35 @@ public indirect enum JSON: Hashable, Sendable {
     }
 
     /// Integral values keep a `.0` so that a number never reads back as an integer.
-    static func format(_ d: Double) -> String {
+    public static func format(_ d: Double) -> String {
         if d == d.rounded(), abs(d) < 1e15 { return String(Int(d)) + ".0" }
         return "\(d)"
+    }
+
+    /// A string as a JSON literal: quotes, backslashes and control characters escaped.
+    public static func quote(_ s: String) -> String {
+        // Most names and values need no escaping: copy them whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            return "\"" + s + "\""
+        }
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
     }
 
     /// The hash of the canonical text.
@@ -207,22 +232,5 @@ private struct JSONReader {
             }
         }
         return nil
-    }
-}
-
-extension JSON {
-    /// A validated spec value as JSON (a user's mapping order is dropped: keys sort).
-    public init(_ value: Value) {
-        switch value.kind {
-        case .null: self = .null
-        case .bool(let b): self = .bool(b)
-        case .int(let i): self = .int(i)
-        case .number(let d): self = .number(d)
-        case .string(let s): self = .string(s)
-        case .list(let items): self = .array(items.map(JSON.init))
-        case .object(let members):
-            self = .object(Dictionary(members.filter { $0.key != "\u{0}incomplete" }.map { ($0.key, JSON($0.value)) },
-                                      uniquingKeysWith: { a, _ in a }))
-        }
     }
 }

@@ -1,10 +1,21 @@
 import Architecture
 import Foundation
+import NN
+import StageConfig
 import Tensor
 
 /// Runs reference cases (the format of ../shared/reference) against the runtime:
 /// forward outputs, updated buffers, and gradients of L = sum(out * gout) or of the loss.
 public enum ReferenceParity {
+    /// The architectures of the model cases in `directory` (for the NN/Architecture contract).
+    public static func architectures(in directory: String) throws -> [(name: String, architecture: ModelArchitecture)] {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".safetensors") }.sorted()
+        return try files.flatMap { f -> [(name: String, architecture: ModelArchitecture)] in
+            let c = try ReferenceCase(path: (directory as NSString).appendingPathComponent(f))
+            return try ModelParity.architectures(c).map { (c.name, $0) }
+        }
+    }
+
     public static func run(path: String) -> ParityResult {
         let c: ReferenceCase
         do { c = try ReferenceCase(path: path) } catch {
@@ -81,72 +92,68 @@ public enum ReferenceParity {
         switch op {
         case "conv2d":
             r.outputs["y"] = F.conv2d(try r.input("x"), try r.requiredParam("weight"), try r.param("bias"),
-                                      stride: c.int("stride", 1), padding: c.int("padding", 0), dilation: c.int("dilation", 1))
+                                      stride: try c.int("stride"), padding: try c.int("padding"), dilation: try c.int("dilation"))
         case "conv_transpose2d":
             r.outputs["y"] = F.convTranspose2d(try r.input("x"), try r.requiredParam("weight"), try r.param("bias"),
-                                               stride: c.int("stride", 2), padding: c.int("padding", 0))
-        case "max_pool2d": r.outputs["y"] = F.maxPool2d(try r.input("x"), kernel: c.int("kernel_size", 2), stride: c.int("stride", 2))
-        case "avg_pool2d": r.outputs["y"] = F.avgPool2d(try r.input("x"), kernel: c.int("kernel_size", 2), stride: c.int("stride", 2))
+                                               stride: try c.int("stride"), padding: try c.int("padding"))
+        case "max_pool2d": r.outputs["y"] = F.maxPool2d(try r.input("x"), kernel: try c.int("kernel_size"), stride: try c.int("stride"))
+        case "avg_pool2d": r.outputs["y"] = F.avgPool2d(try r.input("x"), kernel: try c.int("kernel_size"), stride: try c.int("stride"))
         case "batch_norm2d":
             let mean = try c.tensor("param.running_mean").copy(), variance = try c.tensor("param.running_var").copy()
             let x = try r.input("x"), w = try r.param("weight"), b = try r.param("bias")
-            if c.bool("training", true) {
+            if try c.bool("training") {
                 r.outputs["y"] = F.batchNormTrain(x, w, b, runningMean: mean, runningVar: variance,
-                                                  momentum: c.float("momentum", 0.1), eps: c.float("eps", 1e-5))
+                                                  momentum: try c.float("momentum"), eps: try c.float("eps"))
             } else {
-                r.outputs["y"] = F.batchNormEval(x, w, b, runningMean: mean, runningVar: variance, eps: c.float("eps", 1e-5))
+                r.outputs["y"] = F.batchNormEval(x, w, b, runningMean: mean, runningVar: variance, eps: try c.float("eps"))
             }
             r.buffers["running_mean"] = mean
             r.buffers["running_var"] = variance
         case "group_norm":
-            r.outputs["y"] = F.groupNorm(try r.input("x"), groups: c.int("groups", 1), try r.param("weight"), try r.param("bias"), eps: c.float("eps", 1e-5))
+            r.outputs["y"] = F.groupNorm(try r.input("x"), groups: try c.int("groups"), try r.param("weight"), try r.param("bias"), eps: try c.float("eps"))
         case "instance_norm2d":
-            r.outputs["y"] = F.instanceNorm(try r.input("x"), try r.param("weight"), try r.param("bias"), eps: c.float("eps", 1e-5))
+            r.outputs["y"] = F.instanceNorm(try r.input("x"), try r.param("weight"), try r.param("bias"), eps: try c.float("eps"))
         case "layer_norm":
-            r.outputs["y"] = F.layerNorm(try r.input("x"), try r.param("weight"), try r.param("bias"), eps: c.float("eps", 1e-5))
+            r.outputs["y"] = F.layerNorm(try r.input("x"), try r.param("weight"), try r.param("bias"), eps: try c.float("eps"))
         case "relu": r.outputs["y"] = F.relu(try r.input("x"))
-        case "leaky_relu": r.outputs["y"] = F.activation(try r.input("x"), .leakyRelu(c.float("negative_slope", 0.01)))
+        case "leaky_relu": r.outputs["y"] = F.activation(try r.input("x"), .leakyRelu(try c.float("negative_slope")))
         case "gelu": r.outputs["y"] = F.gelu(try r.input("x"))
         case "sigmoid": r.outputs["y"] = F.sigmoid(try r.input("x"))
         case "tanh": r.outputs["y"] = F.activation(try r.input("x"), .tanh)
-        case "softmax": r.outputs["y"] = F.softmax(try r.input("x"), axis: c.int("dim", 1))
-        case "log_softmax": r.outputs["y"] = F.softmax(try r.input("x"), axis: c.int("dim", 1), log: true)
+        case "softmax": r.outputs["y"] = F.softmax(try r.input("x"), axis: try c.int("dim"))
+        case "log_softmax": r.outputs["y"] = F.softmax(try r.input("x"), axis: try c.int("dim"), log: true)
         case "upsample_bilinear2d", "upsample_nearest2d":
             let size = (c.params["size"] as? [Int]) ?? []
             guard size.count == 2 else { throw SafetensorsError.badHeader(c.file.path, detail: "params.size must be [h, w]") }
             let x = try r.input("x")
             r.outputs["y"] = op == "upsample_nearest2d" ? F.resizeNearest(x, height: size[0], width: size[1])
-                : F.resizeBilinear(x, height: size[0], width: size[1], alignCorners: c.bool("align_corners", false))
+                : F.resizeBilinear(x, height: size[0], width: size[1], alignCorners: try c.bool("align_corners"))
         case "linear": r.outputs["y"] = F.linear(try r.input("x"), try r.requiredParam("weight"), try r.param("bias"))
         case "bmm": r.outputs["y"] = F.bmm(try r.input("a"), try r.input("b"))
-        case "cat": r.outputs["y"] = F.concat([try r.input("x0"), try r.input("x1")], axis: c.int("dim", 1))
+        case "cat": r.outputs["y"] = F.concat([try r.input("x0"), try r.input("x1")], axis: try c.int("dim"))
         case "multi_head_self_attention":
             let x = try r.input("x")
             func proj(_ w: String, _ b: String) throws -> Variable {
                 F.linear(x, try r.requiredParam(w), try r.param(b), weightIsInputMajor: true)
             }
-            let (o, attn) = F.multiHeadAttention(q: try proj("wq", "bq"), k: try proj("wk", "bk"), v: try proj("wv", "bv"), heads: c.int("heads", 1))
+            let (o, attn) = F.multiHeadAttention(q: try proj("wq", "bq"), k: try proj("wk", "bk"), v: try proj("wv", "bv"), heads: try c.int("heads"))
             r.outputs["y"] = F.linear(o, try r.requiredParam("wo"), try r.param("bo"), weightIsInputMajor: true)
             let (n, l) = (x.shape[0], x.shape[1])
-            r.outputs["attn"] = F.reshape(attn, [n, c.int("heads", 1), l, l])
+            r.outputs["attn"] = F.reshape(attn, [n, try c.int("heads"), l, l])
         default:
             try LossParity.forward(op, r)
         }
     }
 
+    /// An optimiser case runs the stage optimiser built from the case's hyperparameters,
+    /// read as a spec's `optimizer` block (every field required).
     static func optimizer(_ c: ReferenceCase, _ result: inout ParityResult) throws {
         let w = Variable(try c.tensor("param.w"), requiresGrad: true)
-        let betas = (c.params["betas"] as? [Double]) ?? [0.9, 0.999]
-        let kind: OptimizerKind
-        switch c.op {
-        case "sgd": kind = .sgd(momentum: c.float("momentum", 0), dampening: c.float("dampening", 0), nesterov: c.bool("nesterov", false), weightDecay: c.float("weight_decay", 0))
-        case "adam": kind = .adam(beta1: Float(betas[0]), beta2: Float(betas[1]), eps: c.float("eps", 1e-8), weightDecay: c.float("weight_decay", 0))
-        case "adamw": kind = .adamw(beta1: Float(betas[0]), beta2: Float(betas[1]), eps: c.float("eps", 1e-8), weightDecay: c.float("weight_decay", 0.01))
-        case "rmsprop": kind = .rmsprop(alpha: c.float("alpha", 0.99), eps: c.float("eps", 1e-8), momentum: c.float("momentum", 0), centered: c.bool("centered", false), weightDecay: c.float("weight_decay", 0))
-        default: kind = .adagrad(lrDecay: c.float("lr_decay", 0), eps: c.float("eps", 1e-10), initialAccumulator: c.float("initial_accumulator_value", 0), weightDecay: c.float("weight_decay", 0))
-        }
-        let opt = Optimizer(kind, lr: c.float("lr", 0.01), parameters: [w])
-        for k in 1...c.int("steps", 3) {
+        guard case .object(var fields) = c.paramsJSON else { throw ParityError.param(c.name, "params", "an object") }
+        fields["steps"] = nil
+        fields["kind"] = .string(c.op)
+        let opt = Optimizer(try OptimizerSettings(json: .object(fields), at: "params"), parameters: [w])
+        for k in 1...(try c.int("steps")) {
             w.grad = try c.tensor("grad.step\(k).w")
             opt.update()
             c.compare("out.step\(k).w", w.value, into: &result)

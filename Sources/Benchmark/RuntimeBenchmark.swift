@@ -1,5 +1,7 @@
 import Architecture
 import Foundation
+import NN
+import StageConfig
 import Tensor
 
 /// The rows of ../shared/reference/perf.md, timed on this runtime.
@@ -35,32 +37,58 @@ public enum RuntimeBenchmark {
         public var gflops: Double { gflopPerStep / (median / 1000) }
     }
 
+    /// The study's networks (THESIS.md), as specs/thesis/study.yaml declares them.
+    static func unet(_ widths: [Int], bottleneck: Int, convs: Int, heads: [Head], shared: Bool) -> ModelArchitecture {
+        .unet(UNetArchitecture(inChannels: 3, widths: widths, bottleneck: bottleneck, convsPerBlock: convs, norm: .batch, groups: 8,
+                               upsampling: .transpose, heads: heads, sharedDecoder: shared))
+    }
     static let segmentation = [Head(name: "segmentation", channels: 1)]
-    public static let s1 = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [16, 32], bottleneck: 64, convsPerBlock: 1, heads: segmentation, sharedDecoder: true))
-    public static let s2 = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [32, 64], bottleneck: 128, convsPerBlock: 1, heads: segmentation, sharedDecoder: true))
-    public static let t1 = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [64, 128, 256, 512], bottleneck: 1024, convsPerBlock: 2,
-                                                                   heads: segmentation + [Head(name: "reconstruction", channels: 3)], sharedDecoder: false))
+    public static let s1 = unet([16, 32], bottleneck: 64, convs: 1, heads: segmentation, shared: true)
+    public static let s2 = unet([32, 64], bottleneck: 128, convs: 1, heads: segmentation, shared: true)
+    public static let t1 = unet([64, 128, 256, 512], bottleneck: 1024, convs: 2,
+                                heads: segmentation + [Head(name: "reconstruction", channels: 3)], shared: false)
 
-    public static func run(_ row: Row, size: Int = 256) -> Result {
+    /// The study's T1 -> S1 objective (THESIS.md): Dice 0.4, B-B 0.2, PMD 0.2, E-E 0.1, D-D 0.1,
+    /// InfoNCE at temperature 0.4 with trained adapters, Bernoulli KL at T = 4.
+    static let kdTerms: (supervised: [SupervisedTerm], distillation: DistillationTerms) = {
+        let teacherSide = Adapter.conv1x1(side: .teacher, trainable: true, reinitEachStep: false)
+        let infoNCE = FeatureLoss.infoNCE(temperature: 0.4)
+        return ([SupervisedTerm(head: "segmentation", weight: 0.4, loss: .dice(smooth: 1))],
+                DistillationTerms(pairs: [
+                    TapPair(name: "ee", teacherTap: "pool.1", studentTap: "pool.1", adapter: teacherSide, resample: .none, loss: infoNCE, weight: 0.1),
+                    TapPair(name: "bb", teacherTap: "bottleneck", studentTap: "bottleneck", adapter: teacherSide, resample: .bilinear, loss: infoNCE, weight: 0.2),
+                    TapPair(name: "dd", teacherTap: "decoder.segmentation.3", studentTap: "decoder.1",
+                            adapter: .conv1x1(side: .student, trainable: true, reinitEachStep: false), resample: .none, loss: infoNCE, weight: 0.1),
+                ], logits: LogitTerm(head: "segmentation", temperature: 4, weight: 0.2, loss: .binaryKL), supcon: nil))
+    }()
+
+    public static func run(_ row: Row, size: Int = 256) throws -> Result {
         var rng = RNG(seed: 0)
         let x = Variable(rng.uniformTensor([row.batch, 3, size, size], 0, 1))
         let label = Tensor(shape: [row.batch, 1, size, size], values: (0..<(row.batch * size * size)).map { _ in rng.uniform() > 0.8 ? 1 : 0 })
         func macs(_ a: ModelArchitecture) -> Double { Double(a.forwardCost(height: size, width: size).macs) }
-        let step: () -> Void
+        let step: () throws -> Void
         let gflop: Double
         switch row.name {
         case "s1_fwd", "s2_fwd", "t1_fwd":
             let arch = row.name == "s1_fwd" ? s1 : row.name == "s2_fwd" ? s2 : t1
-            let model = ModelBuilder.build(arch, seed: 1)
+            let model = ModelBuilder.build(arch, height: size, width: size, seed: 1)
             step = { _ = Tape.noGrad { model.forward(x, training: false) } }
             gflop = 2 * macs(arch) * Double(row.batch) / 1e9
         case "s1_train", "s2_train":
             let arch = row.name == "s1_train" ? s1 : s2
-            let model = ModelBuilder.build(arch, seed: 1)
+            let model = ModelBuilder.build(arch, height: size, width: size, seed: 1)
             let opt = Optimizer(.adamw(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01), lr: 1e-3, parameters: model.store.ordered)
+            var rng = RNG(seed: 3)
+            let objective = try DistillationObjective(supervised: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))],
+                                                      distillation: nil, student: arch, teacher: nil, rng: &rng)
             step = {
                 let tape = Tape()
-                let loss = tape.record { Loss.dice(model.forward(x, training: true).logits["segmentation"] ?? x, label) }
+                var stepRNG = RNG(seed: 0)
+                let loss = try tape.record { () throws -> Variable in
+                    DistillationObjective.total(try objective.terms(student: model.forward(x, training: true), teacher: [:], images: x,
+                                                                    labels: label, rng: &stepRNG))
+                }
                 tape.backward(loss)
                 opt.update()
                 opt.zeroGrad()
@@ -68,53 +96,40 @@ public enum RuntimeBenchmark {
             gflop = 6 * macs(arch) * Double(row.batch) / 1e9
         default:
             let cached = row.name == "kd_t1_s1_cached"
-            let teacher = ModelBuilder.build(t1, seed: 1), student = ModelBuilder.build(s1, seed: 2)
+            let teacher = ModelBuilder.build(t1, height: size, width: size, seed: 1)
+            let student = ModelBuilder.build(s1, height: size, width: size, seed: 2)
+            var arng = RNG(seed: 3)
+            let objective = try DistillationObjective(supervised: kdTerms.supervised, distillation: kdTerms.distillation,
+                                                      student: s1, teacher: t1, rng: &arng)
+            let tapNames = objective.teacherTaps
             // The cache: the teacher's taps for this batch, written once in fp16 and read back every step.
-            let cachePath = FileManager.default.temporaryDirectory.appendingPathComponent("distill-bench-cache-\(getpid()).safetensors").path
             var cacheFile: SafetensorsFile?
-            let tapNames = ["pool.1", "bottleneck", "decoder.segmentation.3", "logits.segmentation"]
             if cached {
+                let cachePath = FileManager.default.temporaryDirectory.appendingPathComponent("distill-bench-cache-\(getpid()).safetensors").path
                 let t = Tape.noGrad { teacher.forward(x, training: false) }
                 var maps: [String: Tensor] = [:]
                 for n in tapNames { maps[n] = t.taps[n]?.value }
-                try? SafetensorsFile.write(maps, to: cachePath, half: true)
-                cacheFile = try? SafetensorsFile(path: cachePath)
+                try SafetensorsFile.write(maps, to: cachePath, half: true)
+                cacheFile = try SafetensorsFile(path: cachePath)
                 try? FileManager.default.removeItem(atPath: cachePath)  // stays mapped
             }
-            var arng = RNG(seed: 3)
-            func adapter(_ cin: Int, _ cout: Int) -> (Variable, Variable) {
-                (Variable(Initializer.uniform([cout, cin, 1, 1], fanIn: cin, rng: &arng), requiresGrad: true),
-                 Variable(Initializer.uniform([cout], fanIn: cin, rng: &arng), requiresGrad: true))
-            }
-            let ee = adapter(128, 32), bb = adapter(1024, 64), dd = adapter(16, 64)
             let opt = Optimizer(.rmsprop(alpha: 0.99, eps: 1e-8, momentum: 0, centered: false, weightDecay: 0), lr: 1e-2,
-                                parameters: student.store.ordered + [ee.0, ee.1, bb.0, bb.1, dd.0, dd.1])
+                                parameters: student.store.ordered + objective.trainedParameters.map(\.1))
             let rows = Array(0..<row.batch)
             step = {
-                var t = ModelOutput()
+                var t: [String: Variable] = [:]
                 if let cacheFile {
-                    for n in tapNames { t.taps[n] = (try? cacheFile.tensor(n, rows: rows)).map { Variable($0) } }
-                    t.logits["segmentation"] = t.taps["logits.segmentation"]
+                    for n in tapNames { t[n] = Variable(try cacheFile.tensor(n, rows: rows)) }
                 } else {
                     // As the trainer does: keep only the teacher taps the terms read.
                     let full = Tape.noGrad { teacher.forward(x, training: false) }
-                    for n in tapNames { t.taps[n] = full.taps[n] }
-                    t.logits["segmentation"] = full.logits["segmentation"]
+                    for n in tapNames { t[n] = full.taps[n] }
                 }
                 let tape = Tape()
-                let loss = tape.record { () -> Variable in
-                    let s = student.forward(x, training: true)
-                    guard let sl = s.logits["segmentation"], let tl = t.logits["segmentation"], let sp = s.taps["pool.1"], let tp = t.taps["pool.1"],
-                          let sb = s.taps["bottleneck"], let tb = t.taps["bottleneck"], let sd = s.taps["decoder.1"],
-                          let td = t.taps["decoder.segmentation.3"] else { return x }
-                    let terms: [(Variable, Float)] = [
-                        (Loss.dice(sl, label), 0.4),
-                        (Loss.infoNCE(sb, F.conv2d(F.resizeBilinear(tb, height: sb.shape[2], width: sb.shape[3]), bb.0, bb.1), temperature: 0.4), 0.2),
-                        (Loss.binaryKL(sl, tl, temperature: 4), 0.2),
-                        (Loss.infoNCE(sp, F.conv2d(tp, ee.0, ee.1), temperature: 0.4), 0.1),
-                        (Loss.infoNCE(F.conv2d(sd, dd.0, dd.1), td, temperature: 0.4), 0.1),
-                    ]
-                    return F.weightedSum(terms)
+                var stepRNG = RNG(seed: 0)
+                let loss = try tape.record { () throws -> Variable in
+                    DistillationObjective.total(try objective.terms(student: student.forward(x, training: true), teacher: t, images: x,
+                                                                    labels: label, rng: &stepRNG))
                 }
                 tape.backward(loss)
                 opt.update()
@@ -122,11 +137,11 @@ public enum RuntimeBenchmark {
             }
             gflop = ((cached ? 0 : 2 * macs(t1)) + 6 * macs(s1)) * Double(row.batch) / 1e9
         }
-        for _ in 0..<row.warmup { step() }
+        for _ in 0..<row.warmup { try step() }
         var times: [Double] = []
         for _ in 0..<row.repeats {
             let start = DispatchTime.now().uptimeNanoseconds
-            step()
+            try step()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
         return Result(row: row, milliseconds: times, gflopPerStep: gflop)

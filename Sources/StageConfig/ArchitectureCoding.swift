@@ -1,0 +1,68 @@
+import Architecture
+
+/// The canonical encoding of a network description: the spec's keys under
+/// `models.<name>`, every one explicit, `in_channels` resolved.
+
+extension NormKind: ConfigChoice {}
+extension UpsamplingKind: ConfigChoice {}
+
+extension ModelArchitecture: ConfigCodable {
+    public var json: JSON {
+        switch self {
+        case .unet(let u):
+            return .object([
+                "arch": .string(archName), "in_channels": .int(u.inChannels), "widths": .array(u.widths.map(JSON.int)),
+                "bottleneck": .int(u.bottleneck), "convs_per_block": .int(u.convsPerBlock), "norm": u.norm.json,
+                "groups": .int(u.groups), "up": u.upsampling.json, "heads": Self.headsJSON(u.heads),
+            ])
+        case .transunet(let t):
+            return .object([
+                "arch": .string(archName), "in_channels": .int(t.inChannels), "stem_width": .int(t.stemWidth),
+                "stage_widths": .array(t.stageWidths.map(JSON.int)), "bottleneck": .int(t.bottleneck),
+                "decoder_widths": .array(t.decoderWidths.map(JSON.int)),
+                "vit": .object(["patch": .int(t.patch), "blocks": .int(t.vitBlocks), "heads": .int(t.vitHeads),
+                                "dim": .int(t.vitDim), "mlp": .int(t.vitMLP)]),
+                "heads": Self.headsJSON(t.heads),
+            ])
+        }
+    }
+
+    public static let archNames = ["unet", "multitask_unet", "transunet"]
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            let arch = try r.kind("arch", among: Self.archNames)
+            let inChannels = try r.int("in_channels", min: 1)
+            let heads = try Self.heads(&r)
+            func widths(_ key: String) throws -> [Int] {
+                try r.list(key, minCount: 1) { j, p in try ConfigValue.int(j, at: p, min: 1) }
+            }
+            switch arch {
+            case "transunet":
+                let (patch, blocks, vitHeads, dim, mlp) = try ConfigReader.read(try r.value("vit"), at: r.child("vit")) { v in
+                    (try v.int("patch", min: 1), try v.int("blocks", min: 0), try v.int("heads", min: 1), try v.int("dim", min: 1), try v.int("mlp", min: 1))
+                }
+                return .transunet(TransUNetArchitecture(
+                    inChannels: inChannels, stemWidth: try r.int("stem_width", min: 1), stageWidths: try widths("stage_widths"),
+                    bottleneck: try r.int("bottleneck", min: 1), decoderWidths: try widths("decoder_widths"),
+                    patch: patch, vitBlocks: blocks, vitHeads: vitHeads, vitDim: dim, vitMLP: mlp, heads: heads))
+            default:
+                return .unet(UNetArchitecture(
+                    inChannels: inChannels, widths: try widths("widths"), bottleneck: try r.int("bottleneck", min: 1),
+                    convsPerBlock: try r.int("convs_per_block", min: 1), norm: try r.choice("norm"), groups: try r.int("groups", min: 1),
+                    upsampling: try r.choice("up"), heads: heads, sharedDecoder: arch == "unet"))
+            }
+        }
+    }
+
+    static func headsJSON(_ heads: [Head]) -> JSON {
+        .object(Dictionary(heads.map { ($0.name, JSON.int($0.channels)) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    /// Heads in their canonical order: `segmentation` first, then by name. The order
+    /// fixes the order in which head weights are drawn, so it is part of the network.
+    static func heads(_ r: inout ConfigReader) throws -> [Head] {
+        let heads = try r.dictionary("heads") { name, j, p in Head(name: name, channels: try ConfigValue.int(j, at: p, min: 1)) }
+        return heads.sorted { ($0.name == "segmentation" ? "" : $0.name) < ($1.name == "segmentation" ? "" : $1.name) }
+    }
+}

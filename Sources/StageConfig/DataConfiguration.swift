@@ -1,0 +1,196 @@
+/// How a dataset becomes training slices: where the volumes come from, how they
+/// are cut and windowed, how cases are split, and which share a stage trains on.
+
+/// Where the volumes come from: exactly one of an MSD folder or the built-in phantom.
+public enum DataSource: ConfigCodable {
+    case msd(path: String)
+    case phantom(PhantomSettings)
+
+    public var json: JSON {
+        switch self {
+        case .msd(let path): return .object(["msd": .string(path), "phantom": .null])
+        case .phantom(let p): return .object(["msd": .null, "phantom": p.json])
+        }
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            let msd = try r.optional("msd") { r, k in try r.string(k) }
+            let phantom = try r.optional("phantom") { r, k in try r.decode(k, as: PhantomSettings.self) }
+            switch (msd, phantom) {
+            case (let path?, nil): return .msd(path: path)
+            case (nil, let p?): return .phantom(p)
+            default: throw ConfigError(field: path, problem: .inconsistent("exactly one of 'msd' and 'phantom' is set"), value: json)
+            }
+        }
+    }
+}
+
+/// The built-in synthetic abdominal CT generator (`data.source.phantom`).
+public struct PhantomSettings: ConfigCodable {
+    public var cases: Int
+    public var seed: Int
+    public var size: Int
+    public var slices: Int
+    public var noise: Double
+    public var hardCases: Double
+
+    public init(cases: Int, seed: Int, size: Int, slices: Int, noise: Double, hardCases: Double) {
+        (self.cases, self.seed, self.size, self.slices, self.noise, self.hardCases) = (cases, seed, size, slices, noise, hardCases)
+    }
+
+    public var json: JSON {
+        .object(["cases": .int(cases), "seed": .int(seed), "size": .int(size), "slices": .int(slices),
+                 "noise": .number(noise), "hard_cases": .number(hardCases)])
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            PhantomSettings(cases: try r.int("cases", min: 1), seed: try r.int("seed", min: 0), size: try r.int("size", min: 8),
+                            slices: try r.int("slices", min: 1), noise: try r.double("noise", min: 0),
+                            hardCases: try r.double("hard_cases", min: 0, max: 1))
+        }
+    }
+}
+
+/// The axis slices are taken along, after reorientation to canonical RAS order.
+public enum SliceAxis: String, ConfigChoice {
+    case axial, coronal, sagittal
+}
+
+/// How intensities become network inputs.
+public enum IntensityWindow: ConfigCodable {
+    /// A HU window `[low, high]` scaled to [0, 1].
+    case hounsfield(low: Double, high: Double)
+    /// The study's implicit clip to [0, 255] then division by 255 (8-bit PNGs).
+    case clip255
+
+    public var json: JSON {
+        switch self {
+        case .hounsfield(let lo, let hi): return .array([.number(lo), .number(hi)])
+        case .clip255: return .string("clip255")
+        }
+    }
+
+    public init(json: JSON, at path: String) throws {
+        switch json {
+        case .string("clip255"): self = .clip255
+        case .array(let items) where items.count == 2:
+            let lo = try ConfigValue.double(items[0], at: path + "[0]"), hi = try ConfigValue.double(items[1], at: path + "[1]")
+            guard lo < hi else { throw ConfigError(field: path, problem: .inconsistent("the low end must be below the high end"), value: json) }
+            self = .hounsfield(low: lo, high: hi)
+        default:
+            throw ConfigError(field: path, problem: .wrongType(expected: "[low, high] or 'clip255'"), value: json)
+        }
+    }
+}
+
+/// The spec's `data.preprocess`: slicing, intensity window, size and channels.
+public struct Preprocessing: ConfigCodable {
+    public var sliceAxis: SliceAxis
+    public var window: IntensityWindow
+    public var height: Int
+    public var width: Int
+    /// 1, or 3 (the grey value replicated, as the study's RGB PNGs).
+    public var channels: Int
+    /// Share of slices without foreground that are kept.
+    public var keepEmpty: Double
+
+    public init(sliceAxis: SliceAxis, window: IntensityWindow, height: Int, width: Int, channels: Int, keepEmpty: Double) {
+        (self.sliceAxis, self.window, self.height, self.width, self.channels, self.keepEmpty) = (sliceAxis, window, height, width, channels, keepEmpty)
+    }
+
+    public var json: JSON {
+        .object(["slice_axis": sliceAxis.json, "window": window.json, "size": .array([.int(height), .int(width)]),
+                 "channels": .int(channels), "keep_empty": .number(keepEmpty)])
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            // The spec may write one side for a square; the canonical form is [height, width].
+            let sizePath = r.child("size")
+            let size = try r.value("size")
+            let (h, w): (Int, Int)
+            if case .array(let items) = size {
+                guard items.count == 2 else { throw ConfigError(field: sizePath, problem: .wrongType(expected: "[height, width]"), value: size) }
+                (h, w) = (try ConfigValue.int(items[0], at: sizePath + "[0]", min: 1), try ConfigValue.int(items[1], at: sizePath + "[1]", min: 1))
+            } else {
+                h = try ConfigValue.int(size, at: sizePath, min: 1)
+                w = h
+            }
+            return Preprocessing(sliceAxis: try r.choice("slice_axis"), window: try r.decode("window"), height: h, width: w,
+                                 channels: try r.int("channels", min: 1, max: 3), keepEmpty: try r.double("keep_empty", min: 0, max: 1))
+        }
+    }
+}
+
+/// What is split: patients (no leak) or slices (the study's leak).
+public enum SplitUnit: String, ConfigChoice {
+    case patient, slice
+}
+
+/// The spec's `data.split`: train, validation and test parts.
+public struct SplitSettings: ConfigCodable {
+    public var unit: SplitUnit
+    public var test: Double
+    public var val: Double
+    public var seed: Int
+    /// k-fold cross-validation: the test part is fold `fold` of `folds`.
+    public var folds: Int?
+    public var fold: Int?
+
+    public init(unit: SplitUnit, test: Double, val: Double, seed: Int, folds: Int?, fold: Int?) {
+        (self.unit, self.test, self.val, self.seed, self.folds, self.fold) = (unit, test, val, seed, folds, fold)
+    }
+
+    public var json: JSON {
+        .object(["unit": unit.json, "test": .number(test), "val": .number(val), "seed": .int(seed),
+                 "folds": folds.map(JSON.int) ?? .null, "fold": fold.map(JSON.int) ?? .null])
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            SplitSettings(unit: try r.choice("unit"), test: try r.double("test", min: 0, max: 1), val: try r.double("val", min: 0, max: 1),
+                          seed: try r.int("seed", min: 0),
+                          folds: try r.optional("folds") { r, k in try r.int(k, min: 2) },
+                          fold: try r.optional("fold") { r, k in try r.int(k, min: 0) })
+        }
+    }
+}
+
+/// A part of the split a subset is drawn from.
+public enum SplitPart: String, ConfigChoice {
+    case train, trainval, val, test
+}
+
+/// One level of a subset chain, root first: a share of its parent (or of a split part).
+public struct SubsetLevel: ConfigCodable {
+    public var fraction: Double
+    public var part: SplitPart
+    public var stratify: Bool
+
+    public init(fraction: Double, part: SplitPart, stratify: Bool) {
+        (self.fraction, self.part, self.stratify) = (fraction, part, stratify)
+    }
+
+    public var json: JSON { .object(["fraction": .number(fraction), "part": part.json, "stratify": .bool(stratify)]) }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            SubsetLevel(fraction: try r.double("fraction", min: 0, exclusiveMin: true, max: 1), part: try r.choice("part"), stratify: try r.bool("stratify"))
+        }
+    }
+}
+
+/// A subset chain (what a stage trains on), root first.
+public struct SubsetChain: ConfigCodable {
+    public var levels: [SubsetLevel]
+
+    public init(_ levels: [SubsetLevel]) { self.levels = levels }
+
+    public var json: JSON { .array(levels.map(\.json)) }
+
+    public init(json: JSON, at path: String) throws {
+        levels = try ConfigValue.list(json, at: path, minCount: 1) { j, p in try SubsetLevel(json: j, at: p) }
+    }
+}

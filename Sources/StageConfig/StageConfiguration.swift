@@ -1,0 +1,275 @@
+import Architecture
+
+/// A stage's complete, typed configuration: what the planner hashes, what a plan
+/// file holds under `params`, and what the runtime executes. One type per kind.
+
+/// What a stage computes.
+public enum StageKind: String, Sendable, CaseIterable, Comparable {
+    /// Read the dataset, preprocess it, write the split manifest.
+    case prepare
+    /// Train a model from labels alone (a teacher or a baseline student).
+    case train
+    /// The frozen teacher's taps and logits over a student's training data, in fp16.
+    case teacherOutputs = "teacher_outputs"
+    /// Train a student against a frozen teacher.
+    case distill
+    /// Metrics and predictions of a trained stage on the test split.
+    case evaluate
+    /// The sweep's table and pictures.
+    case report
+
+    var order: Int { Self.allCases.firstIndex(of: self) ?? 0 }
+    public static func < (a: StageKind, b: StageKind) -> Bool { a.order < b.order }
+}
+
+public enum StageConfiguration: Hashable, Sendable {
+    case prepare(PrepareConfiguration)
+    /// A `train` stage, or a `distill` stage when it has distillation terms.
+    case train(TrainingConfiguration)
+    case teacherOutputs(TeacherOutputsConfiguration)
+    case evaluate(EvaluateConfiguration)
+    case report(ReportConfiguration)
+
+    public var kind: StageKind {
+        switch self {
+        case .prepare: return .prepare
+        case .train(let t): return t.distill == nil ? .train : .distill
+        case .teacherOutputs: return .teacherOutputs
+        case .evaluate: return .evaluate
+        case .report: return .report
+        }
+    }
+
+    /// The canonical encoding: a plan file's `params`.
+    public var json: JSON {
+        switch self {
+        case .prepare(let c): return c.json
+        case .train(let c): return c.json
+        case .teacherOutputs(let c): return c.json
+        case .evaluate(let c): return c.json
+        case .report(let c): return c.json
+        }
+    }
+
+    /// What the stage hash covers: the encoding without where the data is read from
+    /// (a moved dataset with the same content is the same stage).
+    public var identity: JSON {
+        if case .prepare(let c) = self { return c.identity }
+        return json
+    }
+
+    /// Reads a plan's `params` for a stage of `kind`.
+    public init(kind: StageKind, params: JSON, at path: String = "params") throws {
+        switch kind {
+        case .prepare: self = .prepare(try PrepareConfiguration(json: params, at: path))
+        case .train, .distill:
+            let c = try TrainingConfiguration(json: params, at: path)
+            guard (c.distill != nil) == (kind == .distill) else {
+                throw ConfigError(field: joinPath(path, "distill"),
+                                  problem: .inconsistent(kind == .distill ? "a distill stage needs distillation terms" : "a train stage has no distillation terms"),
+                                  value: params["distill"])
+            }
+            self = .train(c)
+        case .teacherOutputs: self = .teacherOutputs(try TeacherOutputsConfiguration(json: params, at: path))
+        case .evaluate: self = .evaluate(try EvaluateConfiguration(json: params, at: path))
+        case .report: self = .report(try ReportConfiguration(json: params, at: path))
+        }
+    }
+}
+
+/// The `prepare` stage: a dataset cut into slices and split.
+public struct PrepareConfiguration: ConfigCodable {
+    public var source: DataSource
+    /// The identity of the data's content (the phantom's settings, or an MSD folder's files).
+    public var fingerprint: String
+    /// Label values that count as foreground.
+    public var foreground: [Int]
+    public var preprocess: Preprocessing
+    public var split: SplitSettings
+
+    public init(source: DataSource, fingerprint: String, foreground: [Int], preprocess: Preprocessing, split: SplitSettings) {
+        (self.source, self.fingerprint, self.foreground, self.preprocess, self.split) = (source, fingerprint, foreground, preprocess, split)
+    }
+
+    public var json: JSON {
+        var o = identityFields
+        o["source"] = source.json
+        return .object(o)
+    }
+
+    var identity: JSON { .object(identityFields) }
+
+    private var identityFields: [String: JSON] {
+        ["fingerprint": .string(fingerprint), "foreground": .array(foreground.map(JSON.int)), "preprocess": preprocess.json, "split": split.json]
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            PrepareConfiguration(source: try r.decode("source"), fingerprint: try r.string("fingerprint"),
+                                 foreground: try r.list("foreground", minCount: 1) { j, p in try ConfigValue.int(j, at: p, min: 1) },
+                                 preprocess: try r.decode("preprocess"), split: try r.decode("split"))
+        }
+    }
+}
+
+/// A `train` or `distill` stage: a model, its data, its objective and its optimisation.
+public struct TrainingConfiguration: ConfigCodable {
+    public var model: ModelArchitecture
+    /// The training subset, root first (independent of the subsets' names).
+    public var subset: SubsetChain
+    public var loss: [SupervisedTerm]
+    public var optimizer: OptimizerSettings
+    public var schedule: LearningRateSchedule
+    public var epochs: Int
+    public var batch: Int
+    public var seed: Int
+    public var clipGradNorm: Double?
+    public var select: CheckpointSelection
+    /// Initial weights from a safetensors file (initial weights from a stage are an input instead).
+    public var initFile: String?
+    /// The active distillation terms; nil for a stage trained from labels alone.
+    public var distill: DistillationTerms?
+
+    public init(model: ModelArchitecture, subset: SubsetChain, loss: [SupervisedTerm], optimizer: OptimizerSettings,
+                schedule: LearningRateSchedule, epochs: Int, batch: Int, seed: Int, clipGradNorm: Double?,
+                select: CheckpointSelection, initFile: String?, distill: DistillationTerms?) {
+        self.model = model
+        self.subset = subset
+        self.loss = loss
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.epochs = epochs
+        self.batch = batch
+        self.seed = seed
+        self.clipGradNorm = clipGradNorm
+        self.select = select
+        self.initFile = initFile
+        self.distill = distill
+    }
+
+    public var json: JSON {
+        .object([
+            "model": model.json, "subset": subset.json, "loss": .array(loss.map(\.json)), "optimizer": optimizer.json,
+            "schedule": schedule.json, "epochs": .int(epochs), "batch": .int(batch), "seed": .int(seed),
+            "clip_grad_norm": clipGradNorm.map(JSON.number) ?? .null, "select": select.json,
+            "init_file": initFile.map(JSON.string) ?? .null, "distill": distill?.json ?? .null,
+        ])
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            TrainingConfiguration(
+                model: try r.decode("model"), subset: try r.decode("subset"),
+                loss: try r.list("loss", minCount: 1) { j, p in try SupervisedTerm(json: j, at: p) },
+                optimizer: try r.decode("optimizer"), schedule: try r.decode("schedule"),
+                epochs: try r.int("epochs", min: 1), batch: try r.int("batch", min: 1), seed: try r.int("seed", min: 0),
+                clipGradNorm: try r.optional("clip_grad_norm") { r, k in try r.double(k, min: 0, exclusiveMin: true) },
+                select: try r.decode("select"),
+                initFile: try r.optional("init_file") { r, k in try r.string(k) },
+                distill: try r.optional("distill") { r, k in try r.decode(k, as: DistillationTerms.self) })
+        }
+    }
+}
+
+/// Precision of the teacher-output cache.
+public enum CachePrecision: String, ConfigChoice {
+    case fp16
+}
+
+/// The `teacher_outputs` stage: a frozen teacher's taps over a student's training slices.
+public struct TeacherOutputsConfiguration: ConfigCodable {
+    public var subset: SubsetChain
+    public var taps: [String]
+    public var precision: CachePrecision
+
+    public init(subset: SubsetChain, taps: [String], precision: CachePrecision) {
+        (self.subset, self.taps, self.precision) = (subset, taps.sorted(), precision)
+    }
+
+    public var json: JSON { .object(["subset": subset.json, "taps": .array(taps.map(JSON.string)), "precision": precision.json]) }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            TeacherOutputsConfiguration(subset: try r.decode("subset"),
+                                        taps: try r.list("taps", minCount: 1) { j, p in try ConfigValue.string(j, at: p) },
+                                        precision: try r.choice("precision"))
+        }
+    }
+}
+
+/// A metric the evaluation reports.
+public enum EvaluationMetric: String, ConfigChoice {
+    case dice, iou, precision, recall, hd95
+}
+
+/// How metrics are aggregated over the test slices.
+public enum MetricPooling: String, ConfigChoice {
+    /// TP/FP/FN summed over all test slices (the study's way).
+    case global
+    /// Mean and sd over patients.
+    case perCase = "per_case"
+    case both
+}
+
+/// What the decision threshold applies to.
+public enum ThresholdTarget: String, ConfigChoice {
+    case probability, logit
+}
+
+/// The `evaluate` stage (the spec's `evaluate` block).
+public struct EvaluateConfiguration: ConfigCodable {
+    public var metrics: [EvaluationMetric]
+    public var pooling: MetricPooling
+    public var threshold: Double
+    public var thresholdOn: ThresholdTarget
+
+    public init(metrics: [EvaluationMetric], pooling: MetricPooling, threshold: Double, thresholdOn: ThresholdTarget) {
+        (self.metrics, self.pooling, self.threshold, self.thresholdOn) = (metrics, pooling, threshold, thresholdOn)
+    }
+
+    public var json: JSON {
+        .object(["metrics": .array(metrics.map(\.json)), "pooling": pooling.json, "threshold": .number(threshold), "threshold_on": thresholdOn.json])
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            EvaluateConfiguration(metrics: try r.list("metrics", minCount: 1) { j, p in try EvaluationMetric(json: j, at: p) },
+                                  pooling: try r.choice("pooling"), threshold: try r.double("threshold"), thresholdOn: try r.choice("threshold_on"))
+        }
+    }
+}
+
+/// The `report` stage: which evaluation stage holds each spec stage's metrics, per variant.
+public struct ReportConfiguration: ConfigCodable {
+    public struct Variant: Hashable, Sendable {
+        public var name: String
+        /// Spec stage name -> evaluation stage hash.
+        public var evaluate: [String: String]
+        public init(name: String, evaluate: [String: String]) { (self.name, self.evaluate) = (name, evaluate) }
+    }
+
+    public var spec: String?
+    public var variants: [Variant]
+
+    public init(spec: String?, variants: [Variant]) { (self.spec, self.variants) = (spec, variants) }
+
+    public var json: JSON {
+        .object(["spec": spec.map(JSON.string) ?? .null,
+                 "variants": .array(variants.map { v in
+                     .object(["name": .string(v.name), "evaluate": .object(v.evaluate.mapValues(JSON.string))])
+                 })])
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            ReportConfiguration(spec: try r.optional("spec") { r, k in try r.string(k) },
+                                variants: try r.list("variants") { j, p in
+                                    try ConfigReader.read(j, at: p) { v in
+                                        Variant(name: try v.string("name"),
+                                                evaluate: Dictionary(try v.dictionary("evaluate") { name, h, hp in (name, try ConfigValue.string(h, at: hp)) },
+                                                                     uniquingKeysWith: { a, _ in a }))
+                                    }
+                                })
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Architecture
+
+/// Why a term cannot run on the models it names: one set of rules, read by the
+/// spec checker (which turns each problem into a located diagnostic) and by the
+/// runtime's objective (which refuses a plan whose terms have any error).
+public enum TermProblem: Hashable, Sendable {
+    /// A tap the model does not have.
+    case unknownTap(role: TapRole, name: String)
+    /// A token sequence where a spatial map is needed.
+    case tokenTap(role: TapRole, name: String)
+    /// A channel-wise comparison of maps whose channel counts differ, with no 1x1 adapter.
+    case channelMismatch(teacher: Tap, student: Tap, identityAdapter: Bool)
+    /// Maps of different sizes with `resample: none`.
+    case spatialMismatch(teacherStride: Int, studentStride: Int)
+    /// `resample: avgpool` asked to enlarge the teacher map.
+    case averagePoolingEnlarges(teacherStride: Int, studentStride: Int)
+    /// A resampling between maps of the same size (a warning).
+    case uselessResample(stride: Int)
+    /// A head the model does not have.
+    case unknownHead(role: TapRole, name: String, available: [String])
+    /// A multi-class loss on a head with fewer than 2 channels.
+    case needsClasses(loss: String, head: Head)
+    /// Reconstructing the input with a head whose channels differ from the input's.
+    case reconstructionChannels(head: Head, inputChannels: Int)
+    /// Logit distillation between heads of different widths.
+    case logitChannels(head: String, teacher: Int, student: Int)
+    /// Softmax KL on a 1-channel head is identically zero; a warning when accepted on purpose.
+    case softmaxOneChannel(head: String, accepted: Bool)
+
+    public var isError: Bool {
+        switch self {
+        case .uselessResample: return false
+        case .softmaxOneChannel(_, let accepted): return !accepted
+        default: return true
+        }
+    }
+
+    /// A plain sentence for the runtime (the checker words its own diagnostics).
+    public var summary: String {
+        switch self {
+        case .unknownTap(let role, let name): return "the \(role.rawValue) has no tap '\(name)'"
+        case .tokenTap(let role, let name): return "\(role.rawValue) tap '\(name)' is a token sequence, not a spatial map"
+        case .channelMismatch(let t, let s, _): return "teacher '\(t.name)' has \(t.channels) channels, student '\(s.name)' has \(s.channels), and no 1x1 adapter"
+        case .spatialMismatch(let ts, let ss): return "the maps are at strides \(ts) and \(ss) with 'resample: none'"
+        case .averagePoolingEnlarges(let ts, let ss): return "'avgpool' cannot enlarge the teacher map (stride \(ts)) to the student's (stride \(ss))"
+        case .uselessResample: return "the resampling does nothing"
+        case .unknownHead(let role, let name, let available): return "the \(role.rawValue) has no head '\(name)' (heads: \(available.joined(separator: ", ")))"
+        case .needsClasses(let loss, let head): return "'\(loss)' needs a head with 2 or more classes; '\(head.name)' has \(head.channels)"
+        case .reconstructionChannels(let head, let input): return "head '\(head.name)' has \(head.channels) channels but reconstructs an input of \(input)"
+        case .logitChannels(let head, let t, let s): return "head '\(head)' has \(t) channels on the teacher and \(s) on the student"
+        case .softmaxOneChannel(let head, _): return "softmax KL on the 1-channel head '\(head)' is identically zero"
+        }
+    }
+}
+
+/// Which network of a teacher/student pair a tap or head belongs to.
+public enum TapRole: String, Hashable, Sendable {
+    case teacher, student
+}
+
+extension TapPair {
+    /// Whether the two taps can be compared as the pair says.
+    public func problems(teacher: TapManifest, student: TapManifest) -> [TermProblem] {
+        let t = teacher[teacherTap], s = student[studentTap]
+        var out: [TermProblem] = []
+        if t == nil { out.append(.unknownTap(role: .teacher, name: teacherTap)) }
+        if s == nil { out.append(.unknownTap(role: .student, name: studentTap)) }
+        guard let t, let s else { return out }
+        if t.stride == nil { out.append(.tokenTap(role: .teacher, name: t.name)) }
+        if s.stride == nil { out.append(.tokenTap(role: .student, name: s.name)) }
+        guard let ts = t.stride, let ss = s.stride else { return out }
+        if t.channels != s.channels, loss.comparesChannels {
+            switch adapter {
+            case .conv1x1?: break
+            case .identity?: out.append(.channelMismatch(teacher: t, student: s, identityAdapter: true))
+            case nil: out.append(.channelMismatch(teacher: t, student: s, identityAdapter: false))
+            }
+        }
+        if ts == ss {
+            if resample != .none { out.append(.uselessResample(stride: ts)) }
+        } else if resample == .none {
+            out.append(.spatialMismatch(teacherStride: ts, studentStride: ss))
+        } else if resample == .avgpool, ts > ss {
+            out.append(.averagePoolingEnlarges(teacherStride: ts, studentStride: ss))
+        }
+        return out
+    }
+}
+
+extension SupervisedTerm {
+    /// Whether the model has the head and the head fits the loss.
+    public func problems(_ model: ModelArchitecture) -> [TermProblem] {
+        guard let h = model.heads.first(where: { $0.name == head }) else {
+            return [.unknownHead(role: .student, name: head, available: model.heads.map(\.name))]
+        }
+        switch loss {
+        case .crossEntropy, .focal:
+            if h.channels < 2 { return [.needsClasses(loss: loss.kind, head: h)] }
+        case .mse(.input):
+            if h.channels != model.inChannels { return [.reconstructionChannels(head: h, inputChannels: model.inChannels)] }
+        default: break
+        }
+        return []
+    }
+}
+
+extension LogitTerm {
+    /// Whether both models have the head, with the same width, and the loss suits it.
+    public func problems(student: ModelArchitecture, teacher: ModelArchitecture) -> [TermProblem] {
+        guard let sh = student.heads.first(where: { $0.name == head }) else {
+            return [.unknownHead(role: .student, name: head, available: student.heads.map(\.name))]
+        }
+        guard let th = teacher.heads.first(where: { $0.name == head }) else {
+            return [.unknownHead(role: .teacher, name: head, available: teacher.heads.map(\.name))]
+        }
+        var out: [TermProblem] = []
+        if sh.channels != th.channels { out.append(.logitChannels(head: head, teacher: th.channels, student: sh.channels)) }
+        if case .kl(let accepted) = loss, sh.channels == 1 { out.append(.softmaxOneChannel(head: head, accepted: accepted)) }
+        return out
+    }
+}
+
+extension SupConTerm {
+    /// Whether the student has the tap, as a spatial map.
+    public func problems(student: TapManifest) -> [TermProblem] {
+        guard let t = student[tap] else { return [.unknownTap(role: .student, name: tap)] }
+        return t.stride == nil ? [.tokenTap(role: .student, name: t.name)] : []
+    }
+}
