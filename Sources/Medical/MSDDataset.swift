@@ -1,4 +1,5 @@
 import Foundation
+import StageConfig
 
 /// What is wrong with a dataset folder.
 public enum DatasetError: Error, CustomStringConvertible {
@@ -28,13 +29,20 @@ public struct MSDDataset: Sendable {
     }
 
     public var root: String
+    /// How to read ANALYZE 7.5 files of this dataset (nil: they are refused).
+    public var analyzeOrientation: AxisOrientation?
     public var name: String
     public var modality: [String]
     /// Label value -> name.
     public var labels: [Int: String]
     public var cases: [Case]
 
-    public static func load(_ root: String) throws -> MSDDataset {
+    /// Reads one of the dataset's volumes.
+    public func read(_ path: String) throws -> Volume { try NIfTI.read(path, analyzeOrientation: analyzeOrientation) }
+
+    /// Opens a dataset folder. `analyzeOrientation` states the orientation of ANALYZE 7.5
+    /// files, which record none; without it such files are refused when read.
+    public static func load(_ root: String, analyzeOrientation: AxisOrientation? = nil) throws -> MSDDataset {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else { throw DatasetError.missing(root) }
@@ -81,7 +89,7 @@ public struct MSDDataset: Sendable {
             guard fm.fileExists(atPath: c.image) else { throw DatasetError.unpaired(c.image, "listed but missing") }
             guard fm.fileExists(atPath: c.label) else { throw DatasetError.unpaired(c.image, "has no label file \(c.label)") }
         }
-        return MSDDataset(root: root, name: (manifest["name"] as? String) ?? (root as NSString).lastPathComponent,
+        return MSDDataset(root: root, analyzeOrientation: analyzeOrientation, name: (manifest["name"] as? String) ?? (root as NSString).lastPathComponent,
                           modality: modality, labels: labels, cases: cases)
     }
 

@@ -1,177 +1,208 @@
 import CNifti
 import CZlib
 import Foundation
+import StageConfig
 
 /// What can be wrong with a NIfTI file; every case names the file.
 public enum NIfTIError: Error, CustomStringConvertible, Equatable {
     case missing(String)
-    case notNIfTI(String)
-    case truncated(String)
+    /// Not a NIfTI-1/NIfTI-2 (or ANALYZE) header; `detail` is what libnifti said, if anything.
+    case notNIfTI(String, detail: String)
+    /// An ANALYZE 7.5 file: it records no orientation, so left and right are unknown.
+    case analyze(String)
+    /// The file (or the gzip stream) holds fewer voxel bytes than the header promises.
+    case truncated(String, expected: Int, actual: Int)
+    /// The gzip stream is damaged or ends early (zlib's message).
+    case corruptStream(String, String)
     case unsupportedDatatype(String, String)
     case notThreeD(String, dims: [Int])
     case tooLarge(String, voxels: Int)
     case badOrientation(String)
     case mismatch(image: String, label: String, detail: String)
     case writeFailed(String)
-    case nifti2(String)
 
     public var description: String {
         switch self {
         case .missing(let f): return "\(f): no such file"
-        case .notNIfTI(let f): return "\(f): not a NIfTI file (bad or missing header)"
-        case .truncated(let f): return "\(f): truncated: the header promises more voxel data than the file holds"
+        case .notNIfTI(let f, let d): return "\(f): not a NIfTI file (\(d))"
+        case .analyze(let f):
+            return "\(f): looks like an ANALYZE 7.5 file (no NIfTI magic); it is refused because ANALYZE records no orientation, "
+                + "so left and right could be swapped without a word. Convert it to NIfTI, or state its orientation in the spec "
+                + "(data.source.analyze_orientation, e.g. LAS) or with --analyze-orientation"
+        case .truncated(let f, let expected, let actual):
+            return "\(f): truncated: the header promises \(expected) bytes of voxel data, the file holds \(actual)"
+        case .corruptStream(let f, let why): return "\(f): the gzip stream is damaged: \(why)"
         case .unsupportedDatatype(let f, let t): return "\(f): datatype \(t) is not supported (uint8, int8, int16, uint16, int32, float32, float64)"
         case .notThreeD(let f, let dims): return "\(f): expected a 3D volume, found dimensions \(dims)"
         case .tooLarge(let f, let n): return "\(f): \(n) voxels is more than this reader accepts"
         case .badOrientation(let f): return "\(f): its qform/sform does not map the axes onto L-R, P-A, I-S"
         case .mismatch(let i, let l, let d): return "\(l) does not match \(i): \(d)"
         case .writeFailed(let f): return "\(f): could not be written"
-        case .nifti2(let f): return "\(f): NIfTI-2 files are not supported (libnifti's NIfTI-1 and NIfTI-2 libraries share symbol names); convert to NIfTI-1"
         }
     }
 }
 
-/// NIfTI-1 (.nii, .nii.gz) through libnifti: its NULL-and-stderr error style
-/// becomes typed errors, its chatter is silenced, C memory is freed with defer.
+/// The header formats nifti2_io reads.
+public enum NIfTIFormat: Sendable, Equatable {
+    case nifti1, nifti2, analyze
+}
+
+/// NIfTI-1 and NIfTI-2 (.nii, .nii.gz) through libnifti2's nifti2_io: its header
+/// parsing and orientation, with its NULL-and-stderr error style turned into typed
+/// errors. The voxel payload is read here through zlib with an exact count and to
+/// the end of the gzip stream (its CRC), so a short file is refused, never padded.
 public enum NIfTI {
     public static let maxVoxels = 1 << 30
 
-    nonisolated(unsafe) private static var quiet = false
-    private static func silence() {
-        guard !quiet else { return }
-        nifti_set_debug_level(0)
-        quiet = true
-    }
-
     /// Reads a 3D volume (a 4D file with one time point is accepted) in canonical RAS+ order.
-    public static func read(_ path: String) throws -> Volume {
-        silence()
+    /// `analyzeOrientation` opts in to ANALYZE 7.5 files, stating the orientation they lack.
+    public static func read(_ path: String, analyzeOrientation: AxisOrientation? = nil) throws -> Volume {
         guard FileManager.default.fileExists(atPath: path) else { throw NIfTIError.missing(path) }
-        try checkMagic(path)
-        // Header first: refuse absurd sizes before libnifti allocates them.
-        guard let header = nifti_image_read(path, 0) else { throw NIfTIError.notNIfTI(path) }
-        let hdr = header.pointee
-        let dims = withUnsafeBytes(of: hdr.dim) { Array($0.bindMemory(to: Int32.self)) }.map { Int($0) }
-        let ndim = dims[0]
-        nifti_image_free(header)
-        guard (1...7).contains(ndim) else { throw NIfTIError.notNIfTI(path) }
+        let isAnalyze = try format(of: path) == .analyze
+        if isAnalyze, analyzeOrientation == nil { throw NIfTIError.analyze(path) }
+        let (header, said) = LibNifti.quietly { nifti_image_read(path, 0) }
+        guard let header else { throw NIfTIError.notNIfTI(path, detail: said.isEmpty ? "bad or missing header" : said) }
+        defer { nifti_image_free(header) }
+        let nim = header.pointee
+        let ndim = Int(nim.ndim)
+        let dims = withUnsafeBytes(of: nim.dim) { Array($0.bindMemory(to: Int64.self)) }.map { Int($0) }
+        guard (1...7).contains(ndim), dims.count == 8 else { throw NIfTIError.notNIfTI(path, detail: "dim[0] is \(ndim)") }
         let shape = Array(dims[1...ndim])
-        guard shape.allSatisfy({ $0 >= 1 }) else { throw NIfTIError.notNIfTI(path) }
+        guard shape.allSatisfy({ $0 >= 1 }) else { throw NIfTIError.notNIfTI(path, detail: "dimensions \(shape)") }
         guard ndim >= 3, shape.dropFirst(3).allSatisfy({ $0 == 1 }) else { throw NIfTIError.notThreeD(path, dims: shape) }
-        let voxels = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-        guard voxels > 0, voxels <= maxVoxels else { throw NIfTIError.tooLarge(path, voxels: voxels) }
-
-        guard let image = nifti_image_read(path, 0) else { throw NIfTIError.truncated(path) }
-        // libnifti fills a short file's missing voxels with zeros and carries on; refuse it instead.
-        let needed = Int(image.pointee.iname_offset) + voxels * Int(image.pointee.nbyper)
-        nifti_image_free(image)
-        guard try availableBytes(path, atLeast: needed) else { throw NIfTIError.truncated(path) }
-        guard let image = nifti_image_read(path, 1) else { throw NIfTIError.truncated(path) }
-        defer { nifti_image_free(image) }
-        let nim = image.pointee
-        guard let data = nim.data else { throw NIfTIError.truncated(path) }
-        let n = Int(nim.nvox)
-        var values = [Float](repeating: 0, count: n)
-        let typeName = String(cString: nifti_datatype_string(nim.datatype))
-        switch nim.datatype {
-        case Int32(DT_UINT8): let p = data.assumingMemoryBound(to: UInt8.self); for i in 0..<n { values[i] = Float(p[i]) }
-        case Int32(DT_INT8): let p = data.assumingMemoryBound(to: Int8.self); for i in 0..<n { values[i] = Float(p[i]) }
-        case Int32(DT_INT16): let p = data.assumingMemoryBound(to: Int16.self); for i in 0..<n { values[i] = Float(p[i]) }
-        case Int32(DT_UINT16): let p = data.assumingMemoryBound(to: UInt16.self); for i in 0..<n { values[i] = Float(p[i]) }
-        case Int32(DT_INT32): let p = data.assumingMemoryBound(to: Int32.self); for i in 0..<n { values[i] = Float(p[i]) }
-        case Int32(DT_FLOAT32): let p = data.assumingMemoryBound(to: Float.self); for i in 0..<n { values[i] = p[i] }
-        case Int32(DT_FLOAT64): let p = data.assumingMemoryBound(to: Double.self); for i in 0..<n { values[i] = Float(p[i]) }
-        default: throw NIfTIError.unsupportedDatatype(path, typeName)
+        var voxels = 1
+        for d in shape {
+            let (p, overflow) = voxels.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= maxVoxels else { throw NIfTIError.tooLarge(path, voxels: overflow ? Int.max : p) }
+            voxels = p
         }
+        let typeName = String(cString: nifti_datatype_string(nim.datatype))
+        guard let kind = VoxelType(datatype: nim.datatype), Int(nim.nbyper) == kind.size else {
+            throw NIfTIError.unsupportedDatatype(path, typeName)
+        }
+        guard nim.iname_offset >= 0, let iname = nim.iname.map({ String(cString: $0) }) else {
+            throw NIfTIError.notNIfTI(path, detail: "vox_offset \(nim.iname_offset)")
+        }
+        let bytes = try payload(iname, offset: Int(nim.iname_offset), count: voxels * kind.size, reported: path)
+        var values = kind.floats(bytes, count: voxels, swapped: nim.byteorder != nifti_short_order())
         // libnifti leaves scaling to the caller; slope 0 means "no scaling".
         if nim.scl_slope != 0, nim.scl_slope.isFinite, nim.scl_inter.isFinite, nim.scl_slope != 1 || nim.scl_inter != 0 {
-            let a = nim.scl_slope, b = nim.scl_inter
-            for i in 0..<n { values[i] = values[i] * a + b }
+            let a = Float(nim.scl_slope), b = Float(nim.scl_inter)
+            for i in 0..<voxels { values[i] = values[i] * a + b }
         }
         let fileDims = Array(shape.prefix(3))
-        let pixdim = withUnsafeBytes(of: nim.pixdim) { Array($0.bindMemory(to: Float.self)) }.map { Double($0) }
-        let matrix = nim.qform_code > 0 ? nim.qto_xyz : (nim.sform_code > 0 ? nim.sto_xyz : nim.qto_xyz)
-        var codes: (Int32, Int32, Int32) = (0, 0, 0)
-        nifti_mat44_to_orientation(matrix, &codes.0, &codes.1, &codes.2)
-        let affine = withUnsafeBytes(of: matrix.m) { raw -> [[Double]] in
-            let m = Array(raw.bindMemory(to: Float.self))
-            return (0..<4).map { r in (0..<4).map { c in Double(m[r * 4 + c]) } }
-        }
-        guard let orientation = Orientation.from(codes: [codes.0, codes.1, codes.2], affine: affine,
-                                                 qformCode: nim.qform_code, sformCode: nim.sform_code) else {
-            throw NIfTIError.badOrientation(path)
+        let pixdim = withUnsafeBytes(of: nim.pixdim) { Array($0.bindMemory(to: Double.self)) }
+        let orientation: Orientation
+        if isAnalyze, let stated = analyzeOrientation {
+            orientation = Orientation.stated(stated, spacing: Array(pixdim[1...3]).map(abs))
+        } else {
+            let matrix = nim.qform_code > 0 ? nim.qto_xyz : (nim.sform_code > 0 ? nim.sto_xyz : nim.qto_xyz)
+            var codes: (Int32, Int32, Int32) = (0, 0, 0)
+            nifti_dmat44_to_orientation(matrix, &codes.0, &codes.1, &codes.2)
+            let affine = withUnsafeBytes(of: matrix.m) { raw -> [[Double]] in
+                let m = Array(raw.bindMemory(to: Double.self))
+                return (0..<4).map { r in (0..<4).map { c in m[r * 4 + c] } }
+            }
+            guard affine.joined().allSatisfy(\.isFinite),
+                  let o = Orientation.from(codes: [codes.0, codes.1, codes.2], affine: affine,
+                                           qformCode: Int32(nim.qform_code), sformCode: Int32(nim.sform_code)) else {
+                throw NIfTIError.badOrientation(path)
+            }
+            orientation = o
         }
         let (dims3, canonical) = orientation.canonical(values, fileDims: fileDims)
         let spacing = orientation.fileAxis.map { abs(pixdim[$0 + 1]) }
         return Volume(dims: dims3, spacing: spacing, data: canonical, datatype: typeName, orientation: orientation)
     }
 
-    /// Whether the file holds at least `needed` bytes once decompressed. For .gz the
-    /// trailer's size field answers quickly; when it says "short" the stream is counted.
-    private static func availableBytes(_ path: String, atLeast needed: Int) throws -> Bool {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        let size = (attributes?[.size] as? Int) ?? 0
-        guard path.hasSuffix(".gz") else { return size >= needed }
-        if let handle = FileHandle(forReadingAtPath: path), size >= 4 {
-            defer { try? handle.close() }
-            try? handle.seek(toOffset: UInt64(size - 4))
-            let tail = handle.readData(ofLength: 4)
-            if tail.count == 4 {
-                let isize = tail.enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-                if isize >= needed % (1 << 32) && needed < (1 << 32) { return true }
-            }
-        }
-        guard let gz = gzopen(path, "rb") else { return false }
+    /// Exactly `count` bytes at `offset` of `file` (plain or gzip), then the rest of the
+    /// stream to its end, so that zlib checks the trailer. Memory grows with what is
+    /// actually read: a header promising gigabytes of a short file allocates little.
+    static func payload(_ file: String, offset: Int, count: Int, reported path: String) throws -> [UInt8] {
+        guard let gz = gzopen(file, "rb") else { throw NIfTIError.missing(file) }
         defer { gzclose(gz) }
-        var total = 0
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while total < needed {
-            let n = buffer.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) }
-            if n <= 0 { break }
-            total += Int(n)
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        func streamError() -> String? {
+            var code: Int32 = 0
+            let message = gzerror(gz, &code).map { String(cString: $0) } ?? ""
+            return code == Z_OK || code == Z_STREAM_END ? nil : (message.isEmpty ? "zlib error \(code)" : message)
         }
-        return total >= needed
+        // Skip to the voxels by reading (a seek past the end of a gzip stream is not an error).
+        var skipped = 0
+        while skipped < offset {
+            let n = chunk.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32(min($0.count, offset - skipped))) }
+            if n < 0 { throw NIfTIError.corruptStream(path, streamError() ?? "read error") }
+            if n == 0 { throw NIfTIError.truncated(path, expected: count, actual: 0) }
+            skipped += Int(n)
+        }
+        while out.count < count {
+            let want = min(chunk.count, count - out.count)
+            let n = chunk.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32(want)) }
+            if n < 0 { throw NIfTIError.corruptStream(path, streamError() ?? "read error") }
+            if n == 0 { break }
+            out.append(contentsOf: chunk.prefix(Int(n)))
+        }
+        if out.count < count {
+            if let error = streamError(), out.count == 0 { throw NIfTIError.corruptStream(path, error) }
+            throw NIfTIError.truncated(path, expected: count, actual: out.count)
+        }
+        // The end of the stream: a gzip file cut after the voxels (no CRC) is damaged too.
+        while true {
+            let n = chunk.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) }
+            if n < 0 { throw NIfTIError.corruptStream(path, streamError() ?? "read error") }
+            if n == 0 { break }
+        }
+        if let error = streamError() { throw NIfTIError.corruptStream(path, error) }
+        return out
     }
 
-    /// NIfTI-1 starts with sizeof_hdr 348; NIfTI-2 with 540 (refused with a clear error).
-    private static func checkMagic(_ path: String) throws {
-        guard let handle = gzopen(path, "rb") else { throw NIfTIError.notNIfTI(path) }
-        defer { gzclose(handle) }
-        var first: Int32 = 0
-        let got = withUnsafeMutableBytes(of: &first) { gzread(handle, $0.baseAddress, 4) }
-        guard got == 4 else { throw NIfTIError.notNIfTI(path) }
-        let size = first == 348 || first.byteSwapped == 348 ? 348 : (first == 540 || first.byteSwapped == 540 ? 540 : 0)
-        if size == 540 { throw NIfTIError.nifti2(path) }
-        if size == 0 { throw NIfTIError.notNIfTI(path) }
+    /// Which header a file has: sizeof_hdr 540 with magic `n+2` is NIfTI-2; 348 with
+    /// `n+1` or `ni1` is NIfTI-1; 348 without a magic is ANALYZE 7.5. Read here from the
+    /// (possibly gzipped) bytes rather than from libnifti, which may take either for the other.
+    public static func format(of path: String) throws -> NIfTIFormat {
+        guard let gz = gzopen(path, "rb") else { throw NIfTIError.missing(path) }
+        defer { gzclose(gz) }
+        var head = [UInt8](repeating: 0, count: 540)
+        let n = Int(head.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) })
+        guard n >= 4 else { throw NIfTIError.notNIfTI(path, detail: "\(max(0, n)) bytes") }
+        let size = head.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+        func magic(at offset: Int) -> String {
+            guard n >= offset + 3 else { return "" }
+            return String(decoding: head[offset..<(offset + 3)], as: UTF8.self)
+        }
+        switch (size == 348 || size.byteSwapped == 348, size == 540 || size.byteSwapped == 540) {
+        case (true, _): return ["n+1", "ni1"].contains(magic(at: 344)) ? .nifti1 : .analyze
+        case (_, true) where ["n+2", "ni2"].contains(magic(at: 4)): return .nifti2
+        default: throw NIfTIError.notNIfTI(path, detail: "the first field, sizeof_hdr, is \(size); NIfTI-1 has 348, NIfTI-2 540")
+        }
     }
 
-    /// Writes a canonical-order volume in the geometry of `like` (its axis order,
-    /// qform and sform), so that a prediction overlays its source image.
+    /// Writes a canonical-order volume as NIfTI-1 in the geometry of its source (axis
+    /// order, qform and sform), so that a prediction overlays its image.
     public static func write(_ volume: Volume, to path: String, datatype: Int32 = Int32(DT_UINT8)) throws {
-        silence()
         let (fileDims, values) = volume.orientation.fileOrder(volume.data, canonicalDims: volume.dims)
-        var dims: [Int32] = [3, Int32(fileDims[0]), Int32(fileDims[1]), Int32(fileDims[2]), 1, 1, 1, 1]
-        guard let image = dims.withUnsafeMutableBufferPointer({ nifti_make_new_nim($0.baseAddress, datatype, 1) }) else {
-            throw NIfTIError.writeFailed(path)
-        }
+        var dims: [Int64] = [3, Int64(fileDims[0]), Int64(fileDims[1]), Int64(fileDims[2]), 1, 1, 1, 1]
+        let (made, said) = LibNifti.quietly { dims.withUnsafeMutableBufferPointer { nifti_make_new_nim($0.baseAddress, datatype, 1) } }
+        guard let image = made else { throw NIfTIError.writeFailed(path + (said.isEmpty ? "" : " (\(said))")) }
         defer { nifti_image_free(image) }
         var spacingFile = [1.0, 1.0, 1.0]
         for a in 0..<3 { spacingFile[volume.orientation.fileAxis[a]] = volume.spacing[a] }
-        image.pointee.dx = Float(spacingFile[0]); image.pointee.dy = Float(spacingFile[1]); image.pointee.dz = Float(spacingFile[2])
+        image.pointee.dx = spacingFile[0]; image.pointee.dy = spacingFile[1]; image.pointee.dz = spacingFile[2]
         withUnsafeMutableBytes(of: &image.pointee.pixdim) { raw in
-            let p = raw.bindMemory(to: Float.self)
-            p[1] = Float(spacingFile[0]); p[2] = Float(spacingFile[1]); p[3] = Float(spacingFile[2])
+            let p = raw.bindMemory(to: Double.self)
+            p[1] = spacingFile[0]; p[2] = spacingFile[1]; p[3] = spacingFile[2]
         }
-        var m = mat44()
+        var m = nifti_dmat44()
         withUnsafeMutableBytes(of: &m.m) { raw in
-            let p = raw.bindMemory(to: Float.self)
-            for r in 0..<4 { for c in 0..<4 { p[r * 4 + c] = Float(volume.orientation.affine[r][c]) } }
+            let p = raw.bindMemory(to: Double.self)
+            for r in 0..<4 { for c in 0..<4 { p[r * 4 + c] = volume.orientation.affine[r][c] } }
         }
         image.pointee.qform_code = max(1, volume.orientation.qformCode)
         image.pointee.sform_code = volume.orientation.sformCode
         image.pointee.qto_xyz = m
         image.pointee.sto_xyz = m
-        nifti_mat44_to_quatern(m, &image.pointee.quatern_b, &image.pointee.quatern_c, &image.pointee.quatern_d,
+        nifti_dmat44_to_quatern(m, &image.pointee.quatern_b, &image.pointee.quatern_c, &image.pointee.quatern_d,
                                 &image.pointee.qoffset_x, &image.pointee.qoffset_y, &image.pointee.qoffset_z,
                                 nil, nil, nil, &image.pointee.qfac)
         guard let data = image.pointee.data else { throw NIfTIError.writeFailed(path) }
@@ -181,8 +212,59 @@ public enum NIfTI {
         case Int32(DT_INT16): let p = data.assumingMemoryBound(to: Int16.self); for i in 0..<n { p[i] = Int16(clamping: Int(values[i].rounded())) }
         default: let p = data.assumingMemoryBound(to: Float.self); for i in 0..<n { p[i] = values[i] }
         }
-        guard nifti_set_filenames(image, path, 0, 1) == 0 else { throw NIfTIError.writeFailed(path) }
-        nifti_image_write(image)
+        let (named, _) = LibNifti.quietly { nifti_set_filenames(image, path, 0, 1) }
+        guard named == 0 else { throw NIfTIError.writeFailed(path) }
+        image.pointee.nifti_type = 1  // NIfTI-1, one file: what every other tool reads
+        _ = LibNifti.quietly { nifti_image_write(image) }
         guard FileManager.default.fileExists(atPath: path) else { throw NIfTIError.writeFailed(path) }
+    }
+}
+
+/// The voxel types read, with their sizes and conversion to float.
+enum VoxelType {
+    case uint8, int8, int16, uint16, int32, float32, float64
+
+    init?(datatype: Int32) {
+        switch datatype {
+        case Int32(DT_UINT8): self = .uint8
+        case Int32(DT_INT8): self = .int8
+        case Int32(DT_INT16): self = .int16
+        case Int32(DT_UINT16): self = .uint16
+        case Int32(DT_INT32): self = .int32
+        case Int32(DT_FLOAT32): self = .float32
+        case Int32(DT_FLOAT64): self = .float64
+        default: return nil
+        }
+    }
+
+    var size: Int {
+        switch self {
+        case .uint8, .int8: return 1
+        case .int16, .uint16: return 2
+        case .int32, .float32: return 4
+        case .float64: return 8
+        }
+    }
+
+    /// The bytes as floats, byte-swapped first when the file's order is not ours.
+    func floats(_ bytes: [UInt8], count n: Int, swapped: Bool) -> [Float] {
+        var raw = bytes
+        if swapped, size > 1 {
+            for i in 0..<n { raw[(i * size)..<((i + 1) * size)].reverse() }
+        }
+        return raw.withUnsafeBytes { b -> [Float] in
+            func map<T>(_ type: T.Type, _ f: (T) -> Float) -> [Float] {
+                (0..<n).map { f(b.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) }
+            }
+            switch self {
+            case .uint8: return map(UInt8.self) { Float($0) }
+            case .int8: return map(Int8.self) { Float($0) }
+            case .int16: return map(Int16.self) { Float($0) }
+            case .uint16: return map(UInt16.self) { Float($0) }
+            case .int32: return map(Int32.self) { Float($0) }
+            case .float32: return map(Float.self) { $0 }
+            case .float64: return map(Double.self) { Float($0) }
+            }
+        }
     }
 }

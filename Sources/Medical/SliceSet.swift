@@ -52,7 +52,7 @@ public final class SliceSet: @unchecked Sendable {
         var labels: [UInt8] = []
         for (p, c) in dataset.cases.enumerated() {
             progress?(p, dataset.cases.count)
-            let image = try NIfTI.read(c.image), label = try NIfTI.read(c.label)
+            let image = try dataset.read(c.image), label = try dataset.read(c.label)
             guard image.dims == label.dims else {
                 throw NIfTIError.mismatch(image: c.image, label: c.label, detail: "dimensions \(label.dims) vs \(image.dims)")
             }

@@ -1,3 +1,5 @@
+import StageConfig
+
 /// A 3D scalar volume in canonical RAS+ voxel order: index 0 runs from the
 /// patient's left to right, index 1 from posterior to anterior, index 2 from
 /// inferior to superior. "Axial slice k" therefore means the same thing for
@@ -66,6 +68,20 @@ public struct Orientation: Hashable, Sendable {
         }
         return Orientation(fileAxis: fileAxis, flipped: flipped, code: String(codes.compactMap { letters[$0] }),
                            affine: affine, qformCode: qformCode, sformCode: sformCode)
+    }
+
+    /// The orientation a user states for a file that records none (ANALYZE 7.5):
+    /// letters like `LAS`, voxel sizes from the header, a diagonal affine.
+    public static func stated(_ o: AxisOrientation, spacing: [Double]) -> Orientation {
+        let codes: [Character: Int32] = ["R": 1, "L": 2, "A": 3, "P": 4, "S": 5, "I": 6]
+        var affine: [[Double]] = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]]
+        let letters = Array(o.letters)
+        for (axis, letter) in letters.enumerated() {
+            let code = codes[letter] ?? 1
+            affine[Int((code - 1) / 2)][axis] = (code % 2 == 1 ? 1 : -1) * (axis < spacing.count && spacing[axis] > 0 ? spacing[axis] : 1)
+        }
+        // A stated orientation is a valid permutation (AxisOrientation checks), so `from` succeeds.
+        return from(codes: letters.map { codes[$0] ?? 1 }, affine: affine, qformCode: 0, sformCode: 0) ?? .identity
     }
 
     /// Calls `body(canonicalIndex, fileIndex)` for every voxel of a volume whose

@@ -30,7 +30,7 @@ public struct DatasetSummary: Sendable {
             return DatasetSummary(fingerprint: SHA256.hex(identity), cases: p.cases, slicesPerCase: p.slices,
                                   foregroundShare: phantomForegroundShare, exact: true,
                                   description: "phantom \(p.cases) cases x \(p.slices) slices")
-        case .msd(let path):
+        case .msd(let path, _):
             let folder = path.hasPrefix("/") ? path : (directory as NSString).appendingPathComponent(path)
             let manifest = (folder as NSString).appendingPathComponent("dataset.json")
             guard let bytes = FileManager.default.contents(atPath: manifest) else {

@@ -42,15 +42,21 @@ enum Checkpoint {
     /// Restores model, adapters and optimiser from the last complete epoch, if there is one.
     static func resume(_ ctx: StageContext, model: SegmentationModel, named: [(String, Variable)], optimizer: Optimizer) throws -> State {
         let statePath = ctx.directory + "/state.json", weights = ctx.directory + "/last.safetensors"
-        guard let data = FileManager.default.contents(atPath: statePath), let json = JSON.parse(data),
-              FileManager.default.fileExists(atPath: weights) else { return State() }
+        guard let data = FileManager.default.contents(atPath: statePath), FileManager.default.fileExists(atPath: weights) else { return State() }
+        guard let json = JSON.parse(data), let epoch = json["epoch"]?.int, let bestEpoch = json["best_epoch"]?.int,
+              let step = json["optimizer_step"]?.int, let bestScore = json["best_score"] else {
+            throw RuntimeError.stage("\(statePath) is unreadable: delete it (and last.safetensors) to restart the stage from scratch")
+        }
         let file = try SafetensorsFile(path: weights)
         var modelTensors: [String: Tensor] = [:]
         for name in file.names where name.hasPrefix("model.") { modelTensors[String(name.dropFirst(6))] = try file.tensor(name) }
         try model.store.load(modelTensors, source: weights)
         for (name, v) in named where !name.hasPrefix("model.") {
             let t = try file.tensor(name)
-            v.value.pointer.update(from: t.pointer, count: min(t.count, v.value.count))
+            guard t.shape == v.shape else {
+                throw CheckpointError.mismatch(weights, ["'\(name)' has shape \(t.shape), the stage expects \(v.shape)"])
+            }
+            v.value.pointer.update(from: t.pointer, count: t.count)
         }
         for (name, v) in named {
             var s: [String: Tensor] = [:]
@@ -59,7 +65,7 @@ enum Checkpoint {
             }
             if !s.isEmpty { optimizer.setState(of: v, s) }
         }
-        optimizer.setStep(json["optimizer_step"]?.int ?? 0)
-        return State(epoch: json["epoch"]?.int ?? 0, bestScore: json["best_score"]?.number, bestEpoch: json["best_epoch"]?.int ?? 0)
+        optimizer.setStep(step)
+        return State(epoch: epoch, bestScore: bestScore.number, bestEpoch: bestEpoch)
     }
 }

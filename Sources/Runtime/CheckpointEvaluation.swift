@@ -20,8 +20,9 @@ public enum CheckpointEvaluation {
     }
 
     /// Evaluates `checkpoint` on the test part of `dataset` (or every slice with `all`).
-    public static func run(checkpoint: String, dataset root: String, settings s: Settings, all: Bool, cache: String) throws -> JSON {
-        let dataset = try MSDDataset.load(root)
+    public static func run(checkpoint: String, dataset root: String, analyzeOrientation: AxisOrientation?, settings s: Settings,
+                           all: Bool, cache: String) throws -> JSON {
+        let dataset = try MSDDataset.load(root, analyzeOrientation: analyzeOrientation)
         let set = try SliceSet.prepare(dataset, s.preprocess, foreground: s.foreground, cache: cache)
         let model = try ModelInput.build(s.architecture, for: set, seed: 0)
         try Checkpoint.loadModel(model, from: checkpoint)

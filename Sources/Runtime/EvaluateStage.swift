@@ -32,13 +32,29 @@ enum EvaluateStage {
     /// Each test case's predicted slices as a NIfTI label volume in the source file's
     /// geometry (axis order, qform, sform), so that it overlays the original image.
     static func writePredictions(_ masks: [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])], data: PreparedData, ctx: StageContext) throws {
-        guard let prepare = ctx.stage.inputs["data"], let root = try? String(contentsOfFile: ctx.store.file(prepare, "dataset-root.txt"), encoding: .utf8),
-              let dataset = try? MSDDataset.load(root) else { return }
+        let prepare = try ctx.input("data")
+        let rootFile = ctx.store.file(prepare.hash, "dataset-root.txt")
+        guard let root = try? String(contentsOfFile: rootFile, encoding: .utf8) else {
+            throw RuntimeError.stage("\(rootFile) is missing: the prepare stage \(prepare.shortHash) is incomplete; delete its folder and rerun")
+        }
+        var orientation: AxisOrientation?
+        if case .prepare(let c) = prepare.config, case .msd(_, let o) = c.source { orientation = o }
+        let dataset: MSDDataset
+        do {
+            dataset = try MSDDataset.load(root, analyzeOrientation: orientation)
+        } catch {
+            // The slices were cut from this folder; without it there is no geometry to write predictions in.
+            ctx.log("predictions not written: the source dataset is no longer readable (\(error)); metrics are unaffected")
+            return
+        }
         let dir = ctx.directory + "/predictions"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for (patient, m) in masks {
-            guard let c = dataset.cases.first(where: { $0.id == data.set.patients[patient] }) else { continue }
-            let source = try NIfTI.read(c.image)
+            let id = data.set.patients[patient]
+            guard let c = dataset.cases.first(where: { $0.id == id }) else {
+                throw RuntimeError.stage("case '\(id)' of the prepared slices is not in \(root) any more: the dataset changed after it was prepared")
+            }
+            let source = try dataset.read(c.image)
             var volume = Volume(dims: source.dims, spacing: source.spacing, data: [Float](repeating: 0, count: source.count),
                                 datatype: "UINT8", orientation: source.orientation)
             for (k, mask) in m.pred where k < volume.dims[2] {

@@ -9,6 +9,7 @@ import Synchronization
 enum PrepareStage {
     static func run(_ stage: PlanStage, _ c: PrepareConfiguration, _ ctx: StageContext) throws {
         let folder: String
+        var analyzeOrientation: AxisOrientation?
         switch c.source {
         case .phantom(let settings):
             folder = ctx.directory + "/dataset"
@@ -18,10 +19,11 @@ enum PrepareStage {
                 try? FileManager.default.removeItem(atPath: folder)
                 try FileManager.default.moveItem(atPath: folder + ".tmp", toPath: folder)
             }
-        case .msd(let path):
+        case .msd(let path, let orientation):
             folder = path.hasPrefix("/") ? path : (ctx.baseDirectory as NSString).appendingPathComponent(path)
+            analyzeOrientation = orientation
         }
-        let dataset = try MSDDataset.load(folder)
+        let dataset = try MSDDataset.load(folder, analyzeOrientation: analyzeOrientation)
         // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
         try RunStore.writeAtomically(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
         let start = Date()

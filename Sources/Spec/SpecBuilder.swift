@@ -52,8 +52,16 @@ struct SpecBuilder {
     }
 
     mutating func buildData(_ v: Value, _ j: JSON) -> DataSpec? {
-        guard let srcValue = v["source"], let pre = v["preprocess"], let split = v["split"], srcValue.isComplete, pre.isComplete, split.isComplete,
-              let source = decode(DataSource.self, j["source"] ?? .null, "data.source", at: srcValue),
+        guard let srcValue = v["source"], let pre = v["preprocess"], let split = v["split"], srcValue.isComplete, pre.isComplete, split.isComplete
+        else { return nil }
+        var sourceJSON = j["source"] ?? .null
+        if srcValue["phantom"] != nil, srcValue["analyze_orientation"] != nil, case .object(var o) = sourceJSON {
+            diagnostics.append(Diagnostic(SpecDiagnostics.unknownKey, "'analyze_orientation' applies to 'msd' folders; the phantom is NIfTI",
+                                          at: srcValue.range(of: "analyze_orientation"), path: "data.source.analyze_orientation"))
+            o["analyze_orientation"] = .null
+            sourceJSON = .object(o)
+        }
+        guard let source = decode(DataSource.self, sourceJSON, "data.source", at: srcValue),
               let preprocess = decode(Preprocessing.self, j["preprocess"] ?? .null, "data.preprocess", at: pre),
               let splitSettings = decode(SplitSettings.self, j["split"] ?? .null, "data.split", at: split) else { return nil }
         var subsets: [SubsetSpec] = []

@@ -46,7 +46,17 @@ public enum SpecChecker {
         // A spec whose bases could not be composed is incomplete: checking it would
         // only report the keys the missing base would have supplied.
         let composed = !diagnostics.contains { [SpecDiagnostics.unreadable, SpecDiagnostics.extendsCycle].contains($0.id) }
-        guard let root = loaded.root, composed else {
+        guard composed else {
+            result.diagnostics = diagnostics.sortedForOutput()
+            return result
+        }
+        // Nothing but comments or white space (or a lone `null`): say so, at the top of the file.
+        guard let root = loaded.root, !root.isNull else {
+            if !diagnostics.hasErrors, let file = loaded.files.first {
+                diagnostics.append(Diagnostic(SpecDiagnostics.emptySpec, "the spec is empty: a spec needs data, models and stages",
+                                              at: SourceRange(file: file, start: 0, end: 0),
+                                              notes: [DiagnosticNote("start from specs/quickstart.yaml, or write `extends: other.yaml` to build on a spec")]))
+            }
             result.diagnostics = diagnostics.sortedForOutput()
             return result
         }

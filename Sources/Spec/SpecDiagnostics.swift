@@ -8,6 +8,7 @@ public enum SpecDiagnostics {
     public static let internalInconsistency = DiagnosticID("E0001", .error, "internal inconsistency between the schema and the runtime's configuration")
 
     // Structure and types.
+    public static let emptySpec = DiagnosticID("E0100", .error, "the spec is empty")
     public static let unknownKey = DiagnosticID("E0201", .error, "unknown key")
     public static let wrongType = DiagnosticID("E0202", .error, "wrong type")
     public static let unknownTap = DiagnosticID("E0203", .error, "unknown tap")
@@ -68,7 +69,7 @@ public enum SpecDiagnostics {
     public static let badInterpolation = DiagnosticID("E0704", .error, "malformed interpolation")
 
     public static let all: [DiagnosticID] = [
-        internalInconsistency,
+        internalInconsistency, emptySpec,
         unknownKey, wrongType, unknownTap, missingKey, unknownValue, outOfRange, invalidName, exactlyOne, listLength,
         notASpec, noTrainingSet,
         unknownModel, unknownSubset, unknownStage, stageCycle, unknownHead, unknownTerm, subsetCycle,

@@ -48,9 +48,11 @@ public enum SpecSchema {
     static let source = ObjectSchema("Source", "Where the volumes come from: exactly one of `msd` or `phantom`.", fields: [
         Field("msd", .path, "A Medical Segmentation Decathlon folder (dataset.json, imagesTr/, labelsTr/)."),
         Field("phantom", .object(phantom), "The built-in phantom; `phantom: {}` takes every default."),
+        Field("analyze_orientation", .enumeration(AxisOrientation.all),
+              "For `msd` folders holding ANALYZE 7.5 files (no NIfTI magic): the orientation they do not record, as nibabel's axis codes (`LAS`: i toward the left, j anterior, k superior). Without it such files are refused."),
     ], exactlyOne: ["msd", "phantom"])
 
-    static let preprocess = ObjectSchema("Preprocess", "How volumes become 2D training slices.", fields: [
+    public static let preprocess = ObjectSchema("Preprocess", "How volumes become 2D training slices.", fields: [
         Field("slice_axis", .enumeration(SliceAxis.names), default: .string("axial"),
               "Which axis slices are taken along, after reorientation to a canonical axis order."),
         Field("window", .oneOf([.list(.number(min: nil, exclusiveMin: false, max: nil), minCount: 2, maxCount: 2), .enumeration(["clip255"])]),

@@ -98,6 +98,11 @@ struct SweepExpansion {
             diagnostics.append(Diagnostic(SpecDiagnostics.unusedAxis, "axis '\(axis.name)' is in neither 'grid' nor 'zip'; it is not swept",
                                           at: axis.nameRange, path: "sweep.axes.\(axis.name)"))
         }
+        for axis in axes where axis.values.isEmpty {
+            ok = false
+            diagnostics.append(Diagnostic(SpecDiagnostics.listLength, "axis '\(axis.name)' has no values: a sweep axis needs at least one",
+                                          at: sweepNode["axes"]?[axis.name]?["values"]?.range ?? axis.nameRange, path: "sweep.axes.\(axis.name).values"))
+        }
         guard ok else { return [] }
         let byName = Dictionary(axes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let position = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })

@@ -93,7 +93,8 @@ struct Validator {
             }
             return ok ? Value(.list(values), range: node.range) : nil
         case .object(let schema):
-            if node.isNull { return complete(Value(.object([]), range: node.range), as: type) }
+            // `key:` with nothing is an empty mapping: defaults fill in, required keys are reported missing.
+            if node.isNull { return validateObject([], schema, node.range, path) }
             guard let entries = node.entries else { typeError(node, type, path); return nil }
             return validateObject(entries, schema, node.range, path)
         case .dictionary(let valueType, let keys):

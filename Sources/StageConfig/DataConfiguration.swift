@@ -3,13 +3,15 @@
 
 /// Where the volumes come from: exactly one of an MSD folder or the built-in phantom.
 public enum DataSource: ConfigCodable {
-    case msd(path: String)
+    /// An MSD (or nnU-Net) folder. `analyzeOrientation` opts in to ANALYZE 7.5 files,
+    /// which record no orientation, by stating it; without it they are refused.
+    case msd(path: String, analyzeOrientation: AxisOrientation?)
     case phantom(PhantomSettings)
 
     public var json: JSON {
         switch self {
-        case .msd(let path): return .object(["msd": .string(path), "phantom": .null])
-        case .phantom(let p): return .object(["msd": .null, "phantom": p.json])
+        case .msd(let path, let o): return .object(["msd": .string(path), "phantom": .null, "analyze_orientation": o?.json ?? .null])
+        case .phantom(let p): return .object(["msd": .null, "phantom": p.json, "analyze_orientation": .null])
         }
     }
 
@@ -17,12 +19,44 @@ public enum DataSource: ConfigCodable {
         self = try ConfigReader.read(json, at: path) { r in
             let msd = try r.optional("msd") { r, k in try r.string(k) }
             let phantom = try r.optional("phantom") { r, k in try r.decode(k, as: PhantomSettings.self) }
+            let orientation = try r.optional("analyze_orientation") { r, k in try r.decode(k, as: AxisOrientation.self) }
             switch (msd, phantom) {
-            case (let path?, nil): return .msd(path: path)
-            case (nil, let p?): return .phantom(p)
-            default: throw ConfigError(field: path, problem: .inconsistent("exactly one of 'msd' and 'phantom' is set"), value: json)
+            case (let folder?, nil): return .msd(path: folder, analyzeOrientation: orientation)
+            case (nil, let p?) where orientation == nil: return .phantom(p)
+            default: throw ConfigError(field: path, problem: .inconsistent("exactly one of 'msd' and 'phantom' is set, and 'analyze_orientation' only with 'msd'"), value: json)
             }
         }
+    }
+}
+
+/// The direction each voxel axis of a file runs toward, as three letters: `LAS` says
+/// i runs toward the patient's left, j anterior, k superior (nibabel's axis codes).
+/// NIfTI files carry this in their qform/sform; ANALYZE 7.5 files do not.
+public struct AxisOrientation: ConfigCodable {
+    public let letters: String
+
+    /// All 48 orientations: each of R/L, A/P, S/I once, in any order.
+    public static let all: [String] = {
+        let pairs = [["R", "L"], ["A", "P"], ["S", "I"]]
+        let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
+        return orders.flatMap { order in
+            (0..<8).map { signs in order.enumerated().map { i, axis in pairs[axis][(signs >> i) & 1] }.joined() }
+        }
+    }()
+
+    public init?(_ letters: String) {
+        guard Self.all.contains(letters) else { return nil }
+        self.letters = letters
+    }
+
+    public var json: JSON { .string(letters) }
+
+    public init(json: JSON, at path: String) throws {
+        let s = try ConfigValue.string(json, at: path)
+        guard let o = AxisOrientation(s) else {
+            throw ConfigError(field: path, problem: .unknownValue(expected: ["three letters, one of R/L, A/P, S/I each (e.g. LAS)"]), value: json)
+        }
+        self = o
     }
 }
 

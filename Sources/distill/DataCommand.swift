@@ -15,32 +15,57 @@ struct DataCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "inspect",
             abstract: "Dimensions, spacing, datatype, orientation, intensity range and label values of a file or every case of a dataset.")
 
-        @Argument(help: "A .nii/.nii.gz file or an MSD dataset folder.")
-        var path: String
+        @Argument(help: "NIfTI files (.nii, .nii.gz) or MSD dataset folders.")
+        var paths: [String]
 
+        @Option(help: "Read ANALYZE 7.5 files (no NIfTI magic, no orientation) as having this orientation, e.g. LAS.")
+        var analyzeOrientation: String?
+
+        func validate() throws {
+            if let o = analyzeOrientation, AxisOrientation(o) == nil {
+                throw ValidationError("--analyze-orientation takes three letters, one of R/L, A/P, S/I each (e.g. LAS), not '\(o)'")
+            }
+        }
+
+        /// Exit 0 when everything read, 1 when a file or case has a problem, 2 when a path does not exist.
         func run() throws {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                FileHandle.standardError.write(Data("error: no such file or directory: '\(path)'\n".utf8))
-                throw ExitStatus.usage
-            }
-            if !isDirectory.boolValue {
-                do { print(describe(try NIfTI.read(path), path)) } catch {
-                    print("error: \(error)")
-                    throw ExitStatus.failure
+            let orientation = analyzeOrientation.flatMap(AxisOrientation.init)
+            var problems = 0, missing = 0
+            for path in paths {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                    FileHandle.standardError.write(Data("error: no such file or directory: '\(path)'\n".utf8))
+                    missing += 1
+                    continue
                 }
-                return
+                problems += isDirectory.boolValue ? inspectDataset(path, orientation) : inspectFile(path, orientation)
             }
+            if paths.count > 1 { print(problems == 0 ? "no problems" : "\(problems) problem\(problems == 1 ? "" : "s")") }
+            if missing > 0 { throw ExitStatus.usage }
+            if problems > 0 { throw ExitStatus.failure }
+        }
+
+        func inspectFile(_ path: String, _ orientation: AxisOrientation?) -> Int {
+            do {
+                print(describe(try NIfTI.read(path, analyzeOrientation: orientation), path))
+                return 0
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                return 1
+            }
+        }
+
+        func inspectDataset(_ path: String, _ orientation: AxisOrientation?) -> Int {
             let dataset: MSDDataset
-            do { dataset = try MSDDataset.load(path) } catch {
-                print("error: \(error)")
-                throw ExitStatus.failure
+            do { dataset = try MSDDataset.load(path, analyzeOrientation: orientation) } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                return 1
             }
             print("\(dataset.name): \(dataset.cases.count) cases, modality \(dataset.modality.joined(separator: ", ")), labels \(dataset.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))")
             var problems = 0
             for c in dataset.cases {
                 do {
-                    let image = try NIfTI.read(c.image), label = try NIfTI.read(c.label)
+                    let image = try dataset.read(c.image), label = try dataset.read(c.label)
                     print("\(c.id): image \(describe(image, nil)); label \(labelSummary(label))")
                     if image.dims != label.dims { problems += 1; print("  problem: label dimensions \(label.dims) differ from the image's \(image.dims)") }
                 } catch {
@@ -49,7 +74,7 @@ struct DataCommand: ParsableCommand {
                 }
             }
             print(problems == 0 ? "no problems" : "\(problems) problem\(problems == 1 ? "" : "s")")
-            if problems > 0 { throw ExitStatus.failure }
+            return problems
         }
 
         func describe(_ v: Volume, _ path: String?) -> String {
@@ -60,13 +85,18 @@ struct DataCommand: ParsableCommand {
             return text
         }
 
+        /// Label values and their voxel counts; a map of whole numbers with up to 65,535
+        /// distinct values (brain atlases have hundreds) is a label map.
         func labelSummary(_ v: Volume) -> String {
             var counts: [Float: Int] = [:]
             for x in v.data {
+                guard x == x.rounded(), abs(x) <= 16_777_216 else { return "not a label map (value \(x) is not a whole number)" }
                 counts[x, default: 0] += 1
-                if counts.count > 32 { return "not a label map (more than 32 distinct values)" }
+                if counts.count > 65_535 { return "not a label map (more than 65,535 distinct values)" }
             }
-            return counts.sorted { $0.key < $1.key }.map { "\(Int($0.key)): \($0.value)" }.joined(separator: ", ")
+            let sorted = counts.sorted { $0.key < $1.key }
+            let shown = sorted.prefix(40).map { "\(Int($0.key)): \($0.value)" }.joined(separator: ", ")
+            return "\(sorted.count) value\(sorted.count == 1 ? "" : "s"): " + shown + (sorted.count > 40 ? ", ... (\(sorted.count - 40) more)" : "")
         }
     }
 
@@ -124,16 +154,36 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Case id, e.g. spleen_1.") var `case`: String
         @Option(help: "Axial slice (default: the one with the most foreground).") var slice: Int?
         @Option(name: .shortAndLong, help: "Output PNG.") var output: String
-        @Option(help: "Intensity window in HU, low.") var low = -160.0
-        @Option(help: "Intensity window in HU, high.") var high = 240.0
+        @Option(help: "Intensity window in HU, low (default: the spec language's window, \(Self.defaultWindow.low)).") var low: Double?
+        @Option(help: "Intensity window in HU, high (default \(Self.defaultWindow.high)).") var high: Double?
+        @Option(help: "Read ANALYZE 7.5 files (no NIfTI magic, no orientation) as having this orientation, e.g. LAS.")
+        var analyzeOrientation: String?
+
+        /// The schema's default `preprocess.window`.
+        static var defaultWindow: (low: Double, high: Double) {
+            let w = SpecSchema.preprocess.defaults["window"]?.array?.compactMap(\.number) ?? []
+            return w.count == 2 ? (w[0], w[1]) : (.nan, .nan)
+        }
+
+        func validate() throws {
+            let (lo, hi) = (low ?? Self.defaultWindow.low, high ?? Self.defaultWindow.high)
+            guard lo < hi else { throw ValidationError("the window needs low < high, found \(lo) and \(hi)") }
+            if let o = analyzeOrientation, AxisOrientation(o) == nil {
+                throw ValidationError("--analyze-orientation takes three letters, one of R/L, A/P, S/I each (e.g. LAS), not '\(o)'")
+            }
+        }
 
         func run() throws {
+            let (low, high) = (self.low ?? Self.defaultWindow.low, self.high ?? Self.defaultWindow.high)
             do {
-                let dataset = try MSDDataset.load(path)
+                let dataset = try MSDDataset.load(path, analyzeOrientation: analyzeOrientation.flatMap(AxisOrientation.init))
                 guard let c = dataset.cases.first(where: { $0.id == `case` }) else {
                     throw ValidationError("no case '\(`case`)'; cases: \(dataset.cases.prefix(10).map(\.id).joined(separator: ", "))")
                 }
-                let image = try NIfTI.read(c.image), label = try NIfTI.read(c.label)
+                let image = try dataset.read(c.image), label = try dataset.read(c.label)
+                guard image.dims == label.dims else {
+                    throw NIfTIError.mismatch(image: c.image, label: c.label, detail: "dimensions \(label.dims) vs \(image.dims)")
+                }
                 let (w, h, d) = (image.dims[0], image.dims[1], image.dims[2])
                 let k = slice ?? (0..<d).max { a, b in count(label, a) < count(label, b) } ?? 0
                 guard (0..<d).contains(k) else { throw ValidationError("slice \(k) is outside 0..<\(d)") }

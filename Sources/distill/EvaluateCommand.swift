@@ -57,9 +57,11 @@ struct EvaluateCommand: ParsableCommand {
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("distill-evaluate-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: temp) }
         var root = data
+        var analyzeOrientation: AxisOrientation?
+        if case .msd(_, let o) = s.data.source { analyzeOrientation = o }
         if root == nil {
             switch s.data.source {
-            case .msd(let path): root = path.hasPrefix("/") ? path : (specDir.isEmpty ? path : specDir + "/" + path)
+            case .msd(let path, _): root = path.hasPrefix("/") ? path : (specDir.isEmpty ? path : specDir + "/" + path)
             case .phantom(let p):
                 try Phantom.write(p, to: temp + "/phantom")
                 root = temp + "/phantom"
@@ -69,7 +71,8 @@ struct EvaluateCommand: ParsableCommand {
                                                      split: s.data.split, evaluate: s.evaluate.config)
         let result: JSON
         do {
-            result = try CheckpointEvaluation.run(checkpoint: checkpoint, dataset: root ?? ".", settings: settings, all: all, cache: temp + "/slices.bin")
+            result = try CheckpointEvaluation.run(checkpoint: checkpoint, dataset: root ?? ".", analyzeOrientation: analyzeOrientation,
+                                                  settings: settings, all: all, cache: temp + "/slices.bin")
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitStatus.failure

@@ -118,4 +118,33 @@ import Testing
         try Data(#"{"training": [{"image": "./imagesTr/a.nii.gz", "label": "./labelsTr/a.nii.gz"}]}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
         #expect(throws: DatasetError.self) { try MSDDataset.load(dir) }
     }
+
+    /// An MSD folder of ANALYZE 7.5 files is refused until the data source states their orientation.
+    @Test func analyzeDatasetsNeedAStatedOrientation() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-analyze-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/labelsTr", withIntermediateDirectories: true)
+        var training: [String] = []
+        for i in 0..<3 {
+            let (image, label) = Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: i, hard: false)
+            for (volume, sub, type) in [(image, "imagesTr", Int32(4)), (label, "labelsTr", Int32(2))] {
+                let path = "\(dir)/\(sub)/case_\(i).nii"
+                try NIfTI.write(volume, to: path, datatype: type)
+                var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+                bytes.replaceSubrange(344..<348, with: [0, 0, 0, 0])
+                try bytes.write(to: URL(fileURLWithPath: path))
+            }
+            training.append(#"{"image": "./imagesTr/case_\#(i).nii", "label": "./labelsTr/case_\#(i).nii"}"#)
+        }
+        try Data(#"{"labels": {"0": "background", "1": "spleen"}, "training": [\#(training.joined(separator: ", "))]}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        let settings = TestSettings.preprocessing(height: 16, width: 16)
+        #expect(throws: NIfTIError.self) {
+            try SliceSet.prepare(try MSDDataset.load(dir), settings, foreground: [1], cache: dir + "/a.slices")
+        }
+        let stated = try SliceSet.prepare(try MSDDataset.load(dir, analyzeOrientation: try #require(AxisOrientation("LPS"))), settings,
+                                          foreground: [1], cache: dir + "/b.slices")
+        #expect(stated.count == 12)
+    }
 }

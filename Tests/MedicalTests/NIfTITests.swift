@@ -55,22 +55,102 @@ import Testing
     @Test func badFilesGetTypedErrorsThatNameTheFile() throws {
         #expect(throws: NIfTIError.missing("/nonexistent.nii.gz")) { try NIfTI.read("/nonexistent.nii.gz") }
         let junk = temporary("junk.nii")
+        defer { try? FileManager.default.removeItem(atPath: junk) }
         try Data((0..<400).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: junk))
-        #expect(throws: NIfTIError.notNIfTI(junk)) { try NIfTI.read(junk) }
+        #expect { try NIfTI.read(junk) } throws: { error in
+            guard case NIfTIError.notNIfTI(let f, let detail) = error else { return false }
+            return f == junk && !detail.isEmpty
+        }
         // A real file cut short: the header promises more voxels than follow.
         let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 0, hard: false).0
         let full = temporary("full.nii"), cut = temporary("cut.nii")
+        defer { for f in [full, cut] { try? FileManager.default.removeItem(atPath: f) } }
         try NIfTI.write(image, to: full, datatype: 4)
         let data = try Data(contentsOf: URL(fileURLWithPath: full))
         try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: cut))
-        #expect(throws: NIfTIError.truncated(cut)) { try NIfTI.read(cut) }
-        // A NIfTI-2 header (sizeof_hdr 540) is refused clearly.
-        var two = Data(count: 600)
-        two.replaceSubrange(0..<4, with: withUnsafeBytes(of: Int32(540).littleEndian) { Data($0) })
-        let n2 = temporary("two.nii")
-        try two.write(to: URL(fileURLWithPath: n2))
-        #expect(throws: NIfTIError.nifti2(n2)) { try NIfTI.read(n2) }
-        for f in [junk, full, cut, n2] { try? FileManager.default.removeItem(atPath: f) }
+        #expect(throws: NIfTIError.truncated(cut, expected: 32 * 32 * 6 * 2, actual: data.count / 2 - 352)) { try NIfTI.read(cut) }
+    }
+
+    /// A .nii.gz whose gzip stream is cut short (within the voxels, or only its trailer)
+    /// is refused with the bytes expected and found; libnifti would read zeros instead.
+    @Test func aTruncatedGzipStreamIsRefused() throws {
+        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 0, hard: false).0
+        let full = temporary("full.nii.gz"), cut = temporary("cut.nii.gz"), trailer = temporary("trailer.nii.gz")
+        defer { for f in [full, cut, trailer] { try? FileManager.default.removeItem(atPath: f) } }
+        try NIfTI.write(image, to: full, datatype: 4)
+        let data = try Data(contentsOf: URL(fileURLWithPath: full))
+        try data.prefix(data.count * 2 / 3).write(to: URL(fileURLWithPath: cut))
+        #expect { try NIfTI.read(cut) } throws: { error in
+            guard case NIfTIError.truncated(let f, let expected, let actual) = error else { return false }
+            return f == cut && expected == 32 * 32 * 6 * 2 && actual < expected
+        }
+        // Only the 8-byte trailer (CRC and size) missing: every voxel is there, the stream is not whole.
+        try data.prefix(data.count - 8).write(to: URL(fileURLWithPath: trailer))
+        #expect { try NIfTI.read(trailer) } throws: { error in
+            if case NIfTIError.corruptStream(let f, _) = error { return f == trailer }
+            return false
+        }
+        #expect(try NIfTI.read(full).data == image.data)
+    }
+
+    /// A file without the NIfTI magic is ANALYZE 7.5: no orientation, refused unless stated.
+    @Test func analyzeFilesAreRefusedUnlessTheirOrientationIsStated() throws {
+        let image = Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: 0, hard: false).0
+        let path = temporary("analyze.nii")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try NIfTI.write(image, to: path, datatype: 4)
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        data.replaceSubrange(344..<348, with: [0, 0, 0, 0])  // the magic "n+1\0"
+        try data.write(to: URL(fileURLWithPath: path))
+        #expect(throws: NIfTIError.analyze(path)) { try NIfTI.read(path) }
+        #expect("\(NIfTIError.analyze(path))".contains("ANALYZE 7.5"))
+        #expect("\(NIfTIError.analyze(path))".contains("no orientation"))
+        let stated = try NIfTI.read(path, analyzeOrientation: try #require(AxisOrientation("LAS")))
+        #expect(stated.orientation.code == "LAS")
+        // LAS: the file's i axis runs to the left, so canonical x is i reversed.
+        let asRAS = try NIfTI.read(path, analyzeOrientation: try #require(AxisOrientation("RAS")))
+        #expect(stated.dims == asRAS.dims)
+        let (w, h) = (stated.dims[0], stated.dims[1])
+        #expect(stated[0, 3, 1] == asRAS[w - 1, 3, 1] && stated[w - 1, h - 1, 2] == asRAS[0, h - 1, 2])
+    }
+
+    @Test func libniftiSaysNothingOnStderrAndItsWordsReachTheError() throws {
+        let junk = temporary("junk.nii.gz")
+        defer { try? FileManager.default.removeItem(atPath: junk) }
+        try Data((0..<1000).map { UInt8(($0 * 7) % 256) }).write(to: URL(fileURLWithPath: junk))
+        // Watch our own stderr while libnifti fails on the file.
+        let pipe = Pipe()
+        let saved = dup(STDERR_FILENO)
+        dup2(pipe.fileHandleForWriting.fileDescriptor, STDERR_FILENO)
+        let error = #expect(throws: NIfTIError.self) { try NIfTI.read(junk) }
+        fflush(nil)
+        dup2(saved, STDERR_FILENO)
+        close(saved)
+        try pipe.fileHandleForWriting.close()
+        let printed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(printed.isEmpty, "libnifti printed: \(printed)")
+        #expect(error.map { "\($0)".hasPrefix(junk + ": not a NIfTI file (") } == true)
+    }
+
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+
+    /// A NIfTI-2 file and its NIfTI-1 twin, both written by nibabel (Fixtures/make_fixtures.py),
+    /// read to the same volume, and to what nibabel reads from them.
+    @Test func nifti2ReadsEqualToItsNIfTI1TwinAndToNibabel() throws {
+        let one = Self.fixtures + "/twin_nifti1.nii.gz", two = Self.fixtures + "/twin_nifti2.nii.gz"
+        #expect(try NIfTI.format(of: one) == .nifti1 && NIfTI.format(of: two) == .nifti2)
+        let a = try NIfTI.read(one), b = try NIfTI.read(two)
+        // NIfTI-1 stores voxel sizes and the affine in float32, NIfTI-2 in float64.
+        func close(_ x: [Double], _ y: [Double]) -> Bool { x.count == y.count && zip(x, y).allSatisfy { abs($0 - $1) < 1e-6 } }
+        #expect(a.data == b.data && a.dims == b.dims && close(a.spacing, b.spacing))
+        #expect(a.orientation.code == b.orientation.code && close(a.orientation.affine.flatMap { $0 }, b.orientation.affine.flatMap { $0 }))
+        let expected = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/expected.json"))) as? [String: Any])
+        #expect(b.dims == expected["shape"] as? [Int])
+        #expect(b.orientation.code == expected["file_axcodes"] as? String)
+        let zooms = try #require(expected["zooms"] as? [Double])
+        #expect(zip(b.spacing, zooms).allSatisfy { abs($0 - $1) < 1e-6 })
+        for v in try #require(expected["voxels"] as? [[Int]]) { #expect(b[v[0], v[1], v[2]] == Float(v[3]), "voxel \(v)") }
+        #expect(b.data.reduce(0.0) { $0 + Double($1) } == Double(try #require(expected["sum"] as? Int)))
     }
 
     @Test func fourDimensionalVolumesAreRefused() throws {

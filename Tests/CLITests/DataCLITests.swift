@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+/// `distill data inspect` on hostile and unusual volumes: what a person sees, and the exit code.
+@Suite struct DataCLITests {
+    let cli = CLITests()
+    static let templates = "/usr/share/mricron/templates"
+    static var available: Bool { FileManager.default.fileExists(atPath: templates + "/aal.nii.gz") }
+
+    func folder() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-data-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test(.enabled(if: available, "needs Debian's mricron-data"))
+    func anAtlasWithHundredsOfLabelsIsALabelMap() throws {
+        let r = try cli.run(["data", "inspect", Self.templates + "/aal.nii.gz"])
+        #expect(r.status == 0, "\(r.err)")
+        // AAL: background and 116 regions.
+        #expect(r.out.contains("labels: 117 values: 0: "), "\(r.out)")
+        #expect(!r.out.contains("not a label map"))
+    }
+
+    /// A phantom case written by `distill data phantom`, then damaged three ways.
+    @Test func damagedFilesAreRefusedWithOneClearMessageAndExitOne() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let made = try cli.run(["data", "phantom", "ph", "--cases", "1", "--size", "16", "--slices", "4"], in: dir)
+        #expect(made.status == 0, "\(made.err)")
+        let image = dir + "/ph/imagesTr/spleen_1.nii.gz"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: image))
+        try bytes.prefix(bytes.count * 3 / 4).write(to: URL(fileURLWithPath: dir + "/cut.nii.gz"))
+        let cut = try cli.run(["data", "inspect", "cut.nii.gz"], in: dir)
+        #expect(cut.status == 1)
+        #expect(cut.err.hasPrefix("error: cut.nii.gz: truncated: the header promises 2048 bytes of voxel data, the file holds "), "\(cut.err)")
+        #expect(cut.err.split(separator: "\n").count == 1, "libnifti added lines: \(cut.err)")
+
+        // Uncompressed, with the NIfTI magic removed: ANALYZE 7.5.
+        let inspected = try cli.run(["data", "inspect", "ph/imagesTr/spleen_1.nii.gz"], in: dir)
+        #expect(inspected.status == 0)
+        try Data([UInt8](repeating: 0x41, count: 500)).write(to: URL(fileURLWithPath: dir + "/junk.nii"))
+        let junk = try cli.run(["data", "inspect", "junk.nii"], in: dir)
+        #expect(junk.status == 1 && junk.err.hasPrefix("error: junk.nii: not a NIfTI file ("), "\(junk.err)")
+        #expect(junk.err.split(separator: "\n").count == 1, "libnifti added lines: \(junk.err)")
+
+        let missing = try cli.run(["data", "inspect", "nothing.nii"], in: dir)
+        #expect(missing.status == 2)
+    }
+
+    @Test func analyzeIsRefusedUnlessItsOrientationIsGiven() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try cli.run(["data", "phantom", "ph", "--cases", "1", "--size", "16", "--slices", "4"], in: dir).status == 0)
+        // Decompress with the system's gzip, then clear the magic at byte 344.
+        let gunzip = Process()
+        gunzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gunzip.arguments = ["-dc", dir + "/ph/imagesTr/spleen_1.nii.gz"]
+        let pipe = Pipe()
+        gunzip.standardOutput = pipe
+        try gunzip.run()
+        var plain = pipe.fileHandleForReading.readDataToEndOfFile()
+        gunzip.waitUntilExit()
+        plain.replaceSubrange(344..<348, with: [0, 0, 0, 0])
+        try plain.write(to: URL(fileURLWithPath: dir + "/old.nii"))
+        let refused = try cli.run(["data", "inspect", "old.nii"], in: dir)
+        #expect(refused.status == 1)
+        #expect(refused.err.contains("looks like an ANALYZE 7.5 file") && refused.err.contains("records no orientation"), "\(refused.err)")
+        let stated = try cli.run(["data", "inspect", "old.nii", "--analyze-orientation", "LAS"], in: dir)
+        #expect(stated.status == 0, "\(stated.err)")
+        #expect(stated.out.contains("stored LAS"))
+        let wrong = try cli.run(["data", "inspect", "old.nii", "--analyze-orientation", "LLS"], in: dir)
+        #expect(wrong.status == 2)
+    }
+}
