@@ -3,65 +3,95 @@ import Foundation
 /// Renders `SpecSchema` as JSON Schema (draft 2020-12) and as the Markdown key
 /// reference of grammar/README.md. Both are generated, never written by hand.
 public enum SchemaExport {
+    /// The document a spec is checked against by an editor. A spec without `extends`
+    /// is validated against the full language; a spec with `extends` holds only the
+    /// keys it lays over its bases, so it is validated against the overlay form of the
+    /// same language: the same keys, types, enumerations and ranges, nothing required,
+    /// and `null` accepted wherever it deletes a key. Lists are replaced whole by an
+    /// overlay, so their items are complete values.
     public static func jsonSchema() -> String {
         var defs: [String: Any] = [:]
-        let root = objectSchema(SpecSchema.root, &defs)
-        var doc = root
-        doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        doc["$id"] = "https://distillery.invalid/grammar/distill.schema.json"
-        doc["title"] = "Distillery spec, version \(SpecSchema.version)"
-        doc["$defs"] = defs
+        let full = type(.object(SpecSchema.root), .full, &defs)
+        let overlay = type(.object(SpecSchema.root), .overlay, &defs)
+        let doc: [String: Any] = [
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://distillery.invalid/grammar/distill.schema.json",
+            "title": "Distillery spec, version \(SpecSchema.version)",
+            "description": SpecSchema.root.doc + " A spec with `extends` is an overlay of its bases: every key optional, `null` deletes one.",
+            "if": ["required": ["extends"]], "then": overlay, "else": full,
+            "$defs": defs,
+        ]
         guard let data = try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys]) else { return "{}\n" }
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    private static func objectSchema(_ o: ObjectSchema, _ defs: inout [String: Any]) -> [String: Any] {
+    /// A whole spec, or an overlay laid over one by `extends`.
+    enum Mode {
+        case full, overlay
+        func name(_ o: ObjectSchema) -> String { self == .full ? o.name : o.name + "Overlay" }
+    }
+
+    private static func objectSchema(_ o: ObjectSchema, _ mode: Mode, _ defs: inout [String: Any]) -> [String: Any] {
         var properties: [String: Any] = [:]
         var required: [String] = []
         for f in o.fields {
-            properties[f.key] = property(f, &defs)
+            properties[f.key] = property(f, mode, &defs)
             if f.required { required.append(f.key) }
         }
         var out: [String: Any] = ["type": "object", "description": o.doc, "additionalProperties": false]
         if let d = o.discriminator {
             var kind: [String: Any] = ["enum": d.cases.map(\.name), "description": d.cases.map { "\($0.name): \($0.doc)" }.joined(separator: " ")]
             if let def = d.defaultCase { kind["default"] = def } else { required.append(d.key) }
-            properties[d.key] = kind
+            properties[d.key] = mode == .overlay ? nullable(kind) : kind
             var branches: [[String: Any]] = []
             for c in d.cases {
                 var caseRequired: [String] = []
                 for f in c.fields {
-                    properties[f.key] = property(f, &defs)
+                    properties[f.key] = property(f, mode, &defs)
                     if f.required { caseRequired.append(f.key) }
                 }
                 let allowed = Set(c.fields.map(\.key))
                 let foreign = Set(d.cases.flatMap { $0.fields.map(\.key) }).subtracting(allowed).subtracting(o.fields.map(\.key)).sorted()
                 var then: [String: Any] = [:]
-                if !caseRequired.isEmpty { then["required"] = caseRequired }
-                if !foreign.isEmpty { then["not"] = ["anyOf": foreign.map { ["required": [$0]] }] }
-                let condition: [String: Any] = d.defaultCase == c.name
-                    ? ["anyOf": [["not": ["required": [d.key]]], ["properties": [d.key: ["const": c.name]], "required": [d.key]]]]
-                    : ["properties": [d.key: ["const": c.name]], "required": [d.key]]
+                if !caseRequired.isEmpty, mode == .full { then["required"] = caseRequired }
+                // Keys of another kind are refused (in an overlay, `key: null` still deletes one).
+                if !foreign.isEmpty {
+                    then["not"] = ["anyOf": foreign.map { key -> [String: Any] in
+                        mode == .full ? ["required": [key]] : ["required": [key], "properties": [key: ["not": ["type": "null"]]]]
+                    }]
+                }
+                // An overlay may leave the kind to its base: its keys are then checked against no case.
+                let explicit: [String: Any] = ["properties": [d.key: ["const": c.name]], "required": [d.key]]
+                let condition: [String: Any] = d.defaultCase == c.name && mode == .full
+                    ? ["anyOf": [["not": ["required": [d.key]]], explicit]] : explicit
                 if !then.isEmpty { branches.append(["if": condition, "then": then]) }
             }
             if !branches.isEmpty { out["allOf"] = branches }
         }
-        if !o.exactlyOne.isEmpty { out["oneOf"] = o.exactlyOne.map { ["required": [$0]] } }
+        if !o.exactlyOne.isEmpty, mode == .full { out["oneOf"] = o.exactlyOne.map { ["required": [$0]] } }
         out["properties"] = properties
-        if !required.isEmpty { out["required"] = required }
+        if !required.isEmpty, mode == .full { out["required"] = required }
         return out
     }
 
-    private static func property(_ f: Field, _ defs: inout [String: Any]) -> [String: Any] {
-        var p = type(f.type, &defs)
-        if let d = f.defaultValue { p["default"] = json(d) }
-        let existing = p["description"] as? String
-        p["description"] = existing.map { "\(f.doc) \($0)" } ?? f.doc
-        if case .object(let o) = f.type { p = ["$ref": "#/$defs/\(o.name)", "description": f.doc] ; if let d = f.defaultValue { p["default"] = json(d) } }
-        return p
+    /// In an overlay, `key: null` deletes the key from the base.
+    private static func nullable(_ t: [String: Any]) -> [String: Any] {
+        var out: [String: Any] = ["anyOf": [["type": "null"], t.filter { $0.key != "description" && $0.key != "default" }]]
+        if let d = t["description"] { out["description"] = d }
+        if let d = t["default"] { out["default"] = d }
+        return out
     }
 
-    private static func type(_ t: SchemaType, _ defs: inout [String: Any]) -> [String: Any] {
+    private static func property(_ f: Field, _ mode: Mode, _ defs: inout [String: Any]) -> [String: Any] {
+        var p = type(f.type, mode, &defs)
+        let existing = p["description"] as? String
+        p["description"] = existing.map { "\(f.doc) \($0)" } ?? f.doc
+        if case .object = f.type { p["description"] = f.doc }
+        if let d = f.defaultValue { p["default"] = json(d) }
+        return mode == .overlay ? nullable(p) : p
+    }
+
+    private static func type(_ t: SchemaType, _ mode: Mode, _ defs: inout [String: Any]) -> [String: Any] {
         switch t {
         case .string: return ["type": "string"]
         case .identifier: return ["type": "string", "pattern": NameKind.identifier.pattern]
@@ -79,20 +109,23 @@ public enum SchemaExport {
         case .boolean: return ["type": "boolean"]
         case .enumeration(let cases): return ["enum": cases]
         case .list(let item, let lo, let hi):
-            var o: [String: Any] = ["type": "array", "items": type(item, &defs)]
+            // An overlay replaces a list whole: its items are complete values.
+            var o: [String: Any] = ["type": "array", "items": type(item, .full, &defs)]
             if lo > 0 { o["minItems"] = lo }
             if let hi { o["maxItems"] = hi }
             return o
         case .object(let o):
-            if defs[o.name] == nil {
-                defs[o.name] = [:]  // reserve the name before recursing
-                defs[o.name] = objectSchema(o, &defs)
+            let name = mode.name(o)
+            if defs[name] == nil {
+                defs[name] = [:]  // reserve the name before recursing
+                defs[name] = objectSchema(o, mode, &defs)
             }
-            return ["$ref": "#/$defs/\(o.name)"]
+            return ["$ref": "#/$defs/\(name)"]
         case .dictionary(let value, let keys):
-            return ["type": "object", "propertyNames": ["pattern": keys.pattern], "additionalProperties": type(value, &defs)]
+            let v = type(value, mode, &defs)
+            return ["type": "object", "propertyNames": ["pattern": keys.pattern], "additionalProperties": mode == .overlay ? nullable(v) : v]
         case .oneOf(let alternatives):
-            return ["oneOf": alternatives.map { type($0, &defs) }]
+            return ["oneOf": alternatives.map { type($0, mode, &defs) }]
         case .any:
             return [:]
         }
