@@ -1,118 +1,209 @@
+import Figures
 import Foundation
 import Medical
+import NN
 import Plan
 import StageConfig
+import Tensor
 
-/// The report's pictures: training curves and a Dice bar chart as SVG (and PNG),
-/// the plan DAG as Graphviz DOT (SVG when `dot` is installed), and one HTML page
-/// that shows them with the table.
+/// The report's pictures, each drawn once and written as SVG and PNG: test Dice by
+/// stage, the distillation effects with their intervals, training curves, predicted
+/// masks on the same test slices, and the plan; and one HTML page that shows them.
 enum ReportFigures {
-    struct Series { var name: String; var values: [Double] }
+    static let roleColors: [ReportData.Role: Color] = [.teacher: Color(84, 162, 75), .baseline: Color(186, 176, 172),
+                                                        .distilled: Color(76, 120, 168), .trained: Color(76, 120, 168)]
 
-    /// A line chart of series over epochs; y in [0, max].
-    static func lineChart(title: String, series: [Series], width: Int = 420, height: Int = 240) -> String {
-        let margin = 36.0, w = Double(width), h = Double(height)
-        let n = max(2, series.map(\.values.count).max() ?? 2)
-        let top = max(1e-9, series.flatMap(\.values).filter(\.isFinite).max() ?? 1)
-        let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"10\">"
-        svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/><text x=\"\(margin)\" y=\"14\" font-size=\"12\">\(escape(title))</text>"
-        svg += "<line x1=\"\(margin)\" y1=\"\(h - margin)\" x2=\"\(w - 8)\" y2=\"\(h - margin)\" stroke=\"#444\"/><line x1=\"\(margin)\" y1=\"20\" x2=\"\(margin)\" y2=\"\(h - margin)\" stroke=\"#444\"/>"
-        svg += "<text x=\"4\" y=\"24\">\(String(format: "%.2f", top))</text><text x=\"4\" y=\"\(h - margin)\">0</text><text x=\"\(w - 40)\" y=\"\(h - 8)\">epoch \(n)</text>"
-        for (k, s) in series.enumerated() {
-            let points = s.values.enumerated().filter { $0.element.isFinite }.map { i, v in
-                String(format: "%.1f,%.1f", margin + Double(i) / Double(n - 1) * (w - margin - 8), (h - margin) - v / top * (h - margin - 20))
+    static func stageLabel(_ s: ReportData.StageSummary) -> String { s.group == "*" ? s.stage : "\(s.group) \(s.stage)" }
+
+    static func diceChart(_ data: ReportData) -> Canvas {
+        let bars = data.summaries.map { s -> Charts.Bar in
+            let d = s.pooled["dice"] ?? (.nan, .nan)
+            let whisker: (Double, Double)? = s.seeds > 1 ? (d.mean - d.sd, d.mean + d.sd) : nil
+            return Charts.Bar(label: stageLabel(s), value: d.mean, interval: whisker, color: roleColors[s.role] ?? .black,
+                              note: s.seeds > 1 ? String(format: "+- %.3f (%d seeds)", d.sd, s.seeds) : nil)
+        }
+        let lo = max(0, ((data.summaries.compactMap { $0.pooled["dice"]?.mean }.filter(\.isFinite).min() ?? 0) - 0.15) * 10).rounded(.down) / 10
+        return Charts.bars(title: "Test Dice by stage", subtitle: "pooled over every test slice" + (data.seeds > 1 ? "; mean over seeds, whiskers +- 1 sd" : ""),
+                           axisLabel: "Dice (test, pooled over slices)", bars: bars, range: min(lo, 0.9)...1,
+                           legend: [("teacher", roleColors[.teacher] ?? .black), ("baseline student", roleColors[.baseline] ?? .black),
+                                    ("distilled student", roleColors[.distilled] ?? .black)])
+    }
+
+    static func effectChart(_ data: ReportData) -> Canvas? {
+        guard !data.comparisons.isEmpty else { return nil }
+        var bars: [Charts.Bar] = []
+        for c in data.comparisons {
+            let name = c.group == "*" ? c.stage : "\(c.group) \(c.stage)"
+            if let g = c.gap, !bars.contains(where: { $0.label == "\(c.teacher ?? "teacher") - \(c.baseline)" }) {
+                bars.append(Charts.Bar(label: "\(c.teacher ?? "teacher") - \(c.baseline)", value: g.mean, interval: (g.lower, g.upper),
+                                       color: roleColors[.teacher] ?? .black, note: String(format: "[%+.3f, %+.3f]", g.lower, g.upper)))
             }
-            svg += "<polyline fill=\"none\" stroke=\"\(colours[k % colours.count])\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\"/>"
-            svg += "<text x=\"\(w - 150)\" y=\"\(30 + 12 * k)\" fill=\"\(colours[k % colours.count])\">\(escape(s.name))</text>"
-        }
-        return svg + "</svg>\n"
-    }
-
-    /// Horizontal bars of Dice per row.
-    static func barChart(title: String, bars: [(String, Double)], width: Int = 560) -> String {
-        let rowH = 18, height = 30 + rowH * bars.count + 10, labelW = 260.0
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"10\">"
-        svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/><text x=\"4\" y=\"14\" font-size=\"12\">\(escape(title))</text>"
-        for (i, (name, v)) in bars.enumerated() {
-            let y = 26 + i * rowH, len = max(0, min(1, v)) * (Double(width) - labelW - 50)
-            svg += "<text x=\"4\" y=\"\(y + 12)\">\(escape(name))</text>"
-            svg += "<rect x=\"\(labelW)\" y=\"\(y + 2)\" width=\"\(String(format: "%.1f", len))\" height=\"\(rowH - 5)\" fill=\"#4c78a8\"/>"
-            svg += "<text x=\"\(String(format: "%.1f", labelW + len + 4))\" y=\"\(y + 12)\">\(String(format: "%.3f", v))</text>"
-        }
-        return svg + "</svg>\n"
-    }
-
-    /// The bar chart as a PNG (bars only; the SVG and HTML carry the labels).
-    static func barChartPNG(_ bars: [(String, Double)], to path: String) throws {
-        let w = 400, rowH = 16, h = max(rowH, rowH * bars.count)
-        var rgb = [UInt8](repeating: 255, count: w * h * 3)
-        for (i, (_, v)) in bars.enumerated() {
-            let len = Int(max(0, min(1, v)) * Double(w - 4))
-            for y in (i * rowH + 2)..<(i * rowH + rowH - 2) {
-                for x in 0..<len { let o = (y * w + x) * 3; (rgb[o], rgb[o + 1], rgb[o + 2]) = (76, 120, 168) }
+            if let i = c.interval {
+                let p = c.holm.map { String(format: ", p(Holm) %.2g", $0) } ?? ""
+                bars.append(Charts.Bar(label: "\(name) - \(c.baseline)", value: i.mean, interval: (i.lower, i.upper),
+                                       color: roleColors[.distilled] ?? .black, note: String(format: "[%+.3f, %+.3f]", i.lower, i.upper) + p))
             }
         }
-        try PNG.write(width: w, height: h, rgb: rgb, to: path)
+        let extent = bars.flatMap { [abs($0.value), abs($0.interval?.0 ?? 0), abs($0.interval?.1 ?? 0)] }.max() ?? 0.1
+        let r = max(0.02, (extent * 1.15 * 50).rounded(.up) / 50)
+        let n = data.comparisons.map(\.cases).max() ?? 0
+        return Charts.bars(title: "What distillation changed, per test case",
+                           subtitle: "Dice difference per case (n = \(n))\(data.seeds > 1 ? ", averaged over \(data.seeds) seeds" : ""); bars: mean, whiskers: 95% bootstrap CI",
+                           axisLabel: "Dice difference (test cases)", bars: bars, range: -r...r,
+                           legend: [("teacher - baseline (the gap)", roleColors[.teacher] ?? .black), ("distilled - baseline", roleColors[.distilled] ?? .black)])
     }
 
-    static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-    }
-
-    /// Per-epoch training loss and validation Dice of a trained stage, from its metrics.jsonl.
-    static func curves(_ store: RunStore, _ hash: String) -> [Series] {
-        guard let text = try? String(contentsOfFile: store.file(hash, "metrics.jsonl"), encoding: .utf8) else { return [] }
+    /// Training loss and validation Dice of one trained stage, on separate axes, with
+    /// the kept epoch and its test Dice (both Dice pooled over slices).
+    static func curves(_ store: RunStore, _ plan: ExecutionPlan, _ s: ReportData.StageSummary) -> Canvas? {
+        guard let run = s.runs.first, let text = try? String(contentsOfFile: store.file(run.train, "metrics.jsonl"), encoding: .utf8) else { return nil }
         let records = text.split(separator: "\n").compactMap { JSON.parse(Data($0.utf8)) }
-        return [Series(name: "train loss", values: records.map { $0["train_loss"]?.number ?? .nan }),
-                Series(name: "val Dice", values: records.map { $0["val_dice"]?.number ?? .nan })]
+        guard !records.isEmpty else { return nil }
+        func series(_ key: String) -> [(Double, Double)] {
+            records.compactMap { r in r["epoch"]?.number.flatMap { e in r[key]?.number.map { (e, $0) } } }
+        }
+        let selected = (try? String(contentsOfFile: store.file(run.train, "state.json"), encoding: .utf8)).flatMap { JSON.parse(Data($0.utf8))?["best_epoch"]?.number }
+        let test = Report.readMetrics(store, run.evaluate)?["pooled"]?["dice"]?.number
+        let lossPanel = Charts.Panel(yLabel: "loss", series: [
+            Charts.Series(name: "train loss", points: series("train_loss"), color: Color.palette[0]),
+            Charts.Series(name: "val loss", points: series("val_loss"), color: Color.palette[1]),
+        ].filter { !$0.points.isEmpty })
+        var dicePanel = Charts.Panel(yLabel: "Dice (pooled)", series: [Charts.Series(name: "val Dice", points: series("val_dice"), color: Color.palette[4])],
+                                     yRange: 0...1)
+        if let test { dicePanel.references.append((test, "test Dice", Color.palette[2])) }
+        let seedNote = s.seeds > 1 ? " (first of \(s.seeds) seeds)" : ""
+        return Charts.stacked(title: "Training of \(stageLabel(s))\(seedNote)",
+                              subtitle: "validation and test Dice both pooled over their slices; the kept checkpoint is the dashed line",
+                              xLabel: "epoch", panels: dicePanel.series[0].points.isEmpty ? [lossPanel] : [lossPanel, dicePanel],
+                              marks: selected.map { [($0, "kept")] } ?? [])
     }
 
-    /// Writes every picture and report.html into `directory`.
-    static func write(plan: ExecutionPlan, store: RunStore, rows: [Report.Row], markdown: String, to directory: String) throws {
-        let bars = rows.map { ("\($0.variant == "*" ? "" : $0.variant + " ")\($0.stage)", $0.metrics["pooled"]?["dice"]?.number ?? 0) }
-        let dice = barChart(title: "Test Dice (pooled)", bars: bars)
-        try RunStore.writeAtomically(Data(dice.utf8), to: directory + "/dice.svg")
-        try barChartPNG(bars, to: directory + "/dice.png")
-        let dot = plan.dot()
-        try RunStore.writeAtomically(Data(dot.utf8), to: directory + "/plan.dot")
-        var planSVG: String?
-        if let dotPath = ["/usr/bin/dot", "/usr/local/bin/dot"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: dotPath)
-            p.arguments = ["-Tsvg", directory + "/plan.dot", "-o", directory + "/plan.svg"]
-            try? p.run()
-            p.waitUntilExit()
-            planSVG = try? String(contentsOfFile: directory + "/plan.svg", encoding: .utf8)
+    /// The same test slices (the largest spleen section of up to four test cases) with the
+    /// ground truth and each stage's prediction (first seed), at the models' resolution.
+    static func overlays(_ store: RunStore, _ plan: ExecutionPlan, _ data: ReportData) throws -> Canvas? {
+        guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config,
+              let set = try? SliceSet(path: store.file(prepare.hash, "slices.bin")) else { return nil }
+        let split = SplitManifest.make(set, config.split)
+        var best: [Int: (slice: Int, area: Int)] = [:]
+        for s in split.slices(.test) {
+            let (_, label) = set.batch([s])
+            let area = label.values.filter { $0 > 0.5 }.count
+            let p = set.records[s].patient
+            if area > (best[p]?.area ?? 0) { best[p] = (s, area) }
         }
-        var html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(escape(plan.specName ?? "report"))</title>"
-        html += "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:12px}</style></head><body>"
-        html += "<h1>\(escape(plan.specName ?? "Report"))</h1>" + table(rows) + dice
-        html += "<h2>Training curves</h2>"
-        var seen = Set<String>()
-        for v in plan.variants {
-            for s in v.stages where seen.insert(s.train).inserted {
-                let series = curves(store, s.train)
-                guard !series.isEmpty else { continue }
-                let svg = lineChart(title: "\(v.name): \(s.name)", series: series)
-                try RunStore.writeAtomically(Data(svg.utf8), to: directory + "/curves-\(s.train.prefix(12)).svg")
-                html += svg
+        let chosen = best.sorted { set.patients[$0.key] < set.patients[$1.key] }.prefix(4).map { ($0.key, $0.value.slice) }
+        guard !chosen.isEmpty else { return nil }
+        let (images, labels) = set.batch(chosen.map(\.1))
+        let columns = data.summaries.filter { Report.readMetrics(store, $0.runs.first?.evaluate ?? "") != nil }
+        var masks: [[[Bool]]] = []  // per column, per row
+        let plane = set.height * set.width
+        for s in columns {
+            guard let run = s.runs.first, let stage = plan.stage(run.train), case .train(let c) = stage.config,
+                  let evaluate = plan.stage(run.evaluate), case .evaluate(let e) = evaluate.config else { masks.append([]); continue }
+            let model = try ModelInput.build(c.model, for: set, seed: 0)
+            try Checkpoint.loadModel(model, from: store.file(run.train, "best.safetensors"))
+            let out = Tape.noGrad { model.forward(Variable(images), training: false) }
+            guard let logits = out.logits[Metrics.evaluatedHead]?.value else { masks.append([]); continue }
+            masks.append((0..<chosen.count).map { b in
+                (0..<plane).map { i in
+                    let v = logits.pointer[b * logits.shape[1] * plane + i]
+                    return e.thresholdOn == .logit ? Double(v) > e.threshold : Double(Activation.sigmoid(v)) > e.threshold
+                }
+            })
+        }
+        let truthColor = Color(60, 200, 90), predColor = Color(230, 60, 60)
+        func panel(_ b: Int, prediction: [Bool]?, truthFill: Bool) -> RGBImage {
+            let scale = max(1, 128 / max(set.height, set.width))
+            var img = RGBImage(width: set.width * scale, height: set.height * scale)
+            let truth = (0..<plane).map { labels.pointer[b * plane + $0] > 0.5 }
+            for y in 0..<set.height {
+                for x in 0..<set.width {
+                    let i = y * set.width + x
+                    let g = UInt8(max(0, min(255, images.pointer[b * set.channels * plane + i] * 255)))
+                    var color = Color(g, g, g)
+                    if truthFill, truth[i] { color = Color(UInt8((Int(g) + Int(truthColor.r)) / 2), UInt8((Int(g) + Int(truthColor.g)) / 2), UInt8((Int(g) + Int(truthColor.b)) / 2)) }
+                    if let p = prediction, p[i] { color = Color(UInt8((Int(g) + 2 * Int(predColor.r)) / 3), UInt8((Int(g) + 2 * Int(predColor.g)) / 3), UInt8((Int(g) + 2 * Int(predColor.b)) / 3)) }
+                    // The ground truth's outline on every prediction.
+                    if prediction != nil, truth[i], [(1, 0), (-1, 0), (0, 1), (0, -1)].contains(where: { dx, dy in
+                        let (xx, yy) = (x + dx, y + dy)
+                        return xx < 0 || yy < 0 || xx >= set.width || yy >= set.height || !truth[yy * set.width + xx]
+                    }) { color = truthColor }
+                    for sy in 0..<scale { for sx in 0..<scale { img[x * scale + sx, y * scale + sy] = color } }
+                }
             }
+            return img
         }
-        html += "<h2>Plan</h2>" + (planSVG ?? "<p>plan.dot (install Graphviz to render it)</p>") + "</body></html>\n"
-        try RunStore.writeAtomically(Data(html.utf8), to: directory + "/report.html")
-        _ = markdown
+        let rows = chosen.enumerated().map { b, pick -> (String, [RGBImage]) in
+            let label = "\(set.patients[pick.0]) z\(set.records[pick.1].slice)"
+            return (label, [panel(b, prediction: nil, truthFill: false), panel(b, prediction: nil, truthFill: true)]
+                    + masks.map { panel(b, prediction: $0.count > b ? $0[b] : nil, truthFill: false) })
+        }
+        return Charts.imageGrid(title: "Predictions on the same test slices",
+                                subtitle: "the largest spleen section of \(chosen.count) test cases; models of the first seed, at \(set.height)x\(set.width)",
+                                columns: ["image", "ground truth"] + columns.map(stageLabel), rows: rows,
+                                legend: [("ground truth (outline on predictions)", truthColor), ("prediction", predColor)])
     }
 
-    static func table(_ rows: [Report.Row]) -> String {
-        var t = "<table><tr><th>variant</th><th>stage</th><th>IoU</th><th>Dice</th><th>recall</th><th>precision</th><th>params (M)</th><th>vs baseline</th></tr>"
-        for r in rows {
-            let p = r.metrics["pooled"]
-            let cells = ["iou", "dice", "recall", "precision"].map { p?[$0]?.number.map { String(format: "%.3f", $0) } ?? "-" }
-            let delta = r.baselineDice.flatMap { b in p?["dice"]?.number.map { String(format: "%+.1f%%", ($0 - b) / b * 100) } } ?? ""
-            t += "<tr><td>\(escape(r.variant))</td><td>\(escape(r.stage))</td>" + cells.map { "<td>\($0)</td>" }.joined()
-            t += "<td>\(String(format: "%.3f", Double(r.metrics["parameters"]?.int ?? 0) / 1e6))</td><td>\(delta)</td></tr>"
+    /// Writes every figure (SVG and PNG) and report.html; returns the Markdown that shows them.
+    static func write(plan: ExecutionPlan, store: RunStore, data: ReportData, markdown: String, to directory: String) throws -> String {
+        var figures: [(name: String, canvas: Canvas)] = [("dice", diceChart(data))]
+        if let e = effectChart(data) { figures.append(("effects", e)) }
+        var notes: [String] = []
+        do {
+            if let o = try overlays(store, plan, data) { figures.append(("overlays", o)) }
+        } catch {
+            notes.append("Predictions could not be drawn: \(error)")
         }
-        return t + "</table>"
+        var curves: [(String, Canvas)] = []
+        for s in data.summaries {
+            guard let c = Self.curves(store, plan, s) else { continue }
+            let group = s.group == "*" ? "" : "-" + s.group.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" ? $0 : "-" }.map(String.init).joined()
+            curves.append(("curves-\(s.stage)\(group)", c))
+        }
+        let dag = plan.drawing(title: "The plan: \(plan.specName ?? "sweep")")
+        try RunStore.writeAtomically(Data(plan.dot().utf8), to: directory + "/plan.dot")
+        for (name, canvas) in figures + curves + [("plan", dag)] {
+            try RunStore.writeAtomically(Data(canvas.svg().utf8), to: "\(directory)/\(name).svg")
+            try canvas.png(to: "\(directory)/\(name).png")
+        }
+        var md = "\n## Figures\n\n" + figures.map { "![\($0.name)](\($0.name).png)\n" }.joined(separator: "\n")
+        md += notes.map { "\n" + $0 + "\n" }.joined()
+        md += "\nTraining curves: " + curves.map { "[\($0.0.dropFirst(7))](\($0.0).png)" }.joined(separator: ", ") + ". The plan: [plan.svg](plan.svg) (and plan.dot).\n"
+        var html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(Canvas.escape(plan.specName ?? "report"))</title>"
+        html += "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}"
+        html += "td,th{border:1px solid #ccc;padding:3px 7px;font-size:13px}th{background:#f4f4f4}img{max-width:100%;display:block;margin:1em 0}"
+        html += ".curves img{display:inline-block;max-width:49%}</style></head><body>"
+        html += markdownTables(markdown)
+        for f in figures { html += "<img src=\"\(f.name).svg\" alt=\"\(f.name)\">" }
+        html += notes.map { "<p>\(Canvas.escape($0))</p>" }.joined()
+        html += "<h2>Training curves</h2><div class=\"curves\">" + curves.map { "<img src=\"\($0.0).svg\" alt=\"\($0.0)\">" }.joined() + "</div>"
+        html += "<h2>Plan</h2><img src=\"plan.svg\" alt=\"plan\"></body></html>\n"
+        try RunStore.writeAtomically(Data(html.utf8), to: directory + "/report.html")
+        return md
+    }
+
+    /// The report's Markdown (headings, paragraphs and pipe tables) as HTML.
+    static func markdownTables(_ markdown: String) -> String {
+        var html = "", table: [[String]] = []
+        func flush() {
+            guard !table.isEmpty else { return }
+            html += "<table>" + table.enumerated().map { i, row in
+                "<tr>" + row.map { i == 0 ? "<th>\(Canvas.escape($0))</th>" : "<td>\(Canvas.escape($0))</td>" }.joined() + "</tr>"
+            }.joined() + "</table>"
+            table = []
+        }
+        for line in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("|") {
+                let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+                if !cells.allSatisfy({ $0.allSatisfy { $0 == "-" } }) { table.append(cells) }
+                continue
+            }
+            flush()
+            if line.hasPrefix("## ") { html += "<h2>\(Canvas.escape(String(line.dropFirst(3))))</h2>" }
+            else if line.hasPrefix("# ") { html += "<h1>\(Canvas.escape(String(line.dropFirst(2))))</h1>" }
+            else if !line.isEmpty { html += "<p>\(Canvas.escape(String(line)))</p>" }
+        }
+        flush()
+        return html
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Plan
+import Statistics
 import StageConfig
 
 /// The sweep's table in the study's form (Table 4.2): one row per trained stage
@@ -51,23 +52,48 @@ public enum Report {
         return JSON.parse(data)
     }
 
-    /// Markdown table.
-    public static func markdown(_ rows: [Row], title: String) -> String {
-        var out = "# \(title)\n\nTest set, metrics pooled over all slices (per-case mean +- sd in brackets).\n\n"
-        out += "| variant | stage | IoU | Dice | recall | precision | params (M) | Dice vs baseline |\n|---|---|---|---|---|---|---|---|\n"
-        for r in rows {
-            let p = r.metrics["pooled"], c = r.metrics["per_case"]
+    /// The Markdown a person reads: the table of stages over seeds, then each distilled
+    /// student against its baseline with an interval and a test, saying on what unit.
+    public static func markdown(_ data: ReportData, title: String) -> String {
+        var out = "# \(title)\n\n"
+        let seeds = data.seeds
+        out += "Test set: \(data.testCases) case\(data.testCases == 1 ? "" : "s") (patients). Metrics pooled over all test slices "
+        out += "(TP, FP and FN summed, then Dice = 2TP/(2TP+FP+FN), as the study did)"
+        out += seeds > 1 ? ", as mean +- sd over the seeds of each stage; the last column is the mean over cases of each case's Dice, averaged over seeds.\n\n"
+                         : "; the last column is the mean over cases of each case's Dice.\n\n"
+        out += "| group | stage | role | seeds | IoU | Dice | recall | precision | params (M) | Dice, mean over cases |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        for s in data.summaries {
             func f(_ k: String) -> String {
-                let pooled = p?[k]?.number.map { String(format: "%.3f", $0) } ?? "-"
-                guard let m = c?[k]?["mean"]?.number, let s = c?[k]?["sd"]?.number else { return pooled }
-                return pooled + String(format: " (%.3f +- %.3f)", m, s)
+                guard let v = s.pooled[k], v.mean.isFinite else { return "-" }
+                return s.seeds > 1 ? String(format: "%.3f +- %.3f", v.mean, v.sd) : String(format: "%.3f", v.mean)
             }
-            let params = r.metrics["parameters"]?.number.map { String(format: "%.3f", $0 / 1e6) } ?? "-"
-            var delta = ""
-            if let b = r.baselineDice, let d = p?["dice"]?.number, b > 0 {
-                delta = String(format: "%+.1f%% vs %@", (d - b) / b * 100, r.baseline ?? "")
-            }
-            out += "| \(r.variant) | \(r.stage) | \(f("iou")) | \(f("dice")) | \(f("recall")) | \(f("precision")) | \(params) | \(delta) |\n"
+            out += "| \(s.group) | \(s.stage) | \(s.role.rawValue) | \(s.seeds) | \(f("iou")) | \(f("dice")) | \(f("recall")) | \(f("precision")) | "
+            out += String(format: "%.3f | %.3f |\n", Double(s.parameters) / 1e6, s.caseMeanDice)
+        }
+        out += comparisonsMarkdown(data)
+        return out
+    }
+
+    static func comparisonsMarkdown(_ data: ReportData) -> String {
+        guard !data.comparisons.isEmpty else { return "" }
+        let n = data.comparisons.map(\.cases).max() ?? 0
+        let exact = data.comparisons.allSatisfy { ($0.test?.method ?? .exact) == .exact }
+        var out = "\n## Distillation against the baselines\n\n"
+        out += "Each distilled student against its baseline: the same architecture on the same data, trained without a teacher. "
+        out += "Unit: the test case (n = \(n)); for each case, the Dice of its slices"
+        out += data.seeds > 1 ? ", averaged over the \(data.seeds) seeds, " : " (one seed), "
+        out += "distilled minus baseline. Interval: 95% percentile bootstrap of the mean over cases (\(ReportData.bootstrapResamples.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))) resamples, seed \(ReportData.bootstrapSeed)). "
+        out += "p: two-sided Wilcoxon signed-rank test over the cases, " + (exact ? "exact (n <= \(WilcoxonSignedRank.exactLimit), zero differences dropped)" : "normal approximation with tie and continuity corrections where n > \(WilcoxonSignedRank.exactLimit)")
+        out += ", then Holm-adjusted over the \(data.comparisons.count) comparison\(data.comparisons.count == 1 ? "" : "s") of this report. "
+        out += "Teacher - baseline is the gap distillation could close, measured the same way.\n\n"
+        out += "| group | student | baseline | teacher - baseline [95% CI] | distilled - baseline | 95% CI | p | p (Holm) | reading |\n|---|---|---|---|---|---|---|---|---|\n"
+        for c in data.comparisons {
+            let gap = c.gap.map { String(format: "%+.3f [%+.3f, %+.3f]", $0.mean, $0.lower, $0.upper) } ?? "-"
+            let mean = c.interval.map { String(format: "%+.3f", $0.mean) } ?? "-"
+            let ci = c.interval.map { String(format: "[%+.3f, %+.3f]", $0.lower, $0.upper) } ?? "-"
+            let p = c.test.map { String(format: "%.3g", $0.pValue) } ?? "1 (no non-zero difference)"
+            let holm = c.holm.map { String(format: "%.3g", $0) } ?? "-"
+            out += "| \(c.group) | \(c.stage) | \(c.baseline) | \(gap) | \(mean) | \(ci) | \(p) | \(holm) | \(c.reading) |\n"
         }
         return out
     }
@@ -95,22 +121,22 @@ public enum Report {
         ctx.log("report of \(count) rows written (report.md, .csv, .json, .html with figures)")
     }
 
-    /// The whole report (with the across-seeds section when the sweep has a `seed` axis):
-    /// Markdown, CSV, JSON, HTML and figures; returns the number of rows.
+    /// The whole report: Markdown, CSV, JSON, HTML and figures; returns the number of rows.
     @discardableResult
     public static func write(plan: ExecutionPlan, store: RunStore, to directory: String) throws -> Int {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let rows = rows(plan, store: store)
-        let md = text(plan, store: store)
-        try RunStore.writeAtomically(Data(md.utf8), to: directory + "/report.md")
+        let data = ReportData(plan: plan, store: store)
+        let md = markdown(data, title: plan.specName ?? "Report")
         try RunStore.writeAtomically(Data(csv(rows).utf8), to: directory + "/report.csv")
         try RunStore.writeAtomically(Data(json(rows).pretty.utf8), to: directory + "/report.json")
-        try ReportFigures.write(plan: plan, store: store, rows: rows, markdown: md, to: directory)
+        let figures = try ReportFigures.write(plan: plan, store: store, data: data, markdown: md, to: directory)
+        try RunStore.writeAtomically(Data((md + figures).utf8), to: directory + "/report.md")
         return rows.count
     }
 
-    /// The Markdown a person reads: the table, and the across-seeds section if any.
+    /// The Markdown a person reads in a terminal: the table and the comparisons.
     public static func text(_ plan: ExecutionPlan, store: RunStore) -> String {
-        markdown(rows(plan, store: store), title: plan.specName ?? "Report") + SeedAggregation.markdown(SeedAggregation.rows(plan, store: store))
+        markdown(ReportData(plan: plan, store: store), title: plan.specName ?? "Report")
     }
 }

@@ -17,7 +17,7 @@ import Testing
     /// Every distinct architecture, with where it comes from.
     static let architectures: [(String, ModelArchitecture)] = {
         var out: [(String, ModelArchitecture)] = []
-        for path in ["specs/quickstart.yaml", "specs/thesis/study.yaml", "specs/reproduce-thesis-bugs.yaml"] {
+        for path in ["specs/quickstart.yaml", "specs/phantom-study.yaml", "specs/thesis/study.yaml", "specs/reproduce-thesis-bugs.yaml"] {
             guard let spec = SpecChecker.check(path: path, loader: SpecLoader(workingDirectory: repository), environment: [:])?.base else { continue }
             out += spec.models.map { ("\(path):\($0.name)", $0.architecture) }
         }

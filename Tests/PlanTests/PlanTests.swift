@@ -83,7 +83,7 @@ import Testing
 
 /// Golden plans for every spec in specs/ (re-record with DISTILL_RECORD=1).
 @Suite struct GoldenPlanTests {
-    static let specs = ["specs/quickstart.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"]
+    static let specs = ["specs/quickstart.yaml", "specs/phantom-study.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"]
 
     @Test(arguments: specs)
     func planMatchesGolden(_ spec: String) throws {

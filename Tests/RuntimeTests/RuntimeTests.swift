@@ -141,10 +141,11 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: store.root) }
         let prepare = try #require(plan.stages.first { $0.kind == .prepare })
         try FileManager.default.createDirectory(atPath: store.directory(prepare.hash), withIntermediateDirectories: true)
-        // util-linux flock(1) holds the lock in another process until it is killed.
+        // Another process (one, with no children to inherit the lock) holds it until it is killed.
         let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = [store.directory(prepare.hash) + "/lock", "sleep", "60"]
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        holder.arguments = ["-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(60)",
+                            store.directory(prepare.hash) + "/lock"]
         try holder.run()
         let deadline = Date().addingTimeInterval(10)
         while store.lockHolder(prepare.hash) == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
@@ -227,15 +228,6 @@ import Testing
 }
 
 @Suite(.serialized) struct ReportTests {
-    @Test func wilcoxonMatchesTheNormalApproximation() {
-        // All 8 differences positive: W+ = 36, mean 18, variance 51, z = 2.52, p = 0.0117.
-        let p = SeedAggregation.wilcoxon([1, 2, 3, 4, 5, 6, 7, 8])
-        #expect(abs((p ?? 1) - 0.0117) < 0.0005)
-        // Symmetric differences: no evidence either way.
-        #expect((SeedAggregation.wilcoxon([1, -1, 2, -2, 3, -3, 4, -4]) ?? 0) > 0.9)
-        #expect(SeedAggregation.wilcoxon([1, 2]) == nil)
-    }
-
     @Test func seedsAreAggregatedAndTheReportHasItsPictures() throws {
         let spec = RuntimeTests.spec.replacingOccurrences(of: "sweep:\n  axes:\n    t: {path: stages.kd.distill.taps.ee.loss.temperature, values: {cold: 0.1, warm: 0.4}}\n", with: """
             sweep:
@@ -261,16 +253,29 @@ import Testing
         var executor = Executor(plan: plan, store: store, baseDirectory: "/")
         executor.echo = false
         #expect(executor.run().ok)
-        let rows = SeedAggregation.rows(plan, store: store)
-        let kd = try #require(rows.first { $0.stage == "kd" })
-        #expect(kd.seeds == 2 && kd.baseline == "base" && kd.pairs >= 2)
-        #expect(Report.text(plan, store: store).contains("## Across seeds"))
+        let data = ReportData(plan: plan, store: store)
+        let kd = try #require(data.summaries.first { $0.stage == "kd" })
+        #expect(kd.seeds == 2 && kd.baseline == "base" && kd.role == .distilled)
+        let comparison = try #require(data.comparisons.first)
+        // The unit is the test case: one difference per case, averaged over the two seeds.
+        #expect(comparison.cases == data.testCases && comparison.differences.count == comparison.cases && comparison.seeds == 2)
+        #expect(comparison.interval != nil && comparison.holm != nil)
+        let text = Report.text(plan, store: store)
+        #expect(text.contains("Unit: the test case (n = \(comparison.cases)); for each case, the Dice of its slices, averaged over the 2 seeds"))
+        #expect(text.contains("95% percentile bootstrap") && text.contains("Wilcoxon signed-rank") && text.contains("Holm"))
+        #expect(text.contains("| * | kd | base | ") && text.contains("0.") && text.contains("0.") )
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("| * | kd | base |") })
+        #expect(line.split(separator: "|").count == 9, "\(line)")  // gap, mean, CI, p, p (Holm), reading
         let report = try #require(plan.stages.first { $0.kind == .report })
-        for file in ["report.md", "report.csv", "report.json", "report.html", "dice.svg", "dice.png", "plan.dot"] {
+        for file in ["report.md", "report.csv", "report.json", "report.html", "dice.svg", "dice.png", "effects.svg", "effects.png",
+                     "overlays.svg", "overlays.png", "plan.svg", "plan.png", "plan.dot", "curves-kd.svg", "curves-kd.png"] {
             #expect(FileManager.default.fileExists(atPath: store.file(report.hash, file)), "\(file)")
         }
         let html = try String(contentsOfFile: store.file(report.hash, "report.html"), encoding: .utf8)
-        #expect(html.contains("<svg") && html.contains("Training curves"))
+        #expect(html.contains("<img src=\"effects.svg\"") && html.contains("Training curves") && html.contains("<table>"))
+        // Figures carry their words: a title, axis labels and values.
+        let dice = try String(contentsOfFile: store.file(report.hash, "dice.svg"), encoding: .utf8)
+        #expect(dice.contains(">Test Dice by stage<") && dice.contains(">Dice (test, pooled over slices)<") && dice.contains(">1<"))
     }
 }
 

@@ -49,10 +49,10 @@ import Testing
     @Test func everySpecAndEveryValidExampleValidates() throws {
         let tour = try Self.readmeTour()
         defer { try? FileManager.default.removeItem(atPath: tour) }
-        let specs = ["specs/quickstart.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"]
+        let specs = ["specs/quickstart.yaml", "specs/phantom-study.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"]
             .map { (Fixtures.repository as NSString).appendingPathComponent($0) }
         let files = specs + [tour] + Self.warningFixtures.map { (Self.errors as NSString).appendingPathComponent($0) }
-        #expect(files.count >= 13)
+        #expect(files.count >= 14)
         for (file, result) in try Self.validate(files) {
             #expect(result.valid, "\(file): \(result.errors.joined(separator: "; "))")
         }

@@ -13,7 +13,7 @@ import Testing
     /// Inputs: (display name, text, directory its `extends` resolve in).
     static let inputs: [(String, String, String)] = {
         var out: [(String, String, String)] = []
-        for path in ["specs/quickstart.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"] {
+        for path in ["specs/quickstart.yaml", "specs/phantom-study.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"] {
             let full = (Fixtures.repository as NSString).appendingPathComponent(path)
             if let text = try? String(contentsOfFile: full, encoding: .utf8) { out.append((path, text, (full as NSString).deletingLastPathComponent)) }
         }
@@ -130,7 +130,7 @@ import Testing
         #expect(Self.inputs.count * Self.mutantsPerInput >= 2000, "\(Self.inputs.count) inputs")
     }
 
-    @Test(arguments: ["specs/quickstart.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"])
+    @Test(arguments: ["specs/quickstart.yaml", "specs/phantom-study.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"])
     func everyTruncatedPrefixIsDiagnosed(_ input: String) throws {
         let (name, text, directory) = try #require(Self.inputs.first { $0.0 == input })
         let bytes = Array(text.utf8)

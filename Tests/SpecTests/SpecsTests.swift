@@ -9,7 +9,7 @@ import Testing
         try #require(SpecChecker.check(path: path, loader: SpecLoader(workingDirectory: Fixtures.repository), environment: [:]))
     }
 
-    @Test(arguments: ["specs/quickstart.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"])
+    @Test(arguments: ["specs/quickstart.yaml", "specs/phantom-study.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"])
     func specIsValid(_ path: String) throws {
         let checked = try check(path)
         #expect(!checked.diagnostics.hasErrors, "\(DiagnosticRenderer.text(checked.diagnostics))")
@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func mainSpecsHaveNoWarnings() throws {
-        for path in ["specs/quickstart.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml"] {
+        for path in ["specs/quickstart.yaml", "specs/phantom-study.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml"] {
             #expect(try check(path).diagnostics.isEmpty, "\(path)")
         }
     }

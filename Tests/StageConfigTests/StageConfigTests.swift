@@ -10,7 +10,7 @@ import Testing
 /// read strictly (every missing, unknown or unknown-valued field is named).
 @Suite struct StageConfigTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let specs = ["specs/quickstart.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"]
+    static let specs = ["specs/quickstart.yaml", "specs/phantom-study.yaml", "specs/thesis/study.yaml", "specs/thesis/ablation.yaml", "specs/reproduce-thesis-bugs.yaml"]
 
     static func plan(_ path: String) throws -> ExecutionPlan {
         let checked = try #require(SpecChecker.check(path: path, loader: SpecLoader(workingDirectory: repository), environment: [:]))
@@ -106,7 +106,7 @@ import Testing
         // `size: 64` and `size: [64, 64]`, `lr: 5e-3` and `lr: 0.005`, and key order plan to the same stages.
         let a = try Self.plan("specs/quickstart.yaml")
         let text = try String(contentsOfFile: Self.repository + "/specs/quickstart.yaml", encoding: .utf8)
-            .replacingOccurrences(of: "    size: 64\n", with: "    size: [64, 64]\n").replacingOccurrences(of: "lr: 5.0e-3", with: "lr: 0.005")
+            .replacingOccurrences(of: "    size: 96\n", with: "    size: [96, 96]\n").replacingOccurrences(of: "lr: 5.0e-3", with: "lr: 0.005")
         let checked = SpecChecker.check(source: SourceFile(displayPath: "q.yaml", text: text), directory: Self.repository + "/specs")
         let b = Planner(throughput: .fallback, specDirectory: Self.repository + "/specs").plan(checked)
         #expect(a.stages.map(\.hash) == b.stages.map(\.hash))

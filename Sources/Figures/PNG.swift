@@ -1,10 +1,15 @@
 import CZlib
 import Foundation
 
-/// Writes 8-bit RGB PNG files with zlib (which libnifti already links).
+/// Writes 8-bit RGB PNG files with zlib.
 public enum PNG {
+    public struct WriteError: Error, CustomStringConvertible {
+        public let path: String
+        public var description: String { "\(path): the PNG could not be written" }
+    }
+
     public static func write(width: Int, height: Int, rgb: [UInt8], to path: String) throws {
-        precondition(rgb.count == width * height * 3)
+        guard width > 0, height > 0, rgb.count == width * height * 3 else { throw WriteError(path: path) }
         var raw = [UInt8]()
         raw.reserveCapacity((width * 3 + 1) * height)
         for y in 0..<height {
@@ -13,7 +18,7 @@ public enum PNG {
         }
         var size = compressBound(uLong(raw.count))
         var compressed = [UInt8](repeating: 0, count: Int(size))
-        guard compress2(&compressed, &size, raw, uLong(raw.count), 6) == Z_OK else { throw NIfTIError.writeFailed(path) }
+        guard compress2(&compressed, &size, raw, uLong(raw.count), 6) == Z_OK else { throw WriteError(path: path) }
         compressed.removeLast(compressed.count - Int(size))
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         func chunk(_ type: String, _ body: [UInt8]) {
