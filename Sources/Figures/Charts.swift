@@ -74,12 +74,7 @@ public enum Charts {
             }
             c.text(String(format: "%.3f", b.value) + (b.note.map { "  " + $0 } ?? ""), end + 6, y + 14, size: .small)
         }
-        var lx = labelWidth
-        for (name, color) in legend {
-            c.rect(lx, Double(height) - 16, 10, 10, fill: color)
-            c.text(name, lx + 14, Double(height) - 7, size: .small)
-            lx += Double(name.count * 6 + 34)
-        }
+        drawLegend(legend, on: &c, x: labelWidth, baseline: Double(height) - 7)
         return c
     }
 
@@ -175,12 +170,7 @@ public enum Charts {
             c.text(row.0, labelW - 8, y + Double(cell.1) / 2 + 4, size: .small, anchor: .end)
             for (j, img) in row.1.enumerated() { c.image(img, labelW + Double(j) * (Double(cell.0) + pad), y) }
         }
-        var lx = labelW
-        for (name, color) in legend {
-            c.rect(lx, Double(height) - 18, 10, 10, fill: color)
-            c.text(name, lx + 14, Double(height) - 9, size: .small)
-            lx += Double(name.count * 6 + 34)
-        }
+        drawLegend(legend, on: &c, x: labelW, baseline: Double(height) - 9)
         return c
     }
 
@@ -230,12 +220,17 @@ public enum Charts {
                 c.text(text, p.0 + 5, p.1 + 14 + 13 * Double(i), size: .small)
             }
         }
-        var lx = left
+        drawLegend(legend, on: &c, x: left, baseline: Double(height) - 9, stroke: Color(120, 120, 120))
+        return c
+    }
+
+    /// One row of colour swatches and names, left to right from `x`, text on `baseline`.
+    static func drawLegend(_ legend: [(String, Color)], on c: inout Canvas, x: Double, baseline: Double, stroke: Color? = nil) {
+        var lx = x
         for (name, color) in legend {
-            c.rect(lx, Double(height) - 18, 10, 10, fill: color, stroke: Color(120, 120, 120))
-            c.text(name, lx + 14, Double(height) - 9, size: .small)
+            c.rect(lx, baseline - 9, 10, 10, fill: color, stroke: stroke)
+            c.text(name, lx + 14, baseline, size: .small)
             lx += Double(name.count * 6 + 34)
         }
-        return c
     }
 }

@@ -80,6 +80,12 @@ public struct ExecutionPlan: Sendable {
 
     public func stage(_ hash: String) -> PlanStage? { stages.first { $0.hash == hash } }
 
+    /// The spec's name for a trained stage (`teacher_t2`), or its short hash when no variant names it.
+    public func specName(of hash: String) -> String {
+        for v in variants { if let s = v.stages.first(where: { $0.train == hash }) { return s.name } }
+        return String(hash.prefix(12))
+    }
+
     public var totals: StageCost {
         var t = StageCost()
         for s in stages {

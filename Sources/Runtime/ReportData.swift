@@ -68,6 +68,8 @@ public struct ReportData {
     /// Seeds per group (1 without a seed axis) and test cases.
     public var seeds: Int = 1
     public var testCases: Int = 0
+    /// What a reader must know before believing the numbers (see ReportWarnings).
+    public var warnings: [String] = []
     public static let bootstrapResamples = 10_000
     public static let bootstrapSeed: UInt64 = 0
 
@@ -90,6 +92,8 @@ public struct ReportData {
                 var baseline: String?, teacher: String?
                 for v in variants {
                     guard let s = v.stages.first(where: { $0.name == name }), let m = Report.readMetrics(store, s.evaluate) else { continue }
+                    // A stage no seed changes (a teacher trained once) is one run, not one per seed.
+                    if runs.contains(where: { $0.train == s.train }) { continue }
                     runs.append((s.train, s.evaluate))
                     metrics.append(m)
                     if let train = plan.stage(s.train) {
@@ -133,6 +137,7 @@ public struct ReportData {
         // Holm over the comparisons that have a test (an all-zero difference has none: p = 1).
         let adjusted = holmAdjusted(comparisons.map { $0.test?.pValue ?? 1 })
         for i in comparisons.indices { comparisons[i].holm = adjusted[i] }
+        warnings = ReportWarnings.collect(plan, store, summaries)
     }
 
     /// The stage `name` in `group`, or the shared one.

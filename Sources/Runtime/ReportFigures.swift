@@ -201,6 +201,7 @@ enum ReportFigures {
             flush()
             if line.hasPrefix("## ") { html += "<h2>\(Canvas.escape(String(line.dropFirst(3))))</h2>" }
             else if line.hasPrefix("# ") { html += "<h1>\(Canvas.escape(String(line.dropFirst(2))))</h1>" }
+            else if line.hasPrefix("- ") { html += "<ul><li>\(Canvas.escape(String(line.dropFirst(2))))</li></ul>" }
             else if !line.isEmpty { html += "<p>\(Canvas.escape(String(line)))</p>" }
         }
         flush()

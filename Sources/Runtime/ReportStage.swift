@@ -71,6 +71,9 @@ public enum Report {
             out += String(format: "%.3f | %.3f |\n", Double(s.parameters) / 1e6, s.caseMeanDice)
         }
         out += comparisonsMarkdown(data)
+        if !data.warnings.isEmpty {
+            out += "\n## Warnings\n\n" + data.warnings.map { "- " + $0 + "\n" }.joined()
+        }
         return out
     }
 

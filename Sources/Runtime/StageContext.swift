@@ -32,6 +32,9 @@ final class StageContext: @unchecked Sendable {
         if echo { FileHandle.standardOutput.write(Data(((Self.terminal ? "\r\u{1B}[K" : "") + stamped).utf8)) }
     }
 
+    /// A warning: a logged line that says so (the report derives its own from the plan and the models).
+    func warn(_ line: String) { log("warning: " + line) }
+
     /// A progress line: redrawn in place on a terminal, a plain logged line otherwise.
     func progress(_ line: String) {
         guard Self.terminal, echo else { return log(line) }

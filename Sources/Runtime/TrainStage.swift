@@ -34,10 +34,10 @@ enum TrainStage {
         switch c.select.split {
         case .test:
             valSlices = data.split.slices(.test)
-            ctx.log("checkpoint selection on the TEST split, as the study did: the test score will be optimistic")
+            ctx.warn("checkpoint selection on the TEST split, as the study did: the test score will be optimistic")
         case .val:
             valSlices = data.split.slices(.val)
-            if valSlices.isEmpty { ctx.log("no validation slices: keeping the last epoch") }
+            if valSlices.isEmpty { ctx.warn("no validation slices: keeping the last epoch") }
         case .last:
             valSlices = []
         }
@@ -52,6 +52,7 @@ enum TrainStage {
         let metricsPath = ctx.directory + "/metrics.jsonl"
         let steps = (trainSlices.count + batchSize - 1) / batchSize
         let started = Date()
+        var checkedTaps = false  // the teacher's taps are checked on the first batch
         while state.epoch < epochs {
             let epoch = state.epoch
             optimizer.lr = c.schedule.rate(base: baseLR, epoch: epoch, epochs: epochs)
@@ -66,6 +67,10 @@ enum TrainStage {
                 let (images, labels) = data.set.batch(indices)
                 let x = Variable(images)
                 let teacherMaps = try teacher?.maps(indices, x, taps: objective.teacherTaps) ?? [:]
+                if !checkedTaps, let terms = c.distill, let t = stage.inputs["teacher"] {
+                    checkedTaps = true
+                    for w in TapSpread.constantTaps(teacherMaps.mapValues(\.value), terms: terms, teacher: ctx.plan.specName(of: t)) { ctx.warn(w) }
+                }
                 var stepRNG = RNG(seed: seed &+ UInt64(epoch * 100_003 + step))
                 let tape = Tape()
                 var parts: [DistillationObjective.Term] = []

@@ -256,6 +256,9 @@ import Testing
         let data = ReportData(plan: plan, store: store)
         let kd = try #require(data.summaries.first { $0.stage == "kd" })
         #expect(kd.seeds == 2 && kd.baseline == "base" && kd.role == .distilled)
+        // The teacher no seed changes is trained once: one run, not one per seed.
+        let teacher = try #require(data.summaries.first { $0.role == .teacher })
+        #expect(teacher.seeds == 1 && teacher.runs.count == 1)
         let comparison = try #require(data.comparisons.first)
         // The unit is the test case: one difference per case, averaged over the two seeds.
         #expect(comparison.cases == data.testCases && comparison.differences.count == comparison.cases && comparison.seeds == 2)
@@ -276,6 +279,51 @@ import Testing
         // Figures carry their words: a title, axis labels and values.
         let dice = try String(contentsOfFile: store.file(report.hash, "dice.svg"), encoding: .utf8)
         #expect(dice.contains(">Test Dice by stage<") && dice.contains(">Dice (test, pooled over slices)<") && dice.contains(">1<"))
+        #expect(data.warnings.isEmpty, "\(data.warnings)")
+
+        // A teacher whose pool.1 no longer sees the image (its encoder.1 convolutions zeroed):
+        // the report says that the ee term read a constant.
+        let teacherHash = try #require(plan.stages.first { $0.label.contains("train teacher") }?.hash)
+        let checkpoint = try SafetensorsFile(path: store.file(teacherHash, "best.safetensors"))
+        var tensors: [String: Tensor] = [:]
+        for name in checkpoint.names {
+            var t = try checkpoint.tensor(name)
+            if name.hasPrefix("encoder.1."), name.hasSuffix(".weight"), t.shape.count == 4 { t = Tensor(zeros: t.shape) }
+            tensors[name] = t
+        }
+        try SafetensorsFile.write(tensors, metadata: checkpoint.metadata, to: store.file(teacherHash, "best.safetensors"))
+        let blind = ReportData(plan: plan, store: store)
+        #expect(blind.warnings.count == 1, "\(blind.warnings)")
+        #expect(blind.warnings.first?.hasPrefix("tap pool.1 of the teacher teacher is the same for every image") == true)
+        #expect(blind.warnings.first?.contains("(ee)") == true && blind.warnings.first?.hasSuffix("(stage kd)") == true)
+        #expect(Report.text(plan, store: store).contains("## Warnings\n\n- tap pool.1 of the teacher teacher is the same"))
+    }
+}
+
+/// Whether a teacher's map changes with the image.
+@Suite struct TapSpreadTests {
+    static let terms = DistillationTerms(
+        pairs: [TapPair(name: "bb", teacherTap: "bottleneck", studentTap: "bottleneck", adapter: nil, resample: .none,
+                        loss: .infoNCE(temperature: 0.4), weight: 0.2)],
+        logits: nil, supcon: nil)
+
+    @Test func aMapThatIsTheSameForEveryImageIsNamedWithTheTermsThatReadIt() {
+        let row: [Float] = [0.5, -1, 2, 0, 3, 1]
+        let same = Tensor(shape: [4, 1, 2, 3], values: Array(Array(repeating: row, count: 4).joined()))
+        #expect(TapSpread.relative(same) == 0)
+        let warnings = TapSpread.constantTaps(["bottleneck": same], terms: Self.terms, teacher: "t2")
+        #expect(warnings.count == 1 && warnings[0].hasPrefix("tap bottleneck of the teacher t2 is the same for every image") && warnings[0].contains("(bb)"))
+        #expect(TapSpread.constantTaps(["bottleneck": Tensor(zeros: [3, 2, 2])], terms: Self.terms, teacher: "t2").count == 1)
+    }
+
+    @Test func aMapThatChangesWithTheImageIsNot() {
+        // Two images differing in one position of six by 1% of the map's scale.
+        let a: [Float] = [1, 1, 1, 1, 1, 1], b: [Float] = [1, 1, 1, 1, 1, 1.06]
+        let maps = Tensor(shape: [2, 6], values: a + b)
+        #expect(TapSpread.relative(maps) > TapSpread.threshold)
+        #expect(TapSpread.constantTaps(["bottleneck": maps], terms: Self.terms, teacher: "t2").isEmpty)
+        // A tap no term reads is not checked.
+        #expect(TapSpread.constantTaps(["encoder.0": Tensor(zeros: [2, 3])], terms: Self.terms, teacher: "t2").isEmpty)
     }
 }
 

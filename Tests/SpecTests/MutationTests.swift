@@ -25,19 +25,6 @@ import Testing
         return out
     }()
 
-    /// SplitMix64, so a failure names a seed that reproduces it.
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
-        mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
-    }
 
     /// A node of the YAML tree with where it was written: the value's bytes, and for a
     /// mapping entry the span from its key to the end of its value.
@@ -67,7 +54,7 @@ import Testing
     enum Mutation: CaseIterable { case delete, duplicate, retype, empty, truncate }
 
     /// One mutant of `text` (UTF-8 bytes), chosen by `rng`.
-    static func mutate(_ text: String, _ sites: [Site], _ rng: inout Generator) -> (String, String) {
+    static func mutate(_ text: String, _ sites: [Site], _ rng: inout SeededGenerator) -> (String, String) {
         var bytes = Array(text.utf8)
         guard !sites.isEmpty else { return ("truncate", String(decoding: bytes.prefix(rng.below(bytes.count + 1)), as: UTF8.self)) }
         let site = rng.pick(sites)
@@ -119,7 +106,7 @@ import Testing
         let document = YAMLReader.read(SourceFile(displayPath: name, text: text))
         var sites: [Site] = []
         if let root = document.root { Self.sites(root, &sites) }
-        var rng = Generator(state: UInt64(bitPattern: Int64(input.utf8.reduce(0) { $0 &* 31 &+ Int($1) })))
+        var rng = SeededGenerator(state: UInt64(bitPattern: Int64(input.utf8.reduce(0) { $0 &* 31 &+ Int($1) })))
         for i in 0..<Self.mutantsPerInput {
             let (mutation, mutant) = Self.mutate(text, sites, &rng)
             Self.check(mutant, name: (name as NSString).lastPathComponent, directory: directory, what: "\(input) mutant \(i) (\(mutation))")
@@ -150,7 +137,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-mutants-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var rng = Generator(state: 7)
+        var rng = SeededGenerator(state: 7)
         var files: [String] = []
         for input in Self.inputs.prefix(4) {
             let document = YAMLReader.read(SourceFile(displayPath: input.0, text: input.1))
