@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "Architecture", "StageConfig", "Spec", "Parity"]),
         .testTarget(name: "ParityTests", dependencies: ["Parity", "NN", "Tensor"], exclude: ["Reference"]),
         .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics", "Hashing", "StageConfig"], exclude: ["Golden"]),
-        .testTarget(name: "CLITests", dependencies: ["distill", "Spec", "StageConfig"]),
+        .testTarget(name: "CLITests", dependencies: ["distill", "Medical", "Spec", "StageConfig"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["COpenBLAS", "CNifti"], swiftSettings: niftiInclude),
     ]
 )

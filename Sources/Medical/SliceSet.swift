@@ -70,6 +70,28 @@ public final class SliceSet: @unchecked Sendable {
 
     static func write(path: String, identity: String, settings: Preprocessing, patients: [String], records: [SliceRecord],
                       images: [UInt16], labels: [UInt8]) throws {
+        let out = try encode(identity: identity, settings: settings, patients: patients, records: records, images: images, labels: labels)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let tmp = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        try out.write(to: URL(fileURLWithPath: tmp))
+        guard rename(tmp, path) == 0 else { throw NIfTIError.writeFailed(path) }
+    }
+
+    /// Every slice of one unlabelled volume, preprocessed as `settings` say and none
+    /// dropped, through the same code as a prepared dataset: what `distill predict` feeds a model.
+    public static func unlabelled(_ image: Volume, id: String, settings: Preprocessing) throws -> SliceSet {
+        var all = settings
+        all.keepEmpty = 1
+        let none = Volume(dims: image.dims, spacing: image.spacing, data: [Float](repeating: 0, count: image.count),
+                          datatype: "UINT8", orientation: image.orientation)
+        let slices = Slicer.slices(image, none, all, foreground: [1], patient: 0)
+        let data = try encode(identity: "unlabelled \(id)", settings: all, patients: [id], records: slices.records,
+                              images: slices.images, labels: slices.labels)
+        return try SliceSet(data: data, origin: id)
+    }
+
+    static func encode(identity: String, settings: Preprocessing, patients: [String], records: [SliceRecord],
+                       images: [UInt16], labels: [UInt8]) throws -> Data {
         let header: [String: Any] = [
             "identity": identity, "height": settings.height, "width": settings.width, "channels": settings.channels,
             "patients": patients,
@@ -82,15 +104,16 @@ public final class SliceSet: @unchecked Sendable {
         out.append(json)
         images.withUnsafeBytes { out.append(contentsOf: $0) }
         labels.withUnsafeBytes { out.append(contentsOf: $0) }
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let tmp = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        try out.write(to: URL(fileURLWithPath: tmp))
-        guard rename(tmp, path) == 0 else { throw NIfTIError.writeFailed(path) }
+        return out
     }
 
     /// Opens a cache file (memory-mapped).
-    public init(path: String) throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+    public convenience init(path: String) throws {
+        try self.init(data: try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped), origin: path)
+    }
+
+    /// A slice set in `data` (a cache file's bytes); `origin` names it in errors.
+    init(data: Data, origin path: String) throws {
         guard data.count >= 16, Array(data.prefix(8)) == Self.magic else { throw DatasetError.badManifest(path, "not a slice cache") }
         let n = Int(data[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
         guard n <= data.count - 16, let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 16..<(16 + n))) as? [String: Any],

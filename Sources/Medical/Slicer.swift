@@ -7,13 +7,7 @@ import StageConfig
 public enum Slicer {
     static func slices(_ image: Volume, _ label: Volume, _ s: Preprocessing, foreground: [Int], patient: Int)
         -> (records: [SliceRecord], images: [UInt16], labels: [UInt8]) {
-        // Plane axes (rows, columns) and the slicing axis in canonical RAS order.
-        let (rowAxis, colAxis, sliceAxis): (Int, Int, Int)
-        switch s.sliceAxis {
-        case .coronal: (rowAxis, colAxis, sliceAxis) = (2, 0, 1)
-        case .sagittal: (rowAxis, colAxis, sliceAxis) = (2, 1, 0)
-        case .axial: (rowAxis, colAxis, sliceAxis) = (1, 0, 2)
-        }
+        let (rowAxis, colAxis, sliceAxis) = axes(s.sliceAxis)
         let d = image.dims
         let rows = d[rowAxis], cols = d[colAxis], count = d[sliceAxis]
         let strides = [1, d[0], d[0] * d[1]]
@@ -45,15 +39,30 @@ public enum Slicer {
         return (records, images, labels)
     }
 
-    /// The inverse of slicing for a predicted mask: an H x W plane of axial slice k,
-    /// resized (nearest) back to the volume's plane and written into `volume`.
-    public static func place(_ mask: [Bool], height: Int, width: Int, slice k: Int, into volume: inout Volume) {
-        let rows = volume.dims[1], cols = volume.dims[0]
+    /// Plane axes (rows, columns) and the slicing axis, in canonical RAS order.
+    static func axes(_ axis: SliceAxis) -> (row: Int, column: Int, slice: Int) {
+        switch axis {
+        case .coronal: return (2, 0, 1)
+        case .sagittal: return (2, 1, 0)
+        case .axial: return (1, 0, 2)
+        }
+    }
+
+    /// The inverse of slicing for a predicted mask: an H x W plane of slice k along
+    /// `axis`, resized (nearest) back to the volume's plane and written into `volume`.
+    public static func place(_ mask: [Bool], height: Int, width: Int, slice k: Int, axis: SliceAxis, into volume: inout Volume) {
+        let (rowAxis, colAxis, sliceAxis) = axes(axis)
+        let rows = volume.dims[rowAxis], cols = volume.dims[colAxis]
+        guard k >= 0, k < volume.dims[sliceAxis] else { return }
         for r in 0..<rows {
             let sr = min(r * height / rows, height - 1)
             for c in 0..<cols {
                 let sc = min(c * width / cols, width - 1)
-                volume[c, rows - 1 - r, k] = mask[sr * width + sc] ? 1 : 0
+                var idx = [0, 0, 0]
+                idx[rowAxis] = rows - 1 - r
+                idx[colAxis] = c
+                idx[sliceAxis] = k
+                volume[idx[0], idx[1], idx[2]] = mask[sr * width + sc] ? 1 : 0
             }
         }
     }

@@ -17,7 +17,7 @@ enum EvaluateStage {
         let (result, rows, masks) = try Evaluation.compute(model, set: data.set, slices: data.split.slices(.test), threshold: Float(c.threshold),
                                                            onLogit: c.thresholdOn == .logit)
         let pooled = result["pooled"] ?? .null
-        if data.axis == .axial { try writePredictions(masks, data: data, ctx: ctx) }
+        try writePredictions(masks, data: data, ctx: ctx)
         try RunStore.writeAtomically(Data(result.pretty.utf8), to: ctx.directory + "/metrics.json")
         var csv = "case,dice,iou,precision,recall,hd95\n"
         for r in rows {
@@ -57,8 +57,8 @@ enum EvaluateStage {
             let source = try dataset.read(c.image)
             var volume = Volume(dims: source.dims, spacing: source.spacing, data: [Float](repeating: 0, count: source.count),
                                 datatype: "UINT8", orientation: source.orientation)
-            for (k, mask) in m.pred where k < volume.dims[2] {
-                Slicer.place(mask, height: data.set.height, width: data.set.width, slice: k, into: &volume)
+            for (k, mask) in m.pred {
+                Slicer.place(mask, height: data.set.height, width: data.set.width, slice: k, axis: data.axis, into: &volume)
             }
             try NIfTI.write(volume, to: "\(dir)/\(c.id).nii.gz", datatype: 2)
         }
@@ -85,7 +85,7 @@ public enum Evaluation {
                 var pred = [Bool](repeating: false, count: plane), truth = [Bool](repeating: false, count: plane)
                 for i in 0..<plane {
                     let v = logits.pointer[b * logits.shape[1] * plane + i]
-                    pred[i] = onLogit ? v > threshold : Activation.sigmoid(v) > threshold
+                    pred[i] = Metrics.isPositive(v, threshold: threshold, onLogit: onLogit)
                     truth[i] = labels.pointer[b * plane + i] > 0.5
                 }
                 masks[patient, default: ([:], [:])].pred[set.records[s].slice] = pred

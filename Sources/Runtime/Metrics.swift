@@ -36,13 +36,18 @@ enum Metrics {
         }
     }
 
+    /// Whether a logit is foreground: the logit itself, or its sigmoid, above the threshold.
+    static func isPositive(_ logit: Float, threshold: Float, onLogit: Bool) -> Bool {
+        onLogit ? logit > threshold : Activation.sigmoid(logit) > threshold
+    }
+
     static func counts(_ logits: Tensor, _ labels: Tensor, from: Int, count: Int, threshold: Float, onLogit: Bool) -> Counts {
         var c = Counts()
         let channels = logits.shape[1], plane = labels.count / max(1, labels.shape[0])
         let b = from / plane
         for i in from..<(from + count) {
             let v = logits.pointer[(b * channels) * plane + (i - b * plane)]
-            let positive = onLogit ? v > threshold : Activation.sigmoid(v) > threshold
+            let positive = isPositive(v, threshold: threshold, onLogit: onLogit)
             let truth = labels.pointer[i] > 0.5
             if positive && truth { c.tp += 1 } else if positive { c.fp += 1 } else if truth { c.fn += 1 }
         }

@@ -107,7 +107,7 @@ enum ReportFigures {
             masks.append((0..<chosen.count).map { b in
                 (0..<plane).map { i in
                     let v = logits.pointer[b * logits.shape[1] * plane + i]
-                    return e.thresholdOn == .logit ? Double(v) > e.threshold : Double(Activation.sigmoid(v)) > e.threshold
+                    return Metrics.isPositive(v, threshold: Float(e.threshold), onLogit: e.thresholdOn == .logit)
                 }
             })
         }

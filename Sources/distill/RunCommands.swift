@@ -9,10 +9,10 @@ import Tensor
 
 /// Options shared by the commands that execute or read a store.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The run store (default ./runs).")
+    @Option(name: .long, help: "The run store.")
     var store: String = "runs"
 
-    @Option(name: .long, help: "Threads for kernels (default: all cores).")
+    @Option(name: .long, help: "Threads for kernels (all cores unless given).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(name: .long, help: "Stages run at once (independent stages only); the threads are split between them.")

@@ -148,3 +148,31 @@ import Testing
         #expect(stated.count == 12)
     }
 }
+
+/// Slicing an unlabelled volume and placing the masks back is the identity, along every axis.
+@Suite struct SliceRoundTripTests {
+    @Test(arguments: [SliceAxis.axial, .coronal, .sagittal])
+    func masksGoBackWhereTheirSlicesCameFrom(_ axis: SliceAxis) throws {
+        let dims = [5, 4, 3]
+        var bits = UInt64(0x9E37_79B9_7F4A_7C15)
+        let values = (0..<60).map { _ -> Float in
+            bits = bits &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Float(bits >> 63)
+        }
+        let image = Volume(dims: dims, spacing: [1, 1, 1], data: values, datatype: "UINT8")
+        let (rows, cols, count): (Int, Int, Int) = switch axis {
+        case .axial: (dims[1], dims[0], dims[2])
+        case .coronal: (dims[2], dims[0], dims[1])
+        case .sagittal: (dims[2], dims[1], dims[0])
+        }
+        let settings = Preprocessing(sliceAxis: axis, window: .hounsfield(low: 0, high: 1), height: rows, width: cols, channels: 1, keepEmpty: 0)
+        let set = try SliceSet.unlabelled(image, id: "pattern", settings: settings)
+        #expect(set.count == count)  // keep_empty does not apply: every slice is predicted
+        var back = Volume(dims: dims, spacing: [1, 1, 1], data: [Float](repeating: 0, count: 60), datatype: "UINT8")
+        for s in 0..<set.count {
+            let plane = set.batch([s]).images
+            Slicer.place((0..<(rows * cols)).map { plane.pointer[$0] > 0.5 }, height: rows, width: cols, slice: set.records[s].slice, axis: axis, into: &back)
+        }
+        #expect(back.data == values)
+    }
+}

@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import NN
+import Medical
+import Runtime
+import Tensor
+
+/// `distill predict`: segment new volumes (no label needed) with a trained stage.
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Segment new NIfTI volumes with a trained stage; write label maps in each input's geometry.",
+        discussion: """
+            STAGE is a stage of the spec, trained in the store (its best checkpoint is used), or a \
+            safetensors checkpoint, with --stage naming the spec stage whose model and preprocessing it has. \
+            Each input is a NIfTI file (.nii, .nii.gz) or a folder of them; OUTDIR/<input name> gets a UINT8 \
+            label map with the input's shape, axis order, qform and sform. A volume that cannot be read is \
+            reported and skipped; the others are written, and the exit status is 1.
+            """)
+
+    @Argument(help: "A stage of the spec, or a safetensors checkpoint (then give --stage).")
+    var stageOrCheckpoint: String
+
+    @Argument(help: "NIfTI volumes, or folders of them.")
+    var inputs: [String]
+
+    @Option(name: .long, help: "The spec that trained the stage.")
+    var spec: String
+
+    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("The folder the label maps are written to.", valueName: "outdir"))
+    var output: String
+
+    @Option(name: .long, help: "With a checkpoint file: the spec stage whose model and preprocessing it has.")
+    var stage: String?
+
+    @Option(name: .long, help: "The sweep variant, when the stage differs between variants.")
+    var variant: String?
+
+    @Option(name: .long, help: "The run store.")
+    var store: String = "runs"
+
+    @Option(name: .long, help: "Threads for kernels (all cores unless given).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        Parallel.setThreads(threads)
+        let isFile = stageOrCheckpoint.hasSuffix(".safetensors") || FileManager.default.fileExists(atPath: stageOrCheckpoint)
+        let stageName: String
+        var checkpoint: String?
+        if isFile {
+            guard FileManager.default.fileExists(atPath: stageOrCheckpoint) else { throw usage("no such checkpoint '\(stageOrCheckpoint)'") }
+            guard let stage else { throw usage("a checkpoint file needs --stage: the spec stage whose model and preprocessing it has") }
+            (stageName, checkpoint) = (stage, stageOrCheckpoint)
+        } else {
+            if let stage, stage != stageOrCheckpoint { throw usage("--stage \(stage) contradicts the stage argument '\(stageOrCheckpoint)'") }
+            stageName = stageOrCheckpoint
+        }
+        let (plan, _) = try SpecPlanning.plan(spec, variant: variant)
+        let volumes = try expand(inputs)
+        let setting: Prediction.Setting
+        let model: SegmentationModel
+        do {
+            setting = try Prediction.setting(stageName, in: plan)
+            model = try Prediction.model(setting, store: RunStore(root: store), checkpoint: checkpoint)
+        } catch let problem as Prediction.Problem {
+            throw usage(problem.description)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitStatus.failure
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        } catch {
+            throw usage("cannot create the output folder \(output): \(error.localizedDescription)")
+        }
+        var failed = 0
+        for path in volumes {
+            let name = (path as NSString).lastPathComponent
+            let target = (output as NSString).appendingPathComponent(name)
+            do {
+                let image = try NIfTI.read(path, analyzeOrientation: setting.analyzeOrientation)
+                let labels = try Prediction.segment(image, id: name, model: model, setting: setting)
+                try Self.write(labels, to: target)
+                let voxels = labels.data.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+                print("\(path) -> \(target): \(image.dims.map(String.init).joined(separator: "x")), \(voxels) foreground voxels")
+            } catch {
+                failed += 1
+                FileHandle.standardError.write(Data("error: \(path): \(error)\n".utf8))
+            }
+        }
+        if failed > 0 {
+            FileHandle.standardError.write(Data("\(failed) of \(volumes.count) volumes not segmented; the others are in \(output)\n".utf8))
+            throw ExitStatus.failure
+        }
+    }
+
+    /// The volumes to segment: files as given, folders as their NIfTI files (sorted,
+    /// hidden files skipped); two inputs with one name would overwrite each other.
+    func expand(_ inputs: [String]) throws -> [String] {
+        var files: [String] = []
+        for input in inputs {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory) else { throw usage("no such file or folder '\(input)'") }
+            if isDirectory.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []
+                let volumes = names.filter { !$0.hasPrefix(".") && ($0.hasSuffix(".nii") || $0.hasSuffix(".nii.gz")) }.sorted()
+                guard !volumes.isEmpty else { throw usage("no NIfTI volumes (.nii, .nii.gz) in the folder '\(input)'") }
+                files += volumes.map { (input as NSString).appendingPathComponent($0) }
+            } else {
+                files.append(input)
+            }
+        }
+        var seen: [String: String] = [:]
+        for f in files {
+            let name = (f as NSString).lastPathComponent
+            if let other = seen[name] { throw usage("'\(other)' and '\(f)' would both be written to \(output)/\(name)") }
+            seen[name] = f
+            let target = ((output as NSString).appendingPathComponent(name) as NSString).standardizingPath
+            if target == (f as NSString).standardizingPath { throw usage("'\(f)' would be overwritten by its own label map: choose another -o") }
+        }
+        return files
+    }
+
+    /// Writes a label map beside its final name, then renames it: a reader never sees half a file.
+    static func write(_ labels: Volume, to target: String) throws {
+        let directory = (target as NSString).deletingLastPathComponent, name = (target as NSString).lastPathComponent
+        let suffix = name.hasSuffix(".nii.gz") ? ".nii.gz" : ".nii"
+        let temporary = (directory as NSString).appendingPathComponent(".\(name).tmp-\(getpid())\(suffix)")
+        try NIfTI.write(labels, to: temporary, datatype: 2)
+        guard rename(temporary, target) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw NIfTIError.writeFailed("\(target) (\(reason))")
+        }
+    }
+
+    func usage(_ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        return ExitStatus.usage
+    }
+}
