@@ -7,26 +7,12 @@ import Testing
 @Suite(.serialized) struct PredictCLITests {
     let cli = CLITests()
 
-    static let spec = """
-        name: tiny predict test
-        data:
-          source: {phantom: {cases: 6, seed: 3, size: 32, slices: 8}}
-          preprocess: {size: 32}
-          split: {test: 0.34, val: 0.17}
-          subsets: {full: {fraction: 1.0}, half: {fraction: 0.5, of: full}}
-        models:
-          t: {arch: unet, widths: [4, 8], bottleneck: 8, convs_per_block: 1}
-          s: {arch: unet, widths: [2, 4], bottleneck: 4, convs_per_block: 1}
-        stages:
-          teacher: {model: t, data: full, loss: [{kind: dice_bce}], optimizer: {kind: adamw, lr: 0.01}, epochs: 2, batch: 4}
-          kd:
-            model: s
-            data: half
-            loss: [{kind: dice}]
-            optimizer: {kind: adamw, lr: 0.01}
-            epochs: 1
-            batch: 4
-            distill: {teacher: teacher, logits: {kind: binary_kl, temperature: 4}}
+    /// The sweep tests' tiny study, trained briefly, with a sweep axis that changes kd only.
+    static let spec = SweepCLITests.spec
+        .replacingOccurrences(of: "name: tiny kill test", with: "name: tiny predict test")
+        .replacingOccurrences(of: "epochs: 8", with: "epochs: 2")
+        .replacingOccurrences(of: "epochs: 3", with: "epochs: 1")
+        + """
         sweep:
           axes:
             temperature: {path: stages.kd.distill.logits.temperature, values: {low: 2, high: 4}}
