@@ -3,7 +3,7 @@ import Parity
 import Testing
 
 /// Every op, loss, optimiser and model of the PyTorch reference (Reference/torch,
-/// copied from shared/reference with its README) matches within its tolerances,
+/// copied from the study's PyTorch reference set with its README) matches within its tolerances,
 /// the losses and the KD step through the trainer's own objective.
 @Suite struct ParityTests {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Reference/torch").path

@@ -29,7 +29,7 @@ import Testing
         let s1 = ModelArchitecture.unet(UNetArchitecture(inChannels: 3, widths: [16, 32], bottleneck: 64, convsPerBlock: 1, norm: .batch,
                                                          groups: 8, upsampling: .transpose, heads: [Head(name: "segmentation", channels: 1)], sharedDecoder: true))
         let m = s1.tapManifest
-        // ../shared/reference unet_s1: pool.1 [2,32,16,16], bottleneck [2,64,16,16], decoder.1 [2,16,64,64] for a 64x64 input.
+        // The reference unet_s1 case (Tests/ParityTests/Reference/README.md): pool.1 [2,32,16,16], bottleneck [2,64,16,16], decoder.1 [2,16,64,64] for a 64x64 input.
         #expect(m["pool.1"] == Tap(name: "pool.1", channels: 32, shape: .map(stride: 4)))
         #expect(m["bottleneck"] == Tap(name: "bottleneck", channels: 64, shape: .map(stride: 4)))
         #expect(m["decoder.1"] == Tap(name: "decoder.1", channels: 16, shape: .map(stride: 1)))
@@ -59,7 +59,7 @@ import Testing
     }
 }
 
-/// MAC counts agree with ../shared/reference/perf.md (GFLOP = 2 x conv MACs x batch).
+/// MAC counts agree with the study's PyTorch benchmark table (perf.md) (GFLOP = 2 x conv MACs x batch).
 @Suite struct ComputeCostTests {
     func unet(_ widths: [Int], _ bottleneck: Int, _ convs: Int, heads: [Head], shared: Bool) -> ModelArchitecture {
         .unet(UNetArchitecture(inChannels: 3, widths: widths, bottleneck: bottleneck, convsPerBlock: convs, norm: .batch, groups: 8,
