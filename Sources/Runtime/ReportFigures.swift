@@ -81,11 +81,9 @@ enum ReportFigures {
     /// The same test slices (the largest spleen section of up to four test cases) with the
     /// ground truth and each stage's prediction (first seed), at the models' resolution.
     static func overlays(_ store: RunStore, _ plan: ExecutionPlan, _ data: ReportData) throws -> Canvas? {
-        guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config,
-              let set = try? SliceSet(path: store.file(prepare.hash, "slices.bin")) else { return nil }
-        let split = SplitManifest.make(set, config.split)
+        guard let (set, test) = Report.testSlices(plan, store) else { return nil }
         var best: [Int: (slice: Int, area: Int)] = [:]
-        for s in split.slices(.test) {
+        for s in test {
             let (_, label) = set.batch([s])
             let area = label.values.filter { $0 > 0.5 }.count
             let p = set.records[s].patient

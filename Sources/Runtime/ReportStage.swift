@@ -1,4 +1,5 @@
 import Foundation
+import Medical
 import Plan
 import Statistics
 import StageConfig
@@ -45,6 +46,13 @@ public enum Report {
             guard let t = plan.stage(b.train), case .train(let bc) = t.config else { return false }
             return bc.distill == nil && bc.model == c.model && bc.subset == c.subset
         }
+    }
+
+    /// The prepared slices of the plan's data and the indices of its test split (nil before `prepare` ran).
+    static func testSlices(_ plan: ExecutionPlan, _ store: RunStore) -> (SliceSet, [Int])? {
+        guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config,
+              let set = try? SliceSet(path: store.file(prepare.hash, "slices.bin")) else { return nil }
+        return (set, SplitManifest.make(set, config.split).slices(.test))
     }
 
     static func readMetrics(_ store: RunStore, _ hash: String) -> JSON? {

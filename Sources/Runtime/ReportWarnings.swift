@@ -47,9 +47,7 @@ enum ReportWarnings {
 
     /// Up to `checkedSlices` test slices, evenly spread over the test split.
     static func testImages(_ plan: ExecutionPlan, _ store: RunStore) -> (SliceSet, Tensor)? {
-        guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config,
-              let set = try? SliceSet(path: store.file(prepare.hash, "slices.bin")) else { return nil }
-        let slices = SplitManifest.make(set, config.split).slices(.test)
+        guard let (set, slices) = Report.testSlices(plan, store) else { return nil }
         guard slices.count >= 2 else { return nil }
         let step = max(1, slices.count / checkedSlices)
         let picked = Array(stride(from: 0, to: slices.count, by: step).map { slices[$0] }.prefix(checkedSlices))

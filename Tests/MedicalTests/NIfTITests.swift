@@ -13,6 +13,15 @@ import Testing
         FileManager.default.temporaryDirectory.appendingPathComponent("distill-\(UUID().uuidString)-\(name)").path
     }
 
+    /// A phantom patient written as an uncompressed NIfTI-1 file at `path`, then its header bytes patched.
+    func writePatched(_ path: String, size: Int, slices: Int, _ patches: [(offset: Int, bytes: [UInt8])]) throws {
+        let image = Phantom.patient(TestSettings.phantom(size: size, slices: slices), index: 0, hard: false).0
+        try NIfTI.write(image, to: path, datatype: 4)
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        for p in patches { data.replaceSubrange(p.offset..<(p.offset + p.bytes.count), with: p.bytes) }
+        try data.write(to: URL(fileURLWithPath: path))
+    }
+
     // python: im = nib.load(f); im.shape, im.header.get_data_dtype(), im.header.get_zooms(), nib.aff2axcodes(im.affine)
     @Test(.enabled(if: available, "needs Debian's mricron-data (make test installs it)"))
     func readsAnMRIVolumeWrittenByOthers() throws {
@@ -95,13 +104,9 @@ import Testing
 
     /// A file without the NIfTI magic is ANALYZE 7.5: no orientation, refused unless stated.
     @Test func analyzeFilesAreRefusedUnlessTheirOrientationIsStated() throws {
-        let image = Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: 0, hard: false).0
         let path = temporary("analyze.nii")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try NIfTI.write(image, to: path, datatype: 4)
-        var data = try Data(contentsOf: URL(fileURLWithPath: path))
-        data.replaceSubrange(344..<348, with: [0, 0, 0, 0])  // the magic "n+1\0"
-        try data.write(to: URL(fileURLWithPath: path))
+        try writePatched(path, size: 16, slices: 4, [(344, [0, 0, 0, 0])])  // the magic "n+1\0"
         #expect(throws: NIfTIError.analyze(path)) { try NIfTI.read(path) }
         #expect("\(NIfTIError.analyze(path))".contains("ANALYZE 7.5"))
         #expect("\(NIfTIError.analyze(path))".contains("no orientation"))
@@ -155,16 +160,10 @@ import Testing
 
     @Test func fourDimensionalVolumesAreRefused() throws {
         // Patch the dims of a valid header to a 4D shape with 2 time points.
-        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 4), index: 0, hard: false).0
         let path = temporary("t.nii")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try NIfTI.write(image, to: path, datatype: 4)
-        var data = try Data(contentsOf: URL(fileURLWithPath: path))
         // dim[0] at byte 40, dim[3] at 46, dim[4] at 48 (int16, little endian): 4 x (32, 32, 2, 2).
-        data.replaceSubrange(40..<42, with: [4, 0])
-        data.replaceSubrange(46..<48, with: [2, 0])
-        data.replaceSubrange(48..<50, with: [2, 0])
-        try data.write(to: URL(fileURLWithPath: path))
+        try writePatched(path, size: 32, slices: 4, [(40, [4, 0]), (46, [2, 0]), (48, [2, 0])])
         #expect(throws: NIfTIError.notThreeD(path, dims: [32, 32, 2, 2])) { try NIfTI.read(path) }
     }
 }
