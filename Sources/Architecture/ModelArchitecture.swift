@@ -19,6 +19,10 @@ public enum UpsamplingKind: String, Sendable, CaseIterable {
 
 /// An output head: a 1x1 convolution producing `channels` logits.
 public struct Head: Hashable, Sendable {
+    /// The head whose logits are the segmentation: what evaluation, prediction and the
+    /// data's classes read.
+    public static let segmentation = "segmentation"
+
     public var name: String
     public var channels: Int
     public init(name: String, channels: Int) {

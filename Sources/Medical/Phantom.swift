@@ -8,7 +8,8 @@ import Tensor
 /// Each patient is an axial stack in Hounsfield units: air, a body ellipse with
 /// a fat layer and a muscle wall, liver (patient's right), spleen (patient's
 /// left, posterior), kidneys, spine and ribs, bowel gas, all with shapes and
-/// contrasts that vary per patient; then partial-volume blur and noise. A share
+/// contrasts that vary per patient; then partial-volume blur and noise. The
+/// label map names spleen (1), liver (2) and kidneys (3). A share
 /// of patients (`hardCases`) get a small or low-contrast spleen. Odd cases are
 /// stored in LPS order (as DICOM converters write them) so that readers must
 /// reorient. Seeded: the same settings give the same files.
@@ -28,15 +29,22 @@ public enum Phantom {
             training.append(["image": "./imagesTr/\(name)", "label": "./labelsTr/\(name)"])
         }
         let manifest: [String: Any] = [
-            "name": "PhantomSpleen", "description": "Distillery's synthetic abdominal CT with a labelled spleen (seed \(s.seed))",
-            "tensorImageSize": "3D", "modality": ["0": "CT"], "labels": ["0": "background", "1": "spleen"],
+            "name": "PhantomAbdomen", "description": "Distillery's synthetic abdominal CT with labelled spleen, liver and kidneys (seed \(s.seed))",
+            "tensorImageSize": "3D", "modality": ["0": "CT"],
+            "labels": ["0": "background", "\(Label.spleen)": "spleen", "\(Label.liver)": "liver", "\(Label.kidney)": "kidney"],
             "numTraining": s.cases, "numTest": 0, "training": training, "test": [String](),
         ]
         let data = try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
         try data.write(to: URL(fileURLWithPath: folder + "/dataset.json"), options: .atomic)
     }
 
-    /// One patient: the image (HU) and the spleen mask, in canonical order, with the geometry to store them in.
+    /// The label values of the organs: `foreground: [1]` segments the spleen alone (the
+    /// study's task), `foreground: {spleen: 1, liver: 2, kidney: 3}` all three.
+    public enum Label {
+        public static let spleen = 1, liver = 2, kidney = 3
+    }
+
+    /// One patient: the image (HU) and the organ labels, in canonical order, with the geometry to store them in.
     public static func patient(_ s: PhantomSettings, index: Int, hard: Bool) -> (Volume, Volume) {
         var rng = RNG(seed: UInt64(s.seed) &* 1_000_003 &+ UInt64(index) &+ 17)
         let n = s.size, depth = s.slices
@@ -72,6 +80,7 @@ public enum Phantom {
                     let rBody = (bx * bx + by * by).squareRoot()
                     guard rBody <= 1 else { continue }
                     var v: Float = -95  // subcutaneous fat
+                    var organ: Float = 0  // the label: what was painted last
                     let depthIn = (1 - rBody) * min(bodyA, bodyB)
                     if depthIn > fat { v = 45 }  // muscle wall
                     if depthIn > fat + 0.03 * fn { v = -20 + 30 * sin(fx * 0.3 + fy * 0.2) }  // visceral fat and bowel wall texture
@@ -83,18 +92,18 @@ public enum Phantom {
                     if fz > 0.15 && fz < 0.6 {
                         for side: Float in [-1, 1] {
                             let kx = (fx - (cx + side * 0.17 * fn)) / (0.055 * fn), ky = (fy - (cy - 0.16 * fn)) / (0.075 * fn)
-                            if kx * kx + ky * ky < 1 { v = kx * kx + ky * ky > 0.45 ? kidneyHU : 30 }
+                            if kx * kx + ky * ky < 1 { v = kx * kx + ky * ky > 0.45 ? kidneyHU : 30; organ = Float(Label.kidney) }
                         }
                     }
                     // Liver.
                     if fz > liver.z0 && fz < liver.z1 {
                         let lx = (fx - liver.x) / liver.a, ly = (fy - liver.y) / liver.b
-                        if lx * lx + ly * ly < 1 - 0.3 * pow(fz - 0.55, 2) { v = liverHU + 8 * sin(fx * 0.5) * cos(fy * 0.4) }
+                        if lx * lx + ly * ly < 1 - 0.3 * pow(fz - 0.55, 2) { v = liverHU + 8 * sin(fx * 0.5) * cos(fy * 0.4); organ = Float(Label.liver) }
                     }
                     // Bowel gas (distractors).
                     for g in gas where fz > g.3 * 0.5 {
                         let dx = fx - g.0, dy = fy - g.1
-                        if dx * dx + dy * dy < g.2 * g.2 { v = -650 }
+                        if dx * dx + dy * dy < g.2 * g.2 { v = -650; organ = 0 }
                     }
                     // Spleen: a rotated ellipse with lobulated edge, tapering in z.
                     let dz = (fz - spleen.zc) / max(0.02, spleen.zr)
@@ -107,10 +116,11 @@ public enum Phantom {
                         let e = (u / spleen.a) * (u / spleen.a) + (w / spleen.b) * (w / spleen.b)
                         if e < edge * edge {
                             v = spleenHU + 6 * sin(fx * 0.7 + fz * 3)
-                            mask[i] = 1
+                            organ = Float(Label.spleen)
                         }
                     }
                     hu[i] = v
+                    mask[i] = organ
                 }
             }
         }

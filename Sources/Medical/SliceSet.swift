@@ -11,7 +11,8 @@ public struct SliceRecord: Hashable, Sendable {
 }
 
 /// Preprocessed slices on disk, memory-mapped: images as 16-bit fixed point in
-/// [0, 1] (one channel; replicated on load when 3 are asked for), labels as bytes.
+/// [0, 1] (one channel; replicated on load when 3 are asked for), labels as class
+/// indices in bytes (0 background, k for the k-th class of `LabelClasses`).
 /// The file records the dataset fingerprint and settings it was made from, and
 /// opening it with others is refused: a cache is never stale.
 public final class SliceSet: @unchecked Sendable {
@@ -37,15 +38,15 @@ public final class SliceSet: @unchecked Sendable {
         return h.finalize()
     }
 
-    /// What a cache was made with besides the data: the preprocessing and the foreground labels.
-    static func settingsIdentity(_ settings: Preprocessing, foreground: [Int]) -> String {
-        JSON.object(["preprocess": settings.json, "foreground": .array(foreground.map(JSON.int))]).canonical
+    /// What a cache was made with besides the data: the preprocessing and the classes.
+    static func settingsIdentity(_ settings: Preprocessing, classes: LabelClasses) -> String {
+        JSON.object(["preprocess": settings.json, "foreground": classes.json]).canonical
     }
 
     /// Builds the cache at `path` (atomically) unless a valid one is there; returns it opened.
-    public static func prepare(_ dataset: MSDDataset, _ settings: Preprocessing, foreground: [Int], cache path: String,
+    public static func prepare(_ dataset: MSDDataset, _ settings: Preprocessing, classes: LabelClasses, cache path: String,
                                progress: ((Int, Int) -> Void)? = nil) throws -> SliceSet {
-        let identity = fingerprint(dataset) + " " + settingsIdentity(settings, foreground: foreground)
+        let identity = fingerprint(dataset) + " " + settingsIdentity(settings, classes: classes)
         if let existing = try? SliceSet(path: path), existing.identity == identity { return existing }
         var records: [SliceRecord] = []
         var images: [UInt16] = []
@@ -59,7 +60,7 @@ public final class SliceSet: @unchecked Sendable {
             guard zip(image.spacing, label.spacing).allSatisfy({ abs($0 - $1) <= 1e-3 * max(1, abs($0)) }) else {
                 throw NIfTIError.mismatch(image: c.image, label: c.label, detail: "spacing \(label.spacing) vs \(image.spacing)")
             }
-            let slices = Slicer.slices(image, label, settings, foreground: foreground, patient: p)
+            let slices = Slicer.slices(image, label, settings, classes: classes, patient: p)
             records += slices.records
             images += slices.images
             labels += slices.labels
@@ -84,7 +85,7 @@ public final class SliceSet: @unchecked Sendable {
         all.keepEmpty = 1
         let none = Volume(dims: image.dims, spacing: image.spacing, data: [Float](repeating: 0, count: image.count),
                           datatype: "UINT8", orientation: image.orientation)
-        let slices = Slicer.slices(image, none, all, foreground: [1], patient: 0)
+        let slices = Slicer.slices(image, none, all, classes: .merged([1]), patient: 0)
         let data = try encode(identity: "unlabelled \(id)", settings: all, patients: [id], records: slices.records,
                               images: slices.images, labels: slices.labels)
         return try SliceSet(data: data, origin: id)
@@ -132,7 +133,7 @@ public final class SliceSet: @unchecked Sendable {
 
     public var count: Int { records.count }
 
-    /// Images [B, C, H, W] in [0, 1] and labels [B, 1, H, W] (0/1) for the given slices.
+    /// Images [B, C, H, W] in [0, 1] and labels [B, 1, H, W] (class indices as floats) for the given slices.
     public func batch(_ indices: [Int]) -> (images: Tensor, labels: Tensor) {
         let plane = height * width
         let images = Tensor(uninitialized: [indices.count, channels, height, width])

@@ -5,13 +5,14 @@ import StageConfig
 /// intensity window, resize (bilinear for images, nearest for labels),
 /// foreground selection and dropping of empty slices.
 public enum Slicer {
-    static func slices(_ image: Volume, _ label: Volume, _ s: Preprocessing, foreground: [Int], patient: Int)
+    static func slices(_ image: Volume, _ label: Volume, _ s: Preprocessing, classes: LabelClasses, patient: Int)
         -> (records: [SliceRecord], images: [UInt16], labels: [UInt8]) {
         let (rowAxis, colAxis, sliceAxis) = axes(s.sliceAxis)
         let d = image.dims
         let rows = d[rowAxis], cols = d[colAxis], count = d[sliceAxis]
         let strides = [1, d[0], d[0] * d[1]]
-        let fg = Set(foreground.map(Float.init))
+        var classOf = [Float: Float]()
+        for (value, k) in classes.indexOfValue { classOf[Float(value)] = Float(k) }
         var records: [SliceRecord] = [], images: [UInt16] = [], labels: [UInt8] = []
         var planeImage = [Float](repeating: 0, count: rows * cols), planeLabel = [Float](repeating: 0, count: rows * cols)
         for k in 0..<count {
@@ -24,16 +25,16 @@ public enum Slicer {
                     idx[sliceAxis] = k
                     let i = idx[0] * strides[0] + idx[1] * strides[1] + idx[2] * strides[2]
                     planeImage[r * cols + c] = image.data[i]
-                    planeLabel[r * cols + c] = fg.contains(label.data[i]) ? 1 : 0
+                    planeLabel[r * cols + c] = classOf[label.data[i]] ?? 0
                 }
             }
-            let hasForeground = planeLabel.contains(1)
+            let hasForeground = planeLabel.contains { $0 > 0 }
             // Empty slices are kept by a deterministic draw, so the same settings keep the same slices.
             if !hasForeground, s.keepEmpty < 1, keep(patient: patient, slice: k) >= s.keepEmpty { continue }
             let resizedImage = resizeBilinear(planeImage, rows, cols, s.height, s.width)
             let resizedLabel = resizeNearest(planeLabel, rows, cols, s.height, s.width)
             for v in resizedImage { images.append(UInt16((window(v, s.window) * 65535).rounded())) }
-            for v in resizedLabel { labels.append(v > 0.5 ? 1 : 0) }
+            for v in resizedLabel { labels.append(UInt8(v)) }
             records.append(SliceRecord(patient: patient, slice: k, hasForeground: hasForeground))
         }
         return (records, images, labels)
@@ -48,9 +49,9 @@ public enum Slicer {
         }
     }
 
-    /// The inverse of slicing for a predicted mask: an H x W plane of slice k along
+    /// The inverse of slicing for a predicted label plane: an H x W plane of slice k along
     /// `axis`, resized (nearest) back to the volume's plane and written into `volume`.
-    public static func place(_ mask: [Bool], height: Int, width: Int, slice k: Int, axis: SliceAxis, into volume: inout Volume) {
+    public static func place(_ plane: [Float], height: Int, width: Int, slice k: Int, axis: SliceAxis, into volume: inout Volume) {
         let (rowAxis, colAxis, sliceAxis) = axes(axis)
         let rows = volume.dims[rowAxis], cols = volume.dims[colAxis]
         guard k >= 0, k < volume.dims[sliceAxis] else { return }
@@ -62,7 +63,7 @@ public enum Slicer {
                 idx[rowAxis] = rows - 1 - r
                 idx[colAxis] = c
                 idx[sliceAxis] = k
-                volume[idx[0], idx[1], idx[2]] = mask[sr * width + sc] ? 1 : 0
+                volume[idx[0], idx[1], idx[2]] = plane[sr * width + sc]
             }
         }
     }

@@ -117,13 +117,26 @@ public final class DistillationObjective {
     /// `ce` and `focal`), or for `mse` with target input against the images.
     public static func supervised(_ loss: SupervisedLoss, _ logits: Variable, labels: Tensor, images: Variable) -> Variable {
         switch loss {
+        case .dice(let smooth) where logits.shape[1] > 1: return Loss.softmaxDice(logits, classIndices(labels), smooth: smooth)
         case .dice(let smooth): return Loss.dice(logits, labels, smooth: smooth)
         case .bce: return Loss.bceWithLogits(logits, labels)
         case .diceBCE(let smooth): return Loss.diceBCE(logits, labels, smooth: smooth)
-        case .crossEntropy: return Loss.crossEntropy(logits, labels.values.map { Int32($0) }, gamma: 0)
-        case .focal(let gamma): return Loss.crossEntropy(logits, labels.values.map { Int32($0) }, gamma: gamma)
+        case .crossEntropy: return Loss.crossEntropy(logits, classIndices(labels), gamma: 0)
+        case .diceCE(let smooth):
+            let target = classIndices(labels)
+            return F.add(Loss.crossEntropy(logits, target, gamma: 0), Loss.softmaxDice(logits, target, smooth: smooth))
+        case .focal(let gamma): return Loss.crossEntropy(logits, classIndices(labels), gamma: gamma)
         case .mse(.input): return Loss.mse(logits, images)
         case .mse(.label): return Loss.mse(logits, Variable(labels))
+        }
+    }
+
+    /// A label map (class indices stored as floats) as the integer targets of a softmax loss.
+    static func classIndices(_ labels: Tensor) -> [Int32] {
+        let n = labels.count, p = labels.pointer
+        return [Int32](unsafeUninitializedCapacity: n) { buffer, count in
+            for i in 0..<n { buffer[i] = Int32(p[i]) }
+            count = n
         }
     }
 

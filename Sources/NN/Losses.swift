@@ -93,6 +93,55 @@ public enum Loss {
         }
     }
 
+    /// Multi-class soft Dice on softmax probabilities, pooled over the batch per class, as
+    /// nnU-Net's batch Dice: 1 - mean over foreground classes k >= 1 of
+    /// (2 sum(p_k t_k) + s) / (sum p_k + sum t_k + s). Background (channel 0) is left out.
+    public static func softmaxDice(_ logits: Variable, _ target: [Int32], smooth: Double) -> Variable {
+        let (n, c) = (logits.shape[0], logits.shape[1])
+        let inner = logits.value.count / max(1, n * c)
+        let probs = Tensor(zeros: logits.shape)
+        Softmax.forward(logits.value.pointer, probs.pointer, outer: n, c: c, inner: inner, log: false)
+        let p = probs.pointer
+        var inter = [Double](repeating: 0, count: c), sp = inter, st = inter
+        for b in 0..<n {
+            for k in 1..<c {
+                let row = p + (b * c + k) * inner
+                var i0 = 0.0, s0 = 0.0, t0 = 0.0
+                for i in 0..<inner {
+                    let hit = Int(target[b * inner + i]) == k
+                    s0 += Double(row[i])
+                    if hit { i0 += Double(row[i]); t0 += 1 }
+                }
+                inter[k] += i0; sp[k] += s0; st[k] += t0
+            }
+        }
+        let classes = Double(max(1, c - 1))
+        var mean = 0.0
+        for k in 1..<c { mean += (2 * inter[k] + smooth) / (sp[k] + st[k] + smooth) }
+        mean /= classes
+        return Tape.output(.scalar(Float(1 - mean)), inputs: [logits]) { out in
+            let g = Double(out.gradBuffer()[0]), dx = logits.gradBuffer(), p = probs.pointer
+            var dp = [Double](repeating: 0, count: c)
+            for b in 0..<n {
+                for i in 0..<inner {
+                    let k0 = Int(target[b * inner + i])
+                    // dL/dp_k = -(2 t_k den_k - num_k) / den_k^2 / K for k >= 1; background has no term.
+                    var dot = 0.0
+                    for k in 0..<c {
+                        guard k > 0 else { dp[0] = 0; continue }
+                        let num = 2 * inter[k] + smooth, den = sp[k] + st[k] + smooth
+                        dp[k] = -((k == k0 ? 2 * den : 0) - num) / (den * den) / classes
+                        dot += Double(p[(b * c + k) * inner + i]) * dp[k]
+                    }
+                    for j in 0..<c {
+                        let pj = Double(p[(b * c + j) * inner + i])
+                        dx[(b * c + j) * inner + i] += Float(g * pj * (dp[j] - dot))
+                    }
+                }
+            }
+        }
+    }
+
     /// Mean squared error.
     public static func mse(_ pred: Variable, _ target: Variable) -> Variable {
         let n = pred.value.count, a = pred.value.pointer, b = target.value.pointer

@@ -31,6 +31,8 @@ enum LossParity {
         case "bce_with_logits": try supervised(.bce, try labels())
         case "dice_bce": try supervised(.diceBCE(smooth: Double(try c.float("smooth"))), try labels())
         case "cross_entropy": try supervised(.crossEntropy, try classes())
+        case "dice_softmax": try supervised(.dice(smooth: Double(try c.float("smooth"))), try classes())
+        case "dice_ce": try supervised(.diceCE(smooth: Double(try c.float("smooth"))), try classes())
         case "focal_loss": try supervised(.focal(gamma: Double(try c.float("gamma"))), try classes())
         case "mse": try feature(.mse, student: "pred", teacher: "target")
         case "l1": try feature(.l1, student: "pred", teacher: "target")

@@ -138,7 +138,7 @@ struct PlanBuilder {
         if let m = prepareMemo[memoKey] { return (m.hash, m.model) }
         let summary = DatasetSummary.summarize(spec.data, relativeTo: planner.specDirectory)
         let model = CostModel(throughput: planner.throughput, summary: summary, data: spec.data, cacheBudgetBytes: planner.cacheBudgetBytes)
-        let config = PrepareConfiguration(source: spec.data.source, fingerprint: summary.fingerprint, foreground: spec.data.foreground,
+        let config = PrepareConfiguration(source: spec.data.source, fingerprint: summary.fingerprint, classes: spec.data.classes,
                                           preprocess: spec.data.preprocess, split: spec.data.split)
         let hash = add(.prepare(config), label: "prepare \(summary.description), \(spec.data.height)x\(spec.data.width)",
                        inputs: [:], cost: model.prepare(), note: summary.exact ? nil : "sizes are estimates until the data is read")

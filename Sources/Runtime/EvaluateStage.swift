@@ -12,26 +12,35 @@ enum EvaluateStage {
     static func run(_ stage: PlanStage, _ c: EvaluateConfiguration, _ ctx: StageContext) throws {
         let data = try PreparedData.open(try ctx.input("data").hash, ctx)
         let trained = try ctx.input("model")
-        let model = try ModelInput.build(try trained.trainingConfiguration().model, for: data.set, seed: 0)
+        let model = try ModelInput.build(try trained.trainingConfiguration().model, for: data.set, classes: data.classes, seed: 0)
         try Checkpoint.loadModel(model, from: ctx.store.file(trained.hash, "best.safetensors"))
-        let (result, rows, masks) = try Evaluation.compute(model, set: data.set, slices: data.split.slices(.test), threshold: Float(c.threshold),
+        let (result, rows, masks) = try Evaluation.compute(model, set: data.set, slices: data.split.slices(.test), classes: data.classes,
+                                                           threshold: Float(c.threshold),
                                                            onLogit: c.thresholdOn == .logit)
         let pooled = result["pooled"] ?? .null
         try writePredictions(masks, data: data, ctx: ctx)
         try RunStore.writeAtomically(Data(result.pretty.utf8), to: ctx.directory + "/metrics.json")
-        var csv = "case,dice,iou,precision,recall,hd95\n"
+        // Per-class columns (`dice.liver`) follow the class means when there is more than one class.
+        let names = data.classes.count > 1 ? data.classes.classes.map(\.name) : []
+        let keys = ["dice", "iou", "precision", "recall", "hd95"]
+        var csv = (["case"] + keys + names.flatMap { n in ["dice", "hd95"].map { "\($0).\(n)" } }).joined(separator: ",") + "\n"
+        func format(_ v: JSON?) -> String { v?.number.map { String(format: "%.4f", $0) } ?? "" }
         for r in rows {
-            let values = ["dice", "iou", "precision", "recall", "hd95"].map { r[$0]?.number.map { String(format: "%.4f", $0) } ?? "" }
-            csv += ([r["case"]?.string ?? ""] + values).joined(separator: ",") + "\n"
+            let perClass = names.flatMap { n in ["dice", "hd95"].map { format(r["classes"]?[n]?[$0]) } }
+            csv += ([r["case"]?.string ?? ""] + keys.map { format(r[$0]) } + perClass).joined(separator: ",") + "\n"
         }
         try RunStore.writeAtomically(Data(csv.utf8), to: ctx.directory + "/per_case.csv")
+        if data.classes.count > 1 {
+            ctx.log("test Dice by class: " + data.classes.classes.map { c in
+                String(format: "%@ %.4f", c.name, pooled["classes"]?[c.name]?["dice"]?.number ?? .nan) }.joined(separator: ", "))
+        }
         ctx.log(String(format: "test Dice %.4f, IoU %.4f, precision %.4f, recall %.4f over %d slices", pooled["dice"]?.number ?? 0, pooled["iou"]?.number ?? 0,
                        pooled["precision"]?.number ?? 0, pooled["recall"]?.number ?? 0, result["slices"]?.int ?? 0))
     }
 
     /// Each test case's predicted slices as a NIfTI label volume in the source file's
     /// geometry (axis order, qform, sform), so that it overlays the original image.
-    static func writePredictions(_ masks: [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])], data: PreparedData, ctx: StageContext) throws {
+    static func writePredictions(_ masks: Evaluation.Masks, data: PreparedData, ctx: StageContext) throws {
         let prepare = try ctx.input("data")
         let rootFile = ctx.store.file(prepare.hash, "dataset-root.txt")
         guard let root = try? String(contentsOfFile: rootFile, encoding: .utf8) else {
@@ -49,6 +58,7 @@ enum EvaluateStage {
         }
         let dir = ctx.directory + "/predictions"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let values = (0...data.classes.count).map { Float(data.classes.labelValue(ofClass: $0)) }
         for (patient, m) in masks {
             let id = data.set.patients[patient]
             guard let c = dataset.cases.first(where: { $0.id == id }) else {
@@ -57,8 +67,9 @@ enum EvaluateStage {
             let source = try dataset.read(c.image)
             var volume = Volume(dims: source.dims, spacing: source.spacing, data: [Float](repeating: 0, count: source.count),
                                 datatype: "UINT8", orientation: source.orientation)
-            for (k, mask) in m.pred {
-                Slicer.place(mask, height: data.set.height, width: data.set.width, slice: k, axis: data.axis, into: &volume)
+            for (k, plane) in m.pred {
+                // Each class is written as its first label value, so predictions read like the source labels.
+                Slicer.place(plane.map { values[Int($0)] }, height: data.set.height, width: data.set.width, slice: k, axis: data.axis, into: &volume)
             }
             try NIfTI.write(volume, to: "\(dir)/\(c.id).nii.gz", datatype: 2)
         }
@@ -66,55 +77,87 @@ enum EvaluateStage {
     }
 }
 
-/// Metrics of a model on slices: pooled (the study's way) and per case with hd95.
+/// Metrics of a model on slices: pooled (the study's way) and per case with hd95,
+/// for each class and as their mean.
 public enum Evaluation {
-    public typealias Masks = [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])]
+    /// Predicted and true class maps by patient, then by slice.
+    public typealias Masks = [Int: (pred: [Int: [UInt8]], truth: [Int: [UInt8]])]
 
-    public static func compute(_ model: SegmentationModel, set: SliceSet, slices: [Int], threshold: Float, onLogit: Bool) throws
+    static let metricNames = ["dice", "iou", "precision", "recall"]
+
+    public static func compute(_ model: SegmentationModel, set: SliceSet, slices: [Int], classes: LabelClasses, threshold: Float, onLogit: Bool) throws
         -> (result: JSON, rows: [[String: JSON]], masks: Masks) {
-        var pooled = Counts()
-        var perCase: [Int: Counts] = [:]
-        var masks: [Int: (pred: [Int: [Bool]], truth: [Int: [Bool]])] = [:]
-        let plane = set.height * set.width
+        let k = classes.count, names = classes.classes.map(\.name)
+        var pooled = [Counts](repeating: Counts(), count: k)
+        var perCase: [Int: [Counts]] = [:]
+        var masks: Masks = [:]
         try Metrics.predict(model, set, slices) { idx, logits, labels, _, _ in
             for (b, s) in idx.enumerated() {
-                let c = Metrics.counts(logits, labels, from: b * plane, count: plane, threshold: threshold, onLogit: onLogit)
-                pooled.add(c)
+                let pred = Metrics.classMap(logits, image: b, threshold: threshold, onLogit: onLogit), truth = Metrics.truthMap(labels, image: b)
+                let c = Metrics.counts(pred, truth, classes: k)
                 let patient = set.records[s].patient
-                perCase[patient, default: Counts()].add(c)
-                var pred = [Bool](repeating: false, count: plane), truth = [Bool](repeating: false, count: plane)
-                for i in 0..<plane {
-                    let v = logits.pointer[b * logits.shape[1] * plane + i]
-                    pred[i] = Metrics.isPositive(v, threshold: threshold, onLogit: onLogit)
-                    truth[i] = labels.pointer[b * plane + i] > 0.5
-                }
+                var caseCounts = perCase[patient] ?? [Counts](repeating: Counts(), count: k)
+                for j in 0..<k { pooled[j].add(c[j]); caseCounts[j].add(c[j]) }
+                perCase[patient] = caseCounts
                 masks[patient, default: ([:], [:])].pred[set.records[s].slice] = pred
                 masks[patient, default: ([:], [:])].truth[set.records[s].slice] = truth
             }
         }
+        /// A class's metrics; nil where the class is neither present nor predicted (nnU-Net leaves those out of means).
+        func metrics(_ c: Counts) -> [String: JSON] {
+            guard c.tp + c.fp + c.fn > 0 else { return Dictionary(uniqueKeysWithValues: metricNames.map { ($0, JSON.null) }) }
+            return ["dice": .number(c.dice), "iou": .number(c.iou), "precision": .number(c.precision), "recall": .number(c.recall)]
+        }
+        /// The mean over classes of each metric, over the classes that have it; 1 when none has (nothing to find, nothing found).
+        func classMean(_ perClass: [[String: JSON]], _ keys: [String]) -> [String: JSON] {
+            Dictionary(uniqueKeysWithValues: keys.map { key in
+                let v = perClass.compactMap { $0[key]?.number }
+                return (key, v.isEmpty ? (key == "hd95" ? JSON.null : .number(1)) : .number(v.reduce(0, +) / Double(v.count)))
+            })
+        }
         var rows: [[String: JSON]] = []
-        for (patient, c) in perCase.sorted(by: { $0.key < $1.key }) {
-            var row: [String: JSON] = ["case": .string(set.patients[patient]), "dice": .number(c.dice), "iou": .number(c.iou),
-                                       "precision": .number(c.precision), "recall": .number(c.recall)]
+        for (patient, counts) in perCase.sorted(by: { $0.key < $1.key }) {
+            var perClass = counts.map(metrics)
             if let m = masks[patient] {
                 let slices = m.pred.keys.sorted()
                 let dims = [set.width, set.height, slices.count]
-                let hd = Metrics.hd95(slices.flatMap { m.pred[$0] ?? [] }, slices.flatMap { m.truth[$0] ?? [] }, dims: dims)
-                row["hd95"] = hd.map(JSON.number) ?? .null
+                let pred = slices.flatMap { m.pred[$0] ?? [] }, truth = slices.flatMap { m.truth[$0] ?? [] }
+                for j in 0..<k {
+                    let cls = UInt8(j + 1)
+                    perClass[j]["hd95"] = Metrics.hd95(pred.map { $0 == cls }, truth.map { $0 == cls }, dims: dims).map(JSON.number) ?? .null
+                }
             }
+            var row = classMean(perClass, metricNames + ["hd95"])
+            row["case"] = .string(set.patients[patient])
+            row["classes"] = .object(Dictionary(uniqueKeysWithValues: zip(names, perClass.map(JSON.object))))
             rows.append(row)
         }
-        func meanSD(_ key: String) -> JSON {
-            let v = rows.compactMap { $0[key]?.number }
-            guard !v.isEmpty else { return .null }
-            let mean = v.reduce(0, +) / Double(v.count)
-            let sd = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(1, v.count - 1))).squareRoot()
+        func meanSD(_ values: [Double]) -> JSON {
+            guard !values.isEmpty else { return .null }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let sd = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(1, values.count - 1))).squareRoot()
             return .object(["mean": .number(mean), "sd": .number(sd)])
         }
+        func summary(_ value: ([String: JSON], String) -> Double?) -> [String: JSON] {
+            Dictionary(uniqueKeysWithValues: (metricNames + ["hd95"]).map { key in (key, meanSD(rows.compactMap { value($0, key) })) })
+        }
+        var perCaseSummary = summary { row, key in row[key]?.number }
+        var pooledClasses: [String: JSON] = [:]
+        var perCaseClasses: [String: JSON] = [:]
+        for (j, name) in names.enumerated() {
+            var m = metrics(pooled[j])
+            for (key, value) in [("tp", pooled[j].tp), ("fp", pooled[j].fp), ("fn", pooled[j].fn)] { m[key] = .number(value) }
+            pooledClasses[name] = .object(m)
+            perCaseClasses[name] = .object(summary { row, key in row["classes"]?[name]?[key]?.number })
+        }
+        perCaseSummary["classes"] = .object(perCaseClasses)
+        var pooledSummary = classMean(pooled.map(metrics), metricNames)
+        for (key, path) in [("tp", \Counts.tp), ("fp", \Counts.fp), ("fn", \Counts.fn)] { pooledSummary[key] = .number(pooled.map { $0[keyPath: path] }.reduce(0, +)) }
+        pooledSummary["classes"] = .object(pooledClasses)
         let result: JSON = .object([
-            "pooled": .object(["dice": .number(pooled.dice), "iou": .number(pooled.iou), "precision": .number(pooled.precision),
-                               "recall": .number(pooled.recall), "tp": .number(pooled.tp), "fp": .number(pooled.fp), "fn": .number(pooled.fn)]),
-            "per_case": .object(["dice": meanSD("dice"), "iou": meanSD("iou"), "precision": meanSD("precision"), "recall": meanSD("recall"), "hd95": meanSD("hd95")]),
+            "pooled": .object(pooledSummary),
+            "per_case": .object(perCaseSummary),
+            "classes": .array(names.map(JSON.string)),
             "cases": .array(rows.map(JSON.object)),
             "slices": .int(slices.count),
             "parameters": .int(model.store.parameterCount),

@@ -1,3 +1,4 @@
+import Architecture
 import Foundation
 import Medical
 import NN
@@ -19,7 +20,7 @@ enum Metrics {
     struct Summary { var dice: Double; var iou: Double; var loss: Double }
 
     /// The head every evaluation reads.
-    static let evaluatedHead = "segmentation"
+    static let evaluatedHead = Head.segmentation
 
     /// Forward passes over slices, in batches, eval mode, with the segmentation head's logits.
     static func predict(_ model: SegmentationModel, _ set: SliceSet, _ slices: [Int], batch: Int = 16,
@@ -41,31 +42,58 @@ enum Metrics {
         onLogit ? logit > threshold : Activation.sigmoid(logit) > threshold
     }
 
-    static func counts(_ logits: Tensor, _ labels: Tensor, from: Int, count: Int, threshold: Float, onLogit: Bool) -> Counts {
-        var c = Counts()
-        let channels = logits.shape[1], plane = labels.count / max(1, labels.shape[0])
-        let b = from / plane
-        for i in from..<(from + count) {
-            let v = logits.pointer[(b * channels) * plane + (i - b * plane)]
-            let positive = isPositive(v, threshold: threshold, onLogit: onLogit)
-            let truth = labels.pointer[i] > 0.5
-            if positive && truth { c.tp += 1 } else if positive { c.fp += 1 } else if truth { c.fn += 1 }
+    /// The predicted class of every pixel of image `b`: a 1-channel head's logit against the
+    /// threshold (class 1 or background), a wider head's arg-max over its channels.
+    static func classMap(_ logits: Tensor, image b: Int, threshold: Float, onLogit: Bool) -> [UInt8] {
+        let channels = logits.shape[1], plane = logits.count / max(1, logits.shape[0] * channels)
+        let base = logits.pointer + b * channels * plane
+        if channels == 1 {
+            return (0..<plane).map { isPositive(base[$0], threshold: threshold, onLogit: onLogit) ? 1 : 0 }
         }
-        return c
+        var out = [UInt8](repeating: 0, count: plane)
+        var best = [Float](unsafeUninitializedCapacity: plane) { buffer, count in
+            for i in 0..<plane { buffer[i] = base[i] }
+            count = plane
+        }
+        for k in 1..<channels {
+            let row = base + k * plane
+            for i in 0..<plane where row[i] > best[i] { best[i] = row[i]; out[i] = UInt8(k) }
+        }
+        return out
     }
 
-    /// Validation during training: pooled Dice and IoU, and the stage's supervised loss (mean over batches).
-    static func evaluate(_ model: SegmentationModel, _ set: SliceSet, _ slices: [Int], threshold: Float, onLogit: Bool,
+    /// The true classes of image `b` of a label batch.
+    static func truthMap(_ labels: Tensor, image b: Int) -> [UInt8] {
+        let plane = labels.count / max(1, labels.shape[0])
+        return (0..<plane).map { UInt8(labels.pointer[b * plane + $0]) }
+    }
+
+    /// TP, FP and FN of each foreground class 1...classes between two class maps.
+    static func counts(_ pred: [UInt8], _ truth: [UInt8], classes: Int) -> [Counts] {
+        var c = [Counts](repeating: Counts(), count: classes + 1)
+        for i in 0..<pred.count {
+            let (p, t) = (Int(pred[i]), Int(truth[i]))
+            if p == t { c[p].tp += 1 } else { c[p].fp += 1; c[t].fn += 1 }
+        }
+        return Array(c.dropFirst())
+    }
+
+    /// Validation during training: pooled Dice (mean over classes) and IoU, and the stage's supervised loss (mean over batches).
+    static func evaluate(_ model: SegmentationModel, _ set: SliceSet, _ slices: [Int], classes: Int, threshold: Float, onLogit: Bool,
                          objective: DistillationObjective) throws -> Summary {
-        var total = Counts(), loss = 0.0, batches = 0
+        var total = [Counts](repeating: Counts(), count: classes), loss = 0.0, batches = 0
         try predict(model, set, slices) { _, logits, labels, out, images in
-            let plane = labels.count / max(1, labels.shape[0])
-            for b in 0..<labels.shape[0] { total.add(counts(logits, labels, from: b * plane, count: plane, threshold: threshold, onLogit: onLogit)) }
+            for b in 0..<labels.shape[0] {
+                let c = counts(classMap(logits, image: b, threshold: threshold, onLogit: onLogit), truthMap(labels, image: b), classes: classes)
+                for k in 0..<classes { total[k].add(c[k]) }
+            }
             let terms = try Tape.noGrad { try objective.supervisedTerms(student: out, images: images, labels: labels) }
             loss += Double(DistillationObjective.total(terms).value.item)
             batches += 1
         }
-        return Summary(dice: total.dice, iou: total.iou, loss: batches > 0 ? loss / Double(batches) : 0)
+        let n = Double(max(1, classes))
+        return Summary(dice: total.map(\.dice).reduce(0, +) / n, iou: total.map(\.iou).reduce(0, +) / n,
+                       loss: batches > 0 ? loss / Double(batches) : 0)
     }
 
     /// The 95th percentile of symmetric surface distances between two masks (voxel units); nil if either is empty.

@@ -18,6 +18,8 @@ public enum Prediction {
         public var train: PlanStage
         public var model: ModelArchitecture
         public var preprocess: Preprocessing
+        /// What each predicted class is written as (its first label value).
+        public var classes: LabelClasses
         public var threshold: Float
         public var onLogit: Bool
         public var analyzeOrientation: AxisOrientation?
@@ -60,7 +62,7 @@ public enum Prediction {
         }
         var orientation: AxisOrientation?
         if case .msd(_, let o) = p.source { orientation = o }
-        return Setting(stage: name, train: train, model: c.model, preprocess: p.preprocess, threshold: Float(e.threshold),
+        return Setting(stage: name, train: train, model: c.model, preprocess: p.preprocess, classes: p.classes, threshold: Float(e.threshold),
                        onLogit: e.thresholdOn == .logit, analyzeOrientation: orientation)
     }
 
@@ -78,7 +80,7 @@ public enum Prediction {
         return model
     }
 
-    /// A label map of `image` (1 where the model finds foreground, else 0) in its geometry.
+    /// A label map of `image` in its geometry: each pixel the label value of its predicted class (0 for background).
     public static func segment(_ image: Volume, id: String, model: SegmentationModel, setting: Setting) throws -> Volume {
         let set = try SliceSet.unlabelled(image, id: id, settings: setting.preprocess)
         guard set.channels == setting.model.inChannels else {
@@ -86,14 +88,11 @@ public enum Prediction {
         }
         var labels = Volume(dims: image.dims, spacing: image.spacing, data: [Float](repeating: 0, count: image.count),
                             datatype: "UINT8", orientation: image.orientation)
-        let plane = set.height * set.width
+        let values = (0...setting.classes.count).map { Float(setting.classes.labelValue(ofClass: $0)) }
         try Metrics.predict(model, set, Array(0..<set.count)) { indices, logits, _, _, _ in
             for (b, s) in indices.enumerated() {
-                let mask = (0..<plane).map { i -> Bool in
-                    let v = logits.pointer[b * logits.shape[1] * plane + i]
-                    return Metrics.isPositive(v, threshold: setting.threshold, onLogit: setting.onLogit)
-                }
-                Slicer.place(mask, height: set.height, width: set.width, slice: set.records[s].slice, axis: setting.preprocess.sliceAxis, into: &labels)
+                let plane = Metrics.classMap(logits, image: b, threshold: setting.threshold, onLogit: setting.onLogit).map { values[Int($0)] }
+                Slicer.place(plane, height: set.height, width: set.width, slice: set.records[s].slice, axis: setting.preprocess.sliceAxis, into: &labels)
             }
         }
         return labels

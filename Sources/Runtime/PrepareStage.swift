@@ -27,7 +27,7 @@ enum PrepareStage {
         // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
         try RunStore.writeAtomically(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
         let start = Date()
-        let set = try SliceSet.prepare(dataset, c.preprocess, foreground: c.foreground, cache: ctx.directory + "/slices.bin") { i, n in
+        let set = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, cache: ctx.directory + "/slices.bin") { i, n in
             if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") }
         }
         let manifest = SplitManifest.make(set, c.split)
@@ -44,9 +44,11 @@ final class PreparedData: @unchecked Sendable {
     let split: SplitManifest
     let seed: UInt64
     let axis: SliceAxis
+    let classes: LabelClasses
 
     init(directory: String, config: PrepareConfiguration) throws {
         set = try SliceSet(path: directory + "/slices.bin")
+        classes = config.classes
         axis = config.preprocess.sliceAxis
         split = SplitManifest.make(set, config.split)
         seed = UInt64(config.split.seed)

@@ -23,6 +23,8 @@ public struct ReportData {
         public var seeds: Int
         /// Pooled test metrics (dice, iou, recall, precision), mean and sd over seeds.
         public var pooled: [String: (mean: Double, sd: Double)]
+        /// Pooled test Dice of each class (the data's class order), mean and sd over seeds.
+        public var classDice: [(name: String, mean: Double, sd: Double)]
         /// Mean over cases of the per-case Dice, averaged over seeds.
         public var caseMeanDice: Double
         public var parameters: Int
@@ -65,6 +67,8 @@ public struct ReportData {
 
     public var summaries: [StageSummary] = []
     public var comparisons: [Comparison] = []
+    /// The data's classes, in channel order (one, `foreground`, for binary segmentation).
+    public var classes: [String] = []
     /// Seeds per group (1 without a seed axis) and test cases.
     public var seeds: Int = 1
     public var testCases: Int = 0
@@ -111,8 +115,14 @@ public struct ReportData {
                     pooled[key] = Self.meanSD(metrics.compactMap { $0["pooled"]?[key]?.number })
                 }
                 let caseDice = Self.averagedCases(metrics)
+                let names = metrics.first?["classes"]?.array?.compactMap(\.string) ?? []
+                if classes.isEmpty { classes = names }
+                let classDice = names.map { n in
+                    let (mean, sd) = Self.meanSD(metrics.compactMap { $0["pooled"]?["classes"]?[n]?["dice"]?.number })
+                    return (name: n, mean: mean, sd: sd)
+                }
                 summaries.append(StageSummary(
-                    group: everywhere ? "*" : group, stage: name, role: role, seeds: runs.count, pooled: pooled,
+                    group: everywhere ? "*" : group, stage: name, role: role, seeds: runs.count, pooled: pooled, classDice: classDice,
                     caseMeanDice: caseDice.isEmpty ? .nan : caseDice.values.reduce(0, +) / Double(caseDice.count),
                     parameters: metrics.first?["parameters"]?.int ?? 0, caseDice: caseDice, runs: runs,
                     baseline: train.kind == .distill ? baseline : nil, teacher: teacher))

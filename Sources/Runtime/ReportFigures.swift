@@ -78,10 +78,10 @@ enum ReportFigures {
                               marks: selected.map { [($0, "kept")] } ?? [])
     }
 
-    /// The same test slices (the largest spleen section of up to four test cases) with the
+    /// The same test slices (the largest foreground section of up to four test cases) with the
     /// ground truth and each stage's prediction (first seed), at the models' resolution.
     static func overlays(_ store: RunStore, _ plan: ExecutionPlan, _ data: ReportData) throws -> Canvas? {
-        guard let (set, test) = Report.testSlices(plan, store) else { return nil }
+        guard let (set, test, classes) = Report.testSlices(plan, store) else { return nil }
         var best: [Int: (slice: Int, area: Int)] = [:]
         for s in test {
             let (_, label) = set.batch([s])
@@ -93,34 +93,40 @@ enum ReportFigures {
         guard !chosen.isEmpty else { return nil }
         let (images, labels) = set.batch(chosen.map(\.1))
         let columns = data.summaries.filter { Report.readMetrics(store, $0.runs.first?.evaluate ?? "") != nil }
-        var masks: [[[Bool]]] = []  // per column, per row
+        var masks: [[[UInt8]]] = []  // class maps per column, per row
         let plane = set.height * set.width
         for s in columns {
             guard let run = s.runs.first, let stage = plan.stage(run.train), case .train(let c) = stage.config,
                   let evaluate = plan.stage(run.evaluate), case .evaluate(let e) = evaluate.config else { masks.append([]); continue }
-            let model = try ModelInput.build(c.model, for: set, seed: 0)
+            let model = try ModelInput.build(c.model, for: set, classes: classes, seed: 0)
             try Checkpoint.loadModel(model, from: store.file(run.train, "best.safetensors"))
             let out = Tape.noGrad { model.forward(Variable(images), training: false) }
             guard let logits = out.logits[Metrics.evaluatedHead]?.value else { masks.append([]); continue }
             masks.append((0..<chosen.count).map { b in
-                (0..<plane).map { i in
-                    let v = logits.pointer[b * logits.shape[1] * plane + i]
-                    return Metrics.isPositive(v, threshold: Float(e.threshold), onLogit: e.thresholdOn == .logit)
-                }
+                Metrics.classMap(logits, image: b, threshold: Float(e.threshold), onLogit: e.thresholdOn == .logit)
             })
         }
-        let truthColor = Color(60, 200, 90), predColor = Color(230, 60, 60)
-        func panel(_ b: Int, prediction: [Bool]?, truthFill: Bool) -> RGBImage {
+        // One class: red prediction, green truth (as before); several: a colour per class for both.
+        let truthColor = Color(60, 200, 90)
+        let palette = [Color(230, 60, 60), Color(60, 120, 230), Color(235, 200, 40), Color(200, 70, 200), Color(40, 200, 210), Color(240, 140, 40)]
+        func classColor(_ k: UInt8, truth: Bool) -> Color {
+            classes.count == 1 && truth ? truthColor : palette[(Int(k) - 1) % palette.count]
+        }
+        func blend(_ g: UInt8, _ c: Color, _ w: Int) -> Color {
+            Color(UInt8((Int(g) + w * Int(c.r)) / (w + 1)), UInt8((Int(g) + w * Int(c.g)) / (w + 1)), UInt8((Int(g) + w * Int(c.b)) / (w + 1)))
+        }
+        func panel(_ b: Int, prediction: [UInt8]?, truthFill: Bool) -> RGBImage {
             let scale = max(1, 128 / max(set.height, set.width))
             var img = RGBImage(width: set.width * scale, height: set.height * scale)
-            let truth = (0..<plane).map { labels.pointer[b * plane + $0] > 0.5 }
+            let truthClass = Metrics.truthMap(labels, image: b)
+            let truth = truthClass.map { $0 > 0 }
             for y in 0..<set.height {
                 for x in 0..<set.width {
                     let i = y * set.width + x
                     let g = UInt8(max(0, min(255, images.pointer[b * set.channels * plane + i] * 255)))
                     var color = Color(g, g, g)
-                    if truthFill, truth[i] { color = Color(UInt8((Int(g) + Int(truthColor.r)) / 2), UInt8((Int(g) + Int(truthColor.g)) / 2), UInt8((Int(g) + Int(truthColor.b)) / 2)) }
-                    if let p = prediction, p[i] { color = Color(UInt8((Int(g) + 2 * Int(predColor.r)) / 3), UInt8((Int(g) + 2 * Int(predColor.g)) / 3), UInt8((Int(g) + 2 * Int(predColor.b)) / 3)) }
+                    if truthFill, truth[i] { color = blend(g, classColor(truthClass[i], truth: true), 1) }
+                    if let p = prediction, p[i] > 0 { color = blend(g, classColor(p[i], truth: false), 2) }
                     // The ground truth's outline on every prediction.
                     if prediction != nil, truth[i], [(1, 0), (-1, 0), (0, 1), (0, -1)].contains(where: { dx, dy in
                         let (xx, yy) = (x + dx, y + dy)
@@ -137,9 +143,11 @@ enum ReportFigures {
                     + masks.map { panel(b, prediction: $0.count > b ? $0[b] : nil, truthFill: false) })
         }
         return Charts.imageGrid(title: "Predictions on the same test slices",
-                                subtitle: "the largest spleen section of \(chosen.count) test cases; models of the first seed, at \(set.height)x\(set.width)",
+                                subtitle: "the largest foreground section of \(chosen.count) test cases; models of the first seed, at \(set.height)x\(set.width)",
                                 columns: ["image", "ground truth"] + columns.map(stageLabel), rows: rows,
-                                legend: [("ground truth (outline on predictions)", truthColor), ("prediction", predColor)])
+                                legend: classes.count == 1
+                                    ? [("ground truth (outline on predictions)", truthColor), ("prediction", palette[0])]
+                                    : [("ground truth outline", truthColor)] + classes.classes.enumerated().map { ($1.name, palette[$0 % palette.count]) })
     }
 
     /// Writes every figure (SVG and PNG) and report.html; returns the Markdown that shows them.

@@ -49,10 +49,10 @@ public enum Report {
     }
 
     /// The prepared slices of the plan's data and the indices of its test split (nil before `prepare` ran).
-    static func testSlices(_ plan: ExecutionPlan, _ store: RunStore) -> (SliceSet, [Int])? {
+    static func testSlices(_ plan: ExecutionPlan, _ store: RunStore) -> (set: SliceSet, test: [Int], classes: LabelClasses)? {
         guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config,
               let set = try? SliceSet(path: store.file(prepare.hash, "slices.bin")) else { return nil }
-        return (set, SplitManifest.make(set, config.split).slices(.test))
+        return (set, SplitManifest.make(set, config.split).slices(.test), config.classes)
     }
 
     static func readMetrics(_ store: RunStore, _ hash: String) -> JSON? {
@@ -78,9 +78,28 @@ public enum Report {
             out += "| \(s.group) | \(s.stage) | \(s.role.rawValue) | \(s.seeds) | \(f("iou")) | \(f("dice")) | \(f("recall")) | \(f("precision")) | "
             out += String(format: "%.3f | %.3f |\n", Double(s.parameters) / 1e6, s.caseMeanDice)
         }
+        out += classesMarkdown(data)
         out += comparisonsMarkdown(data)
         if !data.warnings.isEmpty {
             out += "\n## Warnings\n\n" + data.warnings.map { "- " + $0 + "\n" }.joined()
+        }
+        return out
+    }
+
+    /// With more than one class: each class's pooled Dice (the table above shows their mean).
+    static func classesMarkdown(_ data: ReportData) -> String {
+        guard data.classes.count > 1 else { return "" }
+        var out = "\n## Dice by class\n\n"
+        out += "Pooled over all test slices for each class (TP, FP and FN of that class summed)"
+        out += data.seeds > 1 ? ", mean +- sd over seeds" : ""
+        out += "; the Dice above is their mean over the \(data.classes.count) classes (background left out).\n\n"
+        out += "| group | stage | " + data.classes.joined(separator: " | ") + " |\n|---|---|" + String(repeating: "---|", count: data.classes.count) + "\n"
+        for s in data.summaries {
+            let cells = data.classes.map { name -> String in
+                guard let c = s.classDice.first(where: { $0.name == name }), c.mean.isFinite else { return "-" }
+                return s.seeds > 1 ? String(format: "%.3f +- %.3f", c.mean, c.sd) : String(format: "%.3f", c.mean)
+            }
+            out += "| \(s.group) | \(s.stage) | " + cells.joined(separator: " | ") + " |\n"
         }
         return out
     }

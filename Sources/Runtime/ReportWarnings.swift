@@ -29,10 +29,10 @@ enum ReportWarnings {
             if c.select.split == .test {
                 add("checkpoints chosen on the test split (as the study did): the test score of these stages is optimistic", s.stage)
             }
-            guard let terms = c.distill, let teacherHash = stage.inputs["teacher"], let (set, images) = test else { continue }
+            guard let terms = c.distill, let teacherHash = stage.inputs["teacher"], let (set, images, classes) = test else { continue }
             if teacherMaps[teacherHash] == nil {
                 do {
-                    teacherMaps[teacherHash] = try forward(teacherHash, plan, store, set, images)
+                    teacherMaps[teacherHash] = try forward(teacherHash, plan, store, set, images, classes: classes)
                 } catch {
                     teacherMaps[teacherHash] = [:]
                     add("the taps of teacher \(plan.specName(of: teacherHash)) could not be checked: \(error)", s.stage)
@@ -46,18 +46,18 @@ enum ReportWarnings {
     }
 
     /// Up to `checkedSlices` test slices, evenly spread over the test split.
-    static func testImages(_ plan: ExecutionPlan, _ store: RunStore) -> (SliceSet, Tensor)? {
-        guard let (set, slices) = Report.testSlices(plan, store) else { return nil }
+    static func testImages(_ plan: ExecutionPlan, _ store: RunStore) -> (SliceSet, Tensor, LabelClasses)? {
+        guard let (set, slices, classes) = Report.testSlices(plan, store) else { return nil }
         guard slices.count >= 2 else { return nil }
         let step = max(1, slices.count / checkedSlices)
         let picked = Array(stride(from: 0, to: slices.count, by: step).map { slices[$0] }.prefix(checkedSlices))
-        return (set, set.batch(picked).0)
+        return (set, set.batch(picked).0, classes)
     }
 
     /// Every tap and logit of a trained teacher over `images`, in evaluation mode.
-    static func forward(_ hash: String, _ plan: ExecutionPlan, _ store: RunStore, _ set: SliceSet, _ images: Tensor) throws -> [String: Tensor] {
+    static func forward(_ hash: String, _ plan: ExecutionPlan, _ store: RunStore, _ set: SliceSet, _ images: Tensor, classes: LabelClasses) throws -> [String: Tensor] {
         guard let stage = plan.stage(hash), store.isDone(hash) else { return [:] }
-        let model = try ModelInput.build(try stage.trainingConfiguration().model, for: set, seed: 0)
+        let model = try ModelInput.build(try stage.trainingConfiguration().model, for: set, classes: classes, seed: 0)
         try Checkpoint.loadModel(model, from: store.file(hash, "best.safetensors"))
         let out = Tape.noGrad { model.forward(Variable(images), training: false) }
         var maps = out.taps.mapValues(\.value)

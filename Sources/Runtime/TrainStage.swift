@@ -18,7 +18,7 @@ enum TrainStage {
     static func run(_ stage: PlanStage, _ c: TrainingConfiguration, _ ctx: StageContext) throws {
         let seed = UInt64(c.seed)
         let data = try PreparedData.open(try ctx.input("data").hash, ctx)
-        let model = try ModelInput.build(c.model, for: data.set, seed: seed)
+        let model = try ModelInput.build(c.model, for: data.set, classes: data.classes, seed: seed)
         if let initStage = stage.inputs["init"] {
             try Checkpoint.loadModel(model, from: ctx.store.file(initStage, "best.safetensors"))
         } else if let file = c.initFile {
@@ -100,7 +100,7 @@ enum TrainStage {
                     ctx.progress("epoch \(epoch + 1)/\(epochs) step \(step)/\(steps) loss \(String(format: "%.4f", sums["loss", default: 0] / Double(step))) [\(terms)] eta \(Int(eta))s")
                 }
             }
-            let val = valSlices.isEmpty ? nil : try Metrics.evaluate(model, data.set, valSlices, threshold: 0.5, onLogit: false, objective: objective)
+            let val = valSlices.isEmpty ? nil : try Metrics.evaluate(model, data.set, valSlices, classes: data.classes.count, threshold: 0.5, onLogit: false, objective: objective)
             var record: [String: JSON] = ["epoch": .int(epoch + 1), "lr": .number(Double(optimizer.lr))]
             for (k, v) in sums { record["train_\(k)"] = .number(v / Double(max(1, step))) }
             if let val { record["val_dice"] = .number(val.dice); record["val_iou"] = .number(val.iou); record["val_loss"] = .number(val.loss) }
@@ -138,7 +138,8 @@ enum StopRequest {
 
 /// Building a model for the data it will read: the data's channels and size must fit it.
 enum ModelInput {
-    static func build(_ arch: ModelArchitecture, for set: SliceSet, seed: UInt64) throws -> SegmentationModel {
+    static func build(_ arch: ModelArchitecture, for set: SliceSet, classes: LabelClasses, seed: UInt64) throws -> SegmentationModel {
+        if let problem = classes.problems(arch).first { throw RuntimeError.stage(problem.summary) }
         guard set.channels == arch.inChannels else {
             throw RuntimeError.stage("the model takes \(arch.inChannels) input channels but the prepared data has \(set.channels)")
         }
@@ -186,7 +187,7 @@ struct TeacherSource {
             model = nil
             ctx.log("teacher maps from the fp16 cache \(cacheHash.prefix(12))")
         } else {
-            let m = try ModelInput.build(architecture, for: data.set, seed: 0)
+            let m = try ModelInput.build(architecture, for: data.set, classes: data.classes, seed: 0)
             try Checkpoint.loadModel(m, from: ctx.store.file(teacherStage.hash, "best.safetensors"))
             model = m
             cache = nil

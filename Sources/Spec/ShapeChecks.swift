@@ -4,7 +4,7 @@ import StageConfig
 
 /// Rules over the shapes that meet: inputs, taps, heads.
 enum ShapeChecks {
-    static let rules: [@Sendable (Spec) -> [Diagnostic]] = [inputSizes, tapPairs, heads, logitDistillation, supcon]
+    static let rules: [@Sendable (Spec) -> [Diagnostic]] = [inputSizes, tapPairs, heads, headClasses, logitDistillation, supcon]
 
     /// Input size divisible by what the architecture down-samples; channels match the data.
     static func inputSizes(_ spec: Spec) -> [Diagnostic] {
@@ -154,6 +154,11 @@ enum ShapeChecks {
                             "'\(kind)' needs a head with 2 or more classes; '\(head.name)' has \(head.channels) channel",
                             at: kindRange, path: "\(path).kind",
                             fixIts: [FixIt("use 'bce' or 'dice_bce' for a 1-channel head", range: kindRange, replacement: "dice_bce")]))
+                    case .sigmoidLossOnClasses(let kind, let head, let replacement):
+                        out.append(Diagnostic(SpecDiagnostics.lossHead,
+                            "'\(kind)' is a sigmoid loss for a 1-channel head; '\(head.name)' has \(head.channels) channels (softmax over classes)",
+                            at: kindRange, path: "\(path).kind",
+                            fixIts: [FixIt("use '\(replacement)', its softmax counterpart", range: kindRange, replacement: replacement)]))
                     case .reconstructionChannels(let head, let inputs):
                         out.append(Diagnostic(SpecDiagnostics.lossHead,
                             "'mse' reconstructs the input (\(inputs) channels) but head '\(head.name)' has \(head.channels)",
@@ -162,6 +167,29 @@ enum ShapeChecks {
                         break
                     }
                 }
+            }
+        }
+        return out
+    }
+
+    /// Every model a stage trains has a segmentation head that fits the data's classes.
+    static func headClasses(_ spec: Spec) -> [Diagnostic] {
+        var out: [Diagnostic] = []
+        let used = Set(spec.stages.map(\.model.name))
+        for model in spec.models where used.contains(model.name) {
+            for case .headClasses(let head, let classes) in spec.data.classes.problems(model.architecture) {
+                let want = classes.headChannels.last ?? 1
+                let range = model.source["heads"]?.range(of: head.name) ?? model.nameRange
+                out.append(Diagnostic(SpecDiagnostics.headClasses,
+                    "model '\(model.name)': head '\(head.name)' has \(head.channels) channel\(head.channels == 1 ? "" : "s") but data.foreground has \(classes.count) class\(classes.count == 1 ? "" : "es") (\(classes.classes.map(\.name).joined(separator: ", ")))",
+                    at: range, path: "models.\(model.name).heads.\(head.name)",
+                    notes: [DiagnosticNote(classes.count == 1
+                        ? "one class takes 1 channel (sigmoid) or 2 (softmax with background)"
+                        : "softmax over \(classes.count) classes and background takes \(want) channels"),
+                            DiagnosticNote("the classes are defined here", at: spec.data.value["foreground"]?.range)],
+                    fixIts: [model.source["heads"]?.range == nil
+                        ? FixIt("add 'heads: {\(head.name): \(want)}' to model '\(model.name)'")
+                        : FixIt("write '\(head.name): \(want)'", range: model.source["heads"]?[head.name]?.range, replacement: String(want))]))
             }
         }
         return out
@@ -183,6 +211,11 @@ enum ShapeChecks {
                     out.append(Diagnostic(SpecDiagnostics.logitChannels,
                         "head '\(head)': teacher '\(p.teacher.name)' has \(t) channels, student '\(p.student.name)' has \(s)",
                         at: l.source.range(of: "head"), path: "\(path).head"))
+                case .binaryKLOnClasses(let head, let channels):
+                    out.append(Diagnostic(SpecDiagnostics.lossHead,
+                        "'binary_kl' reads each of the \(channels) channels of head '\(head)' as its own sigmoid, but they are softmax logits over classes",
+                        at: kindRange, path: "\(path).kind",
+                        fixIts: [FixIt("use 'kl', the softmax KL over channels", range: kindRange, replacement: "kl")]))
                 case .softmaxOneChannel(let head, let accepted):
                     let explanation = DiagnosticNote("softmax over one channel is 1 everywhere, so the KL is 0 and gives no gradient: the term does nothing")
                     if accepted {

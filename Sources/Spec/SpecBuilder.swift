@@ -72,8 +72,27 @@ struct SpecBuilder {
             guard let level = decode(SubsetLevel.self, .object(o), "data.subsets.\(m.key)", at: m.value) else { continue }
             subsets.append(SubsetSpec(name: m.key, level: level, parent: parent, source: m.value))
         }
-        return DataSpec(source: source, foreground: v["foreground"]?.list.compactMap(\.int) ?? [], preprocess: preprocess,
+        guard let classes = buildClasses(v["foreground"]) else { return nil }
+        return DataSpec(source: source, classes: classes, preprocess: preprocess,
                         split: splitSettings, subsets: subsets, value: v)
+    }
+
+    /// `data.foreground`: a list of values (one merged class) or a mapping of named classes.
+    mutating func buildClasses(_ v: Value?) -> LabelClasses? {
+        guard let v, v.isComplete else { return nil }
+        let classes: LabelClasses
+        if case .object(let members) = v.kind {
+            classes = .named(members.map { m in
+                SegmentationClass(name: m.key, values: m.value.int.map { [$0] } ?? m.value.list.compactMap(\.int))
+            })
+        } else {
+            classes = .merged(v.list.compactMap(\.int))
+        }
+        if let problem = classes.problem {
+            diagnostics.append(Diagnostic(SpecDiagnostics.badClasses, problem, at: v.range, path: "data.foreground"))
+            return nil
+        }
+        return classes
     }
 
     mutating func buildStage(_ name: String, _ nameRange: SourceRange?, _ v: Value, _ j: JSON) -> StageSpec? {

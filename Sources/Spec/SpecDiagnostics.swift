@@ -39,6 +39,8 @@ public enum SpecDiagnostics {
     public static let lossHead = DiagnosticID("E0406", .error, "loss does not fit its head")
     public static let inChannels = DiagnosticID("E0407", .error, "input channels differ from the data")
     public static let vitShape = DiagnosticID("E0408", .error, "ViT shape is inconsistent")
+    public static let headClasses = DiagnosticID("E0410", .error, "segmentation head does not fit the classes")
+    public static let badClasses = DiagnosticID("E0411", .error, "classes are inconsistent")
     public static let uselessResample = DiagnosticID("W0409", .warning, "resample with nothing to resample")
 
     // The study's silent defects and leaks.
@@ -73,7 +75,7 @@ public enum SpecDiagnostics {
         unknownKey, wrongType, unknownTap, missingKey, unknownValue, outOfRange, invalidName, exactlyOne, listLength,
         notASpec, noTrainingSet,
         unknownModel, unknownSubset, unknownStage, stageCycle, unknownHead, unknownTerm, subsetCycle,
-        channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample,
+        channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample, headClasses, badClasses,
         softmaxOneChannel, softmaxOneChannelAccepted, reinitAdapter, sliceSplit, subsetOutsideTeacher, trainsOnTest,
         selectOnTest, thresholdOnLogit,
         unknownAxis, badPath, duplicateVariant, tooManyVariants, zipLengths, badExclude, axisTwice, badAxisValue, unusedAxis,

@@ -49,7 +49,8 @@ public struct SubsetSpec: Sendable {
 
 public struct DataSpec: Sendable {
     public var source: DataSource
-    public var foreground: [Int]
+    /// What the label values mean (`data.foreground`).
+    public var classes: LabelClasses
     public var preprocess: Preprocessing
     public var split: SplitSettings
     public var subsets: [SubsetSpec]

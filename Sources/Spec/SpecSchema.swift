@@ -82,10 +82,13 @@ public enum SpecSchema {
         Field("stratify", .boolean, default: .bool(false), "Draw so that the share of slices with foreground is kept."),
     ])
 
+    static let labelValues = SchemaType.list(.integer(min: 1, max: 255), minCount: 1, maxCount: nil)
+
     static let data = ObjectSchema("Data", "The dataset, its preprocessing, split and training subsets.", fields: [
         Field("source", .object(source), required: true, "Where the volumes come from."),
-        Field("foreground", .list(.integer(min: 1, max: nil), minCount: 1, maxCount: nil), default: .list([Value(.int(1))]),
-              "Label values that count as foreground."),
+        Field("foreground", .oneOf([labelValues, .dictionary(.oneOf([.integer(min: 1, max: 255), labelValues]), keys: .identifier)]),
+              default: .list([Value(.int(1))]),
+              "Label values that count as foreground: a list merges them into one class (binary segmentation); a mapping names classes in channel order, each one value or several (`{liver: 1, tumour: 2}`, `{tumour_core: [2, 3]}`). Values no class names are background."),
         Field("preprocess", .object(preprocess), default: .object([]), "Slicing, intensity window, size and channels."),
         Field("split", .object(split), default: .object([]), "Train, validation and test parts."),
         Field("subsets", .dictionary(.object(subset), keys: .identifier),
@@ -142,7 +145,7 @@ public enum SpecSchema {
         Field("head", .identifier, default: .string("segmentation"), "The head it applies to."),
         Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
     ], discriminator: Discriminator(key: "kind", [
-        .init("dice", "Soft Dice on sigmoid probabilities pooled over the batch (the study's form).", [
+        .init("dice", "Soft Dice pooled over the batch: on sigmoid probabilities for a 1-channel head (the study's form), on softmax probabilities averaged over the foreground classes for a wider head.", [
             Field("smooth", .nonNegativeNumber, default: .number(1), "Added to numerator and denominator."),
         ]),
         .init("bce", "Binary cross-entropy on logits, mean over pixels."),
@@ -150,6 +153,9 @@ public enum SpecSchema {
             Field("smooth", .nonNegativeNumber, default: .number(1), "Dice smoothing."),
         ]),
         .init("ce", "Multi-class cross-entropy over pixels (heads with 2 or more channels)."),
+        .init("dice_ce", "Cross-entropy + softmax Dice over the foreground classes, pooled over the batch (nnU-Net's loss; heads with 2 or more channels).", [
+            Field("smooth", .nonNegativeNumber, default: .number(1e-5), "Dice smoothing (nnU-Net's 1e-5)."),
+        ]),
         .init("focal", "Multi-class focal loss.", [
             Field("gamma", .nonNegativeNumber, default: .number(2), "Focusing exponent."),
         ]),

@@ -228,3 +228,90 @@ public struct SubsetChain: ConfigCodable {
         levels = try ConfigValue.list(json, at: path, minCount: 1) { j, p in try SubsetLevel(json: j, at: p) }
     }
 }
+
+/// One segmentation class: its name and the label values that form it (several
+/// values may form one class, as the regions of a tumour do).
+public struct SegmentationClass: Hashable, Sendable {
+    public var name: String
+    public var values: [Int]
+
+    public init(name: String, values: [Int]) { (self.name, self.values) = (name, values) }
+}
+
+/// What a label map means: the foreground classes in order, class `k` (1-based) being
+/// channel `k` of a softmax head, background 0. The spec's `data.foreground` is either
+/// a list of values merged into one class (`[1]`, binary segmentation as the study did)
+/// or a mapping that names classes (`{liver: 1, tumour: 2}`). Label values named by
+/// no class are background.
+public enum LabelClasses: ConfigCodable {
+    /// One class, the listed values merged: a 1-channel sigmoid head or a 2-channel softmax head.
+    case merged([Int])
+    /// Named classes, in the spec's order.
+    case named([SegmentationClass])
+
+    /// The foreground classes, in channel order.
+    public var classes: [SegmentationClass] {
+        switch self {
+        case .merged(let values): return [SegmentationClass(name: "foreground", values: values)]
+        case .named(let classes): return classes
+        }
+    }
+
+    public var count: Int { classes.count }
+
+    /// Class index (0 = background) of each label value that belongs to a class.
+    public var indexOfValue: [Int: UInt8] {
+        var out: [Int: UInt8] = [:]
+        for (k, c) in classes.enumerated() { for v in c.values { out[v] = UInt8(k + 1) } }
+        return out
+    }
+
+    /// The label value a predicted class is written as: the class's first value.
+    public func labelValue(ofClass k: Int) -> Int { k == 0 ? 0 : classes[k - 1].values[0] }
+
+    /// Head widths a segmentation head over these classes may have: 1 (sigmoid) when
+    /// there is one class, and always one channel per class plus background (softmax).
+    public var headChannels: [Int] { count == 1 ? [1, 2] : [count + 1] }
+
+    /// A problem with the classes themselves: a value in two classes, or a class twice.
+    public var problem: String? {
+        var owner: [Int: String] = [:]
+        var names = Set<String>()
+        for c in classes {
+            if !names.insert(c.name).inserted { return "class '\(c.name)' is named twice" }
+            if c.values.isEmpty { return "class '\(c.name)' has no label values" }
+            for v in c.values {
+                if let other = owner[v] { return "label value \(v) is in both '\(other)' and '\(c.name)'" }
+                guard v >= 1, v <= 255 else { return "label value \(v) of class '\(c.name)' is outside 1...255" }
+                owner[v] = c.name
+            }
+        }
+        if count > 254 { return "\(count) classes is more than a label byte holds" }
+        return nil
+    }
+
+    public var json: JSON {
+        switch self {
+        case .merged(let values): return .array(values.map(JSON.int))
+        case .named(let classes):
+            return .array(classes.map { .object(["name": .string($0.name), "values": .array($0.values.map(JSON.int))]) })
+        }
+    }
+
+    /// Reads the encoding: a list of values, or a list of `{name, values}` objects.
+    public init(json: JSON, at path: String) throws {
+        guard case .array(let items) = json, let first = items.first else {
+            throw ConfigError(field: path, problem: .wrongType(expected: "a non-empty list of label values or of {name, values}"), value: json)
+        }
+        if case .object = first {
+            self = .named(try ConfigValue.list(json, at: path, minCount: 1) { j, p in
+                try ConfigReader.read(j, at: p) { r in
+                    SegmentationClass(name: try r.string("name"), values: try r.list("values", minCount: 1) { v, vp in try ConfigValue.int(v, at: vp, min: 1, max: 255) })
+                }
+            })
+        } else {
+            self = .merged(try ConfigValue.list(json, at: path, minCount: 1) { j, p in try ConfigValue.int(j, at: p, min: 1, max: 255) })
+        }
+        if let problem { throw ConfigError(field: path, problem: .inconsistent(problem), value: json) }
+    }
+}

@@ -31,7 +31,8 @@ public enum ReconstructionTarget: String, ConfigChoice {
 }
 
 public enum SupervisedLoss: Hashable, Sendable {
-    /// Soft Dice on sigmoid probabilities pooled over the batch (the study's form).
+    /// Soft Dice pooled over the batch: on sigmoid probabilities for a 1-channel head (the
+    /// study's form); on softmax probabilities, averaged over foreground classes, for a wider one.
     case dice(smooth: Double)
     /// Binary cross-entropy on logits, mean over pixels.
     case bce
@@ -39,12 +40,14 @@ public enum SupervisedLoss: Hashable, Sendable {
     case diceBCE(smooth: Double)
     /// Multi-class cross-entropy over pixels.
     case crossEntropy
+    /// Cross-entropy + softmax Dice over foreground classes (nnU-Net's loss).
+    case diceCE(smooth: Double)
     /// Multi-class focal loss.
     case focal(gamma: Double)
     /// Mean squared error, for reconstruction heads.
     case mse(target: ReconstructionTarget)
 
-    public static let kinds = ["dice", "bce", "dice_bce", "ce", "focal", "mse"]
+    public static let kinds = ["dice", "bce", "dice_bce", "ce", "dice_ce", "focal", "mse"]
 
     public var kind: String {
         switch self {
@@ -52,6 +55,7 @@ public enum SupervisedLoss: Hashable, Sendable {
         case .bce: return "bce"
         case .diceBCE: return "dice_bce"
         case .crossEntropy: return "ce"
+        case .diceCE: return "dice_ce"
         case .focal: return "focal"
         case .mse: return "mse"
         }
@@ -61,7 +65,7 @@ public enum SupervisedLoss: Hashable, Sendable {
     var fields: [String: JSON] {
         var o: [String: JSON] = ["kind": .string(kind)]
         switch self {
-        case .dice(let s), .diceBCE(let s): o["smooth"] = .number(s)
+        case .dice(let s), .diceBCE(let s), .diceCE(let s): o["smooth"] = .number(s)
         case .focal(let g): o["gamma"] = .number(g)
         case .mse(let t): o["target"] = t.json
         case .bce, .crossEntropy: break
@@ -75,6 +79,7 @@ public enum SupervisedLoss: Hashable, Sendable {
         case "bce": self = .bce
         case "dice_bce": self = .diceBCE(smooth: try r.double("smooth", min: 0))
         case "ce": self = .crossEntropy
+        case "dice_ce": self = .diceCE(smooth: try r.double("smooth", min: 0))
         case "focal": self = .focal(gamma: try r.double("gamma", min: 0))
         default: self = .mse(target: try r.choice("target"))
         }

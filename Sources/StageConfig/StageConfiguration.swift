@@ -82,13 +82,13 @@ public struct PrepareConfiguration: ConfigCodable {
     public var source: DataSource
     /// The identity of the data's content (the phantom's settings, or an MSD folder's files).
     public var fingerprint: String
-    /// Label values that count as foreground.
-    public var foreground: [Int]
+    /// What the label values mean: one merged foreground class or named classes.
+    public var classes: LabelClasses
     public var preprocess: Preprocessing
     public var split: SplitSettings
 
-    public init(source: DataSource, fingerprint: String, foreground: [Int], preprocess: Preprocessing, split: SplitSettings) {
-        (self.source, self.fingerprint, self.foreground, self.preprocess, self.split) = (source, fingerprint, foreground, preprocess, split)
+    public init(source: DataSource, fingerprint: String, classes: LabelClasses, preprocess: Preprocessing, split: SplitSettings) {
+        (self.source, self.fingerprint, self.classes, self.preprocess, self.split) = (source, fingerprint, classes, preprocess, split)
     }
 
     public var json: JSON {
@@ -100,13 +100,13 @@ public struct PrepareConfiguration: ConfigCodable {
     var identity: JSON { .object(identityFields) }
 
     private var identityFields: [String: JSON] {
-        ["fingerprint": .string(fingerprint), "foreground": .array(foreground.map(JSON.int)), "preprocess": preprocess.json, "split": split.json]
+        ["fingerprint": .string(fingerprint), "foreground": classes.json, "preprocess": preprocess.json, "split": split.json]
     }
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
             PrepareConfiguration(source: try r.decode("source"), fingerprint: try r.string("fingerprint"),
-                                 foreground: try r.list("foreground", minCount: 1) { j, p in try ConfigValue.int(j, at: p, min: 1) },
+                                 classes: try r.decode("foreground"),
                                  preprocess: try r.decode("preprocess"), split: try r.decode("split"))
         }
     }

@@ -26,6 +26,12 @@ public enum TermProblem: Hashable, Sendable {
     case logitChannels(head: String, teacher: Int, student: Int)
     /// Softmax KL on a 1-channel head is identically zero; a warning when accepted on purpose.
     case softmaxOneChannel(head: String, accepted: Bool)
+    /// A sigmoid loss (`bce`, `dice_bce`) on a softmax head; `replacement` is the softmax loss meant.
+    case sigmoidLossOnClasses(loss: String, head: Head, replacement: String)
+    /// Bernoulli KL on a softmax head: each channel would be read as an independent sigmoid.
+    case binaryKLOnClasses(head: String, channels: Int)
+    /// A segmentation head whose width fits neither sigmoid nor softmax over the data's classes.
+    case headClasses(head: Head, classes: LabelClasses)
 
     public var isError: Bool {
         switch self {
@@ -49,6 +55,12 @@ public enum TermProblem: Hashable, Sendable {
         case .reconstructionChannels(let head, let input): return "head '\(head.name)' has \(head.channels) channels but reconstructs an input of \(input)"
         case .logitChannels(let head, let t, let s): return "head '\(head)' has \(t) channels on the teacher and \(s) on the student"
         case .softmaxOneChannel(let head, _): return "softmax KL on the 1-channel head '\(head)' is identically zero"
+        case .sigmoidLossOnClasses(let loss, let head, let r):
+            return "'\(loss)' is a sigmoid loss but head '\(head.name)' has \(head.channels) channels (softmax); use '\(r)'"
+        case .binaryKLOnClasses(let head, let c): return "'binary_kl' reads each of the \(c) channels of head '\(head)' as its own sigmoid; use 'kl' (softmax KL)"
+        case .headClasses(let head, let classes):
+            return "head '\(head.name)' has \(head.channels) channel\(head.channels == 1 ? "" : "s") but the data has \(classes.count) class\(classes.count == 1 ? "" : "es") "
+                + "(\(classes.classes.map(\.name).joined(separator: ", "))): it needs \(classes.headChannels.map(String.init).joined(separator: " or "))"
         }
     }
 }
@@ -94,8 +106,12 @@ extension SupervisedTerm {
             return [.unknownHead(role: .student, name: head, available: model.heads.map(\.name))]
         }
         switch loss {
-        case .crossEntropy, .focal:
+        case .crossEntropy, .focal, .diceCE:
             if h.channels < 2 { return [.needsClasses(loss: loss.kind, head: h)] }
+        case .bce:
+            if h.channels > 1 { return [.sigmoidLossOnClasses(loss: loss.kind, head: h, replacement: "ce")] }
+        case .diceBCE:
+            if h.channels > 1 { return [.sigmoidLossOnClasses(loss: loss.kind, head: h, replacement: "dice_ce")] }
         case .mse(.input):
             if h.channels != model.inChannels { return [.reconstructionChannels(head: h, inputChannels: model.inChannels)] }
         default: break
@@ -115,7 +131,8 @@ extension LogitTerm {
         }
         var out: [TermProblem] = []
         if sh.channels != th.channels { out.append(.logitChannels(head: head, teacher: th.channels, student: sh.channels)) }
-        if case .kl(let accepted) = loss, sh.channels == 1 { out.append(.softmaxOneChannel(head: head, accepted: accepted)) }
+        if case .kl(let accepted) = loss, sh.channels == 1, th.channels == 1 { out.append(.softmaxOneChannel(head: head, accepted: accepted)) }
+        if case .binaryKL = loss, sh.channels > 1, sh.channels == th.channels { out.append(.binaryKLOnClasses(head: head, channels: sh.channels)) }
         return out
     }
 }
@@ -125,5 +142,14 @@ extension SupConTerm {
     public func problems(student: TapManifest) -> [TermProblem] {
         guard let t = student[tap] else { return [.unknownTap(role: .student, name: tap)] }
         return t.stride == nil ? [.tokenTap(role: .student, name: t.name)] : []
+    }
+}
+
+extension LabelClasses {
+    /// Whether the model's segmentation head fits these classes: 1 channel (sigmoid)
+    /// for one class, or one channel per class plus background (softmax).
+    public func problems(_ model: ModelArchitecture) -> [TermProblem] {
+        guard let h = model.heads.first(where: { $0.name == Head.segmentation }), !headChannels.contains(h.channels) else { return [] }
+        return [.headClasses(head: h, classes: self)]
     }
 }

@@ -67,7 +67,7 @@ struct EvaluateCommand: ParsableCommand {
                 root = temp + "/phantom"
             }
         }
-        let settings = CheckpointEvaluation.Settings(architecture: model.architecture, foreground: s.data.foreground, preprocess: s.data.preprocess,
+        let settings = CheckpointEvaluation.Settings(architecture: model.architecture, classes: s.data.classes, preprocess: s.data.preprocess,
                                                      split: s.data.split, evaluate: s.evaluate.config)
         let result: JSON
         do {

@@ -14,7 +14,7 @@ import Testing
 
     func slices(_ settings: Preprocessing = TestSettings.preprocessing(height: 32, width: 32)) throws -> SliceSet {
         let dataset = try MSDDataset.load(Self.folder)
-        return try SliceSet.prepare(dataset, settings, foreground: [1], cache: Self.folder + "/cache-\(settings.json.sha256.prefix(16)).slices")
+        return try SliceSet.prepare(dataset, settings, classes: .merged([1]), cache: Self.folder + "/cache-\(settings.json.sha256.prefix(16)).slices")
     }
 
     @Test func phantomIsAnMSDFolderWithSpleens() throws {
@@ -48,8 +48,8 @@ import Testing
     @Test func aCacheMadeWithOtherSettingsIsNeverUsed() throws {
         let dataset = try MSDDataset.load(Self.folder)
         let path = Self.folder + "/shared.slices"
-        let a = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 16, width: 16), foreground: [1], cache: path)
-        let b = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 24, width: 24), foreground: [1], cache: path)
+        let a = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 16, width: 16), classes: .merged([1]), cache: path)
+        let b = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 24, width: 24), classes: .merged([1]), cache: path)
         #expect(a.height == 16 && b.height == 24)
         let reopened = try SliceSet(path: path)
         #expect(reopened.height == 24)
@@ -141,10 +141,10 @@ import Testing
             .write(to: URL(fileURLWithPath: dir + "/dataset.json"))
         let settings = TestSettings.preprocessing(height: 16, width: 16)
         #expect(throws: NIfTIError.self) {
-            try SliceSet.prepare(try MSDDataset.load(dir), settings, foreground: [1], cache: dir + "/a.slices")
+            try SliceSet.prepare(try MSDDataset.load(dir), settings, classes: .merged([1]), cache: dir + "/a.slices")
         }
         let stated = try SliceSet.prepare(try MSDDataset.load(dir, analyzeOrientation: try #require(AxisOrientation("LPS"))), settings,
-                                          foreground: [1], cache: dir + "/b.slices")
+                                          classes: .merged([1]), cache: dir + "/b.slices")
         #expect(stated.count == 12)
     }
 }
@@ -171,7 +171,7 @@ import Testing
         var back = Volume(dims: dims, spacing: [1, 1, 1], data: [Float](repeating: 0, count: 60), datatype: "UINT8")
         for s in 0..<set.count {
             let plane = set.batch([s]).images
-            Slicer.place((0..<(rows * cols)).map { plane.pointer[$0] > 0.5 }, height: rows, width: cols, slice: set.records[s].slice, axis: axis, into: &back)
+            Slicer.place((0..<(rows * cols)).map { plane.pointer[$0] > 0.5 ? 1 : 0 }, height: rows, width: cols, slice: set.records[s].slice, axis: axis, into: &back)
         }
         #expect(back.data == values)
     }
