@@ -10,10 +10,10 @@ public enum DataBenchmark {
     public static func run(cases: Int = 8) throws -> (slicesPerSecond: Double, batchMilliseconds: Double, slices: Int) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-bench-data-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try Phantom.write(PhantomSettings(cases: cases, seed: 5, size: 256, slices: 48, noise: 20, hardCases: 0.25), to: dir)
+        try Phantom.write(PhantomSettings(cases: cases, seed: 5, size: 256, slices: 48, noise: 20, hardCases: 0.25, modalities: ["CT"]), to: dir)
         let dataset = try MSDDataset.load(dir)
         let start = Date()
-        let settings = Preprocessing(sliceAxis: .axial, window: .hounsfield(low: -160, high: 240), height: 256, width: 256, channels: 3, keepEmpty: 1)
+        let settings = Preprocessing(sliceAxis: .axial, window: .hounsfield(low: -160, high: 240), modalities: nil, normalize: [.window], height: 256, width: 256, channels: 3, keepEmpty: 1)
         let set = try SliceSet.prepare(dataset, settings, classes: .merged([1]), cache: dir + "/slices.bin")
         let prep = Date().timeIntervalSince(start)
         var rng = RNG(seed: 1)
@@ -39,7 +39,7 @@ public enum DataBenchmark {
         try Data(manifest.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
         let dataset = try MSDDataset.load(dir)
         let start = Date()
-        let settings = Preprocessing(sliceAxis: .axial, window: .clip255, height: 256, width: 256, channels: 3, keepEmpty: 1)
+        let settings = Preprocessing(sliceAxis: .axial, window: .clip255, modalities: nil, normalize: [.window], height: 256, width: 256, channels: 3, keepEmpty: 1)
         let set = try SliceSet.prepare(dataset, settings, classes: .merged([1]), cache: dir + "/slices.bin")
         return (Double(set.count) / Date().timeIntervalSince(start), set.count)
     }

@@ -2,11 +2,12 @@ import Foundation
 import StageConfig
 
 /// What is wrong with a dataset folder.
-public enum DatasetError: Error, CustomStringConvertible {
+public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case missing(String)
     case badManifest(String, String)
     case noCases(String)
     case unpaired(String, String)
+    case modalities(String, String)
 
     public var description: String {
         switch self {
@@ -14,6 +15,7 @@ public enum DatasetError: Error, CustomStringConvertible {
         case .badManifest(let p, let d): return "\(p)/dataset.json: \(d)"
         case .noCases(let p): return "\(p): no training cases found (imagesTr/ and labelsTr/ are empty or missing)"
         case .unpaired(let image, let d): return "\(image): \(d)"
+        case .modalities(let image, let d): return "\(image): \(d)"
         }
     }
 }
@@ -24,8 +26,15 @@ public struct MSDDataset: Sendable {
     public struct Case: Sendable, Hashable {
         /// The patient id: the image file's name without extension and channel suffix.
         public var id: String
+        /// The image: one file (3D, or 4D with the modalities on the fourth axis, as MSD stores them).
         public var image: String
+        /// nnU-Net v2's one file per modality (`CASE_0000`, `CASE_0001`, ...); `[image]` otherwise.
+        public var images: [String]
         public var label: String
+
+        public init(id: String, image: String, images: [String]? = nil, label: String) {
+            (self.id, self.image, self.images, self.label) = (id, image, images ?? [image], label)
+        }
     }
 
     public var root: String
@@ -39,6 +48,34 @@ public struct MSDDataset: Sendable {
 
     /// Reads one of the dataset's volumes.
     public func read(_ path: String) throws -> Volume { try NIfTI.read(path, analyzeOrientation: analyzeOrientation) }
+
+    /// The modalities `names` of a case's image, in that order (nil: the image's only one).
+    public func readModalities(_ c: Case, names: [String]?) throws -> [Volume] {
+        let all = c.images.count > 1 ? try c.images.map { try read($0) } : try NIfTI.readChannels(c.image, analyzeOrientation: analyzeOrientation)
+        return try Self.select(all, names: names, declared: modality, file: c.image)
+    }
+
+    /// The volumes of `names` among `all`, whose modalities dataset.json declares as `declared`.
+    public static func select(_ all: [Volume], names: [String]?, declared: [String], file: String) throws -> [Volume] {
+        if !declared.isEmpty, all.count != declared.count {
+            throw DatasetError.modalities(file, "has \(all.count) modalit\(all.count == 1 ? "y" : "ies"), dataset.json declares \(declared.count) (\(declared.joined(separator: ", ")))")
+        }
+        guard let names else {
+            guard all.count == 1 else {
+                throw DatasetError.modalities(file, "has \(all.count) modalities (\(declared.joined(separator: ", "))); choose them with data.preprocess.modalities")
+            }
+            return all
+        }
+        return try names.map { name in
+            guard let i = declared.firstIndex(of: name) else {
+                throw DatasetError.modalities(file, "no modality '\(name)'; dataset.json declares \(declared.isEmpty ? "none" : declared.joined(separator: ", "))")
+            }
+            for other in all where other.dims != all[i].dims {
+                throw DatasetError.modalities(file, "its modalities differ in size: \(other.dims) and \(all[i].dims)")
+            }
+            return all[i]
+        }
+    }
 
     /// Opens a dataset folder. `analyzeOrientation` states the orientation of ANALYZE 7.5
     /// files, which record none; without it such files are refused when read.
@@ -80,7 +117,11 @@ public struct MSDDataset: Sendable {
             for image in images {
                 let id = caseID(image)
                 if image.hasSuffix("_0000\(ending)") || !image.contains("_000") {
-                    cases.append(Case(id: id, image: root + "/imagesTr/" + image, label: root + "/labelsTr/" + id + ending))
+                    // The other modalities of the case: CASE_0001, CASE_0002, ...
+                    let stem = String(image.dropLast("_0000\(ending)".count))
+                    let channels = image.hasSuffix("_0000\(ending)")
+                        ? images.filter { $0.hasPrefix(stem + "_") && $0.count == image.count }.map { root + "/imagesTr/" + $0 } : nil
+                    cases.append(Case(id: id, image: root + "/imagesTr/" + image, images: channels, label: root + "/labelsTr/" + id + ending))
                 }
             }
         }

@@ -57,6 +57,16 @@ public enum NIfTI {
     /// Reads a 3D volume (a 4D file with one time point is accepted) in canonical RAS+ order.
     /// `analyzeOrientation` opts in to ANALYZE 7.5 files, stating the orientation they lack.
     public static func read(_ path: String, analyzeOrientation: AxisOrientation? = nil) throws -> Volume {
+        let volumes = try readChannels(path, analyzeOrientation: analyzeOrientation)
+        guard volumes.count == 1, let volume = volumes.first else {
+            throw NIfTIError.notThreeD(path, dims: (volumes.first?.orientation.fileDims(volumes.first?.dims ?? []) ?? []) + [volumes.count])
+        }
+        return volume
+    }
+
+    /// Reads a 3D volume, or a 4D one whose fourth axis is the modality (MSD's multi-modal
+    /// images: BrainTumour's 4, Prostate's 2), as one volume per modality in canonical RAS+ order.
+    public static func readChannels(_ path: String, analyzeOrientation: AxisOrientation? = nil) throws -> [Volume] {
         guard FileManager.default.fileExists(atPath: path) else { throw NIfTIError.missing(path) }
         let isAnalyze = try format(of: path) == .analyze
         if isAnalyze, analyzeOrientation == nil { throw NIfTIError.analyze(path) }
@@ -69,7 +79,7 @@ public enum NIfTI {
         guard (1...7).contains(ndim), dims.count == 8 else { throw NIfTIError.notNIfTI(path, detail: "dim[0] is \(ndim)") }
         let shape = Array(dims[1...ndim])
         guard shape.allSatisfy({ $0 >= 1 }) else { throw NIfTIError.notNIfTI(path, detail: "dimensions \(shape)") }
-        guard ndim >= 3, shape.dropFirst(3).allSatisfy({ $0 == 1 }) else { throw NIfTIError.notThreeD(path, dims: shape) }
+        guard ndim >= 3, shape.dropFirst(4).allSatisfy({ $0 == 1 }) else { throw NIfTIError.notThreeD(path, dims: shape) }
         var voxels = 1
         for d in shape {
             let (p, overflow) = voxels.multipliedReportingOverflow(by: d)
@@ -110,9 +120,12 @@ public enum NIfTI {
             }
             orientation = o
         }
-        let (dims3, canonical) = orientation.canonical(values, fileDims: fileDims)
         let spacing = orientation.fileAxis.map { abs(pixdim[$0 + 1]) }
-        return Volume(dims: dims3, spacing: spacing, data: canonical, datatype: typeName, orientation: orientation)
+        let perChannel = fileDims.reduce(1, *), channels = shape.count > 3 ? shape[3] : 1
+        return (0..<channels).map { c in
+            let (dims3, canonical) = orientation.canonical(Array(values[(c * perChannel)..<((c + 1) * perChannel)]), fileDims: fileDims)
+            return Volume(dims: dims3, spacing: spacing, data: canonical, datatype: typeName, orientation: orientation)
+        }
     }
 
     /// Exactly `count` bytes at `offset` of `file` (plain or gzip), then the rest of the
@@ -181,8 +194,21 @@ public enum NIfTI {
     /// Writes a canonical-order volume as NIfTI-1 in the geometry of its source (axis
     /// order, qform and sform), so that a prediction overlays its image.
     public static func write(_ volume: Volume, to path: String, datatype: Int32 = Int32(DT_UINT8)) throws {
-        let (fileDims, values) = volume.orientation.fileOrder(volume.data, canonicalDims: volume.dims)
-        var dims: [Int64] = [3, Int64(fileDims[0]), Int64(fileDims[1]), Int64(fileDims[2]), 1, 1, 1, 1]
+        try write(channels: [volume], to: path, datatype: datatype)
+    }
+
+    /// Writes volumes of one geometry as one file: 3D for one, 4D with the modalities on
+    /// the fourth axis for several (MSD's layout for multi-modal images).
+    public static func write(channels: [Volume], to path: String, datatype: Int32 = Int32(DT_UINT8)) throws {
+        guard let volume = channels.first else { throw NIfTIError.writeFailed(path + " (no volume)") }
+        var values: [Float] = [], fileDims: [Int] = []
+        for v in channels {
+            guard v.dims == volume.dims else { throw NIfTIError.writeFailed(path + " (channels differ in size)") }
+            let (d, ordered) = v.orientation.fileOrder(v.data, canonicalDims: v.dims)
+            fileDims = d
+            values += ordered
+        }
+        var dims: [Int64] = [channels.count > 1 ? 4 : 3, Int64(fileDims[0]), Int64(fileDims[1]), Int64(fileDims[2]), Int64(channels.count), 1, 1, 1]
         let (made, said) = LibNifti.quietly { dims.withUnsafeMutableBufferPointer { nifti_make_new_nim($0.baseAddress, datatype, 1) } }
         guard let image = made else { throw NIfTIError.writeFailed(path + (said.isEmpty ? "" : " (\(said))")) }
         defer { nifti_image_free(image) }

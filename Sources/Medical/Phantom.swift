@@ -22,15 +22,16 @@ public enum Phantom {
         var training: [[String: String]] = []
         let hard = Set((0..<s.cases).filter { Double($0 % 100) / 100 < s.hardCases || s.hardCases >= 1 }.prefix(Int((Double(s.cases) * s.hardCases).rounded())))
         for i in 0..<s.cases {
-            let (image, label) = patient(s, index: i, hard: hard.contains(i))
+            let (images, label) = patient(s, index: i, hard: hard.contains(i))
             let name = "spleen_\(i + 1).nii.gz"
-            try NIfTI.write(image, to: "\(folder)/imagesTr/\(name)", datatype: 4)
+            try NIfTI.write(channels: images, to: "\(folder)/imagesTr/\(name)", datatype: 4)
             try NIfTI.write(label, to: "\(folder)/labelsTr/\(name)", datatype: 2)
             training.append(["image": "./imagesTr/\(name)", "label": "./labelsTr/\(name)"])
         }
         let manifest: [String: Any] = [
             "name": "PhantomAbdomen", "description": "Distillery's synthetic abdominal CT with labelled spleen, liver and kidneys (seed \(s.seed))",
-            "tensorImageSize": "3D", "modality": ["0": "CT"],
+            "tensorImageSize": s.modalities.count > 1 ? "4D" : "3D",
+            "modality": Dictionary(uniqueKeysWithValues: s.modalities.enumerated().map { ("\($0.offset)", $0.element) }),
             "labels": ["0": "background", "\(Label.spleen)": "spleen", "\(Label.liver)": "liver", "\(Label.kidney)": "kidney"],
             "numTraining": s.cases, "numTest": 0, "training": training, "test": [String](),
         ]
@@ -44,8 +45,9 @@ public enum Phantom {
         public static let spleen = 1, liver = 2, kidney = 3
     }
 
-    /// One patient: the image (HU) and the organ labels, in canonical order, with the geometry to store them in.
-    public static func patient(_ s: PhantomSettings, index: Int, hard: Bool) -> (Volume, Volume) {
+    /// One patient: the images (the CT in HU, then any MR-like contrasts) and the organ labels,
+    /// in canonical order, with the geometry to store them in.
+    public static func patient(_ s: PhantomSettings, index: Int, hard: Bool) -> ([Volume], Volume) {
         var rng = RNG(seed: UInt64(s.seed) &* 1_000_003 &+ UInt64(index) &+ 17)
         let n = s.size, depth = s.slices
         let fn = Float(n)
@@ -124,6 +126,9 @@ public enum Phantom {
                 }
             }
         }
+        // Further modalities from the sharp anatomy, with their own contrasts and noise.
+        var contrasts: [[Float]] = []
+        for m in 1..<max(1, s.modalities.count) { contrasts.append(contrast(hu, mask, modality: m, s, index: index)) }
         blur(&hu, n: n, depth: depth)
         for i in 0..<hu.count { hu[i] = (hu[i] + Float(s.noise) * rng.normal()).rounded() }
         let spacing = 0.78 * 512 / Double(n), zSpacing = 5.0 * 48 / Double(depth)
@@ -133,8 +138,32 @@ public enum Phantom {
         let orientation = Orientation(fileAxis: [0, 1, 2], flipped: [lps, lps, false], code: lps ? "LPS" : "RAS",
                                       affine: affine, qformCode: 1, sformCode: 1)
         let dims = [n, n, depth], sp = [spacing, spacing, zSpacing]
-        return (Volume(dims: dims, spacing: sp, data: hu, datatype: "INT16", orientation: orientation),
+        let images = [hu] + contrasts
+        return (images.map { Volume(dims: dims, spacing: sp, data: $0, datatype: "INT16", orientation: orientation) },
                 Volume(dims: dims, spacing: sp, data: mask, datatype: "UINT8", orientation: orientation))
+    }
+
+    /// An MR-like image of the anatomy (`hu`, sharp, and the organ labels): zero in air,
+    /// fat bright or dark and organs brighter or darker by amounts drawn per modality
+    /// and patient, so that each modality tells the organs apart differently; then the
+    /// same blur, and noise.
+    static func contrast(_ hu: [Float], _ organs: [Float], modality m: Int, _ s: PhantomSettings, index: Int) -> [Float] {
+        var rng = RNG(seed: UInt64(s.seed) &* 7_919 &+ UInt64(index) &* 131 &+ UInt64(m) &+ 5)
+        let fat: Float = m % 2 == 1 ? 900 : 150, water: Float = m % 2 == 1 ? 250 : 700
+        let offsets: [Float] = [0] + (1...3).map { _ in (rng.uniform() - 0.5) * 400 }
+        let gain = 0.6 + 0.8 * rng.uniform()
+        var out = [Float](repeating: 0, count: hu.count)
+        for i in 0..<hu.count where hu[i] > -900 {
+            let v = hu[i]
+            var level: Float = v < -50 ? fat : (v > 200 ? 60 : water + gain * v)
+            if v < -500 { level = 20 }  // bowel gas: near-black, but inside the body
+            level += offsets[min(3, Int(organs[i]))]
+            out[i] = max(1, level)
+        }
+        let n = s.size
+        blur(&out, n: n, depth: s.slices)
+        for i in 0..<out.count where out[i] > 0 { out[i] = max(1, (out[i] + Float(s.noise) * 2 * rng.normal()).rounded()) }
+        return out
     }
 
     /// Partial-volume blur: [1 2 1]/4 along x and y twice, and once along z.

@@ -1,20 +1,24 @@
 import Foundation
 import StageConfig
 
-/// Cuts one image/label pair into 2D slices as the settings say: slice axis,
-/// intensity window, resize (bilinear for images, nearest for labels),
-/// foreground selection and dropping of empty slices.
+/// Cuts one case (its modalities and its label) into 2D slices as the settings say:
+/// slice axis, normalisation per modality, resize (bilinear for images, nearest for
+/// labels), classes and dropping of empty slices.
 public enum Slicer {
-    static func slices(_ image: Volume, _ label: Volume, _ s: Preprocessing, classes: LabelClasses, patient: Int)
-        -> (records: [SliceRecord], images: [UInt16], labels: [UInt8]) {
+    /// Slices of one case: records, images as `planes` float planes per slice, labels as class indices.
+    static func slices(_ images: [Volume], _ label: Volume, _ s: Preprocessing, classes: LabelClasses,
+                       statistics: [IntensityStatistics?], patient: Int) -> (records: [SliceRecord], images: [Float], labels: [UInt8]) {
         let (rowAxis, colAxis, sliceAxis) = axes(s.sliceAxis)
-        let d = image.dims
+        let d = label.dims
         let rows = d[rowAxis], cols = d[colAxis], count = d[sliceAxis]
         let strides = [1, d[0], d[0] * d[1]]
         var classOf = [Float: Float]()
         for (value, k) in classes.indexOfValue { classOf[Float(value)] = Float(k) }
-        var records: [SliceRecord] = [], images: [UInt16] = [], labels: [UInt8] = []
-        var planeImage = [Float](repeating: 0, count: rows * cols), planeLabel = [Float](repeating: 0, count: rows * cols)
+        // Each modality's mapping from raw values to inputs, fixed per volume (z-score) or per dataset (percentile).
+        let maps = images.indices.map { c in IntensityMap(s.normalize[c], window: s.window, volume: images[c], statistics: c < statistics.count ? statistics[c] : nil) }
+        var records: [SliceRecord] = [], out: [Float] = [], labels: [UInt8] = []
+        var planeImages = [[Float]](repeating: [Float](repeating: 0, count: rows * cols), count: images.count)
+        var planeLabel = [Float](repeating: 0, count: rows * cols)
         for k in 0..<count {
             // Rows run from anterior/superior at the top, as radiologists display them.
             for r in 0..<rows {
@@ -24,20 +28,21 @@ public enum Slicer {
                     idx[colAxis] = c
                     idx[sliceAxis] = k
                     let i = idx[0] * strides[0] + idx[1] * strides[1] + idx[2] * strides[2]
-                    planeImage[r * cols + c] = image.data[i]
+                    for m in images.indices { planeImages[m][r * cols + c] = images[m].data[i] }
                     planeLabel[r * cols + c] = classOf[label.data[i]] ?? 0
                 }
             }
             let hasForeground = planeLabel.contains { $0 > 0 }
             // Empty slices are kept by a deterministic draw, so the same settings keep the same slices.
             if !hasForeground, s.keepEmpty < 1, keep(patient: patient, slice: k) >= s.keepEmpty { continue }
-            let resizedImage = resizeBilinear(planeImage, rows, cols, s.height, s.width)
-            let resizedLabel = resizeNearest(planeLabel, rows, cols, s.height, s.width)
-            for v in resizedImage { images.append(UInt16((window(v, s.window) * 65535).rounded())) }
-            for v in resizedLabel { labels.append(UInt8(v)) }
+            for m in images.indices {
+                // Normalising after the resize keeps the window's clip exact at the new resolution.
+                for v in resizeBilinear(planeImages[m], rows, cols, s.height, s.width) { out.append(maps[m].apply(v)) }
+            }
+            for v in resizeNearest(planeLabel, rows, cols, s.height, s.width) { labels.append(UInt8(v)) }
             records.append(SliceRecord(patient: patient, slice: k, hasForeground: hasForeground))
         }
-        return (records, images, labels)
+        return (records, out, labels)
     }
 
     /// Plane axes (rows, columns) and the slicing axis, in canonical RAS order.
@@ -75,13 +80,6 @@ public enum Slicer {
         return Double(z >> 11) / Double(1 << 53)
     }
 
-    static func window(_ v: Float, _ w: IntensityWindow) -> Float {
-        switch w {
-        case .hounsfield(let lo, let hi): return min(1, max(0, (v - Float(lo)) / Float(max(1e-6, hi - lo))))
-        case .clip255: return min(255, max(0, v)) / 255
-        }
-    }
-
     /// Bilinear, align_corners false (the runtime's and PyTorch's convention).
     static func resizeBilinear(_ x: [Float], _ h: Int, _ w: Int, _ p: Int, _ q: Int) -> [Float] {
         if h == p, w == q { return x }
@@ -111,5 +109,63 @@ public enum Slicer {
         var y = [Float](repeating: 0, count: p * q)
         for i in 0..<p { for j in 0..<q { y[i * q + j] = x[min(i * h / p, h - 1) * w + min(j * w / q, w - 1)] } }
         return y
+    }
+}
+
+/// Dataset-level intensity statistics of one modality: percentiles, mean and sd of the
+/// foreground voxels of the training cases (what `percentile` normalisation uses).
+public struct IntensityStatistics: Hashable, Sendable {
+    public var low: Double, high: Double, mean: Double, sd: Double
+
+    public init(low: Double, high: Double, mean: Double, sd: Double) { (self.low, self.high, self.mean, self.sd) = (low, high, mean, sd) }
+
+    /// From sampled voxel values: the percentiles (linear interpolation, numpy's default) and the moments.
+    public init?(samples: [Float], low: Double, high: Double) {
+        guard !samples.isEmpty else { return nil }
+        let sorted = samples.sorted()
+        func percentile(_ q: Double) -> Double {
+            let pos = q / 100 * Double(sorted.count - 1)
+            let i = Int(pos.rounded(.down)), j = min(i + 1, sorted.count - 1)
+            return Double(sorted[i]) + (pos - Double(i)) * Double(sorted[j] - sorted[i])
+        }
+        let mean = sorted.reduce(0.0) { $0 + Double($1) } / Double(sorted.count)
+        let variance = sorted.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(sorted.count)
+        self.init(low: percentile(low), high: percentile(high), mean: mean, sd: variance.squareRoot())
+    }
+
+    var array: [Double] { [low, high, mean, sd] }
+}
+
+/// A raw value to a network input for one volume of one modality.
+struct IntensityMap {
+    enum Kind { case window(IntensityWindow), affine(scale: Float, shift: Float, zeroStaysZero: Bool), clipAffine(lo: Float, hi: Float, scale: Float, shift: Float) }
+    let kind: Kind
+
+    init(_ n: Normalization, window: IntensityWindow, volume: Volume, statistics: IntensityStatistics?) {
+        switch n {
+        case .window:
+            kind = .window(window)
+        case .zscore(let mask):
+            var sum = 0.0, squares = 0.0, count = 0
+            for v in volume.data where mask == .all || v != 0 { sum += Double(v); squares += Double(v) * Double(v); count += 1 }
+            let mean = count > 0 ? sum / Double(count) : 0
+            let sd = count > 0 ? max(0, squares / Double(count) - mean * mean).squareRoot() : 1
+            let scale = Float(1 / max(sd, 1e-8))
+            kind = .affine(scale: scale, shift: Float(-mean) * scale, zeroStaysZero: mask == .nonzero)
+        case .percentile:
+            // Prepare computes the statistics before slicing; without them the map is the identity.
+            let st = statistics ?? IntensityStatistics(low: -.infinity, high: .infinity, mean: 0, sd: 1)
+            let scale = Float(1 / max(st.sd, 1e-8))
+            kind = .clipAffine(lo: Float(st.low), hi: Float(st.high), scale: scale, shift: Float(-st.mean) * scale)
+        }
+    }
+
+    func apply(_ v: Float) -> Float {
+        switch kind {
+        case .window(.hounsfield(let lo, let hi)): return min(1, max(0, (v - Float(lo)) / Float(max(1e-6, hi - lo))))
+        case .window(.clip255): return min(255, max(0, v)) / 255
+        case .affine(let scale, let shift, let zero): return zero && v == 0 ? 0 : v * scale + shift
+        case .clipAffine(let lo, let hi, let scale, let shift): return min(hi, max(lo, v)) * scale + shift
+        }
     }
 }

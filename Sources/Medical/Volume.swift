@@ -105,6 +105,14 @@ public struct Orientation: Hashable, Sendable {
 
     private var isIdentity: Bool { fileAxis == [0, 1, 2] && flipped == [false, false, false] }
 
+    /// The file's own dimensions of a volume whose canonical dimensions are `dims`.
+    public func fileDims(_ dims: [Int]) -> [Int] {
+        guard dims.count == 3 else { return dims }
+        var out = [0, 0, 0]
+        for a in 0..<3 { out[fileAxis[a]] = dims[a] }
+        return out
+    }
+
     /// Reorders file-order voxels (i fastest) into canonical order.
     func canonical(_ values: [Float], fileDims: [Int]) -> (dims: [Int], values: [Float]) {
         let dims = fileAxis.map { fileDims[$0] }

@@ -31,8 +31,8 @@ struct CostModel {
 
     func prepare() -> StageCost {
         var c = StageCost()
-        // float32 image slices plus one byte per label pixel, memory-mapped by training.
-        c.diskBytes = Int(keptSlices) * pixels * (4 * data.channels + 1)
+        // A float32 plane per modality plus one byte per label pixel, memory-mapped by training.
+        c.diskBytes = Int(keptSlices) * pixels * (4 * data.preprocess.planes + 1)
         // Reading, resampling and windowing: about 20 MFLOP a slice.
         c.flops = keptSlices * 2e7
         c.seconds = seconds(c.flops)

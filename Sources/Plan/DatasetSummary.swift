@@ -26,7 +26,8 @@ public struct DatasetSummary: Sendable {
     public static func summarize(_ data: DataSpec, relativeTo directory: String) -> DatasetSummary {
         switch data.source {
         case .phantom(let p):
-            let identity = "phantom/v1 cases=\(p.cases) seed=\(p.seed) size=\(p.size) slices=\(p.slices) noise=\(p.noise) hard=\(p.hardCases)"
+            // v2: organ labels (spleen 1, liver 2, kidneys 3) and modalities.
+            let identity = "phantom/v2 cases=\(p.cases) seed=\(p.seed) size=\(p.size) slices=\(p.slices) noise=\(p.noise) hard=\(p.hardCases) modalities=\(p.modalities.joined(separator: ","))"
             return DatasetSummary(fingerprint: SHA256.hex(identity), cases: p.cases, slicesPerCase: p.slices,
                                   foregroundShare: phantomForegroundShare, exact: true,
                                   description: "phantom \(p.cases) cases x \(p.slices) slices")

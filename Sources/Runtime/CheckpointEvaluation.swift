@@ -23,7 +23,7 @@ public enum CheckpointEvaluation {
     public static func run(checkpoint: String, dataset root: String, analyzeOrientation: AxisOrientation?, settings s: Settings,
                            all: Bool, cache: String) throws -> JSON {
         let dataset = try MSDDataset.load(root, analyzeOrientation: analyzeOrientation)
-        let set = try SliceSet.prepare(dataset, s.preprocess, classes: s.classes, cache: cache)
+        let set = try SliceSet.prepare(dataset, s.preprocess, classes: s.classes, split: s.split, cache: cache)
         let model = try ModelInput.build(s.architecture, for: set, classes: s.classes, seed: 0)
         try Checkpoint.loadModel(model, from: checkpoint)
         let slices = all ? Array(0..<set.count) : SplitManifest.make(set, s.split).slices(.test)

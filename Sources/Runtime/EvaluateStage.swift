@@ -64,7 +64,7 @@ enum EvaluateStage {
             guard let c = dataset.cases.first(where: { $0.id == id }) else {
                 throw RuntimeError.stage("case '\(id)' of the prepared slices is not in \(root) any more: the dataset changed after it was prepared")
             }
-            let source = try dataset.read(c.image)
+            let source = try dataset.read(c.label)  // the label shares the image's grid and is 3D whatever the modalities
             var volume = Volume(dims: source.dims, spacing: source.spacing, data: [Float](repeating: 0, count: source.count),
                                 datatype: "UINT8", orientation: source.orientation)
             for (k, plane) in m.pred {

@@ -23,18 +23,40 @@ public enum Prediction {
         public var threshold: Float
         public var onLogit: Bool
         public var analyzeOrientation: AxisOrientation?
+        /// The prepare stage: its slice cache holds the training data's modality names and statistics.
+        public var prepare: String
+    }
+
+    /// What a new volume is read against: the training data's declared modalities and its
+    /// intensity statistics (read from the prepared data when it is in the store).
+    public struct TrainingData {
+        public var declaredModalities: [String]
+        public var statistics: [IntensityStatistics?]
+    }
+
+    /// The training data's modalities and statistics, from the prepare stage's slice cache.
+    public static func trainingData(_ setting: Setting, store: RunStore) throws -> TrainingData {
+        let needsData = setting.preprocess.modalities != nil || setting.preprocess.normalize.contains(where: \.usesDatasetStatistics)
+        guard let set = try? SliceSet(path: store.file(setting.prepare, "slices.bin")) else {
+            if needsData { throw Problem.notPrepared(setting.stage, hash: setting.prepare, store: store.root) }
+            return TrainingData(declaredModalities: [], statistics: [nil])
+        }
+        return TrainingData(declaredModalities: set.declaredModalities, statistics: set.statistics)
     }
 
     public enum Problem: Error, CustomStringConvertible {
         case noStage(String, known: [String])
         case ambiguous(String, variants: [String])
         case notTrained(String, hash: String, store: String)
+        case notPrepared(String, hash: String, store: String)
 
         public var description: String {
             switch self {
             case .noStage(let s, let known): return "no trained stage '\(s)' in the spec; stages: \(known.joined(separator: ", "))"
             case .ambiguous(let s, let variants):
                 return "stage '\(s)' differs between variants; choose one with --variant (\(variants.joined(separator: ", ")))"
+            case .notPrepared(let s, let hash, let store):
+                return "stage '\(s)' reads its modalities and intensity statistics from its prepared data (\(hash.prefix(12))), which is not in \(store): run `distill run` first"
             case .notTrained(let s, let hash, let store):
                 return "stage '\(s)' (\(hash.prefix(12))) is not trained in \(store): run `distill run` or `distill sweep` first, or give a checkpoint file"
             }
@@ -63,7 +85,7 @@ public enum Prediction {
         var orientation: AxisOrientation?
         if case .msd(_, let o) = p.source { orientation = o }
         return Setting(stage: name, train: train, model: c.model, preprocess: p.preprocess, classes: p.classes, threshold: Float(e.threshold),
-                       onLogit: e.thresholdOn == .logit, analyzeOrientation: orientation)
+                       onLogit: e.thresholdOn == .logit, analyzeOrientation: orientation, prepare: prepareHash)
     }
 
     /// The model of `setting` with the weights of `checkpoint` (the stage's best one when nil).
@@ -81,8 +103,11 @@ public enum Prediction {
     }
 
     /// A label map of `image` in its geometry: each pixel the label value of its predicted class (0 for background).
-    public static func segment(_ image: Volume, id: String, model: SegmentationModel, setting: Setting) throws -> Volume {
-        let set = try SliceSet.unlabelled(image, id: id, settings: setting.preprocess)
+    public static func segment(_ file: String, id: String, model: SegmentationModel, setting: Setting, training: TrainingData) throws -> Volume {
+        let all = try NIfTI.readChannels(file, analyzeOrientation: setting.analyzeOrientation)
+        let modalities = try MSDDataset.select(all, names: setting.preprocess.modalities, declared: training.declaredModalities, file: file)
+        let image = modalities[0]
+        let set = try SliceSet.unlabelled(modalities, id: id, settings: setting.preprocess, statistics: training.statistics)
         guard set.channels == setting.model.inChannels else {
             throw RuntimeError.stage("the model takes \(setting.model.inChannels) input channels but the preprocessing gives \(set.channels)")
         }

@@ -8,6 +8,7 @@ import Synchronization
 /// preprocessed into a memory-mapped slice cache, and the split manifest.
 enum PrepareStage {
     static func run(_ stage: PlanStage, _ c: PrepareConfiguration, _ ctx: StageContext) throws {
+        if let problem = c.preprocess.problem { throw RuntimeError.badPlan("preprocess: \(problem)") }
         let folder: String
         var analyzeOrientation: AxisOrientation?
         switch c.source {
@@ -27,7 +28,7 @@ enum PrepareStage {
         // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
         try RunStore.writeAtomically(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
         let start = Date()
-        let set = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, cache: ctx.directory + "/slices.bin") { i, n in
+        let set = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, split: c.split, cache: ctx.directory + "/slices.bin") { i, n in
             if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") }
         }
         let manifest = SplitManifest.make(set, c.split)

@@ -10,10 +10,6 @@ enum ShapeChecks {
     static func inputSizes(_ spec: Spec) -> [Diagnostic] {
         var out: [Diagnostic] = []
         let d = spec.data
-        if d.channels == 2 {
-            out.append(Diagnostic(SpecDiagnostics.outOfRange, "channels must be 1 or 3, found 2",
-                                  at: d.value["preprocess"]?.range(of: "channels"), path: "data.preprocess.channels"))
-        }
         if d.split.test + d.split.val >= 1 {
             out.append(Diagnostic(SpecDiagnostics.noTrainingSet,
                 "test (\(Value.plain(d.split.test))) and val (\(Value.plain(d.split.val))) leave nothing to train on",
@@ -24,6 +20,22 @@ enum ShapeChecks {
                 out.append(Diagnostic(SpecDiagnostics.missingKey, "'fold' needs 'folds'", at: d.value["split"]?.range(of: "fold"), path: "data.split.fold"))
             } else if let k = d.split.folds, fold >= k {
                 out.append(Diagnostic(SpecDiagnostics.outOfRange, "fold \(fold) is outside 0..<\(k)", at: d.value["split"]?.range(of: "fold"), path: "data.split.fold"))
+            }
+        }
+        // The phantom's modalities are known before anything is read.
+        if case .phantom(let p) = d.source {
+            let pre = d.value["preprocess"]
+            if let chosen = d.preprocess.modalities {
+                for (i, name) in chosen.enumerated() where !p.modalities.contains(name) {
+                    let item = pre?["modalities"]?.list[safe: i]
+                    out.append(ReferenceChecks.unknown(SpecDiagnostics.unknownValue, "modality", Ref(name: name, range: item?.range), p.modalities,
+                                                       path: "data.preprocess.modalities[\(i)]"))
+                }
+            } else if p.modalities.count > 1 {
+                out.append(Diagnostic(SpecDiagnostics.missingKey,
+                    "the phantom has \(p.modalities.count) modalities (\(p.modalities.joined(separator: ", "))); say which become input channels",
+                    at: pre?.range ?? d.value.range, path: "data.preprocess.modalities",
+                    fixIts: [FixIt("add 'modalities: [\(p.modalities.joined(separator: ", "))]' and 'channels: \(p.modalities.count)'")]))
             }
         }
         for model in spec.models {

@@ -62,7 +62,7 @@ struct SpecBuilder {
             sourceJSON = .object(o)
         }
         guard let source = decode(DataSource.self, sourceJSON, "data.source", at: srcValue),
-              let preprocess = decode(Preprocessing.self, j["preprocess"] ?? .null, "data.preprocess", at: pre),
+              let preprocess = buildPreprocessing(pre, j["preprocess"] ?? .null),
               let splitSettings = decode(SplitSettings.self, j["split"] ?? .null, "data.split", at: split) else { return nil }
         var subsets: [SubsetSpec] = []
         for m in v["subsets"]?.members ?? [] where m.value.isComplete {
@@ -75,6 +75,59 @@ struct SpecBuilder {
         guard let classes = buildClasses(v["foreground"]) else { return nil }
         return DataSpec(source: source, classes: classes, preprocess: preprocess,
                         split: splitSettings, subsets: subsets, value: v)
+    }
+
+    /// `data.preprocess`, its spec forms made canonical: `normalize` as one normalisation
+    /// per modality, `modalities` null when absent; the modality, normalisation and channel
+    /// counts checked together.
+    mutating func buildPreprocessing(_ v: Value, _ j: JSON) -> Preprocessing? {
+        guard case .object(var o) = j else { return nil }
+        func canonical(_ n: JSON) -> JSON {
+            switch n {
+            case .string(let name): return name == "zscore" ? Normalization.zscore(mask: .all).json : Normalization.window.json
+            default:
+                if let z = n["zscore"] { return .object(["kind": .string("zscore"), "mask": z["mask"] ?? .string("all")]) }
+                let p = n["percentile"]?.array ?? []
+                return .object(["kind": .string("percentile"), "low": p.first ?? .null, "high": p.last ?? .null])
+            }
+        }
+        let modalities = o["modalities"]?.array?.count ?? 1
+        var normalize: [JSON]
+        if case .array(let items)? = o["normalize"] { normalize = items.map(canonical) } else { normalize = [canonical(o["normalize"] ?? .string("window"))] }
+        // One normalisation written for several modalities applies to each.
+        if normalize.count == 1, modalities > 1, v["normalize"]?.list.isEmpty != false { normalize = Array(repeating: normalize[0], count: modalities) }
+        o["normalize"] = .array(normalize)
+        o["modalities"] = o["modalities"] ?? .null
+        for n in normalize where n["kind"] == .string("percentile") {
+            if let lo = n["low"]?.number, let hi = n["high"]?.number, lo >= hi {
+                diagnostics.append(Diagnostic(SpecDiagnostics.outOfRange, "the low percentile (\(Value.plain(lo))) must be below the high one (\(Value.plain(hi)))",
+                                              at: v["normalize"]?.range, path: "data.preprocess.normalize"))
+                return nil
+            }
+        }
+        let names = v["modalities"]?.list.compactMap(\.string)
+        let planes = names?.count ?? 1
+        let channels = v["channels"]?.int ?? 1
+        if let names, Set(names).count != names.count {
+            diagnostics.append(Diagnostic(SpecDiagnostics.outOfRange, "a modality is listed twice in [\(names.joined(separator: ", "))]",
+                                          at: v["modalities"]?.range, path: "data.preprocess.modalities"))
+            return nil
+        }
+        if normalize.count != planes {
+            diagnostics.append(Diagnostic(SpecDiagnostics.listLength,
+                "\(normalize.count) normalisation\(normalize.count == 1 ? "" : "s") for \(planes) modalit\(planes == 1 ? "y" : "ies")",
+                at: v["normalize"]?.range, path: "data.preprocess.normalize",
+                notes: [DiagnosticNote("one normalisation applies to every modality; a list gives one per modality, in the order of 'modalities'")]))
+            return nil
+        }
+        if channels != planes, !(planes == 1 && channels == 3) {
+            let message = planes == 1 ? "channels must be 1 or 3 for one modality, found \(channels)" : "\(planes) modalities give \(planes) input channels, but channels is \(channels)"
+            diagnostics.append(Diagnostic(SpecDiagnostics.outOfRange, message, at: v.range(of: "channels"), path: "data.preprocess.channels",
+                                          notes: planes == 1 ? [DiagnosticNote("3 replicates the grey value (the study's RGB PNGs); more channels come from 'modalities'")] : [],
+                                          fixIts: planes > 1 ? [FixIt("write 'channels: \(planes)'", range: v["channels"]?.range, replacement: String(planes))] : []))
+            return nil
+        }
+        return decode(Preprocessing.self, .object(o), "data.preprocess", at: v)
     }
 
     /// `data.foreground`: a list of values (one merged class) or a mapping of named classes.

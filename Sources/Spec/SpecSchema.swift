@@ -35,7 +35,7 @@ public enum SpecSchema {
 
     // MARK: data
 
-    public static let phantom = ObjectSchema("Phantom", "The built-in synthetic abdominal CT generator, written as an MSD folder.", fields: [
+    public static let phantom = ObjectSchema("Phantom", "The built-in synthetic abdominal CT generator (spleen 1, liver 2, kidneys 3), written as an MSD folder.", fields: [
         Field("cases", .integer(min: 4, max: 10_000), default: .int(24), "Number of patients."),
         Field("seed", .nonNegativeInteger, default: .int(0), "Generator seed."),
         Field("size", .integer(min: 32, max: 1024), default: .int(128), "In-plane voxels per side."),
@@ -43,6 +43,8 @@ public enum SpecSchema {
         Field("noise", .nonNegativeNumber, default: .number(20), "Gaussian noise, standard deviation in HU."),
         Field("hard_cases", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.25),
               "Share of patients whose spleen is small or low-contrast."),
+        Field("modalities", .list(.string, minCount: 1, maxCount: 8), default: .list([Value(.string("CT"))]),
+              "Modality names: the first is the CT; each further one is an MR-like contrast of the same anatomy (zero outside the body), written as a 4D image."),
     ])
 
     static let source = ObjectSchema("Source", "Where the volumes come from: exactly one of `msd` or `phantom`.", fields: [
@@ -52,15 +54,34 @@ public enum SpecSchema {
               "For `msd` folders holding ANALYZE 7.5 files (no NIfTI magic): the orientation they do not record, as nibabel's axis codes (`LAS`: i toward the left, j anterior, k superior). Without it such files are refused."),
     ], exactlyOne: ["msd", "phantom"])
 
+    static let normalizationName = SchemaType.enumeration(["window", "zscore"])
+
+    static let zscore = ObjectSchema("ZScore", "Per-volume z-score.", fields: [
+        Field("mask", .enumeration(ZScoreMask.names), default: .string("all"),
+              "`all` voxels, or `nonzero` ones (the others stay 0, as nnU-Net's `use_mask_for_norm`)."),
+    ])
+
+    static let normalization = ObjectSchema("Normalization", "A normalisation with settings: exactly one of `zscore` or `percentile`.", fields: [
+        Field("zscore", .object(zscore), "Per-volume z-score with a mask."),
+        Field("percentile", .list(.number(min: 0, exclusiveMin: false, max: 100), minCount: 2, maxCount: 2),
+              "`[low, high]` percentiles of the training cases' foreground voxels to clip to, then z-score with their mean and sd."),
+    ], exactlyOne: ["zscore", "percentile"])
+
     public static let preprocess = ObjectSchema("Preprocess", "How volumes become 2D training slices.", fields: [
         Field("slice_axis", .enumeration(SliceAxis.names), default: .string("axial"),
               "Which axis slices are taken along, after reorientation to a canonical axis order."),
         Field("window", .oneOf([.list(.number(min: nil, exclusiveMin: false, max: nil), minCount: 2, maxCount: 2), .enumeration(["clip255"])]),
               default: .list([Value(.number(-160)), Value(.number(240))]),
               "Intensity window `[low, high]` in HU, scaled to [0, 1]; or `clip255`, the study's clip to [0, 255] then /255."),
+        Field("modalities", .list(.string, minCount: 1, maxCount: 64),
+              "Modalities (names from dataset.json's `modality`, e.g. `[T2, ADC]`) that become input channels, in this order; without it the dataset must have one."),
+        Field("normalize", .oneOf([normalizationName, .object(normalization), .list(.oneOf([normalizationName, .object(normalization)]), minCount: 1, maxCount: 64)]),
+              default: .string("window"),
+              "How intensities are normalised: `window` (the `window` above, for CT), `zscore` (per volume), `{zscore: {mask: nonzero}}` (per volume, over non-zero voxels; the rest stay 0), or `{percentile: [0.5, 99.5]}` (clip to the training cases' foreground percentiles, then z-score with their mean and sd, as nnU-Net does for CT). A list gives one per modality, in the order of `modalities`."),
         Field("size", .oneOf([.integer(min: 8, max: 2048), .list(.integer(min: 8, max: 2048), minCount: 2, maxCount: 2)]),
               default: .int(256), "Target slice size: one side, or `[height, width]`."),
-        Field("channels", .integer(min: 1, max: 3), default: .int(1), "Input channels: 1, or 3 (the grey value replicated, as the study's RGB PNGs)."),
+        Field("channels", .integer(min: 1, max: 64), default: .int(1),
+              "Input channels: the number of modalities; with one modality, 1 or 3 (the grey value replicated, as the study's RGB PNGs)."),
         Field("keep_empty", .number(min: 0, exclusiveMin: false, max: 1), default: .number(1),
               "Share of slices without foreground that are kept."),
     ])

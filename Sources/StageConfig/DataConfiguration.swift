@@ -68,21 +68,29 @@ public struct PhantomSettings: ConfigCodable {
     public var slices: Int
     public var noise: Double
     public var hardCases: Double
+    /// Names of the modalities written: the first is the CT, each further one an MR-like
+    /// contrast of the same anatomy (a 4D image when there are several).
+    public var modalities: [String]
 
-    public init(cases: Int, seed: Int, size: Int, slices: Int, noise: Double, hardCases: Double) {
+    public init(cases: Int, seed: Int, size: Int, slices: Int, noise: Double, hardCases: Double, modalities: [String]) {
         (self.cases, self.seed, self.size, self.slices, self.noise, self.hardCases) = (cases, seed, size, slices, noise, hardCases)
+        self.modalities = modalities
     }
 
     public var json: JSON {
         .object(["cases": .int(cases), "seed": .int(seed), "size": .int(size), "slices": .int(slices),
-                 "noise": .number(noise), "hard_cases": .number(hardCases)])
+                 "noise": .number(noise), "hard_cases": .number(hardCases), "modalities": .array(modalities.map(JSON.string))])
     }
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
-            PhantomSettings(cases: try r.int("cases", min: 1), seed: try r.int("seed", min: 0), size: try r.int("size", min: 8),
-                            slices: try r.int("slices", min: 1), noise: try r.double("noise", min: 0),
-                            hardCases: try r.double("hard_cases", min: 0, max: 1))
+            let modalities = try r.list("modalities", minCount: 1) { j, p in try ConfigValue.string(j, at: p) }
+            guard Set(modalities).count == modalities.count else {
+                throw ConfigError(field: r.child("modalities"), problem: .inconsistent("a modality is named twice"), value: .array(modalities.map(JSON.string)))
+            }
+            return PhantomSettings(cases: try r.int("cases", min: 1), seed: try r.int("seed", min: 0), size: try r.int("size", min: 8),
+                                   slices: try r.int("slices", min: 1), noise: try r.double("noise", min: 0),
+                                   hardCases: try r.double("hard_cases", min: 0, max: 1), modalities: modalities)
         }
     }
 }
@@ -119,23 +127,94 @@ public enum IntensityWindow: ConfigCodable {
     }
 }
 
-/// The spec's `data.preprocess`: slicing, intensity window, size and channels.
+/// Which voxels a per-volume z-score takes its mean and standard deviation from.
+public enum ZScoreMask: String, ConfigChoice {
+    /// Every voxel.
+    case all
+    /// Voxels that are not 0 (MRI's background, skull-stripped brains); the others stay 0 (nnU-Net's `use_mask_for_norm`).
+    case nonzero
+}
+
+/// How one input channel's intensities become network inputs.
+public enum Normalization: ConfigCodable {
+    /// The preprocessing's `window` (a HU window scaled to [0, 1], or `clip255`): CT as the study did.
+    case window
+    /// (x - mean) / sd of each volume, over the voxels of `mask` (MRI).
+    case zscore(mask: ZScoreMask)
+    /// Clip to the `low` and `high` percentiles of the training cases' foreground voxels, then
+    /// z-score with those voxels' mean and sd (nnU-Net's CT normalisation); statistics from the
+    /// cases outside the test split.
+    case percentile(low: Double, high: Double)
+
+    public var json: JSON {
+        switch self {
+        case .window: return .object(["kind": .string("window")])
+        case .zscore(let m): return .object(["kind": .string("zscore"), "mask": m.json])
+        case .percentile(let lo, let hi): return .object(["kind": .string("percentile"), "low": .number(lo), "high": .number(hi)])
+        }
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            switch try r.kind(among: ["window", "zscore", "percentile"]) {
+            case "window": return .window
+            case "zscore": return .zscore(mask: try r.choice("mask"))
+            default:
+                let lo = try r.double("low", min: 0, max: 100), hi = try r.double("high", min: 0, max: 100)
+                guard lo < hi else { throw ConfigError(field: path, problem: .inconsistent("the low percentile must be below the high one"), value: json) }
+                return .percentile(low: lo, high: hi)
+            }
+        }
+    }
+
+    /// Whether it needs statistics of the training cases (computed when the data is prepared).
+    public var usesDatasetStatistics: Bool {
+        if case .percentile = self { return true }
+        return false
+    }
+}
+
+/// The spec's `data.preprocess`: slicing, modalities, normalisation, size and channels.
 public struct Preprocessing: ConfigCodable {
     public var sliceAxis: SliceAxis
     public var window: IntensityWindow
+    /// Modality names (dataset.json's `modality`) in input-channel order; nil: the dataset's only one.
+    public var modalities: [String]?
+    /// One normalisation per modality (one entry for a single-modality dataset).
+    public var normalize: [Normalization]
     public var height: Int
     public var width: Int
-    /// 1, or 3 (the grey value replicated, as the study's RGB PNGs).
+    /// The model's input channels: the number of modalities, or 3 for one modality
+    /// replicated (as the study's RGB PNGs).
     public var channels: Int
     /// Share of slices without foreground that are kept.
     public var keepEmpty: Double
 
-    public init(sliceAxis: SliceAxis, window: IntensityWindow, height: Int, width: Int, channels: Int, keepEmpty: Double) {
-        (self.sliceAxis, self.window, self.height, self.width, self.channels, self.keepEmpty) = (sliceAxis, window, height, width, channels, keepEmpty)
+    public init(sliceAxis: SliceAxis, window: IntensityWindow, modalities: [String]?, normalize: [Normalization],
+                height: Int, width: Int, channels: Int, keepEmpty: Double) {
+        (self.sliceAxis, self.window, self.modalities, self.normalize) = (sliceAxis, window, modalities, normalize)
+        (self.height, self.width, self.channels, self.keepEmpty) = (height, width, channels, keepEmpty)
+    }
+
+    /// Planes stored per slice: one per modality.
+    public var planes: Int { modalities?.count ?? 1 }
+
+    /// What is wrong with the combination of modalities, normalisations and channels, if anything.
+    public var problem: String? {
+        if let m = modalities, Set(m).count != m.count { return "a modality is listed twice in \(m)" }
+        if normalize.count != planes {
+            return "\(normalize.count) normalisation\(normalize.count == 1 ? "" : "s") for \(planes) modalit\(planes == 1 ? "y" : "ies")"
+        }
+        if channels != planes && !(planes == 1 && channels == 3) {
+            return planes == 1 ? "channels must be 1, or 3 (the grey value replicated), found \(channels)"
+                : "\(planes) modalities give \(planes) input channels, but channels is \(channels)"
+        }
+        return nil
     }
 
     public var json: JSON {
         .object(["slice_axis": sliceAxis.json, "window": window.json, "size": .array([.int(height), .int(width)]),
+                 "modalities": modalities.map { .array($0.map(JSON.string)) } ?? .null, "normalize": .array(normalize.map(\.json)),
                  "channels": .int(channels), "keep_empty": .number(keepEmpty)])
     }
 
@@ -152,8 +231,12 @@ public struct Preprocessing: ConfigCodable {
                 h = try ConfigValue.int(size, at: sizePath, min: 1)
                 w = h
             }
-            return Preprocessing(sliceAxis: try r.choice("slice_axis"), window: try r.decode("window"), height: h, width: w,
-                                 channels: try r.int("channels", min: 1, max: 3), keepEmpty: try r.double("keep_empty", min: 0, max: 1))
+            let p = Preprocessing(sliceAxis: try r.choice("slice_axis"), window: try r.decode("window"),
+                                  modalities: try r.optional("modalities") { r, k in try r.list(k, minCount: 1) { j, p in try ConfigValue.string(j, at: p) } },
+                                  normalize: try r.list("normalize", minCount: 1) { j, p in try Normalization(json: j, at: p) },
+                                  height: h, width: w, channels: try r.int("channels", min: 1, max: 64), keepEmpty: try r.double("keep_empty", min: 0, max: 1))
+            if let problem = p.problem { throw ConfigError(field: path, problem: .inconsistent(problem), value: json) }
+            return p
         }
     }
 }

@@ -48,7 +48,14 @@ struct DataCommand: ParsableCommand {
 
         func inspectFile(_ path: String, _ orientation: AxisOrientation?) -> Int {
             do {
-                print(describe(try NIfTI.read(path, analyzeOrientation: orientation), path))
+                let channels = try NIfTI.readChannels(path, analyzeOrientation: orientation)
+                if channels.count == 1 {
+                    print(describe(channels[0], path))
+                } else {
+                    // A 4D image: MSD stores the modalities of a case on the fourth axis.
+                    print("\(path): 4D, \(channels.count) modalities on the fourth axis")
+                    for (i, v) in channels.enumerated() { print("  modality \(i): " + describe(v, nil)) }
+                }
                 return 0
             } catch {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
@@ -66,9 +73,27 @@ struct DataCommand: ParsableCommand {
             var problems = 0
             for c in dataset.cases {
                 do {
-                    let image = try dataset.read(c.image), label = try dataset.read(c.label)
-                    print("\(c.id): image \(describe(image, nil)); label \(labelSummary(label))")
-                    if image.dims != label.dims { problems += 1; print("  problem: label dimensions \(label.dims) differ from the image's \(image.dims)") }
+                    let all = c.images.count > 1 ? try c.images.map { try dataset.read($0) }
+                        : try NIfTI.readChannels(c.image, analyzeOrientation: dataset.analyzeOrientation)
+                    let label = try dataset.read(c.label)
+                    if all.count == 1 {
+                        print("\(c.id): image \(describe(all[0], nil)); label \(labelSummary(label))")
+                    } else {
+                        print("\(c.id): \(all.count) modalities; label \(labelSummary(label))")
+                        for (i, v) in all.enumerated() {
+                            let name = i < dataset.modality.count ? dataset.modality[i] : "modality \(i)"
+                            print("  \(name): " + describe(v, nil))
+                        }
+                    }
+                    if !dataset.modality.isEmpty, all.count != dataset.modality.count {
+                        problems += 1
+                        print("  problem: \(all.count) modalities, dataset.json declares \(dataset.modality.count) (\(dataset.modality.joined(separator: ", ")))")
+                    }
+                    for image in all where image.dims != label.dims {
+                        problems += 1
+                        print("  problem: label dimensions \(label.dims) differ from the image's \(image.dims)")
+                        break
+                    }
                 } catch {
                     problems += 1
                     print("\(c.id): problem: \(error)")
@@ -102,7 +127,8 @@ struct DataCommand: ParsableCommand {
     }
 
     struct MakePhantom: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "phantom", abstract: "Write the synthetic CT phantom as an MSD folder.")
+        static let configuration = CommandConfiguration(commandName: "phantom",
+            abstract: "Write the synthetic abdominal phantom (spleen 1, liver 2, kidneys 3; CT and optional MR-like modalities) as an MSD folder.")
 
         @Argument(help: "Output folder.")
         var out: String
@@ -112,6 +138,8 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Axial slices per volume (default \(Self.schemaDefault("slices"))).") var slices: Int?
         @Option(help: "Noise standard deviation in HU (default \(Self.schemaDefault("noise"))).") var noise: Double?
         @Option(help: "Share of patients with a small or faint spleen (default \(Self.schemaDefault("hard_cases"))).") var hardCases: Double?
+        @Option(help: "A modality name; repeat for more (the first is the CT, the others MR-like contrasts; default \(Self.schemaDefault("modalities"))).")
+        var modality: [String] = []
 
         static func schemaDefault(_ key: String) -> String { SpecSchema.phantom.defaults[key]?.canonical ?? "none" }
 
@@ -123,6 +151,7 @@ struct DataCommand: ParsableCommand {
             if let size { o["size"] = .int(size) }
             if let slices { o["slices"] = .int(slices) }
             if let noise { o["noise"] = .number(noise) }
+            if !modality.isEmpty { o["modalities"] = .array(modality.map(JSON.string)) }
             if let hardCases { o["hard_cases"] = .number(hardCases) }
             do { return try PhantomSettings(json: .object(o)) } catch { throw ValidationError("\(error)") }
         }
@@ -154,6 +183,7 @@ struct DataCommand: ParsableCommand {
         var path: String
         @Option(help: "Case id, e.g. spleen_1.") var `case`: String
         @Option(help: "Axial slice (default: the one with the most foreground).") var slice: Int?
+        @Option(help: "The modality to show, by its dataset.json name (default: the first).") var modality: String?
         @Option(name: .shortAndLong, help: "Output PNG.") var output: String
         @Option(help: "Intensity window in HU, low (default: the spec language's window, \(Self.defaultWindow.low)).") var low: Double?
         @Option(help: "Intensity window in HU, high (default \(Self.defaultWindow.high)).") var high: Double?
@@ -181,7 +211,10 @@ struct DataCommand: ParsableCommand {
                 guard let c = dataset.cases.first(where: { $0.id == `case` }) else {
                     throw ValidationError("no case '\(`case`)'; cases: \(dataset.cases.prefix(10).map(\.id).joined(separator: ", "))")
                 }
-                let image = try dataset.read(c.image), label = try dataset.read(c.label)
+                // A dataset that names its modalities shows the chosen one (the first by default).
+                let names: [String]? = dataset.modality.isEmpty ? nil : [modality ?? dataset.modality[0]]
+                let image = try dataset.readModalities(c, names: names)[0]
+                let label = try dataset.read(c.label)
                 guard image.dims == label.dims else {
                     throw NIfTIError.mismatch(image: c.image, label: c.label, detail: "dimensions \(label.dims) vs \(image.dims)")
                 }
@@ -194,10 +227,11 @@ struct DataCommand: ParsableCommand {
                         let y = h - 1 - r
                         let v = (Double(image[x, y, k]) - low) / (high - low)
                         let g = UInt8(max(0, min(255, v * 255)))
-                        let inside = label[x, y, k] > 0
-                        let edge = inside && [(1, 0), (-1, 0), (0, 1), (0, -1)].contains { dx, dy in
+                        // Outlines where the label changes: around each organ and between touching ones.
+                        let value = label[x, y, k]
+                        let edge = value > 0 && [(1, 0), (-1, 0), (0, 1), (0, -1)].contains { dx, dy in
                             let (xx, yy) = (x + dx, y + dy)
-                            return xx < 0 || yy < 0 || xx >= w || yy >= h || label[xx, yy, k] == 0
+                            return xx < 0 || yy < 0 || xx >= w || yy >= h || label[xx, yy, k] != value
                         }
                         let o = (r * w + x) * 3
                         (rgb[o], rgb[o + 1], rgb[o + 2]) = edge ? (255, 40, 40) : (g, g, g)

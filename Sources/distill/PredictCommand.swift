@@ -63,9 +63,11 @@ struct PredictCommand: ParsableCommand {
         let volumes = try expand(inputs)
         let setting: Prediction.Setting
         let model: SegmentationModel
+        let training: Prediction.TrainingData
         do {
             setting = try Prediction.setting(stageName, in: plan)
             model = try Prediction.model(setting, store: RunStore(root: store), checkpoint: checkpoint)
+            training = try Prediction.trainingData(setting, store: RunStore(root: store))
         } catch let problem as Prediction.Problem {
             throw usage(problem.description)
         } catch {
@@ -82,14 +84,15 @@ struct PredictCommand: ParsableCommand {
             let name = (path as NSString).lastPathComponent
             let target = (output as NSString).appendingPathComponent(name)
             do {
-                let image = try NIfTI.read(path, analyzeOrientation: setting.analyzeOrientation)
-                let labels = try Prediction.segment(image, id: name, model: model, setting: setting)
+                let labels = try Prediction.segment(path, id: name, model: model, setting: setting, training: training)
                 try Self.write(labels, to: target)
                 let voxels = labels.data.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
-                print("\(path) -> \(target): \(image.dims.map(String.init).joined(separator: "x")), \(voxels) foreground voxels")
+                print("\(path) -> \(target): \(labels.dims.map(String.init).joined(separator: "x")), \(voxels) foreground voxels")
             } catch {
                 failed += 1
-                FileHandle.standardError.write(Data("error: \(path): \(error)\n".utf8))
+                // Most errors name the file already; the others get its name in front.
+                let text = "\(error)"
+                FileHandle.standardError.write(Data("error: \(text.hasPrefix(path) ? "" : path + ": ")\(text)\n".utf8))
             }
         }
         if failed > 0 {

@@ -30,8 +30,8 @@ import Testing
         let a = Phantom.patient(TestSettings.phantom(seed: 9, size: 24, slices: 6), index: 2, hard: false)
         let b = Phantom.patient(TestSettings.phantom(seed: 9, size: 24, slices: 6), index: 2, hard: false)
         let c = Phantom.patient(TestSettings.phantom(seed: 10, size: 24, slices: 6), index: 2, hard: false)
-        #expect(a.0.data == b.0.data && a.1.data == b.1.data)
-        #expect(a.0.data != c.0.data)
+        #expect(a.0[0].data == b.0[0].data && a.1.data == b.1.data)
+        #expect(a.0[0].data != c.0[0].data)
     }
 
     @Test func preprocessingFollowsTheSettingsAndCachesOnce() throws {
@@ -101,7 +101,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/labelsTr", withIntermediateDirectories: true)
-        let (image, label) = Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: 0, hard: false)
+        let (images, label) = Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: 0, hard: false)
+        let image = images[0]
         try NIfTI.write(image, to: dir + "/imagesTr/case_007_0000.nii.gz", datatype: 4)
         try NIfTI.write(label, to: dir + "/labelsTr/case_007.nii.gz", datatype: 2)
         try Data(#"{"channel_names": {"0": "CT"}, "labels": {"background": 0, "spleen": 1}, "numTraining": 1, "file_ending": ".nii.gz"}"#.utf8)
@@ -127,7 +128,8 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir + "/labelsTr", withIntermediateDirectories: true)
         var training: [String] = []
         for i in 0..<3 {
-            let (image, label) = Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: i, hard: false)
+            let (images, label) = Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: i, hard: false)
+            let image = images[0]
             for (volume, sub, type) in [(image, "imagesTr", Int32(4)), (label, "labelsTr", Int32(2))] {
                 let path = "\(dir)/\(sub)/case_\(i).nii"
                 try NIfTI.write(volume, to: path, datatype: type)
@@ -165,8 +167,8 @@ import Testing
         case .coronal: (dims[2], dims[0], dims[1])
         case .sagittal: (dims[2], dims[1], dims[0])
         }
-        let settings = Preprocessing(sliceAxis: axis, window: .hounsfield(low: 0, high: 1), height: rows, width: cols, channels: 1, keepEmpty: 0)
-        let set = try SliceSet.unlabelled(image, id: "pattern", settings: settings)
+        let settings = Preprocessing(sliceAxis: axis, window: .hounsfield(low: 0, high: 1), modalities: nil, normalize: [.window], height: rows, width: cols, channels: 1, keepEmpty: 0)
+        let set = try SliceSet.unlabelled([image], id: "pattern", settings: settings, statistics: [nil])
         #expect(set.count == count)  // keep_empty does not apply: every slice is predicted
         var back = Volume(dims: dims, spacing: [1, 1, 1], data: [Float](repeating: 0, count: 60), datatype: "UINT8")
         for s in 0..<set.count {

@@ -35,7 +35,7 @@ import Testing
     static func original() throws -> [UInt8] {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("distill-fuzz-base-\(getpid()).nii").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try NIfTI.write(Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: 0, hard: false).0, to: path, datatype: 4)
+        try NIfTI.write(Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: 0, hard: false).0[0], to: path, datatype: 4)
         return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
     }
 

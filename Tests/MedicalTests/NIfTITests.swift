@@ -15,7 +15,7 @@ import Testing
 
     /// A phantom patient written as an uncompressed NIfTI-1 file at `path`, then its header bytes patched.
     func writePatched(_ path: String, size: Int, slices: Int, _ patches: [(offset: Int, bytes: [UInt8])]) throws {
-        let image = Phantom.patient(TestSettings.phantom(size: size, slices: slices), index: 0, hard: false).0
+        let image = Phantom.patient(TestSettings.phantom(size: size, slices: slices), index: 0, hard: false).0[0]
         try NIfTI.write(image, to: path, datatype: 4)
         var data = try Data(contentsOf: URL(fileURLWithPath: path))
         for p in patches { data.replaceSubrange(p.offset..<(p.offset + p.bytes.count), with: p.bytes) }
@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test func writesAndReadsBackInAnyStoredOrientation() throws {
-        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 1, hard: false).0  // stored LPS
+        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 1, hard: false).0[0]  // stored LPS
         #expect(image.orientation.code == "LPS")
         let path = temporary("lps.nii.gz")
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -71,7 +71,7 @@ import Testing
             return f == junk && !detail.isEmpty
         }
         // A real file cut short: the header promises more voxels than follow.
-        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 0, hard: false).0
+        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 0, hard: false).0[0]
         let full = temporary("full.nii"), cut = temporary("cut.nii")
         defer { for f in [full, cut] { try? FileManager.default.removeItem(atPath: f) } }
         try NIfTI.write(image, to: full, datatype: 4)
@@ -83,7 +83,7 @@ import Testing
     /// A .nii.gz whose gzip stream is cut short (within the voxels, or only its trailer)
     /// is refused with the bytes expected and found; libnifti would read zeros instead.
     @Test func aTruncatedGzipStreamIsRefused() throws {
-        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 0, hard: false).0
+        let image = Phantom.patient(TestSettings.phantom(size: 32, slices: 6), index: 0, hard: false).0[0]
         let full = temporary("full.nii.gz"), cut = temporary("cut.nii.gz"), trailer = temporary("trailer.nii.gz")
         defer { for f in [full, cut, trailer] { try? FileManager.default.removeItem(atPath: f) } }
         try NIfTI.write(image, to: full, datatype: 4)

@@ -8,6 +8,10 @@ twin_nifti1.nii.gz / twin_nifti2.nii.gz: the same int16 volume (12 x 10 x 6, vox
 sizes 0.8 x 0.9 x 2.5 mm, stored LPS with an offset) as NIfTI-1 and NIfTI-2.
 expected.json: what nibabel reads back from them in canonical RAS+ order
 (nib.as_closest_canonical): shape, zooms, axis codes of the file, a few voxels, the sum.
+modalities_4d.nii.gz: three modalities of one 12 x 10 x 6 grid on the fourth axis (MSD's
+multi-modal layout), int16 with scl_slope 0.5 and scl_inter -20, stored LPS;
+expected_4d.json: nibabel's scaled values in canonical order, per modality: a few voxels
+and the sum.
 """
 import json, os
 import numpy as np
@@ -37,3 +41,22 @@ with open(os.path.join(here, "expected.json"), "w") as f:
     json.dump(expected, f, indent=1, sort_keys=True)
     f.write("\n")
 print(expected)
+
+data4 = rng.integers(-600, 900, size=(12, 10, 6, 3)).astype(np.int16)
+img4 = nib.Nifti1Image(data4, affine)
+img4.header.set_qform(affine, code=1)
+img4.header.set_sform(affine, code=1)
+img4.header.set_slope_inter(0.5, -20.0)
+nib.save(img4, os.path.join(here, "modalities_4d.nii.gz"))
+c4 = nib.as_closest_canonical(nib.load(os.path.join(here, "modalities_4d.nii.gz"))).get_fdata()
+expected4 = {
+    "shape": list(c4.shape),
+    "modalities": [{
+        "voxels": [[x, y, z, float(c4[x, y, z, m])] for (x, y, z) in [(0, 0, 0), (11, 9, 5), (3, 7, 2), (6, 1, 4)]],
+        "sum": float(c4[..., m].sum()),
+    } for m in range(3)],
+}
+with open(os.path.join(here, "expected_4d.json"), "w") as f:
+    json.dump(expected4, f, indent=1, sort_keys=True)
+    f.write("\n")
+print(expected4["shape"])
