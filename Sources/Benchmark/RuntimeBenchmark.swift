@@ -1,5 +1,6 @@
 import Architecture
 import Foundation
+import Medical
 import NN
 import StageConfig
 import Tensor
@@ -26,7 +27,15 @@ public enum RuntimeBenchmark {
         Row(name: "t1_fwd", what: "T1 forward (both heads), eval, no grad", batch: 8, warmup: 1, repeats: 3),
         Row(name: "kd_t1_s1", what: "T1 forward + S1 KD train step (3 adapters, InfoNCE x3, binary KL, Dice, RMSprop)", batch: 8, warmup: 1, repeats: 3),
         Row(name: "kd_t1_s1_cached", what: "the same KD step reading T1's taps from the fp16 teacher-output cache", batch: 8, warmup: 1, repeats: 5),
+        Row(name: "augment", what: "augmenting an S1 training batch, every transform drawn for every image (the worst case)", batch: 16, warmup: 2, repeats: 10),
     ]
+
+    /// Every transform of the augmentation language, certain: the most a batch can cost.
+    static let everyTransform = AugmentationSettings(
+        flip: .init(p: 1, horizontal: true, vertical: true), rotate90: 1, rotate: .init(p: 1, low: -15, high: 15),
+        scale: .init(p: 1, low: 0.85, high: 1.25), elastic: .init(p: 1, alpha: 4, sigma: 16),
+        brightness: .init(p: 1, low: 0.75, high: 1.25), contrast: .init(p: 1, low: 0.75, high: 1.25), gamma: .init(p: 1, low: 0.7, high: 1.5),
+        noise: .init(p: 1, low: 0, high: 0.1), blur: .init(p: 1, low: 0.5, high: 1))
 
     public struct Result: Sendable {
         public var row: Row
@@ -94,6 +103,14 @@ public enum RuntimeBenchmark {
                 opt.zeroGrad()
             }
             gflop = 6 * macs(arch) * Double(row.batch) / 1e9
+        case "augment":
+            let augmenter = Augmenter(everyTransform)
+            var seed: UInt64 = 0
+            step = {
+                seed += 1
+                _ = augmenter.apply(images: x.value, labels: label, seed: seed)
+            }
+            gflop = 0
         default:
             let cached = row.name == "kd_t1_s1_cached"
             let teacher = ModelBuilder.build(t1, height: size, width: size, seed: 1)

@@ -177,7 +177,9 @@ struct PlanBuilder {
             teacherArch = teacherModel.architecture
             inputs["teacher"] = upstream.train
             let tapList = terms.teacherTaps
-            let decision = cost.cacheDecision(teacher: teacherModel.architecture, taps: tapList, samples: samples, epochs: stage.epochs)
+            let decision = spec.data.augment != nil
+                ? (cache: false, reason: "recompute: with augmentation the teacher must see each augmented batch")
+                : cost.cacheDecision(teacher: teacherModel.architecture, taps: tapList, samples: samples, epochs: stage.epochs)
             note = decision.reason
             if decision.cache, !tapList.isEmpty {
                 cached = true
@@ -191,7 +193,8 @@ struct PlanBuilder {
         }
         let config = TrainingConfiguration(model: model.architecture, subset: subset, loss: stage.loss.map(\.term), optimizer: stage.optimizer,
                                            schedule: stage.schedule, epochs: stage.epochs, batch: stage.batch, seed: stage.seed,
-                                           clipGradNorm: stage.clipGradNorm, select: stage.select, initFile: initFile, distill: distillation)
+                                           clipGradNorm: stage.clipGradNorm, select: stage.select, initFile: initFile, distill: distillation,
+                                           augment: spec.data.augment)
         let trainCost = cost.train(stage, model: model.architecture, samples: samples, teacher: teacherArch, teacherCached: cached)
         let label = "\(distillation != nil ? "distill" : "train") \(stage.name) (\(model.name), \(Format.count(trainCost.parameters)) params)"
         let train = add(.train(config), label: label, inputs: inputs, cost: trainCost, note: note)

@@ -53,6 +53,7 @@ enum TrainStage {
         let steps = (trainSlices.count + batchSize - 1) / batchSize
         let started = Date()
         var checkedTaps = false  // the teacher's taps are checked on the first batch
+        let augmenter = c.augment.map(Augmenter.init)
         while state.epoch < epochs {
             let epoch = state.epoch
             optimizer.lr = c.schedule.rate(base: baseLR, epoch: epoch, epochs: epochs)
@@ -64,7 +65,11 @@ enum TrainStage {
                 let indices = Array(shuffled[b..<min(shuffled.count, b + batchSize)])
                 if indices.count < 2, c.model.usesBatchNorm { continue }  // batch statistics need two samples
                 if StopRequest.isSet { throw RuntimeError.interrupted }
-                let (images, labels) = data.set.batch(indices)
+                var (images, labels) = data.set.batch(indices)
+                if let augmenter {
+                    // Seeded by the stage seed, the epoch and the batch's place in it: a resumed run augments the same way.
+                    (images, labels) = augmenter.apply(images: images, labels: labels, seed: seed &+ 0xA06 &+ UInt64(epoch) &* 1_000_003 &+ UInt64(b))
+                }
                 let x = Variable(images)
                 let teacherMaps = try teacher?.maps(indices, x, taps: objective.teacherTaps) ?? [:]
                 if !checkedTaps, let terms = c.distill, let t = stage.inputs["teacher"] {
@@ -180,6 +185,9 @@ struct TeacherSource {
         let teacherStage = try ctx.input("teacher")
         architecture = try teacherStage.trainingConfiguration().model
         if let cacheHash = stage.inputs["teacher_outputs"] {
+            if case .train(let c) = stage.config, c.augment != nil {
+                throw RuntimeError.badPlan("stage \(stage.shortHash) augments its batches but reads cached teacher maps of unaugmented slices; the planner never pairs them")
+            }
             let file = try SafetensorsFile(path: ctx.store.file(cacheHash, "outputs.safetensors"))
             let slices = try file.tensor("slices").values.map { Int($0) }
             cache = file

@@ -73,8 +73,22 @@ struct SpecBuilder {
             subsets.append(SubsetSpec(name: m.key, level: level, parent: parent, source: m.value))
         }
         guard let classes = buildClasses(v["foreground"]) else { return nil }
+        var augment: AugmentationSettings?
+        if let a = v["augment"], case .object(var o)? = j["augment"] {
+            guard a.isComplete else { return nil }
+            for key in ["flip", "rotate90", "rotate", "scale", "elastic", "brightness", "contrast", "gamma", "noise", "blur"] where o[key] == nil { o[key] = .null }
+            for (key, value) in o {
+                guard let range = value["range"]?.array?.compactMap(\.number), range.count == 2, range[0] > range[1] else { continue }
+                diagnostics.append(Diagnostic(SpecDiagnostics.outOfRange,
+                    "augment.\(key): the range [\(Value.plain(range[0])), \(Value.plain(range[1]))] runs backwards; write [low, high]",
+                    at: a[key]?["range"]?.range, path: "data.augment.\(key).range"))
+                return nil
+            }
+            guard let settings = decode(AugmentationSettings.self, .object(o), "data.augment", at: a) else { return nil }
+            augment = settings
+        }
         return DataSpec(source: source, classes: classes, preprocess: preprocess,
-                        split: splitSettings, subsets: subsets, value: v)
+                        split: splitSettings, subsets: subsets, augment: augment, value: v)
     }
 
     /// `data.preprocess`, its spec forms made canonical: `normalize` as one normalisation

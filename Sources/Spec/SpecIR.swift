@@ -54,6 +54,8 @@ public struct DataSpec: Sendable {
     public var preprocess: Preprocessing
     public var split: SplitSettings
     public var subsets: [SubsetSpec]
+    /// Augmentation of every training stage's batches (`data.augment`); nil for none.
+    public var augment: AugmentationSettings?
     public var value: Value
 
     public func subset(_ name: String) -> SubsetSpec? { subsets.first { $0.name == name } }

@@ -105,12 +105,48 @@ public enum SpecSchema {
 
     static let labelValues = SchemaType.list(.integer(min: 1, max: 255), minCount: 1, maxCount: nil)
 
+    static func chance(_ p: Double) -> Field {
+        Field("p", .number(min: 0, exclusiveMin: false, max: 1), default: .number(p), "Probability that an image gets it.")
+    }
+
+    static func ranged(_ name: String, _ doc: String, p: Double, range: (Double, Double), positive: Bool = false) -> Field {
+        Field(name, .object(ObjectSchema(name.capitalized, doc, fields: [
+            chance(p),
+            Field("range", .list(.number(min: 0, exclusiveMin: positive, max: nil), minCount: 2, maxCount: 2),
+                  default: .list([Value(.number(range.0)), Value(.number(range.1))]), "`[low, high]`: the factor is drawn uniformly from it."),
+        ])), doc)
+    }
+
+    static let augment = ObjectSchema("Augment", "Augmentation of the training batches, drawn per image from the stage's seed, epoch and batch (deterministic); validation, test and teacher caches never see it. A transform is on when its key is written; `{}` takes its defaults (nnU-Net's, for 2D).", fields: [
+        Field("flip", .object(ObjectSchema("Flip", "Mirroring.", fields: [
+            chance(0.5),
+            Field("axes", .list(.enumeration(["horizontal", "vertical"]), minCount: 1, maxCount: 2),
+                  default: .list([Value(.string("horizontal")), Value(.string("vertical"))]), "Axes mirrored, each with probability p."),
+        ])), "Mirror the slice (image and label together)."),
+        Field("rotate90", .object(ObjectSchema("Rotate90", "Quarter turns.", fields: [chance(0.5)])), "A quarter turn (1, 2 or 3), square slices only."),
+        Field("rotate", .object(ObjectSchema("Rotate", "Rotation by a small angle.", fields: [
+            chance(0.2), Field("degrees", .number(min: 0, exclusiveMin: false, max: 180), default: .number(15), "Angles are uniform in [-degrees, degrees]."),
+        ])), "Rotate by an angle uniform in [-degrees, degrees] (bilinear for images, nearest for labels)."),
+        ranged("scale", "Zoom by a factor uniform in the range (above 1 enlarges).", p: 0.2, range: (0.85, 1.25), positive: true),
+        Field("elastic", .object(ObjectSchema("Elastic", "Elastic deformation.", fields: [
+            chance(0.2),
+            Field("alpha", .nonNegativeNumber, default: .number(4), "Displacement at the control points: its standard deviation in pixels."),
+            Field("sigma", .number(min: 1, exclusiveMin: false, max: nil), default: .number(16), "Spacing of the control points in pixels (larger is smoother)."),
+        ])), "A smooth random displacement field (control points, bilinearly interpolated)."),
+        ranged("brightness", "Multiply intensities by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25)),
+        ranged("contrast", "Scale intensities about their mean by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25)),
+        ranged("gamma", "x -> x^gamma on the image's own [min, max], gamma uniform in the range.", p: 0.3, range: (0.7, 1.5), positive: true),
+        ranged("noise", "Add Gaussian noise whose standard deviation is uniform in the range (in normalised units).", p: 0.1, range: (0, 0.1)),
+        ranged("blur", "Gaussian blur with sigma uniform in the range (pixels).", p: 0.2, range: (0.5, 1.0)),
+    ])
+
     static let data = ObjectSchema("Data", "The dataset, its preprocessing, split and training subsets.", fields: [
         Field("source", .object(source), required: true, "Where the volumes come from."),
         Field("foreground", .oneOf([labelValues, .dictionary(.oneOf([.integer(min: 1, max: 255), labelValues]), keys: .identifier)]),
               default: .list([Value(.int(1))]),
               "Label values that count as foreground: a list merges them into one class (binary segmentation); a mapping names classes in channel order, each one value or several (`{liver: 1, tumour: 2}`, `{tumour_core: [2, 3]}`). Values no class names are background."),
         Field("preprocess", .object(preprocess), default: .object([]), "Slicing, intensity window, size and channels."),
+        Field("augment", .object(augment), "Augmentation of every training stage's batches; none without it."),
         Field("split", .object(split), default: .object([]), "Train, validation and test parts."),
         Field("subsets", .dictionary(.object(subset), keys: .identifier),
               default: .object([Value.Member(key: "full", keyRange: nil, value: Value(.object([Value.Member(key: "fraction", keyRange: nil, value: Value(.number(1)))])))]),

@@ -129,10 +129,12 @@ public struct TrainingConfiguration: ConfigCodable {
     public var initFile: String?
     /// The active distillation terms; nil for a stage trained from labels alone.
     public var distill: DistillationTerms?
+    /// Augmentation of the training batches; nil for none.
+    public var augment: AugmentationSettings?
 
     public init(model: ModelArchitecture, subset: SubsetChain, loss: [SupervisedTerm], optimizer: OptimizerSettings,
                 schedule: LearningRateSchedule, epochs: Int, batch: Int, seed: Int, clipGradNorm: Double?,
-                select: CheckpointSelection, initFile: String?, distill: DistillationTerms?) {
+                select: CheckpointSelection, initFile: String?, distill: DistillationTerms?, augment: AugmentationSettings?) {
         self.model = model
         self.subset = subset
         self.loss = loss
@@ -145,6 +147,7 @@ public struct TrainingConfiguration: ConfigCodable {
         self.select = select
         self.initFile = initFile
         self.distill = distill
+        self.augment = augment
     }
 
     public var json: JSON {
@@ -152,7 +155,7 @@ public struct TrainingConfiguration: ConfigCodable {
             "model": model.json, "subset": subset.json, "loss": .array(loss.map(\.json)), "optimizer": optimizer.json,
             "schedule": schedule.json, "epochs": .int(epochs), "batch": .int(batch), "seed": .int(seed),
             "clip_grad_norm": clipGradNorm.map(JSON.number) ?? .null, "select": select.json,
-            "init_file": initFile.map(JSON.string) ?? .null, "distill": distill?.json ?? .null,
+            "init_file": initFile.map(JSON.string) ?? .null, "distill": distill?.json ?? .null, "augment": augment?.json ?? .null,
         ])
     }
 
@@ -166,7 +169,8 @@ public struct TrainingConfiguration: ConfigCodable {
                 clipGradNorm: try r.optional("clip_grad_norm") { r, k in try r.double(k, min: 0, exclusiveMin: true) },
                 select: try r.decode("select"),
                 initFile: try r.optional("init_file") { r, k in try r.string(k) },
-                distill: try r.optional("distill") { r, k in try r.decode(k, as: DistillationTerms.self) })
+                distill: try r.optional("distill") { r, k in try r.decode(k, as: DistillationTerms.self) },
+                augment: try r.optional("augment") { r, k in try r.decode(k, as: AugmentationSettings.self) })
         }
     }
 }

@@ -177,11 +177,16 @@ struct DataCommand: ParsableCommand {
     }
 
     struct Preview: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "preview", abstract: "A PNG of one axial slice with the label outlined in red.")
+        static let configuration = CommandConfiguration(commandName: "preview",
+            abstract: "A PNG of one axial slice with the label outlined in red; with --spec --augment, training slices as the spec augments them.")
 
-        @Argument(help: "An MSD dataset folder.")
-        var path: String
-        @Option(help: "Case id, e.g. spleen_1.") var `case`: String
+        @Argument(help: "An MSD dataset folder (not with --spec).")
+        var path: String?
+        @Option(help: "Case id, e.g. spleen_1.") var `case`: String?
+        @Option(help: "A spec: preview its prepared training slices (prepared into --store first if needed).") var spec: String?
+        @Flag(help: "With --spec: each slice next to draws of the spec's data.augment.") var augment = false
+        @Option(help: "With --augment: augmented draws per slice.") var draws: Int = 5
+        @Option(help: "With --spec: the run store.") var store: String = "runs"
         @Option(help: "Axial slice (default: the one with the most foreground).") var slice: Int?
         @Option(help: "The modality to show, by its dataset.json name (default: the first).") var modality: String?
         @Option(name: .shortAndLong, help: "Output PNG.") var output: String
@@ -197,6 +202,14 @@ struct DataCommand: ParsableCommand {
         }
 
         func validate() throws {
+            if spec != nil {
+                guard path == nil, `case` == nil else { throw ValidationError("--spec previews the spec's prepared slices; give no dataset folder or --case with it") }
+                guard augment else { throw ValidationError("--spec goes with --augment") }
+                guard (1...12).contains(draws) else { throw ValidationError("--draws must be between 1 and 12") }
+            } else {
+                guard !augment else { throw ValidationError("--augment needs --spec: the augmentation is the spec's data.augment") }
+                guard path != nil, `case` != nil else { throw ValidationError("give a dataset folder and --case, or --spec with --augment") }
+            }
             let (lo, hi) = (low ?? Self.defaultWindow.low, high ?? Self.defaultWindow.high)
             guard lo < hi else { throw ValidationError("the window needs low < high, found \(lo) and \(hi)") }
             if let o = analyzeOrientation, AxisOrientation(o) == nil {
@@ -205,11 +218,13 @@ struct DataCommand: ParsableCommand {
         }
 
         func run() throws {
+            if let spec { return try AugmentPreview.run(spec: spec, store: store, draws: draws, output: output) }
             let (low, high) = (self.low ?? Self.defaultWindow.low, self.high ?? Self.defaultWindow.high)
+            guard let path, let caseID = `case` else { throw ValidationError("give a dataset folder and --case") }
             do {
                 let dataset = try MSDDataset.load(path, analyzeOrientation: analyzeOrientation.flatMap(AxisOrientation.init))
-                guard let c = dataset.cases.first(where: { $0.id == `case` }) else {
-                    throw ValidationError("no case '\(`case`)'; cases: \(dataset.cases.prefix(10).map(\.id).joined(separator: ", "))")
+                guard let c = dataset.cases.first(where: { $0.id == caseID }) else {
+                    throw ValidationError("no case '\(caseID)'; cases: \(dataset.cases.prefix(10).map(\.id).joined(separator: ", "))")
                 }
                 // A dataset that names its modalities shows the chosen one (the first by default).
                 let names: [String]? = dataset.modality.isEmpty ? nil : [modality ?? dataset.modality[0]]

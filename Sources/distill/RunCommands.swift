@@ -50,13 +50,18 @@ enum SpecPlanning {
     }
 
     static func execute(_ plan: ExecutionPlan, base: String, options: StoreOptions, only: Set<String>? = nil, failFast: Bool = false) throws {
-        Parallel.setThreads(options.threads)
+        try execute(plan, base: base, store: options.store, threads: options.threads, jobs: options.jobs, only: only, failFast: failFast)
+    }
+
+    static func execute(_ plan: ExecutionPlan, base: String, store: String, threads: Int, jobs: Int = 1,
+                        only: Set<String>? = nil, failFast: Bool = false) throws {
+        Parallel.setThreads(threads)
         Interrupts.install()
-        var executor = Executor(plan: plan, store: RunStore(root: options.store), baseDirectory: base)
+        var executor = Executor(plan: plan, store: RunStore(root: store), baseDirectory: base)
         executor.failFast = failFast
-        executor.jobs = options.jobs
+        executor.jobs = jobs
         do {
-            executor.index = try RunIndex(store: RunStore(root: options.store))
+            executor.index = try RunIndex(store: RunStore(root: store))
             executor.index?.record(plan: plan, spec: plan.specName ?? "")
         } catch {
             print("warning: the store's index is unavailable (\(error)); running without it")

@@ -72,4 +72,24 @@ import Testing
         let wrong = try cli.run(["data", "inspect", "old.nii", "--analyze-orientation", "LLS"], in: dir)
         #expect(wrong.status == 2)
     }
+
+    /// `data preview --spec --augment`: the spec's training slices beside augmented draws.
+    @Test func previewShowsTheSpecsAugmentation() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-augment-preview-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try MultiClassCLITests.spec.replacingOccurrences(of: "\nmodels:", with: "\n  augment: {flip: {}, rotate: {p: 0.5}, elastic: {}, gamma: {}}\nmodels:")
+            .write(toFile: dir + "/spec.yaml", atomically: true, encoding: .utf8)
+        let r = try cli.run(["data", "preview", "--spec", "spec.yaml", "--augment", "--store", "s", "--draws", "3", "-o", "aug.png"], in: dir)
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        #expect(r.out.contains("wrote aug.png: 4 training slices, 3 draws each"))
+        let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/aug.png"))
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
+        // Without --spec there is no augmentation to show; a spec without data.augment says so.
+        let alone = try cli.run(["data", "preview", "--augment", "-o", "x.png"], in: dir)
+        #expect(alone.status == 2 && alone.err.contains("--augment needs --spec"))
+        try MultiClassCLITests.spec.write(toFile: dir + "/plain.yaml", atomically: true, encoding: .utf8)
+        let plain = try cli.run(["data", "preview", "--spec", "plain.yaml", "--augment", "--store", "s", "-o", "x.png"], in: dir)
+        #expect(plain.status != 0 && plain.err.contains("has no data.augment"), "\(plain.err)")
+    }
 }

@@ -1,0 +1,87 @@
+import Medical
+import StageConfig
+import Tensor
+import Testing
+
+/// Augmentation: the same seed gives the same batch, the label moves with the image,
+/// intensity transforms leave labels alone, and a flip is exact.
+@Suite struct AugmentationTests {
+    /// Two images (2 channels) whose first channel is their label: a bright off-centre block.
+    static func batch(height h: Int = 24, width w: Int = 24) -> (Tensor, Tensor) {
+        let images = Tensor(zeros: [2, 2, h, w]), labels = Tensor(zeros: [2, 1, h, w])
+        for b in 0..<2 { for y in min(h, 4)..<min(h, 12 + 4 * b) { for x in min(w, 3)..<min(w, 10 + b) {
+            labels.pointer[b * h * w + y * w + x] = 1
+            images.pointer[(b * 2) * h * w + y * w + x] = 1
+            images.pointer[(b * 2 + 1) * h * w + y * w + x] = Float(x + y) / 10
+        } } }
+        return (images, labels)
+    }
+
+    static let everything = AugmentationSettings(
+        flip: .init(p: 0.5, horizontal: true, vertical: true), rotate90: 0.5, rotate: .init(p: 0.5, low: -30, high: 30),
+        scale: .init(p: 0.5, low: 0.7, high: 1.4), elastic: .init(p: 0.5, alpha: 3, sigma: 8),
+        brightness: .init(p: 0.5, low: 0.7, high: 1.3), contrast: .init(p: 0.5, low: 0.7, high: 1.3), gamma: .init(p: 0.5, low: 0.7, high: 1.5),
+        noise: .init(p: 0.5, low: 0, high: 0.1), blur: .init(p: 0.5, low: 0.5, high: 1))
+
+    @Test func theSameSeedGivesTheSameBatch() {
+        let (images, labels) = Self.batch()
+        let a = Augmenter(Self.everything).apply(images: images, labels: labels, seed: 11)
+        let b = Augmenter(Self.everything).apply(images: images, labels: labels, seed: 11)
+        let c = Augmenter(Self.everything).apply(images: images, labels: labels, seed: 12)
+        #expect(a.images.values == b.images.values && a.labels.values == b.labels.values)
+        #expect(a.images.values != c.images.values)
+        // The input is not modified.
+        #expect(images.values == Self.batch().0.values)
+    }
+
+    /// With every spatial transform certain, the label follows the image: where the label
+    /// is 1 the (bilinear) image is at least 1/4, where it is 0 at most 3/4.
+    @Test func theLabelMovesWithTheImage() {
+        let spatial = AugmentationSettings(flip: .init(p: 1, horizontal: true, vertical: true), rotate90: 1, rotate: .init(p: 1, low: -40, high: 40),
+                                           scale: .init(p: 1, low: 0.8, high: 1.3), elastic: .init(p: 1, alpha: 2, sigma: 6))
+        let (images, labels) = Self.batch()
+        for seed in UInt64(0)..<20 {
+            let out = Augmenter(spatial).apply(images: images, labels: labels, seed: seed)
+            let plane = 24 * 24
+            var moved = false
+            for b in 0..<2 {
+                for i in 0..<plane {
+                    let l = out.labels.pointer[b * plane + i], v = out.images.pointer[b * 2 * plane + i]
+                    #expect(l == 0 || l == 1)
+                    if l == 1 { #expect(v >= 0.25 - 1e-5, "seed \(seed) image \(b) pixel \(i)") } else { #expect(v <= 0.75 + 1e-5) }
+                    if l != labels.pointer[b * plane + i] { moved = true }
+                }
+            }
+            #expect(moved, "seed \(seed): nothing moved")
+        }
+    }
+
+    @Test func aHorizontalFlipMirrorsExactly() {
+        let flip = AugmentationSettings(flip: .init(p: 1, horizontal: true, vertical: false))
+        let (images, labels) = Self.batch(height: 6, width: 9)
+        let out = Augmenter(flip).apply(images: images, labels: labels, seed: 3)
+        for b in 0..<2 { for ch in 0..<2 { for y in 0..<6 { for x in 0..<9 {
+            #expect(out.images.pointer[((b * 2 + ch) * 6 + y) * 9 + x] == images.pointer[((b * 2 + ch) * 6 + y) * 9 + (8 - x)])
+        } } } }
+        for b in 0..<2 { for y in 0..<6 { for x in 0..<9 { #expect(out.labels.pointer[(b * 6 + y) * 9 + x] == labels.pointer[(b * 6 + y) * 9 + 8 - x]) } } }
+    }
+
+    @Test func intensityTransformsLeaveLabelsAndGeometryAlone() {
+        let intensity = AugmentationSettings(brightness: .init(p: 1, low: 0.5, high: 0.6), contrast: .init(p: 1, low: 1.2, high: 1.3),
+                                             gamma: .init(p: 1, low: 1.5, high: 1.6), noise: .init(p: 1, low: 0.01, high: 0.02), blur: .init(p: 1, low: 0.8, high: 1))
+        let (images, labels) = Self.batch()
+        let out = Augmenter(intensity).apply(images: images, labels: labels, seed: 5)
+        #expect(out.labels.values == labels.values)
+        #expect(out.images.values != images.values)
+        // Quarter turns need square slices: on a non-square batch they are skipped.
+        let (wide, wideLabels) = Self.batch(height: 8, width: 12)
+        let turned = Augmenter(AugmentationSettings(rotate90: 1)).apply(images: wide, labels: wideLabels, seed: 1)
+        #expect(turned.images.values == wide.values && turned.labels.values == wideLabels.values)
+    }
+
+    @Test func settingsRoundTripThroughTheirEncoding() throws {
+        #expect(try AugmentationSettings(json: Self.everything.json) == Self.everything)
+        #expect(try AugmentationSettings(json: AugmentationSettings().json) == AugmentationSettings())
+        #expect(Self.everything.isSpatial && !AugmentationSettings(noise: .init(p: 1, low: 0, high: 1)).isSpatial)
+    }
+}
