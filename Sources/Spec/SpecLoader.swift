@@ -63,7 +63,8 @@ public struct SpecLoader {
                                                      at: base.range, path: "extends"))
                 continue
             }
-            let target = ((directory as NSString).appendingPathComponent(s.text) as NSString).standardizingPath
+            // Relative to the extending file's folder; an absolute path as written.
+            let target = ((s.text.hasPrefix("/") ? s.text : (directory as NSString).appendingPathComponent(s.text)) as NSString).standardizingPath
             if target == absolute || chain.contains(target) {
                 let cycle = (chain + [absolute, target]).map { displayPath($0) }
                 result.diagnostics.append(Diagnostic(SpecDiagnostics.extendsCycle,
