@@ -119,13 +119,13 @@ public enum F {
     /// max(y, 0) in place: the ReLU fused into the normalisation before it.
     static func rectify(_ y: Tensor) {
         let p = y.pointer
-        Parallel.chunks(y.count) { r in for i in r where p[i] < 0 { p[i] = 0 } }
+        Parallel.chunks(y.count) { r in Rectifier.rectify(p, r) }
     }
 
     /// The upstream gradient with the fused ReLU's mask applied (zero where the output is 0).
     static func masked(_ out: Variable) -> UnsafeMutablePointer<Float> {
         let n = out.value.count, g = Scratch.floats(n), dy = out.gradBuffer(), y = out.value.pointer
-        Parallel.chunks(n) { r in for i in r { g[i] = y[i] > 0 ? dy[i] : 0 } }
+        Parallel.chunks(n) { r in Rectifier.mask(y, dy, g, r) }
         return g
     }
 

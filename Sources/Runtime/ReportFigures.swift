@@ -15,6 +15,11 @@ enum ReportFigures {
 
     static func stageLabel(_ s: ReportData.StageSummary) -> String { s.group == "*" ? s.stage : "\(s.group) \(s.stage)" }
 
+    /// For narrow columns: the group's axis values without their names (`T1 kd` for `temperature=T1 kd`).
+    static func shortStageLabel(_ s: ReportData.StageSummary) -> String {
+        s.group == "*" ? s.stage : s.group.split(separator: ",").map { $0.split(separator: "=").last.map(String.init) ?? String($0) }.joined(separator: ",") + " " + s.stage
+    }
+
     static func diceChart(_ data: ReportData) -> Canvas {
         let bars = data.summaries.map { s -> Charts.Bar in
             let d = s.pooled["dice"] ?? (.nan, .nan)
@@ -115,6 +120,12 @@ enum ReportFigures {
         func blend(_ g: UInt8, _ c: Color, _ w: Int) -> Color {
             Color(UInt8((Int(g) + w * Int(c.r)) / (w + 1)), UInt8((Int(g) + w * Int(c.g)) / (w + 1)), UInt8((Int(g) + w * Int(c.b)) / (w + 1)))
         }
+        // The first channel shown from its own minimum to maximum: inputs are z-scores as often as [0, 1] windows.
+        let ranges = (0..<chosen.count).map { b -> (Float, Float) in
+            let first = UnsafeBufferPointer(start: images.pointer + b * set.channels * plane, count: plane)
+            let (lo, hi) = (first.min() ?? 0, first.max() ?? 1)
+            return (lo, hi > lo ? hi : lo + 1)
+        }
         func panel(_ b: Int, prediction: [UInt8]?, truthFill: Bool) -> RGBImage {
             let scale = max(1, 128 / max(set.height, set.width))
             var img = RGBImage(width: set.width * scale, height: set.height * scale)
@@ -123,7 +134,7 @@ enum ReportFigures {
             for y in 0..<set.height {
                 for x in 0..<set.width {
                     let i = y * set.width + x
-                    let g = UInt8(max(0, min(255, images.pointer[b * set.channels * plane + i] * 255)))
+                    let g = UInt8(max(0, min(255, (images.pointer[b * set.channels * plane + i] - ranges[b].0) / (ranges[b].1 - ranges[b].0) * 255)))
                     var color = Color(g, g, g)
                     if truthFill, truth[i] { color = blend(g, classColor(truthClass[i], truth: true), 1) }
                     if let p = prediction, p[i] > 0 { color = blend(g, classColor(p[i], truth: false), 2) }
@@ -144,7 +155,7 @@ enum ReportFigures {
         }
         return Charts.imageGrid(title: "Predictions on the same test slices",
                                 subtitle: "the largest foreground section of \(chosen.count) test cases; models of the first seed, at \(set.height)x\(set.width)",
-                                columns: ["image", "ground truth"] + columns.map(stageLabel), rows: rows,
+                                columns: ["image", "ground truth"] + columns.map(shortStageLabel), rows: rows,
                                 legend: classes.count == 1
                                     ? [("ground truth (outline on predictions)", truthColor), ("prediction", palette[0])]
                                     : [("ground truth outline", truthColor)] + classes.classes.enumerated().map { ($1.name, palette[$0 % palette.count]) })

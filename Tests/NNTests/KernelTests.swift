@@ -11,7 +11,33 @@ import Testing
         ConvGeometry(n: 2, c: 3, h: 16, w: 16, o: 6, kh: 7, kw: 7, stride: 2, padding: 3),
         ConvGeometry(n: 2, c: 8, h: 5, w: 6, o: 3, kh: 1, kw: 1),
         ConvGeometry(n: 1, c: 4, h: 6, w: 6, o: 2, kh: 3, kw: 3, stride: 1, padding: 2, dilation: 2),
+        // Odd sizes: a 1x1 map under a 3x3 kernel, and rows shorter than the kernel's reach.
+        ConvGeometry(n: 1, c: 3, h: 1, w: 1, o: 2, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 2, c: 1, h: 2, w: 17, o: 3, kh: 3, kw: 3, stride: 1, padding: 1),
     ]
+
+    /// The branch-free ReLU and its mask, and the vector sum, against their defining loops
+    /// over lengths around the vector width (tails of every size, and none).
+    @Test func vectorKernelsMatchTheirLoops() {
+        var rng = RNG(seed: 41)
+        for count in [0, 1, 15, 16, 17, 31, 33, 100] {
+            let y = rng.uniformTensor([max(1, count)], -1, 1), dy = rng.uniformTensor([max(1, count)], -1, 1)
+            let a = Tensor(shape: y.shape, values: y.values), b = Tensor(shape: y.shape, values: y.values)
+            Rectifier.rectify(a.pointer, 0..<count)
+            Rectifier.rectifyNaive(b.pointer, 0..<count)
+            #expect(a.values == b.values, "rectify \(count)")
+            let g1 = Tensor(zeros: y.shape), g2 = Tensor(zeros: y.shape)
+            Rectifier.mask(y.pointer, dy.pointer, g1.pointer, 0..<count)
+            Rectifier.maskNaive(y.pointer, dy.pointer, g2.pointer, 0..<count)
+            #expect(g1.values == g2.values, "mask \(count)")
+            let exact = (0..<count).reduce(0.0) { $0 + Double(dy.pointer[$1]) }
+            #expect(abs(Double(Reduction.sum(dy.pointer, count: count)) - exact) < 1e-5, "sum \(count)")
+        }
+        // A range that starts inside the buffer.
+        let z = Tensor(shape: [40], values: (0..<40).map { Float($0 % 3) - 1 })
+        Rectifier.rectify(z.pointer, 5..<38)
+        #expect((0..<40).allSatisfy { i in z.pointer[i] == ((5..<38).contains(i) ? max(0, Float(i % 3) - 1) : Float(i % 3) - 1) })
+    }
 
     @Test(arguments: 0..<geometries.count)
     func convolutionMatchesItsNaiveReference(_ index: Int) {
