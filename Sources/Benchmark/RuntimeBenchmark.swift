@@ -82,7 +82,7 @@ public enum RuntimeBenchmark {
         case "s1_fwd", "s2_fwd", "t1_fwd":
             let arch = row.name == "s1_fwd" ? s1 : row.name == "s2_fwd" ? s2 : t1
             let model = ModelBuilder.build(arch, height: size, width: size, seed: 1)
-            step = { _ = Tape.noGrad { model.forward(x, training: false) } }
+            step = { _ = Tape.noGrad { model.forward(x, training: false, taps: []) } }
             gflop = 2 * macs(arch) * Double(row.batch) / 1e9
         case "s1_train", "s2_train":
             let arch = row.name == "s1_train" ? s1 : s2
@@ -123,7 +123,7 @@ public enum RuntimeBenchmark {
             var cacheFile: SafetensorsFile?
             if cached {
                 let cachePath = FileManager.default.temporaryDirectory.appendingPathComponent("distill-bench-cache-\(getpid()).safetensors").path
-                let t = Tape.noGrad { teacher.forward(x, training: false) }
+                let t = Tape.noGrad { teacher.forward(x, training: false, taps: Set(tapNames)) }
                 var maps: [String: Tensor] = [:]
                 for n in tapNames { maps[n] = t.taps[n]?.value }
                 try SafetensorsFile.write(maps, to: cachePath, half: true)
@@ -139,7 +139,7 @@ public enum RuntimeBenchmark {
                     for n in tapNames { t[n] = Variable(try cacheFile.tensor(n, rows: rows)) }
                 } else {
                     // As the trainer does: keep only the teacher taps the terms read.
-                    let full = Tape.noGrad { teacher.forward(x, training: false) }
+                    let full = Tape.noGrad { teacher.forward(x, training: false, taps: Set(tapNames)) }
                     for n in tapNames { t[n] = full.taps[n] }
                 }
                 let tape = Tape()

@@ -5,14 +5,29 @@ import Tensor
 public struct ModelOutput {
     public var taps: [String: Variable] = [:]
     public var logits: [String: Variable] = [:]
+    /// The taps kept; nil keeps every one. A map not kept is freed as soon as the
+    /// network has used it (an evaluation needs only the logits).
+    public var keep: Set<String>?
+
+    public init(keep: Set<String>? = nil) { self.keep = keep }
+
+    mutating func record(_ name: String, _ v: Variable?) {
+        if let v, keep?.contains(name) ?? true { taps[name] = v }
+    }
 }
 
 /// A network built from an architecture description, with its parameters.
 public protocol SegmentationModel: AnyObject {
     var architecture: ModelArchitecture { get }
     var store: ParameterStore { get }
-    /// `training` selects batch statistics (and updates running buffers) or running statistics.
-    func forward(_ x: Variable, training: Bool) -> ModelOutput
+    /// `training` selects batch statistics (and updates running buffers) or running
+    /// statistics; `taps` names the taps to return (nil: all of them).
+    func forward(_ x: Variable, training: Bool, taps: Set<String>?) -> ModelOutput
+}
+
+extension SegmentationModel {
+    /// Every tap and each head's logits.
+    public func forward(_ x: Variable, training: Bool) -> ModelOutput { forward(x, training: training, taps: nil) }
 }
 
 public enum ModelBuilder {

@@ -103,11 +103,11 @@ final class TransUNetModel: SegmentationModel {
         return (forward, inverse)
     }
 
-    func forward(_ x: Variable, training: Bool) -> ModelOutput {
-        var out = ModelOutput()
-        out.taps["input"] = x
+    func forward(_ x: Variable, training: Bool, taps keep: Set<String>?) -> ModelOutput {
+        var out = ModelOutput(keep: keep)
+        out.record("input", x)
         let s = stemNorm(stem(x), training: training, relu: true)
-        out.taps["stem"] = s
+        out.record("stem", s)
         var y = s
         var features: [Variable] = []
         for (i, st) in stages.enumerated() {
@@ -116,7 +116,7 @@ final class TransUNetModel: SegmentationModel {
             m = st.norm[2](st.conv[2](m), training: training)
             let short = st.shortcutNorm(st.shortcut(y), training: training)
             y = F.relu(F.add(m, short))
-            out.taps["encoder.\(i)"] = y
+            out.record("encoder.\(i)", y)
             features.append(y)
         }
         let (n, c, h, w) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
@@ -134,10 +134,10 @@ final class TransUNetModel: SegmentationModel {
             tokens = F.layerNorm(F.add(y1, b.fc1(F.gelu(b.fc0(y1)))), b.norm1.0, b.norm1.1)
         }
         let vit = F.narrow(tokens, axis: 1, start: 1, length: T)
-        out.taps["vit"] = vit
+        out.record("vit", vit)
         let map = F.gather(unpatch(vit), map: maps.unpatchify, shape: [n, c, h, w])
         let bott = bottleneckNorm(bottleneckConv(map), training: training, relu: true)
-        out.taps["bottleneck"] = bott
+        out.record("bottleneck", bott)
         let skips = Array(features.dropLast().reversed()) + [s]
         for (name, blocksOfHead) in decoders {
             var z = bott
@@ -145,11 +145,11 @@ final class TransUNetModel: SegmentationModel {
                 let up = F.resizeBilinear(z, height: z.shape[2] * 2, width: z.shape[3] * 2, alignCorners: true)
                 z = i < skips.count ? F.concat([skips[i], up]) : up
                 for (conv, norm) in zip(blk.conv, blk.norm) { z = norm(conv(z), training: training, relu: true) }
-                out.taps["decoder.\(name).\(i)"] = z
+                out.record("decoder.\(name).\(i)", z)
             }
             if let head = heads.first(where: { $0.0.name == name }) {
                 out.logits[name] = head.1(z)
-                out.taps["logits.\(name)"] = out.logits[name]
+                out.record("logits.\(name)", out.logits[name])
             }
         }
         return out

@@ -78,33 +78,33 @@ final class UNetModel: SegmentationModel {
         return F.concat([upsampled, skip])
     }
 
-    func forward(_ x: Variable, training: Bool) -> ModelOutput {
-        var out = ModelOutput()
-        out.taps["input"] = x
+    func forward(_ x: Variable, training: Bool, taps keep: Set<String>?) -> ModelOutput {
+        var out = ModelOutput(keep: keep)
+        out.record("input", x)
         var skips: [Variable] = []
         var y = x
         for (i, b) in encoder.enumerated() {
             y = b(y, training: training)
-            out.taps["encoder.\(i)"] = y
+            out.record("encoder.\(i)", y)
             skips.append(y)
             y = F.maxPool2d(y)
-            out.taps["pool.\(i)"] = y
+            out.record("pool.\(i)", y)
         }
         let bott = bottleneck(y, training: training)
-        out.taps["bottleneck"] = bott
+        out.record("bottleneck", bott)
         var finals: [String: Variable] = [:]
         for d in decoders {
             var z = bott
             for i in 0..<u.depth {
                 z = d.blocks[i](upAndJoin(z, d.ups[i], skips[u.depth - 1 - i]), training: training)
-                out.taps["\(d.prefix)\(i)"] = z
+                out.record("\(d.prefix)\(i)", z)
             }
             finals[d.prefix] = z
         }
         for (head, conv) in heads {
             let features = u.sharedDecoder ? finals["decoder."] : finals["decoder.\(head.name)."]
             if let features { out.logits[head.name] = conv(features) }
-            out.taps["logits.\(head.name)"] = out.logits[head.name]
+            out.record("logits.\(head.name)", out.logits[head.name])
         }
         return out
     }

@@ -29,7 +29,8 @@ enum Metrics {
             let idx = Array(slices[b..<min(slices.count, b + batch)])
             let (images, labels) = set.batch(idx)
             let x = Variable(images)
-            let out = Tape.noGrad { model.forward(x, training: false) }
+            // Evaluation reads the logits alone: no tap is kept, so each map is freed once used.
+            let out = Tape.noGrad { model.forward(x, training: false, taps: []) }
             guard let logits = out.logits[evaluatedHead] else {
                 throw RuntimeError.stage("the model has no '\(evaluatedHead)' head to evaluate; heads: \(out.logits.keys.sorted().joined(separator: ", "))")
             }

@@ -105,7 +105,7 @@ enum ReportFigures {
                   let evaluate = plan.stage(run.evaluate), case .evaluate(let e) = evaluate.config else { masks.append([]); continue }
             let model = try ModelInput.build(c.model, for: set, classes: classes, seed: 0)
             try Checkpoint.loadModel(model, from: store.file(run.train, "best.safetensors"))
-            let out = Tape.noGrad { model.forward(Variable(images), training: false) }
+            let out = Tape.noGrad { model.forward(Variable(images), training: false, taps: []) }
             guard let logits = out.logits[Metrics.evaluatedHead]?.value else { masks.append([]); continue }
             masks.append((0..<chosen.count).map { b in
                 Metrics.classMap(logits, image: b, threshold: Float(e.threshold), onLogit: e.thresholdOn == .logit)

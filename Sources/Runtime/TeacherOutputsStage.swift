@@ -20,7 +20,7 @@ enum TeacherOutputsStage {
         for b in stride(from: 0, to: slices.count, by: batch) {
             let idx = Array(slices[b..<min(slices.count, b + batch)])
             let (images, _) = data.set.batch(idx)
-            let out = Tape.noGrad { model.forward(Variable(images), training: false) }
+            let out = Tape.noGrad { model.forward(Variable(images), training: false, taps: Set(taps)) }
             for t in taps {
                 guard let v = out.taps[t]?.value, v.shape.count > 1 else { throw RuntimeError.badPlan("teacher has no tap '\(t)'") }
                 let row = v.count / idx.count

@@ -215,7 +215,7 @@ struct TeacherSource {
             return out
         }
         guard let model else { return [:] }
-        let o = Tape.noGrad { model.forward(x, training: false) }
+        let o = Tape.noGrad { model.forward(x, training: false, taps: Set(taps)) }
         var out: [String: Variable] = [:]
         for t in taps { out[t] = o.taps[t] }
         return out

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Recycles tensor buffers by exact size.
+/// Recycles tensor buffers by size class.
 ///
 /// A training step frees and re-allocates the same large buffers every step;
 /// handing them back to the allocator made glibc unmap and re-map them, and the
@@ -9,11 +9,14 @@ import Foundation
 final class StoragePool: @unchecked Sendable {
     static let shared = StoragePool()
 
+    /// Idle buffers by capacity.
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    /// The capacity of every large buffer the pool allocated (a request may be served by a larger one).
+    private var capacity: [UnsafeMutableRawPointer: Int] = [:]
     private var cached = 0
     private let lock = NSLock()
     /// Bytes kept for reuse at most.
-    var limit = 1 << 30
+    var limit = 3 << 30
 
     /// Large requests are rounded up to one of four sizes per doubling (at most 25%
     /// more), so that a freed buffer serves the next request of a similar size.
@@ -24,28 +27,45 @@ final class StoragePool: @unchecked Sendable {
         return (bytes + quantum - 1) / quantum * quantum
     }
 
+    /// An idle buffer of the request's class, else the smallest idle one up to twice
+    /// its size (a step frees and requests many sizes; serving one from another keeps
+    /// the process from mapping and zeroing fresh pages while idle ones wait), else a
+    /// new one.
     func take(bytes requested: Int) -> UnsafeMutableRawPointer {
         let bytes = Self.sizeClass(requested)
-        lock.lock()
-        if let p = free[bytes]?.popLast() {
-            cached -= bytes
+        if bytes >= 64 << 10 {
+            lock.lock()
+            var chosen = free[bytes]?.isEmpty == false ? bytes : nil
+            if chosen == nil {
+                chosen = free.keys.filter { $0 > bytes && $0 <= 2 * bytes && free[$0]?.isEmpty == false }.min()
+            }
+            if let c = chosen, let p = free[c]?.popLast() {
+                cached -= c
+                lock.unlock()
+                return p
+            }
             lock.unlock()
-            return p
         }
-        lock.unlock()
-        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        if bytes >= 64 << 10 {
+            lock.lock()
+            capacity[p] = bytes
+            lock.unlock()
+        }
+        return p
     }
 
     func give(_ p: UnsafeMutableRawPointer, bytes requested: Int) {
-        let bytes = Self.sizeClass(requested)
         // Small buffers are cheap for malloc; keep only those worth a page fault.
-        guard bytes >= 64 << 10 else { p.deallocate(); return }
+        guard Self.sizeClass(requested) >= 64 << 10 else { p.deallocate(); return }
         lock.lock()
-        if cached + bytes <= limit {
-            free[bytes, default: []].append(p)
-            cached += bytes
+        let size = capacity[p] ?? Self.sizeClass(requested)
+        if cached + size <= limit {
+            free[size, default: []].append(p)
+            cached += size
             lock.unlock()
         } else {
+            capacity[p] = nil
             lock.unlock()
             p.deallocate()
         }

@@ -92,39 +92,29 @@ public enum Softmax {
     }
 }
 
-/// ReLU over memory, branch-free in 16-float vectors: after a normalisation about half
-/// the values are negative, and a branch per element mispredicts half the time (the
-/// scalar `if` loop took as long as a convolution).
+/// ReLU over memory, branch-free: after a normalisation about half the values are
+/// negative, and a branch per element mispredicts half the time (the `if` loop took as
+/// long as a convolution). Written as plain selects that the compiler turns into
+/// vector max and blend instructions (Swift's generic SIMD types compiled to a
+/// per-lane loop through the stack here, which was slower still).
 public enum Rectifier {
-    typealias Vector = SIMD16<Float>
-
     /// p[i] = max(p[i], 0) for i in `range`.
     public static func rectify(_ p: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
-        var i = range.lowerBound
-        let raw = UnsafeMutableRawPointer(p)
-        while i + Vector.scalarCount <= range.upperBound {
-            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: Vector.self)
-            raw.storeBytes(of: pointwiseMax(v, .zero), toByteOffset: i * 4, as: Vector.self)
-            i += Vector.scalarCount
-        }
-        while i < range.upperBound { p[i] = max(p[i], 0); i += 1 }
+        for i in range { p[i] = Swift.max(p[i], 0) }
     }
 
     /// g[i] = dy[i] where y[i] > 0, else 0: the gradient through a ReLU from its output.
     public static func mask(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
-        var i = range.lowerBound
-        let (ry, rdy, rg) = (UnsafeRawPointer(y), UnsafeRawPointer(dy), UnsafeMutableRawPointer(g))
-        while i + Vector.scalarCount <= range.upperBound {
-            let v = ry.loadUnaligned(fromByteOffset: i * 4, as: Vector.self), d = rdy.loadUnaligned(fromByteOffset: i * 4, as: Vector.self)
-            rg.storeBytes(of: d.replacing(with: 0, where: v .<= 0), toByteOffset: i * 4, as: Vector.self)
-            i += Vector.scalarCount
+        for i in range {
+            let d = dy[i], v = y[i]
+            g[i] = v > 0 ? d : 0
         }
-        while i < range.upperBound { g[i] = y[i] > 0 ? dy[i] : 0; i += 1 }
     }
 
     /// The defining loops, kept as the reference the tests compare with.
     public static func rectifyNaive(_ p: UnsafeMutablePointer<Float>, _ range: Range<Int>) { for i in range where p[i] < 0 { p[i] = 0 } }
     public static func maskNaive(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
-        for i in range { g[i] = y[i] > 0 ? dy[i] : 0 }
+        for i in range where y[i] > 0 { g[i] = dy[i] }
+        for i in range where !(y[i] > 0) { g[i] = 0 }
     }
 }
