@@ -23,8 +23,9 @@ public struct ReportData {
         public var seeds: Int
         /// Pooled test metrics (dice, iou, recall, precision), mean and sd over seeds.
         public var pooled: [String: (mean: Double, sd: Double)]
-        /// Pooled test Dice of each class (the data's class order), mean and sd over seeds.
-        public var classDice: [(name: String, mean: Double, sd: Double)]
+        /// Pooled test Dice of each class (the data's class order), mean and sd over seeds,
+        /// and the class's mean over test cases of the per-case Dice (averaged over seeds).
+        public var classDice: [(name: String, mean: Double, sd: Double, caseMean: Double)]
         /// Mean over cases of the per-case Dice, averaged over seeds.
         public var caseMeanDice: Double
         public var parameters: Int
@@ -119,7 +120,8 @@ public struct ReportData {
                 if classes.isEmpty { classes = names }
                 let classDice = names.map { n in
                     let (mean, sd) = Self.meanSD(metrics.compactMap { $0["pooled"]?["classes"]?[n]?["dice"]?.number })
-                    return (name: n, mean: mean, sd: sd)
+                    let (caseMean, _) = Self.meanSD(metrics.compactMap { $0["per_case"]?["classes"]?[n]?["dice"]?["mean"]?.number })
+                    return (name: n, mean: mean, sd: sd, caseMean: caseMean)
                 }
                 summaries.append(StageSummary(
                     group: everywhere ? "*" : group, stage: name, role: role, seeds: runs.count, pooled: pooled, classDice: classDice,

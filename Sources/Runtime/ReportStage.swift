@@ -92,12 +92,14 @@ public enum Report {
         var out = "\n## Dice by class\n\n"
         out += "Pooled over all test slices for each class (TP, FP and FN of that class summed)"
         out += data.seeds > 1 ? ", mean +- sd over seeds" : ""
-        out += "; the Dice above is their mean over the \(data.classes.count) classes (background left out).\n\n"
+        out += "; in brackets, the mean over test cases of each case's Dice for the class (cases without the class and without a prediction of it left out). "
+        out += "The Dice above is their mean over the \(data.classes.count) classes (background left out).\n\n"
         out += "| group | stage | " + data.classes.joined(separator: " | ") + " |\n|---|---|" + String(repeating: "---|", count: data.classes.count) + "\n"
         for s in data.summaries {
             let cells = data.classes.map { name -> String in
                 guard let c = s.classDice.first(where: { $0.name == name }), c.mean.isFinite else { return "-" }
-                return s.seeds > 1 ? String(format: "%.3f +- %.3f", c.mean, c.sd) : String(format: "%.3f", c.mean)
+                let pooled = s.seeds > 1 ? String(format: "%.3f +- %.3f", c.mean, c.sd) : String(format: "%.3f", c.mean)
+                return pooled + (c.caseMean.isFinite ? String(format: " (%.3f)", c.caseMean) : "")
             }
             out += "| \(s.group) | \(s.stage) | " + cells.joined(separator: " | ") + " |\n"
         }
