@@ -33,6 +33,20 @@ import Testing
             let exact = (0..<count).reduce(0.0) { $0 + Double(dy.pointer[$1]) }
             #expect(abs(Double(Reduction.sum(dy.pointer, count: count)) - exact) < 1e-5, "sum \(count)")
         }
+        // Normalisation sums over eight accumulators against the left-to-right Double sums.
+        for count in [0, 1, 7, 8, 9, 100, 1001] {
+            let x = rng.uniformTensor([max(1, count)], -3, 3), dy = rng.uniformTensor([max(1, count)], -1, 1)
+            let (mean, rstd): (Float, Float) = (0.25, 1.5)
+            var s = 0.0, sq = 0.0, a = 0.0, b = 0.0
+            for i in 0..<count {
+                s += Double(x.pointer[i]); sq += (Double(x.pointer[i]) - 0.1) * (Double(x.pointer[i]) - 0.1)
+                a += Double(dy.pointer[i]); b += Double(dy.pointer[i]) * Double((x.pointer[i] - mean) * rstd)
+            }
+            #expect(abs(Sums.sum(x.pointer, count: count) - s) < 1e-9, "sum \(count)")
+            #expect(abs(Sums.squaredDeviations(x.pointer, count: count, from: 0.1) - sq) < 1e-9, "squares \(count)")
+            let g = Sums.gradientSums(dy.pointer, x.pointer, count: count, mean: mean, rstd: rstd)
+            #expect(abs(g.0 - a) < 1e-9 && abs(g.1 - b) < 1e-9, "gradient sums \(count)")
+        }
         // A range that starts inside the buffer.
         let z = Tensor(shape: [40], values: (0..<40).map { Float($0 % 3) - 1 })
         Rectifier.rectify(z.pointer, 5..<38)
