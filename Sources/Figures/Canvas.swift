@@ -9,6 +9,13 @@ public struct Color: Hashable, Sendable {
 
     public static let black = Color(0, 0, 0), white = Color(255, 255, 255), grid = Color(225, 225, 225), axis = Color(68, 68, 68)
     public static let text = Color(30, 30, 30), muted = Color(110, 110, 110)
+    /// Segmentation classes on a grey image, class k at `classes[(k - 1) % count]`:
+    /// saturated, told apart on grey and from each other (red first, as one class was drawn).
+    public static let classes = [Color(230, 60, 60), Color(60, 120, 230), Color(235, 200, 40), Color(200, 70, 200), Color(40, 200, 210), Color(240, 140, 40)]
+
+    /// The colour of segmentation class k (1-based).
+    public static func segmentationClass(_ k: Int) -> Color { classes[(max(1, k) - 1) % classes.count] }
+
     /// A qualitative palette (Tableau 10).
     public static let palette = [Color(76, 120, 168), Color(245, 133, 24), Color(228, 87, 86), Color(114, 183, 178),
                                  Color(84, 162, 75), Color(238, 202, 59), Color(178, 121, 162), Color(255, 157, 166),

@@ -113,9 +113,8 @@ enum ReportFigures {
         }
         // One class: red prediction, green truth (as before); several: a colour per class for both.
         let truthColor = Color(60, 200, 90)
-        let palette = [Color(230, 60, 60), Color(60, 120, 230), Color(235, 200, 40), Color(200, 70, 200), Color(40, 200, 210), Color(240, 140, 40)]
         func classColor(_ k: UInt8, truth: Bool) -> Color {
-            classes.count == 1 && truth ? truthColor : palette[(Int(k) - 1) % palette.count]
+            classes.count == 1 && truth ? truthColor : Color.segmentationClass(Int(k))
         }
         func blend(_ g: UInt8, _ c: Color, _ w: Int) -> Color {
             Color(UInt8((Int(g) + w * Int(c.r)) / (w + 1)), UInt8((Int(g) + w * Int(c.g)) / (w + 1)), UInt8((Int(g) + w * Int(c.b)) / (w + 1)))
@@ -157,8 +156,8 @@ enum ReportFigures {
                                 subtitle: "the largest foreground section of \(chosen.count) test cases; models of the first seed, at \(set.height)x\(set.width)",
                                 columns: ["image", "ground truth"] + columns.map(shortStageLabel), rows: rows,
                                 legend: classes.count == 1
-                                    ? [("ground truth (outline on predictions)", truthColor), ("prediction", palette[0])]
-                                    : [("ground truth outline", truthColor)] + classes.classes.enumerated().map { ($1.name, palette[$0 % palette.count]) })
+                                    ? [("ground truth (outline on predictions)", truthColor), ("prediction", Color.segmentationClass(1))]
+                                    : [("ground truth outline", truthColor)] + classes.classes.enumerated().map { ($1.name, Color.segmentationClass($0 + 1)) })
     }
 
     /// Writes every figure (SVG and PNG) and report.html; returns the Markdown that shows them.

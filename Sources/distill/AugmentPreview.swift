@@ -48,7 +48,7 @@ enum AugmentPreview {
         }
         let canvas = Charts.imageGrid(title: "Augmented training slices", subtitle: "\(spec): data.augment, first channel, label outlined by class",
                                       columns: ["prepared"] + (1...draws).map { "draw \($0)" }, rows: rows,
-                                      legend: config.classes.classes.enumerated().map { ($1.name, palette[$0 % palette.count]) })
+                                      legend: config.classes.classes.enumerated().map { ($1.name, Color.segmentationClass($0 + 1)) })
         try canvas.png(to: output)
         print("wrote \(output): \(chosen.count) training slices, \(draws) draws each")
     }
@@ -60,8 +60,6 @@ enum AugmentPreview {
         for i in 0..<plane { lo = min(lo, images.pointer[i]); hi = max(hi, images.pointer[i]) }
         return (lo, hi > lo ? hi : lo + 1)
     }
-
-    static let palette = [Color(230, 60, 60), Color(60, 200, 90), Color(60, 120, 230), Color(235, 200, 40), Color(200, 70, 200), Color(40, 200, 210)]
 
     static func panel(_ images: Tensor, _ labels: Tensor, _ set: SliceSet, range given: (Float, Float)? = nil) -> RGBImage {
         let (h, w) = (set.height, set.width)
@@ -76,7 +74,7 @@ enum AugmentPreview {
                     let (xx, yy) = (x + dx, y + dy)
                     return xx < 0 || yy < 0 || xx >= w || yy >= h || Int(labels.pointer[yy * w + xx]) != k
                 }
-                let color = edge ? palette[(k - 1) % palette.count] : Color(g, g, g)
+                let color = edge ? Color.segmentationClass(k) : Color(g, g, g)
                 for sy in 0..<scale { for sx in 0..<scale { img[x * scale + sx, y * scale + sy] = color } }
             }
         }
