@@ -110,9 +110,12 @@ public final class SliceSet: @unchecked Sendable {
                 for i in stride(from: 0, to: foreground.count, by: step) { samples[m].append(modalities[m].data[foreground[i]]) }
             }
         }
-        return settings.normalize.enumerated().map { m, n in
+        return try settings.normalize.enumerated().map { m, n in
             guard case .percentile(let lo, let hi) = n else { return nil }
-            return IntensityStatistics(samples: samples[m], low: lo, high: hi)
+            guard let s = IntensityStatistics(samples: samples[m], low: lo, high: hi) else {
+                throw DatasetError.modalities(dataset.root, "percentile normalisation of modality \(settings.modalities?[m] ?? "0") needs foreground voxels in the training cases, and they have none")
+            }
+            return s
         }
     }
 

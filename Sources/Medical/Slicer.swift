@@ -153,7 +153,8 @@ struct IntensityMap {
             let scale = Float(1 / max(sd, 1e-8))
             kind = .affine(scale: scale, shift: Float(-mean) * scale, zeroStaysZero: mask == .nonzero)
         case .percentile:
-            // Prepare computes the statistics before slicing; without them the map is the identity.
+            // Prepare computes the statistics before slicing and prediction reads them from it; both
+            // refuse to go on without them, so this default is never used.
             let st = statistics ?? IntensityStatistics(low: -.infinity, high: .infinity, mean: 0, sd: 1)
             let scale = Float(1 / max(st.sd, 1e-8))
             kind = .clipAffine(lo: Float(st.low), hi: Float(st.high), scale: scale, shift: Float(-st.mean) * scale)

@@ -41,6 +41,9 @@ public enum Prediction {
             if needsData { throw Problem.notPrepared(setting.stage, hash: setting.prepare, store: store.root) }
             return TrainingData(declaredModalities: [], statistics: [nil])
         }
+        for (m, n) in setting.preprocess.normalize.enumerated() where n.usesDatasetStatistics && (m >= set.statistics.count || set.statistics[m] == nil) {
+            throw Problem.notPrepared(setting.stage, hash: setting.prepare, store: store.root)
+        }
         return TrainingData(declaredModalities: set.declaredModalities, statistics: set.statistics)
     }
 

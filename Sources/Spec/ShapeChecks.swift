@@ -22,6 +22,13 @@ enum ShapeChecks {
                 out.append(Diagnostic(SpecDiagnostics.outOfRange, "fold \(fold) is outside 0..<\(k)", at: d.value["split"]?.range(of: "fold"), path: "data.split.fold"))
             }
         }
+        // A quarter turn would change a non-square slice's shape; the augmenter skips it there.
+        if d.augment?.rotate90 != nil, d.height != d.width {
+            out.append(Diagnostic(SpecDiagnostics.squareOnly,
+                "'rotate90' never applies: slices are \(d.height)x\(d.width), and a quarter turn needs square ones",
+                at: d.value["augment"]?.range(of: "rotate90"), path: "data.augment.rotate90",
+                fixIts: [FixIt("remove 'rotate90', or make 'preprocess.size' square")]))
+        }
         // The phantom's modalities are known before anything is read.
         if case .phantom(let p) = d.source {
             let pre = d.value["preprocess"]

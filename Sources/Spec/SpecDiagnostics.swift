@@ -41,6 +41,7 @@ public enum SpecDiagnostics {
     public static let vitShape = DiagnosticID("E0408", .error, "ViT shape is inconsistent")
     public static let headClasses = DiagnosticID("E0410", .error, "segmentation head does not fit the classes")
     public static let badClasses = DiagnosticID("E0411", .error, "classes are inconsistent")
+    public static let squareOnly = DiagnosticID("W0412", .warning, "quarter turns of non-square slices")
     public static let uselessResample = DiagnosticID("W0409", .warning, "resample with nothing to resample")
 
     // The study's silent defects and leaks.
@@ -75,7 +76,7 @@ public enum SpecDiagnostics {
         unknownKey, wrongType, unknownTap, missingKey, unknownValue, outOfRange, invalidName, exactlyOne, listLength,
         notASpec, noTrainingSet,
         unknownModel, unknownSubset, unknownStage, stageCycle, unknownHead, unknownTerm, subsetCycle,
-        channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample, headClasses, badClasses,
+        channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample, headClasses, badClasses, squareOnly,
         softmaxOneChannel, softmaxOneChannelAccepted, reinitAdapter, sliceSplit, subsetOutsideTeacher, trainsOnTest,
         selectOnTest, thresholdOnLogit,
         unknownAxis, badPath, duplicateVariant, tooManyVariants, zipLengths, badExclude, axisTwice, badAxisValue, unusedAxis,

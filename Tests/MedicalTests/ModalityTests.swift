@@ -129,6 +129,25 @@ import Testing
         let lo = Float((stats.low - stats.mean) / stats.sd), hi = Float((stats.high - stats.mean) / stats.sd)
         #expect(out.allSatisfy { $0 >= lo - 1e-4 && $0 <= hi + 1e-4 })
     }
+
+    /// Without foreground voxels in the training cases there are no percentiles to clip to: an error, not a default.
+    @Test func percentileWithoutForegroundIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-noforeground-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/labelsTr", withIntermediateDirectories: true)
+        let (images, label) = Phantom.patient(TestSettings.phantom(size: 16, slices: 4), index: 0, hard: false)
+        var empty = label
+        empty.data = [Float](repeating: 0, count: label.count)
+        try NIfTI.write(images[0], to: dir + "/imagesTr/case_001_0000.nii.gz", datatype: 4)
+        try NIfTI.write(empty, to: dir + "/labelsTr/case_001.nii.gz", datatype: 2)
+        try Data(#"{"channel_names": {"0": "CT"}, "labels": {"background": 0, "spleen": 1}, "numTraining": 1, "file_ending": ".nii.gz"}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        let pre = TestSettings.preprocessing(height: 16, width: 16, normalize: [.percentile(low: 0.5, high: 99.5)])
+        #expect(throws: DatasetError.modalities(dir, "percentile normalisation of modality 0 needs foreground voxels in the training cases, and they have none")) {
+            try SliceSet.prepare(try MSDDataset.load(dir), pre, classes: .merged([1]), cache: dir + "/s.bin")
+        }
+    }
 }
 
 extension Array where Element == Float {
