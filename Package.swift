@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics"]),
         .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture", "StageConfig", "Plan"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Plan", "Spec", "StageConfig", "Tensor", "Diagnostics", "NN", "Medical"],
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Plan", "Spec", "StageConfig", "Tensor", "Diagnostics", "NN", "Medical", "Figures"],
                     exclude: ["Golden"], swiftSettings: niftiInclude),
         .testTarget(name: "MedicalTests", dependencies: ["Medical", "Tensor", "StageConfig", "CZlib"], exclude: ["Fixtures"], swiftSettings: niftiInclude),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "Architecture", "StageConfig", "Spec", "Parity"]),

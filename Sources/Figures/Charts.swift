@@ -61,11 +61,14 @@ public enum Charts {
         c.line(labelWidth, bottom, labelWidth + plotW, bottom)
         c.line(labelWidth, top - 4, labelWidth, bottom)
         c.text(axisLabel, labelWidth + plotW / 2, bottom + 32, size: .normal, anchor: .middle)
+        // Bars grow from zero when the axis holds it (differences, some negative), else from the axis' start.
+        let origin = range.contains(0) ? 0.0 : range.lowerBound
+        if origin == 0, range.lowerBound < 0 { c.line(x(0), top - 4, x(0), bottom, color: .axis) }
         for (i, b) in bars.enumerated() {
             let y = top + rowH * Double(i)
             c.text(b.label, labelWidth - 8, y + 14, size: .normal, anchor: .end)
-            c.rect(x(range.lowerBound), y + 3, max(0, x(b.value) - x(range.lowerBound)), rowH - 6, fill: b.color)
-            var end = x(b.value)
+            c.rect(min(x(origin), x(b.value)), y + 3, abs(x(b.value) - x(origin)), rowH - 6, fill: b.color)
+            var end = max(x(b.value), x(origin))
             if let (lo, hi) = b.interval {
                 c.line(x(lo), y + rowH / 2, x(hi), y + rowH / 2, color: .black, width: 1)
                 c.line(x(lo), y + 6, x(lo), y + rowH - 6, color: .black)
