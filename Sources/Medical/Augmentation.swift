@@ -119,6 +119,8 @@ public struct Augmenter: Sendable {
     static func sampleBilinear(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, map: [Float], height h: Int, width w: Int) {
         for i in 0..<(h * w) {
             let sx = map[2 * i], sy = map[2 * i + 1]
+            // Far outside (or not a number, from an extreme setting): zero, without converting to Int.
+            guard abs(sx) < Float(w + 2), abs(sy) < Float(h + 2) else { dst[i] = 0; continue }
             let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
             let tx = sx - Float(x0), ty = sy - Float(y0)
             func at(_ x: Int, _ y: Int) -> Float { x < 0 || y < 0 || x >= w || y >= h ? 0 : src[y * w + x] }
@@ -130,7 +132,9 @@ public struct Augmenter: Sendable {
 
     static func sampleNearest(_ src: UnsafeMutablePointer<Float>, _ dst: UnsafeMutablePointer<Float>, map: [Float], height h: Int, width w: Int) {
         for i in 0..<(h * w) {
-            let x = Int(map[2 * i].rounded()), y = Int(map[2 * i + 1].rounded())
+            let (sx, sy) = (map[2 * i], map[2 * i + 1])
+            guard abs(sx) < Float(w + 2), abs(sy) < Float(h + 2) else { dst[i] = 0; continue }
+            let x = Int(sx.rounded()), y = Int(sy.rounded())
             dst[i] = x < 0 || y < 0 || x >= w || y >= h ? 0 : src[y * w + x]
         }
     }
@@ -185,7 +189,8 @@ public struct Augmenter: Sendable {
     /// once and columns are summed row by row, so that the inner loops are plain
     /// multiply-adds over contiguous memory.
     static func gaussianBlur(_ x: UnsafeMutablePointer<Float>, height h: Int, width w: Int, sigma: Float) {
-        let r = Int((3 * sigma).rounded(.up))
+        // A radius beyond the image adds nothing but clamped edge values.
+        let r = min(Int((3 * min(sigma, 1e6)).rounded(.up)), max(h, w))
         var k = (-r...r).map { exp(-Float($0 * $0) / (2 * sigma * sigma)) }
         let total = k.reduce(0, +)
         k = k.map { $0 / total }

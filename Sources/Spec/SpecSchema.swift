@@ -109,10 +109,10 @@ public enum SpecSchema {
         Field("p", .number(min: 0, exclusiveMin: false, max: 1), default: .number(p), "Probability that an image gets it.")
     }
 
-    static func ranged(_ name: String, _ doc: String, p: Double, range: (Double, Double), positive: Bool = false) -> Field {
+    static func ranged(_ name: String, _ doc: String, p: Double, range: (Double, Double), positive: Bool = false, max: Double) -> Field {
         Field(name, .object(ObjectSchema(name.capitalized, doc, fields: [
             chance(p),
-            Field("range", .list(.number(min: 0, exclusiveMin: positive, max: nil), minCount: 2, maxCount: 2),
+            Field("range", .list(.number(min: 0, exclusiveMin: positive, max: max), minCount: 2, maxCount: 2),
                   default: .list([Value(.number(range.0)), Value(.number(range.1))]), "`[low, high]`: the factor is drawn uniformly from it."),
         ])), doc)
     }
@@ -127,17 +127,17 @@ public enum SpecSchema {
         Field("rotate", .object(ObjectSchema("Rotate", "Rotation by a small angle.", fields: [
             chance(0.2), Field("degrees", .number(min: 0, exclusiveMin: false, max: 180), default: .number(15), "Angles are uniform in [-degrees, degrees]."),
         ])), "Rotate by an angle uniform in [-degrees, degrees] (bilinear for images, nearest for labels)."),
-        ranged("scale", "Zoom by a factor uniform in the range (above 1 enlarges).", p: 0.2, range: (0.85, 1.25), positive: true),
+        ranged("scale", "Zoom by a factor uniform in the range (above 1 enlarges).", p: 0.2, range: (0.85, 1.25), positive: true, max: 10),
         Field("elastic", .object(ObjectSchema("Elastic", "Elastic deformation.", fields: [
             chance(0.2),
-            Field("alpha", .nonNegativeNumber, default: .number(4), "Displacement at the control points: its standard deviation in pixels."),
-            Field("sigma", .number(min: 1, exclusiveMin: false, max: nil), default: .number(16), "Spacing of the control points in pixels (larger is smoother)."),
+            Field("alpha", .number(min: 0, exclusiveMin: false, max: 256), default: .number(4), "Displacement at the control points: its standard deviation in pixels."),
+            Field("sigma", .number(min: 1, exclusiveMin: false, max: 4096), default: .number(16), "Spacing of the control points in pixels (larger is smoother)."),
         ])), "A smooth random displacement field (control points, bilinearly interpolated)."),
-        ranged("brightness", "Multiply intensities by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25)),
-        ranged("contrast", "Scale intensities about their mean by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25)),
-        ranged("gamma", "x -> x^gamma on the image's own [min, max], gamma uniform in the range.", p: 0.3, range: (0.7, 1.5), positive: true),
-        ranged("noise", "Add Gaussian noise whose standard deviation is uniform in the range (in normalised units).", p: 0.1, range: (0, 0.1)),
-        ranged("blur", "Gaussian blur with sigma uniform in the range (pixels).", p: 0.2, range: (0.5, 1.0)),
+        ranged("brightness", "Multiply intensities by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25), max: 10),
+        ranged("contrast", "Scale intensities about their mean by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25), max: 10),
+        ranged("gamma", "x -> x^gamma on the image's own [min, max], gamma uniform in the range.", p: 0.3, range: (0.7, 1.5), positive: true, max: 10),
+        ranged("noise", "Add Gaussian noise whose standard deviation is uniform in the range (in normalised units).", p: 0.1, range: (0, 0.1), max: 100),
+        ranged("blur", "Gaussian blur with sigma uniform in the range (pixels).", p: 0.2, range: (0.5, 1.0), max: 16),
     ])
 
     static let data = ObjectSchema("Data", "The dataset, its preprocessing, split and training subsets.", fields: [

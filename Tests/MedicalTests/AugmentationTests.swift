@@ -84,4 +84,13 @@ import Testing
         #expect(try AugmentationSettings(json: AugmentationSettings().json) == AugmentationSettings())
         #expect(Self.everything.isSpatial && !AugmentationSettings(noise: .init(p: 1, low: 0, high: 1)).isSpatial)
     }
+
+    /// Settings at the edge of what a plan file could hold: nothing traps, the output is finite.
+    @Test func extremeSettingsDoNotTrap() {
+        let (images, labels) = Self.batch()
+        let extreme = AugmentationSettings(rotate: .init(p: 1, low: -180, high: 180), scale: .init(p: 1, low: 1e-30, high: 1e-30),
+                                           elastic: .init(p: 1, alpha: 1e30, sigma: 1), blur: .init(p: 1, low: 1e9, high: 1e9))
+        let out = Augmenter(extreme).apply(images: images, labels: labels, seed: 7)
+        #expect(out.images.values.allSatisfy(\.isFinite) && out.labels.values.allSatisfy { $0 == 0 || $0 == 1 })
+    }
 }
