@@ -136,7 +136,7 @@ public enum SpecSchema {
         ranged("brightness", "Multiply intensities by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25), max: 10),
         ranged("contrast", "Scale intensities about their mean by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25), max: 10),
         ranged("gamma", "x -> x^gamma on the image's own [min, max], gamma uniform in the range.", p: 0.3, range: (0.7, 1.5), positive: true, max: 10),
-        ranged("noise", "Add Gaussian noise whose standard deviation is uniform in the range (in normalised units).", p: 0.1, range: (0, 0.1), max: 100),
+        ranged("noise", "Add noise whose standard deviation is uniform in the range (in normalised units); near-Gaussian: the sum of four uniforms, tails at 3.46 sd.", p: 0.1, range: (0, 0.1), max: 100),
         ranged("blur", "Gaussian blur with sigma uniform in the range (pixels).", p: 0.2, range: (0.5, 1.0), max: 16),
     ])
 

@@ -39,7 +39,7 @@ public struct AugmentationSettings: ConfigCodable {
     public var contrast: Ranged?
     /// x -> x^gamma on the image's own [min, max], gamma uniform in [low, high].
     public var gamma: Ranged?
-    /// Gaussian noise with a standard deviation uniform in [low, high] (normalised units).
+    /// Near-Gaussian noise (the sum of four uniforms) with a standard deviation uniform in [low, high] (normalised units).
     public var noise: Ranged?
     /// Gaussian blur with sigma uniform in [low, high] pixels.
     public var blur: Ranged?

@@ -93,4 +93,15 @@ import Testing
         let out = Augmenter(extreme).apply(images: images, labels: labels, seed: 7)
         #expect(out.images.values.allSatisfy(\.isFinite) && out.labels.values.allSatisfy { $0 == 0 || $0 == 1 })
     }
+
+    /// Noise has the drawn standard deviation and no bias.
+    @Test func noiseHasTheDrawnSpread() {
+        let images = Tensor(zeros: [4, 1, 64, 64]), labels = Tensor(zeros: [4, 1, 64, 64])
+        let out = Augmenter(AugmentationSettings(noise: .init(p: 1, low: 0.05, high: 0.05))).apply(images: images, labels: labels, seed: 9)
+        let v = out.images.values.map(Double.init)
+        let mean = v.reduce(0, +) / Double(v.count)
+        let sd = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)).squareRoot()
+        #expect(abs(mean) < 0.002 && abs(sd - 0.05) < 0.0025, "mean \(mean), sd \(sd)")
+        #expect(v.allSatisfy { abs($0) <= 0.05 * 3.47 })
+    }
 }
