@@ -60,6 +60,10 @@ public struct MSDDataset: Sendable {
         if !declared.isEmpty, all.count != declared.count {
             throw DatasetError.modalities(file, "has \(all.count) modalit\(all.count == 1 ? "y" : "ies"), dataset.json declares \(declared.count) (\(declared.joined(separator: ", ")))")
         }
+        // The modalities share one grid, checked once for the file.
+        if let first = all.first, let other = all.first(where: { $0.dims != first.dims }) {
+            throw DatasetError.modalities(file, "its modalities differ in size: \(other.dims) and \(first.dims)")
+        }
         guard let names else {
             guard all.count == 1 else {
                 throw DatasetError.modalities(file, "has \(all.count) modalities (\(declared.joined(separator: ", "))); choose them with data.preprocess.modalities")
@@ -69,9 +73,6 @@ public struct MSDDataset: Sendable {
         return try names.map { name in
             guard let i = declared.firstIndex(of: name) else {
                 throw DatasetError.modalities(file, "no modality '\(name)'; dataset.json declares \(declared.isEmpty ? "none" : declared.joined(separator: ", "))")
-            }
-            for other in all where other.dims != all[i].dims {
-                throw DatasetError.modalities(file, "its modalities differ in size: \(other.dims) and \(all[i].dims)")
             }
             return all[i]
         }

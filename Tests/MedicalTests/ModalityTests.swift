@@ -87,7 +87,6 @@ import Testing
         var values = [Float](repeating: 0, count: 4 * 4 * 2)
         for i in 0..<values.count where i % 2 == 0 { values[i] = Float(i) }
         let v = Volume(dims: [4, 4, 2], spacing: [1, 1, 1], data: values, datatype: "FLOAT32")
-        let label = Volume(dims: [4, 4, 2], spacing: [1, 1, 1], data: [Float](repeating: 1, count: values.count), datatype: "UINT8")
         for mask in [ZScoreMask.all, .nonzero] {
             let pre = TestSettings.preprocessing(height: 4, width: 4, normalize: [.zscore(mask: mask)])
             let set = try SliceSet.unlabelled([v], id: "z", settings: pre, statistics: [nil])
@@ -97,7 +96,6 @@ import Testing
             let sd = (kept.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(kept.count)).squareRoot()
             #expect(abs(mean) < 1e-5 && abs(sd - 1) < 1e-4, "\(mask): mean \(mean), sd \(sd)")
             if mask == .nonzero { #expect(zip(values.reversedSlices(rows: 4, cols: 4), out).allSatisfy { $0.0 != 0 || $0.1 == 0 }) }
-            _ = label
         }
     }
 
