@@ -11,8 +11,13 @@ public final class SourceFile: Sendable {
     /// Byte offset at which each line starts; `lineStarts[0] == 0`.
     public let lineStarts: [Int]
 
-    public init(displayPath: String, bytes: [UInt8]) {
+    /// Where the file is on disk, absolute (nil for text that was never a file):
+    /// paths written inside a spec resolve against its folder.
+    public let path: String?
+
+    public init(displayPath: String, bytes: [UInt8], path: String? = nil) {
         self.displayPath = displayPath
+        self.path = path
         self.bytes = bytes
         var starts = [0]
         for (i, b) in bytes.enumerated() where b == UInt8(ascii: "\n") {

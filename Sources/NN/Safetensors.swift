@@ -1,42 +1,19 @@
 import Foundation
+import StageConfig
 import Tensor
-
-/// What can be wrong with a safetensors file; every case names the file.
-public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
-    case unreadable(String)
-    case truncated(String, detail: String)
-    case badHeader(String, detail: String)
-    case unsupportedDType(String, tensor: String, dtype: String)
-    case missing(String, tensor: String)
-    case wrongShape(String, tensor: String, expected: [Int], found: [Int])
-
-    public var description: String {
-        switch self {
-        case .unreadable(let f): return "\(f): cannot read the file"
-        case .truncated(let f, let d): return "\(f): truncated safetensors file: \(d)"
-        case .badHeader(let f, let d): return "\(f): not a safetensors file: \(d)"
-        case .unsupportedDType(let f, let t, let d): return "\(f): tensor '\(t)' has dtype \(d); F32, F16, I64 and I32 are supported"
-        case .missing(let f, let t): return "\(f): no tensor '\(t)'"
-        case .wrongShape(let f, let t, let e, let s): return "\(f): tensor '\(t)' has shape \(s), expected \(e)"
-        }
-    }
-}
 
 /// A safetensors file: 8-byte little-endian header length, a JSON header, raw
 /// little-endian tensor bytes. The format PyTorch users load with
 /// `safetensors.torch.load_file`.
 public struct SafetensorsFile {
-    public struct Entry {
-        public var dtype: String
-        public var shape: [Int]
-        public var range: Range<Int>
-    }
+    public typealias Entry = SafetensorsHeader.Entry
 
     public let path: String
-    public let entries: [String: Entry]
-    public let metadata: [String: String]
+    public let header: SafetensorsHeader
+    public var entries: [String: Entry] { header.entries }
+    public var metadata: [String: String] { header.metadata }
     private let data: Data
-    private let dataStart: Int
+    private var dataStart: Int { header.dataStart }
 
     public init(path: String) throws {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { throw SafetensorsError.unreadable(path) }
@@ -66,51 +43,12 @@ public struct SafetensorsFile {
     public init(data: Data, path: String) throws {
         self.path = path
         self.data = data
-        guard data.count >= 8 else { throw SafetensorsError.truncated(path, detail: "\(data.count) bytes, no header length") }
-        let n = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard n <= UInt64(data.count - 8) else {
-            throw SafetensorsError.truncated(path, detail: "header of \(n) bytes but only \(data.count - 8) follow")
-        }
-        dataStart = 8 + Int(n)
-        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<dataStart)) as? [String: Any] else {
-            throw SafetensorsError.badHeader(path, detail: "the header is not a JSON object")
-        }
-        var entries: [String: Entry] = [:]
-        var metadata: [String: String] = [:]
-        let payload = data.count - dataStart
-        for (name, value) in header {
-            if name == "__metadata__" {
-                for (k, v) in value as? [String: Any] ?? [:] { metadata[k] = v as? String }
-                continue
-            }
-            guard let e = value as? [String: Any], let dtype = e["dtype"] as? String, let shape = e["shape"] as? [Int],
-                  let offsets = e["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
-                throw SafetensorsError.badHeader(path, detail: "entry '\(name)' lacks dtype, shape or data_offsets")
-            }
-            guard shape.allSatisfy({ $0 >= 0 }) else { throw SafetensorsError.badHeader(path, detail: "entry '\(name)' has a negative dimension") }
-            guard offsets[1] <= payload else {
-                throw SafetensorsError.truncated(path, detail: "tensor '\(name)' ends at byte \(offsets[1]) of \(payload)")
-            }
-            let width: Int
-            switch dtype {
-            case "F32", "I32": width = 4
-            case "F16": width = 2
-            case "I64": width = 8
-            default: throw SafetensorsError.unsupportedDType(path, tensor: name, dtype: dtype)
-            }
-            let elements = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
-            guard elements * width == offsets[1] - offsets[0] else {
-                throw SafetensorsError.badHeader(path, detail: "tensor '\(name)' of shape \(shape) \(dtype) needs \(elements * width) bytes, has \(offsets[1] - offsets[0])")
-            }
-            entries[name] = Entry(dtype: dtype, shape: shape, range: offsets[0]..<offsets[1])
-        }
-        self.entries = entries
-        self.metadata = metadata
+        header = try SafetensorsHeader(prefix: data, fileSize: data.count, path: path)
     }
 
     public var names: [String] { entries.keys.sorted() }
 
-    /// A float tensor (F32, or F16 widened).
+    /// A float tensor (F32, or F16 and BF16 widened).
     public func tensor(_ name: String) throws -> Tensor {
         guard let e = entries[name] else { throw SafetensorsError.missing(path, tensor: name) }
         let t = Tensor(zeros: e.shape)
@@ -122,6 +60,8 @@ public struct SafetensorsFile {
                 for i in 0..<t.count { t.pointer[i] = Float(bitPattern: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian) }
             case "F16":
                 for i in 0..<t.count { t.pointer[i] = Float(Float16(bitPattern: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)) }
+            case "BF16":
+                for i in 0..<t.count { t.pointer[i] = Float(bitPattern: UInt32(base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian) << 16) }
             case "I32":
                 for i in 0..<t.count { t.pointer[i] = Float(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
             default:

@@ -99,6 +99,16 @@ struct CostModel {
         return (true, "cache in fp16: \(Format.bytes(bytes)) saves \(epochs - 1) teacher passes (\(Format.flops(saved)), ~\(Format.duration(seconds(saved))))")
     }
 
+    /// Reading a weight file: no arithmetic, the weights held twice (file and network), one copy left on disk.
+    func pretrained(_ model: ModelArchitecture) -> StageCost {
+        var c = StageCost()
+        c.parameters = model.parameterCount(height: data.height, width: data.width)
+        let bytes = model.weightManifest(height: data.height, width: data.width).reduce(0) { $0 + 4 * $1.count }
+        c.memoryBytes = 2 * bytes
+        c.diskBytes = bytes
+        return c
+    }
+
     func evaluate(_ model: ModelArchitecture) -> StageCost {
         let f = model.forwardCost(height: data.height, width: data.width)
         let samples = keptSlices * data.split.test

@@ -64,7 +64,7 @@ extension String {
 extension ExecutionPlan {
     /// Colours of the stage kinds, in the DOT export and the drawing alike.
     static let kindColors: [StageKind: (dot: String, color: Color)] = [
-        .prepare: ("#d9d9d9", Color(217, 217, 217)), .train: ("#9ecae1", Color(158, 202, 225)),
+        .prepare: ("#d9d9d9", Color(217, 217, 217)), .pretrained: ("#c6dbef", Color(198, 219, 239)), .train: ("#9ecae1", Color(158, 202, 225)),
         .teacherOutputs: ("#fdd0a2", Color(253, 208, 162)), .distill: ("#a1d99b", Color(161, 217, 155)),
         .evaluate: ("#dadaeb", Color(218, 218, 235)), .report: ("#fcbba1", Color(252, 187, 161)),
     ]

@@ -1,5 +1,6 @@
 import Architecture
 import Foundation
+import Hashing
 import Spec
 import StageConfig
 
@@ -34,7 +35,7 @@ public struct Planner {
             let results = builder.lower(spec, reuse: v.touched.isEmpty ? baseResult : baseResult, touched: v.touched,
                                         variantName: v.name)
             variants.append(PlanVariant(name: v.name, choices: v.choices,
-                                        stages: spec.stages.compactMap { s in results[s.name].map { (s.name, $0.train, $0.evaluate) } }))
+                                        stages: spec.stageNames.compactMap { n in results[n].map { (n, $0.train, $0.evaluate) } }))
             for r in results.values { builder.mark(r, variant: v.name) }
         }
         let reportHash = builder.report(variants, specName: checked.base?.name)
@@ -59,6 +60,8 @@ struct PlanBuilder {
     private var index: [String: Int] = [:]
     private var prepareMemo: [String: (hash: String, model: CostModel)] = [:]
     private var basePrepare: (String, CostModel)?
+    /// SHA-256 of each weight file, read once per plan.
+    private var digestMemo: [String: String] = [:]
 
     init(planner: Planner) { self.planner = planner }
 
@@ -95,13 +98,18 @@ struct PlanBuilder {
         }
         var results: [String: StageResult] = [:]
         var changed = Set<String>()
+        for p in spec.pretrained {
+            guard let r = lowerPretrained(spec, p, prepare: prepare, cost: cost) else { continue }
+            if reuse?[p.name]?.train != r.train { changed.insert(p.name) }
+            results[p.name] = r
+        }
         for stage in dependencyOrder(spec) {
             let deps = [stage.distill?.teacher.name, initStage(stage)].compactMap { $0 }
             let dirty = reuse == nil || dataTouched
                 || touched.contains(DocumentUnit(section: "stages", entry: stage.name))
                 || touched.contains(DocumentUnit(section: "models", entry: stage.model.name))
                 || deps.contains { changed.contains($0) }
-                || stage.distill.flatMap { d in spec.stage(d.teacher.name) }.map { touched.contains(DocumentUnit(section: "models", entry: $0.model.name)) } ?? false
+                || stage.distill.flatMap { d in spec.producedModel(d.teacher.name) }.map { touched.contains(DocumentUnit(section: "models", entry: $0.name)) } ?? false
             if !dirty, var r = reuse?[stage.name] {
                 if evaluateTouched { r.evaluate = evaluateStage(spec, stage, trained: r.train, prepare: prepare, cost: cost) }
                 results[stage.name] = r
@@ -151,6 +159,27 @@ struct PlanBuilder {
         SubsetChain(spec.data.chain(name).map(\.level))
     }
 
+    /// A stage whose weights come from a file: named by the file's content and the architecture.
+    mutating func lowerPretrained(_ spec: Spec, _ p: PretrainedStageSpec, prepare: String, cost: CostModel) -> StageResult? {
+        guard let model = spec.model(p.model.name) else { return nil }
+        let absolute = p.resolvedFile.hasPrefix("/") ? p.resolvedFile : FileManager.default.currentDirectoryPath + "/" + p.resolvedFile
+        let digest: String
+        if let d = digestMemo[absolute] {
+            digest = d
+        } else {
+            // The checker read this file's header a moment ago; a file gone since is planned as unreadable and fails when run.
+            digest = SHA256.file(absolute) ?? "unreadable"
+            digestMemo[absolute] = digest
+        }
+        let config = PretrainedConfiguration(model: model.architecture, file: absolute, sha256: digest, rename: p.rename)
+        let c = cost.pretrained(model.architecture)
+        let hash = add(.pretrained(config), label: "pretrained \(p.name) (\(model.name), \(Format.count(c.parameters)) params) from \(p.file)",
+                       inputs: ["data": prepare], cost: c)
+        let evaluate = add(.evaluate(spec.evaluate.config), label: "evaluate \(p.name)", inputs: ["data": prepare, "model": hash],
+                           cost: cost.evaluate(model.architecture))
+        return StageResult(prepare: prepare, train: hash, evaluate: evaluate, teacherOutputs: nil)
+    }
+
     mutating func lowerStage(_ spec: Spec, _ stage: StageSpec, prepare: String, cost: CostModel, lowered: [String: StageResult]) -> StageResult? {
         guard let model = spec.model(stage.model.name) else { return nil }
         var inputs: [String: String] = ["data": prepare]
@@ -170,8 +199,8 @@ struct PlanBuilder {
         var note: String?
         var teacherOutputs: String?
         var distillation: DistillationTerms?
-        if let d = stage.distill, let teacherStage = spec.stage(d.teacher.name), let teacherModel = spec.model(teacherStage.model.name),
-           let upstream = lowered[teacherStage.name] {
+        if let d = stage.distill, let teacherRef = spec.producedModel(d.teacher.name), let teacherModel = spec.model(teacherRef.name),
+           let upstream = lowered[d.teacher.name] {
             let terms = d.activeTerms
             distillation = terms
             teacherArch = teacherModel.architecture
@@ -184,7 +213,7 @@ struct PlanBuilder {
             if decision.cache, !tapList.isEmpty {
                 cached = true
                 let h = add(.teacherOutputs(TeacherOutputsConfiguration(subset: subset, taps: tapList, precision: .fp16)),
-                            label: "teacher outputs of \(teacherStage.name) over \(stage.data.name)",
+                            label: "teacher outputs of \(d.teacher.name) over \(stage.data.name)",
                             inputs: ["data": prepare, "teacher": upstream.train],
                             cost: cost.teacherOutputs(teacherModel.architecture, taps: tapList, samples: samples))
                 inputs["teacher_outputs"] = h

@@ -12,7 +12,7 @@ enum EvaluateStage {
     static func run(_ stage: PlanStage, _ c: EvaluateConfiguration, _ ctx: StageContext) throws {
         let data = try PreparedData.open(try ctx.input("data").hash, ctx)
         let trained = try ctx.input("model")
-        let model = try ModelInput.build(try trained.trainingConfiguration().model, for: data.set, classes: data.classes, seed: 0)
+        let model = try ModelInput.build(try trained.producedModel(), for: data.set, classes: data.classes, seed: 0)
         try Checkpoint.loadModel(model, from: ctx.store.file(trained.hash, "best.safetensors"))
         let (result, rows, masks) = try Evaluation.compute(model, set: data.set, slices: data.split.slices(.test), classes: data.classes,
                                                            threshold: Float(c.threshold),

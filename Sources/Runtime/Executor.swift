@@ -165,6 +165,7 @@ public struct Executor: Sendable {
         let start = Date()
         switch stage.config {
         case .prepare(let c): try PrepareStage.run(stage, c, ctx)
+        case .pretrained(let c): try PretrainedStage.run(stage, c, ctx)
         case .train(let c): try TrainStage.run(stage, c, ctx)
         case .teacherOutputs(let c): try TeacherOutputsStage.run(stage, c, ctx)
         case .evaluate(let c): try EvaluateStage.run(stage, c, ctx)

@@ -80,14 +80,14 @@ public enum Prediction {
             throw Problem.noStage(name, known: known)
         }
         guard versions.count == 1 else { throw Problem.ambiguous(name, variants: versions.map(\.variant)) }
-        guard let train = plan.stage(version.train), case .train(let c) = train.config,
+        guard let train = plan.stage(version.train), let model = train.config.trainedModel,
               let prepareHash = train.inputs["data"], let prepare = plan.stage(prepareHash), case .prepare(let p) = prepare.config,
               let evaluate = plan.stage(version.evaluate), case .evaluate(let e) = evaluate.config else {
             throw RuntimeError.badPlan("stage '\(name)' has no trained model, prepared data and evaluation in the plan")
         }
         var orientation: AxisOrientation?
         if case .msd(_, let o) = p.source { orientation = o }
-        return Setting(stage: name, train: train, model: c.model, preprocess: p.preprocess, classes: p.classes, threshold: Float(e.threshold),
+        return Setting(stage: name, train: train, model: model, preprocess: p.preprocess, classes: p.classes, threshold: Float(e.threshold),
                        onLogit: e.thresholdOn == .logit, analyzeOrientation: orientation, prepare: prepareHash)
     }
 

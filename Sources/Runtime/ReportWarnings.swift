@@ -57,7 +57,7 @@ enum ReportWarnings {
     /// Every tap and logit of a trained teacher over `images`, in evaluation mode.
     static func forward(_ hash: String, _ plan: ExecutionPlan, _ store: RunStore, _ set: SliceSet, _ images: Tensor, classes: LabelClasses) throws -> [String: Tensor] {
         guard let stage = plan.stage(hash), store.isDone(hash) else { return [:] }
-        let model = try ModelInput.build(try stage.trainingConfiguration().model, for: set, classes: classes, seed: 0)
+        let model = try ModelInput.build(try stage.producedModel(), for: set, classes: classes, seed: 0)
         try Checkpoint.loadModel(model, from: store.file(hash, "best.safetensors"))
         let out = Tape.noGrad { model.forward(Variable(images), training: false) }
         var maps = out.taps.mapValues(\.value)

@@ -11,7 +11,7 @@ enum TeacherOutputsStage {
     static func run(_ stage: PlanStage, _ c: TeacherOutputsConfiguration, _ ctx: StageContext) throws {
         let data = try PreparedData.open(try ctx.input("data").hash, ctx)
         let teacherStage = try ctx.input("teacher")
-        let model = try ModelInput.build(try teacherStage.trainingConfiguration().model, for: data.set, classes: data.classes, seed: 0)
+        let model = try ModelInput.build(try teacherStage.producedModel(), for: data.set, classes: data.classes, seed: 0)
         try Checkpoint.loadModel(model, from: ctx.store.file(teacherStage.hash, "best.safetensors"))
         let slices = data.split.subset(c.subset, of: data.set, seed: data.seed)
         let taps = c.taps

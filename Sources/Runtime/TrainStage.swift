@@ -166,6 +166,12 @@ extension ModelArchitecture {
 }
 
 extension PlanStage {
+    /// The network a `pretrained`, `train` or `distill` stage produces (its `best.safetensors`).
+    func producedModel() throws -> ModelArchitecture {
+        guard let model = config.trainedModel else { throw RuntimeError.badPlan("stage \(shortHash) is a \(kind.rawValue) stage, not a network") }
+        return model
+    }
+
     /// The training configuration of a `train` or `distill` stage.
     func trainingConfiguration() throws -> TrainingConfiguration {
         guard case .train(let c) = config else { throw RuntimeError.badPlan("stage \(shortHash) is a \(kind.rawValue) stage, not a trained model") }
@@ -183,7 +189,7 @@ struct TeacherSource {
     init?(_ stage: PlanStage, _ ctx: StageContext, data: PreparedData) throws {
         guard stage.inputs["teacher"] != nil else { return nil }
         let teacherStage = try ctx.input("teacher")
-        architecture = try teacherStage.trainingConfiguration().model
+        architecture = try teacherStage.producedModel()
         if let cacheHash = stage.inputs["teacher_outputs"] {
             if case .train(let c) = stage.config, c.augment != nil {
                 throw RuntimeError.badPlan("stage \(stage.shortHash) augments its batches but reads cached teacher maps of unaugmented slices; the planner never pairs them")

@@ -20,7 +20,10 @@ enum ReferenceChecks {
     static func stageReferences(_ spec: Spec) -> [Diagnostic] {
         var out: [Diagnostic] = []
         let modelNames = spec.models.map(\.name), subsetNames = spec.data.subsets.map(\.name)
-        let stageNames = spec.stages.map(\.name)
+        let stageNames = spec.stageNames
+        for p in spec.pretrained where spec.model(p.model.name) == nil && !modelDefinedButInvalid(spec, p.model.name) {
+            out.append(unknown(SpecDiagnostics.unknownModel, "model", p.model, modelNames, path: "stages.\(p.name).model"))
+        }
         for stage in spec.stages {
             let base = "stages.\(stage.name)"
             if spec.model(stage.model.name) == nil, !modelDefinedButInvalid(spec, stage.model.name) {
@@ -29,11 +32,11 @@ enum ReferenceChecks {
             if spec.data.subset(stage.data.name) == nil, spec.data.value["subsets"]?[stage.data.name] == nil {
                 out.append(unknown(SpecDiagnostics.unknownSubset, "subset", stage.data, subsetNames, path: "\(base).data"))
             }
-            if let d = stage.distill, spec.stage(d.teacher.name) == nil, !stageDefinedButInvalid(spec, d.teacher.name) {
+            if let d = stage.distill, spec.producedModel(d.teacher.name) == nil, !stageDefinedButInvalid(spec, d.teacher.name) {
                 out.append(unknown(SpecDiagnostics.unknownStage, "stage", d.teacher, stageNames.filter { $0 != stage.name },
                                    path: "\(base).distill.teacher"))
             }
-            if case .stage(let r) = stage.initFrom, spec.stage(r.name) == nil, !stageDefinedButInvalid(spec, r.name) {
+            if case .stage(let r) = stage.initFrom, spec.producedModel(r.name) == nil, !stageDefinedButInvalid(spec, r.name) {
                 out.append(unknown(SpecDiagnostics.unknownStage, "stage", r, stageNames.filter { $0 != stage.name },
                                    path: "\(base).init.stage"))
             }

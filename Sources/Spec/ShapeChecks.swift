@@ -79,15 +79,14 @@ enum ShapeChecks {
         let distill: DistillSpec
         let student: ModelSpec
         let teacher: ModelSpec
-        let teacherStage: StageSpec
     }
 
     /// Distilling stages whose student and teacher models both resolve.
     static func pairings(_ spec: Spec) -> [Pairing] {
         spec.stages.compactMap { s in
-            guard let d = s.distill, let student = spec.model(s.model.name), let ts = spec.stage(d.teacher.name),
-                  let teacher = spec.model(ts.model.name) else { return nil }
-            return Pairing(stage: s, distill: d, student: student, teacher: teacher, teacherStage: ts)
+            guard let d = s.distill, let student = spec.model(s.model.name), let tm = spec.producedModel(d.teacher.name),
+                  let teacher = spec.model(tm.name) else { return nil }
+            return Pairing(stage: s, distill: d, student: student, teacher: teacher)
         }
     }
 

@@ -1,4 +1,5 @@
 import Architecture
+import Foundation
 import Diagnostics
 import StageConfig
 
@@ -29,12 +30,17 @@ struct SpecBuilder {
             models.append(ModelSpec(name: m.key, architecture: arch, source: m.value, nameRange: m.keyRange))
         }
         var stages: [StageSpec] = []
+        var pretrained: [PretrainedStageSpec] = []
         for m in doc["stages"]?.members ?? [] {
-            if let s = buildStage(m.key, m.keyRange, m.value, full["stages"]?[m.key] ?? .null) { stages.append(s) }
+            if m.value.text("kind") == "pretrained" {
+                if let p = buildPretrained(m.key, m.keyRange, m.value, full["stages"]?[m.key] ?? .null) { pretrained.append(p) }
+            } else if let s = buildStage(m.key, m.keyRange, m.value, full["stages"]?[m.key] ?? .null) {
+                stages.append(s)
+            }
         }
         let e = doc["evaluate"] ?? Value(.object([]))
         guard let evaluate = decode(EvaluateConfiguration.self, full["evaluate"] ?? .null, "evaluate", at: e) else { return nil }
-        return Spec(name: doc.text("name"), data: data, models: models, stages: stages,
+        return Spec(name: doc.text("name"), data: data, models: models, stages: stages, pretrained: pretrained,
                     evaluate: EvaluateSpec(config: evaluate, source: e), document: doc)
     }
 
@@ -182,6 +188,30 @@ struct SpecBuilder {
         return StageSpec(name: name, nameRange: nameRange, model: model, data: data, loss: loss, optimizer: optimizer, schedule: schedule,
                          epochs: epochs, batch: batch, seed: seed, clipGradNorm: v["clip_grad_norm"]?.number, select: select,
                          initFrom: initFrom, distill: distill, source: v)
+    }
+
+    mutating func buildPretrained(_ name: String, _ nameRange: SourceRange?, _ v: Value, _ j: JSON) -> PretrainedStageSpec? {
+        guard v.isComplete, let model = v.ref("model"), let w = v["weights"], let file = w.text("file") else { return nil }
+        var rename: [WeightRename] = []
+        for (i, r) in (w["rename"]?.list ?? []).enumerated() {
+            let path = "stages.\(name).weights.rename[\(i)]"
+            let to = r["to"]
+            if r["drop"] != nil, let to {
+                diagnostics.append(Diagnostic(SpecDiagnostics.unknownKey, "a `drop` rule removes names; it has no `to`", at: to.range ?? r.range, path: path + ".to"))
+                continue
+            }
+            if r["drop"] == nil, to == nil {
+                diagnostics.append(Diagnostic(SpecDiagnostics.missingKey, "a `\(r["prefix"] != nil ? "prefix" : "regex")` rule needs `to`, the replacement",
+                                              at: r.range, path: path))
+                continue
+            }
+            guard let rule = decode(WeightRename.self, j["weights"]?["rename"]?.array?[safe: i] ?? .null, path, at: r) else { continue }
+            rename.append(rule)
+        }
+        // Relative to the file the path is written in (a base spec's path stays its own under `extends`).
+        let directory = (w["file"]?.range ?? v.range).map { (($0.file.path ?? $0.file.displayPath) as NSString).deletingLastPathComponent } ?? ""
+        let resolved = file.hasPrefix("/") || directory.isEmpty ? file : directory + "/" + file
+        return PretrainedStageSpec(name: name, nameRange: nameRange, model: model, file: file, resolvedFile: resolved, rename: rename, source: v)
     }
 
     mutating func buildDistill(_ stage: String, _ v: Value, _ j: JSON) -> DistillSpec? {

@@ -20,6 +20,7 @@ public enum SpecDiagnostics {
     public static let listLength = DiagnosticID("E0209", .error, "wrong number of items")
     public static let notASpec = DiagnosticID("E0210", .error, "not a spec")
     public static let noTrainingSet = DiagnosticID("E0211", .error, "split leaves no training set")
+    public static let badPattern = DiagnosticID("E0212", .error, "invalid regular expression")
 
     // References.
     public static let unknownModel = DiagnosticID("E0301", .error, "unknown model")
@@ -42,6 +43,7 @@ public enum SpecDiagnostics {
     public static let headClasses = DiagnosticID("E0410", .error, "segmentation head does not fit the classes")
     public static let badClasses = DiagnosticID("E0411", .error, "classes are inconsistent")
     public static let squareOnly = DiagnosticID("W0412", .warning, "quarter turns of non-square slices")
+    public static let weightsMismatch = DiagnosticID("E0413", .error, "weight file does not fit the model")
     public static let uselessResample = DiagnosticID("W0409", .warning, "resample with nothing to resample")
 
     // The study's silent defects and leaks.
@@ -74,9 +76,9 @@ public enum SpecDiagnostics {
     public static let all: [DiagnosticID] = [
         internalInconsistency, emptySpec,
         unknownKey, wrongType, unknownTap, missingKey, unknownValue, outOfRange, invalidName, exactlyOne, listLength,
-        notASpec, noTrainingSet,
+        notASpec, noTrainingSet, badPattern,
         unknownModel, unknownSubset, unknownStage, stageCycle, unknownHead, unknownTerm, subsetCycle,
-        channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample, headClasses, badClasses, squareOnly,
+        channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample, headClasses, badClasses, squareOnly, weightsMismatch,
         softmaxOneChannel, softmaxOneChannelAccepted, reinitAdapter, sliceSplit, subsetOutsideTeacher, trainsOnTest,
         selectOnTest, thresholdOnLogit,
         unknownAxis, badPath, duplicateVariant, tooManyVariants, zipLengths, badExclude, axisTwice, badAxisValue, unusedAxis,

@@ -12,13 +12,25 @@ public struct Spec: Sendable {
     public var name: String?
     public var data: DataSpec
     public var models: [ModelSpec]
+    /// Stages trained here.
     public var stages: [StageSpec]
+    /// Stages whose weights come from a file (`kind: pretrained`).
+    public var pretrained: [PretrainedStageSpec] = []
     public var evaluate: EvaluateSpec
     /// The whole document with every default explicit (`distill plan --lock` writes it).
     public var document: Value
 
     public func model(_ name: String) -> ModelSpec? { models.first { $0.name == name } }
     public func stage(_ name: String) -> StageSpec? { stages.first { $0.name == name } }
+    public func pretrainedStage(_ name: String) -> PretrainedStageSpec? { pretrained.first { $0.name == name } }
+
+    /// The model a stage of either kind produces (what a teacher or `init` reference reads).
+    public func producedModel(_ stage: String) -> Ref? {
+        self.stage(stage)?.model ?? pretrainedStage(stage)?.model
+    }
+
+    /// Every stage name, trained or pretrained.
+    public var stageNames: [String] { stages.map(\.name) + pretrained.map(\.name) }
 }
 
 /// A name that refers to something else in the spec, with where it was written.
@@ -154,6 +166,18 @@ public struct StageSpec: Sendable {
     public var select: CheckpointSelection
     public var initFrom: InitSource?
     public var distill: DistillSpec?
+    public var source: Value
+}
+
+/// A stage whose network is read from a weight file instead of trained.
+public struct PretrainedStageSpec: Sendable {
+    public var name: String
+    public var nameRange: SourceRange?
+    public var model: Ref
+    /// The file as written, and resolved against the directory of the spec file that names it.
+    public var file: String
+    public var resolvedFile: String
+    public var rename: [WeightRename]
     public var source: Value
 }
 

@@ -26,7 +26,7 @@ public struct SpecLoader {
     public func load(path: String) -> Result? {
         let absolute = absolutePath(path)
         guard let bytes = FileManager.default.contents(atPath: absolute) else { return nil }
-        let file = SourceFile(displayPath: displayPath(absolute), bytes: Array(bytes))
+        let file = SourceFile(displayPath: displayPath(absolute), bytes: Array(bytes), path: absolute)
         var result = Result(root: nil, files: [], diagnostics: [])
         result.root = compose(file, absolute: absolute, chain: [], into: &result)
         return result
@@ -76,7 +76,7 @@ public struct SpecLoader {
                                                      at: base.range, path: "extends"))
                 continue
             }
-            let baseFile = SourceFile(displayPath: displayPath(target), bytes: Array(bytes))
+            let baseFile = SourceFile(displayPath: displayPath(target), bytes: Array(bytes), path: target)
             guard let baseRoot = compose(baseFile, absolute: target, chain: chain + [absolute], into: &result) else { continue }
             merged = merged.map { Self.merge($0, baseRoot) } ?? baseRoot
         }

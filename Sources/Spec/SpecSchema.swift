@@ -348,20 +348,40 @@ public enum SpecSchema {
         Field("use", .list(.identifier, minCount: 0, maxCount: nil), "Which named terms are active (tap names, `logits`, `supcon`); default all. Sweeps set this for scale ablations."),
     ])
 
-    static let stage = ObjectSchema("Stage", "A training stage: a model trained on a subset with losses, optionally distilled from a teacher.", fields: [
-        Field("model", .identifier, required: true, "The model it trains."),
-        Field("data", .identifier, required: true, "The training subset."),
-        Field("loss", .list(.object(lossTerm), minCount: 1, maxCount: nil), required: true, "Supervised loss terms."),
-        Field("optimizer", .object(optimizer), required: true, "The optimiser."),
-        Field("schedule", .object(schedule), default: .object([]), "Learning-rate schedule."),
-        Field("epochs", .integer(min: 1, max: 100_000), required: true, "Training epochs."),
-        Field("batch", .integer(min: 1, max: 65536), required: true, "Batch size."),
-        Field("seed", .nonNegativeInteger, default: .int(42), "Seed of initialisation, shuffling and sampling."),
-        Field("clip_grad_norm", .positiveNumber, "Clip the global gradient norm to this value."),
-        Field("select", .object(select), default: .object([]), "Checkpoint selection."),
-        Field("init", .object(initFrom), "Initial weights."),
-        Field("distill", .object(distill), "Distillation from a teacher stage."),
+    static let rename = ObjectSchema("Rename",
+        "One rewrite of a weight file's tensor names, applied in order: exactly one of `prefix`, `regex` or `drop`.", fields: [
+        Field("prefix", .string, "Names starting with this text get `to` in its place (`module.` -> ``)."),
+        Field("regex", .string, "Every match of this regular expression is replaced by `to`; `$1`... insert its groups."),
+        Field("drop", .string, "Names matching this regular expression are not loaded."),
+        Field("to", .string, "The replacement, for `prefix` and `regex`."),
+    ], exactlyOne: ["prefix", "regex", "drop"])
+
+    static let weights = ObjectSchema("Weights", "A network's weights from a safetensors file (e.g. a PyTorch state_dict saved with safetensors).", fields: [
+        Field("file", .path, required: true, "The safetensors file; relative to the spec file that names it."),
+        Field("rename", .list(.object(rename), minCount: 0, maxCount: nil), default: .list([]),
+              "Rewrites from the file's names to the reference names (`encoder.0.conv0.weight`). PyTorch's `num_batches_tracked` counters are skipped."),
     ])
+
+    static let stage = ObjectSchema("Stage", "A stage that produces a trained network: trained on a subset with losses (optionally distilled from a teacher), or taken from a weight file.", fields: [
+        Field("model", .identifier, required: true, "The model it produces."),
+    ], discriminator: Discriminator(key: "kind", default: "train", [
+        .init("train", "Trained here.", [
+            Field("data", .identifier, required: true, "The training subset."),
+            Field("loss", .list(.object(lossTerm), minCount: 1, maxCount: nil), required: true, "Supervised loss terms."),
+            Field("optimizer", .object(optimizer), required: true, "The optimiser."),
+            Field("schedule", .object(schedule), default: .object([]), "Learning-rate schedule."),
+            Field("epochs", .integer(min: 1, max: 100_000), required: true, "Training epochs."),
+            Field("batch", .integer(min: 1, max: 65536), required: true, "Batch size."),
+            Field("seed", .nonNegativeInteger, default: .int(42), "Seed of initialisation, shuffling and sampling."),
+            Field("clip_grad_norm", .positiveNumber, "Clip the global gradient norm to this value."),
+            Field("select", .object(select), default: .object([]), "Checkpoint selection."),
+            Field("init", .object(initFrom), "Initial weights."),
+            Field("distill", .object(distill), "Distillation from a teacher stage."),
+        ]),
+        .init("pretrained", "Weights trained elsewhere (a teacher trained in PyTorch on GPUs): checked against the model's weight manifest, evaluated, and usable as a teacher or as `init`.", [
+            Field("weights", .object(weights), required: true, "Where the weights come from."),
+        ]),
+    ]))
 
     // MARK: evaluation and sweep
 

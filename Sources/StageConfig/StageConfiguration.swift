@@ -7,6 +7,8 @@ import Architecture
 public enum StageKind: String, Sendable, CaseIterable, Comparable {
     /// Read the dataset, preprocess it, write the split manifest.
     case prepare
+    /// Take a model's weights from a file (trained elsewhere) instead of training.
+    case pretrained
     /// Train a model from labels alone (a teacher or a baseline student).
     case train
     /// The frozen teacher's taps and logits over a student's training data, in fp16.
@@ -24,6 +26,7 @@ public enum StageKind: String, Sendable, CaseIterable, Comparable {
 
 public enum StageConfiguration: Hashable, Sendable {
     case prepare(PrepareConfiguration)
+    case pretrained(PretrainedConfiguration)
     /// A `train` stage, or a `distill` stage when it has distillation terms.
     case train(TrainingConfiguration)
     case teacherOutputs(TeacherOutputsConfiguration)
@@ -33,6 +36,7 @@ public enum StageConfiguration: Hashable, Sendable {
     public var kind: StageKind {
         switch self {
         case .prepare: return .prepare
+        case .pretrained: return .pretrained
         case .train(let t): return t.distill == nil ? .train : .distill
         case .teacherOutputs: return .teacherOutputs
         case .evaluate: return .evaluate
@@ -44,6 +48,7 @@ public enum StageConfiguration: Hashable, Sendable {
     public var json: JSON {
         switch self {
         case .prepare(let c): return c.json
+        case .pretrained(let c): return c.json
         case .train(let c): return c.json
         case .teacherOutputs(let c): return c.json
         case .evaluate(let c): return c.json
@@ -51,17 +56,30 @@ public enum StageConfiguration: Hashable, Sendable {
         }
     }
 
-    /// What the stage hash covers: the encoding without where the data is read from
-    /// (a moved dataset with the same content is the same stage).
+    /// What the stage hash covers: the encoding without where the data or the weights
+    /// are read from (a moved dataset or weight file with the same content is the same stage).
     public var identity: JSON {
-        if case .prepare(let c) = self { return c.identity }
-        return json
+        switch self {
+        case .prepare(let c): return c.identity
+        case .pretrained(let c): return c.identity
+        default: return json
+        }
+    }
+
+    /// The network a `pretrained`, `train` or `distill` stage produces.
+    public var trainedModel: ModelArchitecture? {
+        switch self {
+        case .pretrained(let c): return c.model
+        case .train(let c): return c.model
+        default: return nil
+        }
     }
 
     /// Reads a plan's `params` for a stage of `kind`.
     public init(kind: StageKind, params: JSON, at path: String = "params") throws {
         switch kind {
         case .prepare: self = .prepare(try PrepareConfiguration(json: params, at: path))
+        case .pretrained: self = .pretrained(try PretrainedConfiguration(json: params, at: path))
         case .train, .distill:
             let c = try TrainingConfiguration(json: params, at: path)
             guard (c.distill != nil) == (kind == .distill) else {

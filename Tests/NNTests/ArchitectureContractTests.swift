@@ -10,7 +10,7 @@ import Testing
 /// The builder and the architecture description are one network: for every model
 /// in specs/ and in the PyTorch reference cases, square and non-square inputs,
 /// the forward pass produces exactly the manifest's taps with their channels and
-/// strides, and the built model has exactly the counted parameters.
+/// strides, and the built model has exactly the weight manifest's tensors, in order.
 @Suite struct ArchitectureContractTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -48,6 +48,12 @@ import Testing
         for (h, w) in Self.sizes(arch) {
             let model = ModelBuilder.build(arch, height: h, width: w, seed: 1)
             #expect(model.store.parameterCount == arch.parameterCount(height: h, width: w), "\(name) at \(h)x\(w)")
+            let weights = arch.weightManifest(height: h, width: w)
+            #expect(weights.filter { !$0.isBuffer }.map(\.name) == model.store.names, "\(name): parameters differ from the weight manifest")
+            #expect(weights.filter(\.isBuffer).map(\.name) == model.store.bufferNames, "\(name): buffers differ from the weight manifest")
+            for entry in weights {
+                #expect(model.store.stateDict[entry.name]?.shape == entry.shape, "\(name) at \(h)x\(w): \(entry.name)")
+            }
             var rng = RNG(seed: 2)
             let out = Tape.noGrad { model.forward(Variable(rng.uniformTensor([1, arch.inChannels, h, w], 0, 1)), training: false) }
             #expect(Set(out.taps.keys) == Set(manifest.names), "\(name) at \(h)x\(w): taps differ from the manifest")
