@@ -7,6 +7,7 @@
 //       <- Spec, Plan, NN, Medical, Runtime
 //   Diagnostics <- SpecSyntax (libyaml) <- Spec (typed IR + checks) <- Plan <- Runtime <- distill
 //   Tensor (OpenBLAS) <- NN <- Parity (PyTorch reference cases), Benchmark (perf.md rows)
+//   Tensor <- Cluster (Open MPI: the ranks of a data-parallel stage) <- Runtime
 // Every target compiles in the Swift 6 language mode.
 import PackageDescription
 
@@ -39,6 +40,7 @@ let package = Package(
                        providers: [.apt(["libnifti-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "Diagnostics"),
         .target(name: "SpecSyntax", dependencies: ["Diagnostics", "CYAML"]),
@@ -54,11 +56,12 @@ let package = Package(
         .target(name: "Benchmark", dependencies: ["NN", "Medical", "Tensor", "Architecture", "StageConfig"], swiftSettings: niftiInclude),
         .target(name: "Statistics"),
         .target(name: "Figures", dependencies: ["CZlib"]),
-        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing", "StageConfig", "Statistics", "Figures", "CSQLite"],
+        .target(name: "Cluster", dependencies: ["CMPI", "Tensor"]),
+        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing", "StageConfig", "Statistics", "Figures", "CSQLite", "Cluster"],
                 swiftSettings: niftiInclude),
         .executableTarget(name: "distill", dependencies: [
             "Diagnostics", "SpecSyntax", "Spec", "Architecture", "StageConfig", "Plan", "COpenBLAS", "Tensor", "NN", "Parity",
-            "Benchmark", "Medical", "Figures", "Runtime",
+            "Benchmark", "Medical", "Figures", "Runtime", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: niftiInclude),
         .executableTarget(name: "distill-bench-spec", dependencies: ["Diagnostics", "Spec", "Plan"],
@@ -75,7 +78,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "Architecture", "StageConfig", "Spec", "Parity"]),
         .testTarget(name: "ParityTests", dependencies: ["Parity", "NN", "Tensor"], exclude: ["Reference"]),
         .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics", "Hashing", "StageConfig"], exclude: ["Golden"]),
-        .testTarget(name: "CLITests", dependencies: ["distill", "Medical", "Spec", "StageConfig"]),
+        .testTarget(name: "CLITests", dependencies: ["distill", "Medical", "Spec", "StageConfig", "NN"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["COpenBLAS", "CNifti"], swiftSettings: niftiInclude),
     ]
 )

@@ -14,12 +14,14 @@ public struct Augmenter: Sendable {
     public init(_ settings: AugmentationSettings) { self.settings = settings }
 
     /// Augmented copies of `images` [B, C, H, W] and `labels` [B, 1, H, W].
-    public func apply(images: Tensor, labels: Tensor, seed: UInt64) -> (images: Tensor, labels: Tensor) {
+    /// `first`: the place of the first image in its whole batch (a rank's share of a
+    /// split batch), so that each image is drawn the same way however the batch is split.
+    public func apply(images: Tensor, labels: Tensor, seed: UInt64, first: Int = 0) -> (images: Tensor, labels: Tensor) {
         let (n, c, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
         let outImages = Tensor(uninitialized: images.shape), outLabels = Tensor(uninitialized: labels.shape)
         let plane = h * w
         Parallel.forEach(n) { b in
-            var rng = RNG(seed: seed &+ UInt64(b) &* 0x9E37_79B9_7F4A_7C15)
+            var rng = RNG(seed: seed &+ UInt64(first + b) &* 0x9E37_79B9_7F4A_7C15)
             let src = images.pointer + b * c * plane, dst = outImages.pointer + b * c * plane
             let labelSrc = labels.pointer + b * plane, labelDst = outLabels.pointer + b * plane
             if let map = spatialMap(height: h, width: w, rng: &rng) {

@@ -87,9 +87,10 @@ public enum F {
         let (n, c) = (x.shape[0], x.shape[1])
         let inner = x.value.count / max(1, n * c)
         let layout = NormLayout(outer: n, channels: c, inner: inner, acrossBatch: true, channelsPerGroup: 1)
+        // Over the whole batch when it is split across processes (SyncBN).
+        let m = Float(CrossBatch.count(n * inner))
         return normalize(x, weight, bias, layout, eps: eps, relu: relu) { stats in
             guard let runningMean, let runningVar else { return }
-            let m = Float(n * inner)
             for ch in 0..<c {
                 let mean = stats[2 * ch], rstd = stats[2 * ch + 1]
                 let variance = 1 / (rstd * rstd) - eps

@@ -14,12 +14,13 @@ public enum Loss {
     public static func dice(_ logits: Variable, _ target: Tensor, smooth: Double) -> Variable {
         let n = logits.value.count
         let x = logits.value.pointer, t = target.pointer
-        var inter = 0.0, sp = 0.0, st = 0.0
+        var pooled = [0.0, 0.0, 0.0]  // sum(p t), sum p, sum t
         for i in 0..<n {
             let p = Double(Activation.sigmoid(x[i]))
-            inter += p * Double(t[i]); sp += p; st += Double(t[i])
+            pooled[0] += p * Double(t[i]); pooled[1] += p; pooled[2] += Double(t[i])
         }
-        let num = 2 * inter + smooth, den = sp + st + smooth
+        CrossBatch.sum(&pooled)
+        let num = 2 * pooled[0] + smooth, den = pooled[1] + pooled[2] + smooth
         return Tape.output(.scalar(Float(1 - num / den)), inputs: [logits]) { out in
             let g = Double(out.gradBuffer()[0]), dx = logits.gradBuffer(), t = target.pointer
             for i in 0..<n {
@@ -36,8 +37,9 @@ public enum Loss {
         let x = logits.value.pointer, t = target.pointer
         var s = 0.0
         for i in 0..<n { s -= Double(t[i] * Activation.logSigmoid(x[i]) + (1 - t[i]) * Activation.logSigmoid(-x[i])) }
-        return Tape.output(.scalar(Float(s / Double(n))), inputs: [logits]) { out in
-            let g = out.gradBuffer()[0] / Float(n), dx = logits.gradBuffer(), t = target.pointer
+        let (total, count) = CrossBatch.total(s, count: n)
+        return Tape.output(.scalar(Float(total / count)), inputs: [logits]) { out in
+            let g = out.gradBuffer()[0] / Float(count), dx = logits.gradBuffer(), t = target.pointer
             for i in 0..<n { dx[i] += g * (Activation.sigmoid(x[i]) - t[i]) }
         }
     }
@@ -55,8 +57,9 @@ public enum Loss {
             let p = Double(Activation.sigmoid(x[i]))
             s -= Double(t[i]) * max(log(p), -100) + (1 - Double(t[i])) * max(log(1 - p), -100)
         }
-        return Tape.output(.scalar(Float(s / Double(n))), inputs: [logits]) { out in
-            let g = out.gradBuffer()[0] / Float(n), dx = logits.gradBuffer(), t = target.pointer
+        let (total, count) = CrossBatch.total(s, count: n)
+        return Tape.output(.scalar(Float(total / count)), inputs: [logits]) { out in
+            let g = out.gradBuffer()[0] / Float(count), dx = logits.gradBuffer(), t = target.pointer
             for i in 0..<n { dx[i] += g * (Activation.sigmoid(x[i]) - t[i]) }
         }
     }
@@ -77,8 +80,9 @@ public enum Loss {
             let pt = max(Double(probs.pointer[(b * c + k) * inner + i]), 1e-30)
             s -= pow(1 - pt, gamma) * log(pt)
         }
-        return Tape.output(.scalar(Float(s / Double(positions))), inputs: [logits]) { out in
-            let g = Double(out.gradBuffer()[0]) / Double(positions), dx = logits.gradBuffer()
+        let (total, count) = CrossBatch.total(s, count: positions)
+        return Tape.output(.scalar(Float(total / count)), inputs: [logits]) { out in
+            let g = Double(out.gradBuffer()[0]) / count, dx = logits.gradBuffer()
             for pos in 0..<positions {
                 let (b, i) = (pos / inner, pos % inner)
                 let k = Int(target[pos])
@@ -115,6 +119,9 @@ public enum Loss {
                 inter[k] += i0; sp[k] += s0; st[k] += t0
             }
         }
+        var pooled = inter + sp + st
+        CrossBatch.sum(&pooled)
+        inter = Array(pooled[0..<c]); sp = Array(pooled[c..<2 * c]); st = Array(pooled[2 * c..<3 * c])
         let classes = Double(max(1, c - 1))
         var mean = 0.0
         for k in 1..<c { mean += (2 * inter[k] + smooth) / (sp[k] + st[k] + smooth) }
@@ -147,8 +154,9 @@ public enum Loss {
         let n = pred.value.count, a = pred.value.pointer, b = target.value.pointer
         var s = 0.0
         for i in 0..<n { let d = Double(a[i] - b[i]); s += d * d }
-        return Tape.output(.scalar(Float(s / Double(n))), inputs: [pred, target]) { out in
-            let g = 2 * out.gradBuffer()[0] / Float(n)
+        let (total, count) = CrossBatch.total(s, count: n)
+        return Tape.output(.scalar(Float(total / count)), inputs: [pred, target]) { out in
+            let g = 2 * out.gradBuffer()[0] / Float(count)
             if let dp = pred.gradTarget { for i in 0..<n { dp[i] += g * (a[i] - b[i]) } }
             if let dt = target.gradTarget { for i in 0..<n { dt[i] -= g * (a[i] - b[i]) } }
         }
@@ -159,8 +167,9 @@ public enum Loss {
         let n = pred.value.count, a = pred.value.pointer, b = target.value.pointer
         var s = 0.0
         for i in 0..<n { s += Double(abs(a[i] - b[i])) }
-        return Tape.output(.scalar(Float(s / Double(n))), inputs: [pred, target]) { out in
-            let g = out.gradBuffer()[0] / Float(n)
+        let (total, count) = CrossBatch.total(s, count: n)
+        return Tape.output(.scalar(Float(total / count)), inputs: [pred, target]) { out in
+            let g = out.gradBuffer()[0] / Float(count)
             for i in 0..<n {
                 let sign: Float = a[i] > b[i] ? 1 : (a[i] < b[i] ? -1 : 0)
                 pred.gradTarget?[i] += g * sign
@@ -182,8 +191,9 @@ public enum Loss {
             parts.append((dot, ns, nt))
             loss += 1 - dot / max(ns * nt, eps)
         }
-        return Tape.output(.scalar(Float(loss / Double(n))), inputs: [student, teacher]) { out in
-            let g = Double(out.gradBuffer()[0]) / Double(n)
+        let (total, count) = CrossBatch.total(loss, count: n)
+        return Tape.output(.scalar(Float(total / count)), inputs: [student, teacher]) { out in
+            let g = Double(out.gradBuffer()[0]) / count
             for i in 0..<n {
                 let (dot, ns, nt) = parts[i]
                 let den = max(ns * nt, eps)
@@ -208,8 +218,9 @@ public enum Loss {
         for i in 0..<pt.count { pt.pointer[i] = exp(logPt.value.pointer[i]) }
         var loss = 0.0
         for i in 0..<pt.count { loss += Double(pt.pointer[i]) * Double(logPt.value.pointer[i] - logPs.value.pointer[i]) }
-        let scale = Double(T * T) / Double(n * inner)
-        return Tape.output(.scalar(Float(loss * scale)), inputs: [logPs, logPt]) { out in
+        let (total, count) = CrossBatch.total(loss, count: n * inner)
+        let scale = Double(T * T) / count
+        return Tape.output(.scalar(Float(total * scale)), inputs: [logPs, logPt]) { out in
             let g = Float(Double(out.gradBuffer()[0]) * scale)
             if let ds = logPs.gradTarget { for i in 0..<pt.count { ds[i] -= g * pt.pointer[i] } }
             if let dt = logPt.gradTarget {
@@ -228,8 +239,9 @@ public enum Loss {
             loss += pt * Double(Activation.logSigmoid(zt) - Activation.logSigmoid(zs))
                 + (1 - pt) * Double(Activation.logSigmoid(-zt) - Activation.logSigmoid(-zs))
         }
-        let scale = Double(T * T) / Double(n)
-        return Tape.output(.scalar(Float(loss * scale)), inputs: [student, teacher]) { out in
+        let (total, count) = CrossBatch.total(loss, count: n)
+        let scale = Double(T * T) / count
+        return Tape.output(.scalar(Float(total * scale)), inputs: [student, teacher]) { out in
             let g = Double(out.gradBuffer()[0])
             for i in 0..<n {
                 let zs = s[i] / T, zt = t[i] / T
@@ -278,8 +290,9 @@ public enum Loss {
         let n = student.shape[0]
         var loss = 0.0
         for i in 0..<a.value.count { let d = Double(a.value.pointer[i] - b.value.pointer[i]); loss += d * d }
-        return Tape.output(.scalar(Float(loss / Double(n))), inputs: [a, b]) { out in
-            let g = 2 * out.gradBuffer()[0] / Float(n)
+        let (total, count) = CrossBatch.total(loss, count: n)
+        return Tape.output(.scalar(Float(total / count)), inputs: [a, b]) { out in
+            let g = 2 * out.gradBuffer()[0] / Float(count)
             for i in 0..<a.value.count {
                 let d = a.value.pointer[i] - b.value.pointer[i]
                 a.gradTarget?[i] += g * d

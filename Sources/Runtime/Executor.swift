@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Plan
 import StageConfig
@@ -59,6 +60,8 @@ public struct Executor: Sendable {
                 board.pending.append(s.hash)
             }
         }
+        // Every rank of a data-parallel run decides from the same store: none may see a stage done that another runs.
+        World.current.barrier()
         let shared = Mutex(board)
         let wake = DispatchSemaphore(value: 0)
         let share = max(1, Parallel.threads / max(1, jobs))
@@ -138,6 +141,39 @@ public struct Executor: Sendable {
     }
 
     func execute(_ stage: PlanStage) throws {
+        let world = World.current
+        guard world.isParallel else { return try executeLocked(stage) }
+        // Several ranks (mpirun, srun): rank 0's view of the store decides for all. A
+        // training stage runs on every rank (data-parallel) and rank 0 writes it; any
+        // other stage runs on rank 0 while the others wait for its outcome.
+        if world.broadcast(store.isDone(stage.hash) ? 1 : 0) == 1 { return }
+        let dataParallel = stage.kind == .train || stage.kind == .distill
+        if dataParallel {
+            do {
+                if world.isRoot {
+                    try executeLocked(stage)
+                } else {
+                    try perform(stage, try StageContext(plan: plan, store: store, stage: stage, baseDirectory: baseDirectory, echo: false, writes: false))
+                }
+            } catch {
+                // A stop request reaches every rank at the same step (it travels with the gradients): all stop cleanly.
+                if isInterruption(error) { throw error }
+                // Any other failure leaves the other ranks waiting in a collective: end them all. Finished epochs stay on disk for a resume.
+                FileHandle.standardError.write(Data("rank \(world.rank): stage \(stage.shortHash) failed: \(error)\n".utf8))
+                world.abort(1)
+            }
+            return
+        }
+        var failure: Error?
+        if world.isRoot {
+            do { try executeLocked(stage) } catch { failure = error }
+        }
+        if world.broadcast(failure == nil ? 1 : 0) == 0 {
+            throw failure ?? RuntimeError.stage("stage \(stage.shortHash) failed on rank 0")
+        }
+    }
+
+    private func executeLocked(_ stage: PlanStage) throws {
         // Another sweep running the same stage: wait for it, then reuse its result.
         var waited = 0.0
         var announced = false
@@ -163,6 +199,15 @@ public struct Executor: Sendable {
                                      to: ctx.directory + "/stage.json")
         ctx.log("start: \(stage.label)")
         let start = Date()
+        try perform(stage, ctx)
+        let seconds = Date().timeIntervalSince(start)
+        try store.markDone(stage.hash, summary: .object(["seconds": .number((seconds * 10).rounded() / 10), "label": .string(stage.label)]))
+        index?.record(stage: stage, status: "done", seconds: seconds,
+                      metrics: stage.kind == .evaluate ? FileManager.default.contents(atPath: ctx.directory + "/metrics.json").flatMap(JSON.parse) : nil)
+        ctx.log("done in \(String(format: "%.1f", seconds)) s")
+    }
+
+    private func perform(_ stage: PlanStage, _ ctx: StageContext) throws {
         switch stage.config {
         case .prepare(let c): try PrepareStage.run(stage, c, ctx)
         case .pretrained(let c): try PretrainedStage.run(stage, c, ctx)
@@ -171,10 +216,5 @@ public struct Executor: Sendable {
         case .evaluate(let c): try EvaluateStage.run(stage, c, ctx)
         case .report: try Report.run(stage, ctx)
         }
-        let seconds = Date().timeIntervalSince(start)
-        try store.markDone(stage.hash, summary: .object(["seconds": .number((seconds * 10).rounded() / 10), "label": .string(stage.label)]))
-        index?.record(stage: stage, status: "done", seconds: seconds,
-                      metrics: stage.kind == .evaluate ? FileManager.default.contents(atPath: ctx.directory + "/metrics.json").flatMap(JSON.parse) : nil)
-        ctx.log("done in \(String(format: "%.1f", seconds)) s")
     }
 }

@@ -10,18 +10,25 @@ final class StageContext: @unchecked Sendable {
     let baseDirectory: String
     let directory: String
     let echo: Bool
+    /// Whether this process writes the stage's files: every process but the
+    /// non-zero ranks of a data-parallel stage, which compute and stay silent.
+    let writes: Bool
     private let logHandle: FileHandle?
 
-    init(plan: ExecutionPlan, store: RunStore, stage: PlanStage, baseDirectory: String, echo: Bool) throws {
+    init(plan: ExecutionPlan, store: RunStore, stage: PlanStage, baseDirectory: String, echo: Bool, writes: Bool = true) throws {
         self.plan = plan
         self.store = store
         self.stage = stage
         self.baseDirectory = baseDirectory
-        self.echo = echo
+        self.echo = echo && writes
+        self.writes = writes
         directory = store.directory(stage.hash)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let logPath = directory + "/log.txt"
-        logHandle = try Self.appending(logPath)
+        if writes {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            logHandle = try Self.appending(directory + "/log.txt")
+        } else {
+            logHandle = nil
+        }
     }
 
     deinit { try? logHandle?.close() }
@@ -52,6 +59,7 @@ final class StageContext: @unchecked Sendable {
 
     /// Appends a line (or lines) to a file of the stage.
     func append(_ text: String, to path: String) throws {
+        guard writes else { return }
         let h = try Self.appending(path)
         defer { try? h.close() }
         try h.write(contentsOf: Data(text.utf8))

@@ -1,4 +1,5 @@
 import Architecture
+import Cluster
 import Foundation
 import Medical
 import NN
@@ -14,6 +15,13 @@ import Tensor
 /// by the stage seed (and epoch and step), so the same plan, seed and thread count
 /// give the same numbers; a resumed run continues exactly where the last complete
 /// epoch ended.
+///
+/// Data parallelism: under `mpirun -np R` (or `srun`) every rank runs this loop over
+/// the same shuffled batches and takes its contiguous share of each; the losses and
+/// batch statistics span the global batch (CrossBatch), the gradients are summed over
+/// the ranks in one allreduce, and every rank applies the same update, so R ranks
+/// compute what one process computes with the same global batch, up to the order of
+/// the sums. Rank 0 validates and writes every file.
 enum TrainStage {
     static func run(_ stage: PlanStage, _ c: TrainingConfiguration, _ ctx: StageContext) throws {
         let seed = UInt64(c.seed)
@@ -46,6 +54,11 @@ enum TrainStage {
         let baseLR = Float(c.optimizer.lr)
         let clip = c.clipGradNorm.map(Float.init)
         let epochs = c.epochs, batchSize = c.batch
+        let world = World.current, group = world.batchGroup
+        if world.isParallel {
+            try DataParallel.check(c, ranks: world.size)
+            ctx.log("data-parallel over \(world.size) ranks: \(batchSize) images a step, split \(world.shard(Array(0..<batchSize)).items.count) or fewer a rank; batch norm and batch-pooled losses span the global batch")
+        }
 
         var state = try Checkpoint.resume(ctx, model: model, named: named, optimizer: optimizer)
         if state.epoch > 0 { ctx.log("resuming after epoch \(state.epoch) of \(epochs)") }
@@ -62,13 +75,21 @@ enum TrainStage {
             var sums: [String: Double] = [:], lastFinite: [String: Float] = [:]
             var step = 0
             for b in stride(from: 0, to: shuffled.count, by: batchSize) {
-                let indices = Array(shuffled[b..<min(shuffled.count, b + batchSize)])
-                if indices.count < 2, c.model.usesBatchNorm { continue }  // batch statistics need two samples
-                if StopRequest.isSet { throw RuntimeError.interrupted }
+                let batch = Array(shuffled[b..<min(shuffled.count, b + batchSize)])
+                if batch.count < 2, c.model.usesBatchNorm { continue }  // batch statistics need two samples
+                if batch.count < world.size {
+                    ctx.warn("epoch \(epoch + 1): the last batch has \(batch.count) images for \(world.size) ranks and is left out")
+                    continue
+                }
+                if !world.isParallel, StopRequest.isSet { throw RuntimeError.interrupted }
+                // This rank's share of the batch (all of it in one process).
+                let (indices, first) = world.shard(batch)
                 var (images, labels) = data.set.batch(indices)
                 if let augmenter {
-                    // Seeded by the stage seed, the epoch and the batch's place in it: a resumed run augments the same way.
-                    (images, labels) = augmenter.apply(images: images, labels: labels, seed: seed &+ 0xA06 &+ UInt64(epoch) &* 1_000_003 &+ UInt64(b))
+                    // Seeded by the stage seed, the epoch, the batch's place in it and each image's place in the batch:
+                    // a resumed run, and any split over ranks, augments the same way.
+                    (images, labels) = augmenter.apply(images: images, labels: labels, seed: seed &+ 0xA06 &+ UInt64(epoch) &* 1_000_003 &+ UInt64(b),
+                                                       first: first)
                 }
                 let x = Variable(images)
                 let teacherMaps = try teacher?.maps(indices, x, taps: objective.teacherTaps) ?? [:]
@@ -79,10 +100,12 @@ enum TrainStage {
                 var stepRNG = RNG(seed: seed &+ UInt64(epoch * 100_003 + step))
                 let tape = Tape()
                 var parts: [DistillationObjective.Term] = []
-                let loss = try tape.record { () throws -> Variable in
-                    let out = model.forward(x, training: true)
-                    parts = try objective.terms(student: out, teacher: teacherMaps, images: x, labels: labels, rng: &stepRNG)
-                    return DistillationObjective.total(parts)
+                let loss = try CrossBatch.$group.withValue(group) {
+                    try tape.record { () throws -> Variable in
+                        let out = model.forward(x, training: true)
+                        parts = try objective.terms(student: out, teacher: teacherMaps, images: x, labels: labels, rng: &stepRNG)
+                        return DistillationObjective.total(parts)
+                    }
                 }
                 for part in parts {
                     let value = part.value.value.item
@@ -95,7 +118,11 @@ enum TrainStage {
                 }
                 sums["loss", default: 0] += Double(loss.value.item)
                 optimizer.zeroGrad()
-                tape.backward(loss)
+                CrossBatch.$group.withValue(group) { tape.backward(loss) }
+                if world.isParallel {
+                    // Each rank holds its part of the global gradient; with them goes whether any rank was asked to stop.
+                    if DataParallel.sumGradients(named.map(\.1), world: world, stop: StopRequest.isSet) { throw RuntimeError.interrupted }
+                }
                 if let clip { optimizer.clipGradNorm(clip) }
                 optimizer.update()
                 step += 1
@@ -104,6 +131,11 @@ enum TrainStage {
                     let terms = parts.map { "\($0.name) \(String(format: "%.3f", $0.value.value.item))" }.joined(separator: " ")
                     ctx.progress("epoch \(epoch + 1)/\(epochs) step \(step)/\(steps) loss \(String(format: "%.4f", sums["loss", default: 0] / Double(step))) [\(terms)] eta \(Int(eta))s")
                 }
+            }
+            // Rank 0 validates and writes; the other ranks go on to the next epoch.
+            guard ctx.writes else {
+                state.epoch = epoch + 1
+                continue
             }
             let val = valSlices.isEmpty ? nil : try Metrics.evaluate(model, data.set, valSlices, classes: data.classes.count, threshold: 0.5, onLogit: false, objective: objective)
             var record: [String: JSON] = ["epoch": .int(epoch + 1), "lr": .number(Double(optimizer.lr))]
@@ -129,7 +161,46 @@ enum TrainStage {
             ctx.log("epoch \(epoch + 1) done: " + record.keys.sorted().filter { $0 != "epoch" }.compactMap { k in record[k]?.number.map { "\(k) \(String(format: "%.4f", $0))" } }.joined(separator: ", ")
                     + (improved ? " (selected)" : ""))
         }
+        guard ctx.writes else { return }
         ctx.log("best epoch \(state.bestEpoch) by \(valSlices.isEmpty ? "last" : "\(c.select.split.rawValue) \(c.select.metric.rawValue)"); \(Int(Date().timeIntervalSince(started)))s")
+    }
+}
+
+/// What a batch split over ranks needs beyond CrossBatch: which terms cannot be
+/// split, and the gradient allreduce.
+enum DataParallel {
+    /// Terms whose value couples the images of a batch other than through sums
+    /// (contrast against the batch's other images) cannot be split over ranks.
+    static func check(_ c: TrainingConfiguration, ranks: Int) throws {
+        var unsplittable: [String] = []
+        for p in c.distill?.pairs ?? [] { if case .infoNCE = p.loss { unsplittable.append("tap pair '\(p.name)' (infonce)") } }
+        if c.distill?.supcon != nil { unsplittable.append("supcon") }
+        guard unsplittable.isEmpty else {
+            throw RuntimeError.stage("\(unsplittable.joined(separator: " and ")) contrast each image with the rest of the batch, which a split over \(ranks) ranks does not see: run this stage in one process")
+        }
+        guard c.batch >= ranks else { throw RuntimeError.stage("a batch of \(c.batch) cannot be split over \(ranks) ranks") }
+    }
+
+    /// Sums every parameter gradient over the ranks in one flat buffer (one bucket),
+    /// with a stop flag in the last slot; returns whether any rank was asked to stop.
+    static func sumGradients(_ parameters: [Variable], world: World, stop: Bool) -> Bool {
+        let trained = parameters.filter(\.requiresGrad)
+        let total = trained.reduce(0) { $0 + $1.value.count }
+        let flat = UnsafeMutablePointer<Float>.allocate(capacity: total + 1)
+        defer { flat.deallocate() }
+        var at = 0
+        for p in trained {
+            flat.advanced(by: at).update(from: p.gradBuffer(), count: p.value.count)
+            at += p.value.count
+        }
+        flat[total] = stop ? 1 : 0
+        world.sum(flat, total + 1)
+        at = 0
+        for p in trained {
+            p.gradBuffer().update(from: flat.advanced(by: at), count: p.value.count)
+            at += p.value.count
+        }
+        return flat[total] > 0
     }
 }
 

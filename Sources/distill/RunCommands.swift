@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Diagnostics
 import Foundation
 import Plan
@@ -57,17 +58,32 @@ enum SpecPlanning {
                         only: Set<String>? = nil, failFast: Bool = false) throws {
         Parallel.setThreads(threads)
         Interrupts.install()
+        // Started by mpirun or srun with several ranks: training stages run data-parallel, rank 0 writes.
+        let world = World.current
+        defer { world.finish() }
+        if world.isParallel, jobs > 1 {
+            if world.isRoot { FileHandle.standardError.write(Data("error: under mpirun every rank runs one stage at a time; drop --jobs \(jobs)\n".utf8)) }
+            throw ExitStatus.usage
+        }
         var executor = Executor(plan: plan, store: RunStore(root: store), baseDirectory: base)
         executor.failFast = failFast
         executor.jobs = jobs
-        do {
-            executor.index = try RunIndex(store: RunStore(root: store))
-            executor.index?.record(plan: plan, spec: plan.specName ?? "")
-        } catch {
-            print("warning: the store's index is unavailable (\(error)); running without it")
+        executor.echo = world.isRoot
+        if world.isRoot {
+            do {
+                executor.index = try RunIndex(store: RunStore(root: store))
+                executor.index?.record(plan: plan, spec: plan.specName ?? "")
+            } catch {
+                print("warning: the store's index is unavailable (\(error)); running without it")
+            }
         }
         let start = Date()
         let s = executor.run(only: only)
+        guard world.isRoot else {
+            if !s.ok { throw ExitStatus.failure }
+            return
+        }
+        if world.isParallel { print("\n\(world.size) ranks") }
         print("\n\(s.done.count) done, \(s.reused.count) reused, \(s.failed.count) failed, \(s.skipped.count) skipped in \(Int(Date().timeIntervalSince(start)))s")
         for f in s.failed {
             print("failed \(f.hash.prefix(12)): \(f.error.split(separator: "\n").first ?? "")\n  log: \(f.log)")
@@ -130,7 +146,7 @@ struct RunCommand: ParsableCommand {
         guard let spec else { throw ExitStatus.usage }
         let (p, base) = try SpecPlanning.plan(spec, variant: variant, firstVariant: true)
         try SpecPlanning.execute(p, base: base, options: options)
-        print(Report.text(p, store: RunStore(root: options.store)))
+        if World.current.isRoot { print(Report.text(p, store: RunStore(root: options.store))) }
     }
 }
 
@@ -152,7 +168,7 @@ struct SweepCommand: ParsableCommand {
         let (p, base) = try SpecPlanning.plan(spec, variant: nil)
         var failure: Error?
         do { try SpecPlanning.execute(p, base: base, options: options, failFast: failFast) } catch { failure = error }
-        let rows = Report.rows(p, store: RunStore(root: options.store))
+        let rows = World.current.isRoot ? Report.rows(p, store: RunStore(root: options.store)) : []
         if !rows.isEmpty { print("\n" + Report.text(p, store: RunStore(root: options.store))) }
         if let failure { throw failure }
     }

@@ -44,6 +44,9 @@ public enum Normalization {
     /// Computes mean and rstd per group (in Double), then y. `stats` is [mean, rstd] per group.
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
                                _ y: UnsafeMutablePointer<Float>, _ stats: UnsafeMutablePointer<Float>, _ L: NormLayout, eps: Float) {
+        if L.acrossBatch, let group = CrossBatch.group {
+            return forwardAcross(group, x, weight, bias, y, stats, L, eps: eps)
+        }
         Parallel.forEach(L.groupCount) { gi in
             var sum = 0.0
             L.forEachRun(gi) { off, _ in sum += Sums.sum(x + off, count: L.inner) }
@@ -54,6 +57,40 @@ public enum Normalization {
             stats[2 * gi] = Float(mean)
             stats[2 * gi + 1] = Float(rstd)
             let m = Float(mean), r = Float(rstd)
+            L.forEachRun(gi) { off, c in
+                let a = r * (weight?[c] ?? 1), b = (bias?[c] ?? 0) - m * a
+                for i in 0..<L.inner { y[off + i] = x[off + i] * a + b }
+            }
+        }
+    }
+
+    /// Batch statistics over a batch split across processes (SyncBN): the same two
+    /// passes (mean, then squared deviations from it), each summed over the group.
+    static func forwardAcross(_ group: BatchGroup, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
+                              _ y: UnsafeMutablePointer<Float>, _ stats: UnsafeMutablePointer<Float>, _ L: NormLayout, eps: Float) {
+        let groups = L.groupCount
+        let sums = UnsafeMutablePointer<Double>.allocate(capacity: groups + 1)
+        defer { sums.deallocate() }
+        Parallel.forEach(groups) { gi in
+            var sum = 0.0
+            L.forEachRun(gi) { off, _ in sum += Sums.sum(x + off, count: L.inner) }
+            sums[gi] = sum
+        }
+        sums[groups] = Double(L.groupSize)
+        group.sum(sums, groups + 1)
+        let size = sums[groups]
+        let means = (0..<groups).map { sums[$0] / size }
+        Parallel.forEach(groups) { gi in
+            var sq = 0.0
+            L.forEachRun(gi) { off, _ in sq += Sums.squaredDeviations(x + off, count: L.inner, from: means[gi]) }
+            sums[gi] = sq
+        }
+        group.sum(sums, groups)
+        Parallel.forEach(groups) { gi in
+            let rstd = 1 / (sums[gi] / size + Double(eps)).squareRoot()
+            stats[2 * gi] = Float(means[gi])
+            stats[2 * gi + 1] = Float(rstd)
+            let m = Float(means[gi]), r = Float(rstd)
             L.forEachRun(gi) { off, c in
                 let a = r * (weight?[c] ?? 1), b = (bias?[c] ?? 0) - m * a
                 for i in 0..<L.inner { y[off + i] = x[off + i] * a + b }
@@ -83,6 +120,9 @@ public enum Normalization {
         let sums = UnsafeMutablePointer<Double>.allocate(capacity: L.groupCount * L.channels * 2)
         sums.initialize(repeating: 0, count: L.groupCount * L.channels * 2)
         defer { sums.deallocate() }
+        if L.acrossBatch, let group = CrossBatch.group {
+            return backwardAcross(group, x, weight, stats, dy, dx, dweight, dbias, L, sums)
+        }
         Parallel.forEach(L.groupCount) { gi in
             let mean = stats[2 * gi], rstd = stats[2 * gi + 1]
             let s = sums + gi * L.channels * 2
@@ -117,6 +157,55 @@ public enum Normalization {
             for c in 0..<L.channels {
                 dbias?[c] += Float(sums[(gi * L.channels + c) * 2])
                 dweight?[c] += Float(sums[(gi * L.channels + c) * 2 + 1])
+            }
+        }
+    }
+
+    /// Backward through statistics of a batch split across processes: dx needs the
+    /// group's sums of dy and dy * xhat; the weight and bias gradients keep this
+    /// process's part (the gradient allreduce adds the others').
+    static func backwardAcross(_ group: BatchGroup, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ stats: UnsafePointer<Float>,
+                               _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>?,
+                               _ dbias: UnsafeMutablePointer<Float>?, _ L: NormLayout, _ sums: UnsafeMutablePointer<Double>) {
+        let n = L.groupCount * L.channels * 2
+        Parallel.forEach(L.groupCount) { gi in
+            let s = sums + gi * L.channels * 2
+            L.forEachRun(gi) { off, c in
+                let (a, b) = Sums.gradientSums(dy + off, x + off, count: L.inner, mean: stats[2 * gi], rstd: stats[2 * gi + 1])
+                s[2 * c] += a
+                s[2 * c + 1] += b
+            }
+        }
+        for gi in 0..<L.groupCount {
+            for c in 0..<L.channels {
+                dbias?[c] += Float(sums[(gi * L.channels + c) * 2])
+                dweight?[c] += Float(sums[(gi * L.channels + c) * 2 + 1])
+            }
+        }
+        guard let dx else { return }
+        let global = UnsafeMutablePointer<Double>.allocate(capacity: n + 1)
+        defer { global.deallocate() }
+        global.update(from: sums, count: n)
+        global[n] = Double(L.groupSize)
+        group.sum(global, n + 1)
+        let size = global[n]
+        Parallel.forEach(L.groupCount) { gi in
+            let s = global + gi * L.channels * 2
+            var m1 = 0.0, m2 = 0.0
+            for c in 0..<L.channels {
+                let w = Double(weight?[c] ?? 1)
+                m1 += w * s[2 * c]
+                m2 += w * s[2 * c + 1]
+            }
+            let (fm1, fm2) = (Float(m1 / size), Float(m2 / size))
+            let mean = stats[2 * gi], rstd = stats[2 * gi + 1]
+            L.forEachRun(gi) { off, c in
+                let w = weight?[c] ?? 1
+                let (xs, dys, dxs) = (x + off, dy + off, dx + off)
+                for i in 0..<L.inner {
+                    let xhat = (xs[i] - mean) * rstd
+                    dxs[i] += rstd * (w * dys[i] - fm1 - xhat * fm2)
+                }
             }
         }
     }

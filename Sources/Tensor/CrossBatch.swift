@@ -1,0 +1,46 @@
+/// One batch split over several processes (data-parallel training): the sums that
+/// span the whole batch go through the group, so every process computes the loss
+/// and the batch statistics of the global batch, exactly as one process would (up
+/// to the order of the sums).
+///
+/// A loss that averages over its elements divides by the global count; a loss
+/// pooled over the batch (Dice) pools the global sums; batch norm uses the global
+/// mean and variance (SyncBN) and the global gradient sums. The parameter gradients
+/// each process then holds are its part of the global gradient: summed over the
+/// processes (an allreduce) they are the one-process gradient.
+public final class BatchGroup: Sendable {
+    /// Replaces `count` doubles with their sum over the group, in place. Every
+    /// process calls it in the same order with the same count.
+    public let sum: @Sendable (UnsafeMutablePointer<Double>, Int) -> Void
+    public let processes: Int
+
+    public init(processes: Int, sum: @escaping @Sendable (UnsafeMutablePointer<Double>, Int) -> Void) {
+        (self.processes, self.sum) = (processes, sum)
+    }
+}
+
+public enum CrossBatch {
+    /// The group of the running training step; nil in one process and outside training steps.
+    @TaskLocal public static var group: BatchGroup?
+
+    /// Sums `values` over the group (unchanged without one).
+    public static func sum(_ values: inout [Double]) {
+        guard let group, !values.isEmpty else { return }
+        values.withUnsafeMutableBufferPointer { b in if let p = b.baseAddress { group.sum(p, b.count) } }
+    }
+
+    /// A sum over the global batch and its element count, from this process's: what a
+    /// mean loss divides (its value and its gradient) by. Unchanged in one process.
+    public static func total(_ sum: Double, count: Int) -> (sum: Double, count: Double) {
+        var v = [sum, Double(count)]
+        Self.sum(&v)
+        return (v[0], v[1])
+    }
+
+    /// The number of elements over the group.
+    public static func count(_ local: Int) -> Int {
+        var v = [Double(local)]
+        sum(&v)
+        return Int(v[0])
+    }
+}
