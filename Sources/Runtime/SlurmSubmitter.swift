@@ -11,7 +11,34 @@ public struct SlurmOptions: Sendable {
     public var mem: String?
     public var time: String?
     public var extra: [String] = []
+    /// MPI ranks of every training stage, and of named ones.
+    public var ranks = 1
+    public var ranksPerNode = 1
+    public var stageRanks: [String: Int] = [:]
+    /// A job's wall-time budget: longer training stages get more ranks, up to `maxRanks`.
+    public var maxTime: Double?
+    public var maxRanks = 64
     public init() {}
+
+    /// `[D-]HH:MM:SS`, `HH:MM` or minutes, as sbatch reads `--time`; nil when malformed.
+    public static func seconds(_ text: String) -> Double? {
+        var days = 0.0, rest = Substring(text)
+        if let dash = text.firstIndex(of: "-") {
+            guard let d = Double(text[..<dash]) else { return nil }
+            days = d
+            rest = text[text.index(after: dash)...]
+        }
+        let parts = rest.split(separator: ":", omittingEmptySubsequences: false).map { Double($0) }
+        guard !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
+        let v = parts.compactMap { $0 }
+        let clock: Double
+        switch v.count {
+        case 1: clock = days > 0 ? v[0] * 3600 : v[0] * 60  // D-HH, or minutes
+        case 2: clock = days > 0 ? v[0] * 3600 + v[1] * 60 : v[0] * 60 + v[1]  // D-HH:MM, or MM:SS
+        default: clock = v[0] * 3600 + v[1] * 60 + v[2]
+        }
+        return days * 86400 + clock
+    }
 }
 
 /// A sweep as Slurm jobs: one job per stage that is not done, each running
@@ -43,12 +70,27 @@ public struct SlurmSubmitter {
 
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
-    /// Resources from the cost model: a time limit of three times the estimate plus
-    /// ten minutes, memory of 1.5 times the peak estimate plus 512 MiB.
+    /// The MPI ranks of a stage: 1 but for training stages, which take the spec's
+    /// `ranks` (or their own `stage_ranks`), more when one rank would exceed
+    /// `max_time`, never more than their batch.
+    public func ranks(_ s: PlanStage) -> Int {
+        guard case .train(let c) = s.config else { return 1 }
+        var r = options.stageRanks[plan.specName(of: s.hash)] ?? options.ranks
+        if let budget = options.maxTime, budget > 600 {
+            let needed = Int(((s.cost.seconds * 3) / (budget - 600)).rounded(.up))
+            r = max(r, min(options.maxRanks, needed))
+        }
+        return max(1, min(r, c.batch))
+    }
+
+    /// Resources from the cost model: a time limit of three times the estimate (split
+    /// over the ranks) plus ten minutes, memory of 1.5 times the peak estimate plus 512 MiB
+    /// per rank on a node.
     func resources(_ s: PlanStage) -> (cpus: Int, mem: String, time: String) {
         let cpus = options.cpusPerTask ?? 2
-        let mem = options.mem ?? "\(max(1024, Int(Double(s.cost.memoryBytes) * 1.5 / Double(1 << 20)) + 512))M"
-        let seconds = Int(max(600, s.cost.seconds * 3 + 600))
+        let perNode = min(ranks(s), options.ranksPerNode)
+        let mem = options.mem ?? "\(perNode * max(1024, Int(Double(s.cost.memoryBytes) * 1.5 / Double(1 << 20)) + 512))M"
+        let seconds = Int(max(600, s.cost.seconds * 3 / Double(ranks(s)) + 600))
         let time = options.time ?? String(format: "%d:%02d:%02d", seconds / 3600, seconds / 60 % 60, seconds % 60)
         return (cpus, mem, time)
     }
@@ -69,9 +111,23 @@ public struct SlurmSubmitter {
             lines.append("#SBATCH --dependency=afterok:\(dependencies.joined(separator: ":"))")
             lines.append("#SBATCH --kill-on-invalid-dep=yes")
         }
+        let n = ranks(s)
+        if n > 1 {
+            let perNode = min(n, options.ranksPerNode)
+            lines.insert(contentsOf: ["#SBATCH --ntasks=\(n)", "#SBATCH --ntasks-per-node=\(perNode)",
+                                      "#SBATCH --nodes=\((n + perNode - 1) / perNode)"], at: 3)
+        }
         lines.append("# \(s.label)")
         lines.append("set -euo pipefail")
-        lines.append("exec \(Self.quote(distill)) run --stage \(s.hash) --plan \(Self.quote(planPath)) --store \(Self.quote(store.root)) --threads \(r.cpus)")
+        let run = "\(Self.quote(distill)) run --stage \(s.hash) --plan \(Self.quote(planPath)) --store \(Self.quote(store.root)) --threads \(r.cpus)"
+        if n > 1 {
+            // Data-parallel over the job's tasks: Open MPI's mpirun reads the allocation from Slurm.
+            lines.append("# \(n) data-parallel ranks; rank 0 writes the stage")
+            lines.append("if [ \"$(id -u)\" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi")
+            lines.append("exec mpirun -np \(n) --bind-to none \(run)")
+        } else {
+            lines.append("exec \(run)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -83,7 +139,7 @@ public struct SlurmSubmitter {
         out += "# plan: \(planPath)\n\n# dependency graph (afterok):\n"
         for s in todo {
             let deps = s.inputs.values.filter { todoSet.contains($0) }.sorted().map { "JOB:\($0.prefix(12))" }
-            out += "#   JOB:\(s.shortHash) \(s.kind.rawValue)\(deps.isEmpty ? "" : " <- " + deps.joined(separator: ", "))\n"
+            out += "#   JOB:\(s.shortHash) \(s.kind.rawValue)\(ranks(s) > 1 ? " (\(ranks(s)) ranks)" : "")\(deps.isEmpty ? "" : " <- " + deps.joined(separator: ", "))\n"
         }
         for s in todo {
             let deps = s.inputs.values.filter { todoSet.contains($0) }.sorted().map { "JOB:\($0.prefix(12))" }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Diagnostics
 import Foundation
 import Plan
 import Runtime
@@ -54,6 +55,24 @@ struct SubmitCommand: ParsableCommand {
             options.mem = s.text("mem")
             options.time = s.text("time")
             options.extra = s["extra"]?.list.compactMap(\.string) ?? []
+            options.ranks = s["ranks"]?.int ?? 1
+            options.ranksPerNode = s["ranks_per_node"]?.int ?? 1
+            options.maxRanks = s["max_ranks"]?.int ?? options.maxRanks
+            for m in s["stage_ranks"]?.members ?? [] { options.stageRanks[m.key] = m.value.int }
+            if let t = s.text("max_time") {
+                guard let seconds = SlurmOptions.seconds(t) else {
+                    FileHandle.standardError.write(Data("error: execution.slurm.max_time '\(t)' is not a time like 2-00:00:00 or 12:00:00\n".utf8))
+                    throw ExitStatus.usage
+                }
+                options.maxTime = seconds
+            }
+            let names = Set(plan.variants.flatMap { $0.stages.map(\.name) })
+            for name in options.stageRanks.keys.sorted() where !names.contains(name) {
+                var message = "error: execution.slurm.stage_ranks names '\(name)', which is not a stage"
+                if let guess = Suggestions.closest(to: name, in: Array(names)) { message += "; did you mean '\(guess)'?" }
+                FileHandle.standardError.write(Data((message + "\n").utf8))
+                throw ExitStatus.usage
+            }
         }
         options.partition = partition ?? options.partition
         options.account = account ?? options.account

@@ -53,4 +53,32 @@ import Testing
         let again = try cli.run(["submit", "spec.yaml", "--to", "slurm", "--store", "cluster"], in: dir, environment: env)
         #expect(again.out.contains("0 jobs for 7 stages"))
     }
+
+    /// One training stage as a 2-task job: `mpirun` in the job starts both ranks, rank 0 writes the stage.
+    @Test(.enabled(if: SlurmCluster.installed && DataParallelTests.mpirun != nil, "needs Slurm and Open MPI (make test installs them) and root"))
+    func aTwoTaskTrainingStage() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-slurm-dp-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spec = DataParallelTests.spec(epochs: 2) + "execution:\n  slurm: {ranks: 2, ranks_per_node: 2, cpus_per_task: 1}\n"
+        try spec.write(toFile: dir + "/spec.yaml", atomically: true, encoding: .utf8)
+        let cluster = try SlurmCluster()
+        defer { cluster.stop() }
+        // Containers often forbid the cross-memory attach of Open MPI's shared-memory transport; sbatch passes the environment on.
+        let env = ["SLURM_CONF": cluster.conf, "OMPI_MCA_btl_vader_single_copy_mechanism": "none"]
+        let dry = try cli.run(["submit", "spec.yaml", "--to", "slurm", "--store", "cluster", "--dry-run"], in: dir, environment: env)
+        #expect(dry.out.contains("#SBATCH --ntasks=2") && dry.out.contains("exec mpirun -np 2 --bind-to none"), "\(dry.out)")
+        let submitted = try cli.run(["submit", "spec.yaml", "--to", "slurm", "--store", "cluster"], in: dir, environment: env)
+        #expect(submitted.status == 0, "\(submitted.err)")
+        let deadline = Date().addingTimeInterval(300)
+        func done() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/cluster/stages")) ?? [])
+                .filter { FileManager.default.fileExists(atPath: "\(dir)/cluster/stages/\($0)/done") }
+        }
+        while Date() < deadline, done().count < 4 { Thread.sleep(forTimeInterval: 1) }
+        #expect(done().count == 4, "\(cluster.run("/usr/bin/squeue", []))")
+        let logs = done().compactMap { try? String(contentsOfFile: "\(dir)/cluster/stages/\($0)/log.txt", encoding: .utf8) }
+        let train = try #require(logs.first { $0.contains("data-parallel over 2 ranks") }, "\(logs)")
+        #expect(train.components(separatedBy: "epoch 2 done").count == 2, "rank 0 alone writes the log: \(train)")
+    }
 }
