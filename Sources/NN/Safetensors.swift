@@ -124,3 +124,100 @@ public struct SafetensorsFile {
         }
     }
 }
+
+/// A safetensors file written piece by piece in constant memory: the header (every
+/// tensor's name, dtype and shape) first, then rows of any tensor at their offsets,
+/// in any order. Float rows are stored as F16 or F32; the file appears under its
+/// name only when `finish()` renames it into place.
+public final class SafetensorsStreamWriter {
+    public struct Spec {
+        public var name: String
+        public var shape: [Int]
+        public var half: Bool
+        public init(name: String, shape: [Int], half: Bool) { (self.name, self.shape, self.half) = (name, shape, half) }
+    }
+
+    public let path: String
+    private let temporary: String
+    private let fd: Int32
+    private var offsets: [String: (start: Int, row: Int, half: Bool, rows: Int)] = [:]
+    private var finished = false
+
+    public init(path: String, tensors: [Spec], metadata: [String: String] = [:]) throws {
+        self.path = path
+        temporary = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        var layout: [String: (Int, Int, Bool, Int)] = [:]
+        for t in tensors.sorted(by: { $0.name < $1.name }) {
+            let width = t.half ? 2 : 4
+            let count = t.shape.reduce(1, *)
+            header[t.name] = ["dtype": t.half ? "F16" : "F32", "shape": t.shape, "data_offsets": [offset, offset + count * width]]
+            layout[t.name] = (offset, t.shape.dropFirst().reduce(1, *) * width, t.half, t.shape.first ?? 0)
+            offset += count * width
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
+        var head = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { head.append(contentsOf: $0) }
+        head.append(json)
+        fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SafetensorsError.unreadable(temporary) }
+        let dataStart = head.count
+        offsets = layout.mapValues { (dataStart + $0.0, $0.1, $0.2, $0.3) }
+        // The full size at once: rows land at their offsets, and a full disk fails here, not midway.
+        guard ftruncate(fd, off_t(dataStart + offset)) == 0 else {
+            close(fd)
+            unlink(temporary)
+            throw SafetensorsError.truncated(path, detail: "cannot reserve \(dataStart + offset) bytes: \(String(cString: strerror(errno)))")
+        }
+        try head.withUnsafeBytes { try write($0, at: 0) }
+    }
+
+    deinit {
+        if !finished {
+            close(fd)
+            unlink(temporary)
+        }
+    }
+
+    private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress?.advanced(by: done), bytes.count - done, off_t(offset + done))
+            guard n > 0 else { throw SafetensorsError.truncated(path, detail: "write failed: \(String(cString: strerror(errno)))") }
+            done += n
+        }
+    }
+
+    /// Writes rows `first ..< first + n` of tensor `name` from `values` (n whole rows, float32).
+    public func write(_ name: String, rows first: Int, _ values: UnsafePointer<Float>, count: Int) throws {
+        guard let o = offsets[name] else { throw SafetensorsError.missing(path, tensor: name) }
+        let perRow = o.row / (o.half ? 2 : 4)
+        guard perRow > 0, count % perRow == 0, first >= 0, first + count / perRow <= o.rows else {
+            throw SafetensorsError.wrongShape(path, tensor: name, expected: [o.rows, perRow], found: [first, count])
+        }
+        let at = o.start + first * o.row
+        if o.half {
+            var buffer = [UInt16](repeating: 0, count: count)
+            for i in 0..<count { buffer[i] = Float16(values[i]).bitPattern.littleEndian }
+            try buffer.withUnsafeBytes { try write($0, at: at) }
+        } else {
+            try write(UnsafeRawBufferPointer(start: values, count: count * 4), at: at)
+        }
+    }
+
+    /// Flushes and renames the file into place.
+    public func finish() throws {
+        guard !finished else { return }
+        finished = true
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard synced, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw SafetensorsError.unreadable(path)
+        }
+    }
+}
+

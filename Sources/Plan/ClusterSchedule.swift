@@ -1,22 +1,48 @@
-/// How long a plan takes on several machines when each stage runs on one of them
-/// (what `distill submit --to slurm` does today): the critical path, the wall time of
-/// a greedy schedule on `nodes` machines, and the stage that dominates.
+/// How long a plan takes on a cluster of `nodes` machines: stages run side by side
+/// on different nodes, and a training stage may itself run data-parallel over
+/// several nodes (one rank a node, `distill submit` with `ranks`), paying an
+/// allreduce of its gradients every step.
 ///
-/// Stages are placed in order of their bottom level (the longest time from their start
-/// to the end of the plan), each on the machine that frees first, starting once its
-/// inputs are done (Hu's list scheduling). Times are the cost model's, per stage.
+/// A training stage's time on k nodes is its compute over k plus `steps` allreduces
+/// of its parameters over k ranks (Interconnect); k is the count that minimises it,
+/// at most the nodes and at most the stage's batch (every rank needs an image).
+/// Compute scales with `coresPerNode` against the cores the throughput was measured
+/// with. Stages are placed in order of their bottom level (the longest time from
+/// their start to the end of the plan), each on the k nodes that free first,
+/// starting once its inputs are done (Hu's list scheduling).
 public struct ClusterSchedule: Sendable {
+    /// One stage's part: how many nodes, and its time split into compute and communication.
+    public struct Placement: Sendable {
+        public var ranks: Int
+        public var compute: Double
+        public var communication: Double
+        public var seconds: Double { compute + communication }
+    }
+
     /// The longest chain of dependent stages, first to last.
     public var criticalPath: [PlanStage]
     public var criticalSeconds: Double
     /// Wall time of the greedy schedule.
     public var makespan: Double
     public var nodes: Int
-    /// Seconds of every stage added up: the time on one machine.
+    public var coresPerNode: Int?
+    /// Seconds of every stage added up on one node: the time on one machine.
     public var serialSeconds: Double
+    public var placements: [String: Placement]
+    public var interconnect: Interconnect
 
-    public init(_ plan: ExecutionPlan, nodes: Int) {
+    public init(_ plan: ExecutionPlan, nodes: Int, coresPerNode: Int? = nil, calibratedCores: Int = 2,
+                interconnect: Interconnect = .fallback) {
         self.nodes = max(1, nodes)
+        self.coresPerNode = coresPerNode
+        self.interconnect = interconnect
+        let speed = coresPerNode.map { Double($0) / Double(max(1, calibratedCores)) } ?? 1
+        var placements: [String: Placement] = [:]
+        for s in plan.stages {
+            placements[s.hash] = Self.place(s, nodes: self.nodes, speed: speed, interconnect: interconnect)
+        }
+        self.placements = placements
+        let time = { (s: PlanStage) in placements[s.hash]?.seconds ?? s.cost.seconds }
         let byHash = Dictionary(plan.stages.map { ($0.hash, $0) }, uniquingKeysWith: { a, _ in a })
         // Earliest finish on unlimited machines, and the input it waits for last.
         var finish: [String: Double] = [:], waitsFor: [String: String] = [:]
@@ -28,8 +54,8 @@ public struct ClusterSchedule: Sendable {
                 let f = earliest(u)
                 if f > start { start = f; waitsFor[s.hash] = input }
             }
-            finish[s.hash] = start + s.cost.seconds
-            return start + s.cost.seconds
+            finish[s.hash] = start + time(s)
+            return start + time(s)
         }
         for s in plan.stages { _ = earliest(s) }
         var path: [PlanStage] = []
@@ -40,7 +66,7 @@ public struct ClusterSchedule: Sendable {
         }
         criticalPath = path
         criticalSeconds = path.last.flatMap { finish[$0.hash] } ?? 0
-        serialSeconds = plan.stages.reduce(0) { $0 + $1.cost.seconds }
+        serialSeconds = plan.stages.reduce(0) { $0 + $1.cost.seconds / speed }
 
         // Bottom levels: a stage's time plus the longest bottom level of what needs it.
         var needers: [String: [String]] = [:]
@@ -48,7 +74,7 @@ public struct ClusterSchedule: Sendable {
         var bottom: [String: Double] = [:]
         func level(_ h: String) -> Double {
             if let b = bottom[h] { return b }
-            let b = (byHash[h]?.cost.seconds ?? 0) + ((needers[h] ?? []).map(level).max() ?? 0)
+            let b = (byHash[h].map(time) ?? 0) + ((needers[h] ?? []).map(level).max() ?? 0)
             bottom[h] = b
             return b
         }
@@ -59,32 +85,62 @@ public struct ClusterSchedule: Sendable {
         while !waiting.isEmpty {
             let ready = waiting.filter { s in s.inputs.values.allSatisfy { done[$0] != nil || byHash[$0] == nil } }
             guard let next = ready.max(by: { (bottom[$0.hash] ?? 0) < (bottom[$1.hash] ?? 0) }) else { break }
-            let node = free.indices.min { free[$0] < free[$1] } ?? 0
+            let k = placements[next.hash]?.ranks ?? 1
+            // The k nodes that free first.
+            let chosen = free.indices.sorted { free[$0] < free[$1] }.prefix(k)
             let inputsDone = next.inputs.values.compactMap { done[$0] }.max() ?? 0
-            let end = max(free[node], inputsDone) + next.cost.seconds
-            free[node] = end
+            let start = max(inputsDone, chosen.map { free[$0] }.max() ?? 0)
+            let end = start + time(next)
+            for n in chosen { free[n] = end }
             done[next.hash] = end
             waiting.removeAll { $0.hash == next.hash }
         }
         makespan = done.values.max() ?? 0
     }
 
+    /// A training stage's best node count; every other stage runs on one node.
+    static func place(_ s: PlanStage, nodes: Int, speed: Double, interconnect: Interconnect) -> Placement {
+        let compute = s.cost.seconds / speed
+        guard case .train(let c) = s.config, s.cost.steps > 0 else { return Placement(ranks: 1, compute: compute, communication: 0) }
+        var best = Placement(ranks: 1, compute: compute, communication: 0)
+        for k in stride(from: 2, through: min(nodes, c.batch), by: 1) {
+            let p = Placement(ranks: k, compute: compute / Double(k),
+                              communication: Double(s.cost.steps) * interconnect.allreduce(bytes: 4 * s.cost.parameters, ranks: k))
+            if p.seconds < best.seconds { best = p }
+        }
+        return best
+    }
+
     /// The stage of the critical path that takes longest.
-    public var dominant: PlanStage? { criticalPath.max { $0.cost.seconds < $1.cost.seconds } }
+    public var dominant: PlanStage? { criticalPath.max { seconds($0) < seconds($1) } }
+
+    func seconds(_ s: PlanStage) -> Double { placements[s.hash]?.seconds ?? s.cost.seconds }
 
     public var text: String {
         var out = "\ncritical path (\(criticalPath.count) stages, \(Format.duration(criticalSeconds))):\n"
-        let width = criticalPath.map { Format.duration($0.cost.seconds).count }.max() ?? 0
+        let width = criticalPath.map { Format.duration(seconds($0)).count }.max() ?? 0
         for s in criticalPath {
-            let share = criticalSeconds > 0 ? 100 * s.cost.seconds / criticalSeconds : 0
-            let time = Format.duration(s.cost.seconds)
-            out += "  \(s.shortHash)  \(String(repeating: " ", count: width - time.count))\(time)  \(String(format: "%3.0f%%", share))  \(s.label)\n"
+            let share = criticalSeconds > 0 ? 100 * seconds(s) / criticalSeconds : 0
+            let time = Format.duration(seconds(s))
+            let ranks = placements[s.hash]?.ranks ?? 1
+            out += "  \(s.shortHash)  \(String(repeating: " ", count: width - time.count))\(time)  \(String(format: "%3.0f%%", share))  \(s.label)\(ranks > 1 ? " [\(ranks) nodes]" : "")\n"
         }
-        out += "on \(nodes) node\(nodes == 1 ? "" : "s"), one stage per node at a time: ~\(Format.duration(makespan))"
+        let cores = coresPerNode.map { ", \($0) cores a node" } ?? ""
+        out += "on \(nodes) node\(nodes == 1 ? "" : "s")\(cores): ~\(Format.duration(makespan))"
         out += " (one machine: \(Format.duration(serialSeconds)); no schedule beats the critical path, \(Format.duration(criticalSeconds)))\n"
-        if let d = dominant {
-            out += "dominated by \(d.shortHash) \(d.label): \(Format.duration(d.cost.seconds)); a stage runs on one node, so more nodes do not shorten it\n"
+        if let d = dominant, let p = placements[d.hash] {
+            out += "dominated by \(d.shortHash) \(d.label): \(Format.duration(p.seconds))"
+            if p.ranks > 1 {
+                out += " data-parallel on \(p.ranks) nodes (compute \(Format.duration(p.compute)), gradient allreduce \(Format.duration(p.communication)) over \(d.cost.steps) steps)"
+                if case .train(let c) = d.config, p.ranks == c.batch, nodes > p.ranks {
+                    out += "; its batch of \(c.batch) allows no more ranks"
+                }
+            } else if case .train = d.config, nodes > 1 {
+                out += "; more ranks would not pay for their allreduces"
+            }
+            out += "\n"
         }
+        out += "interconnect: \(interconnect.source)\n"
         return out
     }
 }

@@ -61,6 +61,7 @@ struct CostModel {
         c.flops += 2 * Double(f.macs) * keptSlices * data.split.val * epochs
         c.diskBytes = 2 * params * 4 * (1 + slots)  // last (resumable) and selected checkpoints
         c.seconds = seconds(c.flops)
+        c.steps = Int((samples / Double(stage.batch)).rounded(.up)) * stage.epochs
         return c
     }
 

@@ -14,12 +14,15 @@ public struct StageCost: Hashable, Sendable {
     public var diskBytes = 0
     /// Estimated wall time on this machine.
     public var seconds = 0.0
+    /// Optimiser steps (training stages): how often a data-parallel run exchanges gradients.
+    public var steps = 0
 
     public init() {}
 
     var json: JSON {
         .object(["parameters": .int(parameters), "macs_per_sample": .int(macsPerSample), "flops": .number(flops.rounded()),
-                 "memory_bytes": .int(memoryBytes), "disk_bytes": .int(diskBytes), "seconds": .number((seconds * 10).rounded() / 10)])
+                 "memory_bytes": .int(memoryBytes), "disk_bytes": .int(diskBytes), "seconds": .number((seconds * 10).rounded() / 10),
+                 "steps": .int(steps)])
     }
 }
 

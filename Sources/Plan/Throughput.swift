@@ -42,18 +42,73 @@ public struct Throughput: Hashable, Sendable {
     }
 
     public static func store(sgemmGflops: Double, threads: Int, to path: String = calibrationPath) throws {
-        let formatter = ISO8601DateFormatter()
-        let doc = JSON.object(["sgemm_gflops": .number(sgemmGflops), "threads": .int(threads),
-                               "measured": .string(formatter.string(from: Date())),
-                               "host": .string(ProcessInfo.processInfo.hostName)])
+        try Calibration.update(["sgemm_gflops": .number(sgemmGflops), "threads": .int(threads)], at: path)
+    }
+
+    /// The threads the calibration measured with (what a node of `--cores-per-node` is compared with).
+    public static func calibratedThreads(from path: String = calibrationPath) -> Int {
+        guard let data = FileManager.default.contents(atPath: path), let t = JSON.parse(data)?["threads"]?.int, t > 0 else { return 2 }
+        return t
+    }
+
+    var json: JSON { .object(["gflops": .number(gflops), "source": .string(source)]) }
+}
+
+/// The calibration file, one JSON object per machine: each measurement updates its own keys.
+public enum Calibration {
+    public static func update(_ fields: [String: JSON], at path: String = Throughput.calibrationPath) throws {
+        var doc = FileManager.default.contents(atPath: path).flatMap(JSON.parse)?.object ?? [:]
+        for (k, v) in fields { doc[k] = v }
+        doc["measured"] = .string(ISO8601DateFormatter().string(from: Date()))
+        doc["host"] = .string(ProcessInfo.processInfo.hostName)
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let tmp = path + ".tmp"
-        try Data(doc.pretty.utf8).write(to: URL(fileURLWithPath: tmp))
+        try Data(JSON.object(doc).pretty.utf8).write(to: URL(fileURLWithPath: tmp))
         // rename(2) replaces the old calibration atomically.
         guard rename(tmp, path) == 0 else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }
     }
+}
 
-    var json: JSON { .object(["gflops": .number(gflops), "source": .string(source)]) }
+/// How fast ranks exchange gradients: the bus bandwidth and per-message latency of an
+/// allreduce, for the communication term of a data-parallel stage. A ring allreduce
+/// of B bytes over k ranks moves 2(k-1)/k x B bytes through each link and takes
+/// 2(k-1) latencies.
+public struct Interconnect: Hashable, Sendable {
+    public var bytesPerSecond: Double
+    public var latency: Double
+    public var source: String
+
+    /// 10 Gbit/s Ethernet with 50 us a message: a common cluster floor.
+    public static let fallback = Interconnect(bytesPerSecond: 1.25e9, latency: 5e-5,
+                                              source: "default 10 Gbit/s, 50 us (run `mpirun -np 2 distill calibrate` on two nodes)")
+
+    public init(bytesPerSecond: Double, latency: Double, source: String) {
+        (self.bytesPerSecond, self.latency, self.source) = (bytesPerSecond, latency, source)
+    }
+
+    public static func load(from path: String = Throughput.calibrationPath) -> Interconnect {
+        guard let data = FileManager.default.contents(atPath: path), let json = JSON.parse(data),
+              let bw = json["allreduce_bytes_per_s"]?.number, bw > 0 else { return fallback }
+        let latency = json["allreduce_latency_s"]?.number ?? fallback.latency
+        let ranks = json["allreduce_ranks"]?.int ?? 2
+        return Interconnect(bytesPerSecond: bw, latency: latency,
+                            source: "calibrated over \(ranks) ranks: \(Format.bytes(Int(bw)))/s, \(Int((latency * 1e6).rounded())) us")
+    }
+
+    /// Seconds of one allreduce of `bytes` over `ranks`.
+    public func allreduce(bytes: Int, ranks: Int) -> Double {
+        guard ranks > 1 else { return 0 }
+        let k = Double(ranks)
+        return 2 * (k - 1) / k * Double(bytes) / bytesPerSecond + 2 * (k - 1) * latency
+    }
+
+    /// Bus bandwidth and latency from two timed allreduces (a large and a tiny one) over `ranks`.
+    public static func fit(largeBytes: Int, largeSeconds: Double, tinySeconds: Double, ranks: Int) -> (bytesPerSecond: Double, latency: Double) {
+        let k = Double(max(2, ranks))
+        let latency = max(0, tinySeconds / (2 * (k - 1)))
+        let transfer = max(1e-9, largeSeconds - 2 * (k - 1) * latency)
+        return (2 * (k - 1) / k * Double(largeBytes) / transfer, latency)
+    }
 }

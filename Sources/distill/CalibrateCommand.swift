@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import COpenBLAS
 import Dispatch
 import Foundation
@@ -8,7 +9,12 @@ import Plan
 struct CalibrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "calibrate",
-        abstract: "Measure this machine's matrix-multiply throughput and store it for time estimates.")
+        abstract: "Measure this machine's matrix-multiply throughput (and, under mpirun, the allreduce between ranks) for time estimates.",
+        discussion: """
+            Under `mpirun -np 2` (one rank on each of two nodes) it also times allreduces of \
+            gradient-sized buffers between the ranks and stores the bus bandwidth and latency \
+            that `distill plan --nodes` charges data-parallel stages for.
+            """)
 
     @Option(name: .long, help: "BLAS threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -21,6 +27,50 @@ struct CalibrateCommand: ParsableCommand {
     }
 
     func run() throws {
+        let world = World.current
+        defer { world.finish() }
+        // The matrix products on rank 0 alone: ranks sharing a node would share its cores.
+        if world.isRoot { try measureMatrixProducts() }
+        world.barrier()
+        guard world.isParallel else {
+            print("allreduce: not measured (run `mpirun -np 2 distill calibrate` with a rank on each of two nodes)")
+            return
+        }
+        let large = 16 << 20  // floats: 64 MiB, a 16M-parameter model's gradients
+        let bigSeconds = Self.timeAllreduce(world, floats: large, repeats: 5)
+        let tinySeconds = Self.timeAllreduce(world, floats: 1, repeats: 50)
+        guard world.isRoot else { return }
+        let fit = Interconnect.fit(largeBytes: 4 * large, largeSeconds: bigSeconds, tinySeconds: tinySeconds, ranks: world.size)
+        print("allreduce over \(world.size) ranks: 64 MiB in \(String(format: "%.1f", bigSeconds * 1e3)) ms, 4 bytes in \(String(format: "%.1f", tinySeconds * 1e6)) us")
+        print("bus bandwidth \(String(format: "%.2f", fit.bytesPerSecond / 1e9)) GB/s, latency \(String(format: "%.1f", fit.latency * 1e6)) us")
+        if !dryRun {
+            do {
+                try Calibration.update(["allreduce_bytes_per_s": .number(fit.bytesPerSecond), "allreduce_latency_s": .number(fit.latency),
+                                        "allreduce_ranks": .int(world.size)])
+                print("stored in \(Throughput.calibrationPath)")
+            } catch {
+                FileHandle.standardError.write(Data("error: cannot store calibration: \(error.localizedDescription)\n".utf8))
+                throw ExitStatus.usage
+            }
+        }
+    }
+
+    /// Median seconds of an allreduce of `floats` over the world (after one warm-up).
+    static func timeAllreduce(_ world: World, floats: Int, repeats: Int) -> Double {
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: floats)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: floats)
+        var times: [Double] = []
+        for i in 0...repeats {
+            world.barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            world.sum(buffer, floats)
+            if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    func measureMatrixProducts() throws {
         openblas_set_num_threads(Int32(threads))
         // Convolution-shaped products (im2col of 3x3 layers of the study's networks) and a square one.
         let shapes: [(m: Int, n: Int, k: Int, what: String)] = [

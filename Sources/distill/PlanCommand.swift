@@ -27,8 +27,11 @@ struct PlanCommand: ParsableCommand {
     @Option(name: .long, help: "Write one fully resolved spec per variant into this directory.")
     var lock: String?
 
-    @Option(name: .long, help: "Also show the critical path and the wall time on this many machines, one stage per machine at a time (text format).")
+    @Option(name: .long, help: "Also show the critical path and the wall time on this many machines: stages side by side, training stages data-parallel over several (text format).")
     var nodes: Int?
+
+    @Option(name: .long, help: "Cores of one node, against the cores `distill calibrate` measured with (default: the same).")
+    var coresPerNode: Int?
 
     @Option(name: .long, help: "Largest teacher-output cache to choose, in GiB.")
     var cacheBudget: Double = Double(Planner.defaultCacheBudget >> 30)
@@ -40,6 +43,8 @@ struct PlanCommand: ParsableCommand {
     func validate() throws {
         if let nodes, !(1...100_000).contains(nodes) { throw ValidationError("--nodes must be between 1 and 100000") }
         if nodes != nil, format != .text { throw ValidationError("--nodes goes with the text format") }
+        if let coresPerNode, !(1...100_000).contains(coresPerNode) { throw ValidationError("--cores-per-node must be between 1 and 100000") }
+        if coresPerNode != nil, nodes == nil { throw ValidationError("--cores-per-node goes with --nodes") }
         guard cacheBudget >= 0, cacheBudget.isFinite else {
             throw ValidationError("--cache-budget must be a number of GiB, 0 or more")
         }
@@ -84,7 +89,11 @@ struct PlanCommand: ParsableCommand {
         switch format {
         case .text:
             print(plan.text(title: spec), terminator: "")
-            if let nodes { print(ClusterSchedule(plan, nodes: nodes).text, terminator: "") }
+            if let nodes {
+                let schedule = ClusterSchedule(plan, nodes: nodes, coresPerNode: coresPerNode, calibratedCores: Throughput.calibratedThreads(),
+                                               interconnect: Interconnect.load())
+                print(schedule.text, terminator: "")
+            }
         case .json: print(plan.json.pretty, terminator: "")
         case .dot: print(plan.dot(), terminator: "")
         }

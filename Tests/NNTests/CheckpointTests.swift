@@ -32,6 +32,32 @@ import Testing
         #expect(a == b)
     }
 
+    /// The teacher-output cache is written a batch at a time; the file is the same, byte for byte,
+    /// as one written whole, whatever order the rows arrive in.
+    @Test func aStreamedFileEqualsOneWrittenWhole() throws {
+        var rng = RNG(seed: 9)
+        let maps = rng.uniformTensor([10, 3, 4, 5], -2, 2), logits = rng.uniformTensor([10, 1, 8, 8], -5, 5)
+        let ids = Tensor(shape: [10], values: (0..<10).map { Float($0 * 3) })
+        let whole = temporary("whole.safetensors"), streamed = temporary("streamed.safetensors")
+        defer { for p in [whole, streamed] { try? FileManager.default.removeItem(atPath: p) } }
+        try SafetensorsFile.write(["pool.1": maps, "logits.segmentation": logits, "slices": ids], metadata: ["format": "cache"], to: whole,
+                                  halfNames: ["pool.1", "logits.segmentation"])
+        let writer = try SafetensorsStreamWriter(path: streamed, tensors: [.init(name: "pool.1", shape: maps.shape, half: true),
+                                                                           .init(name: "logits.segmentation", shape: logits.shape, half: true),
+                                                                           .init(name: "slices", shape: ids.shape, half: false)],
+                                                 metadata: ["format": "cache"])
+        #expect(!FileManager.default.fileExists(atPath: streamed), "the file appears only when finished")
+        for first in [8, 0, 4] {  // rows out of order, the last batch short
+            let n = first == 8 ? 2 : 4
+            try writer.write("pool.1", rows: first, maps.pointer + first * 60, count: n * 60)
+            try writer.write("logits.segmentation", rows: first, logits.pointer + first * 64, count: n * 64)
+        }
+        try writer.write("slices", rows: 0, ids.pointer, count: 10)
+        #expect(throws: SafetensorsError.self) { try writer.write("pool.1", rows: 9, maps.pointer, count: 120) }
+        try writer.finish()
+        #expect(FileManager.default.contents(atPath: streamed) == FileManager.default.contents(atPath: whole))
+    }
+
     @Test func wrongShapesAndNamesAreListed() throws {
         let model = ModelBuilder.build(s1, height: 64, width: 64, seed: 1)
         var tensors = model.store.stateDict
