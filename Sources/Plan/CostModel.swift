@@ -81,7 +81,9 @@ struct CostModel {
         c.macsPerSample = tf.macs
         c.flops = 2 * Double(tf.macs) * samples
         c.diskBytes = Int(samples) * teacherOutputBytesPerSample(teacher, taps: taps)
-        c.memoryBytes = c.parameters * 4 + tf.activations * 8 * 4 / 8
+        // Written a batch of 8 at a time (streamed), so the cache's size never enters memory: the weights,
+        // every map of a batch's forward pass (an upper bound: evaluation frees some as it goes) and the batch's input.
+        c.memoryBytes = c.parameters * 4 + tf.activations * 8 * 4 + 8 * pixels * data.preprocess.planes * 4
         c.seconds = seconds(c.flops)
         return c
     }
