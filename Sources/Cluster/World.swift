@@ -30,22 +30,21 @@ public final class World: Sendable {
 
     /// Sums `count` doubles over every rank, in place.
     public func sum(_ values: UnsafeMutablePointer<Double>, _ count: Int) {
-        guard size > 1 else { return }
-        var done = 0
-        while done < count {
-            let n = min(count - done, Int(Int32.max))
-            _ = distill_mpi_allreduce_doubles(values + done, Int32(n))
-            done += n
-        }
+        inPieces(count) { at, n in _ = distill_mpi_allreduce_doubles(values + at, n) }
     }
 
     /// Sums `count` floats over every rank, in place (gradients).
     public func sum(_ values: UnsafeMutablePointer<Float>, _ count: Int) {
+        inPieces(count) { at, n in _ = distill_mpi_allreduce_floats(values + at, n) }
+    }
+
+    /// MPI counts are 32-bit: larger buffers go in pieces.
+    private func inPieces(_ count: Int, _ body: (Int, Int32) -> Void) {
         guard size > 1 else { return }
         var done = 0
         while done < count {
             let n = min(count - done, Int(Int32.max))
-            _ = distill_mpi_allreduce_floats(values + done, Int32(n))
+            body(done, Int32(n))
             done += n
         }
     }

@@ -56,10 +56,29 @@ public enum Normalization {
             let rstd = 1 / (sq / Double(L.groupSize) + Double(eps)).squareRoot()
             stats[2 * gi] = Float(mean)
             stats[2 * gi + 1] = Float(rstd)
-            let m = Float(mean), r = Float(rstd)
-            L.forEachRun(gi) { off, c in
-                let a = r * (weight?[c] ?? 1), b = (bias?[c] ?? 0) - m * a
-                for i in 0..<L.inner { y[off + i] = x[off + i] * a + b }
+            apply(gi, mean: Float(mean), rstd: Float(rstd), x, weight, bias, y, L)
+        }
+    }
+
+    /// y = (x - mean) * rstd * w + b over the runs of group gi.
+    @inline(__always) static func apply(_ gi: Int, mean m: Float, rstd r: Float, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?,
+                                        _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ L: NormLayout) {
+        L.forEachRun(gi) { off, c in
+            let a = r * (weight?[c] ?? 1), b = (bias?[c] ?? 0) - m * a
+            for i in 0..<L.inner { y[off + i] = x[off + i] * a + b }
+        }
+    }
+
+    /// dx += rstd * (w dy - m1 - xhat m2) over the runs of group gi, per element in Float.
+    @inline(__always) static func inputGradient(_ gi: Int, mean: Float, rstd: Float, m1: Float, m2: Float, _ x: UnsafePointer<Float>,
+                                                _ weight: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                                _ L: NormLayout) {
+        L.forEachRun(gi) { off, c in
+            let w = weight?[c] ?? 1
+            let (xs, dys, dxs) = (x + off, dy + off, dx + off)
+            for i in 0..<L.inner {
+                let xhat = (xs[i] - mean) * rstd
+                dxs[i] += rstd * (w * dys[i] - m1 - xhat * m2)
             }
         }
     }
@@ -90,11 +109,7 @@ public enum Normalization {
             let rstd = 1 / (sums[gi] / size + Double(eps)).squareRoot()
             stats[2 * gi] = Float(means[gi])
             stats[2 * gi + 1] = Float(rstd)
-            let m = Float(means[gi]), r = Float(rstd)
-            L.forEachRun(gi) { off, c in
-                let a = r * (weight?[c] ?? 1), b = (bias?[c] ?? 0) - m * a
-                for i in 0..<L.inner { y[off + i] = x[off + i] * a + b }
-            }
+            apply(gi, mean: Float(means[gi]), rstd: Float(rstd), x, weight, bias, y, L)
         }
     }
 
@@ -142,16 +157,8 @@ public enum Normalization {
             // Runs of other samples' groups were not visited, so channel sums belong to this group only.
             m1 /= Double(L.groupSize)
             m2 /= Double(L.groupSize)
-            // dx = rstd * (w dy - m1 - xhat m2), per element in Float (the means above are Double).
-            let (fm1, fm2) = (Float(m1), Float(m2))
-            L.forEachRun(gi) { off, c in
-                let w = weight?[c] ?? 1
-                let (xs, dys, dxs) = (x + off, dy + off, dx + off)
-                for i in 0..<L.inner {
-                    let xhat = (xs[i] - mean) * rstd
-                    dxs[i] += rstd * (w * dys[i] - fm1 - xhat * fm2)
-                }
-            }
+            // The means above are Double; the per-element arithmetic is Float.
+            inputGradient(gi, mean: mean, rstd: rstd, m1: Float(m1), m2: Float(m2), x, weight, dy, dx, L)
         }
         for gi in 0..<L.groupCount {
             for c in 0..<L.channels {
@@ -197,16 +204,7 @@ public enum Normalization {
                 m1 += w * s[2 * c]
                 m2 += w * s[2 * c + 1]
             }
-            let (fm1, fm2) = (Float(m1 / size), Float(m2 / size))
-            let mean = stats[2 * gi], rstd = stats[2 * gi + 1]
-            L.forEachRun(gi) { off, c in
-                let w = weight?[c] ?? 1
-                let (xs, dys, dxs) = (x + off, dy + off, dx + off)
-                for i in 0..<L.inner {
-                    let xhat = (xs[i] - mean) * rstd
-                    dxs[i] += rstd * (w * dys[i] - fm1 - xhat * fm2)
-                }
-            }
+            inputGradient(gi, mean: stats[2 * gi], rstd: stats[2 * gi + 1], m1: Float(m1 / size), m2: Float(m2 / size), x, weight, dy, dx, L)
         }
     }
 
