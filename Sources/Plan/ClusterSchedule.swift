@@ -5,7 +5,8 @@
 ///
 /// A training stage's time on k nodes is its compute over k plus `steps` allreduces
 /// of its parameters over k ranks (Interconnect); k is the count that minimises it,
-/// at most the nodes and at most the stage's batch (every rank needs an image).
+/// at most the nodes and at most the stage's batch (every rank needs an image); a
+/// stage with batch-contrastive terms (InfoNCE, SupCon) stays on one node.
 /// Compute scales with `coresPerNode` against the cores the throughput was measured
 /// with. Stages are placed in order of their bottom level (the longest time from
 /// their start to the end of the plan), each on the k nodes that free first,
@@ -101,7 +102,10 @@ public struct ClusterSchedule: Sendable {
     /// A training stage's best node count; every other stage runs on one node.
     static func place(_ s: PlanStage, nodes: Int, speed: Double, interconnect: Interconnect) -> Placement {
         let compute = s.cost.seconds / speed
-        guard case .train(let c) = s.config, s.cost.steps > 0 else { return Placement(ranks: 1, compute: compute, communication: 0) }
+        // Batch-contrastive terms need every image of the batch in one process.
+        guard case .train(let c) = s.config, s.cost.steps > 0, (c.distill?.batchContrastive ?? []).isEmpty else {
+            return Placement(ranks: 1, compute: compute, communication: 0)
+        }
         var best = Placement(ranks: 1, compute: compute, communication: 0)
         for k in stride(from: 2, through: min(nodes, c.batch), by: 1) {
             let p = Placement(ranks: k, compute: compute / Double(k),

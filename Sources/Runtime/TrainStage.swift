@@ -172,9 +172,7 @@ enum DataParallel {
     /// Terms whose value couples the images of a batch other than through sums
     /// (contrast against the batch's other images) cannot be split over ranks.
     static func check(_ c: TrainingConfiguration, ranks: Int) throws {
-        var unsplittable: [String] = []
-        for p in c.distill?.pairs ?? [] { if case .infoNCE = p.loss { unsplittable.append("tap pair '\(p.name)' (infonce)") } }
-        if c.distill?.supcon != nil { unsplittable.append("supcon") }
+        let unsplittable = c.distill?.batchContrastive ?? []
         guard unsplittable.isEmpty else {
             throw RuntimeError.stage("\(unsplittable.joined(separator: " and ")) contrast each image with the rest of the batch, which a split over \(ranks) ranks does not see: run this stage in one process")
         }

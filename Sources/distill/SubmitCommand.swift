@@ -67,11 +67,25 @@ struct SubmitCommand: ParsableCommand {
                 options.maxTime = seconds
             }
             let names = Set(plan.variants.flatMap { $0.stages.map(\.name) })
-            for name in options.stageRanks.keys.sorted() where !names.contains(name) {
-                var message = "error: execution.slurm.stage_ranks names '\(name)', which is not a stage"
-                if let guess = Suggestions.closest(to: name, in: Array(names)) { message += "; did you mean '\(guess)'?" }
-                FileHandle.standardError.write(Data((message + "\n").utf8))
-                throw ExitStatus.usage
+            for name in options.stageRanks.keys.sorted() {
+                guard names.contains(name) else {
+                    var message = "error: execution.slurm.stage_ranks names '\(name)', which is not a stage"
+                    if let guess = Suggestions.closest(to: name, in: names.sorted()) { message += "; did you mean '\(guess)'?" }
+                    FileHandle.standardError.write(Data((message + "\n").utf8))
+                    throw ExitStatus.usage
+                }
+                let hashes = Set(plan.variants.flatMap { $0.stages.filter { $0.name == name }.map(\.train) })
+                for h in hashes {
+                    guard let stage = plan.stage(h), case .train(let c) = stage.config else {
+                        FileHandle.standardError.write(Data("error: execution.slurm.stage_ranks names '\(name)', which is not trained here: only training stages take ranks\n".utf8))
+                        throw ExitStatus.usage
+                    }
+                    guard (options.stageRanks[name] ?? 1) > 1 else { continue }
+                    if let terms = c.distill?.batchContrastive, !terms.isEmpty {
+                        FileHandle.standardError.write(Data("error: execution.slurm.stage_ranks gives '\(name)' several ranks, but \(terms.joined(separator: " and ")) contrast images across the whole batch, which a split does not see\n".utf8))
+                        throw ExitStatus.usage
+                    }
+                }
             }
         }
         options.partition = partition ?? options.partition
