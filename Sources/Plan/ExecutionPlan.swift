@@ -54,8 +54,14 @@ public struct PlanStage: Sendable {
     /// The stage's hash: kind, runtime format, canonical configuration (without
     /// where data is read from) and the hashes of its inputs by role.
     public static func hash(_ config: StageConfiguration, inputs: [String: String]) -> String {
-        JSON.object(["kind": .string(config.kind.rawValue), "runtime_format": .int(RuntimeFormat.version), "params": config.identity,
-                     "inputs": .object(inputs.mapValues(JSON.string))]).sha256
+        // Which cache serves a student is not part of what it computes: the cache holds the teacher's maps (an
+        // input already) over the student's subset (in its configuration) in fp16, whatever other students'
+        // taps it holds besides. So one cache can serve every student of a teacher, and a cache widened for a
+        // new student leaves the finished students' names alone.
+        var named = inputs
+        if named["teacher_outputs"] != nil { named["teacher_outputs"] = "fp16 cache" }
+        return JSON.object(["kind": .string(config.kind.rawValue), "runtime_format": .int(RuntimeFormat.version), "params": config.identity,
+                            "inputs": .object(named.mapValues(JSON.string))]).sha256
     }
 }
 

@@ -24,7 +24,16 @@ public struct Planner {
 
     /// Plans every variant (or only `variant`). The spec must be free of errors.
     public func plan(_ checked: CheckedSpec, variant: String? = nil) -> ExecutionPlan {
+        // A first pass over the whole sweep (whichever variant is asked for) finds the taps every
+        // student of each teacher reads, so that one teacher-output cache serves them all.
+        var survey = PlanBuilder(planner: self)
+        let surveyBase = checked.base.map { survey.lower($0, reuse: nil, touched: []) }
+        for v in checked.variants {
+            guard let spec = v.spec else { continue }
+            _ = survey.lower(spec, reuse: surveyBase, touched: v.touched, variantName: v.name)
+        }
         var builder = PlanBuilder(planner: self)
+        builder.cacheTaps = survey.tapsRead
         var baseResult: [String: StageResult]?
         if let base = checked.base {
             baseResult = builder.lower(base, reuse: nil, touched: [])
@@ -62,6 +71,10 @@ struct PlanBuilder {
     private var basePrepare: (String, CostModel)?
     /// SHA-256 of each weight file, read once per plan.
     private var digestMemo: [String: String] = [:]
+    /// Teacher taps the students read, by teacher stage and training subset (recorded while lowering).
+    private(set) var tapsRead: [String: Set<String>] = [:]
+    /// What each teacher-output cache holds: the taps of every student of the teacher over the subset.
+    var cacheTaps: [String: Set<String>] = [:]
 
     init(planner: Planner) { self.planner = planner }
 
@@ -205,10 +218,22 @@ struct PlanBuilder {
             distillation = terms
             teacherArch = teacherModel.architecture
             inputs["teacher"] = upstream.train
-            let tapList = terms.teacherTaps
-            let decision = spec.data.augment != nil
-                ? (cache: false, reason: "recompute: with augmentation the teacher must see each augmented batch")
-                : cost.cacheDecision(teacher: teacherModel.architecture, taps: tapList, samples: samples, epochs: stage.epochs)
+            let ownTaps = terms.teacherTaps
+            let key = upstream.train + " " + subset.json.canonical
+            tapsRead[key, default: []].formUnion(ownTaps)
+            // One cache for every student of this teacher over this subset, unless holding them all breaks the budget.
+            let shared = cacheTaps[key].map { $0.union(ownTaps).sorted() } ?? ownTaps
+            func decide(_ taps: [String]) -> (cache: Bool, reason: String) {
+                spec.data.augment != nil
+                    ? (false, "recompute: with augmentation the teacher must see each augmented batch")
+                    : cost.cacheDecision(teacher: teacherModel.architecture, taps: taps, samples: samples, epochs: stage.epochs)
+            }
+            var tapList = shared
+            var decision = decide(shared)
+            if !decision.cache, shared != ownTaps {
+                tapList = ownTaps
+                decision = decide(ownTaps)
+            }
             note = decision.reason
             if decision.cache, !tapList.isEmpty {
                 cached = true

@@ -93,7 +93,7 @@ import Testing
     @Test func planPrintsTheDAGAndItsBill() throws {
         let r = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": "/nonexistent"])
         #expect(r.status == 0, "\(r.err)")
-        #expect(r.out.hasPrefix("plan for specs/quickstart.yaml: 2 variants, 18 stage instances, 12 unique stages\n"))
+        #expect(r.out.hasPrefix("plan for specs/quickstart.yaml: 2 variants, 18 stage instances, 11 unique stages\n"))
         #expect(r.out.contains("throughput: default 25 GFLOP/s"))
         #expect(r.out.contains("\ntotal: "))
     }
@@ -118,7 +118,7 @@ import Testing
         #expect(json.status == 0)
         let doc = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
         #expect(doc?["format"] as? String == "distillery-plan")
-        #expect((doc?["stages"] as? [Any])?.count == 12)
+        #expect((doc?["stages"] as? [Any])?.count == 11)
         let dot = try cli.run(["plan", "specs/quickstart.yaml", "--format", "dot", "--variant", "scales=logits"])
         #expect(dot.status == 0)
         #expect(dot.out.hasPrefix("digraph plan {"))

@@ -11,16 +11,16 @@ import Testing
     /// - the swept `kd` stage: 2 teachers x 2 students x 4 scale sets x 3 feature losses x 3 optimisers
     ///   = 144 configurations, all different; one of them (t1, s1, all scales, InfoNCE 0.4, RMSprop) is
     ///   exactly kd_t1_s1, so 143 new distill stages + 143 evaluations: 286;
-    /// - teacher outputs, one per (teacher, student subset, tap set): tap sets are the 4 scale sets of
-    ///   each teacher (the fixed KD stages' sets are among them): 8;
+    /// - teacher outputs, one per (teacher, student subset), holding the taps of every student of the
+    ///   teacher over the whole grid: 2;
     /// - 1 report.
-    /// 1 + 16 + 286 + 8 + 1 = 312.
+    /// 1 + 16 + 286 + 2 + 1 = 306.
     @Test func thesisGridDedupsToTheExpectedStageCount() throws {
         let plan = try PlanSupport.plan("specs/thesis/ablation.yaml")
         #expect(plan.variants.count == 144)
-        #expect(plan.stages.count == 312)
+        #expect(plan.stages.count == 306)
         #expect(plan.stages.filter { $0.kind == .prepare }.count == 1)
-        #expect(plan.stages.filter { $0.kind == .teacherOutputs }.count == 8)
+        #expect(plan.stages.filter { $0.kind == .teacherOutputs }.count == 2)
         let teachers = plan.stages.filter { $0.kind == .train && $0.label.contains("teacher_t") }
         #expect(teachers.count == 2)
         #expect(teachers.allSatisfy { $0.variants.count == 144 })
@@ -42,12 +42,58 @@ import Testing
     }
 
     @Test func stageHashIsTheHashOfItsIdentity() throws {
-        let plan = try PlanSupport.plan("specs/quickstart.yaml")
+        let plan = try PlanSupport.plan("specs/thesis/study.yaml")
         for s in plan.stages where s.kind != .prepare {
+            // A student names its teacher (an input) and its taps and subset (its configuration); which
+            // cache holds those maps is not part of it.
+            var inputs = s.inputs.mapValues(JSON.string)
+            if inputs["teacher_outputs"] != nil { inputs["teacher_outputs"] = .string("fp16 cache") }
             let identity = JSON.object(["kind": .string(s.kind.rawValue), "runtime_format": .int(RuntimeFormat.version),
-                                        "params": s.config.json, "inputs": .object(s.inputs.mapValues(JSON.string))])
+                                        "params": s.config.json, "inputs": .object(inputs)])
             #expect(identity.sha256 == s.hash)
         }
+    }
+
+    /// One cache serves every student of a teacher: a new student reading another tap widens it, and the
+    /// students already planned keep their names (their finished results stay valid).
+    @Test func oneTeacherCacheServesEveryStudent() throws {
+        let study = try PlanSupport.plan("specs/thesis/study.yaml")
+        let caches = study.stages.filter { $0.kind == .teacherOutputs }
+        #expect(caches.count == 2, "one per teacher over the students' half")
+        for cache in caches {
+            let students = study.stages.filter { $0.inputs["teacher_outputs"] == cache.hash }
+            #expect(students.count == 2)
+            guard case .teacherOutputs(let c) = cache.config else { continue }
+            for student in students {
+                guard case .train(let t) = student.config, let terms = t.distill else { continue }
+                #expect(Set(terms.teacherTaps).isSubset(of: Set(c.taps)), "\(student.label) reads taps the cache lacks")
+            }
+        }
+        // The quickstart's student reads pool.1, the bottleneck and the logits; a second student reading a decoder map joins it.
+        let alone = try PlanSupport.plan(text: "extends: specs/quickstart.yaml\nsweep: null\n")
+        let joined = try PlanSupport.plan(text: """
+            extends: specs/quickstart.yaml
+            sweep: null
+            stages:
+              kd_dec:
+                model: student_net
+                data: half
+                loss: [{kind: dice_bce}]
+                optimizer: {kind: adamw, lr: 5.0e-3}
+                epochs: 40
+                batch: 8
+                distill: {teacher: teacher, taps: {dd: {teacher: decoder.segmentation.3, student: decoder.1, adapter: {side: teacher}, loss: {kind: mse}}}}
+
+            """)
+        let kd = try #require(alone.stages.first { $0.label.hasPrefix("distill kd ") })
+        #expect(joined.stage(kd.hash) != nil, "the first student keeps its name when the cache widens")
+        let aloneCache = try #require(alone.stages.first { $0.kind == .teacherOutputs })
+        let joinedCaches = joined.stages.filter { $0.kind == .teacherOutputs }
+        #expect(joinedCaches.count == 1 && joinedCaches.first?.hash != aloneCache.hash)
+        if case .teacherOutputs(let wide) = joinedCaches.first?.config, case .teacherOutputs(let narrow) = aloneCache.config {
+            #expect(wide.taps == (narrow.taps + ["decoder.segmentation.3"]).sorted(), "\(wide.taps)")
+        }
+        #expect(joined.stages.filter { $0.inputs["teacher_outputs"] == joinedCaches.first?.hash }.count == 2)
     }
 
     @Test func teacherOutputCacheIsChosenWithItsReason() throws {
