@@ -89,6 +89,10 @@ public struct SafetensorsHeader: Sendable {
 
     /// Reads only the header of the file at `path` (a teacher's weights may be gigabytes).
     public init(path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw SafetensorsError.badHeader(path, detail: "a directory, not a file")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else { throw SafetensorsError.unreadable(path) }
         defer { try? handle.close() }
         let size = Int((try? handle.seekToEnd()) ?? 0)

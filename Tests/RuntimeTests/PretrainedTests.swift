@@ -80,6 +80,9 @@ import Testing
         #expect(e.range?.startPosition.line == 2 && e.message.contains("cannot read the weights"))
         let notSafetensors = Self.check(Self.spec("stages: {teacher: {weights: {file: \(Self.folder)/make_pytorch_teacher.py}}}\n"))
         #expect(notSafetensors.diagnostics.contains { $0.id == SpecDiagnostics.unreadable }, "\(DiagnosticRenderer.text(notSafetensors.diagnostics))")
+        let directory = Self.check(Self.spec("stages: {teacher: {weights: {file: \(Self.folder)}}}\n"))
+        #expect(directory.diagnostics.contains { $0.id == SpecDiagnostics.unreadable && $0.message.hasSuffix("a directory, not a file") },
+                "\(DiagnosticRenderer.text(directory.diagnostics))")
     }
 
     @Test func templatesShiftNumericGroups() throws {
