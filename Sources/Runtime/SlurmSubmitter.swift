@@ -11,13 +11,13 @@ public struct SlurmOptions: Sendable {
     public var mem: String?
     public var time: String?
     public var extra: [String] = []
-    /// MPI ranks of every training stage, and of named ones.
-    public var ranks = 1
+    /// Nodes of every training stage's job, and of named ones; each node runs `ranksPerNode` MPI ranks.
+    public var nodes = 1
     public var ranksPerNode = 1
-    public var stageRanks: [String: Int] = [:]
-    /// A job's wall-time budget: longer training stages get more ranks, up to `maxRanks`.
+    public var stageNodes: [String: Int] = [:]
+    /// A job's wall-time budget: longer training stages get more nodes, up to `maxNodes`.
     public var maxTime: Double?
-    public var maxRanks = 64
+    public var maxNodes = 64
     public init() {}
 
     /// `[D-]HH:MM:SS`, `HH:MM` or minutes, as sbatch reads `--time`; nil when malformed.
@@ -71,17 +71,18 @@ public struct SlurmSubmitter {
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     /// The MPI ranks of a stage: 1 but for training stages whose terms can be split
-    /// over ranks (no batch-contrastive terms), which take the spec's
-    /// `ranks` (or their own `stage_ranks`), more when one rank would exceed
-    /// `max_time`, never more than their batch.
+    /// over ranks (no batch-contrastive terms), which take the spec's `nodes` (or
+    /// their own `stage_nodes`) times `ranks_per_node`, more nodes when fewer would
+    /// exceed `max_time`, never more ranks than their batch.
     public func ranks(_ s: PlanStage) -> Int {
         guard case .train(let c) = s.config, (c.distill?.batchContrastive ?? []).isEmpty else { return 1 }
-        var r = options.stageRanks[plan.specName(of: s.hash)] ?? options.ranks
+        let perNode = max(1, options.ranksPerNode)
+        var nodes = options.stageNodes[plan.specName(of: s.hash)] ?? options.nodes
         if let budget = options.maxTime, budget > 600 {
-            let needed = Int(((s.cost.seconds * 3) / (budget - 600)).rounded(.up))
-            r = max(r, min(options.maxRanks, needed))
+            let ranksNeeded = Int(((s.cost.seconds * 3) / (budget - 600)).rounded(.up))
+            nodes = max(nodes, min(options.maxNodes, (ranksNeeded + perNode - 1) / perNode))
         }
-        return max(1, min(r, c.batch))
+        return max(1, min(nodes * perNode, c.batch))
     }
 
     /// Resources from the cost model: a time limit of three times the estimate (split
@@ -137,7 +138,7 @@ public struct SlurmSubmitter {
         let todo = pending
         let todoSet = Set(todo.map(\.hash))
         var out = "# \(todo.count) of \(plan.stages.count) stages to submit (\(plan.stages.count - todo.count) already done in \(store.root))\n"
-        if options.ranks > 1 || options.maxTime != nil {
+        if options.nodes * options.ranksPerNode > 1 || !options.stageNodes.isEmpty || options.maxTime != nil {
             for s in todo {
                 guard case .train(let c) = s.config, let terms = c.distill?.batchContrastive, !terms.isEmpty else { continue }
                 out += "# \(plan.specName(of: s.hash)) stays on one rank: \(terms.joined(separator: " and ")) contrast images across the whole batch\n"

@@ -27,11 +27,11 @@ public enum SpecSchema {
         Field("mem", .string, "Memory per job, e.g. `16G`; default: the cost model's peak memory with a margin."),
         Field("time", .string, "Time limit per job, e.g. `12:00:00`; default: the cost model's estimate with a margin."),
         Field("extra", .list(.string, minCount: 0, maxCount: nil), "Further `#SBATCH` options, e.g. `--qos=normal`."),
-        Field("ranks", .integer(min: 1, max: 4096), "MPI ranks of every training stage (data-parallel, `mpirun` in the job); default 1. Never more than the stage's batch."),
-        Field("ranks_per_node", .integer(min: 1, max: 1024), "Ranks placed on one node; default 1 (a node's cores go to one rank's threads)."),
-        Field("stage_ranks", .dictionary(.integer(min: 1, max: 4096), keys: .identifier), "Ranks of named training stages, overriding `ranks`: `{teacher_t1: 8}`."),
-        Field("max_time", .string, "Wall-time budget of one job (`[D-]HH:MM:SS`): a training stage the cost model puts over it gets the ranks it needs to fit, up to `max_ranks`."),
-        Field("max_ranks", .integer(min: 1, max: 4096), default: .int(64), "Most ranks `max_time` may give a stage."),
+        Field("nodes", .integer(min: 1, max: 4096), default: .int(1), "Nodes of every training stage's job; its data-parallel MPI ranks are `nodes` x `ranks_per_node` (`mpirun` in the job), never more than the stage's batch."),
+        Field("ranks_per_node", .integer(min: 1, max: 1024), default: .int(1), "MPI ranks on one node (1: a node's cores go to one rank's threads)."),
+        Field("stage_nodes", .dictionary(.integer(min: 1, max: 4096), keys: .identifier), "Nodes of named training stages, overriding `nodes`: `{teacher_t1: 8}`."),
+        Field("max_time", .string, "Wall-time budget of one job (`[D-]HH:MM:SS`): a training stage the cost model puts over it gets the nodes it needs to fit, up to `max_nodes`."),
+        Field("max_nodes", .integer(min: 1, max: 4096), default: .int(64), "Most nodes `max_time` may give a stage."),
     ])
 
     static let execution = ObjectSchema("Execution", "Where and how the plan's stages run.", fields: [

@@ -55,10 +55,10 @@ struct SubmitCommand: ParsableCommand {
             options.mem = s.text("mem")
             options.time = s.text("time")
             options.extra = s["extra"]?.list.compactMap(\.string) ?? []
-            options.ranks = s["ranks"]?.int ?? 1
-            options.ranksPerNode = s["ranks_per_node"]?.int ?? 1
-            options.maxRanks = s["max_ranks"]?.int ?? options.maxRanks
-            for m in s["stage_ranks"]?.members ?? [] { options.stageRanks[m.key] = m.value.int }
+            options.nodes = s["nodes"]?.int ?? options.nodes
+            options.ranksPerNode = s["ranks_per_node"]?.int ?? options.ranksPerNode
+            options.maxNodes = s["max_nodes"]?.int ?? options.maxNodes
+            for m in s["stage_nodes"]?.members ?? [] { options.stageNodes[m.key] = m.value.int }
             if let t = s.text("max_time") {
                 guard let seconds = SlurmOptions.seconds(t) else {
                     FileHandle.standardError.write(Data("error: execution.slurm.max_time '\(t)' is not a time like 2-00:00:00 or 12:00:00\n".utf8))
@@ -67,9 +67,9 @@ struct SubmitCommand: ParsableCommand {
                 options.maxTime = seconds
             }
             let names = Set(plan.variants.flatMap { $0.stages.map(\.name) })
-            for name in options.stageRanks.keys.sorted() {
+            for name in options.stageNodes.keys.sorted() {
                 guard names.contains(name) else {
-                    var message = "error: execution.slurm.stage_ranks names '\(name)', which is not a stage"
+                    var message = "error: execution.slurm.stage_nodes names '\(name)', which is not a stage"
                     if let guess = Suggestions.closest(to: name, in: names.sorted()) { message += "; did you mean '\(guess)'?" }
                     FileHandle.standardError.write(Data((message + "\n").utf8))
                     throw ExitStatus.usage
@@ -77,12 +77,12 @@ struct SubmitCommand: ParsableCommand {
                 let hashes = Set(plan.variants.flatMap { $0.stages.filter { $0.name == name }.map(\.train) })
                 for h in hashes {
                     guard let stage = plan.stage(h), case .train(let c) = stage.config else {
-                        FileHandle.standardError.write(Data("error: execution.slurm.stage_ranks names '\(name)', which is not trained here: only training stages take ranks\n".utf8))
+                        FileHandle.standardError.write(Data("error: execution.slurm.stage_nodes names '\(name)', which is not trained here: only training stages run on several nodes\n".utf8))
                         throw ExitStatus.usage
                     }
-                    guard (options.stageRanks[name] ?? 1) > 1 else { continue }
+                    guard (options.stageNodes[name] ?? 1) * options.ranksPerNode > 1 else { continue }
                     if let terms = c.distill?.batchContrastive, !terms.isEmpty {
-                        FileHandle.standardError.write(Data("error: execution.slurm.stage_ranks gives '\(name)' several ranks, but \(terms.joined(separator: " and ")) contrast images across the whole batch, which a split does not see\n".utf8))
+                        FileHandle.standardError.write(Data("error: execution.slurm.stage_nodes gives '\(name)' several ranks, but \(terms.joined(separator: " and ")) contrast images across the whole batch, which a split does not see\n".utf8))
                         throw ExitStatus.usage
                     }
                 }

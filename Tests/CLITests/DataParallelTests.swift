@@ -172,8 +172,8 @@ import Testing
         #expect(d.maxAbs == 0, "resumed vs uninterrupted: max |dw| \(d.maxAbs)")
     }
 
-    /// `distill submit`: ranks for the stages that can be split, from `max_time` or `stage_ranks`; never for
-    /// batch-contrastive ones, and a `stage_ranks` that names no stage, or one that cannot be split, is an error.
+    /// `distill submit`: ranks for the stages that can be split, from `max_time` or `stage_nodes`; never for
+    /// batch-contrastive ones, and a `stage_nodes` that names no stage, or one that cannot be split, is an error.
     @Test func submitAsksSlurmForRanks() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-ranks-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -188,11 +188,11 @@ import Testing
         #expect(budget.status == 0, "\(budget.err)")
         #expect(budget.out.contains("train (8 ranks)") && budget.out.contains("#SBATCH --ntasks=8") && budget.out.contains("exec mpirun -np 8"))
         #expect(budget.out.contains("# kd_t1_s1 stays on one rank: tap pair 'bb' (infonce)"), "\(budget.out.prefix(600))")
-        let named = try submit("{stage_ranks: {baseline_s1: 4}, ranks_per_node: 2}")
+        let named = try submit("{stage_nodes: {baseline_s1: 2}, ranks_per_node: 2}")
         #expect(named.out.contains("#SBATCH --ntasks=4\n#SBATCH --ntasks-per-node=2\n#SBATCH --nodes=2"), "\(named.out.prefix(900))")
-        let typo = try submit("{stage_ranks: {teacher_t: 4}}")
+        let typo = try submit("{stage_nodes: {teacher_t: 4}}")
         #expect(typo.status == 2 && typo.err.contains("did you mean 'teacher_t1'?"), "\(typo.err)")
-        let contrastive = try submit("{stage_ranks: {kd_t1_s1: 2}}")
+        let contrastive = try submit("{stage_nodes: {kd_t1_s1: 2}}")
         #expect(contrastive.status == 2 && contrastive.err.contains("contrast images across the whole batch"), "\(contrastive.err)")
         let badTime = try submit("{max_time: \"a week\"}")
         #expect(badTime.status == 2 && badTime.err.contains("is not a time like"))

@@ -60,7 +60,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-slurm-dp-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let spec = DataParallelTests.spec(epochs: 2) + "execution:\n  slurm: {ranks: 2, ranks_per_node: 2, cpus_per_task: 1}\n"
+        let spec = DataParallelTests.spec(epochs: 2) + "execution:\n  slurm: {nodes: 1, ranks_per_node: 2, cpus_per_task: 1}\n"
         try spec.write(toFile: dir + "/spec.yaml", atomically: true, encoding: .utf8)
         let cluster = try SlurmCluster()
         defer { cluster.stop() }
