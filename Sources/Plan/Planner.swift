@@ -34,6 +34,7 @@ public struct Planner {
         }
         var builder = PlanBuilder(planner: self)
         builder.cacheTaps = survey.tapsRead
+        builder.summaries = survey.summaries
         var baseResult: [String: StageResult]?
         if let base = checked.base {
             baseResult = builder.lower(base, reuse: nil, touched: [])
@@ -68,6 +69,8 @@ struct PlanBuilder {
     private(set) var ordered: [PlanStage] = []
     private var index: [String: Int] = [:]
     private var prepareMemo: [String: (hash: String, model: CostModel)] = [:]
+    /// What the data folders hold, read once per plan (the survey pass hands its readings on).
+    var summaries: [String: DatasetSummary] = [:]
     private var basePrepare: (String, CostModel)?
     /// SHA-256 of each weight file, read once per plan.
     private var digestMemo: [String: String] = [:]
@@ -157,7 +160,8 @@ struct PlanBuilder {
     mutating func prepareStage(_ spec: Spec) -> (String, CostModel) {
         let memoKey = JSON(spec.data.value).canonical
         if let m = prepareMemo[memoKey] { return (m.hash, m.model) }
-        let summary = DatasetSummary.summarize(spec.data, relativeTo: planner.specDirectory)
+        let summary = summaries[memoKey] ?? DatasetSummary.summarize(spec.data, relativeTo: planner.specDirectory)
+        summaries[memoKey] = summary
         let model = CostModel(throughput: planner.throughput, summary: summary, data: spec.data, cacheBudgetBytes: planner.cacheBudgetBytes)
         let config = PrepareConfiguration(source: spec.data.source, fingerprint: summary.fingerprint, classes: spec.data.classes,
                                           preprocess: spec.data.preprocess, split: spec.data.split)
