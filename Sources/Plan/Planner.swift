@@ -35,6 +35,7 @@ public struct Planner {
         var builder = PlanBuilder(planner: self)
         builder.cacheTaps = survey.tapsRead
         builder.summaries = survey.summaries
+        builder.digests = survey.digests
         var baseResult: [String: StageResult]?
         if let base = checked.base {
             baseResult = builder.lower(base, reuse: nil, touched: [])
@@ -72,8 +73,8 @@ struct PlanBuilder {
     /// What the data folders hold, read once per plan (the survey pass hands its readings on).
     var summaries: [String: DatasetSummary] = [:]
     private var basePrepare: (String, CostModel)?
-    /// SHA-256 of each weight file, read once per plan.
-    private var digestMemo: [String: String] = [:]
+    /// SHA-256 of each weight file, read once per plan (the survey pass hands its digests on).
+    var digests: [String: String] = [:]
     /// Teacher taps the students read, by teacher stage and training subset (recorded while lowering).
     private(set) var tapsRead: [String: Set<String>] = [:]
     /// What each teacher-output cache holds: the taps of every student of the teacher over the subset.
@@ -181,12 +182,12 @@ struct PlanBuilder {
         guard let model = spec.model(p.model.name) else { return nil }
         let absolute = p.resolvedFile.hasPrefix("/") ? p.resolvedFile : FileManager.default.currentDirectoryPath + "/" + p.resolvedFile
         let digest: String
-        if let d = digestMemo[absolute] {
+        if let d = digests[absolute] {
             digest = d
         } else {
             // The checker read this file's header a moment ago; a file gone since is planned as unreadable and fails when run.
             digest = SHA256.file(absolute) ?? "unreadable"
-            digestMemo[absolute] = digest
+            digests[absolute] = digest
         }
         let config = PretrainedConfiguration(model: model.architecture, file: absolute, sha256: digest, rename: p.rename)
         let c = cost.pretrained(model.architecture)

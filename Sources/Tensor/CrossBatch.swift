@@ -32,6 +32,7 @@ public enum CrossBatch {
     /// A sum over the global batch and its element count, from this process's: what a
     /// mean loss divides (its value and its gradient) by. Unchanged in one process.
     public static func total(_ sum: Double, count: Int) -> (sum: Double, count: Double) {
+        guard group != nil else { return (sum, Double(count)) }  // every loss of every step: no array in one process
         var v = [sum, Double(count)]
         Self.sum(&v)
         return (v[0], v[1])
@@ -39,6 +40,7 @@ public enum CrossBatch {
 
     /// The number of elements over the group.
     public static func count(_ local: Int) -> Int {
+        guard group != nil else { return local }
         var v = [Double(local)]
         sum(&v)
         return Int(v[0])
