@@ -4,8 +4,9 @@ SWIFT ?= swift
 APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev libsqlite3-dev pkg-config zlib1g-dev libopenmpi-dev openmpi-bin
 # NIfTI volumes written by other tools, read by the tests.
 # A single-node Slurm for the cluster integration test; a JSON Schema validator
-# (Debian's Python) for the editor-schema tests.
-TEST_PACKAGES := mricron-data slurmd slurmctld slurm-client munge python3-jsonschema python3-yaml
+# (Debian's Python) for the editor-schema tests; scipy and statsmodels for the
+# independent reference of the report's statistics.
+TEST_PACKAGES := mricron-data slurmd slurmctld slurm-client munge python3-jsonschema python3-yaml python3-scipy python3-statsmodels
 DISTILL := .build/debug/distill
 
 .PHONY: all deps test-deps build test demo schema grammar bench-spec clean

@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "Statistics"),
         .target(name: "Figures", dependencies: ["CZlib"]),
         .target(name: "Cluster", dependencies: ["CMPI", "Tensor"]),
-        .target(name: "Runtime", dependencies: ["Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing", "StageConfig", "Statistics", "Figures", "CSQLite", "Cluster"],
+        .target(name: "Runtime", dependencies: ["Spec", "Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing", "StageConfig", "Statistics", "Figures", "CSQLite", "Cluster"],
                 swiftSettings: niftiInclude),
         .executableTarget(name: "distill", dependencies: [
             "Diagnostics", "SpecSyntax", "Spec", "Architecture", "StageConfig", "Plan", "COpenBLAS", "Tensor", "NN", "Parity",

@@ -45,22 +45,10 @@ public enum Charts {
                             legend: [(String, Color)] = [], width: Int = 760) -> Canvas {
         let labelWidth = Double(min(260, max(80, (bars.map(\.label.count).max() ?? 10) * 6 + 16)))
         let noteWidth = Double(min(230, (bars.map { ($0.note?.count ?? 0) + 7 }.max() ?? 8) * 6 + 10))
-        let top = subtitle == nil ? 40.0 : 56.0, rowH = 20.0
-        let plotW = Double(width) - labelWidth - noteWidth - 20
-        let height = Int(top + rowH * Double(bars.count) + 52 + (legend.isEmpty ? 0 : 18))
-        var c = Canvas(width: width, height: height)
-        c.text(title, 10, 22, size: .title)
-        if let subtitle { c.text(subtitle, 10, 40, size: .small, color: .muted) }
-        func x(_ v: Double) -> Double { labelWidth + (min(max(v, range.lowerBound), range.upperBound) - range.lowerBound) / (range.upperBound - range.lowerBound) * plotW }
-        let bottom = top + rowH * Double(bars.count)
-        for t in ticks(range.lowerBound, range.upperBound) {
-            c.line(x(t), top - 4, x(t), bottom, color: .grid)
-            c.line(x(t), bottom, x(t), bottom + 4)
-            c.text(label(t), x(t), bottom + 16, size: .small, anchor: .middle)
-        }
-        c.line(labelWidth, bottom, labelWidth + plotW, bottom)
-        c.line(labelWidth, top - 4, labelWidth, bottom)
-        c.text(axisLabel, labelWidth + plotW / 2, bottom + 32, size: .normal, anchor: .middle)
+        let rowH = 20.0
+        var (c, frame) = rowFrame(title: title, subtitle: subtitle, axisLabel: axisLabel, rows: bars.count, rowHeight: rowH, range: range,
+                                  labelWidth: labelWidth, noteWidth: noteWidth, legend: !legend.isEmpty, width: width)
+        let (top, bottom, x) = (frame.top, frame.bottom, frame.x)
         // Bars grow from zero when the axis holds it (differences, some negative), else from the axis' start.
         let origin = range.contains(0) ? 0.0 : range.lowerBound
         if origin == 0, range.lowerBound < 0 { c.line(x(0), top - 4, x(0), bottom, color: .axis) }
@@ -77,7 +65,88 @@ public enum Charts {
             }
             c.text(String(format: "%.3f", b.value) + (b.note.map { "  " + $0 } ?? ""), end + 6, y + 14, size: .small)
         }
-        drawLegend(legend, on: &c, x: labelWidth, baseline: Double(height) - 7)
+        drawLegend(legend, on: &c, x: labelWidth, baseline: Double(c.height) - 7)
+        return c
+    }
+
+    /// Where a row chart draws: its rows' top and bottom, and the value-to-x map.
+    struct RowFrame {
+        var top: Double
+        var bottom: Double
+        var x: (Double) -> Double
+    }
+
+    /// The frame shared by row charts: title, subtitle, a horizontal value axis with
+    /// ticks, grid lines and its label, for `rows` rows of `rowHeight`.
+    static func rowFrame(title: String, subtitle: String?, axisLabel: String, rows: Int, rowHeight: Double, range: ClosedRange<Double>,
+                         labelWidth: Double, noteWidth: Double, legend: Bool, width: Int) -> (Canvas, RowFrame) {
+        let top = subtitle == nil ? 40.0 : 56.0
+        let plotW = Double(width) - labelWidth - noteWidth - 20
+        let height = Int(top + rowHeight * Double(rows) + 52 + (legend ? 18 : 0))
+        var c = Canvas(width: width, height: height)
+        c.text(title, 10, 22, size: .title)
+        if let subtitle { c.text(subtitle, 10, 40, size: .small, color: .muted) }
+        let x = { (v: Double) -> Double in
+            labelWidth + (min(max(v, range.lowerBound), range.upperBound) - range.lowerBound) / (range.upperBound - range.lowerBound) * plotW
+        }
+        let bottom = top + rowHeight * Double(rows)
+        for t in ticks(range.lowerBound, range.upperBound) {
+            c.line(x(t), top - 4, x(t), bottom, color: .grid)
+            c.line(x(t), bottom, x(t), bottom + 4)
+            c.text(label(t), x(t), bottom + 16, size: .small, anchor: .middle)
+        }
+        c.line(labelWidth, bottom, labelWidth + plotW, bottom)
+        c.line(labelWidth, top - 4, labelWidth, bottom)
+        c.text(axisLabel, labelWidth + plotW / 2, bottom + 32, size: .normal, anchor: .middle)
+        return (c, RowFrame(top: top, bottom: bottom, x: x))
+    }
+
+    // MARK: dots
+
+    /// One row of a strip chart: every value a dot, a marked one drawn larger in red with its label.
+    public struct DotRow: Sendable {
+        public var label: String
+        public var values: [(value: Double, marked: Bool, note: String?)]
+        public var color: Color
+
+        public init(label: String, values: [(value: Double, marked: Bool, note: String?)], color: Color) {
+            (self.label, self.values, self.color) = (label, values, color)
+        }
+    }
+
+    public static let markedColor = Color(214, 39, 40)
+
+    /// Every value of every row on one horizontal axis (one dot per training run), with
+    /// each row's mean as a tick, so that the spread and the outliers are seen.
+    public static func dots(title: String, subtitle: String?, axisLabel: String, rows: [DotRow], range: ClosedRange<Double>,
+                            legend: [(String, Color)] = [], width: Int = 760) -> Canvas {
+        let labelWidth = Double(min(260, max(80, (rows.map(\.label.count).max() ?? 10) * 6 + 16)))
+        let rowH = 22.0
+        var (c, frame) = rowFrame(title: title, subtitle: subtitle, axisLabel: axisLabel, rows: rows.count, rowHeight: rowH, range: range,
+                                  labelWidth: labelWidth, noteWidth: 150, legend: !legend.isEmpty, width: width)
+        let (top, x) = (frame.top, frame.x)
+        let plotEnd = x(range.upperBound)
+        for (i, row) in rows.enumerated() {
+            let y = top + rowH * Double(i) + rowH / 2
+            c.text(row.label, labelWidth - 8, y + 4, size: .normal, anchor: .end)
+            let finite = row.values.map(\.value).filter(\.isFinite)
+            guard !finite.isEmpty else { continue }
+            let mean = finite.reduce(0, +) / Double(finite.count)
+            c.line(x(mean), y - 8, x(mean), y + 8, color: .black, width: 2)
+            // Equal values side by side would hide each other: nudge them up and down.
+            var seen: [Int: Int] = [:]
+            for v in row.values where v.value.isFinite {
+                let key = Int((x(v.value) / 3).rounded())
+                let k = seen[key, default: 0]
+                seen[key] = k + 1
+                let dy = Double(k % 3 == 0 ? 0 : (k % 3 == 1 ? -5 : 5))
+                c.circle(x(v.value), y + dy, r: v.marked ? 4.5 : 3, fill: v.marked ? markedColor : row.color)
+            }
+            let marks = row.values.filter(\.marked).compactMap(\.note)
+            let text = String(format: "%.3f (%d run%@)", mean, finite.count, finite.count == 1 ? "" : "s") + (marks.isEmpty ? "" : "; " + marks.joined(separator: ", "))
+            c.text(text, plotEnd + 8, y + 4, size: .small, color: marks.isEmpty ? .text : markedColor)
+        }
+        drawLegend(legend, on: &c, x: labelWidth, baseline: Double(c.height) - 7)
         return c
     }
 

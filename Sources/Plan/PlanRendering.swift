@@ -1,4 +1,5 @@
 import Figures
+import Spec
 import StageConfig
 /// The plan as people read it: a text table of the DAG, or Graphviz DOT.
 extension ExecutionPlan {
@@ -7,7 +8,9 @@ extension ExecutionPlan {
     public func text(title: String) -> String {
         var out = "plan for \(title): \(variants.count) variant\(variants.count == 1 ? "" : "s"), "
         out += "\(plannedInstances) stage instances, \(stages.count) unique stages\n"
-        out += "throughput: \(throughput.source)\n\n"
+        out += "throughput: \(throughput.source)\n"
+        if let runs = replicationSummary { out += runs + "\n" }
+        out += "\n"
         let header = ["stage", "kind", "needs", "shared", "FLOPs", "time", "memory", "disk"]
         var rows: [[String]] = []
         var labels: [[String]] = []
@@ -34,6 +37,25 @@ extension ExecutionPlan {
         out += "\ntotal: \(Format.flops(t.flops)), ~\(Format.duration(t.seconds)) on one machine, "
         out += "peak memory \(Format.bytes(t.memoryBytes)), disk \(Format.bytes(t.diskBytes))\n"
         return out
+    }
+
+    /// With `sweep.seeds`: the seeds, and how many training runs each spec stage takes
+    /// (the same stage under another seed of another role is one run, shared).
+    var replicationSummary: String? {
+        let seeds = Replication.axes.sorted().reversed().compactMap { axis -> String? in
+            var values: [String] = []
+            for v in variants { for c in v.choices where c.axis == axis && !values.contains(c.value) { values.append(c.value) } }
+            return values.isEmpty ? nil : "\(axis == Replication.teacherAxis ? "teacher" : "student") seeds \(values.joined(separator: ", "))"
+        }
+        guard !seeds.isEmpty else { return nil }
+        var order: [String] = [], runs: [String: Set<String>] = [:]
+        for v in variants {
+            for s in v.stages {
+                if runs[s.name] == nil { order.append(s.name) }
+                runs[s.name, default: []].insert(s.train)
+            }
+        }
+        return "replication: " + seeds.joined(separator: " x ") + "; training runs: " + order.map { "\($0) \(runs[$0]?.count ?? 0)" }.joined(separator: ", ")
     }
 
     /// Graphviz DOT: stages coloured by kind, edges from inputs.

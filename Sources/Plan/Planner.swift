@@ -49,8 +49,11 @@ public struct Planner {
                                         stages: spec.stageNames.compactMap { n in results[n].map { (n, $0.train, $0.evaluate) } }))
             for r in results.values { builder.mark(r, variant: v.name) }
         }
-        let reportHash = builder.report(variants, specName: checked.base?.name)
-        for v in variants { builder.mark(hash: reportHash, variant: v.name) }
+        // The comparison settings are the spec's, not a variant's (a report compares variants).
+        if let comparison = checked.base?.report ?? checked.variants.lazy.compactMap({ $0.spec?.report }).first {
+            let reportHash = builder.report(variants, specName: checked.base?.name, comparison: comparison)
+            for v in variants { builder.mark(hash: reportHash, variant: v.name) }
+        }
         // The base itself is only a starting point: keep what some variant runs.
         return ExecutionPlan(specName: checked.base?.name, stages: builder.ordered.filter { !$0.variants.isEmpty }, variants: variants,
                              throughput: throughput)
@@ -267,10 +270,10 @@ struct PlanBuilder {
                    cost: cost.evaluate(model.architecture))
     }
 
-    mutating func report(_ variants: [PlanVariant], specName: String?) -> String {
+    mutating func report(_ variants: [PlanVariant], specName: String?, comparison: ComparisonSettings) -> String {
         let config = ReportConfiguration(spec: specName, variants: variants.map { v in
             .init(name: v.name, evaluate: Dictionary(v.stages.map { ($0.name, $0.evaluate) }, uniquingKeysWith: { a, _ in a }))
-        })
+        }, comparison: comparison)
         let inputs = Dictionary(Set(variants.flatMap { $0.stages.map(\.evaluate) }).sorted().enumerated().map { ("evaluate.\($0.offset)", $0.element) },
                                 uniquingKeysWith: { a, _ in a })
         var c = StageCost()

@@ -1,41 +1,59 @@
 import Foundation
 import Plan
+import Spec
 import StageConfig
 import Statistics
 
 /// What a report says, computed from the plan and the store: every trained stage
-/// summarised over its seeds, and every distilled student compared with its
-/// baseline on the unit that is independent, the test case.
+/// with each of its training runs, and every distilled student compared with its
+/// baseline over both sources of variation, training runs and test cases.
 ///
-/// Variants that differ only in the `seed` axis form one group. Within a group a
-/// stage has one result per seed; the test cases are the same in every seed (the
-/// split does not depend on the stage seed), so a case's Dice is averaged over the
-/// seeds first, and the comparison is a paired one over cases (n = cases), not over
-/// (seed, case) pairs, which would count each case several times.
+/// Variants that differ only in the replication axes (`sweep.seeds`: student and
+/// teacher seeds) form one group. Within a group a stage has one run per seed (per
+/// teacher seed and student seed for a distilled student); a stage no seed changes
+/// (a teacher without teacher seeds) is one run. A distilled student is compared
+/// with its baseline run by run: runs with the same stage `seed` pair (they start
+/// from the same draws), and under several teacher runs each seed pairs once per
+/// teacher. The differences per test case form a balanced teacher run x seed x case
+/// array whose factors are all random (PairedRunComparison); the teacher's lead over
+/// the baseline does not pair and is compared arm against arm (UnpairedRunComparison).
 public struct ReportData {
-    public static let seedAxis = "seed"
+    /// One training run of a spec stage: a train (or pretrained) stage and its evaluation.
+    public struct Run {
+        public var train: String
+        public var evaluate: String
+        /// The stage's `seed` (nil for a pretrained stage).
+        public var seed: Int?
+        /// The teacher run it was distilled from (its stage hash).
+        public var teacher: String?
+        public var metrics: JSON
+        /// Dice of each test case (its slices pooled).
+        public var caseDice: [String: Double]
+        /// The mean of `caseDice`: the run's outcome in every comparison.
+        public var caseMeanDice: Double
+        /// Validation Dice of the kept checkpoint (nil without validation).
+        public var validationDice: Double?
+    }
 
-    /// A spec stage in one group, over its seeds.
+    /// A spec stage in one group, over its runs.
     public struct StageSummary {
         public var group: String
         public var stage: String
         public var role: Role
-        public var seeds: Int
-        /// Pooled test metrics (dice, iou, recall, precision), mean and sd over seeds.
+        public var runs: [Run]
+        /// Pooled test metrics (dice, iou, recall, precision), mean and sd over runs.
         public var pooled: [String: (mean: Double, sd: Double)]
-        /// Pooled test Dice of each class (the data's class order), mean and sd over seeds,
-        /// and the class's mean over test cases of the per-case Dice (averaged over seeds).
+        /// Pooled test Dice of each class (the data's class order), mean and sd over runs,
+        /// and the class's mean over test cases of the per-case Dice (averaged over runs).
         public var classDice: [(name: String, mean: Double, sd: Double, caseMean: Double)]
-        /// Mean over cases of the per-case Dice, averaged over seeds.
+        /// Mean over runs of each run's mean over cases.
         public var caseMeanDice: Double
         public var parameters: Int
-        /// Per test case, the Dice averaged over seeds.
-        public var caseDice: [String: Double]
-        /// The train and evaluate stage hashes of each seed, in seed order.
-        public var runs: [(train: String, evaluate: String)]
         /// For a distilled student: its baseline and its teacher (spec stage names).
         public var baseline: String?
         public var teacher: String?
+        /// Distinct teacher runs a distilled student's runs were distilled from.
+        public var teacherRuns: Int { Set(runs.compactMap(\.teacher)).count }
     }
 
     public enum Role: String, Sendable { case teacher, baseline, distilled, trained }
@@ -46,41 +64,75 @@ public struct ReportData {
         public var stage: String
         public var baseline: String
         public var teacher: String?
+        /// Runs of the distilled student and of the baseline that entered.
+        public var runs: (distilled: Int, baseline: Int)
+        public var teacherRuns: Int
+        /// Seeds that pair the two arms (0 when they do not pair).
         public var seeds: Int
-        /// Test cases compared (n).
+        /// Test cases compared.
         public var cases: Int
-        /// Per-case Dice differences (distilled minus baseline), each averaged over seeds.
-        public var differences: [Double]
-        public var interval: BootstrapInterval?
-        public var test: WilcoxonSignedRank?
-        /// The p-value after Holm's correction over every comparison of the report.
+        /// Whether each arm has two or more runs: only then is there a claim about training.
+        public var replicated: Bool
+        public var effect: Effect?
+        /// The p-value after Holm's correction over the replicated comparisons of the report.
         public var holm: Double?
-        /// The teacher's lead over the baseline, per case, measured the same way.
-        public var gap: BootstrapInterval?
+        /// The teacher's lead over the baseline, arm against arm.
+        public var gap: Effect?
+        /// Each paired run's difference, mean over cases: (teacher run index, seed, difference).
+        public var runDifferences: [(teacherRun: Int, seed: Int, difference: Double)]
+        /// Seeds per arm that would detect the observed effect, and `min_effect`.
+        public var runsNeeded: RunsNeeded?
+        public var runsNeededForMinimum: RunsNeeded?
+        /// Runs left out because their partner is missing (a failed or pending stage).
+        public var leftOut: [String]
+        public var alpha: Double
 
-        /// What a reader may conclude at the 5% level after Holm's correction.
+        /// What a reader may conclude at the report's level after Holm's correction.
         public var reading: String {
-            guard let i = interval else { return "no data" }
-            if let p = holm, p < 0.05, i.excludesZero { return i.mean > 0 ? "distillation helped" : "distillation hurt" }
+            guard let effect else { return "no data" }
+            guard replicated else { return "no verdict: one run per arm" }
+            if let p = holm, p < alpha, effect.excludesZero { return effect.estimate > 0 ? "distillation helped" : "distillation hurt" }
             return "no evidence of a difference"
         }
     }
 
+    /// A run flagged as collapsed, with the rule's figures.
+    public struct CollapsedRun {
+        public var stage: String
+        public var group: String
+        public var seed: Int?
+        public var teacherRun: Int?
+        public var train: String
+        /// Which score flagged it ("validation" or "test"), its value and the stage's median.
+        public var measure: String
+        public var value: Double
+        public var median: Double
+    }
+
     public var summaries: [StageSummary] = []
     public var comparisons: [Comparison] = []
+    public var collapsed: [CollapsedRun] = []
     /// The data's classes, in channel order (one, `foreground`, for binary segmentation).
     public var classes: [String] = []
-    /// Seeds per group (1 without a seed axis) and test cases.
-    public var seeds: Int = 1
+    /// Most runs of any stage, and test cases.
+    public var runs: Int = 1
     public var testCases: Int = 0
+    public var settings: ComparisonSettings
     /// What a reader must know before believing the numbers (see ReportWarnings).
     public var warnings: [String] = []
-    public static let bootstrapResamples = 10_000
-    public static let bootstrapSeed: UInt64 = 0
+
+    /// The rule that names a collapsed run: more than this far below its stage's median...
+    public static let collapseMargin = 0.1
+    /// ...and more than this many robust standard deviations (1.4826 x MAD) below it.
+    public static let collapseDeviations = 3.5
 
     public init(plan: ExecutionPlan, store: RunStore) {
+        settings = plan.stages.lazy.compactMap { s -> ComparisonSettings? in
+            if case .report(let c) = s.config { return c.comparison }
+            return nil
+        }.first ?? ComparisonSettings(alpha: 0.05, power: 0.8, minEffect: nil)
         func groupName(_ v: PlanVariant) -> String {
-            let rest = v.choices.filter { $0.axis != Self.seedAxis }.map { "\($0.axis)=\($0.value)" }
+            let rest = v.choices.filter { !Replication.axes.contains($0.axis) }.map { "\($0.axis)=\($0.value)" }
             return rest.isEmpty ? "*" : rest.joined(separator: ",")
         }
         var groups: [(String, [PlanVariant])] = []
@@ -89,33 +141,37 @@ public struct ReportData {
             if let i = groups.firstIndex(where: { $0.0 == g }) { groups[i].1.append(v) } else { groups.append((g, [v])) }
         }
         let teachers = Set(plan.stages.compactMap { $0.inputs["teacher"] })
-        var shared = Set<String>()
+        /// The train stages of spec stage `name` over a group's variants, in order.
+        func trains(_ name: String, _ variants: [PlanVariant]) -> [String] {
+            var out: [String] = []
+            for v in variants { if let s = v.stages.first(where: { $0.name == name }), !out.contains(s.train) { out.append(s.train) } }
+            return out
+        }
+        var shared = Set<[String]>()
         for (group, variants) in groups {
             guard let names = variants.first?.stages.map(\.name) else { continue }
             for name in names {
-                var runs: [(train: String, evaluate: String)] = [], metrics: [JSON] = []
+                let mine = trains(name, variants)
+                // A stage whose runs are the same in every group (a teacher no axis changes) is reported once.
+                let everywhere = groups.count > 1 && groups.allSatisfy { trains(name, $0.1) == mine }
+                if everywhere, !shared.insert(mine).inserted { continue }
+                var runs: [Run] = []
                 var baseline: String?, teacher: String?
                 for v in variants {
-                    guard let s = v.stages.first(where: { $0.name == name }), let m = Report.readMetrics(store, s.evaluate) else { continue }
-                    // A stage no seed changes (a teacher trained once) is one run, not one per seed.
-                    if runs.contains(where: { $0.train == s.train }) { continue }
-                    runs.append((s.train, s.evaluate))
-                    metrics.append(m)
-                    if let train = plan.stage(s.train) {
-                        baseline = Report.baseline(of: train, in: v, plan)?.name
-                        teacher = train.inputs["teacher"].flatMap { t in v.stages.first { $0.train == t }?.name }
-                    }
+                    guard let s = v.stages.first(where: { $0.name == name }), !runs.contains(where: { $0.train == s.train }),
+                          let m = Report.readMetrics(store, s.evaluate), let train = plan.stage(s.train) else { continue }
+                    runs.append(Self.run(train, evaluate: s.evaluate, metrics: m, store: store))
+                    baseline = Report.baseline(of: train, in: v, plan)?.name
+                    teacher = train.inputs["teacher"].flatMap { t in v.stages.first { $0.train == t }?.name }
                 }
                 guard let first = runs.first, let train = plan.stage(first.train) else { continue }
-                // A stage that every group shares (a teacher trained once) is reported once.
-                let everywhere = groups.count > 1 && groups.allSatisfy { $0.1.allSatisfy { $0.stages.contains { $0.train == first.train } } }
-                if everywhere, !shared.insert(first.train).inserted { continue }
-                let role: Role = teachers.contains(first.train) ? .teacher : (train.kind == .distill ? .distilled : (variantsHaveDistilled(plan, variants) ? .baseline : .trained))
+                let role: Role = teachers.contains(first.train) ? .teacher
+                    : (train.kind == .distill ? .distilled : (variants.contains { v in v.stages.contains { plan.stage($0.train)?.kind == .distill } } ? .baseline : .trained))
+                let metrics = runs.map(\.metrics)
                 var pooled: [String: (Double, Double)] = [:]
                 for key in ["dice", "iou", "recall", "precision"] {
                     pooled[key] = Self.meanSD(metrics.compactMap { $0["pooled"]?[key]?.number })
                 }
-                let caseDice = Self.averagedCases(metrics)
                 let names = metrics.first?["classes"]?.array?.compactMap(\.string) ?? []
                 if classes.isEmpty { classes = names }
                 let classDice = names.map { n in
@@ -124,32 +180,24 @@ public struct ReportData {
                     return (name: n, mean: mean, sd: sd, caseMean: caseMean)
                 }
                 summaries.append(StageSummary(
-                    group: everywhere ? "*" : group, stage: name, role: role, seeds: runs.count, pooled: pooled, classDice: classDice,
-                    caseMeanDice: caseDice.isEmpty ? .nan : caseDice.values.reduce(0, +) / Double(caseDice.count),
-                    parameters: metrics.first?["parameters"]?.int ?? 0, caseDice: caseDice, runs: runs,
+                    group: everywhere ? "*" : group, stage: name, role: role, runs: runs, pooled: pooled, classDice: classDice,
+                    caseMeanDice: Self.meanSD(runs.map(\.caseMeanDice).filter(\.isFinite)).0,
+                    parameters: metrics.first?["parameters"]?.int ?? 0,
                     baseline: train.kind == .distill ? baseline : nil, teacher: teacher))
             }
         }
-        seeds = summaries.map(\.seeds).max() ?? 1
-        testCases = summaries.map(\.caseDice.count).max() ?? 0
+        runs = summaries.map(\.runs.count).max() ?? 1
+        testCases = summaries.map { $0.runs.first?.caseDice.count ?? 0 }.max() ?? 0
         for s in summaries where s.role == .distilled {
             guard let b = s.baseline, let base = summary(b, in: s.group) else { continue }
-            let cases = s.caseDice.keys.filter { base.caseDice[$0] != nil }.sorted()
-            let differences = cases.compactMap { c in s.caseDice[c].flatMap { x in base.caseDice[c].map { x - $0 } } }
-            var gap: BootstrapInterval?
-            if let t = s.teacher, let teacher = summary(t, in: s.group) {
-                let g = cases.compactMap { c in teacher.caseDice[c].flatMap { x in base.caseDice[c].map { x - $0 } } }
-                gap = BootstrapInterval(g, resamples: Self.bootstrapResamples, seed: Self.bootstrapSeed)
-            }
-            comparisons.append(Comparison(group: s.group, stage: s.stage, baseline: b, teacher: s.teacher, seeds: min(s.seeds, base.seeds),
-                                          cases: differences.count, differences: differences,
-                                          interval: BootstrapInterval(differences, resamples: Self.bootstrapResamples, seed: Self.bootstrapSeed),
-                                          test: WilcoxonSignedRank(differences), holm: nil, gap: gap))
+            comparisons.append(Self.compare(s, base, teacher: s.teacher.flatMap { summary($0, in: s.group) }, settings: settings))
         }
-        // Holm over the comparisons that have a test (an all-zero difference has none: p = 1).
-        let adjusted = holmAdjusted(comparisons.map { $0.test?.pValue ?? 1 })
-        for i in comparisons.indices { comparisons[i].holm = adjusted[i] }
-        warnings = ReportWarnings.collect(plan, store, summaries)
+        // Holm over the comparisons that can make a claim about training.
+        let tested = comparisons.indices.filter { comparisons[$0].replicated && comparisons[$0].effect != nil }
+        let adjusted = holmAdjusted(tested.map { comparisons[$0].effect?.pValue ?? 1 })
+        for (i, p) in zip(tested, adjusted) { comparisons[i].holm = p }
+        collapsed = summaries.flatMap(Self.collapsedRuns)
+        warnings = ReportWarnings.collect(plan, store, summaries) + collapsed.map(Self.describe)
     }
 
     /// The stage `name` in `group`, or the shared one.
@@ -157,26 +205,115 @@ public struct ReportData {
         summaries.first { $0.stage == name && $0.group == group } ?? summaries.first { $0.stage == name && $0.group == "*" }
     }
 
-    private func variantsHaveDistilled(_ plan: ExecutionPlan, _ variants: [PlanVariant]) -> Bool {
-        variants.contains { v in v.stages.contains { plan.stage($0.train)?.kind == .distill } }
+    static func run(_ train: PlanStage, evaluate: String, metrics: JSON, store: RunStore) -> Run {
+        var caseDice: [String: Double] = [:]
+        for c in metrics["cases"]?.array ?? [] {
+            if let name = c["case"]?.string, let d = c["dice"]?.number { caseDice[name] = d }
+        }
+        var seed: Int?
+        if case .train(let c) = train.config { seed = c.seed }
+        return Run(train: train.hash, evaluate: evaluate, seed: seed, teacher: train.inputs["teacher"], metrics: metrics, caseDice: caseDice,
+                   caseMeanDice: caseDice.isEmpty ? .nan : caseDice.values.reduce(0, +) / Double(caseDice.count),
+                   validationDice: validationDice(store, train.hash))
+    }
+
+    /// The validation Dice of the epoch a training stage kept (state.json's best epoch in metrics.jsonl).
+    static func validationDice(_ store: RunStore, _ hash: String) -> Double? {
+        guard let state = FileManager.default.contents(atPath: store.file(hash, "state.json")).flatMap(JSON.parse),
+              let best = state["best_epoch"]?.int,
+              let text = try? String(contentsOfFile: store.file(hash, "metrics.jsonl"), encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            guard let record = JSON.parse(Data(line.utf8)), record["epoch"]?.int == best else { continue }
+            return record["val_dice"]?.number
+        }
+        return nil
+    }
+
+    /// A distilled student against its baseline, run by run.
+    static func compare(_ s: StageSummary, _ base: StageSummary, teacher: StageSummary?, settings: ComparisonSettings) -> Comparison {
+        let teacherRuns = Array(Set(s.runs.compactMap(\.teacher))).sorted { a, b in
+            (s.runs.firstIndex { $0.teacher == a } ?? 0) < (s.runs.firstIndex { $0.teacher == b } ?? 0)
+        }
+        let baseBySeed = Dictionary(base.runs.compactMap { r in r.seed.map { ($0, r) } }, uniquingKeysWith: { a, _ in a })
+        func run(_ t: String?, _ seed: Int) -> Run? { s.runs.first { $0.seed == seed && $0.teacher == t } }
+        // Seeds present in the baseline and under every teacher run: the balanced part of the design.
+        let seeds = Array(Set(s.runs.compactMap(\.seed))).sorted().filter { seed in
+            baseBySeed[seed] != nil && (teacherRuns.isEmpty ? run(nil, seed) != nil : teacherRuns.allSatisfy { run($0, seed) != nil })
+        }
+        var allRuns = s.runs + base.runs + (teacher?.runs ?? [])
+        let cases = Array(allRuns.reduce(Set(allRuns.first?.caseDice.keys.map { $0 } ?? [])) { $0.intersection($1.caseDice.keys) }).sorted()
+        var c = Comparison(group: s.group, stage: s.stage, baseline: base.stage, teacher: s.teacher, runs: (s.runs.count, base.runs.count),
+                           teacherRuns: max(1, teacherRuns.count), seeds: seeds.count, cases: cases.count, replicated: false, effect: nil, holm: nil,
+                           gap: nil, runDifferences: [], runsNeeded: nil, runsNeededForMinimum: nil, leftOut: [], alpha: settings.alpha)
+        if let teacher, !cases.isEmpty {
+            c.gap = UnpairedRunComparison(teacher.runs.map { r in cases.map { r.caseDice[$0] ?? .nan } },
+                                          base.runs.map { r in cases.map { r.caseDice[$0] ?? .nan } })?.effect
+        }
+        if !seeds.isEmpty, !cases.isEmpty {
+            let ts: [String?] = teacherRuns.isEmpty ? [nil] : teacherRuns
+            let d = ts.map { t in
+                seeds.map { seed in cases.map { (run(t, seed)?.caseDice[$0] ?? .nan) - (baseBySeed[seed]?.caseDice[$0] ?? .nan) } }
+            }
+            let used = Set(ts.flatMap { t in seeds.compactMap { run(t, $0)?.train } } + seeds.compactMap { baseBySeed[$0]?.train })
+            allRuns = s.runs + base.runs
+            c.leftOut = allRuns.filter { !used.contains($0.train) }.map { r in
+                "\(base.runs.contains { $0.train == r.train } ? base.stage : s.stage) seed \(r.seed.map(String.init) ?? "-")"
+            }
+            if let paired = PairedRunComparison(differences: d) {
+                c.effect = paired.effect
+                c.replicated = paired.replicated
+                c.runs = (ts.count * seeds.count, seeds.count)
+                c.runDifferences = paired.runDifferences.enumerated().flatMap { t, row in row.enumerated().map { (t, seeds[$0.offset], $0.element) } }
+                c.runsNeeded = paired.runsNeeded(effect: paired.effect.estimate, alpha: settings.alpha, power: settings.power)
+                c.runsNeededForMinimum = settings.minEffect.map { paired.runsNeeded(effect: $0, alpha: settings.alpha, power: settings.power) }
+            }
+        } else if !cases.isEmpty, let unpaired = UnpairedRunComparison(s.runs.map { r in cases.map { r.caseDice[$0] ?? .nan } },
+                                                                         base.runs.map { r in cases.map { r.caseDice[$0] ?? .nan } }) {
+            // Runs that do not pair by seed: arm against arm.
+            c.effect = unpaired.effect
+            c.replicated = s.runs.count > 1 && base.runs.count > 1
+        }
+        return c
+    }
+
+    /// Runs of a stage (three or more) far below the others: on the kept checkpoint's
+    /// validation Dice, or on the test Dice (mean over cases).
+    static func collapsedRuns(_ s: StageSummary) -> [CollapsedRun] {
+        guard s.runs.count >= 3 else { return [] }
+        let teacherRuns = Array(Set(s.runs.compactMap(\.teacher))).sorted { a, b in
+            (s.runs.firstIndex { $0.teacher == a } ?? 0) < (s.runs.firstIndex { $0.teacher == b } ?? 0)
+        }
+        var out: [CollapsedRun] = []
+        for (measure, value) in [("validation", { (r: Run) in r.validationDice }), ("test", { (r: Run) -> Double? in r.caseMeanDice.isFinite ? r.caseMeanDice : nil })] {
+            let values = s.runs.compactMap(value)
+            guard values.count == s.runs.count else { continue }
+            let m = median(values), spread = 1.4826 * median(values.map { abs($0 - m) })
+            for r in s.runs {
+                guard let v = value(r), m - v > collapseMargin, m - v > collapseDeviations * spread,
+                      !out.contains(where: { $0.train == r.train }) else { continue }
+                out.append(CollapsedRun(stage: s.stage, group: s.group, seed: r.seed, teacherRun: r.teacher.flatMap { teacherRuns.firstIndex(of: $0) },
+                                        train: r.train, measure: measure, value: v, median: m))
+            }
+        }
+        return out
+    }
+
+    static func describe(_ c: CollapsedRun) -> String {
+        let group = c.group == "*" ? "" : " (\(c.group))"
+        let who = "\(c.stage)\(group)" + (c.seed.map { " seed \($0)" } ?? "") + (c.teacherRun.map { " under teacher run \($0 + 1)" } ?? "")
+        return String(format: "run %@ (stage %@) collapsed: %@ Dice %.3f against its stage's median %.3f (more than %.2f and %.1f robust sd below it); it stays in every number above",
+                      who, String(c.train.prefix(12)), c.measure, c.value, c.median, collapseMargin, collapseDeviations)
+    }
+
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        guard !s.isEmpty else { return .nan }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
     static func meanSD(_ v: [Double]) -> (Double, Double) {
         guard !v.isEmpty else { return (.nan, .nan) }
         let m = v.reduce(0, +) / Double(v.count)
         return (m, v.count > 1 ? (v.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(v.count - 1)).squareRoot() : 0)
-    }
-
-    /// Per test case, the Dice of its slices, averaged over the seeds that have it in every run.
-    static func averagedCases(_ metrics: [JSON]) -> [String: Double] {
-        var sums: [String: (Double, Int)] = [:]
-        for m in metrics {
-            for c in m["cases"]?.array ?? [] {
-                guard let name = c["case"]?.string, let d = c["dice"]?.number else { continue }
-                sums[name, default: (0, 0)].0 += d
-                sums[name, default: (0, 0)].1 += 1
-            }
-        }
-        return sums.filter { $0.value.1 == metrics.count }.mapValues { $0.0 / Double($0.1) }
     }
 }

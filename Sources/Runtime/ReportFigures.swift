@@ -23,15 +23,36 @@ enum ReportFigures {
     static func diceChart(_ data: ReportData) -> Canvas {
         let bars = data.summaries.map { s -> Charts.Bar in
             let d = s.pooled["dice"] ?? (.nan, .nan)
-            let whisker: (Double, Double)? = s.seeds > 1 ? (d.mean - d.sd, d.mean + d.sd) : nil
+            let n = s.runs.count
+            let whisker: (Double, Double)? = n > 1 ? (d.mean - d.sd, d.mean + d.sd) : nil
             return Charts.Bar(label: stageLabel(s), value: d.mean, interval: whisker, color: roleColors[s.role] ?? .black,
-                              note: s.seeds > 1 ? String(format: "+- %.3f (%d seeds)", d.sd, s.seeds) : nil)
+                              note: n > 1 ? String(format: "+- %.3f (%d runs)", d.sd, n) : nil)
         }
         let lo = max(0, ((data.summaries.compactMap { $0.pooled["dice"]?.mean }.filter(\.isFinite).min() ?? 0) - 0.15) * 10).rounded(.down) / 10
-        return Charts.bars(title: "Test Dice by stage", subtitle: "pooled over every test slice" + (data.seeds > 1 ? "; mean over seeds, whiskers +- 1 sd" : ""),
+        return Charts.bars(title: "Test Dice by stage", subtitle: "pooled over every test slice" + (data.runs > 1 ? "; mean over runs, whiskers +- 1 sd" : ""),
                            axisLabel: "Dice (test, pooled over slices)", bars: bars, range: min(lo, 0.9)...1,
                            legend: [("teacher", roleColors[.teacher] ?? .black), ("baseline student", roleColors[.baseline] ?? .black),
                                     ("distilled student", roleColors[.distilled] ?? .black)])
+    }
+
+    /// Every run of every stage, one dot each, so that the spread (and a run that collapsed) is seen.
+    static func runsChart(_ data: ReportData) -> Canvas {
+        let rows = data.summaries.map { s -> Charts.DotRow in
+            let teacherRuns = Array(Set(s.runs.compactMap(\.teacher))).sorted { a, b in
+                (s.runs.firstIndex { $0.teacher == a } ?? 0) < (s.runs.firstIndex { $0.teacher == b } ?? 0)
+            }
+            return Charts.DotRow(label: stageLabel(s), values: s.runs.map { r in
+                let flagged = data.collapsed.contains { $0.train == r.train }
+                let who = (r.seed.map { "seed \($0)" } ?? "run") + (teacherRuns.count > 1 ? (r.teacher.flatMap { teacherRuns.firstIndex(of: $0) }.map { "/t\($0 + 1)" } ?? "") : "")
+                return (r.caseMeanDice, flagged, flagged ? who : nil)
+            }, color: roleColors[s.role] ?? .black)
+        }
+        let values = data.summaries.flatMap { $0.runs.map(\.caseMeanDice) }.filter(\.isFinite)
+        let lo = max(0, ((values.min() ?? 0) - 0.05) * 10).rounded(.down) / 10
+        return Charts.dots(title: "Every training run", subtitle: "test Dice of each run (mean over test cases); tick: the stage's mean; red: a run the report's rule names as collapsed",
+                           axisLabel: "Dice (test, mean over cases)", rows: rows, range: min(lo, 0.9)...1,
+                           legend: [("teacher", roleColors[.teacher] ?? .black), ("baseline student", roleColors[.baseline] ?? .black),
+                                    ("distilled student", roleColors[.distilled] ?? .black), ("collapsed run", Charts.markedColor)])
     }
 
     static func effectChart(_ data: ReportData) -> Canvas? {
@@ -40,21 +61,22 @@ enum ReportFigures {
         for c in data.comparisons {
             let name = c.group == "*" ? c.stage : "\(c.group) \(c.stage)"
             if let g = c.gap, !bars.contains(where: { $0.label == "\(c.teacher ?? "teacher") - \(c.baseline)" }) {
-                bars.append(Charts.Bar(label: "\(c.teacher ?? "teacher") - \(c.baseline)", value: g.mean, interval: (g.lower, g.upper),
+                bars.append(Charts.Bar(label: "\(c.teacher ?? "teacher") - \(c.baseline)", value: g.estimate, interval: (g.lower, g.upper),
                                        color: roleColors[.teacher] ?? .black, note: String(format: "[%+.3f, %+.3f]", g.lower, g.upper)))
             }
-            if let i = c.interval {
-                let p = c.holm.map { String(format: ", p(Holm) %.2g", $0) } ?? ""
-                bars.append(Charts.Bar(label: "\(name) - \(c.baseline)", value: i.mean, interval: (i.lower, i.upper),
-                                       color: roleColors[.distilled] ?? .black, note: String(format: "[%+.3f, %+.3f]", i.lower, i.upper) + p))
+            if let e = c.effect {
+                let p = c.holm.map { String(format: ", p(Holm) %.2g", $0) } ?? (c.replicated ? "" : ", one run per arm")
+                bars.append(Charts.Bar(label: "\(name) - \(c.baseline)", value: e.estimate, interval: (e.lower, e.upper),
+                                       color: roleColors[.distilled] ?? .black, note: String(format: "[%+.3f, %+.3f]", e.lower, e.upper) + p))
             }
         }
-        let extent = bars.flatMap { [abs($0.value), abs($0.interval?.0 ?? 0), abs($0.interval?.1 ?? 0)] }.max() ?? 0.1
-        let r = max(0.02, (extent * 1.15 * 50).rounded(.up) / 50)
-        let n = data.comparisons.map(\.cases).max() ?? 0
-        return Charts.bars(title: "What distillation changed, per test case",
-                           subtitle: "Dice difference per case (n = \(n))\(data.seeds > 1 ? ", averaged over \(data.seeds) seeds" : ""); bars: mean, whiskers: 95% bootstrap CI",
-                           axisLabel: "Dice difference (test cases)", bars: bars, range: -r...r,
+        let extent = bars.flatMap { [abs($0.value), abs($0.interval?.0 ?? 0), abs($0.interval?.1 ?? 0)] }.filter(\.isFinite).max() ?? 0.1
+        let r = max(0.02, (min(1, extent) * 1.15 * 50).rounded(.up) / 50)
+        let replicated = data.comparisons.contains { $0.replicated }
+        return Charts.bars(title: "What distillation changed",
+                           subtitle: "difference in Dice (mean over test cases and runs); whiskers: 95% t interval over "
+                               + (replicated ? "runs and test cases" : "test cases only (one run per arm)"),
+                           axisLabel: "Dice difference", bars: bars, range: -r...r,
                            legend: [("teacher - baseline (the gap)", roleColors[.teacher] ?? .black), ("distilled - baseline", roleColors[.distilled] ?? .black)])
     }
 
@@ -76,7 +98,7 @@ enum ReportFigures {
         var dicePanel = Charts.Panel(yLabel: "Dice (pooled)", series: [Charts.Series(name: "val Dice", points: series("val_dice"), color: Color.palette[4])],
                                      yRange: 0...1)
         if let test { dicePanel.references.append((test, "test Dice", Color.palette[2])) }
-        let seedNote = s.seeds > 1 ? " (first of \(s.seeds) seeds)" : ""
+        let seedNote = s.runs.count > 1 ? " (first of \(s.runs.count) runs)" : ""
         return Charts.stacked(title: "Training of \(stageLabel(s))\(seedNote)",
                               subtitle: "validation and test Dice both pooled over their slices; the kept checkpoint is the dashed line",
                               xLabel: "epoch", panels: dicePanel.series[0].points.isEmpty ? [lossPanel] : [lossPanel, dicePanel],
@@ -162,7 +184,7 @@ enum ReportFigures {
 
     /// Writes every figure (SVG and PNG) and report.html; returns the Markdown that shows them.
     static func write(plan: ExecutionPlan, store: RunStore, data: ReportData, markdown: String, to directory: String) throws -> String {
-        var figures: [(name: String, canvas: Canvas)] = [("dice", diceChart(data))]
+        var figures: [(name: String, canvas: Canvas)] = [("dice", diceChart(data)), ("runs", runsChart(data))]
         if let e = effectChart(data) { figures.append(("effects", e)) }
         var notes: [String] = []
         do {

@@ -60,22 +60,26 @@ public enum Report {
         return JSON.parse(data)
     }
 
-    /// The Markdown a person reads: the table of stages over seeds, then each distilled
-    /// student against its baseline with an interval and a test, saying on what unit.
+    /// The Markdown a person reads: the table of stages over their runs, then each distilled
+    /// student against its baseline over runs and test cases, saying how, and what it would take.
     public static func markdown(_ data: ReportData, title: String) -> String {
         var out = "# \(title)\n\n"
-        let seeds = data.seeds
-        out += "Test set: \(data.testCases) case\(data.testCases == 1 ? "" : "s") (patients). Metrics pooled over all test slices "
+        let runs = data.runs
+        out += "Test set: \(data.testCases) case\(data.testCases == 1 ? "" : "s") (patients). Metrics pooled over all test slices of a run "
         out += "(TP, FP and FN summed, then Dice = 2TP/(2TP+FP+FN), as the study did)"
-        out += seeds > 1 ? ", as mean +- sd over the seeds of each stage; the last column is the mean over cases of each case's Dice, averaged over seeds.\n\n"
-                         : "; the last column is the mean over cases of each case's Dice.\n\n"
-        out += "| group | stage | role | seeds | IoU | Dice | recall | precision | params (M) | Dice, mean over cases |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        out += runs > 1 ? ", as mean +- sd over the stage's runs; the last column is each run's mean over test cases of the per-case Dice, averaged over the runs: the outcome every comparison below uses.\n\n"
+                        : "; the last column is the mean over test cases of the per-case Dice, the outcome every comparison below uses.\n\n"
+        if runs == 1 {
+            out += "Every stage here is one training run (one seed): the numbers say how these runs did, not how the recipe does. A rerun with another seed can move them; add `sweep.seeds` to measure by how much.\n\n"
+        }
+        out += "| group | stage | role | runs | IoU | Dice | recall | precision | params (M) | Dice, mean over cases |\n|---|---|---|---|---|---|---|---|---|---|\n"
         for s in data.summaries {
             func f(_ k: String) -> String {
                 guard let v = s.pooled[k], v.mean.isFinite else { return "-" }
-                return s.seeds > 1 ? String(format: "%.3f +- %.3f", v.mean, v.sd) : String(format: "%.3f", v.mean)
+                return s.runs.count > 1 ? String(format: "%.3f +- %.3f", v.mean, v.sd) : String(format: "%.3f", v.mean)
             }
-            out += "| \(s.group) | \(s.stage) | \(s.role.rawValue) | \(s.seeds) | \(f("iou")) | \(f("dice")) | \(f("recall")) | \(f("precision")) | "
+            let runCount = s.teacherRuns > 1 ? "\(s.runs.count) (\(s.teacherRuns) teachers)" : "\(s.runs.count)"
+            out += "| \(s.group) | \(s.stage) | \(s.role.rawValue) | \(runCount) | \(f("iou")) | \(f("dice")) | \(f("recall")) | \(f("precision")) | "
             out += String(format: "%.3f | %.3f |\n", Double(s.parameters) / 1e6, s.caseMeanDice)
         }
         out += classesMarkdown(data)
@@ -91,14 +95,14 @@ public enum Report {
         guard data.classes.count > 1 else { return "" }
         var out = "\n## Dice by class\n\n"
         out += "Pooled over all test slices for each class (TP, FP and FN of that class summed)"
-        out += data.seeds > 1 ? ", mean +- sd over seeds" : ""
+        out += data.runs > 1 ? ", mean +- sd over runs" : ""
         out += "; in brackets, the mean over test cases of each case's Dice for the class (cases without the class and without a prediction of it left out). "
         out += "The Dice above is their mean over the \(data.classes.count) classes (background left out).\n\n"
         out += "| group | stage | " + data.classes.joined(separator: " | ") + " |\n|---|---|" + String(repeating: "---|", count: data.classes.count) + "\n"
         for s in data.summaries {
             let cells = data.classes.map { name -> String in
                 guard let c = s.classDice.first(where: { $0.name == name }), c.mean.isFinite else { return "-" }
-                let pooled = s.seeds > 1 ? String(format: "%.3f +- %.3f", c.mean, c.sd) : String(format: "%.3f", c.mean)
+                let pooled = s.runs.count > 1 ? String(format: "%.3f +- %.3f", c.mean, c.sd) : String(format: "%.3f", c.mean)
                 return pooled + (c.caseMean.isFinite ? String(format: " (%.3f)", c.caseMean) : "")
             }
             out += "| \(s.group) | \(s.stage) | " + cells.joined(separator: " | ") + " |\n"
@@ -106,28 +110,102 @@ public enum Report {
         return out
     }
 
+    /// "12", or why no number of seeds is given.
+    static func describe(_ needed: RunsNeeded?) -> String {
+        switch needed {
+        case .runs(let n)?: return "\(n)"
+        case .unreachable(let floor)?: return String(format: "none: se stays >= %.3f", floor)
+        case .unknown?: return "unknown (one run)"
+        case nil: return "-"
+        }
+    }
+
     static func comparisonsMarkdown(_ data: ReportData) -> String {
         guard !data.comparisons.isEmpty else { return "" }
-        let n = data.comparisons.map(\.cases).max() ?? 0
-        let exact = data.comparisons.allSatisfy { ($0.test?.method ?? .exact) == .exact }
+        let settings = data.settings
+        let tested = data.comparisons.filter(\.replicated).count
+        let level = String(format: "%g", settings.alpha), power = String(format: "%g", settings.power)
         var out = "\n## Distillation against the baselines\n\n"
         out += "Each distilled student against its baseline: the same architecture on the same data, trained without a teacher. "
-        out += "Unit: the test case (n = \(n)); for each case, the Dice of its slices"
-        out += data.seeds > 1 ? ", averaged over the \(data.seeds) seeds, " : " (one seed), "
-        out += "distilled minus baseline. Interval: 95% percentile bootstrap of the mean over cases (\(ReportData.bootstrapResamples.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))) resamples, seed \(ReportData.bootstrapSeed)). "
-        out += "p: two-sided Wilcoxon signed-rank test over the cases, " + (exact ? "exact (n <= \(WilcoxonSignedRank.exactLimit), zero differences dropped)" : "normal approximation with tie and continuity corrections where n > \(WilcoxonSignedRank.exactLimit)")
-        out += ", then Holm-adjusted over the \(data.comparisons.count) comparison\(data.comparisons.count == 1 ? "" : "s") of this report. "
-        out += "Teacher - baseline is the gap distillation could close, measured the same way.\n\n"
-        out += "| group | student | baseline | teacher - baseline [95% CI] | distilled - baseline | 95% CI | p | p (Holm) | reading |\n|---|---|---|---|---|---|---|---|---|\n"
+        out += "The outcome is a run's Dice on each test case. Runs pair by seed (a seed starts both arms from the same draws), once under each teacher run; "
+        out += "the per-case differences form a teacher run x seed x test case array whose three factors are random and crossed. "
+        out += "The effect is the array's mean. Its standard error adds the variation between teacher runs, between seeds and between test cases "
+        out += "(ANOVA estimates of the variance components, negative ones set to zero), and the test is a two-sided t test with Satterthwaite's degrees of freedom"
+        out += tested > 0 ? ", Holm-adjusted over the \(tested) comparison\(tested == 1 ? "" : "s") with two or more runs per arm. " : ". "
+        out += "A verdict needs p (Holm) < \(level). With one teacher run a claim holds for that teacher run only; with one run per arm there is no claim about training, "
+        out += "and the interval covers the test cases alone. Teacher - baseline is the gap distillation could close, arm against arm (their runs do not pair).\n\n"
+        out += "| group | student | baseline | runs (distilled / baseline) | teacher - baseline [95% CI] | distilled - baseline | 95% CI | df | p | p (Holm) | reading | seeds per arm to detect it |\n"
+        out += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         for c in data.comparisons {
-            let gap = c.gap.map { String(format: "%+.3f [%+.3f, %+.3f]", $0.mean, $0.lower, $0.upper) } ?? "-"
-            let mean = c.interval.map { String(format: "%+.3f", $0.mean) } ?? "-"
-            let ci = c.interval.map { String(format: "[%+.3f, %+.3f]", $0.lower, $0.upper) } ?? "-"
-            let p = c.test.map { String(format: "%.3g", $0.pValue) } ?? "1 (no non-zero difference)"
+            let gap = c.gap.map { String(format: "%+.3f [%+.3f, %+.3f]", $0.estimate, $0.lower, $0.upper) } ?? "-"
+            let mean = c.effect.map { String(format: "%+.3f", $0.estimate) } ?? "-"
+            let ci = c.effect.map { String(format: "[%+.3f, %+.3f]", $0.lower, $0.upper) } ?? "-"
+            let df = c.effect.map { $0.df.isFinite ? String(format: "%.1f", $0.df) : "inf" } ?? "-"
+            let p = c.effect.map { String(format: "%.3g", $0.pValue) } ?? "-"
             let holm = c.holm.map { String(format: "%.3g", $0) } ?? "-"
-            out += "| \(c.group) | \(c.stage) | \(c.baseline) | \(gap) | \(mean) | \(ci) | \(p) | \(holm) | \(c.reading) |\n"
+            let runs = c.teacherRuns > 1 ? "\(c.runs.distilled) (\(c.teacherRuns) x \(c.seeds)) / \(c.runs.baseline)" : "\(c.runs.distilled) / \(c.runs.baseline)"
+            var needed = describe(c.runsNeeded) + (settings.minEffect == nil ? "" : " (observed)")
+            if let minimum = settings.minEffect, let m = c.runsNeededForMinimum { needed += "; " + describe(m) + String(format: " (%g)", minimum) }
+            out += "| \(c.group) | \(c.stage) | \(c.baseline) | \(runs) | \(gap) | \(mean) | \(ci) | \(df) | \(p) | \(holm) | \(c.reading) | \(needed) |\n"
+        }
+        out += "\nSeeds per arm to detect it: the fewest student seeds per arm (under the same teacher runs, on the same test cases) with which a two-sided t test at \(level) "
+        out += "would detect the observed difference"
+        out += settings.minEffect.map { String(format: " (and %g, the spec's smallest effect worth detecting)", $0) } ?? ""
+        out += " with power \(power), were the variance components what this comparison estimates (noncentral t). "
+        out += "\"none\" means that the terms more seeds cannot shrink (the test cases, the teacher runs) already leave more uncertainty than that: more test cases or teacher runs would.\n"
+        let perRun = data.comparisons.filter { $0.runDifferences.count > 1 }
+        if !perRun.isEmpty {
+            out += "\nDistilled - baseline per run (mean over test cases), by seed" + (perRun.contains { $0.teacherRuns > 1 } ? " and teacher run" : "") + ":\n\n"
+            for c in perRun {
+                let name = c.group == "*" ? c.stage : "\(c.group) \(c.stage)"
+                let byTeacher = Dictionary(grouping: c.runDifferences, by: \.teacherRun).sorted { $0.key < $1.key }.map { t, runs in
+                    (c.teacherRuns > 1 ? "teacher run \(t + 1): " : "") + runs.map { String(format: "%d: %+.3f", $0.seed, $0.difference) }.joined(separator: ", ")
+                }
+                out += "- \(name): " + byTeacher.joined(separator: "; ") + "\n"
+            }
+        }
+        let leftOut = data.comparisons.filter { !$0.leftOut.isEmpty }
+        if !leftOut.isEmpty {
+            out += "\nRuns left out because their partner is missing: " + leftOut.map { "\($0.stage): \($0.leftOut.joined(separator: ", "))" }.joined(separator: "; ") + ".\n"
         }
         return out
+    }
+
+    /// The comparisons as data: every figure of the table, and each paired run's difference.
+    public static func comparisonsJSON(_ data: ReportData) -> JSON {
+        func effect(_ e: Effect?) -> JSON {
+            guard let e else { return .null }
+            return .object(["estimate": .number(e.estimate), "standard_error": .number(e.standardError),
+                            "df": e.df.isFinite ? .number(e.df) : .string("inf"), "lower": .number(e.lower), "upper": .number(e.upper),
+                            "p": .number(e.pValue), "level": .number(e.level)])
+        }
+        func needed(_ n: RunsNeeded?) -> JSON {
+            switch n {
+            case .runs(let k)?: return .object(["seeds": .int(k)])
+            case .unreachable(let floor)?: return .object(["seeds": .null, "standard_error_floor": .number(floor)])
+            case .unknown?: return .object(["seeds": .null, "why": .string("one run per arm")])
+            case nil: return .null
+            }
+        }
+        return .object([
+            "method": .string("paired by seed; teacher run x seed x test case crossed random effects (ANOVA components, negatives set to zero); t test with Satterthwaite df; Holm over replicated comparisons"),
+            "alpha": .number(data.settings.alpha), "power": .number(data.settings.power),
+            "min_effect": data.settings.minEffect.map(JSON.number) ?? .null,
+            "comparisons": .array(data.comparisons.map { c in
+                .object(["group": .string(c.group), "student": .string(c.stage), "baseline": .string(c.baseline),
+                         "teacher": c.teacher.map(JSON.string) ?? .null, "teacher_runs": .int(c.teacherRuns), "seeds": .int(c.seeds),
+                         "cases": .int(c.cases), "runs": .object(["distilled": .int(c.runs.distilled), "baseline": .int(c.runs.baseline)]),
+                         "replicated": .bool(c.replicated), "effect": effect(c.effect), "p_holm": c.holm.map(JSON.number) ?? .null,
+                         "gap": effect(c.gap), "reading": .string(c.reading),
+                         "seeds_needed": needed(c.runsNeeded), "seeds_needed_for_min_effect": needed(c.runsNeededForMinimum),
+                         "run_differences": .array(c.runDifferences.map { .object(["teacher_run": .int($0.teacherRun + 1), "seed": .int($0.seed), "difference": .number($0.difference)]) }),
+                         "left_out": .array(c.leftOut.map(JSON.string))])
+            }),
+            "collapsed_runs": .array(data.collapsed.map { r in
+                .object(["stage": .string(r.stage), "group": .string(r.group), "seed": r.seed.map(JSON.int) ?? .null, "hash": .string(r.train),
+                         "measure": .string(r.measure), "value": .number(r.value), "median": .number(r.median)])
+            }),
+        ])
     }
 
     public static func csv(_ rows: [Row]) -> String {
@@ -150,7 +228,7 @@ public enum Report {
 
     static func run(_ stage: PlanStage, _ ctx: StageContext) throws {
         let count = try write(plan: ctx.plan, store: ctx.store, to: ctx.directory)
-        ctx.log("report of \(count) rows written (report.md, .csv, .json, .html with figures)")
+        ctx.log("report of \(count) rows written (report.md, .csv, .json, .html with figures; comparisons.json)")
     }
 
     /// The whole report: Markdown, CSV, JSON, HTML and figures; returns the number of rows.
@@ -162,6 +240,7 @@ public enum Report {
         let md = markdown(data, title: plan.specName ?? "Report")
         try RunStore.writeAtomically(Data(csv(rows).utf8), to: directory + "/report.csv")
         try RunStore.writeAtomically(Data(json(rows).pretty.utf8), to: directory + "/report.json")
+        try RunStore.writeAtomically(Data(comparisonsJSON(data).pretty.utf8), to: directory + "/comparisons.json")
         let figures = try ReportFigures.write(plan: plan, store: store, data: data, markdown: md, to: directory)
         try RunStore.writeAtomically(Data((md + figures).utf8), to: directory + "/report.md")
         return rows.count

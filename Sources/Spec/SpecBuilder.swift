@@ -39,9 +39,10 @@ struct SpecBuilder {
             }
         }
         let e = doc["evaluate"] ?? Value(.object([]))
-        guard let evaluate = decode(EvaluateConfiguration.self, full["evaluate"] ?? .null, "evaluate", at: e) else { return nil }
+        guard let evaluate = decode(EvaluateConfiguration.self, full["evaluate"] ?? .null, "evaluate", at: e),
+              let report = decode(ComparisonSettings.self, full["report"] ?? .null, "report", at: doc["report"] ?? Value(.object([]))) else { return nil }
         return Spec(name: doc.text("name"), data: data, models: models, stages: stages, pretrained: pretrained,
-                    evaluate: EvaluateSpec(config: evaluate, source: e), document: doc)
+                    evaluate: EvaluateSpec(config: evaluate, source: e), report: report, document: doc)
     }
 
     /// Reads `json` as `T`; a failure is reported at `value` (E0001).

@@ -66,6 +66,9 @@ public enum SpecDiagnostics {
     public static let axisTwice = DiagnosticID("E0607", .error, "axis used twice")
     public static let badAxisValue = DiagnosticID("E0608", .error, "axis value is not a path mapping")
     public static let unusedAxis = DiagnosticID("W0609", .warning, "axis not used")
+    public static let reservedAxis = DiagnosticID("E0610", .error, "reserved axis name")
+    public static let nothingToSeed = DiagnosticID("E0611", .error, "seeds with no stage to seed")
+    public static let seedTwice = DiagnosticID("E0612", .error, "seed listed twice")
 
     // Files and composition.
     public static let unreadable = DiagnosticID("E0701", .error, "file cannot be read")
@@ -82,6 +85,7 @@ public enum SpecDiagnostics {
         softmaxOneChannel, softmaxOneChannelAccepted, reinitAdapter, sliceSplit, subsetOutsideTeacher, trainsOnTest,
         selectOnTest, thresholdOnLogit,
         unknownAxis, badPath, duplicateVariant, tooManyVariants, zipLengths, badExclude, axisTwice, badAxisValue, unusedAxis,
+        reservedAxis, nothingToSeed, seedTwice,
         unreadable, extendsCycle, undefinedVariable, badInterpolation,
     ]
 }

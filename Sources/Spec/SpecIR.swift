@@ -17,6 +17,8 @@ public struct Spec: Sendable {
     /// Stages whose weights come from a file (`kind: pretrained`).
     public var pretrained: [PretrainedStageSpec] = []
     public var evaluate: EvaluateSpec
+    /// How the report compares stages (`report`).
+    public var report: ComparisonSettings
     /// The whole document with every default explicit (`distill plan --lock` writes it).
     public var document: Value
 

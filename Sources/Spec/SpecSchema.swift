@@ -16,6 +16,7 @@ public enum SpecSchema {
         Field("models", .dictionary(.object(model), keys: .identifier), required: true, "Named network architectures."),
         Field("stages", .dictionary(.object(stage), keys: .identifier), required: true, "Named training stages (teachers, baseline students, distilled students)."),
         Field("evaluate", .object(evaluate), default: .object([]), "How every trained stage is evaluated on the test split."),
+        Field("report", .object(report), default: .object([]), "How the report compares stages: the level of its tests and how many runs it would take."),
         Field("sweep", .object(sweep), "The ablation grid: axes over spec paths and how to combine them."),
         Field("execution", .object(execution), "Where the plan runs; never part of a stage's identity."),
     ])
@@ -400,9 +401,22 @@ public enum SpecSchema {
               "What the threshold applies to; the study compared logits with 0.5."),
     ])
 
+    static let report = ObjectSchema("Report", "How `distill report` compares each distilled student with its baseline over training runs and test cases.", fields: [
+        Field("alpha", .number(min: 0, exclusiveMin: true, max: 0.5), default: .number(0.05), "Level of every test, after Holm's correction over the report's comparisons."),
+        Field("power", .number(min: 0.5, exclusiveMin: false, max: 0.9999), default: .number(0.8), "Power of the runs-needed estimate: how many seeds per arm would detect an effect this often."),
+        Field("min_effect", .positiveNumber, "The smallest difference in Dice worth detecting; the report says how many seeds per arm would detect it, beside the observed effect."),
+    ])
+
     static let axis = ObjectSchema("Axis", "One sweep axis: named values at one spec path, or named sets of path/value pairs.", fields: [
         Field("path", .string, "The spec path each value is written to, e.g. `stages.kd.distill.teacher`; without it each value is a mapping of path to value."),
         Field("values", .dictionary(.any, keys: .label), required: true, "Named values."),
+    ])
+
+    static let seedList = SchemaType.list(.nonNegativeInteger, minCount: 1, maxCount: 1000)
+
+    static let seeds = ObjectSchema("Seeds", "Replication: the same recipe trained again with other seeds, so that a comparison covers training randomness, not only the test cases. Every variant of the sweep is run once per teacher seed and student seed.", fields: [
+        Field("students", seedList, "The `seed` of every trained stage that is not a teacher (baselines and distilled students), one run each; runs of the same seed pair across stages."),
+        Field("teachers", seedList, "The `seed` of every trained stage that some stage distils from; each student seed runs under each teacher seed."),
     ])
 
     static let sweep = ObjectSchema("Sweep", "How the axes combine into variants.", fields: [
@@ -411,7 +425,8 @@ public enum SpecSchema {
         Field("zip", .list(.identifier, minCount: 2, maxCount: nil), "Axes advanced together (equal lengths); the group is one factor of the grid."),
         Field("variants", .dictionary(.dictionary(.any, keys: .label), keys: .label), "Explicit named variants: mappings of path to value."),
         Field("exclude", .list(.dictionary(.string, keys: .identifier), minCount: 1, maxCount: nil), "Combinations left out: `{axis: value, ...}` matches when every pair matches."),
-        Field("max_variants", .integer(min: 1, max: 1_000_000), "Upper bound on the expansion; required above \(defaultVariantCap) variants."),
+        Field("seeds", .object(seeds), "Seeds to replicate every variant with (the axes `\(Replication.teacherAxis)` and `\(Replication.studentAxis)`)."),
+        Field("max_variants", .integer(min: 1, max: 1_000_000), "Upper bound on the expansion, seeds included; required above \(defaultVariantCap) variants."),
     ])
 
     /// A grid larger than this needs an explicit `max_variants`.

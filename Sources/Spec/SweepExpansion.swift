@@ -15,10 +15,23 @@ public struct SweepVariant: Sendable {
     public var overrides: [Override]
 }
 
+/// The axes `sweep.seeds` makes: replicates of the same recipe, which a report
+/// treats as training randomness rather than as settings to compare.
+public enum Replication {
+    /// The seed of every trained stage that is not a teacher.
+    public static let studentAxis = "seed"
+    /// The seed of every trained teacher.
+    public static let teacherAxis = "teacher_seed"
+    public static let axes: Set<String> = [studentAxis, teacherAxis]
+}
+
 /// Expands `sweep:` into variants: the grid product, zipped groups, explicit
-/// variants, exclusions, with every path checked before anything is written.
+/// variants, exclusions, then every variant once per seed of `seeds`, with every
+/// path checked before anything is written.
 struct SweepExpansion {
     var diagnostics: [Diagnostic] = []
+    /// Runs of each variant that `seeds` asks for (teacher seeds x student seeds).
+    private var replicas = 1
 
     struct Axis {
         var name: String
@@ -28,8 +41,17 @@ struct SweepExpansion {
 
     mutating func expand(root: SyntaxNode, sweepNode: SyntaxNode, sweep: Value) -> [SweepVariant] {
         let base = SyntaxNode(.mapping((root.entries ?? []).filter { $0.key != "sweep" }), range: root.range)
+        let seeds = sweep["seeds"]?.isComplete == true ? seedAxes(base: base, sweepNode: sweepNode) : []
+        replicas = seeds.reduce(1) { $0 * max(1, $1.values.count) }
         var axes: [Axis] = []
         for entry in sweepNode["axes"]?.entries ?? [] {
+            if Replication.axes.contains(entry.key) {
+                diagnostics.append(Diagnostic(SpecDiagnostics.reservedAxis,
+                    "axis name '\(entry.key)' is reserved for the runs that `sweep.seeds` makes", at: entry.keyRange, path: "sweep.axes",
+                    notes: [DiagnosticNote("a report treats seeds as training randomness, not as a setting to compare")],
+                    fixIts: [FixIt(entry.key == Replication.teacherAxis ? "write 'seeds: {teachers: [1, 2, 3]}' under 'sweep'" : "write 'seeds: {students: [1, 2, 3, 4, 5]}' under 'sweep'")]))
+                continue
+            }
             guard let axisValue = sweep["axes"]?[entry.key], axisValue.isComplete else { continue }
             let path = entry.value["path"]
             var values: [(String, [SweepVariant.Override])] = []
@@ -49,7 +71,89 @@ struct SweepExpansion {
             variants.append(SweepVariant(name: entry.key, choices: [],
                                          overrides: overrides(from: entry.value, base, what: "variant '\(entry.key)'")))
         }
-        return variants
+        guard !seeds.isEmpty, !diagnostics.hasErrors else { return variants }
+        if variants.count * replicas > cap(sweep) {
+            tooLarge(variants.count * replicas, sweepNode, sweep)
+            return []
+        }
+        return replicate(variants.isEmpty ? [SweepVariant(name: "", choices: [], overrides: [])] : variants, seeds)
+    }
+
+    /// The largest expansion allowed without (or by) `max_variants`.
+    private func cap(_ sweep: Value) -> Int { sweep["max_variants"]?.int ?? SpecSchema.defaultVariantCap }
+
+    private mutating func tooLarge(_ count: Int, _ sweepNode: SyntaxNode, _ sweep: Value) {
+        let explicit = sweep["max_variants"] != nil
+        let seeds = replicas > 1 ? " (\(count / replicas) times \(replicas) seed combinations)" : ""
+        diagnostics.append(Diagnostic(SpecDiagnostics.tooManyVariants,
+            explicit ? "the sweep expands to \(count) variants\(seeds), more than max_variants \(cap(sweep))"
+                     : "the sweep expands to \(count) variants\(seeds), more than the default cap of \(cap(sweep))",
+            at: explicit ? sweep.range(of: "max_variants") : sweepNode.range, path: "sweep",
+            fixIts: explicit ? [] : [FixIt("add 'max_variants: \(count)' to confirm a sweep this large")]))
+    }
+
+    /// The axes of `seeds`: teacher seeds, then student seeds, each value writing the
+    /// seed into every stage of its role. Teachers are the trained stages some stage
+    /// distils from, in the spec or in any axis or variant; students are the others.
+    private mutating func seedAxes(base: SyntaxNode, sweepNode: SyntaxNode) -> [Axis] {
+        guard let node = sweepNode["seeds"] else { return [] }
+        let stages = base["stages"]?.entries ?? []
+        let trained = stages.filter { ($0.value["kind"]?.scalar?.text ?? "train") == "train" }.map(\.key)
+        var teachers = Set(stages.compactMap { $0.value["distill"]?["teacher"]?.scalar?.text })
+        func isTeacherPath(_ text: String) -> Bool { text.hasSuffix(".distill.teacher") }
+        for axis in sweepNode["axes"]?.entries ?? [] {
+            let values = axis.value["values"]?.entries ?? []
+            if let path = axis.value["path"]?.scalar?.text {
+                if isTeacherPath(path) { teachers.formUnion(values.compactMap { $0.value.scalar?.text }) }
+            } else {
+                for v in values { teachers.formUnion((v.value.entries ?? []).filter { isTeacherPath($0.key) }.compactMap { $0.value.scalar?.text }) }
+            }
+        }
+        for v in sweepNode["variants"]?.entries ?? [] {
+            teachers.formUnion((v.value.entries ?? []).filter { isTeacherPath($0.key) }.compactMap { $0.value.scalar?.text })
+        }
+        var axes: [Axis] = []
+        for (role, name, seeded) in [("teachers", Replication.teacherAxis, trained.filter { teachers.contains($0) }),
+                                     ("students", Replication.studentAxis, trained.filter { !teachers.contains($0) })] {
+            guard let entry = node.entries?.first(where: { $0.key == role }), let items = entry.value.items else { continue }
+            guard !seeded.isEmpty else {
+                diagnostics.append(Diagnostic(SpecDiagnostics.nothingToSeed,
+                    role == "teachers" ? "no trained stage is distilled from, so 'seeds.teachers' has no teacher to seed"
+                                       : "every trained stage is a teacher, so 'seeds.students' has no student to seed",
+                    at: entry.keyRange, path: "sweep.seeds.\(role)",
+                    notes: [DiagnosticNote(role == "teachers" ? "a teacher is a stage named by some stage's 'distill.teacher'; a pretrained one has no seed"
+                                                              : "students are the trained stages no stage distils from")]))
+                continue
+            }
+            var seen: [String: SourceRange] = [:], values: [(name: String, overrides: [SweepVariant.Override])] = []
+            for item in items {
+                guard let text = item.scalar?.text else { continue }
+                if let first = seen[text] {
+                    diagnostics.append(Diagnostic(SpecDiagnostics.seedTwice, "seed \(text) is listed twice in 'seeds.\(role)'; each seed is one run",
+                                                  at: item.range, path: "sweep.seeds.\(role)", notes: [DiagnosticNote("first listed here", at: first)]))
+                    continue
+                }
+                seen[text] = item.range
+                values.append((text, seeded.compactMap { stage in SpecPath("stages.\(stage).seed").map { SweepVariant.Override(path: $0, value: item) } }))
+            }
+            axes.append(Axis(name: name, nameRange: entry.keyRange, values: values))
+        }
+        return axes
+    }
+
+    /// Every variant once per combination of the seed axes (students vary fastest).
+    private func replicate(_ variants: [SweepVariant], _ seeds: [Axis]) -> [SweepVariant] {
+        var out = variants
+        for axis in seeds {
+            out = out.flatMap { v in
+                axis.values.map { value in
+                    let part = "\(axis.name)=\(value.name)"
+                    return SweepVariant(name: v.name.isEmpty ? part : v.name + "," + part, choices: v.choices + [(axis.name, value.name)],
+                                        overrides: v.overrides + value.overrides)
+                }
+            }
+        }
+        return out
     }
 
     /// Parses and checks one `path: value` override.
@@ -120,15 +224,9 @@ struct SweepExpansion {
             }
             factors.insert((0..<(lengths.first ?? 0)).map { i in group.map { ($0, i) } }, at: 0)
         }
-        let count = factors.reduce(1) { $0 * max(1, $1.count) }
-        let cap = sweep["max_variants"]?.int ?? SpecSchema.defaultVariantCap
-        if count > cap {
-            let explicit = sweep["max_variants"] != nil
-            diagnostics.append(Diagnostic(SpecDiagnostics.tooManyVariants,
-                explicit ? "the sweep expands to \(count) variants, more than max_variants \(cap)"
-                         : "the sweep expands to \(count) variants, more than the default cap of \(cap)",
-                at: explicit ? sweep.range(of: "max_variants") : sweepNode.range, path: "sweep",
-                fixIts: explicit ? [] : [FixIt("add 'max_variants: \(count)' to confirm a sweep this large")]))
+        let count = factors.reduce(1) { $0 * max(1, $1.count) } * replicas
+        if count > cap(sweep) {
+            tooLarge(count, sweepNode, sweep)
             return []
         }
         let rules = exclusions(axes, sweep)

@@ -261,7 +261,30 @@ public struct EvaluateConfiguration: ConfigCodable {
     }
 }
 
-/// The `report` stage: which evaluation stage holds each spec stage's metrics, per variant.
+/// How a report compares stages: the level of its tests, and the power and smallest
+/// effect of the runs-needed estimate (the spec's `report`).
+public struct ComparisonSettings: ConfigCodable, Hashable {
+    public var alpha: Double
+    public var power: Double
+    /// The smallest difference in Dice worth detecting, if the spec states one.
+    public var minEffect: Double?
+
+    public init(alpha: Double, power: Double, minEffect: Double?) { (self.alpha, self.power, self.minEffect) = (alpha, power, minEffect) }
+
+    public var json: JSON {
+        .object(["alpha": .number(alpha), "power": .number(power), "min_effect": minEffect.map(JSON.number) ?? .null])
+    }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path) { r in
+            ComparisonSettings(alpha: try r.double("alpha", min: 0, exclusiveMin: true, max: 0.5), power: try r.double("power", min: 0.5, max: 0.9999),
+                               minEffect: try r.optional("min_effect") { r, k in try r.double(k, min: 0, exclusiveMin: true) })
+        }
+    }
+}
+
+/// The `report` stage: which evaluation stage holds each spec stage's metrics, per
+/// variant, and how the report compares them.
 public struct ReportConfiguration: ConfigCodable {
     public struct Variant: Hashable, Sendable {
         public var name: String
@@ -272,11 +295,14 @@ public struct ReportConfiguration: ConfigCodable {
 
     public var spec: String?
     public var variants: [Variant]
+    public var comparison: ComparisonSettings
 
-    public init(spec: String?, variants: [Variant]) { (self.spec, self.variants) = (spec, variants) }
+    public init(spec: String?, variants: [Variant], comparison: ComparisonSettings) {
+        (self.spec, self.variants, self.comparison) = (spec, variants, comparison)
+    }
 
     public var json: JSON {
-        .object(["spec": spec.map(JSON.string) ?? .null,
+        .object(["spec": spec.map(JSON.string) ?? .null, "comparison": comparison.json,
                  "variants": .array(variants.map { v in
                      .object(["name": .string(v.name), "evaluate": .object(v.evaluate.mapValues(JSON.string))])
                  })])
@@ -291,7 +317,8 @@ public struct ReportConfiguration: ConfigCodable {
                                                 evaluate: Dictionary(try v.dictionary("evaluate") { name, h, hp in (name, try ConfigValue.string(h, at: hp)) },
                                                                      uniquingKeysWith: { a, _ in a }))
                                     }
-                                })
+                                },
+                                comparison: try r.decode("comparison"))
         }
     }
 }

@@ -99,7 +99,7 @@ import Testing
         #expect(!status.out.contains("pending") && status.out.hasSuffix(" done\n"))
         let report = try cli.run(["report", "spec.yaml", "--store", "s", "--output", "out"], in: dir)
         #expect(report.status == 0)
-        #expect(report.out.contains("| group | stage | role | seeds | IoU | Dice |"))
+        #expect(report.out.contains("| group | stage | role | runs | IoU | Dice |"))
         #expect(FileManager.default.fileExists(atPath: dir + "/out/report.csv"))
         // The teacher's selected checkpoint, evaluated outside the plan, gives the stage's numbers.
         let stages = try FileManager.default.contentsOfDirectory(atPath: dir + "/s/stages")

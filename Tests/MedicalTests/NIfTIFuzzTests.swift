@@ -122,7 +122,7 @@ import Testing
             } catch {
                 Issue.record("\(name): an error that is not a NIfTIError: \(error)")
             }
-            #expect(Date().timeIntervalSince(start) < 2, "\(name) took \(Date().timeIntervalSince(start)) s")
+            #expect(Date().timeIntervalSince(start) < 30, "\(name) took \(Date().timeIntervalSince(start)) s")  // a hang guard, not a speed claim (CI is a busy machine)
         }
         for (name, _) in files where mustRefuse.contains(where: { (name + " ").hasPrefix($0) }) {
             #expect(refused.contains(name), "\(name) was read as a volume")

@@ -228,14 +228,10 @@ import Testing
 }
 
 @Suite(.serialized) struct ReportTests {
-    @Test func seedsAreAggregatedAndTheReportHasItsPictures() throws {
+    @Test func runsAreComparedOverSeedsAndTheReportHasItsPictures() throws {
         let spec = RuntimeTests.spec.replacingOccurrences(of: "sweep:\n  axes:\n    t: {path: stages.kd.distill.taps.ee.loss.temperature, values: {cold: 0.1, warm: 0.4}}\n", with: """
             sweep:
-              axes:
-                seed:
-                  values:
-                    s1: {stages.kd.seed: 1, stages.base.seed: 1}
-                    s2: {stages.kd.seed: 2, stages.base.seed: 2}
+              seeds: {students: [1, 2], teachers: [5, 6]}
 
             """).replacingOccurrences(of: "  kd:\n", with: """
               base:
@@ -253,24 +249,31 @@ import Testing
         var executor = Executor(plan: plan, store: store, baseDirectory: "/")
         executor.echo = false
         #expect(executor.run().ok)
+        // Two teacher runs, each with two student seeds; the baseline reads no teacher, so it is two runs, not four.
+        #expect(plan.variants.map(\.name) == ["teacher_seed=5,seed=1", "teacher_seed=5,seed=2", "teacher_seed=6,seed=1", "teacher_seed=6,seed=2"])
+        #expect(plan.stages.filter { $0.kind == .train || $0.kind == .distill }.count == 2 + 2 + 4)
         let data = ReportData(plan: plan, store: store)
         let kd = try #require(data.summaries.first { $0.stage == "kd" })
-        #expect(kd.seeds == 2 && kd.baseline == "base" && kd.role == .distilled)
-        // The teacher no seed changes is trained once: one run, not one per seed.
+        #expect(kd.runs.count == 4 && kd.teacherRuns == 2 && kd.baseline == "base" && kd.role == .distilled)
+        #expect(Set(kd.runs.compactMap(\.seed)) == [1, 2])
         let teacher = try #require(data.summaries.first { $0.role == .teacher })
-        #expect(teacher.seeds == 1 && teacher.runs.count == 1)
+        #expect(teacher.runs.count == 2 && Set(teacher.runs.compactMap(\.seed)) == [5, 6])
+        #expect(try #require(data.summaries.first { $0.stage == "base" }).runs.count == 2)
+        // The design: 2 teacher runs x 2 seeds x the test cases, paired with the baseline's seed.
         let comparison = try #require(data.comparisons.first)
-        // The unit is the test case: one difference per case, averaged over the two seeds.
-        #expect(comparison.cases == data.testCases && comparison.differences.count == comparison.cases && comparison.seeds == 2)
-        #expect(comparison.interval != nil && comparison.holm != nil)
+        #expect(comparison.cases == data.testCases && comparison.teacherRuns == 2 && comparison.seeds == 2)
+        #expect(comparison.runs == (4, 2) && comparison.replicated && comparison.leftOut.isEmpty)
+        #expect(comparison.runDifferences.count == 4 && comparison.effect != nil && comparison.holm != nil && comparison.gap != nil)
+        let d = comparison.runDifferences.map(\.difference).reduce(0, +) / 4
+        #expect(abs(try #require(comparison.effect).estimate - d) < 1e-12)  // balanced: the mean of the run means
         let text = Report.text(plan, store: store)
-        #expect(text.contains("Unit: the test case (n = \(comparison.cases)); for each case, the Dice of its slices, averaged over the 2 seeds"))
-        #expect(text.contains("95% percentile bootstrap") && text.contains("Wilcoxon signed-rank") && text.contains("Holm"))
-        #expect(text.contains("| * | kd | base | ") && text.contains("0.") && text.contains("0.") )
+        #expect(text.contains("teacher run x seed x test case array") && text.contains("Satterthwaite") && text.contains("Holm"))
+        #expect(text.contains("| * | kd | base | 4 (2 x 2) / 2 | "))
         let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("| * | kd | base |") })
-        #expect(line.split(separator: "|").count == 9, "\(line)")  // gap, mean, CI, p, p (Holm), reading
+        #expect(line.split(separator: "|").count == 12, "\(line)")  // runs, gap, mean, CI, df, p, p (Holm), reading, seeds needed
+        #expect(text.contains("- kd: teacher run 1: 1: ") && text.contains("; teacher run 2: 1: "))
         let report = try #require(plan.stages.first { $0.kind == .report })
-        for file in ["report.md", "report.csv", "report.json", "report.html", "dice.svg", "dice.png", "effects.svg", "effects.png",
+        for file in ["report.md", "report.csv", "report.json", "report.html", "dice.svg", "dice.png", "runs.svg", "runs.png", "effects.svg", "effects.png",
                      "overlays.svg", "overlays.png", "plan.svg", "plan.png", "plan.dot", "curves-kd.svg", "curves-kd.png"] {
             #expect(FileManager.default.fileExists(atPath: store.file(report.hash, file)), "\(file)")
         }
