@@ -1,7 +1,7 @@
 # Distillery: `make demo` and `make test` do all the set-up on a fresh Debian machine.
 SWIFT ?= swift
 # Open MPI: data-parallel training of one stage over ranks (`mpirun -np N distill run ...`).
-APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev libsqlite3-dev pkg-config zlib1g-dev libopenmpi-dev openmpi-bin
+APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev libsqlite3-dev pkg-config zlib1g-dev libopenmpi-dev openmpi-bin libssl-dev
 # NIfTI volumes written by other tools, read by the tests.
 # A single-node Slurm for the cluster integration test; a JSON Schema validator
 # (Debian's Python) for the editor-schema tests; scipy and statsmodels for the
