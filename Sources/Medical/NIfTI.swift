@@ -1,6 +1,7 @@
 import CNifti
 import CZlib
 import Foundation
+import Storage
 import StageConfig
 
 /// What can be wrong with a NIfTI file; every case names the file.
@@ -238,11 +239,17 @@ public enum NIfTI {
         case Int32(DT_INT16): let p = data.assumingMemoryBound(to: Int16.self); for i in 0..<n { p[i] = Int16(clamping: Int(values[i].rounded())) }
         default: let p = data.assumingMemoryBound(to: Float.self); for i in 0..<n { p[i] = values[i] }
         }
-        let (named, _) = LibNifti.quietly { nifti_set_filenames(image, path, 0, 1) }
-        guard named == 0 else { throw NIfTIError.writeFailed(path) }
-        image.pointee.nifti_type = 1  // NIfTI-1, one file: what every other tool reads
-        _ = LibNifti.quietly { nifti_image_write(image) }
-        guard FileManager.default.fileExists(atPath: path) else { throw NIfTIError.writeFailed(path) }
+        // Written under a temporary name that keeps the extension (libnifti reads the format from it), then renamed.
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(AtomicFile.temporaryMarker.dropFirst())\(getpid())-\(url.lastPathComponent)").path
+        try AtomicFile.write(to: path, temporary: temporary) { tmp in
+            try FaultInjection.point("write \(path)")
+            let (named, _) = LibNifti.quietly { nifti_set_filenames(image, tmp, 0, 1) }
+            guard named == 0 else { throw NIfTIError.writeFailed(path) }
+            image.pointee.nifti_type = 1  // NIfTI-1, one file: what every other tool reads
+            _ = LibNifti.quietly { nifti_image_write(image) }
+            guard FileManager.default.fileExists(atPath: tmp) else { throw NIfTIError.writeFailed(path) }
+        }
     }
 }
 

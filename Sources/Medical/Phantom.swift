@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import StageConfig
 import Tensor
 
@@ -36,7 +37,7 @@ public enum Phantom {
             "numTraining": s.cases, "numTest": 0, "training": training, "test": [String](),
         ]
         let data = try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
-        try data.write(to: URL(fileURLWithPath: folder + "/dataset.json"), options: .atomic)
+        try AtomicFile.write(data, to: folder + "/dataset.json")
     }
 
     /// The label values of the organs: `foreground: [1]` segments the spleen alone (the

@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import Hashing
 import StageConfig
 import Tensor
@@ -145,9 +146,7 @@ public final class SliceSet: @unchecked Sendable {
     static func write(path: String, header: Header, images: [Float], labels: [UInt8]) throws {
         let out = try encode(header, images: images, labels: labels)
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        let tmp = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        try out.write(to: URL(fileURLWithPath: tmp))
-        guard rename(tmp, path) == 0 else { throw NIfTIError.writeFailed(path) }
+        try AtomicFile.write(out, to: path)
     }
 
     static func encode(_ h: Header, images: [Float], labels: [UInt8]) throws -> Data {

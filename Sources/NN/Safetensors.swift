@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import StageConfig
 import Tensor
 
@@ -116,12 +117,7 @@ public struct SafetensorsFile {
                 out.append(UnsafeBufferPointer(start: t.pointer, count: t.count))
             }
         }
-        let tmp = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        try out.write(to: URL(fileURLWithPath: tmp))
-        guard rename(tmp, path) == 0 else {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw SafetensorsError.unreadable(path)
-        }
+        try AtomicFile.write(out, to: path)
     }
 }
 
@@ -145,7 +141,8 @@ public final class SafetensorsStreamWriter {
 
     public init(path: String, tensors: [Spec], metadata: [String: String] = [:]) throws {
         self.path = path
-        temporary = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
+        temporary = AtomicFile.temporaryPath(for: path)
+        try FaultInjection.point("write \(path)")
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
@@ -163,14 +160,15 @@ public final class SafetensorsStreamWriter {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { head.append(contentsOf: $0) }
         head.append(json)
         fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SafetensorsError.unreadable(temporary) }
+        guard fd >= 0 else { throw StorageError.system(errno, "cannot create \(temporary)") }
         let dataStart = head.count
         offsets = layout.mapValues { (dataStart + $0.0, $0.1, $0.2, $0.3) }
         // The full size at once: rows land at their offsets, and a full disk fails here, not midway.
         guard ftruncate(fd, off_t(dataStart + offset)) == 0 else {
+            let code = errno
             close(fd)
             unlink(temporary)
-            throw SafetensorsError.truncated(path, detail: "cannot reserve \(dataStart + offset) bytes: \(String(cString: strerror(errno)))")
+            throw StorageError.system(code, "cannot reserve \(dataStart + offset) bytes for \(path)")
         }
         try head.withUnsafeBytes { try write($0, at: 0) }
     }
@@ -186,7 +184,8 @@ public final class SafetensorsStreamWriter {
         var done = 0
         while done < bytes.count {
             let n = pwrite(fd, bytes.baseAddress?.advanced(by: done), bytes.count - done, off_t(offset + done))
-            guard n > 0 else { throw SafetensorsError.truncated(path, detail: "write failed: \(String(cString: strerror(errno)))") }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw StorageError.system(n < 0 ? errno : EIO, "cannot write \(path)") }
             done += n
         }
     }
@@ -212,12 +211,15 @@ public final class SafetensorsStreamWriter {
     public func finish() throws {
         guard !finished else { return }
         finished = true
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard synced, rename(temporary, path) == 0 else {
+        defer { close(fd) }
+        do {
+            try AtomicFile.flush(fd, path: path)
+            guard rename(temporary, path) == 0 else { throw StorageError.system(errno, "cannot move \(temporary) to \(path)") }
+        } catch {
             unlink(temporary)
-            throw SafetensorsError.unreadable(path)
+            throw error
         }
+        AtomicFile.flushDirectory(of: path)
     }
 }
 

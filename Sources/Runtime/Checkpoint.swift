@@ -2,17 +2,33 @@ import Foundation
 import NN
 import Plan
 import StageConfig
+import Storage
 import Tensor
 
-/// Checkpoints as safetensors: `best.safetensors` holds the selected model's
-/// state dict under the reference names (what a PyTorch user loads);
-/// `last.safetensors` adds adapters and optimiser state, and `state.json` the
-/// loop's position, so that a killed run resumes from its last complete epoch.
+/// Checkpoints as safetensors. `best.safetensors` holds the selected model's state
+/// dict under the reference names (what a PyTorch user loads), written once the
+/// loop has ended.
+///
+/// While the loop runs, everything a resume needs is one file, `last.safetensors`:
+/// the model, the adapters, the optimiser's state, the selected model so far and,
+/// in its metadata, the loop's position and every epoch's metrics record. It is
+/// replaced atomically once per epoch, so an epoch is committed whole or not at
+/// all: a kill between any two writes resumes from the last committed epoch and
+/// ends bit for bit where an uninterrupted run ends. metrics.jsonl and
+/// best.safetensors are derived from it (rewritten after each commit and at the
+/// end), so a kill between the commit and them only delays them.
 enum Checkpoint {
+    /// The format of `last.safetensors`; the first (with state.json beside it) is not resumed.
+    static let format = "distillery-training-state-2"
+
     struct State {
         var epoch = 0
         var bestScore: Double?
         var bestEpoch = 0
+        /// Each committed epoch's metrics record, in order.
+        var records: [JSON] = []
+        /// The selected model's state dict (a copy).
+        var best: [String: Tensor] = [:]
     }
 
     static func saveModel(_ model: SegmentationModel, to path: String) throws {
@@ -26,6 +42,12 @@ enum Checkpoint {
         try model.store.load(tensors, source: path)
     }
 
+    /// The model's current state dict, copied (the selected model must not follow later updates).
+    static func snapshot(_ model: SegmentationModel) -> [String: Tensor] {
+        model.store.stateDict.mapValues { $0.copy() }
+    }
+
+    /// Commits an epoch: one file, renamed into place.
     static func save(_ ctx: StageContext, model: SegmentationModel, named: [(String, Variable)], optimizer: Optimizer, state: State) throws {
         var tensors: [String: Tensor] = [:]
         for (name, t) in model.store.stateDict { tensors["model.\(name)"] = t }
@@ -33,23 +55,45 @@ enum Checkpoint {
         for (name, v) in named {
             for (stateName, t) in optimizer.state(of: v) { tensors["optim.\(stateName).\(name)"] = t }
         }
-        try SafetensorsFile.write(tensors, metadata: ["format": "distillery-training-state"], to: ctx.directory + "/last.safetensors")
-        let json = JSON.object(["epoch": .int(state.epoch), "best_epoch": .int(state.bestEpoch), "optimizer_step": .int(optimizer.step),
-                                "best_score": state.bestScore.map(JSON.number) ?? .null])
-        try RunStore.writeAtomically(Data(json.pretty.utf8), to: ctx.directory + "/state.json")
+        for (name, t) in state.best { tensors["best.\(name)"] = t }
+        let metadata = ["format": format, "epoch": "\(state.epoch)", "best_epoch": "\(state.bestEpoch)", "optimizer_step": "\(optimizer.step)",
+                        "best_score": state.bestScore.map { "\($0)" } ?? "none", "metrics": JSON.array(state.records).canonical]
+        try SafetensorsFile.write(tensors, metadata: metadata, to: ctx.directory + "/last.safetensors")
     }
 
-    /// Restores model, adapters and optimiser from the last complete epoch, if there is one.
+    /// Rewrites metrics.jsonl from the committed records (unless it already holds them).
+    static func writeMetrics(_ ctx: StageContext, _ state: State) throws {
+        let path = ctx.directory + "/metrics.jsonl", text = Data(state.records.map { $0.canonical + "\n" }.joined().utf8)
+        if FileManager.default.contents(atPath: path) == text { return }
+        try AtomicFile.write(text, to: path)
+    }
+
+    /// Writes the selected model as best.safetensors.
+    static func publishBest(_ ctx: StageContext, _ state: State) throws {
+        guard !state.best.isEmpty else { throw RuntimeError.stage("no epoch was selected: the stage trained no epoch") }
+        try SafetensorsFile.write(state.best, metadata: ["format": "distillery-model"], to: ctx.directory + "/best.safetensors")
+    }
+
+    /// Restores model, adapters and optimiser from the last committed epoch, if there is one.
     static func resume(_ ctx: StageContext, model: SegmentationModel, named: [(String, Variable)], optimizer: Optimizer) throws -> State {
-        let statePath = ctx.directory + "/state.json", weights = ctx.directory + "/last.safetensors"
-        guard let data = FileManager.default.contents(atPath: statePath), FileManager.default.fileExists(atPath: weights) else { return State() }
-        guard let json = JSON.parse(data), let epoch = json["epoch"]?.int, let bestEpoch = json["best_epoch"]?.int,
-              let step = json["optimizer_step"]?.int, let bestScore = json["best_score"] else {
-            throw RuntimeError.stage("\(statePath) is unreadable: delete it (and last.safetensors) to restart the stage from scratch")
-        }
+        let weights = ctx.directory + "/last.safetensors"
+        guard FileManager.default.fileExists(atPath: weights) else { return State() }
         let file = try SafetensorsFile(path: weights)
-        var modelTensors: [String: Tensor] = [:]
-        for name in file.names where name.hasPrefix("model.") { modelTensors[String(name.dropFirst(6))] = try file.tensor(name) }
+        let m = file.metadata
+        guard m["format"] == format else {
+            throw RuntimeError.stage("\(weights) was written by an earlier Distillery (format '\(m["format"] ?? "none")'), which this one does not resume: "
+                                     + "delete it (and state.json beside it) to train the stage from the start")
+        }
+        guard let epoch = m["epoch"].flatMap(Int.init), let bestEpoch = m["best_epoch"].flatMap(Int.init),
+              let step = m["optimizer_step"].flatMap(Int.init), let scoreText = m["best_score"],
+              let records = m["metrics"].flatMap({ JSON.parse(Data($0.utf8)) })?.array, records.count == epoch else {
+            throw RuntimeError.stage("\(weights) has an unreadable training state: delete it to train the stage from the start")
+        }
+        var modelTensors: [String: Tensor] = [:], best: [String: Tensor] = [:]
+        for name in file.names {
+            if name.hasPrefix("model.") { modelTensors[String(name.dropFirst(6))] = try file.tensor(name) }
+            if name.hasPrefix("best.") { best[String(name.dropFirst(5))] = try file.tensor(name) }
+        }
         try model.store.load(modelTensors, source: weights)
         for (name, v) in named where !name.hasPrefix("model.") {
             let t = try file.tensor(name)
@@ -66,6 +110,6 @@ enum Checkpoint {
             if !s.isEmpty { optimizer.setState(of: v, s) }
         }
         optimizer.setStep(step)
-        return State(epoch: epoch, bestScore: bestScore.number, bestEpoch: bestEpoch)
+        return State(epoch: epoch, bestScore: scoreText == "none" ? nil : Double(scoreText), bestEpoch: bestEpoch, records: records, best: best)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import Medical
 import NN
 import Plan
@@ -19,7 +20,7 @@ enum EvaluateStage {
                                                            onLogit: c.thresholdOn == .logit)
         let pooled = result["pooled"] ?? .null
         try writePredictions(masks, data: data, ctx: ctx)
-        try RunStore.writeAtomically(Data(result.pretty.utf8), to: ctx.directory + "/metrics.json")
+        try AtomicFile.write(Data(result.pretty.utf8), to: ctx.directory + "/metrics.json")
         // Per-class columns (`dice.liver`) follow the class means when there is more than one class.
         let names = data.classes.count > 1 ? data.classes.classes.map(\.name) : []
         let keys = ["dice", "iou", "precision", "recall", "hd95"]
@@ -29,7 +30,7 @@ enum EvaluateStage {
             let perClass = names.flatMap { n in ["dice", "hd95"].map { format(r["classes"]?[n]?[$0]) } }
             csv += ([r["case"]?.string ?? ""] + keys.map { format(r[$0]) } + perClass).joined(separator: ",") + "\n"
         }
-        try RunStore.writeAtomically(Data(csv.utf8), to: ctx.directory + "/per_case.csv")
+        try AtomicFile.write(Data(csv.utf8), to: ctx.directory + "/per_case.csv")
         if data.classes.count > 1 {
             ctx.log("test Dice by class: " + data.classes.classes.map { c in
                 String(format: "%@ %.4f", c.name, pooled["classes"]?[c.name]?["dice"]?.number ?? .nan) }.joined(separator: ", "))

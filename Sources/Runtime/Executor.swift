@@ -1,5 +1,6 @@
 import Cluster
 import Foundation
+import Storage
 import Plan
 import StageConfig
 import Synchronization
@@ -51,6 +52,10 @@ public struct Executor: Sendable {
     /// Runs `only` (and nothing else) when given, else every stage of the plan.
     public func run(only: Set<String>? = nil) -> Summary {
         let wanted = plan.stages.filter { only == nil || only?.contains($0.hash) == true }
+        // Reuse only what is intact: rank 0 checks what this run reuses or reads, and sets damaged stages aside.
+        var damaged: [String: String] = [:]
+        if World.current.isRoot { damaged = setAsideDamaged(wanted) }
+        World.current.barrier()
         var board = Board(pending: [])
         for s in wanted {
             if store.isDone(s.hash) {
@@ -87,8 +92,16 @@ public struct Executor: Sendable {
                     return s
                 }
                 if b.running.isEmpty {
-                    // Nothing can start: inputs outside `only` that are not done.
-                    b.summary.skipped += b.pending
+                    // Nothing can start: inputs outside `only` that are not done. A damaged input is a failure that says so.
+                    for h in b.pending {
+                        guard let s = plan.stage(h), let (input, why) = s.inputs.values.lazy.compactMap({ i in damaged[i].map { (i, $0) } }).first else {
+                            b.summary.skipped.append(h)
+                            continue
+                        }
+                        let error = RuntimeError.stage("its input \(plan.stage(input)?.label ?? String(input.prefix(12))) (\(input.prefix(12))) is damaged (\(why)) and set aside: run that stage again (`distill sweep SPEC`, or its job) before this one")
+                        recordFailure(s, error)
+                        b.summary.failed.append((h, "\(error)", store.file(h, "log.txt")))
+                    }
                     b.pending.removeAll()
                 }
                 return nil
@@ -123,6 +136,38 @@ public struct Executor: Sendable {
             _ = wake.wait(timeout: .now() + 0.2)
         }
         return shared.withLock { $0.summary }
+    }
+
+    /// Verifies every done stage this run reuses (those of `wanted`) or reads (the inputs of
+    /// the stages it will run) against its recorded digests; a damaged one is set aside,
+    /// so that it runs again in this run when it is part of it (its plan is all it takes,
+    /// and the stages made from it before it was damaged stay valid). Returns the damaged
+    /// stages with what was found.
+    private func setAsideDamaged(_ wanted: [PlanStage]) -> [String: String] {
+        var check: [String] = []
+        for s in wanted {
+            for h in [s.hash] + s.inputs.values.sorted() where store.isDone(h) && !check.contains(h) {
+                if h == s.hash || !store.isDone(s.hash) { check.append(h) }
+            }
+        }
+        var damaged: [String: String] = [:]
+        for h in check {
+            guard case .damaged(let problems) = store.verify(h) else { continue }
+            let why = problems.map(\.description).joined(separator: "; ")
+            damaged[h] = why
+            let rerun = wanted.contains { $0.hash == h }
+            do {
+                try store.quarantine(h, problems)
+            } catch {
+                damaged[h] = why + "; and it could not be set aside: \(error)"
+            }
+            if echo {
+                let label = plan.stage(h).map { "\($0.kind.rawValue) \($0.shortHash)" } ?? String(h.prefix(12))
+                let line = "[\(label)] damaged: \(why); " + (rerun ? "set aside and run again (a damaged output is never reused)" : "set aside; the stages that read it stop")
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            }
+        }
+        return damaged
     }
 
     private func isInterruption(_ error: Error) -> Bool {
@@ -194,14 +239,16 @@ public struct Executor: Sendable {
         defer { lock.release() }
         if store.isDone(stage.hash) { return }
         let ctx = try StageContext(plan: plan, store: store, stage: stage, baseDirectory: baseDirectory, echo: echo)
-        try RunStore.writeAtomically(Data(JSON.object(["hash": .string(stage.hash), "kind": .string(stage.kind.rawValue), "label": .string(stage.label),
+        // What a killed run left half-written: the lock is ours, so nobody else is writing here.
+        for path in AtomicFile.removeTemporaries(in: ctx.directory) { ctx.log("removed \(path.dropFirst(ctx.directory.count + 1)), left by a run that was stopped") }
+        try AtomicFile.write(Data(JSON.object(["hash": .string(stage.hash), "kind": .string(stage.kind.rawValue), "label": .string(stage.label),
                                                        "inputs": .object(stage.inputs.mapValues(JSON.string)), "params": stage.config.json]).pretty.utf8),
                                      to: ctx.directory + "/stage.json")
         ctx.log("start: \(stage.label)")
         let start = Date()
         try perform(stage, ctx)
         let seconds = Date().timeIntervalSince(start)
-        try store.markDone(stage.hash, summary: .object(["seconds": .number((seconds * 10).rounded() / 10), "label": .string(stage.label)]))
+        try store.markDone(stage.hash, summary: ctx.summary.merging(["seconds": .number((seconds * 10).rounded() / 10), "label": .string(stage.label)]) { a, _ in a })
         index?.record(stage: stage, status: "done", seconds: seconds,
                       metrics: stage.kind == .evaluate ? FileManager.default.contents(atPath: ctx.directory + "/metrics.json").flatMap(JSON.parse) : nil)
         ctx.log("done in \(String(format: "%.1f", seconds)) s")

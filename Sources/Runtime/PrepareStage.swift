@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import Medical
 import Plan
 import StageConfig
@@ -26,14 +27,14 @@ enum PrepareStage {
         }
         let dataset = try MSDDataset.load(folder, analyzeOrientation: analyzeOrientation)
         // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
-        try RunStore.writeAtomically(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
+        try AtomicFile.write(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
         let start = Date()
         let set = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, split: c.split, cache: ctx.directory + "/slices.bin") { i, n in
             if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") }
         }
         let manifest = SplitManifest.make(set, c.split)
         let json = try JSONSerialization.data(withJSONObject: manifest.json, options: [.prettyPrinted, .sortedKeys])
-        try RunStore.writeAtomically(json, to: ctx.directory + "/split.json")
+        try AtomicFile.write(json, to: ctx.directory + "/split.json")
         let seconds = Date().timeIntervalSince(start)
         ctx.log("\(set.count) slices from \(dataset.cases.count) cases in \(String(format: "%.1f", seconds)) s; train \(manifest.slices(.train).count), val \(manifest.slices(.val).count), test \(manifest.slices(.test).count)")
     }

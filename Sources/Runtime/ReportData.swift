@@ -217,10 +217,16 @@ public struct ReportData {
                    validationDice: validationDice(store, train.hash))
     }
 
-    /// The validation Dice of the epoch a training stage kept (state.json's best epoch in metrics.jsonl).
+    /// The epoch a training stage kept: in its `done` record, or for a stage done before
+    /// Distillery recorded it there, in the state.json it left.
+    static func keptEpoch(_ store: RunStore, _ hash: String) -> Int? {
+        if let epoch = FileManager.default.contents(atPath: store.file(hash, "done")).flatMap(JSON.parse)?["best_epoch"]?.int { return epoch }
+        return FileManager.default.contents(atPath: store.file(hash, "state.json")).flatMap(JSON.parse)?["best_epoch"]?.int
+    }
+
+    /// The validation Dice of the epoch a training stage kept (nil without validation).
     static func validationDice(_ store: RunStore, _ hash: String) -> Double? {
-        guard let state = FileManager.default.contents(atPath: store.file(hash, "state.json")).flatMap(JSON.parse),
-              let best = state["best_epoch"]?.int,
+        guard let best = keptEpoch(store, hash),
               let text = try? String(contentsOfFile: store.file(hash, "metrics.jsonl"), encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") {
             guard let record = JSON.parse(Data(line.utf8)), record["epoch"]?.int == best else { continue }

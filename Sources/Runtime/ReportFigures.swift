@@ -1,5 +1,6 @@
 import Figures
 import Foundation
+import Storage
 import Medical
 import NN
 import Plan
@@ -89,7 +90,7 @@ enum ReportFigures {
         func series(_ key: String) -> [(Double, Double)] {
             records.compactMap { r in r["epoch"]?.number.flatMap { e in r[key]?.number.map { (e, $0) } } }
         }
-        let selected = (try? String(contentsOfFile: store.file(run.train, "state.json"), encoding: .utf8)).flatMap { JSON.parse(Data($0.utf8))?["best_epoch"]?.number }
+        let selected = ReportData.keptEpoch(store, run.train).map(Double.init)
         let test = Report.readMetrics(store, run.evaluate)?["pooled"]?["dice"]?.number
         let lossPanel = Charts.Panel(yLabel: "loss", series: [
             Charts.Series(name: "train loss", points: series("train_loss"), color: Color.palette[0]),
@@ -199,9 +200,9 @@ enum ReportFigures {
             curves.append(("curves-\(s.stage)\(group)", c))
         }
         let dag = plan.drawing(title: "The plan: \(plan.specName ?? "sweep")")
-        try RunStore.writeAtomically(Data(plan.dot().utf8), to: directory + "/plan.dot")
+        try AtomicFile.write(Data(plan.dot().utf8), to: directory + "/plan.dot")
         for (name, canvas) in figures + curves + [("plan", dag)] {
-            try RunStore.writeAtomically(Data(canvas.svg().utf8), to: "\(directory)/\(name).svg")
+            try AtomicFile.write(Data(canvas.svg().utf8), to: "\(directory)/\(name).svg")
             try canvas.png(to: "\(directory)/\(name).png")
         }
         var md = "\n## Figures\n\n" + figures.map { "![\($0.name)](\($0.name).png)\n" }.joined(separator: "\n")
@@ -216,7 +217,7 @@ enum ReportFigures {
         html += notes.map { "<p>\(Canvas.escape($0))</p>" }.joined()
         html += "<h2>Training curves</h2><div class=\"curves\">" + curves.map { "<img src=\"\($0.0).svg\" alt=\"\($0.0)\">" }.joined() + "</div>"
         html += "<h2>Plan</h2><img src=\"plan.svg\" alt=\"plan\"></body></html>\n"
-        try RunStore.writeAtomically(Data(html.utf8), to: directory + "/report.html")
+        try AtomicFile.write(Data(html.utf8), to: directory + "/report.html")
         return md
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import Medical
 import Plan
 import Statistics
@@ -238,11 +239,11 @@ public enum Report {
         let rows = rows(plan, store: store)
         let data = ReportData(plan: plan, store: store)
         let md = markdown(data, title: plan.specName ?? "Report")
-        try RunStore.writeAtomically(Data(csv(rows).utf8), to: directory + "/report.csv")
-        try RunStore.writeAtomically(Data(json(rows).pretty.utf8), to: directory + "/report.json")
-        try RunStore.writeAtomically(Data(comparisonsJSON(data).pretty.utf8), to: directory + "/comparisons.json")
+        try AtomicFile.write(Data(csv(rows).utf8), to: directory + "/report.csv")
+        try AtomicFile.write(Data(json(rows).pretty.utf8), to: directory + "/report.json")
+        try AtomicFile.write(Data(comparisonsJSON(data).pretty.utf8), to: directory + "/comparisons.json")
         let figures = try ReportFigures.write(plan: plan, store: store, data: data, markdown: md, to: directory)
-        try RunStore.writeAtomically(Data((md + figures).utf8), to: directory + "/report.md")
+        try AtomicFile.write(Data((md + figures).utf8), to: directory + "/report.md")
         return rows.count
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import Plan
 import StageConfig
 
@@ -27,20 +28,6 @@ public struct RunStore: Sendable {
     public func isDone(_ hash: String) -> Bool { FileManager.default.fileExists(atPath: directory(hash) + "/done") }
 
     public func file(_ hash: String, _ name: String) -> String { directory(hash) + "/" + name }
-
-    /// Writes `data` to `path` atomically (temporary file, then rename).
-    public static func writeAtomically(_ data: Data, to path: String) throws {
-        let tmp = path + ".tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        try data.write(to: URL(fileURLWithPath: tmp))
-        guard rename(tmp, path) == 0 else {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw RuntimeError.io("cannot move \(tmp) to \(path)")
-        }
-    }
-
-    func markDone(_ hash: String, summary: JSON) throws {
-        try Self.writeAtomically(Data(summary.pretty.utf8), to: file(hash, "done"))
-    }
 
     /// Takes the stage's lock: an exclusive `flock` on `lock`, held until `release()`
     /// or until the holder dies (the kernel drops it then: a crash leaves no stale
@@ -78,15 +65,18 @@ public struct RunStore: Sendable {
         return text.isEmpty ? "another process" : text
     }
 
-    /// Where a stage stands, read from its folder (and from Slurm when it was submitted there).
-    public func status(_ hash: String) -> StageStatus {
+    /// Where a stage stands, read from its folder (and from Slurm when it was submitted there);
+    /// `verifying` checks a done stage's outputs against their digests (it reads them).
+    public func status(_ hash: String, verifying: Bool = false) -> StageStatus {
         let dir = directory(hash)
         let fm = FileManager.default
         if isDone(hash) {
             let seconds = fm.contents(atPath: dir + "/done").flatMap(JSON.parse)?["seconds"]?.number
+            if verifying, case .damaged(let problems) = verify(hash) { return .damaged(problems.map(\.description)) }
             return .done(seconds: seconds)
         }
         if let holder = lockHolder(hash) { return .running(holder: holder) }
+        if let problems = damage(hash) { return .damaged(problems) }
         if let job = SlurmSubmitter.recordedJob(self, hash), let state = SlurmSubmitter.jobState(job) {
             return state == "RUNNING" ? .running(holder: "slurm job \(job)") : .queued(job: job, state: state)
         }
@@ -97,7 +87,7 @@ public struct RunStore: Sendable {
         if let job = SlurmSubmitter.recordedJob(self, hash) {
             return .failed("slurm job \(job) ended without finishing; see \(dir)/slurm-\(job).out")
         }
-        if fm.fileExists(atPath: dir + "/state.json") { return .partial }
+        if fm.fileExists(atPath: dir + "/last.safetensors") || fm.fileExists(atPath: dir + "/state.json") { return .partial }
         return .pending
     }
 }
@@ -111,6 +101,8 @@ public enum StageStatus: Equatable, Sendable {
     case queued(job: String, state: String)
     /// Its last run ended with this error.
     case failed(String)
+    /// Done, but its outputs no longer match their digests (or it was set aside for that).
+    case damaged([String])
     /// Stopped after a complete epoch: the next run resumes it.
     case partial
     case pending
@@ -121,6 +113,7 @@ public enum StageStatus: Equatable, Sendable {
         case .running: return "running"
         case .queued: return "queued"
         case .failed: return "failed"
+        case .damaged: return "damaged"
         case .partial: return "partial"
         case .pending: return "pending"
         }
@@ -132,6 +125,7 @@ public enum StageStatus: Equatable, Sendable {
         case .running(let holder): return holder
         case .queued(let job, let state): return "slurm job \(job) \(state)"
         case .failed(let error): return String(error.prefix(100))
+        case .damaged(let problems): return problems.joined(separator: "; ")
         case .partial, .pending: return ""
         }
     }

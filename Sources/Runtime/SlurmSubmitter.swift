@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 import Hashing
 import Plan
 import StageConfig
@@ -61,7 +62,7 @@ public struct SlurmSubmitter {
         let dir = store.root + "/plans"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = "\(dir)/\(SHA256.hex(text).prefix(16)).json"
-        if !FileManager.default.fileExists(atPath: path) { try RunStore.writeAtomically(Data(text.utf8), to: path) }
+        if !FileManager.default.fileExists(atPath: path) { try AtomicFile.write(Data(text.utf8), to: path) }
         return path
     }
 
@@ -171,7 +172,7 @@ public struct SlurmSubmitter {
             let dir = store.directory(s.hash)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let scriptPath = dir + "/slurm.sh"
-            try RunStore.writeAtomically(Data(script(s, dependencies: deps).utf8), to: scriptPath)
+            try AtomicFile.write(Data(script(s, dependencies: deps).utf8), to: scriptPath)
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             p.arguments = [sbatch, "--parsable", scriptPath]
@@ -188,7 +189,7 @@ public struct SlurmSubmitter {
             }
             jobs[s.hash] = job
             let record = JSON.object(["job": .string(job), "plan": .string(planPath), "submitted": .string(ISO8601DateFormatter().string(from: Date()))])
-            try RunStore.writeAtomically(Data(record.pretty.utf8), to: dir + "/slurm.json")
+            try AtomicFile.write(Data(record.pretty.utf8), to: dir + "/slurm.json")
             out.append((s.hash, job, false))
         }
         return out

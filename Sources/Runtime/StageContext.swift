@@ -1,5 +1,6 @@
 import Foundation
 import Plan
+import StageConfig
 
 /// What a running stage needs: its plan, store, folder, and a log that goes to
 /// the stage's log.txt and (as plain lines) to the console.
@@ -13,6 +14,8 @@ final class StageContext: @unchecked Sendable {
     /// Whether this process writes the stage's files: every process but the
     /// non-zero ranks of a data-parallel stage, which compute and stay silent.
     let writes: Bool
+    /// What the stage adds to its `done` record (a training stage: the epoch it kept).
+    var summary: [String: JSON] = [:]
     private let logHandle: FileHandle?
 
     init(plan: ExecutionPlan, store: RunStore, stage: PlanStage, baseDirectory: String, echo: Bool, writes: Bool = true) throws {

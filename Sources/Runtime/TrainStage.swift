@@ -64,7 +64,6 @@ enum TrainStage {
 
         var state = try Checkpoint.resume(ctx, model: model, named: named, optimizer: optimizer)
         if state.epoch > 0 { ctx.log("resuming after epoch \(state.epoch) of \(epochs)") }
-        let metricsPath = ctx.directory + "/metrics.jsonl"
         let steps = (trainSlices.count + batchSize - 1) / batchSize
         let started = Date()
         var checkedTaps = false  // the teacher's taps are checked on the first batch
@@ -153,15 +152,20 @@ enum TrainStage {
             if improved {
                 state.bestScore = score
                 state.bestEpoch = epoch + 1
-                try Checkpoint.saveModel(model, to: ctx.directory + "/best.safetensors")
+                state.best = Checkpoint.snapshot(model)
             }
             state.epoch = epoch + 1
+            state.records.append(.object(record))
+            // The epoch's commit, then what is derived from it.
             try Checkpoint.save(ctx, model: model, named: named, optimizer: optimizer, state: state)
-            try ctx.append(JSON.object(record).canonical + "\n", to: metricsPath)
+            try Checkpoint.writeMetrics(ctx, state)
             ctx.log("epoch \(epoch + 1) done: " + record.keys.sorted().filter { $0 != "epoch" }.compactMap { k in record[k]?.number.map { "\(k) \(String(format: "%.4f", $0))" } }.joined(separator: ", ")
                     + (improved ? " (selected)" : ""))
         }
         guard ctx.writes else { return }
+        try Checkpoint.writeMetrics(ctx, state)
+        try Checkpoint.publishBest(ctx, state)
+        ctx.summary["best_epoch"] = .int(state.bestEpoch)
         ctx.log("best epoch \(state.bestEpoch) by \(valSlices.isEmpty ? "last" : "\(c.select.split.rawValue) \(c.select.metric.rawValue)"); \(Int(Date().timeIntervalSince(started)))s")
     }
 }

@@ -10,7 +10,7 @@ struct Distill: ParsableCommand {
         discussion: "Exit status: 0 success, 1 the spec or the run failed, 2 a usage or I/O error.",
         version: "0.1.0",
         subcommands: [CheckCommand.self, PlanCommand.self, CalibrateCommand.self, ParityCommand.self, BenchCommand.self, DataCommand.self,
-                      RunCommand.self, SweepCommand.self, ReportCommand.self, StatusCommand.self, EvaluateCommand.self, SubmitCommand.self,
+                      RunCommand.self, SweepCommand.self, ReportCommand.self, StatusCommand.self, VerifyCommand.self, EvaluateCommand.self, SubmitCommand.self,
                       SchemaCommand.self, PredictCommand.self])
 
     /// ArgumentParser exits 64 (EX_USAGE) for a bad flag; Distillery documents 2 for every usage error.

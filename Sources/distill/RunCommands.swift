@@ -214,10 +214,66 @@ struct StatusCommand: ParsableCommand {
         let store = RunStore(root: options.store)
         var counts: [String: Int] = [:]
         for s in p.stages {
-            let status = store.status(s.hash)
+            // A done stage's outputs are checked against their digests: a damaged one says so and names its files.
+            let status = store.status(s.hash, verifying: true)
             counts[status.name, default: 0] += 1
             print("\(s.shortHash)  \(status.name.padding(toLength: 8, withPad: " ", startingAt: 0))  \(s.kind.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0))  \(s.label)  \(status.detail)")
         }
         print(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+        if counts["damaged", default: 0] > 0 {
+            print("a damaged stage is never reused: `distill sweep \(spec)` runs it again")
+        }
+    }
+}
+
+/// `distill verify`: every finished stage's outputs against their recorded digests.
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check every finished stage's outputs against the sizes and SHA-256 digests recorded when they were written.",
+        discussion: "Reads every byte. Exit status 1 when any stage is damaged; a damaged stage is set aside (and run again) by the next run that would reuse it.")
+
+    @Argument(help: "A spec: check the stages of its plan (default: every stage in the store).")
+    var spec: String?
+
+    @Option(name: .long, help: "The run store.")
+    var store: String = "runs"
+
+    func run() throws {
+        let runs = RunStore(root: store)
+        let hashes: [String]
+        if let spec {
+            hashes = try SpecPlanning.plan(spec, variant: nil).0.stages.map(\.hash)
+        } else {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: runs.root + "/stages") else {
+                FileHandle.standardError.write(Data("error: \(store) is not a run store (no stages/ folder)\n".utf8))
+                throw ExitStatus.usage
+            }
+            hashes = names.filter { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }.sorted()
+        }
+        let start = Date()
+        var intact = 0, bytes = 0, files = 0, unrecorded = 0, damaged = 0, notDone = 0
+        for h in hashes {
+            switch runs.verify(h) {
+            case .intact(let f, let b): intact += 1; files += f; bytes += b
+            case .unrecorded: unrecorded += 1
+            case .notDone:
+                if let problems = runs.damage(h) {
+                    damaged += 1
+                    print("\(h.prefix(12))  damaged (set aside, not yet run again): \(problems.joined(separator: "; "))")
+                } else {
+                    notDone += 1
+                }
+            case .damaged(let problems):
+                damaged += 1
+                print("\(h.prefix(12))  damaged: " + problems.map(\.description).joined(separator: "; "))
+            }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        var line = "\(intact) intact (\(files) files, \(Format.bytes(bytes)) in \(String(format: "%.1f", seconds)) s), \(damaged) damaged"
+        if unrecorded > 0 { line += ", \(unrecorded) without digests (finished before Distillery recorded them)" }
+        if notDone > 0 { line += ", \(notDone) not finished" }
+        print(line)
+        if damaged > 0 { throw ExitStatus.failure }
     }
 }

@@ -11,11 +11,11 @@ import Testing
 
     /// Batch norm (synchronised across ranks) and a batch-pooled Dice + BCE: both
     /// couple the images of a batch, so a split that ignored the other rank would differ.
-    static func spec(epochs: Int) -> String {
+    static func spec(epochs: Int, size: Int = 64) -> String {
         """
         data:
-          source: {phantom: {cases: 8, size: 64, slices: 6}}
-          preprocess: {size: 64}
+          source: {phantom: {cases: 8, size: \(max(32, size)), slices: 6}}
+          preprocess: {size: \(size)}
           split: {test: 0.25, val: 0.125}
           subsets:
             all: {fraction: 1.0}
@@ -39,10 +39,10 @@ import Testing
     }
 
     /// A folder with the spec, its JSON plan and the prepared data; returns (folder, train stage, store with the prepared data).
-    func setUp(epochs: Int = 3) throws -> (dir: String, train: String) {
+    func setUp(epochs: Int = 3, size: Int = 64) throws -> (dir: String, train: String) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-dp-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try Self.spec(epochs: epochs).write(toFile: dir + "/spec.yaml", atomically: true, encoding: .utf8)
+        try Self.spec(epochs: epochs, size: size).write(toFile: dir + "/spec.yaml", atomically: true, encoding: .utf8)
         let plan = try cli.run(["plan", "spec.yaml", "--format", "json"], in: dir)
         try plan.out.write(toFile: dir + "/plan.json", atomically: true, encoding: .utf8)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(plan.out.utf8)) as? [String: Any])
@@ -59,14 +59,15 @@ import Testing
         try FileManager.default.copyItem(atPath: dir + "/base", toPath: dir + "/" + name)
     }
 
-    func ranks(_ n: Int, _ dir: String, _ train: String, store: String) throws -> Process {
+    /// `environment` is added to the ranks' (mpirun passes each variable on with -x).
+    func ranks(_ n: Int, _ dir: String, _ train: String, store: String, environment: [String: String] = [:]) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try #require(Self.mpirun, "mpirun is not installed: `make test` installs openmpi-bin"))
-        p.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", String(n), CLITests.binary,
-                       "run", "--plan", "plan.json", "--stage", String(train.prefix(12)), "--store", store, "--threads", "1"]
+        p.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", String(n)] + environment.keys.sorted().flatMap { ["-x", $0] }
+            + [CLITests.binary, "run", "--plan", "plan.json", "--stage", String(train.prefix(12)), "--store", store, "--threads", "1"]
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
         // Containers often forbid the cross-memory attach of Open MPI's shared-memory transport.
-        p.environment = ProcessInfo.processInfo.environment.merging(["OMPI_MCA_btl_vader_single_copy_mechanism": "none"]) { _, new in new }
+        p.environment = ProcessInfo.processInfo.environment.merging(["OMPI_MCA_btl_vader_single_copy_mechanism": "none"].merging(environment) { a, _ in a }) { _, new in new }
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
@@ -151,7 +152,7 @@ import Testing
         #expect(whole.terminationStatus == 0)
 
         // Stop the second run once its first epoch is on disk: mpirun passes SIGTERM to both ranks.
-        let state = dir + "/stopped/stages/\(train)/state.json"
+        let state = dir + "/stopped/stages/\(train)/last.safetensors"
         let stopped = try ranks(2, dir, train, store: "stopped")
         let deadline = Date().addingTimeInterval(120)
         while !FileManager.default.fileExists(atPath: state), stopped.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }

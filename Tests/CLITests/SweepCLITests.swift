@@ -61,8 +61,9 @@ import Testing
             let stages = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/killed/stages")) ?? []
             if stages.contains(where: { s in
                 let d = "\(dir)/killed/stages/\(s)"
-                guard let state = try? String(contentsOfFile: d + "/state.json", encoding: .utf8) else { return false }
-                return !FileManager.default.fileExists(atPath: d + "/done") && state.contains("\"epoch\": 2")
+                // metrics.jsonl is rewritten after each epoch's commit: two lines, two epochs committed.
+                guard let metrics = try? String(contentsOfFile: d + "/metrics.jsonl", encoding: .utf8) else { return false }
+                return !FileManager.default.fileExists(atPath: d + "/done") && metrics.split(separator: "\n").count >= 2
             }) {
                 kill(p.processIdentifier, SIGKILL)
                 killedMidStage = true
@@ -159,7 +160,7 @@ import Testing
         var sent = false
         while Date() < deadline, p.isRunning, !sent {
             let stages = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/t/stages")) ?? []
-            if stages.contains(where: { FileManager.default.fileExists(atPath: "\(dir)/t/stages/\($0)/state.json") }) {
+            if stages.contains(where: { FileManager.default.fileExists(atPath: "\(dir)/t/stages/\($0)/last.safetensors") }) {
                 p.terminate()  // SIGTERM
                 sent = true
             }
