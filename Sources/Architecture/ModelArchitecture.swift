@@ -147,6 +147,15 @@ public enum ModelArchitecture: Hashable, Sendable {
     }
 
     /// A short human description: `unet, depth 2`.
+    /// Whether the network normalises by batch statistics (a training batch of one image is
+    /// then skipped: its statistics are undefined). The trainer and the plan's step count read it.
+    public var usesBatchNorm: Bool {
+        switch self {
+        case .unet(let u): return u.norm == .batch
+        case .transunet: return true
+        }
+    }
+
     public var summary: String {
         switch self {
         case .unet(let u): return "\(archName), depth \(u.depth)"

@@ -14,7 +14,7 @@ public enum DataBenchmark {
         let dataset = try MSDDataset.load(dir)
         let start = Date()
         let settings = Preprocessing(sliceAxis: .axial, window: .hounsfield(low: -160, high: 240), modalities: nil, normalize: [.window], height: 256, width: 256, channels: 3, keepEmpty: 1)
-        let set = try SliceSet.prepare(dataset, settings, classes: .merged([1]), cache: dir + "/slices.bin")
+        let set = try SliceSet.prepare(dataset, settings, classes: .merged([1]), background: [0], cache: dir + "/slices.bin")
         let prep = Date().timeIntervalSince(start)
         var rng = RNG(seed: 1)
         var times: [Double] = []
@@ -40,7 +40,7 @@ public enum DataBenchmark {
         let dataset = try MSDDataset.load(dir)
         let start = Date()
         let settings = Preprocessing(sliceAxis: .axial, window: .clip255, modalities: nil, normalize: [.window], height: 256, width: 256, channels: 3, keepEmpty: 1)
-        let set = try SliceSet.prepare(dataset, settings, classes: .merged([1]), cache: dir + "/slices.bin")
+        let set = try SliceSet.prepare(dataset, settings, classes: .merged([1]), background: [0], cache: dir + "/slices.bin")
         return (Double(set.count) / Date().timeIntervalSince(start), set.count)
     }
 }

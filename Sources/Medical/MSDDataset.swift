@@ -1,23 +1,44 @@
 import Foundation
 import StageConfig
 
-/// What is wrong with a dataset folder.
-public enum DatasetError: Error, CustomStringConvertible, Equatable {
-    case missing(String)
-    case badManifest(String, String)
-    case noCases(String)
-    case unpaired(String, String)
-    case modalities(String, String)
-
-    public var description: String {
-        switch self {
-        case .missing(let p): return "\(p): no such dataset folder"
-        case .badManifest(let p, let d): return "\(p)/dataset.json: \(d)"
-        case .noCases(let p): return "\(p): no training cases found (imagesTr/ and labelsTr/ are empty or missing)"
-        case .unpaired(let image, let d): return "\(image): \(d)"
-        case .modalities(let image, let d): return "\(image): \(d)"
-        }
+/// What is wrong with a dataset: its folder, its manifest, its files, its volumes'
+/// headers, or (read at prepare) its voxels. The kind decides the diagnostic id that
+/// `distill check` and `distill run` both give it (Plan's DataDiagnostics).
+public struct DatasetProblem: Error, CustomStringConvertible, Equatable, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// The folder is not there.
+        case folder
+        /// dataset.json cannot be read, or contradicts itself.
+        case manifest
+        /// Files listed but missing, or there but not listed.
+        case files
+        /// Modalities the spec names that the dataset lacks, or images with another number of them.
+        case modality
+        /// A volume's header cannot be read.
+        case header
+        /// An image and its label (or two modalities) do not share one grid.
+        case geometry
+        /// Label values the spec does not account for, or that are not integers.
+        case labels
+        /// Image voxels that are not numbers (NaN, infinite).
+        case voxels
     }
+
+    public var kind: Kind
+    public var message: String
+    /// The files it concerns.
+    public var files: [String]
+
+    public init(_ kind: Kind, _ message: String, files: [String]) { (self.kind, self.message, self.files) = (kind, message, files) }
+
+    public var description: String { message }
+}
+
+/// Several problems at once (every one a dataset has, not only the first).
+public struct DatasetProblems: Error, CustomStringConvertible, Sendable {
+    public var problems: [DatasetProblem]
+    public init(_ problems: [DatasetProblem]) { self.problems = problems }
+    public var description: String { problems.map(\.message).joined(separator: "\n") }
 }
 
 /// A Medical Segmentation Decathlon folder: `dataset.json`, `imagesTr/`, `labelsTr/`;
@@ -55,40 +76,56 @@ public struct MSDDataset: Sendable {
         return try Self.select(all, names: names, declared: modality, file: c.image)
     }
 
-    /// The volumes of `names` among `all`, whose modalities dataset.json declares as `declared`.
-    public static func select(_ all: [Volume], names: [String]?, declared: [String], file: String) throws -> [Volume] {
+    /// The volumes of `names` among `all`, whose modalities `declaredBy` (dataset.json, or
+    /// the training data a prediction reads against) declares as `declared`.
+    public static func select(_ all: [Volume], names: [String]?, declared: [String], file: String, declaredBy: String = "dataset.json") throws -> [Volume] {
         if !declared.isEmpty, all.count != declared.count {
-            throw DatasetError.modalities(file, "has \(all.count) modalit\(all.count == 1 ? "y" : "ies"), dataset.json declares \(declared.count) (\(declared.joined(separator: ", ")))")
+            throw DatasetProblem(.modality, "\(file): has \(all.count) modalit\(all.count == 1 ? "y" : "ies"), \(declaredBy) declares \(declared.count) (\(declared.joined(separator: ", ")))", files: [file])
         }
         // The modalities share one grid, checked once for the file.
         if let first = all.first, let other = all.first(where: { $0.dims != first.dims }) {
-            throw DatasetError.modalities(file, "its modalities differ in size: \(other.dims) and \(first.dims)")
+            throw DatasetProblem(.geometry, "\(file): its modalities differ in size: \(other.dims) and \(first.dims)", files: [file])
         }
         guard let names else {
             guard all.count == 1 else {
-                throw DatasetError.modalities(file, "has \(all.count) modalities (\(declared.joined(separator: ", "))); choose them with data.preprocess.modalities")
+                throw DatasetProblem(.modality, "\(file): has \(all.count) modalities (\(declared.joined(separator: ", "))); choose them with data.preprocess.modalities", files: [file])
             }
             return all
         }
         return try names.map { name in
             guard let i = declared.firstIndex(of: name) else {
-                throw DatasetError.modalities(file, "no modality '\(name)'; dataset.json declares \(declared.isEmpty ? "none" : declared.joined(separator: ", "))")
+                throw DatasetProblem(.modality, "\(file): no modality '\(name)'; \(declaredBy) declares \(declared.isEmpty ? "none" : declared.joined(separator: ", "))", files: [file])
             }
             return all[i]
         }
     }
 
     /// Opens a dataset folder. `analyzeOrientation` states the orientation of ANALYZE 7.5
-    /// files, which record none; without it such files are refused when read.
+    /// files, which record none; without it such files are refused when read. Throws the
+    /// first problem `survey` finds.
     public static func load(_ root: String, analyzeOrientation: AxisOrientation? = nil) throws -> MSDDataset {
+        let (dataset, problems) = survey(root, analyzeOrientation: analyzeOrientation)
+        if let first = problems.first { throw first }
+        guard let dataset else { throw DatasetProblem(.folder, "\(root): not a dataset folder", files: [root]) }
+        return dataset
+    }
+
+    /// Reads a dataset folder's manifest and file listing (no volume), with every problem
+    /// of the folder: a manifest that cannot be read, listed files that are missing, images
+    /// without labels, and files in imagesTr/ or labelsTr/ that the manifest leaves out.
+    /// The dataset holds the cases whose files are all there.
+    public static func survey(_ root: String, analyzeOrientation: AxisOrientation? = nil) -> (MSDDataset?, [DatasetProblem]) {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else { throw DatasetError.missing(root) }
+        guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return (nil, [DatasetProblem(.folder, "\(root): no such dataset folder", files: [root])])
+        }
+        var problems: [DatasetProblem] = []
         let manifestPath = root + "/dataset.json"
         var manifest: [String: Any] = [:]
         if let data = fm.contents(atPath: manifestPath) {
             guard let m = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw DatasetError.badManifest(root, "not a JSON object")
+                return (nil, [DatasetProblem(.manifest, "\(manifestPath): not a JSON object", files: [manifestPath])])
             }
             manifest = m
         }
@@ -101,20 +138,36 @@ public struct MSDDataset: Sendable {
         }
         var modality: [String] = []
         if let m = (manifest["modality"] ?? manifest["channel_names"]) as? [String: String] {
-            modality = m.sorted { $0.key < $1.key }.map(\.value)
+            modality = m.sorted { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }.map(\.value)
+        }
+        func listing(_ sub: String) -> [String] {
+            ((try? fm.contentsOfDirectory(atPath: root + "/" + sub)) ?? []).filter { !$0.hasPrefix(".") && ($0.hasSuffix(".nii.gz") || $0.hasSuffix(".nii")) }.sorted()
         }
         var cases: [Case] = []
         if let training = manifest["training"] as? [[String: Any]] {
-            for entry in training {
+            for (i, entry) in training.enumerated() {
                 guard let image = entry["image"] as? String, let label = entry["label"] as? String else {
-                    throw DatasetError.badManifest(root, "a training entry lacks 'image' or 'label'")
+                    problems.append(DatasetProblem(.manifest, "\(manifestPath): training entry \(i + 1) lacks 'image' or 'label'", files: [manifestPath]))
+                    continue
                 }
                 cases.append(Case(id: caseID(image), image: resolve(root, image), label: resolve(root, label)))
+            }
+            if let n = manifest["numTraining"] as? Int, n != training.count {
+                problems.append(DatasetProblem(.manifest, "\(manifestPath): numTraining is \(n) but 'training' lists \(training.count) cases", files: [manifestPath]))
+            }
+            // Files the manifest leaves out would be silently unused.
+            let listed = Set(cases.flatMap { [$0.image, $0.label] })
+            for sub in ["imagesTr", "labelsTr"] {
+                let extra = listing(sub).map { root + "/" + sub + "/" + $0 }.filter { !listed.contains($0) }
+                if !extra.isEmpty {
+                    problems.append(DatasetProblem(.files, "\(extra.count) file\(extra.count == 1 ? "" : "s") in \(sub)/ that dataset.json does not list: "
+                                                   + Self.names(extra) + "; add them to 'training' or move them out", files: extra))
+                }
             }
         } else {
             // nnU-Net v2: list imagesTr, pair CASE_0000.ext with labelsTr/CASE.ext.
             let ending = (manifest["file_ending"] as? String) ?? ".nii.gz"
-            let images = ((try? fm.contentsOfDirectory(atPath: root + "/imagesTr")) ?? []).filter { $0.hasSuffix(ending) && !$0.hasPrefix(".") }.sorted()
+            let images = listing("imagesTr").filter { $0.hasSuffix(ending) }
             for image in images {
                 let id = caseID(image)
                 if image.hasSuffix("_0000\(ending)") || !image.contains("_000") {
@@ -125,14 +178,31 @@ public struct MSDDataset: Sendable {
                     cases.append(Case(id: id, image: root + "/imagesTr/" + image, images: channels, label: root + "/labelsTr/" + id + ending))
                 }
             }
+            let ids = Set(cases.map(\.id))
+            let orphans = listing("labelsTr").filter { !ids.contains(caseID($0)) }.map { root + "/labelsTr/" + $0 }
+            if !orphans.isEmpty {
+                problems.append(DatasetProblem(.files, "\(orphans.count) label\(orphans.count == 1 ? "" : "s") in labelsTr/ without an image: " + Self.names(orphans), files: orphans))
+            }
         }
-        guard !cases.isEmpty else { throw DatasetError.noCases(root) }
+        guard !cases.isEmpty else {
+            return (nil, problems + [DatasetProblem(.files, "\(root): no training cases found (imagesTr/ and labelsTr/ are empty or missing)", files: [root])])
+        }
+        var complete: [Case] = []
         for c in cases {
-            guard fm.fileExists(atPath: c.image) else { throw DatasetError.unpaired(c.image, "listed but missing") }
-            guard fm.fileExists(atPath: c.label) else { throw DatasetError.unpaired(c.image, "has no label file \(c.label)") }
+            let missing = (c.images + [c.label]).filter { !fm.fileExists(atPath: $0) }
+            if missing.isEmpty { complete.append(c); continue }
+            let what = missing == [c.label] ? "has no label file \(c.label)" : "lists \(Self.names(missing)), which \(missing.count == 1 ? "is" : "are") missing"
+            problems.append(DatasetProblem(.files, "case \(c.id) \(what)", files: missing))
         }
-        return MSDDataset(root: root, analyzeOrientation: analyzeOrientation, name: (manifest["name"] as? String) ?? (root as NSString).lastPathComponent,
-                          modality: modality, labels: labels, cases: cases)
+        let dataset = MSDDataset(root: root, analyzeOrientation: analyzeOrientation, name: (manifest["name"] as? String) ?? (root as NSString).lastPathComponent,
+                                 modality: modality, labels: labels, cases: complete)
+        return (complete.isEmpty ? nil : dataset, problems)
+    }
+
+    /// Up to five file names, then how many more.
+    static func names(_ paths: [String]) -> String {
+        let shown = paths.prefix(5).map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")
+        return paths.count > 5 ? shown + " and \(paths.count - 5) more" : shown
     }
 
     static func resolve(_ root: String, _ path: String) -> String {

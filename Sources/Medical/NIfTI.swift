@@ -43,6 +43,31 @@ public enum NIfTIError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// A NIfTI header: the volume's geometry and how its voxels are stored.
+public struct NIfTIHeader: Sendable {
+    public var path: String
+    public var format: NIfTIFormat
+    /// Voxels along the file's i, j, k axes.
+    public var fileDims: [Int]
+    /// Volumes along the fourth axis (modalities).
+    public var channels: Int
+    /// Millimetres per voxel along each canonical (RAS) axis.
+    public var spacing: [Double]
+    public var orientation: Orientation
+    public var datatype: String
+    var voxelType: VoxelType
+    var dataFile: String
+    var dataOffset: Int
+    var swapped: Bool
+    var scaling: (Float, Float)?
+
+    /// Voxels along each canonical axis.
+    public var dims: [Int] { orientation.fileAxis.map { fileDims[$0] } }
+    public var voxels: Int { fileDims.reduce(1, *) * channels }
+    /// Where the canonical voxel grid lies in the world (mm): its origin and axes.
+    public var grid: Grid { Grid(dims: dims, spacing: spacing, orientation: orientation) }
+}
+
 /// The header formats nifti2_io reads.
 public enum NIfTIFormat: Sendable, Equatable {
     case nifti1, nifti2, analyze
@@ -68,9 +93,25 @@ public enum NIfTI {
     /// Reads a 3D volume, or a 4D one whose fourth axis is the modality (MSD's multi-modal
     /// images: BrainTumour's 4, Prostate's 2), as one volume per modality in canonical RAS+ order.
     public static func readChannels(_ path: String, analyzeOrientation: AxisOrientation? = nil) throws -> [Volume] {
+        let h = try header(path, analyzeOrientation: analyzeOrientation)
+        let bytes = try payload(h.dataFile, offset: h.dataOffset, count: h.voxels * h.voxelType.size, reported: path)
+        var values = h.voxelType.floats(bytes, count: h.voxels, swapped: h.swapped)
+        // libnifti leaves scaling to the caller; slope 0 means "no scaling".
+        if let (a, b) = h.scaling {
+            for i in 0..<h.voxels { values[i] = values[i] * a + b }
+        }
+        let perChannel = h.fileDims.reduce(1, *)
+        return (0..<h.channels).map { c in
+            let (dims3, canonical) = h.orientation.canonical(Array(values[(c * perChannel)..<((c + 1) * perChannel)]), fileDims: h.fileDims)
+            return Volume(dims: dims3, spacing: h.spacing, data: canonical, datatype: h.datatype, orientation: h.orientation)
+        }
+    }
+
+    /// A file's header, without its voxels: what a dataset check reads of every case.
+    public static func header(_ path: String, analyzeOrientation: AxisOrientation? = nil) throws -> NIfTIHeader {
         guard FileManager.default.fileExists(atPath: path) else { throw NIfTIError.missing(path) }
-        let isAnalyze = try format(of: path) == .analyze
-        if isAnalyze, analyzeOrientation == nil { throw NIfTIError.analyze(path) }
+        let fileFormat = try format(of: path)
+        if fileFormat == .analyze, analyzeOrientation == nil { throw NIfTIError.analyze(path) }
         let (header, said) = LibNifti.quietly { nifti_image_read(path, 0) }
         guard let header else { throw NIfTIError.notNIfTI(path, detail: said.isEmpty ? "bad or missing header" : said) }
         defer { nifti_image_free(header) }
@@ -94,17 +135,9 @@ public enum NIfTI {
         guard nim.iname_offset >= 0, let iname = nim.iname.map({ String(cString: $0) }) else {
             throw NIfTIError.notNIfTI(path, detail: "vox_offset \(nim.iname_offset)")
         }
-        let bytes = try payload(iname, offset: Int(nim.iname_offset), count: voxels * kind.size, reported: path)
-        var values = kind.floats(bytes, count: voxels, swapped: nim.byteorder != nifti_short_order())
-        // libnifti leaves scaling to the caller; slope 0 means "no scaling".
-        if nim.scl_slope != 0, nim.scl_slope.isFinite, nim.scl_inter.isFinite, nim.scl_slope != 1 || nim.scl_inter != 0 {
-            let a = Float(nim.scl_slope), b = Float(nim.scl_inter)
-            for i in 0..<voxels { values[i] = values[i] * a + b }
-        }
-        let fileDims = Array(shape.prefix(3))
         let pixdim = withUnsafeBytes(of: nim.pixdim) { Array($0.bindMemory(to: Double.self)) }
         let orientation: Orientation
-        if isAnalyze, let stated = analyzeOrientation {
+        if fileFormat == .analyze, let stated = analyzeOrientation {
             orientation = Orientation.stated(stated, spacing: Array(pixdim[1...3]).map(abs))
         } else {
             let matrix = nim.qform_code > 0 ? nim.qto_xyz : (nim.sform_code > 0 ? nim.sto_xyz : nim.qto_xyz)
@@ -121,12 +154,12 @@ public enum NIfTI {
             }
             orientation = o
         }
-        let spacing = orientation.fileAxis.map { abs(pixdim[$0 + 1]) }
-        let perChannel = fileDims.reduce(1, *), channels = shape.count > 3 ? shape[3] : 1
-        return (0..<channels).map { c in
-            let (dims3, canonical) = orientation.canonical(Array(values[(c * perChannel)..<((c + 1) * perChannel)]), fileDims: fileDims)
-            return Volume(dims: dims3, spacing: spacing, data: canonical, datatype: typeName, orientation: orientation)
-        }
+        let scaling: (Float, Float)? = nim.scl_slope != 0 && nim.scl_slope.isFinite && nim.scl_inter.isFinite && (nim.scl_slope != 1 || nim.scl_inter != 0)
+            ? (Float(nim.scl_slope), Float(nim.scl_inter)) : nil
+        return NIfTIHeader(path: path, format: fileFormat, fileDims: Array(shape.prefix(3)), channels: shape.count > 3 ? shape[3] : 1,
+                           spacing: orientation.fileAxis.map { abs(pixdim[$0 + 1]) }, orientation: orientation, datatype: typeName,
+                           voxelType: kind, dataFile: iname, dataOffset: Int(nim.iname_offset), swapped: nim.byteorder != nifti_short_order(),
+                           scaling: scaling)
     }
 
     /// Exactly `count` bytes at `offset` of `file` (plain or gzip), then the rest of the
@@ -248,6 +281,67 @@ public enum NIfTI {
             guard named == 0 else { throw NIfTIError.writeFailed(path) }
             image.pointee.nifti_type = 1  // NIfTI-1, one file: what every other tool reads
             _ = LibNifti.quietly { nifti_image_write(image) }
+            guard FileManager.default.fileExists(atPath: tmp) else { throw NIfTIError.writeFailed(path) }
+        }
+    }
+}
+
+extension NIfTI {
+    /// Writes a label map (canonical order, whole values) with the header of `source`: the
+    /// same format (NIfTI-1 or NIfTI-2; ANALYZE becomes NIfTI-1), qform and sform with
+    /// their codes, units, intent and description. Only what a label map must change
+    /// changes: the datatype (UINT8, or UINT16 above 255), no scaling, three dimensions
+    /// (a 4D source's modalities are not a label's).
+    public static func writeLabels(_ volume: Volume, like source: String, to path: String) throws {
+        let (read, said) = LibNifti.quietly { nifti_image_read(source, 0) }
+        guard let nim = read else { throw NIfTIError.notNIfTI(source, detail: said.isEmpty ? "bad or missing header" : said) }
+        defer { nifti_image_free(nim) }
+        let (fileDims, ordered) = volume.orientation.fileOrder(volume.data, canonicalDims: volume.dims)
+        guard withUnsafeBytes(of: nim.pointee.dim, { raw in
+            let d = raw.bindMemory(to: Int64.self)
+            return (1...3).allSatisfy { Int(d[$0]) == fileDims[$0 - 1] }
+        }) else {
+            throw NIfTIError.mismatch(image: source, label: path, detail: "the label map has dimensions \(fileDims), its source another shape")
+        }
+        let largest = ordered.max() ?? 0
+        let datatype = largest > 255 ? Int32(DT_UINT16) : Int32(DT_UINT8)
+        var nbyper: Int32 = 0, swapsize: Int32 = 0
+        nifti_datatype_sizes(datatype, &nbyper, &swapsize)
+        nim.pointee.datatype = datatype
+        nim.pointee.nbyper = nbyper
+        nim.pointee.swapsize = swapsize
+        nim.pointee.scl_slope = 1
+        nim.pointee.scl_inter = 0
+        nim.pointee.cal_min = 0
+        nim.pointee.cal_max = Double(largest)
+        nim.pointee.ndim = 3
+        withUnsafeMutableBytes(of: &nim.pointee.dim) { raw in
+            let d = raw.bindMemory(to: Int64.self)
+            d[0] = 3
+            for i in 4...7 { d[i] = 1 }
+        }
+        (nim.pointee.nt, nim.pointee.nu, nim.pointee.nv, nim.pointee.nw) = (1, 1, 1, 1)
+        nim.pointee.nvox = Int64(ordered.count)
+        if nim.pointee.nifti_type == NIFTI_FTYPE_ANALYZE { nim.pointee.nifti_type = NIFTI_FTYPE_NIFTI1_1 }
+        if nim.pointee.nifti_type == NIFTI_FTYPE_NIFTI1_2 { nim.pointee.nifti_type = NIFTI_FTYPE_NIFTI1_1 }
+        if nim.pointee.nifti_type == NIFTI_FTYPE_NIFTI2_2 { nim.pointee.nifti_type = NIFTI_FTYPE_NIFTI2_1 }
+        // libnifti frees the data with free(): allocate it with malloc.
+        guard let data = calloc(ordered.count, Int(nbyper)) else { throw NIfTIError.writeFailed(path + " (out of memory)") }
+        nim.pointee.data = data
+        if datatype == Int32(DT_UINT16) {
+            let p = data.assumingMemoryBound(to: UInt16.self)
+            for (i, v) in ordered.enumerated() { p[i] = UInt16(clamping: Int(v.rounded())) }
+        } else {
+            let p = data.assumingMemoryBound(to: UInt8.self)
+            for (i, v) in ordered.enumerated() { p[i] = UInt8(clamping: Int(v.rounded())) }
+        }
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(AtomicFile.temporaryMarker.dropFirst())\(getpid())-\(url.lastPathComponent)").path
+        try AtomicFile.write(to: path, temporary: temporary) { tmp in
+            try FaultInjection.point("write \(path)")
+            let (named, _) = LibNifti.quietly { nifti_set_filenames(nim, tmp, 0, 1) }
+            guard named == 0 else { throw NIfTIError.writeFailed(path) }
+            _ = LibNifti.quietly { nifti_image_write(nim) }
             guard FileManager.default.fileExists(atPath: tmp) else { throw NIfTIError.writeFailed(path) }
         }
     }

@@ -4,11 +4,19 @@ import Hashing
 import StageConfig
 import Tensor
 
+/// A slice cache that cannot be read.
+public struct SliceSetError: Error, CustomStringConvertible {
+    public var path: String
+    public var problem: String
+    public var description: String { "\(path): \(problem)" }
+}
+
 /// One slice of the preprocessed set.
 public struct SliceRecord: Hashable, Sendable {
     public var patient: Int
     public var slice: Int
     public var hasForeground: Bool
+    public init(patient: Int, slice: Int, hasForeground: Bool) { (self.patient, self.slice, self.hasForeground) = (patient, slice, hasForeground) }
 }
 
 /// Preprocessed slices on disk, memory-mapped: images as float32 planes, one per
@@ -48,29 +56,39 @@ public final class SliceSet: @unchecked Sendable {
     /// What a cache was made with besides the data: the preprocessing, the classes and,
     /// when statistics are taken from the training cases, the split that names them.
     static func settingsIdentity(_ settings: Preprocessing, classes: LabelClasses, split: SplitSettings?) -> String {
-        var o: [String: JSON] = ["preprocess": settings.json, "foreground": classes.json]
+        // Every slice is stored whatever `keep_empty` says (the split thins the training part).
+        var stored = settings
+        stored.keepEmpty = 1
+        var o: [String: JSON] = ["preprocess": stored.json, "foreground": classes.json]
         if let split, settings.normalize.contains(where: \.usesDatasetStatistics) { o["split"] = split.json }
         return JSON.object(o).canonical
     }
 
     /// Builds the cache at `path` (atomically) unless a valid one is there; returns it opened.
-    /// `split` says which cases are training cases, for statistics taken from them.
-    public static func prepare(_ dataset: MSDDataset, _ settings: Preprocessing, classes: LabelClasses, split: SplitSettings? = nil, cache path: String,
-                               progress: ((Int, Int) -> Void)? = nil) throws -> SliceSet {
+    /// `split` says which cases are training cases, for statistics taken from them. Every
+    /// voxel is accounted for first: a label value neither a class's nor `background`, a
+    /// label that is not a whole number, an image voxel that is not a number are errors
+    /// (all of them, over every case), and no cache is written.
+    public static func prepare(_ dataset: MSDDataset, _ settings: Preprocessing, classes: LabelClasses, background: [Int], split: SplitSettings? = nil,
+                               cache path: String, progress: ((Int, Int) -> Void)? = nil) throws -> SliceSet {
         let identity = fingerprint(dataset) + " " + settingsIdentity(settings, classes: classes, split: split)
         if let existing = try? SliceSet(path: path), existing.identity == identity { return existing }
         let statistics = try Self.statistics(dataset, settings, split: split)
+        var audit = VoxelAudit(classes: classes, background: background)
         var records: [SliceRecord] = []
         var images: [Float] = []
         var labels: [UInt8] = []
         for (p, c) in dataset.cases.enumerated() {
             progress?(p, dataset.cases.count)
             let (modalities, label) = try read(dataset, c, settings)
+            audit.audit(case: c.id, label: label, images: modalities, files: (c.image, c.label))
             let slices = Slicer.slices(modalities, label, settings, classes: classes, statistics: statistics, patient: p)
             records += slices.records
             images += slices.images
             labels += slices.labels
         }
+        let problems = audit.problems(background: background)
+        if !problems.isEmpty { throw DatasetProblems(problems) }
         let header = Header(identity: identity, settings: settings, patients: dataset.cases.map(\.id), records: records,
                             declared: dataset.modality, statistics: statistics)
         try write(path: path, header: header, images: images, labels: labels)
@@ -81,11 +99,8 @@ public final class SliceSet: @unchecked Sendable {
     static func read(_ dataset: MSDDataset, _ c: MSDDataset.Case, _ settings: Preprocessing) throws -> ([Volume], Volume) {
         let modalities = try dataset.readModalities(c, names: settings.modalities), label = try dataset.read(c.label)
         for image in modalities {
-            guard image.dims == label.dims else {
-                throw NIfTIError.mismatch(image: c.image, label: c.label, detail: "dimensions \(label.dims) vs \(image.dims)")
-            }
-            guard zip(image.spacing, label.spacing).allSatisfy({ abs($0 - $1) <= 1e-3 * max(1, abs($0)) }) else {
-                throw NIfTIError.mismatch(image: c.image, label: c.label, detail: "spacing \(label.spacing) vs \(image.spacing)")
+            if let mismatch = image.grid.mismatch(label.grid) {
+                throw DatasetProblem(.geometry, "\(c.label) does not lie on the grid of \(c.image): \(mismatch)", files: [c.label, c.image])
             }
         }
         return (modalities, label)
@@ -114,7 +129,7 @@ public final class SliceSet: @unchecked Sendable {
         return try settings.normalize.enumerated().map { m, n in
             guard case .percentile(let lo, let hi) = n else { return nil }
             guard let s = IntensityStatistics(samples: samples[m], low: lo, high: hi) else {
-                throw DatasetError.modalities(dataset.root, "percentile normalisation of modality \(settings.modalities?[m] ?? "0") needs foreground voxels in the training cases, and they have none")
+                throw DatasetProblem(.labels, "\(dataset.root): percentile normalisation of modality \(settings.modalities?[m] ?? "0") needs foreground voxels in the training cases, and they have none", files: [dataset.root])
             }
             return s
         }
@@ -126,7 +141,7 @@ public final class SliceSet: @unchecked Sendable {
     public static func unlabelled(_ modalities: [Volume], id: String, settings: Preprocessing, statistics: [IntensityStatistics?]) throws -> SliceSet {
         var all = settings
         all.keepEmpty = 1
-        guard let first = modalities.first else { throw DatasetError.modalities(id, "no image") }
+        guard let first = modalities.first else { throw DatasetProblem(.modality, "\(id): no image", files: [id]) }
         let none = Volume(dims: first.dims, spacing: first.spacing, data: [Float](repeating: 0, count: first.count),
                           datatype: "UINT8", orientation: first.orientation)
         let slices = Slicer.slices(modalities, none, all, classes: .merged([1]), statistics: statistics, patient: 0)
@@ -173,14 +188,14 @@ public final class SliceSet: @unchecked Sendable {
 
     /// A slice set in `data` (a cache file's bytes); `origin` names it in errors.
     init(data: Data, origin path: String) throws {
-        guard data.count >= 16, Array(data.prefix(8)) == Self.magic else { throw DatasetError.badManifest(path, "not a slice cache of this version") }
+        guard data.count >= 16, Array(data.prefix(8)) == Self.magic else { throw SliceSetError(path: path, problem: "not a slice cache of this version") }
         let n = Int(data[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
         guard n <= data.count - 16, let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 16..<(16 + n))) as? [String: Any],
               let h = header["height"] as? Int, let w = header["width"] as? Int, let c = header["channels"] as? Int, let planes = header["planes"] as? Int,
               let identity = header["identity"] as? String, let patients = header["patients"] as? [String],
               let declared = header["modalities"] as? [String], let statistics = header["statistics"] as? [Any],
               let recs = header["records"] as? [[Int]], recs.allSatisfy({ $0.count == 3 }), planes >= 1, c == planes || (planes == 1 && c == 3) else {
-            throw DatasetError.badManifest(path, "slice cache header unreadable")
+            throw SliceSetError(path: path, problem: "slice cache header unreadable")
         }
         records = recs.map { SliceRecord(patient: $0[0], slice: $0[1], hasForeground: $0[2] == 1) }
         (height, width, channels, self.planes, self.identity, self.patients, declaredModalities) = (h, w, c, planes, identity, patients, declared)
@@ -190,7 +205,7 @@ public final class SliceSet: @unchecked Sendable {
         }
         imageOffset = 16 + n
         labelOffset = imageOffset + records.count * planes * h * w * MemoryLayout<Float>.size
-        guard labelOffset + records.count * h * w <= data.count else { throw DatasetError.badManifest(path, "slice cache truncated") }
+        guard labelOffset + records.count * h * w <= data.count else { throw SliceSetError(path: path, problem: "slice cache truncated") }
         mapped = data
     }
 

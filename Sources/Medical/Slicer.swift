@@ -3,7 +3,8 @@ import StageConfig
 
 /// Cuts one case (its modalities and its label) into 2D slices as the settings say:
 /// slice axis, normalisation per modality, resize (bilinear for images, nearest for
-/// labels), classes and dropping of empty slices.
+/// labels) and classes. Every slice is kept: thinning empty slices is a matter of
+/// the training part alone (SplitManifest), never of the test set.
 public enum Slicer {
     /// Slices of one case: records, images as `planes` float planes per slice, labels as class indices.
     static func slices(_ images: [Volume], _ label: Volume, _ s: Preprocessing, classes: LabelClasses,
@@ -33,8 +34,6 @@ public enum Slicer {
                 }
             }
             let hasForeground = planeLabel.contains { $0 > 0 }
-            // Empty slices are kept by a deterministic draw, so the same settings keep the same slices.
-            if !hasForeground, s.keepEmpty < 1, keep(patient: patient, slice: k) >= s.keepEmpty { continue }
             for m in images.indices {
                 // Normalising after the resize keeps the window's clip exact at the new resolution.
                 for v in resizeBilinear(planeImages[m], rows, cols, s.height, s.width) { out.append(maps[m].apply(v)) }
@@ -54,26 +53,33 @@ public enum Slicer {
         }
     }
 
-    /// The inverse of slicing for a predicted label plane: an H x W plane of slice k along
-    /// `axis`, resized (nearest) back to the volume's plane and written into `volume`.
-    public static func place(_ plane: [Float], height: Int, width: Int, slice k: Int, axis: SliceAxis, into volume: inout Volume) {
+    /// The inverse of slicing for a network's output: the logits of slice k (`channels`
+    /// planes of height x width) resized bilinearly back to the volume's plane, each pixel
+    /// decided (`decide` takes the pixel's per-channel logits), and written into the class
+    /// map `classes` of the volume whose canonical dimensions are `dims`.
+    public static func placeClasses(logits: UnsafePointer<Float>, channels: Int, height: Int, width: Int, slice k: Int, axis: SliceAxis,
+                                    dims: [Int], into classes: inout [UInt8], decide: ([Float]) -> UInt8) {
         let (rowAxis, colAxis, sliceAxis) = axes(axis)
-        let rows = volume.dims[rowAxis], cols = volume.dims[colAxis]
-        guard k >= 0, k < volume.dims[sliceAxis] else { return }
+        let rows = dims[rowAxis], cols = dims[colAxis]
+        guard k >= 0, k < dims[sliceAxis] else { return }
+        let plane = height * width
+        let resized = (0..<channels).map { c in resizeBilinear(Array(UnsafeBufferPointer(start: logits + c * plane, count: plane)), height, width, rows, cols) }
+        let strides = [1, dims[0], dims[0] * dims[1]]
+        var pixel = [Float](repeating: 0, count: channels)
         for r in 0..<rows {
-            let sr = min(r * height / rows, height - 1)
             for c in 0..<cols {
-                let sc = min(c * width / cols, width - 1)
+                for ch in 0..<channels { pixel[ch] = resized[ch][r * cols + c] }
                 var idx = [0, 0, 0]
                 idx[rowAxis] = rows - 1 - r
                 idx[colAxis] = c
                 idx[sliceAxis] = k
-                volume[idx[0], idx[1], idx[2]] = plane[sr * width + sc]
+                classes[idx[0] * strides[0] + idx[1] * strides[1] + idx[2] * strides[2]] = decide(pixel)
             }
         }
     }
 
-    /// A value in [0, 1) fixed by (patient, slice).
+    /// A value in [0, 1) fixed by (patient, slice): an empty training slice is kept when it
+    /// is below `keep_empty`, so the same settings keep the same slices.
     static func keep(patient: Int, slice: Int) -> Double {
         var z = UInt64(patient) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(slice) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 31)) &* 0x94D0_49BB_1331_11EB
@@ -81,7 +87,7 @@ public enum Slicer {
     }
 
     /// Bilinear, align_corners false (the runtime's and PyTorch's convention).
-    static func resizeBilinear(_ x: [Float], _ h: Int, _ w: Int, _ p: Int, _ q: Int) -> [Float] {
+    public static func resizeBilinear(_ x: [Float], _ h: Int, _ w: Int, _ p: Int, _ q: Int) -> [Float] {
         if h == p, w == q { return x }
         func taps(_ input: Int, _ output: Int) -> [(Int, Int, Float)] {
             (0..<output).map { o in

@@ -2,6 +2,23 @@ import Foundation
 import StageConfig
 import Tensor
 
+/// Which slices a dataset has: what a split and a subset are drawn from. A prepared
+/// slice set is one; so is the list a plan reads from the data's headers.
+public protocol SliceInventory {
+    var records: [SliceRecord] { get }
+    /// Case ids, indexed by `SliceRecord.patient`.
+    var patients: [String] { get }
+}
+
+/// Slices known without their pixels (from the volumes' headers, or a cache's header).
+public struct SliceList: SliceInventory, Sendable {
+    public var records: [SliceRecord]
+    public var patients: [String]
+    public init(records: [SliceRecord], patients: [String]) { (self.records, self.patients) = (records, patients) }
+}
+
+extension SliceSet: SliceInventory {}
+
 /// How cases are divided (the spec's `data.split`).
 /// The split of a slice set: which patients and slice indices are in train, val and test.
 /// Written as JSON beside every run.
@@ -19,11 +36,25 @@ public struct SplitManifest: Sendable, Equatable {
         return parts[part.rawValue]?.slices ?? []
     }
 
-    public static func make(_ set: SliceSet, _ s: SplitSettings) -> SplitManifest {
+    /// The split of `set`; `keepEmpty` thins the training part's slices without foreground
+    /// (a deterministic draw per slice), and only those: validation and test keep every slice.
+    public static func make(_ set: some SliceInventory, _ s: SplitSettings, keepEmpty: Double) -> SplitManifest {
+        var manifest = divide(set, s)
+        if keepEmpty < 1, var train = manifest.parts["train"] {
+            train.slices = train.slices.filter { i in
+                let r = set.records[i]
+                return r.hasForeground || Slicer.keep(patient: r.patient, slice: r.slice) < keepEmpty
+            }
+            manifest.parts["train"] = train
+        }
+        return manifest
+    }
+
+    static func divide(_ set: some SliceInventory, _ s: SplitSettings) -> SplitManifest {
         var rng = RNG(seed: UInt64(s.seed))
         var parts: [String: Part] = [:]
         if s.unit == .slice {
-            let order = rng.permutation(set.count)
+            let order = rng.permutation(set.records.count)
             let (test, val, train) = divide(order, s)
             for (name, idx) in [("train", train), ("val", val), ("test", test)] {
                 let patients = Set(idx.map { set.records[$0].patient }).sorted().map { set.patients[$0] }
@@ -63,7 +94,7 @@ public struct SplitManifest: Sendable, Equatable {
     /// (optionally keeping the share of slices with foreground). The draw depends on
     /// the seed and the chain, never on names, so the student's half lies inside the
     /// teacher's full set whatever the subsets are called.
-    public func subset(_ chain: SubsetChain, of set: SliceSet, seed: UInt64) -> [Int] {
+    public func subset(_ chain: SubsetChain, of set: some SliceInventory, seed: UInt64) -> [Int] {
         let chain = chain.levels
         guard let root = chain.first else { return slices(.train) }
         var current = slices(root.part)

@@ -167,7 +167,7 @@ struct PlanBuilder {
         let summary = summaries[memoKey] ?? DatasetSummary.summarize(spec.data, relativeTo: planner.specDirectory)
         summaries[memoKey] = summary
         let model = CostModel(throughput: planner.throughput, summary: summary, data: spec.data, cacheBudgetBytes: planner.cacheBudgetBytes)
-        let config = PrepareConfiguration(source: spec.data.source, fingerprint: summary.fingerprint, classes: spec.data.classes,
+        let config = PrepareConfiguration(source: spec.data.source, fingerprint: summary.fingerprint, classes: spec.data.classes, background: spec.data.background,
                                           preprocess: spec.data.preprocess, split: spec.data.split)
         let hash = add(.prepare(config), label: "prepare \(summary.description), \(spec.data.height)x\(spec.data.width)",
                        inputs: [:], cost: model.prepare(), note: summary.exact ? nil : "sizes are estimates until the data is read")

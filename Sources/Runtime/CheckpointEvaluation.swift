@@ -6,28 +6,31 @@ import Plan
 import StageConfig
 
 /// `distill evaluate`: a checkpoint from outside a plan, on a dataset, with the
-/// spec's preprocessing, split and evaluation settings.
+/// spec's preprocessing, split and evaluation settings, measured as the evaluate
+/// stage measures (on each case's own grid).
 public enum CheckpointEvaluation {
     public struct Settings {
         public var architecture: ModelArchitecture
         public var classes: LabelClasses
+        public var background: [Int]
         public var preprocess: Preprocessing
         public var split: SplitSettings
         public var evaluate: EvaluateConfiguration
-        public init(architecture: ModelArchitecture, classes: LabelClasses, preprocess: Preprocessing, split: SplitSettings, evaluate: EvaluateConfiguration) {
-            (self.architecture, self.classes, self.preprocess, self.split, self.evaluate) = (architecture, classes, preprocess, split, evaluate)
+        public init(architecture: ModelArchitecture, classes: LabelClasses, background: [Int], preprocess: Preprocessing, split: SplitSettings,
+                    evaluate: EvaluateConfiguration) {
+            (self.architecture, self.classes, self.background, self.preprocess, self.split, self.evaluate) = (architecture, classes, background, preprocess, split, evaluate)
         }
     }
 
-    /// Evaluates `checkpoint` on the test part of `dataset` (or every slice with `all`).
+    /// Evaluates `checkpoint` on the test cases of `dataset` (or every case with `all`).
     public static func run(checkpoint: String, dataset root: String, analyzeOrientation: AxisOrientation?, settings s: Settings,
                            all: Bool, cache: String) throws -> JSON {
         let dataset = try MSDDataset.load(root, analyzeOrientation: analyzeOrientation)
-        let set = try SliceSet.prepare(dataset, s.preprocess, classes: s.classes, split: s.split, cache: cache)
+        let set = try SliceSet.prepare(dataset, s.preprocess, classes: s.classes, background: s.background, split: s.split, cache: cache)
         let model = try ModelInput.build(s.architecture, for: set, classes: s.classes, seed: 0)
         try Checkpoint.loadModel(model, from: checkpoint)
-        let slices = all ? Array(0..<set.count) : SplitManifest.make(set, s.split).slices(.test)
-        return try Evaluation.compute(model, set: set, slices: slices, classes: s.classes, threshold: Float(s.evaluate.threshold),
-                                      onLogit: s.evaluate.thresholdOn == .logit).result
+        let names = all ? set.patients : (SplitManifest.make(set, s.split, keepEmpty: s.preprocess.keepEmpty).parts["test"]?.patients ?? [])
+        return try Evaluation.compute(model, set: set, patients: names.compactMap { set.patients.firstIndex(of: $0) }, dataset: dataset,
+                                      classes: s.classes, axis: s.preprocess.sliceAxis, settings: s.evaluate).result
     }
 }

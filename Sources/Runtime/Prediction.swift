@@ -105,24 +105,73 @@ public enum Prediction {
         return model
     }
 
-    /// A label map of `image` in its geometry: each pixel the label value of its predicted class (0 for background).
-    public static func segment(_ file: String, id: String, model: SegmentationModel, setting: Setting, training: TrainingData) throws -> Volume {
-        let all = try NIfTI.readChannels(file, analyzeOrientation: setting.analyzeOrientation)
-        let modalities = try MSDDataset.select(all, names: setting.preprocess.modalities, declared: training.declaredModalities, file: file)
+    /// One volume to segment: one file (3D, or 4D with the modalities on the fourth axis),
+    /// or nnU-Net's one file per modality (`CASE_0000.nii.gz`, `CASE_0001.nii.gz`, ...).
+    public struct Input: Sendable, Equatable {
+        public var id: String
+        public var files: [String]
+        /// The label map's file name: the input's, or `CASE.nii.gz` for nnU-Net's files.
+        public var output: String
+    }
+
+    /// Groups files into volumes: `NAME_0000.ext`, `NAME_0001.ext`, ... of one folder are one
+    /// volume's modalities, in that order (they must run from 0000 without a gap); any other
+    /// file is a volume of its own.
+    public static func inputs(_ files: [String]) throws -> [Input] {
+        var order: [String] = [], groups: [String: (ending: String, channels: [Int: String])] = [:], singles: [String: Input] = [:]
+        for f in files {
+            let name = (f as NSString).lastPathComponent, folder = (f as NSString).deletingLastPathComponent
+            let ending = name.hasSuffix(".nii.gz") ? ".nii.gz" : ".nii"
+            let stem = String(name.dropLast(ending.count))
+            if stem.count > 5, stem.dropLast(4).last == "_", let channel = Int(stem.suffix(4)), stem.suffix(4).allSatisfy(\.isNumber) {
+                let key = (folder as NSString).appendingPathComponent(String(stem.dropLast(5)))
+                if groups[key] == nil { order.append(key) }
+                groups[key, default: (ending, [:])].channels[channel] = f
+            } else {
+                order.append(f)
+                singles[f] = Input(id: stem, files: [f], output: name)
+            }
+        }
+        return try order.map { key in
+            if let single = singles[key] { return single }
+            guard let group = groups[key] else { throw RuntimeError.stage("no input \(key)") }
+            let channels = group.channels.keys.sorted()
+            guard channels == Array(0..<channels.count) else {
+                throw DatasetProblem(.modality, "\(key)_NNNN\(group.ending): nnU-Net's files of one case run from _0000 without a gap; found \(channels.map { String(format: "_%04d", $0) }.joined(separator: ", "))",
+                                     files: channels.compactMap { group.channels[$0] })
+            }
+            let base = (key as NSString).lastPathComponent
+            return Input(id: base, files: channels.compactMap { group.channels[$0] }, output: base + group.ending)
+        }
+    }
+
+    /// The volume's modalities, chosen and ordered as the stage was trained.
+    static func modalities(_ input: Input, setting: Setting, training: TrainingData) throws -> [Volume] {
+        let all = try input.files.count > 1
+            ? input.files.map { try NIfTI.read($0, analyzeOrientation: setting.analyzeOrientation) }
+            : NIfTI.readChannels(input.files[0], analyzeOrientation: setting.analyzeOrientation)
+        for (file, volume) in zip(input.files, all).dropFirst() {
+            if let mismatch = all[0].grid.mismatch(volume.grid) {
+                throw DatasetProblem(.geometry, "\(file) does not lie on the grid of \(input.files[0]): \(mismatch)", files: [file])
+            }
+        }
+        return try MSDDataset.select(all, names: setting.preprocess.modalities, declared: training.declaredModalities, file: input.files[0],
+                                     declaredBy: "the stage's training data")
+    }
+
+    /// A label map of `input` on its own grid: each voxel the label value of its predicted class (0 for background).
+    public static func segment(_ input: Input, model: SegmentationModel, setting: Setting, training: TrainingData) throws -> Volume {
+        let modalities = try modalities(input, setting: setting, training: training)
         let image = modalities[0]
-        let set = try SliceSet.unlabelled(modalities, id: id, settings: setting.preprocess, statistics: training.statistics)
+        let set = try SliceSet.unlabelled(modalities, id: input.id, settings: setting.preprocess, statistics: training.statistics)
         guard set.channels == setting.model.inChannels else {
             throw RuntimeError.stage("the model takes \(setting.model.inChannels) input channels but the preprocessing gives \(set.channels)")
         }
-        var labels = Volume(dims: image.dims, spacing: image.spacing, data: [Float](repeating: 0, count: image.count),
-                            datatype: "UINT8", orientation: image.orientation)
+        let classes = try Evaluation.classMap(model, set: set, slices: Array(0..<set.count), dims: image.dims, axis: setting.preprocess.sliceAxis,
+                                              threshold: setting.threshold, onLogit: setting.onLogit)
         let values = (0...setting.classes.count).map { Float(setting.classes.labelValue(ofClass: $0)) }
-        try Metrics.predict(model, set, Array(0..<set.count)) { indices, logits, _, _, _ in
-            for (b, s) in indices.enumerated() {
-                let plane = Metrics.classMap(logits, image: b, threshold: setting.threshold, onLogit: setting.onLogit).map { values[Int($0)] }
-                Slicer.place(plane, height: set.height, width: set.width, slice: set.records[s].slice, axis: setting.preprocess.sliceAxis, into: &labels)
-            }
-        }
+        var labels = image
+        labels.data = classes.map { values[Int($0)] }
         return labels
     }
 }

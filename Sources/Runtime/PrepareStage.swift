@@ -29,10 +29,10 @@ enum PrepareStage {
         // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
         try AtomicFile.write(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
         let start = Date()
-        let set = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, split: c.split, cache: ctx.directory + "/slices.bin") { i, n in
+        let set = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, background: c.background, split: c.split, cache: ctx.directory + "/slices.bin") { i, n in
             if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") }
         }
-        let manifest = SplitManifest.make(set, c.split)
+        let manifest = SplitManifest.make(set, c.split, keepEmpty: c.preprocess.keepEmpty)
         let json = try JSONSerialization.data(withJSONObject: manifest.json, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(json, to: ctx.directory + "/split.json")
         let seconds = Date().timeIntervalSince(start)
@@ -52,8 +52,25 @@ final class PreparedData: @unchecked Sendable {
         set = try SliceSet(path: directory + "/slices.bin")
         classes = config.classes
         axis = config.preprocess.sliceAxis
-        split = SplitManifest.make(set, config.split)
+        split = SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty)
         seed = UInt64(config.split.seed)
+    }
+
+    /// The dataset the slices were cut from (its folder is named in the prepare stage's
+    /// dataset-root.txt): evaluation measures on its volumes' own grids.
+    func dataset(_ ctx: StageContext) throws -> MSDDataset {
+        let prepare = try ctx.input("data")
+        let rootFile = ctx.store.file(prepare.hash, "dataset-root.txt")
+        guard let root = try? String(contentsOfFile: rootFile, encoding: .utf8) else {
+            throw RuntimeError.stage("\(rootFile) is missing: the prepare stage \(prepare.shortHash) is incomplete; delete its folder and rerun")
+        }
+        var orientation: AxisOrientation?
+        if case .prepare(let c) = prepare.config, case .msd(_, let o) = c.source { orientation = o }
+        do {
+            return try MSDDataset.load(root, analyzeOrientation: orientation)
+        } catch {
+            throw RuntimeError.stage("the test cases are measured on their own voxel grids, which needs the dataset the slices were cut from: \(error)")
+        }
     }
 
     private static let opened = Mutex<[String: PreparedData]>([:])

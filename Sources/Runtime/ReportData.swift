@@ -43,9 +43,8 @@ public struct ReportData {
         public var runs: [Run]
         /// Pooled test metrics (dice, iou, recall, precision), mean and sd over runs.
         public var pooled: [String: (mean: Double, sd: Double)]
-        /// Pooled test Dice of each class (the data's class order), mean and sd over runs,
-        /// and the class's mean over test cases of the per-case Dice (averaged over runs).
-        public var classDice: [(name: String, mean: Double, sd: Double, caseMean: Double)]
+        /// Each class's metrics (the data's class order), each the mean and sd over runs.
+        public var classMetrics: [ClassMetrics]
         /// Mean over runs of each run's mean over cases.
         public var caseMeanDice: Double
         public var parameters: Int
@@ -57,6 +56,21 @@ public struct ReportData {
     }
 
     public enum Role: String, Sendable { case teacher, baseline, distilled, trained }
+
+    /// One class of one stage over its runs: the pooled Dice (TP, FP and FN summed over the
+    /// test cases), and the means over cases of Dice, HD95 (mm) and NSD; each a mean and sd
+    /// over runs, with the most cases any run left undefined.
+    public struct ClassMetrics {
+        public var name: String
+        public var pooledDice: (mean: Double, sd: Double)
+        public var caseDice: (mean: Double, sd: Double)
+        public var hd95: (mean: Double, sd: Double)
+        public var nsd: (mean: Double, sd: Double)
+        /// Test cases (of the most in any run) where Dice, HD95 and NSD are undefined.
+        public var undefined: (dice: Int, hd95: Int, nsd: Int)
+        /// The NSD's tolerance in mm.
+        public var tolerance: Double?
+    }
 
     /// A distilled student against its baseline (and the teacher against the same baseline).
     public struct Comparison {
@@ -174,13 +188,16 @@ public struct ReportData {
                 }
                 let names = metrics.first?["classes"]?.array?.compactMap(\.string) ?? []
                 if classes.isEmpty { classes = names }
-                let classDice = names.map { n in
-                    let (mean, sd) = Self.meanSD(metrics.compactMap { $0["pooled"]?["classes"]?[n]?["dice"]?.number })
-                    let (caseMean, _) = Self.meanSD(metrics.compactMap { $0["per_case"]?["classes"]?[n]?["dice"]?["mean"]?.number })
-                    return (name: n, mean: mean, sd: sd, caseMean: caseMean)
+                let classMetrics = names.map { n -> ClassMetrics in
+                    func perCase(_ key: String) -> (Double, Double) { Self.meanSD(metrics.compactMap { $0["per_case"]?["classes"]?[n]?[key]?["mean"]?.number }) }
+                    func undefined(_ key: String) -> Int { metrics.compactMap { $0["per_case"]?["classes"]?[n]?[key]?["undefined"]?.int }.max() ?? 0 }
+                    return ClassMetrics(name: n, pooledDice: Self.meanSD(metrics.compactMap { $0["pooled"]?["classes"]?[n]?["dice"]?.number }),
+                                        caseDice: perCase("dice"), hd95: perCase("hd95"), nsd: perCase("nsd"),
+                                        undefined: (undefined("dice"), undefined("hd95"), undefined("nsd")),
+                                        tolerance: metrics.first?["nsd_tolerance_mm"]?[n]?.number)
                 }
                 summaries.append(StageSummary(
-                    group: everywhere ? "*" : group, stage: name, role: role, runs: runs, pooled: pooled, classDice: classDice,
+                    group: everywhere ? "*" : group, stage: name, role: role, runs: runs, pooled: pooled, classMetrics: classMetrics,
                     caseMeanDice: Self.meanSD(runs.map(\.caseMeanDice).filter(\.isFinite)).0,
                     parameters: metrics.first?["parameters"]?.int ?? 0,
                     baseline: train.kind == .distill ? baseline : nil, teacher: teacher))
@@ -197,7 +214,14 @@ public struct ReportData {
         let adjusted = holmAdjusted(tested.map { comparisons[$0].effect?.pValue ?? 1 })
         for (i, p) in zip(tested, adjusted) { comparisons[i].holm = p }
         collapsed = summaries.flatMap(Self.collapsedRuns)
-        warnings = ReportWarnings.collect(plan, store, summaries) + collapsed.map(Self.describe)
+        // A model that segments nothing has no precision and a Dice of 0: say so rather than let a mean hide it.
+        let empty = summaries.flatMap { s in
+            s.runs.filter { $0.metrics["predicted_nothing"] == .bool(true) }.map { r in
+                "\(s.stage)\(s.group == "*" ? "" : " (\(s.group))")" + (r.seed.map { " seed \($0)" } ?? "") + " (\(r.train.prefix(12)))"
+            }
+        }
+        let nothing = empty.isEmpty ? [] : ["predicts no foreground voxel in any test case, so its precision is undefined and its Dice 0: " + empty.joined(separator: ", ")]
+        warnings = ReportWarnings.collect(plan, store, summaries) + collapsed.map(Self.describe) + nothing
     }
 
     /// The stage `name` in `group`, or the shared one.

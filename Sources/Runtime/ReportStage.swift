@@ -53,7 +53,7 @@ public enum Report {
     static func testSlices(_ plan: ExecutionPlan, _ store: RunStore) -> (set: SliceSet, test: [Int], classes: LabelClasses)? {
         guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config,
               let set = try? SliceSet(path: store.file(prepare.hash, "slices.bin")) else { return nil }
-        return (set, SplitManifest.make(set, config.split).slices(.test), config.classes)
+        return (set, SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty).slices(.test), config.classes)
     }
 
     static func readMetrics(_ store: RunStore, _ hash: String) -> JSON? {
@@ -61,27 +61,29 @@ public enum Report {
         return JSON.parse(data)
     }
 
-    /// The Markdown a person reads: the table of stages over their runs, then each distilled
-    /// student against its baseline over runs and test cases, saying how, and what it would take.
+    /// The Markdown a person reads: the table of stages over their runs, each class on the
+    /// patients' grids, then each distilled student against its baseline over runs and test
+    /// cases, saying how, and what it would take.
     public static func markdown(_ data: ReportData, title: String) -> String {
         var out = "# \(title)\n\n"
         let runs = data.runs
-        out += "Test set: \(data.testCases) case\(data.testCases == 1 ? "" : "s") (patients). Metrics pooled over all test slices of a run "
-        out += "(TP, FP and FN summed, then Dice = 2TP/(2TP+FP+FN), as the study did)"
-        out += runs > 1 ? ", as mean +- sd over the stage's runs; the last column is each run's mean over test cases of the per-case Dice, averaged over the runs: the outcome every comparison below uses.\n\n"
-                        : "; the last column is the mean over test cases of the per-case Dice, the outcome every comparison below uses.\n\n"
+        out += "Test set: \(data.testCases) case\(data.testCases == 1 ? "" : "s") (patients), measured on each case's own voxel grid: its predicted slices placed back in "
+        out += "the volume and compared with its label file voxel for voxel. Pooled metrics sum TP, FP and FN over every test voxel (as the study pooled its slices), "
+        out += "then Dice = 2TP/(2TP+FP+FN)"
+        out += runs > 1 ? "; each as mean +- sd over the stage's runs. The last column is each run's mean over test cases of the per-case Dice, averaged over the runs: the outcome every comparison below uses.\n\n"
+                        : ". The last column is the mean over test cases of the per-case Dice, the outcome every comparison below uses.\n\n"
         if runs == 1 {
             out += "Every stage here is one training run (one seed): the numbers say how these runs did, not how the recipe does. A rerun with another seed can move them; add `sweep.seeds` to measure by how much.\n\n"
         }
         out += "| group | stage | role | runs | IoU | Dice | recall | precision | params (M) | Dice, mean over cases |\n|---|---|---|---|---|---|---|---|---|---|\n"
         for s in data.summaries {
             func f(_ k: String) -> String {
-                guard let v = s.pooled[k], v.mean.isFinite else { return "-" }
+                guard let v = s.pooled[k], v.mean.isFinite else { return "n/a" }
                 return s.runs.count > 1 ? String(format: "%.3f +- %.3f", v.mean, v.sd) : String(format: "%.3f", v.mean)
             }
             let runCount = s.teacherRuns > 1 ? "\(s.runs.count) (\(s.teacherRuns) teachers)" : "\(s.runs.count)"
             out += "| \(s.group) | \(s.stage) | \(s.role.rawValue) | \(runCount) | \(f("iou")) | \(f("dice")) | \(f("recall")) | \(f("precision")) | "
-            out += String(format: "%.3f | %.3f |\n", Double(s.parameters) / 1e6, s.caseMeanDice)
+            out += String(format: "%.3f | ", Double(s.parameters) / 1e6) + (s.caseMeanDice.isFinite ? String(format: "%.3f |\n", s.caseMeanDice) : "n/a |\n")
         }
         out += classesMarkdown(data)
         out += comparisonsMarkdown(data)
@@ -91,23 +93,31 @@ public enum Report {
         return out
     }
 
-    /// With more than one class: each class's pooled Dice (the table above shows their mean).
+    /// Each class on the patients' grids: pooled Dice, and the means over cases of Dice, HD95 and NSD.
     static func classesMarkdown(_ data: ReportData) -> String {
-        guard data.classes.count > 1 else { return "" }
-        var out = "\n## Dice by class\n\n"
-        out += "Pooled over all test slices for each class (TP, FP and FN of that class summed)"
-        out += data.runs > 1 ? ", mean +- sd over runs" : ""
-        out += "; in brackets, the mean over test cases of each case's Dice for the class (cases without the class and without a prediction of it left out). "
-        out += "The Dice above is their mean over the \(data.classes.count) classes (background left out).\n\n"
-        out += "| group | stage | " + data.classes.joined(separator: " | ") + " |\n|---|---|" + String(repeating: "---|", count: data.classes.count) + "\n"
+        guard !data.classes.isEmpty else { return "" }
+        let tolerances = Set(data.summaries.flatMap { $0.classMetrics.compactMap(\.tolerance) })
+        var out = "\n## By class, on each patient's grid\n\n"
+        out += "Dice pooled over the test cases (TP, FP and FN of the class summed), and the means over test cases of each case's Dice, "
+        out += "95th-percentile Hausdorff distance (HD95, in mm from the voxel spacing) and normalised surface distance (NSD: the share of both surfaces within "
+        out += tolerances.count == 1 ? String(format: "%g mm", tolerances.first ?? 0) + " of the other)" : "each class's tolerance of the other, in brackets)"
+        out += data.runs > 1 ? ", each as mean +- sd over runs" : ""
+        out += ". A metric is undefined (n/a) where its denominator is empty: Dice when neither the prediction nor the label has the class, HD95 and NSD when either lacks it; "
+        out += "the means leave those cases out and say how many.\n\n"
+        out += "| group | stage | class | Dice (pooled) | Dice (mean over cases) | HD95 mm | NSD |\n|---|---|---|---|---|---|---|\n"
         for s in data.summaries {
-            let cells = data.classes.map { name -> String in
-                guard let c = s.classDice.first(where: { $0.name == name }), c.mean.isFinite else { return "-" }
-                let pooled = s.runs.count > 1 ? String(format: "%.3f +- %.3f", c.mean, c.sd) : String(format: "%.3f", c.mean)
-                return pooled + (c.caseMean.isFinite ? String(format: " (%.3f)", c.caseMean) : "")
+            for c in s.classMetrics {
+                func f(_ v: (mean: Double, sd: Double), _ format: String, undefined: Int) -> String {
+                    guard v.mean.isFinite else { return "n/a" }
+                    let text = s.runs.count > 1 ? String(format: format + " +- " + format, v.mean, v.sd) : String(format: format, v.mean)
+                    return text + (undefined > 0 ? " (\(undefined) n/a)" : "")
+                }
+                let nsd = f(c.nsd, "%.3f", undefined: c.undefined.nsd) + (tolerances.count > 1 ? c.tolerance.map { String(format: " [%g mm]", $0) } ?? "" : "")
+                out += "| \(s.group) | \(s.stage) | \(c.name) | \(f(c.pooledDice, "%.3f", undefined: 0)) | \(f(c.caseDice, "%.3f", undefined: c.undefined.dice)) | "
+                out += "\(f(c.hd95, "%.1f", undefined: c.undefined.hd95)) | \(nsd) |\n"
             }
-            out += "| \(s.group) | \(s.stage) | " + cells.joined(separator: " | ") + " |\n"
         }
+        if data.classes.count > 1 { out += "\nThe Dice of the first table is the mean of the pooled Dice over the \(data.classes.count) classes (background left out) that define it.\n" }
         return out
     }
 

@@ -240,14 +240,6 @@ enum ModelInput {
     }
 }
 
-extension ModelArchitecture {
-    var usesBatchNorm: Bool {
-        switch self {
-        case .unet(let u): return u.norm == .batch
-        case .transunet: return true
-        }
-    }
-}
 
 extension PlanStage {
     /// The network a `pretrained`, `train` or `distill` stage produces (its `best.safetensors`).

@@ -80,6 +80,14 @@ struct SpecBuilder {
             subsets.append(SubsetSpec(name: m.key, level: level, parent: parent, source: m.value))
         }
         guard let classes = buildClasses(v["foreground"]) else { return nil }
+        let background = j["background"]?.array?.compactMap(\.int) ?? []
+        let overlap = Set(background).intersection(classes.classes.flatMap(\.values))
+        if !overlap.isEmpty {
+            diagnostics.append(Diagnostic(SpecDiagnostics.badClasses,
+                "label value\(overlap.count == 1 ? "" : "s") \(overlap.sorted().map(String.init).joined(separator: ", ")) \(overlap.count == 1 ? "is" : "are") both background and a class",
+                at: v["background"]?.range ?? v.range, path: "data.background"))
+            return nil
+        }
         var augment: AugmentationSettings?
         if let a = v["augment"], case .object(var o)? = j["augment"] {
             guard a.isComplete else { return nil }
@@ -94,7 +102,7 @@ struct SpecBuilder {
             guard let settings = decode(AugmentationSettings.self, .object(o), "data.augment", at: a) else { return nil }
             augment = settings
         }
-        return DataSpec(source: source, classes: classes, preprocess: preprocess,
+        return DataSpec(source: source, classes: classes, background: background, preprocess: preprocess,
                         split: splitSettings, subsets: subsets, augment: augment, value: v)
     }
 

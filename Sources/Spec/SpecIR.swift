@@ -65,6 +65,8 @@ public struct DataSpec: Sendable {
     public var source: DataSource
     /// What the label values mean (`data.foreground`).
     public var classes: LabelClasses
+    /// Label values that are background (`data.background`).
+    public var background: [Int]
     public var preprocess: Preprocessing
     public var split: SplitSettings
     public var subsets: [SubsetSpec]

@@ -109,7 +109,7 @@ public enum SpecSchema {
         Field("stratify", .boolean, default: .bool(false), "Draw so that the share of slices with foreground is kept."),
     ])
 
-    static let labelValues = SchemaType.list(.integer(min: 1, max: 255), minCount: 1, maxCount: nil)
+    static let labelValues = SchemaType.list(.integer(min: 1, max: LabelClasses.largestValue), minCount: 1, maxCount: nil)
 
     static func chance(_ p: Double) -> Field {
         Field("p", .number(min: 0, exclusiveMin: false, max: 1), default: .number(p), "Probability that an image gets it.")
@@ -148,9 +148,11 @@ public enum SpecSchema {
 
     static let data = ObjectSchema("Data", "The dataset, its preprocessing, split and training subsets.", fields: [
         Field("source", .object(source), required: true, "Where the volumes come from."),
-        Field("foreground", .oneOf([labelValues, .dictionary(.oneOf([.integer(min: 1, max: 255), labelValues]), keys: .identifier)]),
+        Field("foreground", .oneOf([labelValues, .dictionary(.oneOf([.integer(min: 1, max: LabelClasses.largestValue), labelValues]), keys: .identifier)]),
               default: .list([Value(.int(1))]),
-              "Label values that count as foreground: a list merges them into one class (binary segmentation); a mapping names classes in channel order, each one value or several (`{liver: 1, tumour: 2}`, `{tumour_core: [2, 3]}`). Values no class names are background."),
+              "Label values that count as foreground: a list merges them into one class (binary segmentation); a mapping names classes in channel order, each one value or several (`{liver: 1, tumour: 2}`, `{tumour_core: [2, 3]}`)."),
+        Field("background", .list(.integer(min: 0, max: LabelClasses.largestValue), minCount: 1, maxCount: nil), default: .list([Value(.int(0))]),
+              "Label values that are background (`[0, 2, 3]` when only the spleen of a multi-organ map is a class). A value that is neither a class's nor background's is an error when the data is prepared."),
         Field("preprocess", .object(preprocess), default: .object([]), "Slicing, intensity window, size and channels."),
         Field("augment", .object(augment), "Augmentation of every training stage's batches; none without it."),
         Field("split", .object(split), default: .object([]), "Train, validation and test parts."),
@@ -391,12 +393,14 @@ public enum SpecSchema {
 
     // MARK: evaluation and sweep
 
-    static let evaluate = ObjectSchema("Evaluate", "Metrics on the test split.", fields: [
+    static let evaluate = ObjectSchema("Evaluate", "Metrics on the test split, measured on each test case's own voxel grid: its predictions placed back in the volume, against its label file.", fields: [
         Field("metrics", .list(.enumeration(EvaluationMetric.names), minCount: 1, maxCount: nil),
               default: .list(["dice", "iou", "precision", "recall"].map { Value(.string($0)) }), "Metrics reported."),
         Field("pooling", .enumeration(MetricPooling.names), default: .string("both"),
               "Global: TP/FP/FN summed over all test slices (the study); per case: mean and sd over patients."),
         Field("threshold", .number(min: nil, exclusiveMin: false, max: nil), default: .number(0.5), "Decision threshold."),
+        Field("nsd_tolerance", .oneOf([.positiveNumber, .dictionary(.positiveNumber, keys: .identifier)]), default: .number(2),
+              "Tolerance of the normalised surface distance (NSD) in mm: one for every class, or `{class: mm}` for each class (the Decathlon set one per task and class)."),
         Field("threshold_on", .enumeration(ThresholdTarget.names), default: .string("probability"),
               "What the threshold applies to; the study compared logits with 0.5."),
     ])

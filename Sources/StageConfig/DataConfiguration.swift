@@ -352,6 +352,9 @@ public enum LabelClasses: ConfigCodable {
     /// The label value a predicted class is written as: the class's first value.
     public func labelValue(ofClass k: Int) -> Int { k == 0 ? 0 : classes[k - 1].values[0] }
 
+    /// The largest label value a class or the background may name (a 16-bit label map's).
+    public static let largestValue = 65_535
+
     /// Head widths a segmentation head over these classes may have: 1 (sigmoid) when
     /// there is one class, and always one channel per class plus background (softmax).
     public var headChannels: [Int] { count == 1 ? [1, 2] : [count + 1] }
@@ -365,7 +368,7 @@ public enum LabelClasses: ConfigCodable {
             if c.values.isEmpty { return "class '\(c.name)' has no label values" }
             for v in c.values {
                 if let other = owner[v] { return "label value \(v) is in both '\(other)' and '\(c.name)'" }
-                guard v >= 1, v <= 255 else { return "label value \(v) of class '\(c.name)' is outside 1...255" }
+                guard v >= 1, v <= Self.largestValue else { return "label value \(v) of class '\(c.name)' is outside 1...\(Self.largestValue)" }
                 owner[v] = c.name
             }
         }
@@ -389,11 +392,11 @@ public enum LabelClasses: ConfigCodable {
         if case .object = first {
             self = .named(try ConfigValue.list(json, at: path, minCount: 1) { j, p in
                 try ConfigReader.read(j, at: p) { r in
-                    SegmentationClass(name: try r.string("name"), values: try r.list("values", minCount: 1) { v, vp in try ConfigValue.int(v, at: vp, min: 1, max: 255) })
+                    SegmentationClass(name: try r.string("name"), values: try r.list("values", minCount: 1) { v, vp in try ConfigValue.int(v, at: vp, min: 1, max: Self.largestValue) })
                 }
             })
         } else {
-            self = .merged(try ConfigValue.list(json, at: path, minCount: 1) { j, p in try ConfigValue.int(j, at: p, min: 1, max: 255) })
+            self = .merged(try ConfigValue.list(json, at: path, minCount: 1) { j, p in try ConfigValue.int(j, at: p, min: 1, max: Self.largestValue) })
         }
         if let problem { throw ConfigError(field: path, problem: .inconsistent(problem), value: json) }
     }

@@ -102,11 +102,13 @@ public struct PrepareConfiguration: ConfigCodable {
     public var fingerprint: String
     /// What the label values mean: one merged foreground class or named classes.
     public var classes: LabelClasses
+    /// Label values that are background (every other value must be a class's).
+    public var background: [Int]
     public var preprocess: Preprocessing
     public var split: SplitSettings
 
-    public init(source: DataSource, fingerprint: String, classes: LabelClasses, preprocess: Preprocessing, split: SplitSettings) {
-        (self.source, self.fingerprint, self.classes, self.preprocess, self.split) = (source, fingerprint, classes, preprocess, split)
+    public init(source: DataSource, fingerprint: String, classes: LabelClasses, background: [Int], preprocess: Preprocessing, split: SplitSettings) {
+        (self.source, self.fingerprint, self.classes, self.background, self.preprocess, self.split) = (source, fingerprint, classes, background, preprocess, split)
     }
 
     public var json: JSON {
@@ -118,13 +120,15 @@ public struct PrepareConfiguration: ConfigCodable {
     var identity: JSON { .object(identityFields) }
 
     private var identityFields: [String: JSON] {
-        ["fingerprint": .string(fingerprint), "foreground": classes.json, "preprocess": preprocess.json, "split": split.json]
+        ["fingerprint": .string(fingerprint), "foreground": classes.json, "background": .array(background.map(JSON.int)),
+         "preprocess": preprocess.json, "split": split.json]
     }
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
             PrepareConfiguration(source: try r.decode("source"), fingerprint: try r.string("fingerprint"),
                                  classes: try r.decode("foreground"),
+                                 background: try r.list("background", minCount: 1) { j, p in try ConfigValue.int(j, at: p, min: 0, max: LabelClasses.largestValue) },
                                  preprocess: try r.decode("preprocess"), split: try r.decode("split"))
         }
     }
@@ -221,7 +225,36 @@ public struct TeacherOutputsConfiguration: ConfigCodable {
 
 /// A metric the evaluation reports.
 public enum EvaluationMetric: String, ConfigChoice {
-    case dice, iou, precision, recall, hd95
+    case dice, iou, precision, recall, hd95, nsd
+}
+
+/// The normalised surface distance's tolerance in mm: one for every class, or one per class.
+public enum SurfaceTolerance: ConfigCodable, Hashable {
+    case uniform(Double)
+    case perClass([String: Double])
+
+    /// The tolerance of class `name` (nil when a per-class setting leaves it out).
+    public func millimetres(_ name: String) -> Double? {
+        switch self {
+        case .uniform(let t): return t
+        case .perClass(let t): return t[name]
+        }
+    }
+
+    public var json: JSON {
+        switch self {
+        case .uniform(let t): return .number(t)
+        case .perClass(let t): return .object(t.mapValues(JSON.number))
+        }
+    }
+
+    public init(json: JSON, at path: String) throws {
+        if case .object(let o) = json {
+            self = .perClass(try o.mapValues { v in try ConfigValue.double(v, at: path, min: 0, exclusiveMin: true) })
+        } else {
+            self = .uniform(try ConfigValue.double(json, at: path, min: 0, exclusiveMin: true))
+        }
+    }
 }
 
 /// How metrics are aggregated over the test slices.
@@ -244,19 +277,22 @@ public struct EvaluateConfiguration: ConfigCodable {
     public var pooling: MetricPooling
     public var threshold: Double
     public var thresholdOn: ThresholdTarget
+    public var nsdTolerance: SurfaceTolerance
 
-    public init(metrics: [EvaluationMetric], pooling: MetricPooling, threshold: Double, thresholdOn: ThresholdTarget) {
-        (self.metrics, self.pooling, self.threshold, self.thresholdOn) = (metrics, pooling, threshold, thresholdOn)
+    public init(metrics: [EvaluationMetric], pooling: MetricPooling, threshold: Double, thresholdOn: ThresholdTarget, nsdTolerance: SurfaceTolerance) {
+        (self.metrics, self.pooling, self.threshold, self.thresholdOn, self.nsdTolerance) = (metrics, pooling, threshold, thresholdOn, nsdTolerance)
     }
 
     public var json: JSON {
-        .object(["metrics": .array(metrics.map(\.json)), "pooling": pooling.json, "threshold": .number(threshold), "threshold_on": thresholdOn.json])
+        .object(["metrics": .array(metrics.map(\.json)), "pooling": pooling.json, "threshold": .number(threshold), "threshold_on": thresholdOn.json,
+                 "nsd_tolerance": nsdTolerance.json])
     }
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
             EvaluateConfiguration(metrics: try r.list("metrics", minCount: 1) { j, p in try EvaluationMetric(json: j, at: p) },
-                                  pooling: try r.choice("pooling"), threshold: try r.double("threshold"), thresholdOn: try r.choice("threshold_on"))
+                                  pooling: try r.choice("pooling"), threshold: try r.double("threshold"), thresholdOn: try r.choice("threshold_on"),
+                                  nsdTolerance: try r.decode("nsd_tolerance"))
         }
     }
 }

@@ -25,7 +25,7 @@ enum AugmentPreview {
             try SpecPlanning.execute(plan, base: base, store: store, threads: ProcessInfo.processInfo.activeProcessorCount, only: [prepare.hash])
         }
         let set = try SliceSet(path: runs.file(prepare.hash, "slices.bin"))
-        let train = SplitManifest.make(set, config.split).slices(.train)
+        let train = SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty).slices(.train)
         // The slice with the most foreground of each of up to four training cases.
         var best: [Int: (slice: Int, area: Int)] = [:]
         for s in train {

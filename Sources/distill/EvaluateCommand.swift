@@ -67,8 +67,8 @@ struct EvaluateCommand: ParsableCommand {
                 root = temp + "/phantom"
             }
         }
-        let settings = CheckpointEvaluation.Settings(architecture: model.architecture, classes: s.data.classes, preprocess: s.data.preprocess,
-                                                     split: s.data.split, evaluate: s.evaluate.config)
+        let settings = CheckpointEvaluation.Settings(architecture: model.architecture, classes: s.data.classes, background: s.data.background,
+                                                     preprocess: s.data.preprocess, split: s.data.split, evaluate: s.evaluate.config)
         let result: JSON
         do {
             result = try CheckpointEvaluation.run(checkpoint: checkpoint, dataset: root ?? ".", analyzeOrientation: analyzeOrientation,
@@ -78,10 +78,10 @@ struct EvaluateCommand: ParsableCommand {
             throw ExitStatus.failure
         }
         let p = result["pooled"]
-        print(String(format: "%@ slices: Dice %.4f, IoU %.4f, precision %.4f, recall %.4f", all ? "all" : "test",
-                     p?["dice"]?.number ?? 0, p?["iou"]?.number ?? 0, p?["precision"]?.number ?? 0, p?["recall"]?.number ?? 0))
+        func f(_ v: JSON?, _ format: String = "%.4f") -> String { v?.number.map { String(format: format, $0) } ?? "n/a" }
+        print("\(all ? "all" : "test") cases, on their own voxel grids: Dice \(f(p?["dice"])), IoU \(f(p?["iou"])), precision \(f(p?["precision"])), recall \(f(p?["recall"]))")
         for c in result["cases"]?.array ?? [] {
-            print(String(format: "  %@: Dice %.4f  hd95 %@", c["case"]?.string ?? "?", c["dice"]?.number ?? 0, c["hd95"]?.number.map { String(format: "%.1f", $0) } ?? "-"))
+            print("  \(c["case"]?.string ?? "?"): Dice \(f(c["dice"]))  HD95 \(f(c["hd95"], "%.1f")) mm  NSD \(f(c["nsd"], "%.3f"))")
         }
         if let output { try Data(result.pretty.utf8).write(to: URL(fileURLWithPath: output)) }
     }

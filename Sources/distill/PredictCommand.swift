@@ -13,9 +13,12 @@ struct PredictCommand: ParsableCommand {
         discussion: """
             STAGE is a stage of the spec, trained in the store (its best checkpoint is used), or a \
             safetensors checkpoint, with --stage naming the spec stage whose model and preprocessing it has. \
-            Each input is a NIfTI file (.nii, .nii.gz) or a folder of them; OUTDIR/<input name> gets a UINT8 \
-            label map with the input's shape, axis order, qform and sform. A volume that cannot be read is \
-            reported and skipped; the others are written, and the exit status is 1.
+            Each input is a NIfTI file (.nii, .nii.gz; 3D, or 4D with the modalities on the fourth axis), nnU-Net's \
+            files of one case (CASE_0000.nii.gz, CASE_0001.nii.gz, ...: one volume, written as CASE.nii.gz), or a folder \
+            of them. OUTDIR gets each volume's label map (UINT8, or UINT16 for label values above 255) with the \
+            input's header: its format (NIfTI-1 or NIfTI-2), shape, qform and sform with their codes, units, intent \
+            and description. A volume that cannot be read is reported and skipped; the others are written, and the \
+            exit status is 1.
             """)
 
     @Argument(help: "A stage of the spec, or a safetensors checkpoint (then give --stage).")
@@ -60,7 +63,13 @@ struct PredictCommand: ParsableCommand {
             stageName = stageOrCheckpoint
         }
         let (plan, _) = try SpecPlanning.plan(spec, variant: variant)
-        let volumes = try expand(inputs)
+        let volumes: [Prediction.Input]
+        do {
+            volumes = try Prediction.inputs(try expand(inputs))
+        } catch {
+            throw usage("\(error)")
+        }
+        try checkTargets(volumes)
         let setting: Prediction.Setting
         let model: SegmentationModel
         let training: Prediction.TrainingData
@@ -80,14 +89,15 @@ struct PredictCommand: ParsableCommand {
             throw usage("cannot create the output folder \(output): \(error.localizedDescription)")
         }
         var failed = 0
-        for path in volumes {
-            let name = (path as NSString).lastPathComponent
-            let target = (output as NSString).appendingPathComponent(name)
+        for input in volumes {
+            let path = input.files[0]
+            let target = (output as NSString).appendingPathComponent(input.output)
+            let shown = input.files.count > 1 ? "\(path) (+\(input.files.count - 1) modalit\(input.files.count == 2 ? "y" : "ies"))" : path
             do {
-                let labels = try Prediction.segment(path, id: name, model: model, setting: setting, training: training)
-                try Self.write(labels, to: target)
+                let labels = try Prediction.segment(input, model: model, setting: setting, training: training)
+                try NIfTI.writeLabels(labels, like: path, to: target)
                 let voxels = labels.data.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
-                print("\(path) -> \(target): \(labels.dims.map(String.init).joined(separator: "x")), \(voxels) foreground voxels")
+                print("\(shown) -> \(target): \(labels.dims.map(String.init).joined(separator: "x")), \(voxels) foreground voxels")
             } catch {
                 failed += 1
                 // Most errors name the file already; the others get its name in front.
@@ -117,27 +127,19 @@ struct PredictCommand: ParsableCommand {
                 files.append(input)
             }
         }
-        var seen: [String: String] = [:]
-        for f in files {
-            let name = (f as NSString).lastPathComponent
-            if let other = seen[name] { throw usage("'\(other)' and '\(f)' would both be written to \(output)/\(name)") }
-            seen[name] = f
-            let target = ((output as NSString).appendingPathComponent(name) as NSString).standardizingPath
-            if target == (f as NSString).standardizingPath { throw usage("'\(f)' would be overwritten by its own label map: choose another -o") }
-        }
         return files
     }
 
-    /// Writes a label map beside its final name, then renames it: a reader never sees half a file.
-    static func write(_ labels: Volume, to target: String) throws {
-        let directory = (target as NSString).deletingLastPathComponent, name = (target as NSString).lastPathComponent
-        let suffix = name.hasSuffix(".nii.gz") ? ".nii.gz" : ".nii"
-        let temporary = (directory as NSString).appendingPathComponent(".\(name).tmp-\(getpid())\(suffix)")
-        try NIfTI.write(labels, to: temporary, datatype: 2)
-        guard rename(temporary, target) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw NIfTIError.writeFailed("\(target) (\(reason))")
+    /// Two volumes with one output name would overwrite each other, and an output must not replace its input.
+    func checkTargets(_ volumes: [Prediction.Input]) throws {
+        var seen: [String: String] = [:]
+        for v in volumes {
+            if let other = seen[v.output] { throw usage("'\(other)' and '\(v.files[0])' would both be written to \(output)/\(v.output)") }
+            seen[v.output] = v.files[0]
+            let target = ((output as NSString).appendingPathComponent(v.output) as NSString).standardizingPath
+            if v.files.contains(where: { ($0 as NSString).standardizingPath == target }) {
+                throw usage("'\(v.files[0])' would be overwritten by its own label map: choose another -o")
+            }
         }
     }
 

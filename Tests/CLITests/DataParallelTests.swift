@@ -15,6 +15,7 @@ import Testing
         """
         data:
           source: {phantom: {cases: 8, size: \(max(32, size)), slices: 6}}
+          background: [0, 2, 3]
           preprocess: {size: \(size)}
           split: {test: 0.25, val: 0.125}
           subsets:

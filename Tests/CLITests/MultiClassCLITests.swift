@@ -39,7 +39,8 @@ import Testing
         try Self.spec.write(toFile: dir + "/spec.yaml", atomically: true, encoding: .utf8)
         let sweep = try cli.run(["sweep", "spec.yaml", "--store", "s", "--threads", "1"], in: dir)
         #expect(sweep.status == 0, "\(sweep.out.suffix(2000))\(sweep.err)")
-        #expect(sweep.out.contains("## Dice by class") && sweep.out.contains("| group | stage | spleen | liver | kidney |"))
+        #expect(sweep.out.contains("## By class, on each patient's grid") && sweep.out.contains("| group | stage | class | Dice (pooled) | Dice (mean over cases) | HD95 mm | NSD |"))
+        for organ in ["spleen", "liver", "kidney"] { #expect(sweep.out.contains("| * | kd | \(organ) | "), "no row for \(organ)") }
 
         var evaluated = 0
         for stage in try FileManager.default.contentsOfDirectory(atPath: dir + "/s/stages") {
@@ -54,7 +55,8 @@ import Testing
             #expect(dice.count == 3)
             #expect(abs((pooled["dice"] as? Double ?? -1) - dice.reduce(0, +) / 3) < 1e-9)
             let csv = try String(contentsOfFile: folder + "/per_case.csv", encoding: .utf8)
-            #expect(csv.hasPrefix("case,dice,iou,precision,recall,hd95,dice.spleen,hd95.spleen,dice.liver,hd95.liver,dice.kidney,hd95.kidney\n"))
+            #expect(csv.hasPrefix("case,dice,iou,precision,recall,hd95,nsd,dice.spleen,hd95.spleen,nsd.spleen,dice.liver,hd95.liver,nsd.liver,dice.kidney,hd95.kidney,nsd.kidney\n"))
+            #expect(metrics["grid"] as? String == "patient")
             // Predictions hold label values of the classes, never a class index of another meaning.
             for file in try FileManager.default.contentsOfDirectory(atPath: folder + "/predictions") {
                 let values = Set(try NIfTI.read(folder + "/predictions/" + file).data)

@@ -97,7 +97,7 @@ import Testing
         let r = try cli.run(["predict", "teacher", "--spec", "spec.yaml", "in", "-o", "out", "--threads", "1"], in: dir)
         #expect(r.status == 1)
         #expect(r.err.contains("in/flat.nii: expected a 3D volume, found dimensions [20, 16]"), "\(r.err)")
-        #expect(r.err.contains("error: in/modalities.nii: has 2 modalities, dataset.json declares 1 (CT)\n"), "\(r.err)")
+        #expect(r.err.contains("error: in/modalities.nii: has 2 modalities, the stage's training data declares 1 (CT)\n"), "\(r.err)")
         #expect(r.err.contains("in/junk.nii.gz"), "\(r.err)")
         #expect(r.err.contains("3 of 4 volumes not segmented; the others are in out"), "\(r.err)")
         // The good volume is written, and nothing half-written is left behind.

@@ -14,6 +14,7 @@ import Testing
         name: store integrity
         data:
           source: {phantom: {cases: 6, seed: 4, size: 32, slices: 8}}
+          background: [0, 2, 3]
           preprocess: {size: 32}
           split: {test: 0.34, val: 0.17}
           subsets: {full: {fraction: 1.0}, half: {fraction: 0.5, of: full}}

@@ -9,6 +9,7 @@ import Testing
         name: tiny kill test
         data:
           source: {phantom: {cases: 6, seed: 2, size: 32, slices: 8}}
+          background: [0, 2, 3]
           preprocess: {size: 32}
           split: {test: 0.34, val: 0.17}
           subsets: {full: {fraction: 1.0}, half: {fraction: 0.5, of: full}}
@@ -107,7 +108,7 @@ import Testing
         let teacher = try #require(stages.first { (try? String(contentsOfFile: "\(dir)/s/stages/\($0)/stage.json", encoding: .utf8))?.contains("train teacher") == true })
         let evaluated = try cli.run(["evaluate", "s/stages/\(teacher)/best.safetensors", "--spec", "spec.yaml", "--stage", "teacher", "--threads", "1"], in: dir)
         #expect(evaluated.status == 0, "\(evaluated.out)")
-        #expect(evaluated.out.hasPrefix("test slices: Dice "))
+        #expect(evaluated.out.hasPrefix("test cases, on their own voxel grids: Dice "), "\(evaluated.out)")
         // `run` executes one variant (here the only one) and reuses what the sweep made.
         let single = try cli.run(["run", "spec.yaml", "--store", "s", "--threads", "1"], in: dir)
         #expect(single.status == 0 && single.out.contains("0 done, 7 reused"))

@@ -14,7 +14,7 @@ import Testing
 
     func slices(_ settings: Preprocessing = TestSettings.preprocessing(height: 32, width: 32)) throws -> SliceSet {
         let dataset = try MSDDataset.load(Self.folder)
-        return try SliceSet.prepare(dataset, settings, classes: .merged([1]), cache: Self.folder + "/cache-\(settings.json.sha256.prefix(16)).slices")
+        return try SliceSet.prepare(dataset, settings, classes: .merged([1]), background: [0, 2, 3], cache: Self.folder + "/cache-\(settings.json.sha256.prefix(16)).slices")
     }
 
     @Test func phantomIsAnMSDFolderWithSpleens() throws {
@@ -37,19 +37,34 @@ import Testing
     @Test func preprocessingFollowsTheSettingsAndCachesOnce() throws {
         let set = try slices(TestSettings.preprocessing(height: 16, width: 24, window: .clip255, channels: 3, keepEmpty: 0))
         #expect(set.height == 16 && set.width == 24 && set.channels == 3)
-        #expect(set.records.allSatisfy { $0.hasForeground })
-        let (images, labels) = set.batch([0, 1])
+        // Every slice is stored, whatever keep_empty says: 8 cases of 12.
+        #expect(set.count == 8 * 12 && set.records.contains { !$0.hasForeground })
+        let foreground = set.records.indices.filter { set.records[$0].hasForeground }
+        let (images, labels) = set.batch(Array(foreground.prefix(2)))
         #expect(images.shape == [2, 3, 16, 24] && labels.shape == [2, 1, 16, 24])
         #expect(images.values.allSatisfy { $0 >= 0 && $0 <= 1 })
         #expect(Array(images.values[0..<384]) == Array(images.values[384..<768]))  // grey replicated to 3 channels
         #expect(labels.values.contains(1))
     }
 
+    /// keep_empty thins the training part's empty slices, never the validation or test slices.
+    @Test func keepEmptyThinsTheTrainingPartOnly() throws {
+        let set = try slices()
+        let split = TestSettings.split(test: 0.25, val: 0.25, seed: 5)
+        let all = SplitManifest.make(set, split, keepEmpty: 1), thin = SplitManifest.make(set, split, keepEmpty: 0)
+        #expect(thin.slices(.test) == all.slices(.test) && thin.slices(.val) == all.slices(.val))
+        #expect(all.slices(.test).contains { !set.records[$0].hasForeground })
+        #expect(thin.slices(.train).allSatisfy { set.records[$0].hasForeground })
+        #expect(thin.slices(.train) == all.slices(.train).filter { set.records[$0].hasForeground })
+        let some = SplitManifest.make(set, split, keepEmpty: 0.5).slices(.train)
+        #expect(some.count > thin.slices(.train).count && some.count < all.slices(.train).count)
+    }
+
     @Test func aCacheMadeWithOtherSettingsIsNeverUsed() throws {
         let dataset = try MSDDataset.load(Self.folder)
         let path = Self.folder + "/shared.slices"
-        let a = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 16, width: 16), classes: .merged([1]), cache: path)
-        let b = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 24, width: 24), classes: .merged([1]), cache: path)
+        let a = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 16, width: 16), classes: .merged([1]), background: [0, 2, 3], cache: path)
+        let b = try SliceSet.prepare(dataset, TestSettings.preprocessing(height: 24, width: 24), classes: .merged([1]), background: [0, 2, 3], cache: path)
         #expect(a.height == 16 && b.height == 24)
         let reopened = try SliceSet(path: path)
         #expect(reopened.height == 24)
@@ -58,7 +73,7 @@ import Testing
     @Test func patientSplitsNeverShareAPatient() throws {
         let set = try slices()
         for seed in 0..<25 {
-            let m = SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0.125, seed: seed))
+            let m = SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0.125, seed: seed), keepEmpty: 1)
             let parts = ["train", "val", "test"].map { Set(m.parts[$0]?.patients ?? []) }
             #expect(parts[0].isDisjoint(with: parts[1]) && parts[0].isDisjoint(with: parts[2]) && parts[1].isDisjoint(with: parts[2]))
             #expect(parts.map(\.count).reduce(0, +) == 8)
@@ -70,7 +85,7 @@ import Testing
 
     @Test func sliceSplitsMixPatientsAsTheStudyDid() throws {
         let set = try slices()
-        let m = SplitManifest.make(set, TestSettings.split(unit: .slice, test: 0.2, val: 0, seed: 42))
+        let m = SplitManifest.make(set, TestSettings.split(unit: .slice, test: 0.2, val: 0, seed: 42), keepEmpty: 1)
         let train = Set(m.slices(.train).map { set.records[$0].patient }), test = Set(m.slices(.test).map { set.records[$0].patient })
         #expect(!train.isDisjoint(with: test))
     }
@@ -79,14 +94,14 @@ import Testing
         let set = try slices()
         var tested: [String] = []
         for f in 0..<4 {
-            tested += SplitManifest.make(set, TestSettings.split(test: 0.2, val: 0.1, seed: 1, folds: 4, fold: f)).parts["test"]?.patients ?? []
+            tested += SplitManifest.make(set, TestSettings.split(test: 0.2, val: 0.1, seed: 1, folds: 4, fold: f), keepEmpty: 1).parts["test"]?.patients ?? []
         }
         #expect(tested.sorted() == set.patients.sorted())
     }
 
     @Test func nestedSubsetsLieInsideTheirParentsAndStratify() throws {
         let set = try slices()
-        let m = SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0, seed: 7))
+        let m = SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0, seed: 7), keepEmpty: 1)
         let full = m.subset(SubsetChain([TestSettings.level(1)]), of: set, seed: 7)
         let half = m.subset(SubsetChain([TestSettings.level(1), TestSettings.level(0.5, stratify: true)]), of: set, seed: 7)
         #expect(Set(half).isSubset(of: Set(full)))
@@ -117,7 +132,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
         try Data(#"{"training": [{"image": "./imagesTr/a.nii.gz", "label": "./labelsTr/a.nii.gz"}]}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
-        #expect(throws: DatasetError.self) { try MSDDataset.load(dir) }
+        #expect(throws: DatasetProblem.self) { try MSDDataset.load(dir) }
+        let (_, problems) = MSDDataset.survey(dir)
+        #expect(problems.map(\.kind) == [.files] && problems[0].message.contains("lists a.nii.gz, a.nii.gz, which are missing"), "\(problems)")
     }
 
     /// An MSD folder of ANALYZE 7.5 files is refused until the data source states their orientation.
@@ -143,10 +160,10 @@ import Testing
             .write(to: URL(fileURLWithPath: dir + "/dataset.json"))
         let settings = TestSettings.preprocessing(height: 16, width: 16)
         #expect(throws: NIfTIError.self) {
-            try SliceSet.prepare(try MSDDataset.load(dir), settings, classes: .merged([1]), cache: dir + "/a.slices")
+            try SliceSet.prepare(try MSDDataset.load(dir), settings, classes: .merged([1]), background: [0, 2, 3], cache: dir + "/a.slices")
         }
         let stated = try SliceSet.prepare(try MSDDataset.load(dir, analyzeOrientation: try #require(AxisOrientation("LPS"))), settings,
-                                          classes: .merged([1]), cache: dir + "/b.slices")
+                                          classes: .merged([1]), background: [0, 2, 3], cache: dir + "/b.slices")
         #expect(stated.count == 12)
     }
 }
@@ -170,11 +187,12 @@ import Testing
         let settings = Preprocessing(sliceAxis: axis, window: .hounsfield(low: 0, high: 1), modalities: nil, normalize: [.window], height: rows, width: cols, channels: 1, keepEmpty: 0)
         let set = try SliceSet.unlabelled([image], id: "pattern", settings: settings, statistics: [nil])
         #expect(set.count == count)  // keep_empty does not apply: every slice is predicted
-        var back = Volume(dims: dims, spacing: [1, 1, 1], data: [Float](repeating: 0, count: 60), datatype: "UINT8")
+        var back = [UInt8](repeating: 0, count: 60)
         for s in 0..<set.count {
             let plane = set.batch([s]).images
-            Slicer.place((0..<(rows * cols)).map { plane.pointer[$0] > 0.5 ? 1 : 0 }, height: rows, width: cols, slice: set.records[s].slice, axis: axis, into: &back)
+            Slicer.placeClasses(logits: plane.pointer, channels: 1, height: rows, width: cols, slice: set.records[s].slice, axis: axis,
+                                dims: dims, into: &back) { $0[0] > 0.5 ? 1 : 0 }
         }
-        #expect(back.data == values)
+        #expect(back.map(Float.init) == values)
     }
 }

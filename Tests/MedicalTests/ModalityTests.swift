@@ -44,15 +44,15 @@ import Testing
         // The CT is the same as without the second modality.
         let (images, _) = Phantom.patient(settings, index: 0, hard: false)
         #expect(Phantom.patient(TestSettings.phantom(cases: 2, size: 16, slices: 4), index: 0, hard: false).0[0].data == images[0].data)
-        #expect(throws: DatasetError.modalities(dataset.cases[0].image, "no modality 'FLAIR'; dataset.json declares CT, T1")) {
+        #expect(throws: DatasetProblem(.modality, dataset.cases[0].image + ": no modality 'FLAIR'; dataset.json declares CT, T1", files: [dataset.cases[0].image])) {
             try dataset.readModalities(dataset.cases[0], names: ["FLAIR"])
         }
-        #expect(throws: DatasetError.modalities(dataset.cases[0].image, "has 2 modalities (CT, T1); choose them with data.preprocess.modalities")) {
+        #expect(throws: DatasetProblem(.modality, dataset.cases[0].image + ": has 2 modalities (CT, T1); choose them with data.preprocess.modalities", files: [dataset.cases[0].image])) {
             try dataset.readModalities(dataset.cases[0], names: nil)
         }
         // Two planes per slice, in the chosen order, each normalised its own way.
         let pre = TestSettings.preprocessing(height: 16, width: 16, modalities: ["T1", "CT"], normalize: [.zscore(mask: .nonzero), .window], channels: 2)
-        let set = try SliceSet.prepare(dataset, pre, classes: .merged([1]), cache: dir + "/slices.bin")
+        let set = try SliceSet.prepare(dataset, pre, classes: .merged([1]), background: [0, 2, 3], cache: dir + "/slices.bin")
         #expect(set.planes == 2 && set.channels == 2)
         let (batch, _) = set.batch(Array(0..<set.count))
         let plane = 16 * 16
@@ -116,8 +116,8 @@ import Testing
         let dataset = try MSDDataset.load(dir)
         let pre = TestSettings.preprocessing(height: 16, width: 16, normalize: [.percentile(low: 0.5, high: 99.5)])
         let split = TestSettings.split(test: 0.34, val: 0, seed: 3)
-        let set = try SliceSet.prepare(dataset, pre, classes: .merged([1]), split: split, cache: dir + "/a.bin")
-        let other = try SliceSet.prepare(dataset, pre, classes: .merged([1]), split: TestSettings.split(test: 0.34, val: 0, seed: 4), cache: dir + "/b.bin")
+        let set = try SliceSet.prepare(dataset, pre, classes: .merged([1]), background: [0, 2, 3], split: split, cache: dir + "/a.bin")
+        let other = try SliceSet.prepare(dataset, pre, classes: .merged([1]), background: [0, 2, 3], split: TestSettings.split(test: 0.34, val: 0, seed: 4), cache: dir + "/b.bin")
         let stats = try #require(set.statistics.first ?? nil)
         #expect(stats.low < stats.mean && stats.mean < stats.high && stats.sd > 0)
         // Another split holds out other cases, so other statistics.
@@ -142,8 +142,8 @@ import Testing
         try Data(#"{"channel_names": {"0": "CT"}, "labels": {"background": 0, "spleen": 1}, "numTraining": 1, "file_ending": ".nii.gz"}"#.utf8)
             .write(to: URL(fileURLWithPath: dir + "/dataset.json"))
         let pre = TestSettings.preprocessing(height: 16, width: 16, normalize: [.percentile(low: 0.5, high: 99.5)])
-        #expect(throws: DatasetError.modalities(dir, "percentile normalisation of modality 0 needs foreground voxels in the training cases, and they have none")) {
-            try SliceSet.prepare(try MSDDataset.load(dir), pre, classes: .merged([1]), cache: dir + "/s.bin")
+        #expect(throws: DatasetProblem(.labels, dir + ": percentile normalisation of modality 0 needs foreground voxels in the training cases, and they have none", files: [dir])) {
+            try SliceSet.prepare(try MSDDataset.load(dir), pre, classes: .merged([1]), background: [0, 2, 3], cache: dir + "/s.bin")
         }
     }
 }

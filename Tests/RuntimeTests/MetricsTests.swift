@@ -32,9 +32,19 @@ import Testing
         #expect((c[1].tp, c[1].fp, c[1].fn) == (1, 1, 1))
         // class 3: predicted at 6; true at 6, 7.
         #expect((c[2].tp, c[2].fp, c[2].fn) == (1, 0, 1))
-        #expect(abs(c[0].dice - 0.4) < 1e-12 && abs(c[1].dice - 0.5) < 1e-12 && abs(c[2].dice - 2.0 / 3) < 1e-12)
+        #expect(abs((c[0].dice ?? .nan) - 0.4) < 1e-12 && abs((c[1].dice ?? .nan) - 0.5) < 1e-12 && abs((c[2].dice ?? .nan) - 2.0 / 3) < 1e-12)
         // Binary maps give the old foreground counts.
         let b = Metrics.counts([1, 1, 0, 0], [1, 0, 1, 0], classes: 1)
         #expect((b[0].tp, b[0].fp, b[0].fn) == (1, 1, 1))
+    }
+
+    /// nnU-Net's conventions: a ratio with an empty denominator is undefined, never 1.
+    @Test func undefinedIsNotPerfect() {
+        let nothingPredicted = Metrics.counts([0, 0, 0], [1, 1, 0], classes: 1)[0]
+        #expect(nothingPredicted.precision == nil && nothingPredicted.recall == 0 && nothingPredicted.dice == 0)
+        let bothEmpty = Metrics.counts([0, 0], [0, 0], classes: 1)[0]
+        #expect(bothEmpty.dice == nil && bothEmpty.iou == nil && bothEmpty.precision == nil && bothEmpty.recall == nil)
+        let noTruth = Metrics.counts([1, 0], [0, 0], classes: 1)[0]
+        #expect(noTruth.dice == 0 && noTruth.recall == nil && noTruth.precision == 0)
     }
 }

@@ -55,7 +55,7 @@ import Testing
         let errors = checked.diagnostics.filter { $0.id == SpecDiagnostics.weightsMismatch }
         #expect(errors.count == 1)
         let e = try #require(errors.first)
-        #expect(e.range?.file.path == Self.folder + "/teacher.yaml" && e.range?.startPosition.line == 16, "\(DiagnosticRenderer.text([e]))")
+        #expect(e.range?.file.path == Self.folder + "/teacher.yaml" && e.range?.startPosition.line == 17, "\(DiagnosticRenderer.text([e]))")
         // 36 reference tensors missing, 36 of the file's unexpected (its 5 counters are skipped).
         #expect(e.message.hasSuffix("72 problems (36 missing, 36 unexpected)"), "\(e.message)")
         #expect(e.notes.contains { $0.message == "missing 'encoder.0.conv0.weight' [16, 1, 3, 3]" })

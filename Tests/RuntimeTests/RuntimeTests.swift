@@ -15,6 +15,7 @@ import Testing
         name: tiny
         data:
           source: {phantom: {cases: 6, seed: 1, size: 32, slices: 8}}
+          background: [0, 2, 3]
           preprocess: {size: 32, keep_empty: 0.5}
           split: {test: 0.34, val: 0.17}
           subsets: {full: {fraction: 1.0}, half: {fraction: 0.5, of: full}}
@@ -282,7 +283,8 @@ import Testing
         // Figures carry their words: a title, axis labels and values.
         let dice = try String(contentsOfFile: store.file(report.hash, "dice.svg"), encoding: .utf8)
         #expect(dice.contains(">Test Dice by stage<") && dice.contains(">Dice (test, pooled over slices)<") && dice.contains(">1<"))
-        #expect(data.warnings.isEmpty, "\(data.warnings)")
+        // Two epochs of tiny models segment nothing: the report says so, for each such run.
+        #expect(data.warnings.allSatisfy { $0.hasPrefix("predicts no foreground voxel in any test case") }, "\(data.warnings)")
 
         // A teacher whose pool.1 no longer sees the image (its encoder.1 convolutions zeroed):
         // the report says that the ee term read a constant.
@@ -296,9 +298,10 @@ import Testing
         }
         try SafetensorsFile.write(tensors, metadata: checkpoint.metadata, to: store.file(teacherHash, "best.safetensors"))
         let blind = ReportData(plan: plan, store: store)
-        #expect(blind.warnings.count == 1, "\(blind.warnings)")
-        #expect(blind.warnings.first?.hasPrefix("tap pool.1 of the teacher teacher is the same for every image") == true)
-        #expect(blind.warnings.first?.contains("(ee)") == true && blind.warnings.first?.hasSuffix("(stage kd)") == true)
+        let tap = blind.warnings.filter { $0.hasPrefix("tap pool.1") }
+        #expect(tap.count == 1, "\(blind.warnings)")
+        #expect(tap.first?.hasPrefix("tap pool.1 of the teacher teacher is the same for every image") == true)
+        #expect(tap.first?.contains("(ee)") == true && tap.first?.hasSuffix("(stage kd)") == true, "\(tap)")
         #expect(Report.text(plan, store: store).contains("## Warnings\n\n- tap pool.1 of the teacher teacher is the same"))
     }
 }

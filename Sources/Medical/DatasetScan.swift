@@ -1,0 +1,128 @@
+import Foundation
+import StageConfig
+
+/// A dataset read as far as its headers, before anything trains (nnU-Net's dataset
+/// integrity check): the folder and its manifest, the modalities the spec names, and
+/// for every case that each image and its label are readable and share one grid.
+/// `distill check`, `distill plan` and the prepare stage all read it.
+public struct DatasetScan: Sendable {
+    /// A case's geometry, from its label's header.
+    public struct CaseGeometry: Sendable, Equatable {
+        public var id: String
+        /// Voxels along each canonical axis.
+        public var dims: [Int]
+        public var spacing: [Double]
+    }
+
+    public var dataset: MSDDataset?
+    /// The cases whose headers were read, in the dataset's order.
+    public var cases: [CaseGeometry]
+    public var problems: [DatasetProblem]
+
+    /// Scans `root`. `modalities` are the names the spec picks (nil: the dataset must have one).
+    public static func scan(_ root: String, modalities: [String]?, analyzeOrientation: AxisOrientation?) -> DatasetScan {
+        let (dataset, listing) = MSDDataset.survey(root, analyzeOrientation: analyzeOrientation)
+        var problems = listing
+        guard let dataset else { return DatasetScan(dataset: nil, cases: [], problems: problems) }
+        let declared = dataset.modality
+        if let names = modalities {
+            let unknown = names.filter { !declared.contains($0) }
+            if !unknown.isEmpty {
+                let manifest = root + "/dataset.json"
+                problems.append(DatasetProblem(.modality, "the spec picks modalit\(unknown.count == 1 ? "y" : "ies") \(unknown.map { "'\($0)'" }.joined(separator: ", ")), "
+                    + "but \(FileManager.default.fileExists(atPath: manifest) ? "dataset.json declares " + (declared.isEmpty ? "none" : declared.joined(separator: ", ")) : "the folder has no dataset.json to name modalities")",
+                    files: [manifest]))
+            }
+        } else if declared.count > 1 {
+            problems.append(DatasetProblem(.modality, "dataset.json declares \(declared.count) modalities (\(declared.joined(separator: ", "))); choose them with data.preprocess.modalities",
+                                           files: [root + "/dataset.json"]))
+        }
+        var cases: [CaseGeometry] = []
+        for c in dataset.cases {
+            do {
+                let label = try NIfTI.header(c.label, analyzeOrientation: analyzeOrientation)
+                guard label.channels == 1 else {
+                    problems.append(DatasetProblem(.geometry, "\(c.label): a label has one volume, this one \(label.channels)", files: [c.label]))
+                    continue
+                }
+                var caseProblems: [DatasetProblem] = []
+                let images = try c.images.map { try NIfTI.header($0, analyzeOrientation: analyzeOrientation) }
+                let channels = c.images.count > 1 ? images.count : (images.first?.channels ?? 0)
+                if !declared.isEmpty, channels != declared.count {
+                    caseProblems.append(DatasetProblem(.modality, "\(c.image): has \(channels) modalit\(channels == 1 ? "y" : "ies"), dataset.json declares \(declared.count) (\(declared.joined(separator: ", ")))",
+                                                       files: c.images))
+                }
+                for image in images {
+                    if let mismatch = image.grid.mismatch(label.grid) {
+                        caseProblems.append(DatasetProblem(.geometry, "\(c.label) does not lie on the grid of \(image.path): \(mismatch)", files: [c.label, image.path]))
+                    }
+                }
+                problems += caseProblems
+                if caseProblems.isEmpty { cases.append(CaseGeometry(id: c.id, dims: label.dims, spacing: label.spacing)) }
+            } catch {
+                let file = (error as? NIfTIError).flatMap(Self.file) ?? c.label
+                problems.append(DatasetProblem(.header, "\(error)", files: [file]))
+            }
+        }
+        return DatasetScan(dataset: dataset, cases: cases, problems: problems)
+    }
+
+    static func file(_ error: NIfTIError) -> String? {
+        switch error {
+        case .missing(let f), .notNIfTI(let f, _), .analyze(let f), .truncated(let f, _, _), .corruptStream(let f, _), .unsupportedDatatype(let f, _),
+             .notThreeD(let f, _), .tooLarge(let f, _), .badOrientation(let f), .writeFailed(let f): return f
+        case .mismatch(_, let label, _): return label
+        }
+    }
+}
+
+/// What the voxels of a prepared dataset hold that the spec does not account for:
+/// label values that are neither a class nor background, label values that are not
+/// integers, image voxels that are not numbers. Collected over every case, then
+/// reported together (each value with the cases that hold it).
+public struct VoxelAudit: Sendable {
+    /// Label values known: the classes' and the declared background's.
+    let known: Set<Int>
+    var unknown: [Float: [String]] = [:]
+    var fractional: [String] = []
+    var notANumber: [String] = []
+
+    public init(classes: LabelClasses, background: [Int]) {
+        known = Set(classes.classes.flatMap(\.values) + background)
+    }
+
+    /// Reads one case's label and images.
+    public mutating func audit(case id: String, label: Volume, images: [Volume], files: (image: String, label: String)) {
+        var seen = Set<Float>()
+        var fraction = false
+        for v in label.data where !seen.contains(v) {
+            seen.insert(v)
+            if v != v.rounded() || !v.isFinite { fraction = true }
+        }
+        if fraction { fractional.append(files.label) }
+        for v in seen where v == v.rounded() && v.isFinite && !known.contains(Int(v)) { unknown[v, default: []].append(id) }
+        if images.contains(where: { $0.data.contains { !$0.isFinite } }) { notANumber.append(files.image) }
+    }
+
+    /// Every problem found, or none.
+    public func problems(background: [Int]) -> [DatasetProblem] {
+        var out: [DatasetProblem] = []
+        if !unknown.isEmpty {
+            let values = unknown.keys.sorted().map { v in "\(Int(v)) (\(Self.cases(unknown[v] ?? [])))" }
+            out.append(DatasetProblem(.labels, "label value\(unknown.count == 1 ? "" : "s") \(values.joined(separator: ", ")) \(unknown.count == 1 ? "is" : "are") "
+                                      + "neither a class of data.foreground nor data.background (\(background.map(String.init).joined(separator: ", "))): name \(unknown.count == 1 ? "it" : "them") as a class, or as background",
+                                      files: []))
+        }
+        if !fractional.isEmpty {
+            out.append(DatasetProblem(.labels, "labels that are not whole numbers (a label map resampled with interpolation?): \(MSDDataset.names(fractional))", files: fractional))
+        }
+        if !notANumber.isEmpty {
+            out.append(DatasetProblem(.voxels, "images with NaN or infinite voxels: \(MSDDataset.names(notANumber))", files: notANumber))
+        }
+        return out
+    }
+
+    static func cases(_ ids: [String]) -> String {
+        ids.count <= 3 ? ids.joined(separator: ", ") : ids.prefix(3).joined(separator: ", ") + " and \(ids.count - 3) more cases"
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import Medical
+import NN
+import StageConfig
+import Tensor
+
+/// Metrics of a model on test cases, measured where a clinician would: on each
+/// case's own voxel grid. Every slice of the case is predicted, its logits resized
+/// back to the volume's plane (bilinear, the inverse of the slicing) and decided
+/// there, and the class map compared with the case's label file voxel for voxel:
+/// Dice, IoU, precision and recall from TP, FP and FN voxels, HD95 in mm from the
+/// voxel spacing, and the normalised surface distance (NSD) at each class's
+/// tolerance (SegmentationMetrics, for the conventions). Per case, pooled (TP, FP
+/// and FN summed over the cases, as the study pooled its slices), and as means over
+/// the cases that define them, with how many do not.
+public enum Evaluation {
+    /// One test case's prediction: its id, its label file and its class map (canonical order).
+    public struct CasePrediction {
+        public var id: String
+        public var labelFile: String
+        public var label: Volume
+        public var classes: [UInt8]
+    }
+
+    /// The class map of one volume on its own grid (`dims`, canonical), from the slices
+    /// `slices` of `set` (one per position along `axis`).
+    static func classMap(_ model: SegmentationModel, set: SliceSet, slices: [Int], dims: [Int], axis: SliceAxis, threshold: Float, onLogit: Bool) throws -> [UInt8] {
+        var classes = [UInt8](repeating: 0, count: dims.reduce(1, *))
+        try Metrics.predict(model, set, slices) { indices, logits, _, _, _ in
+            let channels = logits.shape[1], plane = set.height * set.width
+            for (b, s) in indices.enumerated() {
+                Slicer.placeClasses(logits: logits.pointer + b * channels * plane, channels: channels, height: set.height, width: set.width,
+                                    slice: set.records[s].slice, axis: axis, dims: dims, into: &classes) { pixel in
+                    if channels == 1 { return Metrics.isPositive(pixel[0], threshold: threshold, onLogit: onLogit) ? 1 : 0 }
+                    var best = 0
+                    for k in 1..<channels where pixel[k] > pixel[best] { best = k }
+                    return UInt8(best)
+                }
+            }
+        }
+        return classes
+    }
+
+    /// Evaluates the test `patients` of `set` against their label files in `dataset`.
+    public static func compute(_ model: SegmentationModel, set: SliceSet, patients: [Int], dataset: MSDDataset, classes: LabelClasses,
+                               axis: SliceAxis, settings e: EvaluateConfiguration) throws -> (result: JSON, predictions: [CasePrediction]) {
+        let names = classes.classes.map(\.name)
+        let tolerance = try names.map { n -> Double in
+            guard let t = e.nsdTolerance.millimetres(n) else { throw RuntimeError.badPlan("evaluate.nsd_tolerance names no tolerance for class '\(n)'") }
+            return t
+        }
+        let indexOf = classes.indexOfValue
+        var slicesOf: [Int: [Int]] = [:]
+        for (i, r) in set.records.enumerated() { slicesOf[r.patient, default: []].append(i) }
+        var rows: [(id: String, perClass: [ClassComparison])] = []
+        var predictions: [CasePrediction] = []
+        var voxels = 0, slices = 0
+        for p in patients.sorted() {
+            let id = set.patients[p]
+            guard let c = dataset.cases.first(where: { $0.id == id }) else {
+                throw RuntimeError.stage("test case '\(id)' of the prepared slices is not in \(dataset.root) any more: the dataset changed after it was prepared")
+            }
+            let label = try dataset.read(c.label)
+            let truth = label.data.map { indexOf[Int($0)] ?? 0 }
+            let mine = (slicesOf[p] ?? []).sorted { set.records[$0].slice < set.records[$1].slice }
+            let predicted = try classMap(model, set: set, slices: mine, dims: label.dims, axis: axis, threshold: Float(e.threshold), onLogit: e.thresholdOn == .logit)
+            rows.append((id, SegmentationMetrics.compare(prediction: predicted, truth: truth, dims: label.dims, spacing: label.spacing,
+                                                         classes: classes.count, tolerance: tolerance)))
+            predictions.append(CasePrediction(id: id, labelFile: c.label, label: label, classes: predicted))
+            voxels += label.count
+            slices += mine.count
+        }
+        return (report(rows, names: names, tolerance: tolerance, voxels: voxels, slices: slices, parameters: model.store.parameterCount, settings: e), predictions)
+    }
+
+    /// A metric's value as JSON: a number, or null when it is undefined.
+    static func value(_ v: Double?) -> JSON { v.map(JSON.number) ?? .null }
+
+    /// The metrics of one class as JSON.
+    static func json(_ c: ClassComparison) -> [String: JSON] {
+        ["dice": value(c.dice), "iou": value(c.iou), "precision": value(c.precision), "recall": value(c.recall),
+         "hd95": value(c.hd95), "nsd": value(c.nsd), "tp": .int(c.tp), "fp": .int(c.fp), "fn": .int(c.fn)]
+    }
+
+    static let caseMetrics = ["dice", "iou", "precision", "recall", "hd95", "nsd"]
+
+    /// metrics.json: per case (each class, and their mean over the classes that define it),
+    /// pooled over the cases, and summarised over cases (mean and sd of the defined values,
+    /// with the count of undefined ones).
+    static func report(_ rows: [(id: String, perClass: [ClassComparison])], names: [String], tolerance: [Double], voxels: Int, slices: Int,
+                       parameters: Int, settings e: EvaluateConfiguration) -> JSON {
+        func classMean(_ perClass: [[String: JSON]], _ key: String) -> (JSON, Int) {
+            let v = perClass.compactMap { $0[key]?.number }
+            return (v.isEmpty ? .null : .number(v.reduce(0, +) / Double(v.count)), v.count)
+        }
+        var cases: [JSON] = []
+        for r in rows {
+            let perClass = r.perClass.map(json)
+            var row: [String: JSON] = ["case": .string(r.id)]
+            for key in caseMetrics { row[key] = classMean(perClass, key).0 }
+            row["classes_in_dice"] = .int(classMean(perClass, "dice").1)
+            row["classes"] = .object(Dictionary(uniqueKeysWithValues: zip(names, perClass.map(JSON.object))))
+            cases.append(.object(row))
+        }
+        func summary(_ values: [Double?]) -> JSON {
+            let v = values.compactMap { $0 }
+            guard !v.isEmpty else { return .object(["mean": .null, "sd": .null, "n": .int(0), "undefined": .int(values.count)]) }
+            let mean = v.reduce(0, +) / Double(v.count)
+            let sd = v.count > 1 ? (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count - 1)).squareRoot() : 0
+            return .object(["mean": .number(mean), "sd": .number(sd), "n": .int(v.count), "undefined": .int(values.count - v.count)])
+        }
+        var perCase: [String: JSON] = [:]
+        for key in caseMetrics { perCase[key] = summary(cases.map { $0[key]?.number }) }
+        var perCaseClasses: [String: JSON] = [:], pooledClasses: [String: JSON] = [:]
+        var pooled = [ClassComparison](repeating: ClassComparison(), count: names.count)
+        for (k, name) in names.enumerated() {
+            var s: [String: JSON] = [:]
+            for key in caseMetrics { s[key] = summary(cases.map { $0["classes"]?[name]?[key]?.number }) }
+            perCaseClasses[name] = .object(s)
+            for r in rows { pooled[k].add(r.perClass[k]) }
+            var p = json(pooled[k])
+            p["hd95"] = nil
+            p["nsd"] = nil
+            pooledClasses[name] = .object(p)
+        }
+        perCase["classes"] = .object(perCaseClasses)
+        var pooledSummary: [String: JSON] = [:]
+        for key in ["dice", "iou", "precision", "recall"] {
+            let v = pooled.compactMap { c -> Double? in
+                switch key { case "dice": return c.dice; case "iou": return c.iou; case "precision": return c.precision; default: return c.recall }
+            }
+            pooledSummary[key] = v.isEmpty ? .null : .number(v.reduce(0, +) / Double(v.count))
+        }
+        for (key, path) in [("tp", \ClassComparison.tp), ("fp", \ClassComparison.fp), ("fn", \ClassComparison.fn)] {
+            pooledSummary[key] = .int(pooled.map { $0[keyPath: path] }.reduce(0, +))
+        }
+        pooledSummary["classes"] = .object(pooledClasses)
+        let predictedNothing = pooled.allSatisfy { $0.tp + $0.fp == 0 }
+        return .object([
+            "grid": .string("patient"),
+            "pooled": .object(pooledSummary),
+            "per_case": .object(perCase),
+            "classes": .array(names.map(JSON.string)),
+            "nsd_tolerance_mm": .object(Dictionary(uniqueKeysWithValues: zip(names, tolerance.map(JSON.number)))),
+            "cases": .array(cases),
+            "voxels": .int(voxels),
+            "slices": .int(slices),
+            "predicted_nothing": .bool(predictedNothing),
+            "parameters": .int(parameters),
+            "threshold": .object(["value": .number(e.threshold), "on": .string(e.thresholdOn == .logit ? "logit" : "probability")]),
+        ])
+    }
+}
