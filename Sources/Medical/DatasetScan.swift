@@ -81,14 +81,26 @@ public struct DatasetScan: Sendable {
 /// integers, image voxels that are not numbers. Collected over every case, then
 /// reported together (each value with the cases that hold it).
 public struct VoxelAudit: Sendable {
-    /// Label values known: the classes' and the declared background's.
+    /// Label values known, and who declares them (for the message).
     let known: Set<Int>
+    let declaredBy: String
+    let advice: String
     var unknown: [Float: [String]] = [:]
     var fractional: [String] = []
     var notANumber: [String] = []
 
+    /// A spec's view: the classes' values and the declared background's.
     public init(classes: LabelClasses, background: [Int]) {
         known = Set(classes.classes.flatMap(\.values) + background)
+        declaredBy = "neither a class of data.foreground nor data.background (\(background.map(String.init).joined(separator: ", ")))"
+        advice = "name each as a class's value, or as background"
+    }
+
+    /// A dataset's own view: the values its dataset.json names (`labels`).
+    public init(labels: [Int: String]) {
+        known = Set(labels.keys)
+        declaredBy = "not among dataset.json's labels (\(labels.keys.sorted().map(String.init).joined(separator: ", ")))"
+        advice = "add each to dataset.json's labels, or correct the label files"
     }
 
     /// Reads one case's label and images.
@@ -105,12 +117,12 @@ public struct VoxelAudit: Sendable {
     }
 
     /// Every problem found, or none.
-    public func problems(background: [Int]) -> [DatasetProblem] {
+    public func problems() -> [DatasetProblem] {
         var out: [DatasetProblem] = []
         if !unknown.isEmpty {
             let values = unknown.keys.sorted().map { v in "\(Int(v)) (\(Self.cases(unknown[v] ?? [])))" }
             out.append(DatasetProblem(.labels, "label value\(unknown.count == 1 ? "" : "s") \(values.joined(separator: ", ")) \(unknown.count == 1 ? "is" : "are") "
-                                      + "neither a class of data.foreground nor data.background (\(background.map(String.init).joined(separator: ", "))): name \(unknown.count == 1 ? "it" : "them") as a class, or as background",
+                                      + "\(declaredBy): \(advice)",
                                       files: []))
         }
         if !fractional.isEmpty {

@@ -10,6 +10,8 @@ public struct Grid: Equatable, Sendable {
     /// The world step (mm) of one voxel along each canonical axis.
     public var axes: [[Double]]
     public var origin: [Double]
+    /// The file's orientation letters (`RAS`, `LPS`), to say what a mismatch most likely is.
+    public var code: String
 
     /// Tolerances of `mismatch`: origins within this share of the smallest voxel size,
     /// directions within this cosine, spacings within this relative difference.
@@ -20,6 +22,7 @@ public struct Grid: Equatable, Sendable {
     public init(dims: [Int], spacing: [Double], orientation o: Orientation) {
         self.dims = dims
         self.spacing = spacing
+        code = o.code
         let a = o.affine
         var axes: [[Double]] = [], origin = (0..<3).map { a[$0][3] }
         for canonical in 0..<3 {
@@ -36,6 +39,16 @@ public struct Grid: Equatable, Sendable {
     /// What differs between this grid (an image's) and `other` (its label's), beyond the
     /// tolerances; nil when they agree.
     public func mismatch(_ other: Grid) -> String? {
+        guard let found = difference(other) else { return nil }
+        // Stored in other axis orders and yet not one grid: most likely a header written wrongly.
+        if code != other.code, dims == other.dims {
+            return "its header orients it \(other.code) where the image's says \(code), and the two do not describe one grid (\(found)): "
+                + "in world space its voxels would be mirrored or moved against the image's"
+        }
+        return found
+    }
+
+    func difference(_ other: Grid) -> String? {
         func fmt(_ v: [Double]) -> String { "(" + v.map { String(format: "%.1f", $0) }.joined(separator: ", ") + ")" }
         if dims != other.dims { return "dimensions \(other.dims) against \(dims)" }
         for a in 0..<3 where abs(spacing[a] - other.spacing[a]) > Self.spacingTolerance * max(1, spacing[a]) {

@@ -114,8 +114,10 @@ public struct MSDDataset: Sendable {
     /// of the folder: a manifest that cannot be read, listed files that are missing, images
     /// without labels, and files in imagesTr/ or labelsTr/ that the manifest leaves out.
     /// The dataset holds the cases whose files are all there.
-    public static func survey(_ root: String, analyzeOrientation: AxisOrientation? = nil) -> (MSDDataset?, [DatasetProblem]) {
+    public static func survey(_ folder: String, analyzeOrientation: AxisOrientation? = nil) -> (MSDDataset?, [DatasetProblem]) {
         let fm = FileManager.default
+        // One spelling of every path, so that listed and found files compare equal.
+        let root = (folder as NSString).standardizingPath
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             return (nil, [DatasetProblem(.folder, "\(root): no such dataset folder", files: [root])])
@@ -161,7 +163,7 @@ public struct MSDDataset: Sendable {
                 let extra = listing(sub).map { root + "/" + sub + "/" + $0 }.filter { !listed.contains($0) }
                 if !extra.isEmpty {
                     problems.append(DatasetProblem(.files, "\(extra.count) file\(extra.count == 1 ? "" : "s") in \(sub)/ that dataset.json does not list: "
-                                                   + Self.names(extra) + "; add them to 'training' or move them out", files: extra))
+                                                   + Self.names(extra) + "; add \(extra.count == 1 ? "it" : "them") to 'training' or move \(extra.count == 1 ? "it" : "them") out", files: extra))
                 }
             }
         } else {

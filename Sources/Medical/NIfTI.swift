@@ -287,63 +287,96 @@ public enum NIfTI {
 }
 
 extension NIfTI {
-    /// Writes a label map (canonical order, whole values) with the header of `source`: the
-    /// same format (NIfTI-1 or NIfTI-2; ANALYZE becomes NIfTI-1), qform and sform with
-    /// their codes, units, intent and description. Only what a label map must change
-    /// changes: the datatype (UINT8, or UINT16 above 255), no scaling, three dimensions
-    /// (a 4D source's modalities are not a label's).
+    /// Writes a label map (canonical order, whole values) with the header of `source`, byte
+    /// for byte but what a label map must change: the datatype (UINT8, or UINT16 above 255),
+    /// no scaling (slope 1, intercept 0), the display range, three dimensions (a 4D source's
+    /// modalities are not a label's), and no extensions. So the format (NIfTI-1 or NIfTI-2),
+    /// byte order, qform and sform with their codes, units, intent and description are the
+    /// source's. (libnifti 3.0.1 cannot write a one-file NIfTI-2: the header is patched here,
+    /// at the offsets of nifti1.h and nifti2.h.) An ANALYZE source gives NIfTI-1.
     public static func writeLabels(_ volume: Volume, like source: String, to path: String) throws {
-        let (read, said) = LibNifti.quietly { nifti_image_read(source, 0) }
-        guard let nim = read else { throw NIfTIError.notNIfTI(source, detail: said.isEmpty ? "bad or missing header" : said) }
-        defer { nifti_image_free(nim) }
+        let version = try format(of: source)
+        guard version != .analyze else { return try write(volume, to: path, datatype: volume.data.contains { $0 > 255 } ? Int32(DT_UINT16) : Int32(DT_UINT8)) }
         let (fileDims, ordered) = volume.orientation.fileOrder(volume.data, canonicalDims: volume.dims)
-        guard withUnsafeBytes(of: nim.pointee.dim, { raw in
-            let d = raw.bindMemory(to: Int64.self)
-            return (1...3).allSatisfy { Int(d[$0]) == fileDims[$0 - 1] }
-        }) else {
-            throw NIfTIError.mismatch(image: source, label: path, detail: "the label map has dimensions \(fileDims), its source another shape")
+        let size = version == .nifti2 ? 540 : 348
+        var header = try headerBytes(source, count: size)
+        let big = header.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) } != Int32(size)
+        func put<T: FixedWidthInteger>(_ v: T, at offset: Int) {
+            let value = big ? v.bigEndian : v.littleEndian
+            withUnsafeBytes(of: value) { header.replaceSubrange(offset..<(offset + MemoryLayout<T>.size), with: $0) }
+        }
+        func putFloat(_ v: Double, at offset: Int) {
+            if version == .nifti2 { put(v.bitPattern, at: offset) } else { put(Float(v).bitPattern, at: offset) }
+        }
+        // The source's own dimensions must be the label map's.
+        let sourceDims: [Int] = (1...3).map { i in
+            header.withUnsafeBytes { raw -> Int in
+                version == .nifti2 ? Int(big ? Int64(bigEndian: raw.loadUnaligned(fromByteOffset: 16 + 8 * i, as: Int64.self)) : Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 16 + 8 * i, as: Int64.self)))
+                                   : Int(big ? Int16(bigEndian: raw.loadUnaligned(fromByteOffset: 40 + 2 * i, as: Int16.self)) : Int16(littleEndian: raw.loadUnaligned(fromByteOffset: 40 + 2 * i, as: Int16.self)))
+            }
+        }
+        guard sourceDims == fileDims else {
+            throw NIfTIError.mismatch(image: source, label: path, detail: "the label map has dimensions \(fileDims), its source \(sourceDims)")
         }
         let largest = ordered.max() ?? 0
-        let datatype = largest > 255 ? Int32(DT_UINT16) : Int32(DT_UINT8)
-        var nbyper: Int32 = 0, swapsize: Int32 = 0
-        nifti_datatype_sizes(datatype, &nbyper, &swapsize)
-        nim.pointee.datatype = datatype
-        nim.pointee.nbyper = nbyper
-        nim.pointee.swapsize = swapsize
-        nim.pointee.scl_slope = 1
-        nim.pointee.scl_inter = 0
-        nim.pointee.cal_min = 0
-        nim.pointee.cal_max = Double(largest)
-        nim.pointee.ndim = 3
-        withUnsafeMutableBytes(of: &nim.pointee.dim) { raw in
-            let d = raw.bindMemory(to: Int64.self)
-            d[0] = 3
-            for i in 4...7 { d[i] = 1 }
-        }
-        (nim.pointee.nt, nim.pointee.nu, nim.pointee.nv, nim.pointee.nw) = (1, 1, 1, 1)
-        nim.pointee.nvox = Int64(ordered.count)
-        if nim.pointee.nifti_type == NIFTI_FTYPE_ANALYZE { nim.pointee.nifti_type = NIFTI_FTYPE_NIFTI1_1 }
-        if nim.pointee.nifti_type == NIFTI_FTYPE_NIFTI1_2 { nim.pointee.nifti_type = NIFTI_FTYPE_NIFTI1_1 }
-        if nim.pointee.nifti_type == NIFTI_FTYPE_NIFTI2_2 { nim.pointee.nifti_type = NIFTI_FTYPE_NIFTI2_1 }
-        // libnifti frees the data with free(): allocate it with malloc.
-        guard let data = calloc(ordered.count, Int(nbyper)) else { throw NIfTIError.writeFailed(path + " (out of memory)") }
-        nim.pointee.data = data
-        if datatype == Int32(DT_UINT16) {
-            let p = data.assumingMemoryBound(to: UInt16.self)
-            for (i, v) in ordered.enumerated() { p[i] = UInt16(clamping: Int(v.rounded())) }
+        let wide = largest > 255
+        let dims = [3] + fileDims + [1, 1, 1, 1]
+        if version == .nifti2 {
+            for (i, d) in dims.enumerated() { put(Int64(d), at: 16 + 8 * i) }
+            put(Int16(wide ? DT_UINT16 : DT_UINT8), at: 12)
+            put(Int16(wide ? 16 : 8), at: 14)
+            put(Int64(size + 4), at: 168)
+            putFloat(1, at: 176)
+            putFloat(0, at: 184)
+            putFloat(Double(largest), at: 192)
+            putFloat(0, at: 200)
         } else {
-            let p = data.assumingMemoryBound(to: UInt8.self)
-            for (i, v) in ordered.enumerated() { p[i] = UInt8(clamping: Int(v.rounded())) }
+            for (i, d) in dims.enumerated() { put(Int16(d), at: 40 + 2 * i) }
+            put(Int16(wide ? DT_UINT16 : DT_UINT8), at: 70)
+            put(Int16(wide ? 16 : 8), at: 72)
+            put(Float(size + 4).bitPattern, at: 108)
+            putFloat(1, at: 112)
+            putFloat(0, at: 116)
+            putFloat(Double(largest), at: 124)
+            putFloat(0, at: 128)
+        }
+        var bytes = header + [0, 0, 0, 0]  // no extensions
+        bytes.reserveCapacity(bytes.count + ordered.count * (wide ? 2 : 1))
+        for v in ordered {
+            let n = Int(v.rounded())
+            if wide {
+                let w = UInt16(clamping: n)
+                withUnsafeBytes(of: big ? w.bigEndian : w.littleEndian) { bytes.append(contentsOf: $0) }
+            } else {
+                bytes.append(UInt8(clamping: n))
+            }
         }
         let url = URL(fileURLWithPath: path)
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(AtomicFile.temporaryMarker.dropFirst())\(getpid())-\(url.lastPathComponent)").path
         try AtomicFile.write(to: path, temporary: temporary) { tmp in
             try FaultInjection.point("write \(path)")
-            let (named, _) = LibNifti.quietly { nifti_set_filenames(nim, tmp, 0, 1) }
-            guard named == 0 else { throw NIfTIError.writeFailed(path) }
-            _ = LibNifti.quietly { nifti_image_write(nim) }
-            guard FileManager.default.fileExists(atPath: tmp) else { throw NIfTIError.writeFailed(path) }
+            guard let gz = gzopen(tmp, path.hasSuffix(".gz") ? "wb6" : "wbT") else { throw StorageError.system(errno, "cannot create \(tmp)") }
+            var written = 0
+            while written < bytes.count {
+                let n = bytes.withUnsafeBytes { raw in gzwrite(gz, raw.baseAddress?.advanced(by: written), UInt32(min(1 << 24, bytes.count - written))) }
+                guard n > 0 else {
+                    gzclose(gz)
+                    throw StorageError.system(errno == 0 ? EIO : errno, "cannot write \(path)")
+                }
+                written += Int(n)
+            }
+            guard gzclose(gz) == Z_OK else { throw StorageError.system(errno == 0 ? EIO : errno, "cannot write \(path)") }
         }
+    }
+
+    /// The first `count` bytes of a (possibly gzipped) file: its raw header.
+    static func headerBytes(_ path: String, count: Int) throws -> [UInt8] {
+        guard let gz = gzopen(path, "rb") else { throw NIfTIError.missing(path) }
+        defer { gzclose(gz) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        let n = bytes.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32(count)) }
+        guard n == count else { throw NIfTIError.notNIfTI(path, detail: "a header of \(max(0, n)) bytes, \(count) expected") }
+        return bytes
     }
 }
 

@@ -87,7 +87,7 @@ public final class SliceSet: @unchecked Sendable {
             images += slices.images
             labels += slices.labels
         }
-        let problems = audit.problems(background: background)
+        let problems = audit.problems()
         if !problems.isEmpty { throw DatasetProblems(problems) }
         let header = Header(identity: identity, settings: settings, patients: dataset.cases.map(\.id), records: records,
                             declared: dataset.modality, statistics: statistics)

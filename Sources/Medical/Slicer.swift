@@ -45,7 +45,7 @@ public enum Slicer {
     }
 
     /// Plane axes (rows, columns) and the slicing axis, in canonical RAS order.
-    static func axes(_ axis: SliceAxis) -> (row: Int, column: Int, slice: Int) {
+    public static func axes(_ axis: SliceAxis) -> (row: Int, column: Int, slice: Int) {
         switch axis {
         case .coronal: return (2, 0, 1)
         case .sagittal: return (2, 1, 0)

@@ -1,4 +1,5 @@
 import Architecture
+import Medical
 import Spec
 import StageConfig
 
@@ -8,33 +9,66 @@ struct CostModel {
     let summary: DatasetSummary
     let data: DataSpec
     let cacheBudgetBytes: Int
+    /// The split of the known slices (nil while they are not known), made once.
+    let manifest: SplitManifest?
+
+    init(throughput: Throughput, summary: DatasetSummary, data: DataSpec, cacheBudgetBytes: Int) {
+        (self.throughput, self.summary, self.data, self.cacheBudgetBytes) = (throughput, summary, data, cacheBudgetBytes)
+        manifest = summary.inventory.map { SplitManifest.make($0, data.split, keepEmpty: summary.prepared ? data.preprocess.keepEmpty : 1) }
+    }
 
     var pixels: Int { data.height * data.width }
-    var keptSlices: Double { summary.keptSlices(keepEmpty: data.preprocess.keepEmpty) }
     var trainShare: Double { max(0, 1 - data.split.test - data.split.val) }
 
-    /// Samples a stage trains on: the kept slices' training part times the subset chain.
-    func trainingSamples(_ spec: Spec, subset: String) -> Double {
-        let chain = spec.data.chain(subset)
-        let fraction = chain.reduce(1.0) { $0 * $1.fraction }
+    /// Slices of a split part: counted when the slices are known, else estimated.
+    func slices(_ part: SplitPart) -> Double {
+        if let m = manifest { return Double(m.slices(part).count) * (part == .train || part == .trainval ? unknownThinning : 1) }
         let share: Double
-        switch chain.first?.part ?? .train {
+        switch part {
         case .trainval: share = trainShare + data.split.val
         case .val: share = data.split.val
         case .test: share = data.split.test
         case .train: share = trainShare
         }
-        return keptSlices * share * fraction
+        return summary.totalSlices * share * (part == .train || part == .trainval ? unknownThinning : 1)
+    }
+
+    /// What keep_empty leaves of the training slices while their foreground is not known slice by slice.
+    var unknownThinning: Double {
+        summary.prepared ? 1 : summary.foregroundShare + (1 - summary.foregroundShare) * data.preprocess.keepEmpty
+    }
+
+    /// Whether training slice counts are exact: the slices are known, and keep_empty and
+    /// stratified subsets need no foreground flags the plan does not have.
+    func exactCounts(_ chain: [SubsetSpec]) -> Bool {
+        guard summary.inventory != nil else { return false }
+        return summary.prepared || (data.preprocess.keepEmpty >= 1 && !chain.contains { $0.level.stratify })
+    }
+
+    /// Samples a stage trains on: the training part's slices (thinned by keep_empty), then the subset chain.
+    func trainingSamples(_ spec: Spec, subset: String) -> Double {
+        let chain = spec.data.chain(subset)
+        if let inventory = summary.inventory, let m = manifest, exactCounts(chain) {
+            return Double(m.subset(SubsetChain(chain.map(\.level)), of: inventory, seed: UInt64(data.split.seed)).count)
+        }
+        return slices(chain.first?.level.part ?? .train) * chain.reduce(1.0) { $0 * $1.level.fraction }
+    }
+
+    /// Optimiser steps of an epoch over `samples` in batches of `batch`: the runtime skips a
+    /// last batch of one image when the model normalises by batch statistics.
+    static func stepsPerEpoch(samples: Int, batch: Int, usesBatchNorm: Bool) -> Int {
+        let rest = samples % batch
+        return samples / batch + (rest >= 2 || (rest == 1 && !usesBatchNorm) ? 1 : 0)
     }
 
     func seconds(_ flops: Double) -> Double { flops / (throughput.gflops * 1e9) }
 
     func prepare() -> StageCost {
         var c = StageCost()
-        // A float32 plane per modality plus one byte per label pixel, memory-mapped by training.
-        c.diskBytes = Int(keptSlices) * pixels * (4 * data.preprocess.planes + 1)
+        // Every slice: a float32 plane per modality plus one byte per label pixel, memory-mapped by training.
+        c.diskBytes = Int(summary.totalSlices) * pixels * (4 * data.preprocess.planes + 1)
         // Reading, resampling and windowing: about 20 MFLOP a slice.
-        c.flops = keptSlices * 2e7
+        c.flops = summary.totalSlices * 2e7
         c.seconds = seconds(c.flops)
         c.memoryBytes = summary.slicesPerCase * pixels * 4 * 4
         return c
@@ -58,10 +92,10 @@ struct CostModel {
             c.memoryBytes += teacher.parameterCount(height: data.height, width: data.width) * 4 + tf.activations * stage.batch * 4 / 8
         }
         // Validation passes: one forward over the validation part per epoch.
-        c.flops += 2 * Double(f.macs) * keptSlices * data.split.val * epochs
+        c.flops += 2 * Double(f.macs) * slices(.val) * epochs
         c.diskBytes = 2 * params * 4 * (1 + slots)  // last (resumable) and selected checkpoints
         c.seconds = seconds(c.flops)
-        c.steps = Int((samples / Double(stage.batch)).rounded(.up)) * stage.epochs
+        c.steps = Self.stepsPerEpoch(samples: Int(samples.rounded()), batch: stage.batch, usesBatchNorm: model.usesBatchNorm) * stage.epochs
         return c
     }
 
@@ -114,7 +148,7 @@ struct CostModel {
 
     func evaluate(_ model: ModelArchitecture) -> StageCost {
         let f = model.forwardCost(height: data.height, width: data.width)
-        let samples = keptSlices * data.split.test
+        let samples = slices(.test)
         var c = StageCost()
         c.parameters = model.parameterCount(height: data.height, width: data.width)
         c.macsPerSample = f.macs

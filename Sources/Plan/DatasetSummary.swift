@@ -1,20 +1,29 @@
 import Foundation
 import Hashing
+import Medical
 import Spec
 import StageConfig
 
-/// What the planner knows of a dataset before reading it: its identity and size.
+/// What the planner knows of a dataset before training: its identity, and how many
+/// slices each case has, read from the volumes' headers (or the phantom's settings),
+/// and from the prepared cache when the store has it (then which slices show foreground).
 public struct DatasetSummary: Sendable {
     /// Changes whenever the data would: the phantom's parameters, or an MSD folder's
     /// dataset.json and its file names and sizes.
     public var fingerprint: String
     public var cases: Int
+    /// The most slices any case has along the slice axis (what one case's preprocessing holds).
     public var slicesPerCase: Int
-    /// Share of slices that show foreground (used when empty slices are dropped).
+    /// Share of slices that show foreground (used while it is not known slice by slice).
     public var foregroundShare: Double
-    /// False when the sizes are guesses (data not found, or slice counts not read).
-    public var exact: Bool
+    /// Every case's slices, in the dataset's order: exact counts, from headers or the cache.
+    /// Foreground flags are known when `prepared` (read from the cache), else assumed.
+    public var inventory: SliceList?
+    public var prepared = false
     public var description: String
+
+    /// False when the sizes are guesses (data not found, or headers unreadable).
+    public var exact: Bool { inventory != nil }
 
     /// Typical axial slices per CT volume in MSD Task09 (3,650 slices over 41 cases).
     public static let defaultSlicesPerCase = 89
@@ -24,19 +33,21 @@ public struct DatasetSummary: Sendable {
     public static let msdForegroundShare = 0.3
 
     public static func summarize(_ data: DataSpec, relativeTo directory: String) -> DatasetSummary {
+        let axis = Slicer.axes(data.preprocess.sliceAxis).slice
         switch data.source {
         case .phantom(let p):
             // v2: organ labels (spleen 1, liver 2, kidneys 3) and modalities.
             let identity = "phantom/v2 cases=\(p.cases) seed=\(p.seed) size=\(p.size) slices=\(p.slices) noise=\(p.noise) hard=\(p.hardCases) modalities=\(p.modalities.joined(separator: ","))"
-            return DatasetSummary(fingerprint: SHA256.hex(identity), cases: p.cases, slicesPerCase: p.slices,
-                                  foregroundShare: phantomForegroundShare, exact: true,
-                                  description: "phantom \(p.cases) cases x \(p.slices) slices")
-        case .msd(let path, _):
+            let perCase = [p.size, p.size, p.slices][axis]
+            return DatasetSummary(fingerprint: SHA256.hex(identity), cases: p.cases, slicesPerCase: perCase, foregroundShare: phantomForegroundShare,
+                                  inventory: list(Array(repeating: perCase, count: p.cases)),
+                                  description: "phantom \(p.cases) cases x \(perCase) slices")
+        case .msd(let path, let orientation):
             let folder = path.hasPrefix("/") ? path : (directory as NSString).appendingPathComponent(path)
             let manifest = (folder as NSString).appendingPathComponent("dataset.json")
             guard let bytes = FileManager.default.contents(atPath: manifest) else {
                 return DatasetSummary(fingerprint: SHA256.hex("msd-missing:" + path), cases: 41,
-                                      slicesPerCase: defaultSlicesPerCase, foregroundShare: msdForegroundShare, exact: false,
+                                      slicesPerCase: defaultSlicesPerCase, foregroundShare: msdForegroundShare, inventory: nil,
                                       description: "msd \(path) (not found: sizes assume 41 cases x \(defaultSlicesPerCase) slices)")
             }
             var hasher = SHA256()
@@ -48,16 +59,38 @@ public struct DatasetSummary: Sendable {
                     hasher.update("\(sub)/\(name):\(size)\n")
                 }
             }
-            let cases = JSON.parse(bytes)?["numTraining"]?.int ?? JSON.parse(bytes)?["training"]?.array?.count ?? 0
-            return DatasetSummary(fingerprint: hasher.finalize(), cases: cases, slicesPerCase: defaultSlicesPerCase,
-                                  foregroundShare: msdForegroundShare, exact: false,
-                                  description: "msd \(path), \(cases) cases (assumed \(defaultSlicesPerCase) slices each)")
+            let scan = DatasetScan.scan(folder, modalities: data.preprocess.modalities, analyzeOrientation: orientation)
+            guard scan.problems.isEmpty, !scan.cases.isEmpty else {
+                let cases = JSON.parse(bytes)?["numTraining"]?.int ?? JSON.parse(bytes)?["training"]?.array?.count ?? 0
+                return DatasetSummary(fingerprint: hasher.finalize(), cases: cases, slicesPerCase: defaultSlicesPerCase,
+                                      foregroundShare: msdForegroundShare, inventory: nil,
+                                      description: "msd \(path), \(cases) cases (headers unreadable: \(defaultSlicesPerCase) slices each assumed)")
+            }
+            let perCase = scan.cases.map { $0.dims[axis] }
+            return DatasetSummary(fingerprint: hasher.finalize(), cases: perCase.count, slicesPerCase: perCase.max() ?? 0,
+                                  foregroundShare: msdForegroundShare, inventory: list(perCase, ids: scan.cases.map(\.id)),
+                                  description: "msd \(path), \(perCase.count) cases, \(perCase.reduce(0, +)) slices")
         }
     }
 
-    /// Slices kept after dropping a share of the empty ones.
-    public func keptSlices(keepEmpty: Double) -> Double {
-        let total = Double(cases * slicesPerCase)
-        return total * foregroundShare + total * (1 - foregroundShare) * keepEmpty
+    /// Slices of cases with these counts; foreground unknown (marked present, so that no
+    /// thinning is assumed from it).
+    static func list(_ perCase: [Int], ids: [String]? = nil) -> SliceList {
+        var records: [SliceRecord] = []
+        for (p, n) in perCase.enumerated() { for k in 0..<n { records.append(SliceRecord(patient: p, slice: k, hasForeground: true)) } }
+        return SliceList(records: records, patients: ids ?? perCase.indices.map { "case \($0)" })
     }
+
+    /// The same summary with the slices of a prepared cache (foreground known slice by slice).
+    func refined(by cache: SliceList) -> DatasetSummary {
+        var s = self
+        s.inventory = cache
+        s.prepared = true
+        let slices = Double(max(1, cache.records.count))
+        s.foregroundShare = Double(cache.records.filter(\.hasForeground).count) / slices
+        return s
+    }
+
+    /// Every slice (the prepared cache holds them all).
+    public var totalSlices: Double { inventory.map { Double($0.records.count) } ?? Double(cases * slicesPerCase) }
 }

@@ -1,6 +1,7 @@
 import Architecture
 import Foundation
 import Hashing
+import Medical
 import Spec
 import StageConfig
 
@@ -13,13 +14,17 @@ public struct Planner {
     public var cacheBudgetBytes: Int
     /// Relative data paths resolve against this directory (the spec's).
     public var specDirectory: String
+    /// A run store whose prepared data, when there, gives exact slice counts (which slices
+    /// keep_empty and stratified subsets keep needs each slice's foreground).
+    public var store: String?
 
     public static let defaultCacheBudget = 32 << 30
 
-    public init(throughput: Throughput = .fallback, cacheBudgetBytes: Int = Planner.defaultCacheBudget, specDirectory: String) {
+    public init(throughput: Throughput = .fallback, cacheBudgetBytes: Int = Planner.defaultCacheBudget, specDirectory: String, store: String? = nil) {
         self.throughput = throughput
         self.cacheBudgetBytes = cacheBudgetBytes
         self.specDirectory = specDirectory
+        self.store = store
     }
 
     /// Plans every variant (or only `variant`). The spec must be free of errors.
@@ -169,10 +174,19 @@ struct PlanBuilder {
         let model = CostModel(throughput: planner.throughput, summary: summary, data: spec.data, cacheBudgetBytes: planner.cacheBudgetBytes)
         let config = PrepareConfiguration(source: spec.data.source, fingerprint: summary.fingerprint, classes: spec.data.classes, background: spec.data.background,
                                           preprocess: spec.data.preprocess, split: spec.data.split)
-        let hash = add(.prepare(config), label: "prepare \(summary.description), \(spec.data.height)x\(spec.data.width)",
-                       inputs: [:], cost: model.prepare(), note: summary.exact ? nil : "sizes are estimates until the data is read")
-        prepareMemo[memoKey] = (hash, model)
-        return (hash, model)
+        let hash = PlanStage.hash(.prepare(config), inputs: [:])
+        var cost = model
+        var note = summary.exact ? nil : "sizes are estimates until the data is read"
+        if let root = planner.store, FileManager.default.fileExists(atPath: "\(root)/stages/\(hash)/done"),
+           let set = try? SliceSet(path: "\(root)/stages/\(hash)/slices.bin") {
+            cost = CostModel(throughput: planner.throughput, summary: summary.refined(by: SliceList(records: set.records, patients: set.patients)),
+                             data: spec.data, cacheBudgetBytes: planner.cacheBudgetBytes)
+            note = "slice counts from the prepared data in \(root)"
+        }
+        _ = add(.prepare(config), label: "prepare \(summary.description), \(spec.data.height)x\(spec.data.width)",
+                inputs: [:], cost: cost.prepare(), note: note)
+        prepareMemo[memoKey] = (hash, cost)
+        return (hash, cost)
     }
 
     /// The subset chain, root first: what a stage trains on, independent of names.

@@ -94,11 +94,17 @@ public struct Executor: Sendable {
                 if b.running.isEmpty {
                     // Nothing can start: inputs outside `only` that are not done. A damaged input is a failure that says so.
                     for h in b.pending {
-                        guard let s = plan.stage(h), let (input, why) = s.inputs.values.lazy.compactMap({ i in damaged[i].map { (i, $0) } }).first else {
-                            b.summary.skipped.append(h)
-                            continue
+                        guard let s = plan.stage(h) else { continue }
+                        let error: RuntimeError
+                        if let (input, why) = s.inputs.values.lazy.compactMap({ i in damaged[i].map { (i, $0) } }).first {
+                            error = RuntimeError.stage("its input \(plan.stage(input)?.label ?? String(input.prefix(12))) (\(input.prefix(12))) is damaged (\(why)) and set aside: run that stage again (`distill sweep SPEC`, or its job) before this one")
+                        } else {
+                            // A single stage (a cluster job) whose inputs were never run: name them.
+                            let missing = s.inputs.sorted { $0.key < $1.key }.filter { !b.finished.contains($0.value) && !store.isDone($0.value) }
+                            guard !missing.isEmpty else { b.summary.skipped.append(h); continue }
+                            error = RuntimeError.stage("it needs " + missing.map { "its \($0.key) input, \(plan.stage($0.value)?.label ?? "stage") (\($0.value.prefix(12)))" }.joined(separator: " and ")
+                                                       + ", not done in \(store.root): run \(missing.count == 1 ? "that stage" : "those stages") first")
                         }
-                        let error = RuntimeError.stage("its input \(plan.stage(input)?.label ?? String(input.prefix(12))) (\(input.prefix(12))) is damaged (\(why)) and set aside: run that stage again (`distill sweep SPEC`, or its job) before this one")
                         recordFailure(s, error)
                         b.summary.failed.append((h, "\(error)", store.file(h, "log.txt")))
                     }

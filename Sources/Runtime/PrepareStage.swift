@@ -25,18 +25,35 @@ enum PrepareStage {
             folder = path.hasPrefix("/") ? path : (ctx.baseDirectory as NSString).appendingPathComponent(path)
             analyzeOrientation = orientation
         }
-        let dataset = try MSDDataset.load(folder, analyzeOrientation: analyzeOrientation)
+        // The headers first, as `distill check` reads them (the same problems, the same ids), then every voxel.
+        let scan = DatasetScan.scan(folder, modalities: c.preprocess.modalities, analyzeOrientation: analyzeOrientation)
+        guard scan.problems.isEmpty, let dataset = scan.dataset else { throw problems(scan.problems) }
         // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
         try AtomicFile.write(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
         let start = Date()
-        let set = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, background: c.background, split: c.split, cache: ctx.directory + "/slices.bin") { i, n in
-            if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") }
+        let set: SliceSet
+        do {
+            set = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, background: c.background, split: c.split, cache: ctx.directory + "/slices.bin") { i, n in
+                if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") }
+            }
+        } catch let found as DatasetProblems {
+            throw problems(found.problems)
+        } catch let found as DatasetProblem {
+            throw problems([found])
         }
         let manifest = SplitManifest.make(set, c.split, keepEmpty: c.preprocess.keepEmpty)
         let json = try JSONSerialization.data(withJSONObject: manifest.json, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(json, to: ctx.directory + "/split.json")
         let seconds = Date().timeIntervalSince(start)
         ctx.log("\(set.count) slices from \(dataset.cases.count) cases in \(String(format: "%.1f", seconds)) s; train \(manifest.slices(.train).count), val \(manifest.slices(.val).count), test \(manifest.slices(.test).count)")
+    }
+}
+
+extension PrepareStage {
+    /// The data's problems, each with the id `distill check` gives it.
+    static func problems(_ found: [DatasetProblem]) -> RuntimeError {
+        if found.count == 1 { return RuntimeError.stage("the dataset: " + DataDiagnostics.text(found[0])) }
+        return RuntimeError.stage("the dataset has \(found.count) problems:\n" + found.map { "  " + DataDiagnostics.text($0) }.joined(separator: "\n"))
     }
 }
 

@@ -166,6 +166,7 @@ enum TrainStage {
         try Checkpoint.writeMetrics(ctx, state)
         try Checkpoint.publishBest(ctx, state)
         ctx.summary["best_epoch"] = .int(state.bestEpoch)
+        ctx.summary["steps"] = .int(optimizer.step)
         ctx.log("best epoch \(state.bestEpoch) by \(valSlices.isEmpty ? "last" : "\(c.select.split.rawValue) \(c.select.metric.rawValue)"); \(Int(Date().timeIntervalSince(started)))s")
     }
 }

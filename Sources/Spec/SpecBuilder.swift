@@ -171,7 +171,21 @@ struct SpecBuilder {
             classes = .merged(v.list.compactMap(\.int))
         }
         if let problem = classes.problem {
-            diagnostics.append(Diagnostic(SpecDiagnostics.badClasses, problem, at: v.range, path: "data.foreground"))
+            // Classes merged from several files (`extends`): say where each one of a clash was written.
+            var notes: [DiagnosticNote] = []
+            if case .object(let members) = v.kind {
+                var owner: [Int: Value.Member] = [:]
+                for m in members {
+                    for value in m.value.int.map({ [$0] }) ?? m.value.list.compactMap(\.int) {
+                        if let first = owner[value], first.keyRange?.file.path != m.keyRange?.file.path || first.keyRange?.file.path != v.range?.file.path {
+                            notes.append(DiagnosticNote("'\(first.key)' (value \(value)) is declared here", at: first.keyRange))
+                            notes.append(DiagnosticNote("'\(m.key)' (value \(value)) is declared here", at: m.keyRange))
+                        }
+                        owner[value] = owner[value] ?? m
+                    }
+                }
+            }
+            diagnostics.append(Diagnostic(SpecDiagnostics.badClasses, problem, at: v.range, path: "data.foreground", notes: notes))
             return nil
         }
         return classes

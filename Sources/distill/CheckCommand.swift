@@ -1,6 +1,7 @@
 import ArgumentParser
 import Diagnostics
 import Foundation
+import Plan
 import Spec
 
 /// `distill check FILE|DIR...`: every problem of every spec, like a compiler.
@@ -37,7 +38,7 @@ struct CheckCommand: ParsableCommand {
         }
         var diagnostics: [Diagnostic] = []
         for file in files {
-            guard let checked = SpecChecker.check(path: file) else {
+            guard let checked = SpecChecker.checkWithData(path: file) else {
                 ioErrors.append("error: cannot read '\(file)'")
                 continue
             }

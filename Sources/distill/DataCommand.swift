@@ -63,14 +63,17 @@ struct DataCommand: ParsableCommand {
             }
         }
 
+        /// Every case: its headers checked as `distill check` checks them, then its voxels
+        /// (label values dataset.json does not name, labels that are not whole numbers, NaN).
         func inspectDataset(_ path: String, _ orientation: AxisOrientation?) -> Int {
-            let dataset: MSDDataset
-            do { dataset = try MSDDataset.load(path, analyzeOrientation: orientation) } catch {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                return 1
+            let scan = DatasetScan.scan(path, modalities: nil, analyzeOrientation: orientation)
+            var problems = scan.problems.filter { !($0.kind == .modality && $0.message.contains("choose them with")) }
+            guard let dataset = scan.dataset else {
+                for p in problems { FileHandle.standardError.write(Data("error: \(p.message)\n".utf8)) }
+                return max(1, problems.count)
             }
             print("\(dataset.name): \(dataset.cases.count) cases, modality \(dataset.modality.joined(separator: ", ")), labels \(dataset.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))")
-            var problems = 0
+            var audit = VoxelAudit(labels: dataset.labels)
             for c in dataset.cases {
                 do {
                     let all = c.images.count > 1 ? try c.images.map { try dataset.read($0) }
@@ -85,22 +88,18 @@ struct DataCommand: ParsableCommand {
                             print("  \(name): " + describe(v, nil))
                         }
                     }
-                    if !dataset.modality.isEmpty, all.count != dataset.modality.count {
-                        problems += 1
-                        print("  problem: \(all.count) modalities, dataset.json declares \(dataset.modality.count) (\(dataset.modality.joined(separator: ", ")))")
-                    }
-                    for image in all where image.dims != label.dims {
-                        problems += 1
-                        print("  problem: label dimensions \(label.dims) differ from the image's \(image.dims)")
-                        break
+                    if !dataset.labels.isEmpty || all.contains(where: { $0.data.contains { !$0.isFinite } }) {
+                        audit.audit(case: c.id, label: label, images: all, files: (c.image, c.label))
                     }
                 } catch {
-                    problems += 1
-                    print("\(c.id): problem: \(error)")
+                    // The scan has named what cannot be read.
+                    continue
                 }
             }
-            print(problems == 0 ? "no problems" : "\(problems) problem\(problems == 1 ? "" : "s")")
-            return problems
+            problems += audit.problems().filter { dataset.labels.isEmpty ? $0.kind != .labels || $0.message.hasPrefix("labels that are not whole") : true }
+            for p in problems { print("problem: \(p.message)") }
+            print(problems.isEmpty ? "no problems" : "\(problems.count) problem\(problems.count == 1 ? "" : "s")")
+            return problems.count
         }
 
         func describe(_ v: Volume, _ path: String?) -> String {

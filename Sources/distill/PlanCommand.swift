@@ -33,6 +33,9 @@ struct PlanCommand: ParsableCommand {
     @Option(name: .long, help: "Cores of one node, against the cores `distill calibrate` measured with (default: the same).")
     var coresPerNode: Int?
 
+    @Option(name: .long, help: "The run store: its prepared data, when there, gives exact slice counts (and so steps).")
+    var store: String = "runs"
+
     @Option(name: .long, help: "Largest teacher-output cache to choose, in GiB.")
     var cacheBudget: Double = Double(Planner.defaultCacheBudget >> 30)
 
@@ -51,7 +54,7 @@ struct PlanCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard let checked = SpecChecker.check(path: spec) else {
+        guard let checked = SpecChecker.checkWithData(path: spec) else {
             FileHandle.standardError.write(Data("error: cannot read '\(spec)'\n".utf8))
             throw ExitStatus.usage
         }
@@ -72,7 +75,7 @@ struct PlanCommand: ParsableCommand {
         }
         let directory = (spec as NSString).deletingLastPathComponent
         let planner = Planner(throughput: Throughput.load(), cacheBudgetBytes: Int(cacheBudget * Double(1 << 30)),
-                              specDirectory: directory.isEmpty ? "." : directory)
+                              specDirectory: directory.isEmpty ? "." : directory, store: store)
         var plan = planner.plan(checked, variant: variant)
         if format == .json {
             let dir = directory.isEmpty ? FileManager.default.currentDirectoryPath : directory

@@ -51,7 +51,10 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         Parallel.setThreads(threads)
-        let isFile = stageOrCheckpoint.hasSuffix(".safetensors") || FileManager.default.fileExists(atPath: stageOrCheckpoint)
+        // A checkpoint is a file (a folder of the same name, a store say, is not one).
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: stageOrCheckpoint, isDirectory: &isDirectory)
+        let isFile = stageOrCheckpoint.hasSuffix(".safetensors") || (exists && !isDirectory.boolValue)
         let stageName: String
         var checkpoint: String?
         if isFile {

@@ -28,8 +28,9 @@ struct StoreOptions: ParsableArguments {
 /// Checks and plans a spec for the run commands; prints diagnostics and exits on errors.
 enum SpecPlanning {
     /// `firstVariant` plans only the first variant when none is named (what `run` executes).
-    static func plan(_ spec: String, variant: String?, firstVariant: Bool = false) throws -> (ExecutionPlan, String) {
-        guard let checked = SpecChecker.check(path: spec) else {
+    /// `store`: where prepared data gives exact slice counts (nil: the headers' counts).
+    static func plan(_ spec: String, variant: String?, firstVariant: Bool = false, store: String? = nil) throws -> (ExecutionPlan, String) {
+        guard let checked = SpecChecker.checkWithData(path: spec) else {
             FileHandle.standardError.write(Data("error: cannot read '\(spec)'\n".utf8))
             throw ExitStatus.usage
         }
@@ -45,7 +46,7 @@ enum SpecPlanning {
         let directory = (spec as NSString).deletingLastPathComponent
         let base = directory.isEmpty ? FileManager.default.currentDirectoryPath : (directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
         let chosen = variant ?? (firstVariant ? checked.variants.first?.name : nil)
-        var plan = Planner(throughput: Throughput.load(), specDirectory: base).plan(checked, variant: chosen)
+        var plan = Planner(throughput: Throughput.load(), specDirectory: base, store: store).plan(checked, variant: chosen)
         plan.baseDirectory = base
         return (plan, base)
     }
@@ -144,7 +145,7 @@ struct RunCommand: ParsableCommand {
             return
         }
         guard let spec else { throw ExitStatus.usage }
-        let (p, base) = try SpecPlanning.plan(spec, variant: variant, firstVariant: true)
+        let (p, base) = try SpecPlanning.plan(spec, variant: variant, firstVariant: true, store: options.store)
         try SpecPlanning.execute(p, base: base, options: options)
         if World.current.isRoot { print(Report.text(p, store: RunStore(root: options.store))) }
     }
@@ -165,7 +166,7 @@ struct SweepCommand: ParsableCommand {
     @OptionGroup var options: StoreOptions
 
     func run() throws {
-        let (p, base) = try SpecPlanning.plan(spec, variant: nil)
+        let (p, base) = try SpecPlanning.plan(spec, variant: nil, store: options.store)
         var failure: Error?
         do { try SpecPlanning.execute(p, base: base, options: options, failFast: failFast) } catch { failure = error }
         let rows = World.current.isRoot ? Report.rows(p, store: RunStore(root: options.store)) : []

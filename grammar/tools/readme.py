@@ -7,10 +7,21 @@ after `swift build`:  python3 grammar/tools/readme.py"""
 import os, re, subprocess
 
 HEAD = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'head.md')).read()
-DIAGNOSTICS_INTRO = '## Diagnostics\n\nEvery diagnostic has a stable id. `E` is an error (the spec is not run), `W` a\nwarning. Each id has a golden test in Tests/SpecTests/Fixtures/errors (the\nfixtures extend `Fixtures/base.yaml`); the examples below are those fixtures\nand their exact output, checked by the tests.\n\n'
+DIAGNOSTICS_INTRO = '## Diagnostics\n\nEvery diagnostic has a stable id. `E` is an error (the spec is not run), `W` a\nwarning. Each id has a golden test in Tests/SpecTests/Fixtures/errors (the\nfixtures extend `Fixtures/base.yaml`); the examples below are those fixtures\nand their exact output, checked by the tests. The `E08xx` ids are the data\'s:\n`distill check` and `distill plan` read every case\'s header when the data source\nis a folder that exists (the fixtures\' folders are in Fixtures/data), and\n`distill run` gives the same ids for the same problems.\n\n'
 
 NO_EXAMPLE = {
     'E0109': 'Specs larger than 8 MiB are refused before parsing.',
+    'E0807': 'Found when the data is prepared (it takes the voxels): a label value that\n'
+             'is neither a value of a class of `data.foreground` nor of `data.background`,\n'
+             'or a label that is not a whole number. `distill run` lists every such value\n'
+             'with the cases that hold it, for example\n\n'
+             '```text\n[prepare 534a5175323c] failed: the dataset: error[E0807]: label values 7 (brain_1), 300\n'
+             '(brain_1, brain_4) are neither a class of data.foreground nor data.background (0): name each\n'
+             "as a class's value, or as background\n```\n\n"
+             '`distill data inspect FOLDER` reports the values dataset.json does not name, and\n'
+             'exits 1.',
+    'E0808': 'Found when the data is prepared: image voxels that are NaN or infinite,\n'
+             'named by file (`distill data inspect` reports them too).',
     'E0001': 'No spec causes this: it means a spec passed validation but the typed\n'
              'configuration the planner and the runtime read (Sources/StageConfig) cannot\n'
              'read it, so the schema and that type disagree. It is a bug in Distillery;\n'
@@ -20,7 +31,7 @@ NO_EXAMPLE = {
 ref = subprocess.run(['.build/debug/distill', 'schema', '--format', 'markdown'],
                      capture_output=True, text=True, check=True).stdout
 ids = []
-for f in ['Sources/SpecSyntax/SyntaxDiagnostics.swift', 'Sources/Spec/SpecDiagnostics.swift']:
+for f in ['Sources/SpecSyntax/SyntaxDiagnostics.swift', 'Sources/Spec/SpecDiagnostics.swift', 'Sources/Plan/DataChecks.swift']:
     ids += re.findall(r'DiagnosticID\("(\w+)", \.(\w+), "([^"]+)"\)', open(f).read())
 fx = 'Tests/SpecTests/Fixtures/errors'
 fixtures = sorted(x for x in os.listdir(fx) if x.endswith('.yaml'))

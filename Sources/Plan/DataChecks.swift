@@ -1,0 +1,96 @@
+import Diagnostics
+import Foundation
+import Medical
+import Spec
+import StageConfig
+
+/// The data layer's diagnostic catalog. `distill check` and `distill plan` give the
+/// ones a dataset's headers show (located at the spec's data source); `distill run`
+/// gives the same ids for the same problems, and the voxel ones (E0807, E0808) when
+/// the data is prepared.
+public enum DataDiagnostics {
+    public static let folderMissing = DiagnosticID("W0801", .warning, "dataset folder not found")
+    public static let manifest = DiagnosticID("E0802", .error, "dataset.json cannot be read")
+    public static let files = DiagnosticID("E0803", .error, "dataset files missing or not listed")
+    public static let modality = DiagnosticID("E0804", .error, "modalities do not match the dataset")
+    public static let header = DiagnosticID("E0805", .error, "a volume's header cannot be read")
+    public static let geometry = DiagnosticID("E0806", .error, "an image and its label do not share one grid")
+    public static let labels = DiagnosticID("E0807", .error, "label values the spec does not account for")
+    public static let voxels = DiagnosticID("E0808", .error, "image voxels that are not numbers")
+
+    public static let all: [DiagnosticID] = [folderMissing, manifest, files, modality, header, geometry, labels, voxels]
+
+    /// The id of a kind of dataset problem.
+    public static func id(_ kind: DatasetProblem.Kind) -> DiagnosticID {
+        switch kind {
+        case .folder: return folderMissing
+        case .manifest: return manifest
+        case .files: return files
+        case .modality: return modality
+        case .header: return header
+        case .geometry: return geometry
+        case .labels: return labels
+        case .voxels: return voxels
+        }
+    }
+
+    /// A problem as the runtime reports it: with its id, as `distill check` would.
+    public static func text(_ p: DatasetProblem) -> String {
+        let id = id(p.kind)
+        return "\(id.severity == .error ? "error" : "warning")[\(id.code)]: \(p.message)"
+    }
+}
+
+/// Reads every dataset a checked spec names, as far as its headers: the diagnostics
+/// of its problems, located at the spec's `data.source`.
+public enum DataChecks {
+    /// The folder a data source names, resolved against the spec's folder.
+    public static func folder(_ source: DataSource, specDirectory: String) -> String? {
+        guard case .msd(let path, _) = source else { return nil }
+        return path.hasPrefix("/") ? path : (specDirectory as NSString).appendingPathComponent(path)
+    }
+
+    /// Every distinct dataset of the base spec and its variants, scanned once each.
+    public static func check(_ checked: CheckedSpec, specDirectory: String) -> [Diagnostic] {
+        var seen = Set<String>(), out: [Diagnostic] = []
+        for spec in [checked.base].compactMap({ $0 }) + checked.variants.compactMap(\.spec) {
+            let data = spec.data
+            guard case .msd(_, let orientation) = data.source, let root = folder(data.source, specDirectory: specDirectory) else { continue }
+            let key = root + "|" + (data.preprocess.modalities ?? []).joined(separator: ",") + "|" + (orientation.map { "\($0.letters)" } ?? "")
+            guard seen.insert(key).inserted else { continue }
+            let scan = DatasetScan.scan(root, modalities: data.preprocess.modalities, analyzeOrientation: orientation)
+            out += diagnostics(scan.problems, data: data, root: root)
+        }
+        return out
+    }
+
+    static func diagnostics(_ problems: [DatasetProblem], data: DataSpec, root: String) -> [Diagnostic] {
+        let at = data.value["source"]?["msd"]?.range ?? data.value["source"]?.range ?? data.value.range
+        let written = data.value["source"]?["msd"]?.string ?? root
+        // Files are named relative to the folder the spec names (the diagnostic points at it).
+        func relative(_ text: String) -> String { text.replacingOccurrences(of: (root as NSString).standardizingPath + "/", with: "").replacingOccurrences(of: root + "/", with: "") }
+        return problems.map { p in
+            if p.kind == .folder {
+                return Diagnostic(DataDiagnostics.folderMissing, "dataset folder '\(written)' is not there: its cases cannot be checked before a run",
+                                  at: at, path: "data.source.msd",
+                                  notes: [DiagnosticNote("the data may live on the cluster that runs the plan; there `distill check` reads it")])
+            }
+            let shown = p.files.prefix(5).map { DiagnosticNote("file: \(relative($0))") }
+            let more = p.files.count > 5 ? [DiagnosticNote("and \(p.files.count - 5) more files")] : []
+            return Diagnostic(DataDiagnostics.id(p.kind), relative(p.message), at: at, path: "data.source.msd", notes: shown + more)
+        }
+    }
+}
+
+extension SpecChecker {
+    /// Checks the spec at `path` and then its data, as far as the headers of its volumes
+    /// (what `distill check`, `plan` and `run` use).
+    public static func checkWithData(path: String, loader: SpecLoader = SpecLoader(),
+                                     environment: [String: String] = ProcessInfo.processInfo.environment) -> CheckedSpec? {
+        guard var checked = check(path: path, loader: loader, environment: environment) else { return nil }
+        let directory = (path as NSString).deletingLastPathComponent
+        let base = directory.hasPrefix("/") ? directory : (loader.workingDirectory as NSString).appendingPathComponent(directory)
+        checked.diagnostics = (checked.diagnostics + DataChecks.check(checked, specDirectory: (base as NSString).standardizingPath)).sortedForOutput()
+        return checked
+    }
+}
