@@ -14,7 +14,8 @@ public enum DataBenchmark {
         let dataset = try MSDDataset.load(dir)
         let start = Date()
         let settings = Preprocessing(sliceAxis: .axial, window: .hounsfield(low: -160, high: 240), modalities: nil, normalize: [.window], height: 256, width: 256, channels: 3, keepEmpty: 1)
-        let set = try SliceSet.prepare(dataset, settings, classes: .merged([1]), background: [0], cache: dir + "/slices.bin")
+        // The spleen is the class; the phantom's liver and kidneys are background.
+        let set = try SliceSet.prepare(dataset, settings, classes: .merged([1]), background: [0, 2, 3], cache: dir + "/slices.bin")
         let prep = Date().timeIntervalSince(start)
         var rng = RNG(seed: 1)
         var times: [Double] = []
@@ -38,9 +39,36 @@ public enum DataBenchmark {
         let manifest = #"{"training": [{"image": "\#(templates)/ch2.nii.gz", "label": "\#(templates)/aal.nii.gz"}], "labels": {"0": "background", "1": "region"}}"#
         try Data(manifest.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
         let dataset = try MSDDataset.load(dir)
+        // Every AAL region is foreground (one merged class): each label value is accounted for.
+        let regions = Set(try NIfTI.read(templates + "/aal.nii.gz").data.map { Int($0) }).subtracting([0]).sorted()
         let start = Date()
         let settings = Preprocessing(sliceAxis: .axial, window: .clip255, modalities: nil, normalize: [.window], height: 256, width: 256, channels: 3, keepEmpty: 1)
-        let set = try SliceSet.prepare(dataset, settings, classes: .merged([1]), background: [0], cache: dir + "/slices.bin")
+        let set = try SliceSet.prepare(dataset, settings, classes: .merged(regions), background: [0], cache: dir + "/slices.bin")
         return (Double(set.count) / Date().timeIntervalSince(start), set.count)
+    }
+
+    /// The header scan `distill check` and `plan` make of a dataset: `cases` cases of a
+    /// 64x64x32 CT and its label (gzipped NIfTI-1), listed in dataset.json.
+    public static func headerScan(cases: Int = 1000) throws -> (seconds: Double, cases: Int) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-bench-scan-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Phantom.write(PhantomSettings(cases: 1, seed: 5, size: 64, slices: 32, noise: 20, hardCases: 0, modalities: ["CT"]), to: dir + "/one")
+        let one = try MSDDataset.load(dir + "/one")
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: dir + "/labelsTr", withIntermediateDirectories: true)
+        var training: [String] = []
+        for i in 0..<cases {
+            try fm.copyItem(atPath: one.cases[0].image, toPath: "\(dir)/imagesTr/case_\(i).nii.gz")
+            try fm.copyItem(atPath: one.cases[0].label, toPath: "\(dir)/labelsTr/case_\(i).nii.gz")
+            training.append(#"{"image": "./imagesTr/case_\#(i).nii.gz", "label": "./labelsTr/case_\#(i).nii.gz"}"#)
+        }
+        try Data(#"{"modality": {"0": "CT"}, "labels": {"0": "background", "1": "spleen"}, "training": [\#(training.joined(separator: ","))]}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        let start = Date()
+        let scan = DatasetScan.scan(dir, modalities: nil, analyzeOrientation: nil)
+        let seconds = Date().timeIntervalSince(start)
+        guard scan.problems.isEmpty, scan.cases.count == cases else { throw DatasetProblems(scan.problems) }
+        return (seconds, cases)
     }
 }

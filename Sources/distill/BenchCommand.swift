@@ -39,6 +39,9 @@ struct BenchCommand: ParsableCommand {
             if let real = try DataBenchmark.realVolume() {
                 print(String(format: "preprocessing a real volume (mricron ch2, 181x217x181): %.0f slices/s (%d slices)", real.slicesPerSecond, real.slices))
             }
+            let scan = try DataBenchmark.headerScan()
+            print(String(format: "header scan (distill check and plan): %d cases in %.2f s, %.2f ms a case (image and label, gzipped NIfTI-1)",
+                         scan.cases, scan.seconds, scan.seconds * 1000 / Double(scan.cases)))
             return
         }
         if let row, var r = RuntimeBenchmark.rows.first(where: { $0.name == row }) {
