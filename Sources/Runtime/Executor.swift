@@ -157,8 +157,18 @@ public struct Executor: Sendable {
             }
         }
         var damaged: [String: String] = [:]
+        let start = Date()
+        var verified = 0, bytes = 0
+        defer {
+            if echo, verified > 0 {
+                let line = "verified \(verified) finished stage\(verified == 1 ? "" : "s") against their digests (\(Format.bytes(bytes))) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s"
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            }
+        }
         for h in check {
-            guard case .damaged(let problems) = store.verify(h) else { continue }
+            let integrity = store.verify(h)
+            if case .intact(_, let b) = integrity { verified += 1; bytes += b }
+            guard case .damaged(let problems) = integrity else { continue }
             let why = problems.map(\.description).joined(separator: "; ")
             damaged[h] = why
             let rerun = wanted.contains { $0.hash == h }
