@@ -42,10 +42,10 @@ public enum SpecSchema {
     // MARK: data
 
     public static let phantom = ObjectSchema("Phantom", "The built-in synthetic abdominal CT generator (spleen 1, liver 2, kidneys 3), written as an MSD folder.", fields: [
-        Field("cases", .integer(min: 4, max: 10_000), default: .int(24), "Number of patients."),
+        Field("cases", .integer(min: PhantomSettings.casesRange.lowerBound, max: PhantomSettings.casesRange.upperBound), default: .int(24), "Number of patients."),
         Field("seed", .nonNegativeInteger, default: .int(0), "Generator seed."),
-        Field("size", .integer(min: 32, max: 1024), default: .int(128), "In-plane voxels per side."),
-        Field("slices", .integer(min: 4, max: 1024), default: .int(48), "Axial slices per volume."),
+        Field("size", .integer(min: PhantomSettings.sizeRange.lowerBound, max: PhantomSettings.sizeRange.upperBound), default: .int(128), "In-plane voxels per side."),
+        Field("slices", .integer(min: PhantomSettings.slicesRange.lowerBound, max: PhantomSettings.slicesRange.upperBound), default: .int(48), "Axial slices per volume."),
         Field("noise", .nonNegativeNumber, default: .number(20), "Gaussian noise, standard deviation in HU."),
         Field("hard_cases", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.25),
               "Share of patients whose spleen is small or low-contrast."),

@@ -27,18 +27,19 @@ extension ModelArchitecture: ConfigCodable {
         }
     }
 
-    public static let archNames = ["unet", "multitask_unet", "transunet"]
+    public enum Arch: String, CaseIterable, Sendable { case unet, multitaskUNet = "multitask_unet", transunet }
+    public static let archNames = Arch.allCases.map(\.rawValue)
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
-            let arch = try r.kind("arch", among: Self.archNames)
+            let arch = try r.kind("arch", as: Arch.self)
             let inChannels = try r.int("in_channels", min: 1)
             let heads = try Self.heads(&r)
             func widths(_ key: String) throws -> [Int] {
                 try r.list(key, minCount: 1) { j, p in try ConfigValue.int(j, at: p, min: 1) }
             }
             switch arch {
-            case "transunet":
+            case .transunet:
                 let (patch, blocks, vitHeads, dim, mlp) = try ConfigReader.read(try r.value("vit"), at: r.child("vit")) { v in
                     (try v.int("patch", min: 1), try v.int("blocks", min: 0), try v.int("heads", min: 1), try v.int("dim", min: 1), try v.int("mlp", min: 1))
                 }
@@ -46,11 +47,11 @@ extension ModelArchitecture: ConfigCodable {
                     inChannels: inChannels, stemWidth: try r.int("stem_width", min: 1), stageWidths: try widths("stage_widths"),
                     bottleneck: try r.int("bottleneck", min: 1), decoderWidths: try widths("decoder_widths"),
                     patch: patch, vitBlocks: blocks, vitHeads: vitHeads, vitDim: dim, vitMLP: mlp, heads: heads))
-            default:
+            case .unet, .multitaskUNet:
                 return .unet(UNetArchitecture(
                     inChannels: inChannels, widths: try widths("widths"), bottleneck: try r.int("bottleneck", min: 1),
                     convsPerBlock: try r.int("convs_per_block", min: 1), norm: try r.choice("norm"), groups: try r.int("groups", min: 1),
-                    upsampling: try r.choice("up"), heads: heads, sharedDecoder: arch == "unet"))
+                    upsampling: try r.choice("up"), heads: heads, sharedDecoder: arch == .unet))
             }
         }
     }

@@ -53,10 +53,14 @@ public struct AugmentationSettings: ConfigCodable {
     /// Whether any transform moves pixels (so labels move too).
     public var isSpatial: Bool { flip != nil || rotate90 != nil || rotate != nil || scale != nil || elastic != nil }
 
-    static let rangedKeys = ["rotate", "scale", "brightness", "contrast", "gamma", "noise", "blur"]
+    /// The transforms with a range (and their settings' properties): reading, writing and the schema list them once.
+    public static var rangedTransforms: [(key: String, property: WritableKeyPath<AugmentationSettings, Ranged?>)] {
+        [("rotate", \.rotate), ("scale", \.scale), ("brightness", \.brightness), ("contrast", \.contrast), ("gamma", \.gamma), ("noise", \.noise), ("blur", \.blur)]
+    }
+    static var rangedKeys: [String] { rangedTransforms.map(\.key) }
 
     var ranged: [String: Ranged?] {
-        ["rotate": rotate, "scale": scale, "brightness": brightness, "contrast": contrast, "gamma": gamma, "noise": noise, "blur": blur]
+        Dictionary(uniqueKeysWithValues: Self.rangedTransforms.map { ($0.key, self[keyPath: $0.property]) })
     }
 
     public var json: JSON {
@@ -93,7 +97,7 @@ public struct AugmentationSettings: ConfigCodable {
                     Elastic(p: try chance(&e), alpha: try e.double("alpha", min: 0), sigma: try e.double("sigma", min: 1))
                 }
             }
-            for key in Self.rangedKeys {
+            for (key, property) in Self.rangedTransforms {
                 let value: Ranged? = try r.optional(key) { r, k in
                     try ConfigReader.read(try r.value(k), at: r.child(k)) { e in
                         let p = try chance(&e)
@@ -109,15 +113,7 @@ public struct AugmentationSettings: ConfigCodable {
                         return Ranged(p: p, low: range[0], high: range[1])
                     }
                 }
-                switch key {
-                case "rotate": s.rotate = value
-                case "scale": s.scale = value
-                case "brightness": s.brightness = value
-                case "contrast": s.contrast = value
-                case "gamma": s.gamma = value
-                case "noise": s.noise = value
-                default: s.blur = value
-                }
+                s[keyPath: property] = value
             }
             return s
         }

@@ -216,6 +216,14 @@ extension ConfigChoice {
 /// A discriminated value (`kind: infonce` with its own fields): the kind picks the case.
 extension ConfigReader {
     /// Reads the `kind` field against `names`.
+    /// The value of a discriminating key as one of `K`'s cases (an unknown one is an error
+    /// naming every known one): switching over it leaves no case to a `default:`.
+    public mutating func kind<K: CaseIterable & RawRepresentable>(_ key: String = "kind", as type: K.Type) throws -> K where K.RawValue == String {
+        let name = try kind(key, among: K.allCases.map(\.rawValue))
+        guard let k = K(rawValue: name) else { throw ConfigError(field: child(key), problem: .unknownValue(expected: K.allCases.map(\.rawValue)), value: .string(name)) }
+        return k
+    }
+
     public mutating func kind(_ key: String = "kind", among names: [String]) throws -> String {
         let v = try value(key)
         let s = try ConfigValue.string(v, at: child(key))

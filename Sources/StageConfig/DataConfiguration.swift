@@ -62,6 +62,12 @@ public struct AxisOrientation: ConfigCodable {
 
 /// The built-in synthetic abdominal CT generator (`data.source.phantom`).
 public struct PhantomSettings: ConfigCodable {
+    /// What the generator accepts: the spec language's schema, this reader and
+    /// `distill data phantom` all read these (they once said three different things).
+    public static let casesRange = 4...10_000
+    public static let sizeRange = 32...1024
+    public static let slicesRange = 4...1024
+
     public var cases: Int
     public var seed: Int
     public var size: Int
@@ -88,8 +94,9 @@ public struct PhantomSettings: ConfigCodable {
             guard Set(modalities).count == modalities.count else {
                 throw ConfigError(field: r.child("modalities"), problem: .inconsistent("a modality is named twice"), value: .array(modalities.map(JSON.string)))
             }
-            return PhantomSettings(cases: try r.int("cases", min: 1), seed: try r.int("seed", min: 0), size: try r.int("size", min: 8),
-                                   slices: try r.int("slices", min: 1), noise: try r.double("noise", min: 0),
+            return PhantomSettings(cases: try r.int("cases", min: Self.casesRange.lowerBound, max: Self.casesRange.upperBound), seed: try r.int("seed", min: 0),
+                                   size: try r.int("size", min: Self.sizeRange.lowerBound, max: Self.sizeRange.upperBound),
+                                   slices: try r.int("slices", min: Self.slicesRange.lowerBound, max: Self.slicesRange.upperBound), noise: try r.double("noise", min: 0),
                                    hardCases: try r.double("hard_cases", min: 0, max: 1), modalities: modalities)
         }
     }
@@ -137,6 +144,8 @@ public enum ZScoreMask: String, ConfigChoice {
 
 /// How one input channel's intensities become network inputs.
 public enum Normalization: ConfigCodable {
+    public enum Kind: String, CaseIterable, Sendable { case window, zscore, percentile }
+
     /// The preprocessing's `window` (a HU window scaled to [0, 1], or `clip255`): CT as the study did.
     case window
     /// (x - mean) / sd of each volume, over the voxels of `mask` (MRI).
@@ -156,10 +165,10 @@ public enum Normalization: ConfigCodable {
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
-            switch try r.kind(among: ["window", "zscore", "percentile"]) {
-            case "window": return .window
-            case "zscore": return .zscore(mask: try r.choice("mask"))
-            default:
+            switch try r.kind(as: Kind.self) {
+            case .window: return .window
+            case .zscore: return .zscore(mask: try r.choice("mask"))
+            case .percentile:
                 let lo = try r.double("low", min: 0, max: 100), hi = try r.double("high", min: 0, max: 100)
                 guard lo < hi else { throw ConfigError(field: path, problem: .inconsistent("the low percentile must be below the high one"), value: json) }
                 return .percentile(low: lo, high: hi)

@@ -47,17 +47,19 @@ public enum SupervisedLoss: Hashable, Sendable {
     /// Mean squared error, for reconstruction heads.
     case mse(target: ReconstructionTarget)
 
-    public static let kinds = ["dice", "bce", "dice_bce", "ce", "dice_ce", "focal", "mse"]
+    /// The kinds as the spec writes them.
+    public enum Kind: String, CaseIterable, Sendable { case dice, bce, diceBCE = "dice_bce", crossEntropy = "ce", diceCE = "dice_ce", focal, mse }
+    public static let kinds = Kind.allCases.map(\.rawValue)
 
     public var kind: String {
         switch self {
-        case .dice: return "dice"
-        case .bce: return "bce"
-        case .diceBCE: return "dice_bce"
-        case .crossEntropy: return "ce"
-        case .diceCE: return "dice_ce"
-        case .focal: return "focal"
-        case .mse: return "mse"
+        case .dice: return Kind.dice.rawValue
+        case .bce: return Kind.bce.rawValue
+        case .diceBCE: return Kind.diceBCE.rawValue
+        case .crossEntropy: return Kind.crossEntropy.rawValue
+        case .diceCE: return Kind.diceCE.rawValue
+        case .focal: return Kind.focal.rawValue
+        case .mse: return Kind.mse.rawValue
         }
     }
 
@@ -74,14 +76,14 @@ public enum SupervisedLoss: Hashable, Sendable {
     }
 
     init(_ r: inout ConfigReader) throws {
-        switch try r.kind(among: Self.kinds) {
-        case "dice": self = .dice(smooth: try r.double("smooth", min: 0))
-        case "bce": self = .bce
-        case "dice_bce": self = .diceBCE(smooth: try r.double("smooth", min: 0))
-        case "ce": self = .crossEntropy
-        case "dice_ce": self = .diceCE(smooth: try r.double("smooth", min: 0))
-        case "focal": self = .focal(gamma: try r.double("gamma", min: 0))
-        default: self = .mse(target: try r.choice("target"))
+        switch try r.kind(as: Kind.self) {
+        case .dice: self = .dice(smooth: try r.double("smooth", min: 0))
+        case .bce: self = .bce
+        case .diceBCE: self = .diceBCE(smooth: try r.double("smooth", min: 0))
+        case .crossEntropy: self = .crossEntropy
+        case .diceCE: self = .diceCE(smooth: try r.double("smooth", min: 0))
+        case .focal: self = .focal(gamma: try r.double("gamma", min: 0))
+        case .mse: self = .mse(target: try r.choice("target"))
         }
     }
 }
@@ -99,16 +101,17 @@ public enum FeatureLoss: ConfigCodable {
     /// Channel-wise distillation: KL between per-channel spatial softmax maps.
     case channelWise(temperature: Double)
 
-    public static let kinds = ["mse", "l1", "cosine", "infonce", "attention", "cwd"]
+    public enum Kind: String, CaseIterable, Sendable { case mse, l1, cosine, infoNCE = "infonce", attention, channelWise = "cwd" }
+    public static let kinds = Kind.allCases.map(\.rawValue)
 
     public var kind: String {
         switch self {
-        case .mse: return "mse"
-        case .l1: return "l1"
-        case .cosine: return "cosine"
-        case .infoNCE: return "infonce"
-        case .attention: return "attention"
-        case .channelWise: return "cwd"
+        case .mse: return Kind.mse.rawValue
+        case .l1: return Kind.l1.rawValue
+        case .cosine: return Kind.cosine.rawValue
+        case .infoNCE: return Kind.infoNCE.rawValue
+        case .attention: return Kind.attention.rawValue
+        case .channelWise: return Kind.channelWise.rawValue
         }
     }
 
@@ -130,13 +133,13 @@ public enum FeatureLoss: ConfigCodable {
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
-            switch try r.kind(among: Self.kinds) {
-            case "mse": return .mse
-            case "l1": return .l1
-            case "cosine": return .cosine
-            case "infonce": return .infoNCE(temperature: try r.double("temperature", min: 0, exclusiveMin: true))
-            case "attention": return .attention(p: try r.double("p", min: 0, exclusiveMin: true))
-            default: return .channelWise(temperature: try r.double("temperature", min: 0, exclusiveMin: true))
+            switch try r.kind(as: Kind.self) {
+            case .mse: return .mse
+            case .l1: return .l1
+            case .cosine: return .cosine
+            case .infoNCE: return .infoNCE(temperature: try r.double("temperature", min: 0, exclusiveMin: true))
+            case .attention: return .attention(p: try r.double("p", min: 0, exclusiveMin: true))
+            case .channelWise: return .channelWise(temperature: try r.double("temperature", min: 0, exclusiveMin: true))
             }
         }
     }
@@ -155,12 +158,13 @@ public enum Adapter: ConfigCodable {
     /// weights every step and never trains it: the study's defect, reproduced on purpose.
     case conv1x1(side: AdapterSide, trainable: Bool, reinitEachStep: Bool)
 
-    public static let kinds = ["conv1x1", "identity"]
+    public enum Kind: String, CaseIterable, Sendable { case conv1x1, identity }
+    public static let kinds = Kind.allCases.map(\.rawValue)
 
     public var kind: String {
         switch self {
-        case .identity: return "identity"
-        case .conv1x1: return "conv1x1"
+        case .identity: return Kind.identity.rawValue
+        case .conv1x1: return Kind.conv1x1.rawValue
         }
     }
 
@@ -174,9 +178,9 @@ public enum Adapter: ConfigCodable {
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
-            switch try r.kind(among: Self.kinds) {
-            case "identity": return .identity
-            default: return .conv1x1(side: try r.choice("side"), trainable: try r.bool("trainable"), reinitEachStep: try r.bool("reinit_each_step"))
+            switch try r.kind(as: Kind.self) {
+            case .identity: return .identity
+            case .conv1x1: return .conv1x1(side: try r.choice("side"), trainable: try r.bool("trainable"), reinitEachStep: try r.bool("reinit_each_step"))
             }
         }
     }
@@ -234,12 +238,13 @@ public enum LogitLoss: Hashable, Sendable {
     /// there only with `acceptZeroGradient` (the study's defect, reproduced on purpose).
     case kl(acceptZeroGradient: Bool)
 
-    public static let kinds = ["binary_kl", "kl"]
+    public enum Kind: String, CaseIterable, Sendable { case binaryKL = "binary_kl", kl }
+    public static let kinds = Kind.allCases.map(\.rawValue)
 
     public var kind: String {
         switch self {
-        case .binaryKL: return "binary_kl"
-        case .kl: return "kl"
+        case .binaryKL: return Kind.binaryKL.rawValue
+        case .kl: return Kind.kl.rawValue
         }
     }
 }
@@ -263,7 +268,11 @@ public struct LogitTerm: ConfigCodable {
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
-            let loss: LogitLoss = try r.kind(among: LogitLoss.kinds) == "kl" ? .kl(acceptZeroGradient: try r.bool("accept_zero_gradient")) : .binaryKL
+            let loss: LogitLoss
+            switch try r.kind(as: LogitLoss.Kind.self) {
+            case .kl: loss = .kl(acceptZeroGradient: try r.bool("accept_zero_gradient"))
+            case .binaryKL: loss = .binaryKL
+            }
             return LogitTerm(head: try r.string("head"), temperature: try r.double("temperature", min: 0, exclusiveMin: true),
                              weight: try r.double("weight", min: 0), loss: loss)
         }

@@ -32,15 +32,16 @@ public enum OptimizerAlgorithm: Hashable, Sendable {
     case rmsprop(alpha: Double, eps: Double, momentum: Double, centered: Bool, weightDecay: Double)
     case adagrad(lrDecay: Double, eps: Double, initialAccumulator: Double, weightDecay: Double)
 
-    public static let kinds = ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+    public enum Kind: String, CaseIterable, Sendable { case sgd, adam, adamw, rmsprop, adagrad }
+    public static let kinds = Kind.allCases.map(\.rawValue)
 
     public var kind: String {
         switch self {
-        case .sgd: return "sgd"
-        case .adam: return "adam"
-        case .adamw: return "adamw"
-        case .rmsprop: return "rmsprop"
-        case .adagrad: return "adagrad"
+        case .sgd: return Kind.sgd.rawValue
+        case .adam: return Kind.adam.rawValue
+        case .adamw: return Kind.adamw.rawValue
+        case .rmsprop: return Kind.rmsprop.rawValue
+        case .adagrad: return Kind.adagrad.rawValue
         }
     }
 
@@ -82,24 +83,24 @@ public enum OptimizerAlgorithm: Hashable, Sendable {
     }
 
     init(_ r: inout ConfigReader) throws {
-        let kind = try r.kind(among: Self.kinds)
+        let kind = try r.kind(as: Kind.self)
         func betas() throws -> (Double, Double) {
             let b = try r.list("betas", minCount: 2) { j, p in try ConfigValue.double(j, at: p, min: 0, max: 1) }
             guard b.count == 2 else { throw ConfigError(field: r.child("betas"), problem: .wrongType(expected: "two numbers [beta1, beta2]"), value: .array(b.map(JSON.number))) }
             return (b[0], b[1])
         }
         switch kind {
-        case "sgd":
+        case .sgd:
             self = .sgd(momentum: try r.double("momentum", min: 0), dampening: try r.double("dampening", min: 0, max: 1),
                         nesterov: try r.bool("nesterov"), weightDecay: try r.double("weight_decay", min: 0))
-        case "adam", "adamw":
+        case .adam, .adamw:
             let (b1, b2) = try betas()
             let eps = try r.double("eps", min: 0, exclusiveMin: true), wd = try r.double("weight_decay", min: 0)
-            self = kind == "adam" ? .adam(beta1: b1, beta2: b2, eps: eps, weightDecay: wd) : .adamw(beta1: b1, beta2: b2, eps: eps, weightDecay: wd)
-        case "rmsprop":
+            self = kind == .adam ? .adam(beta1: b1, beta2: b2, eps: eps, weightDecay: wd) : .adamw(beta1: b1, beta2: b2, eps: eps, weightDecay: wd)
+        case .rmsprop:
             self = .rmsprop(alpha: try r.double("alpha", min: 0, max: 1), eps: try r.double("eps", min: 0, exclusiveMin: true),
                             momentum: try r.double("momentum", min: 0), centered: try r.bool("centered"), weightDecay: try r.double("weight_decay", min: 0))
-        default:
+        case .adagrad:
             self = .adagrad(lrDecay: try r.double("lr_decay", min: 0), eps: try r.double("eps", min: 0, exclusiveMin: true),
                             initialAccumulator: try r.double("initial_accumulator_value", min: 0), weightDecay: try r.double("weight_decay", min: 0))
         }
@@ -118,7 +119,8 @@ public struct LearningRateSchedule: ConfigCodable {
         case step(size: Int, gamma: Double)
     }
 
-    public static let kinds = ["constant", "cosine", "poly", "step"]
+    public enum Kind: String, CaseIterable, Sendable { case constant, cosine, poly, step }
+    public static let kinds = Kind.allCases.map(\.rawValue)
 
     public var warmupEpochs: Int
     public var curve: Curve
@@ -141,11 +143,11 @@ public struct LearningRateSchedule: ConfigCodable {
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
             let curve: Curve
-            switch try r.kind(among: Self.kinds) {
-            case "constant": curve = .constant
-            case "cosine": curve = .cosine(minLR: try r.double("min_lr", min: 0))
-            case "poly": curve = .poly(power: try r.double("power", min: 0, exclusiveMin: true))
-            default: curve = .step(size: try r.int("step_size", min: 1), gamma: try r.double("gamma", min: 0, exclusiveMin: true))
+            switch try r.kind(as: Kind.self) {
+            case .constant: curve = .constant
+            case .cosine: curve = .cosine(minLR: try r.double("min_lr", min: 0))
+            case .poly: curve = .poly(power: try r.double("power", min: 0, exclusiveMin: true))
+            case .step: curve = .step(size: try r.int("step_size", min: 1), gamma: try r.double("gamma", min: 0, exclusiveMin: true))
             }
             return LearningRateSchedule(warmupEpochs: try r.int("warmup_epochs", min: 0), curve: curve)
         }

@@ -2,7 +2,7 @@ import Architecture
 import Diagnostics
 import Foundation
 import Plan
-import Spec
+@testable import Spec
 import StageConfig
 import Testing
 
@@ -160,5 +160,41 @@ import Testing
         }
         let identity = try check("student: pool.1\n          adapter: {side: teacher}", "student: pool.1\n          adapter: {kind: conv1x1, side: student, trainable: false}")
         #expect(identity.stage("kd")?.distill?.taps.first { $0.name == "ee" }?.pair.adapter == .conv1x1(side: .student, trainable: false, reinitEachStep: false))
+    }
+}
+
+/// A bound is written once: the spec language's schema, the typed reader and the CLI
+/// accept the same phantoms (they once said size >= 32, >= 8 and >= 16).
+@Suite struct DeclaredOnceTests {
+    @Test(arguments: [("cases", PhantomSettings.casesRange), ("size", PhantomSettings.sizeRange), ("slices", PhantomSettings.slicesRange)])
+    func phantomBoundsAgreeBetweenSchemaAndReader(_ key: String, _ range: ClosedRange<Int>) throws {
+        let field = try #require(SpecSchema.phantom.fields.first(where: { $0.key == key }))
+        guard case .integer(let min, let max) = field.type else { Issue.record("\(key) is not an integer field"); return }
+        #expect(min == range.lowerBound && max == range.upperBound, "schema \(key): \(String(describing: min))...\(String(describing: max)), reader \(range)")
+        guard case .object(var o) = SpecSchema.phantom.defaults else { Issue.record("no defaults"); return }
+        for (value, accepted) in [(range.lowerBound - 1, false), (range.lowerBound, true), (range.upperBound, true), (range.upperBound + 1, false)] {
+            o[key] = .int(value)
+            let read = (try? PhantomSettings(json: .object(o), at: "phantom")) != nil
+            #expect(read == accepted, "the reader on \(key) = \(value)")
+        }
+    }
+
+    /// Every kind the language names is one the typed configuration reads, and the other
+    /// way round: the readers switch over enums, so no kind falls through to another.
+    @Test func everyKindOfTheLanguageIsAKindOfTheReader() throws {
+        let pairs: [(ObjectSchema, [String])] = [
+            (SpecSchema.lossTerm, SupervisedLoss.kinds), (SpecSchema.featureLoss, FeatureLoss.kinds), (SpecSchema.adapter, Adapter.kinds),
+            (SpecSchema.logits, LogitLoss.kinds), (SpecSchema.optimizer, OptimizerAlgorithm.kinds), (SpecSchema.schedule, LearningRateSchedule.kinds),
+        ]
+        for (schema, kinds) in pairs {
+            let named = try #require(schema.discriminator).cases.map(\.name)
+            #expect(Set(named) == Set(kinds), "\(schema.name): the schema names \(named), the reader reads \(kinds)")
+        }
+        #expect(Set(try #require(SpecSchema.model.discriminator).cases.map(\.name)) == Set(ModelArchitecture.archNames))
+        let augment = Set(SpecSchema.augment.fields.map(\.key))
+        #expect(Set(AugmentationSettings.rangedTransforms.map(\.key)).isSubset(of: augment))
+        #expect(augment == Set(AugmentationSettings.rangedTransforms.map(\.key) + ["flip", "rotate90", "elastic"]), "\(augment)")
+        guard case .enumeration(let names) = SpecSchema.normalizationName else { Issue.record("normalize names are not an enumeration"); return }
+        #expect(Set(names + ["percentile"]) == Set(Normalization.Kind.allCases.map(\.rawValue)))
     }
 }
