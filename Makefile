@@ -6,7 +6,7 @@ APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev libsqlite3-dev pkg-conf
 # A single-node Slurm for the cluster integration test; a JSON Schema validator
 # (Debian's Python) for the editor-schema tests; scipy and statsmodels for the
 # independent reference of the report's statistics.
-TEST_PACKAGES := mricron-data slurmd slurmctld slurm-client munge python3-jsonschema python3-yaml python3-scipy python3-statsmodels
+TEST_PACKAGES := mricron-data slurmd slurmctld slurm-client munge python3-jsonschema python3-yaml python3-scipy python3-statsmodels python3-nibabel python3-numpy
 DISTILL := .build/debug/distill
 
 .PHONY: all deps test-deps build test demo schema grammar bench-spec clean

@@ -11,35 +11,23 @@ public struct SlurmOptions: Sendable {
     public var cpusPerTask: Int?
     public var mem: String?
     public var time: String?
-    public var extra: [String] = []
+    public var extra: [String]
     /// Nodes of every training stage's job, and of named ones; each node runs `ranksPerNode` MPI ranks.
-    public var nodes = 1
-    public var ranksPerNode = 1
-    public var stageNodes: [String: Int] = [:]
+    public var nodes: Int
+    public var ranksPerNode: Int
+    public var stageNodes: [String: Int]
     /// A job's wall-time budget: longer training stages get more nodes, up to `maxNodes`.
     public var maxTime: Double?
-    public var maxNodes = 64
-    public init() {}
+    public var maxNodes: Int
 
-    /// `[D-]HH:MM:SS`, `HH:MM` or minutes, as sbatch reads `--time`; nil when malformed.
-    public static func seconds(_ text: String) -> Double? {
-        var days = 0.0, rest = Substring(text)
-        if let dash = text.firstIndex(of: "-") {
-            guard let d = Double(text[..<dash]) else { return nil }
-            days = d
-            rest = text[text.index(after: dash)...]
-        }
-        let parts = rest.split(separator: ":", omittingEmptySubsequences: false).map { Double($0) }
-        guard !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
-        let v = parts.compactMap { $0 }
-        let clock: Double
-        switch v.count {
-        case 1: clock = days > 0 ? v[0] * 3600 : v[0] * 60  // D-HH, or minutes
-        case 2: clock = days > 0 ? v[0] * 3600 + v[1] * 60 : v[0] * 60 + v[1]  // D-HH:MM, or MM:SS
-        default: clock = v[0] * 3600 + v[1] * 60 + v[2]
-        }
-        return days * 86400 + clock
+    /// The spec's checked settings (its defaults are the schema's).
+    public init(_ s: SlurmSettings) {
+        (partition, account, cpusPerTask, mem, time, extra) = (s.partition, s.account, s.cpusPerTask, s.mem, s.time, s.extra)
+        (nodes, ranksPerNode, stageNodes, maxNodes) = (s.nodes, s.ranksPerNode, s.stageNodes, s.maxNodes)
+        maxTime = s.maxTime.flatMap(SlurmSettings.seconds)
     }
+
+    public static func seconds(_ text: String) -> Double? { SlurmSettings.seconds(text) }
 }
 
 /// A sweep as Slurm jobs: one job per stage that is not done, each running

@@ -173,6 +173,13 @@ public struct ObjectSchema: Sendable {
         .object(Dictionary(fields.compactMap { f in f.defaultValue.map { (f.key, JSON(Value($0))) } }, uniquingKeysWith: { a, _ in a }))
     }
 
+    /// `key: {}` in canonical form (as `JSON(_:completing:)` gives it): the defaults,
+    /// and every optional field without one as `null`.
+    public var canonicalDefaults: JSON {
+        .object(Dictionary(fields.compactMap { f in f.required && f.defaultValue == nil ? nil : (f.key, f.defaultValue.map { JSON(Value($0)) } ?? .null) },
+                           uniquingKeysWith: { a, _ in a }))
+    }
+
     /// Every key that any case accepts, for did-you-mean.
     public var allKeys: [String] {
         var keys = fields.map(\.key)

@@ -41,8 +41,15 @@ struct SpecBuilder {
         let e = doc["evaluate"] ?? Value(.object([]))
         guard let evaluate = decode(EvaluateConfiguration.self, full["evaluate"] ?? .null, "evaluate", at: e),
               let report = decode(ComparisonSettings.self, full["report"] ?? .null, "report", at: doc["report"] ?? Value(.object([]))) else { return nil }
-        return Spec(name: doc.text("name"), data: data, models: models, stages: stages, pretrained: pretrained,
-                    evaluate: EvaluateSpec(config: evaluate, source: e), report: report, document: doc)
+        var spec = Spec(name: doc.text("name"), data: data, models: models, stages: stages, pretrained: pretrained,
+                        evaluate: EvaluateSpec(config: evaluate, source: e), report: report, document: doc)
+        if let s = doc["execution"]?["slurm"] {
+            if s.isComplete { spec.slurm = decode(SlurmSettings.self, full["execution"]?["slurm"] ?? .null, "execution.slurm", at: s) }
+        } else {
+            // Without `execution.slurm`, the schema's defaults (the only place they are written).
+            spec.slurm = decode(SlurmSettings.self, SpecSchema.slurm.canonicalDefaults, "execution.slurm", at: doc)
+        }
+        return spec
     }
 
     /// Reads `json` as `T`; a failure is reported at `value` (E0001).

@@ -25,7 +25,7 @@ public struct CheckedSpec: Sendable {
 /// and check every variant. It never stops at the first problem.
 public enum SpecChecker {
     /// Every semantic rule, each a small function over the IR.
-    static let rules: [@Sendable (Spec) -> [Diagnostic]] = ReferenceChecks.rules + ShapeChecks.rules + StudyChecks.rules + WeightChecks.rules
+    static let rules: [@Sendable (Spec) -> [Diagnostic]] = ReferenceChecks.rules + ShapeChecks.rules + StudyChecks.rules + WeightChecks.rules + ClusterChecks.rules
 
     /// Checks the spec at `path`; nil when the file itself cannot be read.
     public static func check(path: String, loader: SpecLoader = SpecLoader(),

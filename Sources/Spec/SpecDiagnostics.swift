@@ -70,6 +70,11 @@ public enum SpecDiagnostics {
     public static let nothingToSeed = DiagnosticID("E0611", .error, "seeds with no stage to seed")
     public static let seedTwice = DiagnosticID("E0612", .error, "seed listed twice")
 
+    // Execution: what a cluster is asked for.
+    public static let cannotSplit = DiagnosticID("E0901", .error, "stage cannot run on several nodes")
+    public static let badTime = DiagnosticID("E0902", .error, "not a Slurm time")
+    public static let scriptInjection = DiagnosticID("E0903", .error, "control character in a job-script value")
+
     // Files and composition.
     public static let unreadable = DiagnosticID("E0701", .error, "file cannot be read")
     public static let extendsCycle = DiagnosticID("E0702", .error, "extends cycle")
@@ -86,6 +91,7 @@ public enum SpecDiagnostics {
         selectOnTest, thresholdOnLogit,
         unknownAxis, badPath, duplicateVariant, tooManyVariants, zipLengths, badExclude, axisTwice, badAxisValue, unusedAxis,
         reservedAxis, nothingToSeed, seedTwice,
+        cannotSplit, badTime, scriptInjection,
         unreadable, extendsCycle, undefinedVariable, badInterpolation,
     ]
 }

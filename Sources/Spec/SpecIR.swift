@@ -19,6 +19,9 @@ public struct Spec: Sendable {
     public var evaluate: EvaluateSpec
     /// How the report compares stages (`report`).
     public var report: ComparisonSettings
+    /// What `distill submit` asks Slurm for (`execution.slurm`, or the schema's defaults);
+    /// nil only when the spec's own settings have errors.
+    public var slurm: SlurmSettings? = nil
     /// The whole document with every default explicit (`distill plan --lock` writes it).
     public var document: Value
 

@@ -21,6 +21,11 @@ public enum SpecSchema {
         Field("execution", .object(execution), "Where the plan runs; never part of a stage's identity."),
     ])
 
+    /// `execution.slurm` as a spec without one has it: the schema's defaults.
+    public static func defaultSlurmSettings() throws -> SlurmSettings {
+        try SlurmSettings(json: slurm.canonicalDefaults, at: "execution.slurm")
+    }
+
     static let slurm = ObjectSchema("Slurm", "Defaults for `distill submit --to slurm`; command-line options override them.", fields: [
         Field("partition", .string, "Partition (sbatch --partition)."),
         Field("account", .string, "Account (sbatch --account)."),

@@ -28,8 +28,8 @@ struct StoreOptions: ParsableArguments {
 /// Checks and plans a spec for the run commands; prints diagnostics and exits on errors.
 enum SpecPlanning {
     /// `firstVariant` plans only the first variant when none is named (what `run` executes).
-    /// `store`: where prepared data gives exact slice counts (nil: the headers' counts).
-    static func plan(_ spec: String, variant: String?, firstVariant: Bool = false, store: String? = nil) throws -> (ExecutionPlan, String) {
+    /// The spec checked (with its data), or the diagnostics printed and exit 1 (2 when unreadable).
+    static func checked(_ spec: String) throws -> CheckedSpec {
         guard let checked = SpecChecker.checkWithData(path: spec) else {
             FileHandle.standardError.write(Data("error: cannot read '\(spec)'\n".utf8))
             throw ExitStatus.usage
@@ -39,6 +39,12 @@ enum SpecPlanning {
             print(DiagnosticRenderer.summary(checked.diagnostics, files: 1))
             throw ExitStatus.failure
         }
+        return checked
+    }
+
+    /// `store`: where prepared data gives exact slice counts (nil: the headers' counts).
+    static func plan(_ spec: String, variant: String?, firstVariant: Bool = false, store: String? = nil) throws -> (ExecutionPlan, String) {
+        let checked = try checked(spec)
         if let variant, !checked.variants.contains(where: { $0.name == variant }) {
             FileHandle.standardError.write(Data("error: no variant '\(variant)'; variants: \(checked.variants.map(\.name).joined(separator: ", "))\n".utf8))
             throw ExitStatus.usage

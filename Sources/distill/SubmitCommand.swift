@@ -4,6 +4,7 @@ import Foundation
 import Plan
 import Runtime
 import Spec
+import StageConfig
 
 /// `distill submit SPEC --to slurm`: the sweep as cluster jobs with dependencies.
 struct SubmitCommand: ParsableCommand {
@@ -40,6 +41,14 @@ struct SubmitCommand: ParsableCommand {
     func validate() throws {
         guard to == "slurm" else { throw ValidationError("unknown scheduler '\(to)'; only 'slurm' is supported") }
         if let c = cpusPerTask, c < 1 { throw ValidationError("--cpus-per-task must be at least 1") }
+        // Every value here reaches a job script: no line break may smuggle a command into it.
+        for (flag, value) in [("--store", store), ("--partition", partition), ("--account", account), ("--time", time), ("--mem", mem), ("--distill", distill)] {
+            guard let value else { continue }
+            if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                throw ValidationError("\(flag) holds a control character (a line break?): it would be written into a job script")
+            }
+        }
+        if let time, SlurmSettings.seconds(time) == nil { throw ValidationError("--time '\(time)' is not a time like 2-00:00:00, 12:00:00 or 90 (minutes)") }
     }
 
     func run() throws {
@@ -47,47 +56,12 @@ struct SubmitCommand: ParsableCommand {
         let cwd = FileManager.default.currentDirectoryPath
         let storeRoot = store.hasPrefix("/") ? store : cwd + "/" + store
         let runStore = RunStore(root: storeRoot)
-        var options = SlurmOptions()
-        if let checked = SpecChecker.check(path: spec), let s = checked.base?.document["execution"]?["slurm"] {
-            options.partition = s.text("partition")
-            options.account = s.text("account")
-            options.cpusPerTask = s["cpus_per_task"]?.int
-            options.mem = s.text("mem")
-            options.time = s.text("time")
-            options.extra = s["extra"]?.list.compactMap(\.string) ?? []
-            options.nodes = s["nodes"]?.int ?? options.nodes
-            options.ranksPerNode = s["ranks_per_node"]?.int ?? options.ranksPerNode
-            options.maxNodes = s["max_nodes"]?.int ?? options.maxNodes
-            for m in s["stage_nodes"]?.members ?? [] { options.stageNodes[m.key] = m.value.int }
-            if let t = s.text("max_time") {
-                guard let seconds = SlurmOptions.seconds(t) else {
-                    FileHandle.standardError.write(Data("error: execution.slurm.max_time '\(t)' is not a time like 2-00:00:00 or 12:00:00\n".utf8))
-                    throw ExitStatus.usage
-                }
-                options.maxTime = seconds
-            }
-            let names = Set(plan.variants.flatMap { $0.stages.map(\.name) })
-            for name in options.stageNodes.keys.sorted() {
-                guard names.contains(name) else {
-                    var message = "error: execution.slurm.stage_nodes names '\(name)', which is not a stage"
-                    if let guess = Suggestions.closest(to: name, in: names.sorted()) { message += "; did you mean '\(guess)'?" }
-                    FileHandle.standardError.write(Data((message + "\n").utf8))
-                    throw ExitStatus.usage
-                }
-                let hashes = Set(plan.variants.flatMap { $0.stages.filter { $0.name == name }.map(\.train) })
-                for h in hashes {
-                    guard let stage = plan.stage(h), case .train(let c) = stage.config else {
-                        FileHandle.standardError.write(Data("error: execution.slurm.stage_nodes names '\(name)', which is not trained here: only training stages run on several nodes\n".utf8))
-                        throw ExitStatus.usage
-                    }
-                    guard (options.stageNodes[name] ?? 1) * options.ranksPerNode > 1 else { continue }
-                    if let terms = c.distill?.batchContrastive, !terms.isEmpty {
-                        FileHandle.standardError.write(Data("error: execution.slurm.stage_nodes gives '\(name)' several ranks, but \(terms.joined(separator: " and ")) contrast images across the whole batch, which a split does not see\n".utf8))
-                        throw ExitStatus.usage
-                    }
-                }
-            }
+        // `distill check` has applied every rule of `execution.slurm` (ClusterChecks): what is left is to use it.
+        guard let settings = try SpecPlanning.checked(spec).base?.slurm else {
+            FileHandle.standardError.write(Data("error: \(spec) has no readable execution.slurm\n".utf8))
+            throw ExitStatus.failure
         }
+        var options = SlurmOptions(settings)
         options.partition = partition ?? options.partition
         options.account = account ?? options.account
         options.cpusPerTask = cpusPerTask ?? options.cpusPerTask

@@ -192,12 +192,20 @@ import Testing
         #expect(budget.out.contains("# kd_t1_s1 stays on one rank: tap pair 'bb' (infonce)"), "\(budget.out.prefix(600))")
         let named = try submit("{stage_nodes: {baseline_s1: 2}, ranks_per_node: 2}")
         #expect(named.out.contains("#SBATCH --ntasks=4\n#SBATCH --ntasks-per-node=2\n#SBATCH --nodes=2"), "\(named.out.prefix(900))")
+        // The rules are the checker's: a located error and exit 1, the same that `distill check` gives.
         let typo = try submit("{stage_nodes: {teacher_t: 4}}")
-        #expect(typo.status == 2 && typo.err.contains("did you mean 'teacher_t1'?"), "\(typo.err)")
+        #expect(typo.status == 1 && typo.out.contains("error[E0303]") && typo.out.contains("did you mean 'teacher_t1'?"), "\(typo.out)")
         let contrastive = try submit("{stage_nodes: {kd_t1_s1: 2}}")
-        #expect(contrastive.status == 2 && contrastive.err.contains("contrast images across the whole batch"), "\(contrastive.err)")
+        #expect(contrastive.status == 1 && contrastive.out.contains("error[E0901]") && contrastive.out.contains("images across the whole batch"), "\(contrastive.out)")
         let badTime = try submit("{max_time: \"a week\"}")
-        #expect(badTime.status == 2 && badTime.err.contains("is not a time like"))
+        #expect(badTime.status == 1 && badTime.out.contains("error[E0902]: execution.slurm.max_time 'a week' is not a time like"), "\(badTime.out)")
+        #expect(try cli.run(["check", "spec.yaml"], in: dir).status == 1, "check and submit disagree")
+        // A command-line value with a line break would become a line of the job script: refused, nothing written.
+        _ = try submit("{}")
+        let hostile = try cli.run(["submit", "spec.yaml", "--to", "slurm", "--store", "s", "--dry-run", "--partition", "cpu\nrm -rf ~"], in: dir)
+        #expect(hostile.status == 2 && hostile.err.contains("--partition holds a control character") && !hostile.out.contains("rm -rf"), "\(hostile.err)")
+        let clock = try cli.run(["submit", "spec.yaml", "--to", "slurm", "--store", "s", "--dry-run", "--time", "soon"], in: dir)
+        #expect(clock.status == 2 && clock.err.contains("--time 'soon' is not a time like"), "\(clock.err)")
     }
 }
 

@@ -351,10 +351,10 @@ import Testing
         #expect(text == (try String(contentsOfFile: path, encoding: .utf8)), "\(path) differs; rerun with DISTILL_RECORD=1 if intended")
     }
 
-    @Test func defaultsComeFromTheCostModel() throws { try check("slurm-dry-run", SlurmOptions()) }
+    @Test func defaultsComeFromTheCostModel() throws { try check("slurm-dry-run", SlurmOptions(try SpecSchema.defaultSlurmSettings())) }
 
     @Test func optionsFromTheSpecAndCommandLine() throws {
-        var o = SlurmOptions()
+        var o = SlurmOptions(try SpecSchema.defaultSlurmSettings())
         o.partition = "cpu"
         o.account = "kd-study"
         o.cpusPerTask = 8
