@@ -4,32 +4,6 @@ import Hashing
 import Plan
 import StageConfig
 
-/// Slurm settings for a submission (the spec's `execution.slurm`, overridden on the command line).
-public struct SlurmOptions: Sendable {
-    public var partition: String?
-    public var account: String?
-    public var cpusPerTask: Int?
-    public var mem: String?
-    public var time: String?
-    public var extra: [String]
-    /// Nodes of every training stage's job, and of named ones; each node runs `ranksPerNode` MPI ranks.
-    public var nodes: Int
-    public var ranksPerNode: Int
-    public var stageNodes: [String: Int]
-    /// A job's wall-time budget: longer training stages get more nodes, up to `maxNodes`.
-    public var maxTime: Double?
-    public var maxNodes: Int
-
-    /// The spec's checked settings (its defaults are the schema's).
-    public init(_ s: SlurmSettings) {
-        (partition, account, cpusPerTask, mem, time, extra) = (s.partition, s.account, s.cpusPerTask, s.mem, s.time, s.extra)
-        (nodes, ranksPerNode, stageNodes, maxNodes) = (s.nodes, s.ranksPerNode, s.stageNodes, s.maxNodes)
-        maxTime = s.maxTime.flatMap(SlurmSettings.seconds)
-    }
-
-    public static func seconds(_ text: String) -> Double? { SlurmSettings.seconds(text) }
-}
-
 /// A sweep as Slurm jobs: one job per stage that is not done, each running
 /// `distill run --stage HASH --plan PLAN` against a store on a shared file
 /// system, with `--dependency=afterok:` edges that follow the plan's DAG.
@@ -38,9 +12,10 @@ public struct SlurmSubmitter {
     public let store: RunStore
     public let planPath: String
     public let distill: String
-    public let options: SlurmOptions
+    /// The spec's checked `execution.slurm`, overridden on the command line.
+    public let options: SlurmSettings
 
-    public init(plan: ExecutionPlan, store: RunStore, planPath: String, distill: String, options: SlurmOptions) {
+    public init(plan: ExecutionPlan, store: RunStore, planPath: String, distill: String, options: SlurmSettings) {
         (self.plan, self.store, self.planPath, self.distill, self.options) = (plan, store, planPath, distill, options)
     }
 
@@ -67,7 +42,7 @@ public struct SlurmSubmitter {
         guard case .train(let c) = s.config, (c.distill?.batchContrastive ?? []).isEmpty else { return 1 }
         let perNode = max(1, options.ranksPerNode)
         var nodes = options.stageNodes[plan.specName(of: s.hash)] ?? options.nodes
-        if let budget = options.maxTime, budget > 600 {
+        if let budget = options.maxTime.flatMap(SlurmSettings.seconds), budget > 600 {
             let ranksNeeded = Int(((s.cost.seconds * 3) / (budget - 600)).rounded(.up))
             nodes = max(nodes, min(options.maxNodes, (ranksNeeded + perNode - 1) / perNode))
         }

@@ -61,7 +61,7 @@ struct SubmitCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(spec) has no readable execution.slurm\n".utf8))
             throw ExitStatus.failure
         }
-        var options = SlurmOptions(settings)
+        var options = settings
         options.partition = partition ?? options.partition
         options.account = account ?? options.account
         options.cpusPerTask = cpusPerTask ?? options.cpusPerTask

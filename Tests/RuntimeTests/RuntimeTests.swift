@@ -337,7 +337,7 @@ import Testing
 @Suite struct SlurmScriptTests {
     static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden").path
 
-    func check(_ name: String, _ options: SlurmOptions) throws {
+    func check(_ name: String, _ options: SlurmSettings) throws {
         let plan = try RuntimeTests.plan()
         let submitter = SlurmSubmitter(plan: plan, store: RunStore(root: "/shared/runs"), planPath: "/shared/runs/plans/PLAN.json",
                                        distill: "/opt/distill/bin/distill", options: options)
@@ -351,10 +351,10 @@ import Testing
         #expect(text == (try String(contentsOfFile: path, encoding: .utf8)), "\(path) differs; rerun with DISTILL_RECORD=1 if intended")
     }
 
-    @Test func defaultsComeFromTheCostModel() throws { try check("slurm-dry-run", SlurmOptions(try SpecSchema.defaultSlurmSettings())) }
+    @Test func defaultsComeFromTheCostModel() throws { try check("slurm-dry-run", try SpecSchema.defaultSlurmSettings()) }
 
     @Test func optionsFromTheSpecAndCommandLine() throws {
-        var o = SlurmOptions(try SpecSchema.defaultSlurmSettings())
+        var o = try SpecSchema.defaultSlurmSettings()
         o.partition = "cpu"
         o.account = "kd-study"
         o.cpusPerTask = 8
