@@ -6,10 +6,14 @@ APT_PACKAGES := libyaml-dev libopenblas-dev libnifti-dev libsqlite3-dev pkg-conf
 # A single-node Slurm for the cluster integration test; a JSON Schema validator
 # (Debian's Python) for the editor-schema tests; scipy and statsmodels for the
 # independent reference of the report's statistics.
-TEST_PACKAGES := mricron-data slurmd slurmctld slurm-client munge python3-jsonschema python3-yaml python3-scipy python3-statsmodels python3-nibabel python3-numpy
+TEST_PACKAGES := mricron-data slurmd slurmctld slurm-client munge python3-jsonschema python3-yaml python3-scipy python3-statsmodels python3-nibabel python3-numpy python3-venv
 DISTILL := .build/debug/distill
+# ONNX's checker, ONNX Runtime and TensorBoard's event reader, which the tests run
+# against Distillery's files: pinned in Tests/python-requirements.txt, installed
+# into a virtual environment of the build (Debian's Python and python3-venv).
+VENV := .build/venv
 
-.PHONY: all deps test-deps build test demo schema grammar bench-spec clean
+.PHONY: all deps test-deps venv build test demo install install-files uninstall schema grammar bench-spec bench-onnx clean protos
 
 all: build
 
@@ -35,7 +39,16 @@ test-deps:
 build: deps
 	$(SWIFT) build
 
-test: deps test-deps
+$(VENV)/.installed: Tests/python-requirements.txt
+	@$(MAKE) --no-print-directory test-deps
+	rm -rf $(VENV)
+	/usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r Tests/python-requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: deps test-deps $(VENV)/.installed
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
@@ -49,6 +62,44 @@ demo: deps
 	.build/release/distill plan specs/quickstart.yaml
 	@echo
 	.build/release/distill sweep specs/quickstart.yaml --store runs
+
+# The release `distill` on the PATH with bash, zsh and fish completions
+# (swift-argument-parser writes them): `make install [PREFIX=~/.local]`.
+PREFIX ?= /usr/local
+BINARY ?= .build/release/distill
+BASH_COMPLETIONS = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSH_COMPLETIONS = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISH_COMPLETIONS = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+
+install: deps
+	$(SWIFT) build -c release --product distill
+	@$(MAKE) --no-print-directory install-files
+
+# Installs $(BINARY) as built (the tests install a debug build into a temporary prefix).
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(BASH_COMPLETIONS) $(ZSH_COMPLETIONS) $(FISH_COMPLETIONS)
+	install -m 755 $(BINARY) $(DESTDIR)$(PREFIX)/bin/distill
+	$(BINARY) --generate-completion-script bash > $(BASH_COMPLETIONS)/distill
+	$(BINARY) --generate-completion-script zsh > $(ZSH_COMPLETIONS)/_distill
+	$(BINARY) --generate-completion-script fish > $(FISH_COMPLETIONS)/distill.fish
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/distill and its bash, zsh and fish completions"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/distill $(BASH_COMPLETIONS)/distill $(ZSH_COMPLETIONS)/_distill $(FISH_COMPLETIONS)/distill.fish
+
+# The exported S1 and S2 students on one 256x256 slice: Distillery's forward pass,
+# then ONNX Runtime's on the same files (release build; 2 threads each).
+bench-onnx: deps $(VENV)/.installed
+	$(SWIFT) build -c release --product distill
+	.build/release/distill bench --onnx .build/bench-onnx
+	$(VENV)/bin/python Benchmarks/onnx_latency.py .build/bench-onnx
+
+# Regenerates the Swift code of the ONNX and TensorBoard formats from
+# Sources/Interchange/Protos (committed: the build needs neither protoc nor the plugin).
+# Needs protoc (Debian's protobuf-compiler) and swift-protobuf's protoc-gen-swift
+# on the PATH, the version of Package.swift's swift-protobuf.
+protos:
+	cd Sources/Interchange && protoc --swift_out=Generated --swift_opt=Visibility=Internal -IProtos Protos/onnx.proto Protos/tensorboard.proto
 
 # Regenerates grammar/distill.schema.json (a test fails when it is stale).
 schema: build

@@ -7,6 +7,7 @@
 //       <- Spec, Plan, NN, Medical, Runtime
 //   Diagnostics <- SpecSyntax (libyaml) <- Spec (typed IR + checks) <- Plan <- Runtime <- distill
 //   Tensor (OpenBLAS) <- NN <- Parity (PyTorch reference cases), Benchmark (perf.md rows)
+//   NN <- Interchange (ONNX export, TensorBoard event files; swift-protobuf) <- Runtime
 //   Tensor <- Cluster (Open MPI: the ranks of a data-parallel stage) <- Runtime
 // Every target compiles in the Swift 6 language mode.
 import PackageDescription
@@ -29,6 +30,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The ONNX and TensorBoard formats (code generated once from Sources/Interchange/Protos, `make protos`).
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries from Debian, wrapped once each.
@@ -60,11 +63,13 @@ let package = Package(
         .target(name: "Statistics"),
         .target(name: "Figures", dependencies: ["CZlib"]),
         .target(name: "Cluster", dependencies: ["CMPI", "Tensor"]),
-        .target(name: "Runtime", dependencies: ["Storage", "Spec", "Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing", "StageConfig", "Statistics", "Figures", "CSQLite", "Cluster"],
+        .target(name: "Interchange", dependencies: ["NN", "Tensor", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Protos"]),
+        .target(name: "Runtime", dependencies: ["Interchange", "Storage", "Spec", "Plan", "NN", "Medical", "Tensor", "Architecture", "Hashing", "StageConfig", "Statistics", "Figures", "CSQLite", "Cluster"],
                 swiftSettings: niftiInclude),
         .executableTarget(name: "distill", dependencies: [
             "Diagnostics", "SpecSyntax", "Spec", "Architecture", "StageConfig", "Plan", "COpenBLAS", "Tensor", "NN", "Parity",
-            "Benchmark", "Medical", "Figures", "Runtime", "Cluster",
+            "Benchmark", "Medical", "Figures", "Runtime", "Cluster", "Interchange",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: niftiInclude),
         .executableTarget(name: "distill-bench-spec", dependencies: ["Diagnostics", "Spec", "Plan"],
@@ -82,6 +87,7 @@ let package = Package(
         .testTarget(name: "ParityTests", dependencies: ["Parity", "NN", "Tensor"], exclude: ["Reference"]),
         .testTarget(name: "PlanTests", dependencies: ["Plan", "Spec", "Diagnostics", "Hashing", "StageConfig"], exclude: ["Golden"]),
         .testTarget(name: "CLITests", dependencies: ["distill", "Medical", "Spec", "StageConfig", "NN"]),
+        .testTarget(name: "InterchangeTests", dependencies: ["Interchange", "NN", "Tensor", "Architecture", "Spec", "Parity"], exclude: ["Python"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["COpenBLAS", "CNifti"], swiftSettings: niftiInclude),
     ]
 )

@@ -17,9 +17,9 @@ public enum F {
         precondition(weight.shape[1] == c, "conv2d: weight \(weight.shape) for input \(x.shape)")
         let y = Tensor(uninitialized: [n, g.o, g.p, g.q])
         Conv2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
-        return Tape.output(y, inputs: [x, weight, bias]) { out in
+        return Trace.note(.conv2d(stride: stride, padding: padding, dilation: dilation), [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
             Conv2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
-        }
+        })
     }
 
     /// Transposed convolution; weight [Cin, Cout, kh, kw] (PyTorch's layout).
@@ -31,9 +31,9 @@ public enum F {
         let g = ConvGeometry(n: n, c: cout, h: oh, w: ow, o: cin, kh: kh, kw: kw, stride: stride, padding: padding)
         let y = Tensor(uninitialized: [n, cout, oh, ow])
         ConvTranspose2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
-        return Tape.output(y, inputs: [x, weight, bias]) { out in
+        return Trace.note(.convTranspose2d(stride: stride, padding: padding), [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
             ConvTranspose2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
-        }
+        })
     }
 
     // MARK: pooling and resizing
@@ -45,18 +45,18 @@ public enum F {
         let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, y.count))
         Pool2D.maxForward(x.value.pointer, y.pointer, argmax, n: n, c: c, h: h, w: w, k: kernel, stride: stride)
         let indices = IndexBuffer(argmax, count: y.count)
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.maxPool2d(kernel: kernel, stride: stride), [x], Tape.output(y, inputs: [x]) { out in
             Pool2D.maxBackward(out.gradBuffer(), indices.pointer, x.gradBuffer(), outputCount: indices.count)
-        }
+        })
     }
 
     public static func avgPool2d(_ x: Variable, kernel: Int = 2, stride: Int = 2) -> Variable {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let y = Tensor(uninitialized: [n, c, Pool2D.outputSize(h, k: kernel, stride: stride), Pool2D.outputSize(w, k: kernel, stride: stride)])
         Pool2D.avgForward(x.value.pointer, y.pointer, n: n, c: c, h: h, w: w, k: kernel, stride: stride)
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.avgPool2d(kernel: kernel, stride: stride), [x], Tape.output(y, inputs: [x]) { out in
             Pool2D.avgBackward(out.gradBuffer(), x.gradBuffer(), n: n, c: c, h: h, w: w, k: kernel, stride: stride)
-        }
+        })
     }
 
     public static func resizeBilinear(_ x: Variable, height p: Int, width q: Int, alignCorners: Bool = false) -> Variable {
@@ -64,18 +64,18 @@ public enum F {
         if h == p, w == q { return x }
         let y = Tensor(uninitialized: [n, c, p, q])
         Resize.bilinearForward(x.value.pointer, y.pointer, planes: n * c, h: h, w: w, p: p, q: q, alignCorners: alignCorners)
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.resizeBilinear(alignCorners: alignCorners), [x], Tape.output(y, inputs: [x]) { out in
             Resize.bilinearBackward(out.gradBuffer(), x.gradBuffer(), planes: n * c, h: h, w: w, p: p, q: q, alignCorners: alignCorners)
-        }
+        })
     }
 
     public static func resizeNearest(_ x: Variable, height p: Int, width q: Int) -> Variable {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let y = Tensor(uninitialized: [n, c, p, q])
         Resize.nearestForward(x.value.pointer, y.pointer, planes: n * c, h: h, w: w, p: p, q: q)
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.resizeNearest, [x], Tape.output(y, inputs: [x]) { out in
             Resize.nearestBackward(out.gradBuffer(), x.gradBuffer(), planes: n * c, h: h, w: w, p: p, q: q)
-        }
+        })
     }
 
     // MARK: normalisation
@@ -108,13 +108,13 @@ public enum F {
         Normalization.forwardFixed(x.value.pointer, weight?.value.pointer, bias?.value.pointer, mean: runningMean.pointer,
                                    variance: runningVar.pointer, y.pointer, outer: n, channels: c, inner: inner, eps: eps)
         if relu { rectify(y) }
-        return Tape.output(y, inputs: [x, weight, bias]) { out in
+        return Trace.note(.batchNorm(mean: runningMean, variance: runningVar, eps: eps, relu: relu), [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
             let g = relu ? masked(out) : nil
             defer { g.map { Scratch.release($0, out.value.count) } }
             Normalization.backwardFixed(x.value.pointer, weight?.value.pointer, mean: runningMean.pointer, variance: runningVar.pointer,
                                         g ?? out.gradBuffer(), x.gradTarget, weight?.gradTarget, bias?.gradTarget,
                                         outer: n, channels: c, inner: inner, eps: eps)
-        }
+        })
     }
 
     /// max(y, 0) in place: the ReLU fused into the normalisation before it.
@@ -133,13 +133,15 @@ public enum F {
     public static func groupNorm(_ x: Variable, groups: Int, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5, relu: Bool = false) -> Variable {
         let (n, c) = (x.shape[0], x.shape[1])
         let layout = NormLayout(outer: n, channels: c, inner: x.value.count / max(1, n * c), acrossBatch: false, channelsPerGroup: c / groups)
-        return normalize(x, weight, bias, layout, eps: eps, relu: relu)
+        return Trace.note(.groupNorm(groups: groups, eps: eps, relu: relu), [x, weight, bias],
+                          normalize(x, weight, bias, layout, eps: eps, relu: relu))
     }
 
     public static func instanceNorm(_ x: Variable, _ weight: Variable?, _ bias: Variable?, eps: Float = 1e-5, relu: Bool = false) -> Variable {
         let (n, c) = (x.shape[0], x.shape[1])
         let layout = NormLayout(outer: n, channels: c, inner: x.value.count / max(1, n * c), acrossBatch: false, channelsPerGroup: 1)
-        return normalize(x, weight, bias, layout, eps: eps, relu: relu)
+        return Trace.note(.groupNorm(groups: c, eps: eps, relu: relu), [x, weight, bias],
+                          normalize(x, weight, bias, layout, eps: eps, relu: relu))
     }
 
     /// Normalisation, optionally with the following ReLU fused in: then only the
@@ -165,10 +167,10 @@ public enum F {
         let d = x.shape.last ?? 1, rows = x.value.count / max(1, d)
         let y = Tensor(uninitialized: x.shape), stats = Tensor(zeros: [rows * 2])
         LayerNorm.forward(x.value.pointer, weight?.value.pointer, bias?.value.pointer, y.pointer, stats.pointer, rows: rows, d: d, eps: eps)
-        return Tape.output(y, inputs: [x, weight, bias]) { out in
+        return Trace.note(.layerNorm(eps: eps), [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
             LayerNorm.backward(x.value.pointer, weight?.value.pointer, stats.pointer, out.gradBuffer(), x.gradTarget,
                                weight?.gradTarget, bias?.gradTarget, rows: rows, d: d)
-        }
+        })
     }
 
     // MARK: activations and softmax
@@ -176,9 +178,9 @@ public enum F {
     public static func activation(_ x: Variable, _ kind: Activation) -> Variable {
         let y = Tensor(uninitialized: x.shape)
         kind.forward(x.value.pointer, y.pointer, count: y.count)
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.activation(kind), [x], Tape.output(y, inputs: [x]) { out in
             kind.backward(x.value.pointer, out.value.pointer, out.gradBuffer(), x.gradBuffer(), count: y.count)
-        }
+        })
     }
 
     public static func relu(_ x: Variable) -> Variable { activation(x, .relu) }
@@ -191,9 +193,9 @@ public enum F {
         let outer = x.shape[..<a].reduce(1, *), c = x.shape[a], inner = x.shape[(a + 1)...].reduce(1, *)
         let y = Tensor(uninitialized: x.shape)
         Softmax.forward(x.value.pointer, y.pointer, outer: outer, c: c, inner: inner, log: log)
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.softmax(axis: axis, log: log), [x], Tape.output(y, inputs: [x]) { out in
             Softmax.backward(out.value.pointer, out.gradBuffer(), x.gradBuffer(), outer: outer, c: c, inner: inner, log: log)
-        }
+        })
     }
 
     // MARK: linear algebra
@@ -205,7 +207,7 @@ public enum F {
         let y = Tensor(uninitialized: Array(x.shape.dropLast()) + [dout])
         GEMM.multiply(x.value.pointer, transposeA: false, weight.value.pointer, transposeB: !weightIsInputMajor, y.pointer, m: rows, n: dout, k: din)
         if let b = bias?.value.pointer { for r in 0..<rows { for o in 0..<dout { y.pointer[r * dout + o] += b[o] } } }
-        return Tape.output(y, inputs: [x, weight, bias]) { out in
+        return Trace.note(.linear(weightIsInputMajor: weightIsInputMajor), [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
             let dy = out.gradBuffer()
             if let dx = x.gradTarget {
                 GEMM.multiply(dy, transposeA: false, weight.value.pointer, transposeB: weightIsInputMajor, dx, m: rows, n: din, k: dout, beta: 1)
@@ -218,7 +220,7 @@ public enum F {
                 }
             }
             if let db = bias?.gradTarget { for r in 0..<rows { for o in 0..<dout { db[o] += dy[r * dout + o] } } }
-        }
+        })
     }
 
     /// Batched product: a [B, M, K] x b [B, K, N] (or b^T when transposeB, b [B, N, K]).
@@ -230,7 +232,7 @@ public enum F {
             GEMM.multiply(a.value.pointer + i * m * k, transposeA: false, b.value.pointer + i * k * n, transposeB: transposeB,
                           y.pointer + i * m * n, m: m, n: n, k: k)
         }
-        return Tape.output(y, inputs: [a, b]) { out in
+        return Trace.note(.bmm(transposeB: transposeB), [a, b], Tape.output(y, inputs: [a, b]) { out in
             let dy = out.gradBuffer()
             for i in 0..<batch {
                 let g = dy + i * m * n
@@ -245,17 +247,17 @@ public enum F {
                     }
                 }
             }
-        }
+        })
     }
 
     // MARK: shape
 
     public static func reshape(_ x: Variable, _ shape: [Int]) -> Variable {
         let y = x.value.reshaped(shape)
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.reshape, [x], Tape.output(y, inputs: [x]) { out in
             let dy = out.gradBuffer(), dx = x.gradBuffer()
             for i in 0..<y.count { dx[i] += dy[i] }
-        }
+        })
     }
 
     /// y = x with dimensions reordered: y.shape[i] = x.shape[order[i]].
@@ -264,10 +266,10 @@ public enum F {
         let y = Tensor(uninitialized: shape)
         let map = permutationMap(x.shape, order)
         for (i, src) in map.enumerated() { y.pointer[i] = x.value.pointer[src] }
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.permute(order), [x], Tape.output(y, inputs: [x]) { out in
             let dy = out.gradBuffer(), dx = x.gradBuffer()
             for (i, src) in map.enumerated() { dx[src] += dy[i] }
-        }
+        })
     }
 
     /// For each output index, the input index it reads.
@@ -309,7 +311,7 @@ public enum F {
                 off += s
             }
         }
-        return Tape.output(y, inputs: xs) { out in
+        return Trace.note(.concat(axis: axis), xs, Tape.output(y, inputs: xs) { out in
             let dy = out.gradBuffer()
             for o in 0..<outer {
                 var off = 0
@@ -318,7 +320,7 @@ public enum F {
                     off += s
                 }
             }
-        }
+        })
     }
 
     // MARK: arithmetic
@@ -327,30 +329,30 @@ public enum F {
         precondition(a.value.count == b.value.count, "add: \(a.shape) + \(b.shape)")
         let y = Tensor(uninitialized: a.shape)
         for i in 0..<y.count { y.pointer[i] = a.value.pointer[i] + b.value.pointer[i] }
-        return Tape.output(y, inputs: [a, b]) { out in
+        return Trace.note(.add, [a, b], Tape.output(y, inputs: [a, b]) { out in
             let dy = out.gradBuffer()
             if let da = a.gradTarget { for i in 0..<y.count { da[i] += dy[i] } }
             if let db = b.gradTarget { for i in 0..<y.count { db[i] += dy[i] } }
-        }
+        })
     }
 
     public static func mul(_ a: Variable, _ b: Variable) -> Variable {
         let y = Tensor(uninitialized: a.shape)
         for i in 0..<y.count { y.pointer[i] = a.value.pointer[i] * b.value.pointer[i] }
-        return Tape.output(y, inputs: [a, b]) { out in
+        return Trace.note(.mul, [a, b], Tape.output(y, inputs: [a, b]) { out in
             let dy = out.gradBuffer()
             if let da = a.gradTarget { for i in 0..<y.count { da[i] += dy[i] * b.value.pointer[i] } }
             if let db = b.gradTarget { for i in 0..<y.count { db[i] += dy[i] * a.value.pointer[i] } }
-        }
+        })
     }
 
     public static func scale(_ x: Variable, _ s: Float) -> Variable {
         let y = Tensor(uninitialized: x.shape)
         for i in 0..<y.count { y.pointer[i] = x.value.pointer[i] * s }
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.scale(s), [x], Tape.output(y, inputs: [x]) { out in
             let dy = out.gradBuffer(), dx = x.gradBuffer()
             for i in 0..<y.count { dx[i] += dy[i] * s }
-        }
+        })
     }
 
     /// x + b broadcast over leading dimensions (b has x's trailing shape).
@@ -358,11 +360,11 @@ public enum F {
         let inner = b.value.count, outer = x.value.count / max(1, inner)
         let y = Tensor(uninitialized: x.shape)
         for o in 0..<outer { for i in 0..<inner { y.pointer[o * inner + i] = x.value.pointer[o * inner + i] + b.value.pointer[i] } }
-        return Tape.output(y, inputs: [x, b]) { out in
+        return Trace.note(.addBroadcast, [x, b], Tape.output(y, inputs: [x, b]) { out in
             let dy = out.gradBuffer()
             if let dx = x.gradTarget { for i in 0..<y.count { dx[i] += dy[i] } }
             if let db = b.gradTarget { for o in 0..<outer { for i in 0..<inner { db[i] += dy[o * inner + i] } } }
-        }
+        })
     }
 
     /// Sum of all values (a scalar).

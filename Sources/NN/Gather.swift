@@ -7,10 +7,10 @@ extension F {
         let y = Tensor(uninitialized: shape)
         precondition(map.count == y.count, "gather: \(map.count) indices for shape \(shape)")
         for i in 0..<map.count { y.pointer[i] = x.value.pointer[Int(map[i])] }
-        return Tape.output(y, inputs: [x]) { out in
+        return Trace.note(.gather(map: map), [x], Tape.output(y, inputs: [x]) { out in
             let dy = out.gradBuffer(), dx = x.gradBuffer()
             for i in 0..<map.count { dx[Int(map[i])] += dy[i] }
-        }
+        })
     }
 
     /// x[..., start..<start+length, ...] along `axis`.
@@ -21,7 +21,8 @@ extension F {
         for o in 0..<outer { for k in start..<(start + length) { for i in 0..<inner { map.append(Int32((o * size + k) * inner + i)) } } }
         var shape = x.shape
         shape[axis] = length
-        return gather(x, map: map, shape: shape)
+        return Trace.note(.narrow(axis: axis, start: start, length: length), [x],
+                          Trace.unrecorded { gather(x, map: map, shape: shape) })
     }
 
     /// A [1, 1, D] token repeated for each of the N sequences and put in front: [N, L, D] -> [N, L+1, D].
@@ -32,12 +33,12 @@ extension F {
             (y.pointer + b * (l + 1) * d).update(from: token.value.pointer, count: d)
             (y.pointer + b * (l + 1) * d + d).update(from: tokens.value.pointer + b * l * d, count: l * d)
         }
-        return Tape.output(y, inputs: [tokens, token]) { out in
+        return Trace.note(.prependToken, [tokens, token], Tape.output(y, inputs: [tokens, token]) { out in
             let dy = out.gradBuffer()
             for b in 0..<n {
                 if let dt = token.gradTarget { for j in 0..<d { dt[j] += dy[b * (l + 1) * d + j] } }
                 if let dx = tokens.gradTarget { for j in 0..<(l * d) { dx[b * l * d + j] += dy[b * (l + 1) * d + d + j] } }
             }
-        }
+        })
     }
 }

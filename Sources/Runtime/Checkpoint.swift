@@ -1,4 +1,5 @@
 import Foundation
+import Interchange
 import NN
 import Plan
 import StageConfig
@@ -27,6 +28,9 @@ enum Checkpoint {
         var bestEpoch = 0
         /// Each committed epoch's metrics record, in order.
         var records: [JSON] = []
+        /// When each committed epoch ended (seconds since 1970): the x axis of TensorBoard's wall-time view.
+        /// Kept in the event file, not in last.safetensors.
+        var wallTimes: [Double] = []
         /// The selected model's state dict (a copy).
         var best: [String: Tensor] = [:]
     }
@@ -66,6 +70,19 @@ enum Checkpoint {
         let path = ctx.directory + "/metrics.jsonl", text = Data(state.records.map { $0.canonical + "\n" }.joined().utf8)
         if FileManager.default.contents(atPath: path) == text { return }
         try AtomicFile.write(text, to: path)
+    }
+
+    /// Rewrites the stage's TensorBoard event file from the committed records, and links it
+    /// into the store's tensorboard/ folder under the spec's variant and stage names.
+    static func writeEvents(_ ctx: StageContext, _ state: State) throws {
+        let steps = zip(state.records, state.wallTimes).map { record, time in
+            TensorBoardEvents.Step(step: record["epoch"]?.int ?? 0, wallTime: time, scalars: TensorBoardRuns.scalars(record))
+        }
+        let path = ctx.directory + "/" + TensorBoardRuns.fileName
+        let data = try TensorBoardEvents.file(steps, startTime: state.wallTimes.first ?? Date().timeIntervalSince1970)
+        // Bookkeeping like the log (it holds wall times): replaced whole, without the outputs' fsyncs.
+        if FileManager.default.contents(atPath: path) != data { try data.write(to: URL(fileURLWithPath: path), options: .atomic) }
+        TensorBoardRuns.link(ctx.stage.hash, plan: ctx.plan, store: ctx.store)
     }
 
     /// Writes the selected model as best.safetensors.
@@ -110,6 +127,15 @@ enum Checkpoint {
             if !s.isEmpty { optimizer.setState(of: v, s) }
         }
         optimizer.setStep(step)
-        return State(epoch: epoch, bestScore: scoreText == "none" ? nil : Double(scoreText), bestEpoch: bestEpoch, records: records, best: best)
+        // The wall times live in the event file, not in the checkpoint (whose bytes a rerun must reproduce); an
+        // epoch the event file lost (killed before it was rewritten, or deleted) gets the time of the commit that holds it.
+        let committed = ((try? FileManager.default.attributesOfItem(atPath: weights))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        var wallTimeOf: [Int: Double] = [:]
+        if let data = FileManager.default.contents(atPath: ctx.directory + "/" + TensorBoardRuns.fileName), let steps = TensorBoardEvents.read(data) {
+            for s in steps { wallTimeOf[s.step] = s.wallTime }
+        }
+        let wallTimes = (1...max(1, records.count)).prefix(records.count).map { wallTimeOf[$0] ?? committed }
+        return State(epoch: epoch, bestScore: scoreText == "none" ? nil : Double(scoreText), bestEpoch: bestEpoch, records: records,
+                     wallTimes: wallTimes, best: best)
     }
 }

@@ -54,7 +54,11 @@ public struct Executor: Sendable {
         let wanted = plan.stages.filter { only == nil || only?.contains($0.hash) == true }
         // Reuse only what is intact: rank 0 checks what this run reuses or reads, and sets damaged stages aside.
         var damaged: [String: String] = [:]
-        if World.current.isRoot { damaged = setAsideDamaged(wanted) }
+        if World.current.isRoot {
+            damaged = setAsideDamaged(wanted)
+            // The curves of stages trained before, under this spec's names.
+            TensorBoardRuns.linkAll(plan, store: store)
+        }
         World.current.barrier()
         var board = Board(pending: [])
         for s in wanted {

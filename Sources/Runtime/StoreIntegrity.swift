@@ -8,10 +8,11 @@ import Storage
 /// stage is reused only when they still match.
 extension RunStore {
     /// Files of a stage folder that are bookkeeping, not results: they change after
-    /// the stage is done (a lock, a log a later run appends to, Slurm's files).
+    /// the stage is done (a lock, a log a later run appends to, Slurm's files), or that
+    /// hold wall times, so that no rerun writes them alike (the TensorBoard curves).
     static func isBookkeeping(_ relative: String) -> Bool {
         let name = (relative as NSString).lastPathComponent
-        return ["done", "damaged", "lock", "log.txt", "slurm.json"].contains(relative)
+        return ["done", "damaged", "lock", "log.txt", "slurm.json", TensorBoardRuns.fileName].contains(relative)
             || (name.hasPrefix("slurm-") && name.hasSuffix(".out"))
             || (name.hasPrefix(".") && name.contains(AtomicFile.temporaryMarker))
     }

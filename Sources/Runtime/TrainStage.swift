@@ -156,14 +156,17 @@ enum TrainStage {
             }
             state.epoch = epoch + 1
             state.records.append(.object(record))
+            state.wallTimes.append(Date().timeIntervalSince1970)
             // The epoch's commit, then what is derived from it.
             try Checkpoint.save(ctx, model: model, named: named, optimizer: optimizer, state: state)
             try Checkpoint.writeMetrics(ctx, state)
+            try Checkpoint.writeEvents(ctx, state)
             ctx.log("epoch \(epoch + 1) done: " + record.keys.sorted().filter { $0 != "epoch" }.compactMap { k in record[k]?.number.map { "\(k) \(String(format: "%.4f", $0))" } }.joined(separator: ", ")
                     + (improved ? " (selected)" : ""))
         }
         guard ctx.writes else { return }
         try Checkpoint.writeMetrics(ctx, state)
+        try Checkpoint.writeEvents(ctx, state)
         try Checkpoint.publishBest(ctx, state)
         ctx.summary["best_epoch"] = .int(state.bestEpoch)
         ctx.summary["steps"] = .int(optimizer.step)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Benchmark
+import Interchange
+import NN
 import Tensor
 
 /// `distill bench`: the runtime's speed on the rows of shared/reference/perf.md.
@@ -22,6 +24,10 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Time the data path instead: preprocessing throughput and loading a batch of 16 slices.")
     var data = false
 
+    @Option(name: .long, help: ArgumentHelp("Export the study's S1 and S2 to DIR/s1.onnx and DIR/s2.onnx and time their forward pass on one 256x256 slice "
+                                            + "(`make bench-onnx` times the same files in ONNX Runtime).", valueName: "dir"))
+    var onnx: String?
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let row, !RuntimeBenchmark.rows.contains(where: { $0.name == row }) {
@@ -31,6 +37,26 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let onnx {
+            Parallel.setThreads(threads)
+            try FileManager.default.createDirectory(atPath: onnx, withIntermediateDirectories: true)
+            print("network  params   Distillery forward, 1x3x256x256 (\(threads) threads, median of 50)")
+            for (name, arch) in [("s1", RuntimeBenchmark.s1), ("s2", RuntimeBenchmark.s2)] {
+                let model = ModelBuilder.build(arch, height: 256, width: 256, seed: 1)
+                var rng = RNG(seed: 5)
+                let x = rng.uniformTensor([1, 3, 256, 256], 0, 1)
+                let result = try ONNXExport.export(model, head: "segmentation", input: x, graphName: name, metadata: [], producerVersion: "bench")
+                try result.model.write(to: URL(fileURLWithPath: "\(onnx)/\(name).onnx"))
+                var times: [Double] = []
+                for i in 0..<60 {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = Tape.noGrad { model.forward(Variable(x), training: false, taps: []) }
+                    if i >= 10 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
+                }
+                print(String(format: "%-8@ %6d   %.2f ms", name as NSString, model.store.parameterCount, times.sorted()[times.count / 2]))
+            }
+            return
+        }
         if data {
             Parallel.setThreads(threads)
             let r = try DataBenchmark.run()

@@ -11,7 +11,7 @@ struct Distill: ParsableCommand {
         version: "0.1.0",
         subcommands: [CheckCommand.self, PlanCommand.self, CalibrateCommand.self, ParityCommand.self, BenchCommand.self, DataCommand.self,
                       RunCommand.self, SweepCommand.self, ReportCommand.self, StatusCommand.self, VerifyCommand.self, EvaluateCommand.self, SubmitCommand.self,
-                      SchemaCommand.self, PredictCommand.self])
+                      SchemaCommand.self, PredictCommand.self, ExportCommand.self])
 
     /// ArgumentParser exits 64 (EX_USAGE) for a bad flag; Distillery documents 2 for every usage error.
     static func main() {
