@@ -52,30 +52,9 @@ struct ExportCommand: ParsableCommand {
     }
 
     func run() throws {
-        var isDirectory: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: stageOrCheckpoint, isDirectory: &isDirectory)
-        let isFile = stageOrCheckpoint.hasSuffix(".safetensors") || (exists && !isDirectory.boolValue)
-        let stageName: String
-        var checkpoint: String?
-        if isFile {
-            guard exists else { throw usage("no such checkpoint '\(stageOrCheckpoint)'") }
-            guard let stage else { throw usage("a checkpoint file needs --stage: the spec stage whose model and preprocessing it has") }
-            (stageName, checkpoint) = (stage, stageOrCheckpoint)
-        } else {
-            if let stage, stage != stageOrCheckpoint { throw usage("--stage \(stage) contradicts the stage argument '\(stageOrCheckpoint)'") }
-            stageName = stageOrCheckpoint
-        }
-        let (plan, _) = try SpecPlanning.plan(spec, variant: variant)
-        let setting: Prediction.Setting
-        let model: SegmentationModel
-        let training: Prediction.TrainingData
-        do {
-            setting = try Prediction.setting(stageName, in: plan)
-            model = try Prediction.model(setting, store: RunStore(root: store), checkpoint: checkpoint)
-            training = try Prediction.trainingData(setting, store: RunStore(root: store))
-        } catch let problem as Prediction.Problem {
-            throw usage(problem.description)
-        }
+        let chosen = try TrainedStageChoice(stageOrCheckpoint, stage: stage, spec: spec, variant: variant, store: store)
+        let (setting, model, training, plan) = (chosen.setting, chosen.model, chosen.training, chosen.plan)
+        let stageName = setting.stage
         let p = setting.preprocess
         // A fixed input of the trained size; any values trace the same graph.
         var rng = RNG(seed: 1)
@@ -83,7 +62,7 @@ struct ExportCommand: ParsableCommand {
         guard let outputs = setting.model.heads.first(where: { $0.name == head })?.channels else {
             throw usage("the model of '\(stageName)' has no head '\(head)'; heads: \(setting.model.heads.map(\.name).joined(separator: ", "))")
         }
-        let metadata = Self.metadata(setting, training: training, outputs: outputs, spec: spec, variant: variant, checkpoint: checkpoint ?? "\(store)/stages/\(setting.train.hash)/best.safetensors")
+        let metadata = Self.metadata(setting, training: training, outputs: outputs, spec: spec, variant: variant, checkpoint: chosen.checkpoint ?? "\(store)/stages/\(setting.train.hash)/best.safetensors")
         let result: ONNXExport.Result
         do {
             result = try ONNXExport.export(model, head: head, input: input, graphName: "\(plan.specName ?? "distillery")/\(stageName)",
@@ -151,8 +130,5 @@ struct ExportCommand: ParsableCommand {
         ]
     }
 
-    func usage(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-        return ExitStatus.usage
-    }
+    func usage(_ message: String) -> ExitCode { usageError(message) }
 }

@@ -51,21 +51,8 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         Parallel.setThreads(threads)
-        // A checkpoint is a file (a folder of the same name, a store say, is not one).
-        var isDirectory: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: stageOrCheckpoint, isDirectory: &isDirectory)
-        let isFile = stageOrCheckpoint.hasSuffix(".safetensors") || (exists && !isDirectory.boolValue)
-        let stageName: String
-        var checkpoint: String?
-        if isFile {
-            guard FileManager.default.fileExists(atPath: stageOrCheckpoint) else { throw usage("no such checkpoint '\(stageOrCheckpoint)'") }
-            guard let stage else { throw usage("a checkpoint file needs --stage: the spec stage whose model and preprocessing it has") }
-            (stageName, checkpoint) = (stage, stageOrCheckpoint)
-        } else {
-            if let stage, stage != stageOrCheckpoint { throw usage("--stage \(stage) contradicts the stage argument '\(stageOrCheckpoint)'") }
-            stageName = stageOrCheckpoint
-        }
-        let (plan, _) = try SpecPlanning.plan(spec, variant: variant)
+        let chosen = try TrainedStageChoice(stageOrCheckpoint, stage: stage, spec: spec, variant: variant, store: store)
+        let (setting, model, training) = (chosen.setting, chosen.model, chosen.training)
         let volumes: [Prediction.Input]
         do {
             volumes = try Prediction.inputs(try expand(inputs))
@@ -73,19 +60,6 @@ struct PredictCommand: ParsableCommand {
             throw usage("\(error)")
         }
         try checkTargets(volumes)
-        let setting: Prediction.Setting
-        let model: SegmentationModel
-        let training: Prediction.TrainingData
-        do {
-            setting = try Prediction.setting(stageName, in: plan)
-            model = try Prediction.model(setting, store: RunStore(root: store), checkpoint: checkpoint)
-            training = try Prediction.trainingData(setting, store: RunStore(root: store))
-        } catch let problem as Prediction.Problem {
-            throw usage(problem.description)
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitStatus.failure
-        }
         do {
             try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         } catch {
@@ -146,8 +120,5 @@ struct PredictCommand: ParsableCommand {
         }
     }
 
-    func usage(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-        return ExitStatus.usage
-    }
+    func usage(_ message: String) -> ExitCode { usageError(message) }
 }
