@@ -71,7 +71,7 @@ public final class World: Sendable {
     /// The sums a batch split over this world needs (nil for one process).
     public var batchGroup: BatchGroup? {
         guard size > 1 else { return nil }
-        return BatchGroup(processes: size) { [self] values, count in sum(values, count) }
+        return BatchGroup(processes: size, rank: rank) { [self] values, count in sum(values, count) }
     }
 
     /// This rank's contiguous part of a global batch, and where it starts: sizes differ by at most one.

@@ -179,25 +179,29 @@ public final class DistillationObjective {
 
     /// SupCon over pixels of a tap: labels from the mask resized (nearest) to the tap,
     /// up to `samplesPerClass` pixels of each class per image, drawn with the step's RNG.
+    /// A batch split over processes samples as one process does: every process walks the
+    /// labels of the whole batch (gathered) with the same RNG, takes the pixels of its own
+    /// images, and the loss contrasts the gathered samples of all of them.
     static func supCon(_ tap: Variable, _ labels: Tensor, _ sc: SupConTerm, _ rng: inout RNG) -> Variable {
         let (n, c, h, w) = (tap.shape[0], tap.shape[1], tap.shape[2], tap.shape[3])
         let (lh, lw) = (labels.shape[2], labels.shape[3])
+        let (all, images, first) = CrossBatch.gatherRows(labels.pointer, rows: n, width: lh * lw)
         var map: [Int32] = [], classes: [Int32] = []
-        for b in 0..<n {
+        for b in 0..<images {
             var byClass: [Int32: [Int]] = [:]
             for y in 0..<h { for x in 0..<w {
-                let v = labels.pointer[b * lh * lw + min(y * lh / h, lh - 1) * lw + min(x * lw / w, lw - 1)]
+                let v = all[b * lh * lw + min(y * lh / h, lh - 1) * lw + min(x * lw / w, lw - 1)]
                 byClass[Int32(v), default: []].append(y * w + x)
             } }
+            let mine = b >= first && b < first + n
             for (cls, pixels) in byClass.sorted(by: { $0.key < $1.key }) {
                 for k in rng.permutation(pixels.count).prefix(sc.samplesPerClass) {
-                    let p = pixels[k]
-                    for ch in 0..<c { map.append(Int32((b * c + ch) * h * w + p)) }
+                    if mine { for ch in 0..<c { map.append(Int32(((b - first) * c + ch) * h * w + pixels[k])) } }
                     classes.append(cls)
                 }
             }
         }
-        let z = F.gather(tap, map: map, shape: [classes.count, c])
+        let z = F.batchRows(F.gather(tap, map: map, shape: [map.count / max(1, c), c]))
         return Loss.supCon(z, labels: classes, temperature: Float(sc.temperature))
     }
 }

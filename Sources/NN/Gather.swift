@@ -42,3 +42,20 @@ extension F {
         })
     }
 }
+
+extension F {
+    /// x [n, d], this process's rows of a batch split over processes, as the rows of the
+    /// whole batch [N, d] (`CrossBatch.gatherRows`); x itself in one process. The
+    /// gradient of the global rows flows back to this process's own: every process
+    /// computes the same global loss, so each keeps the part of its gradient that its
+    /// parameters produced, and the sum over processes is the one-process gradient.
+    public static func batchRows(_ x: Variable) -> Variable {
+        guard CrossBatch.group != nil else { return x }
+        let (n, d) = (x.shape[0], x.shape.dropFirst().reduce(1, *))
+        let (values, total, offset) = CrossBatch.gatherRows(x.value.pointer, rows: n, width: d)
+        return Tape.output(Tensor(shape: [total, d], values: values), inputs: [x]) { out in
+            let dy = out.gradBuffer(), dx = x.gradBuffer()
+            for i in 0..<(n * d) { dx[i] += dy[offset * d + i] }
+        }
+    }
+}

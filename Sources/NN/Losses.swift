@@ -255,9 +255,11 @@ public enum Loss {
     }
 
     /// InfoNCE: query = student, key = teacher, flattened per image, L2-normalised; labels 0..N-1.
+    /// A batch split over processes is contrasted whole: every process gathers the global rows.
     public static func infoNCE(_ student: Variable, _ teacher: Variable, temperature tau: Float) -> Variable {
-        let n = student.shape[0], d = student.value.count / n
-        let q = F.l2Normalize(F.reshape(student, [n, d])), k = F.l2Normalize(F.reshape(teacher, [n, d]))
+        let local = student.shape[0], d = student.value.count / local
+        let q = F.batchRows(F.l2Normalize(F.reshape(student, [local, d]))), k = F.batchRows(F.l2Normalize(F.reshape(teacher, [local, d])))
+        let n = q.shape[0]
         let logits = F.scale(F.bmm(F.reshape(q, [1, n, d]), F.reshape(k, [1, n, d]), transposeB: true), 1 / tau)
         let logp = F.softmax(F.reshape(logits, [n, n]), axis: 1, log: true)
         var loss = 0.0

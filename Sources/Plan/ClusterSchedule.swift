@@ -102,14 +102,14 @@ public struct ClusterSchedule: Sendable {
     /// A training stage's best node count; every other stage runs on one node.
     static func place(_ s: PlanStage, nodes: Int, speed: Double, interconnect: Interconnect) -> Placement {
         let compute = s.cost.seconds / speed
-        // Batch-contrastive terms need every image of the batch in one process.
-        guard case .train(let c) = s.config, s.cost.steps > 0, (c.distill?.batchContrastive ?? []).isEmpty else {
+        guard case .train(let c) = s.config, s.cost.steps > 0 else {
             return Placement(ranks: 1, compute: compute, communication: 0)
         }
         var best = Placement(ranks: 1, compute: compute, communication: 0)
         for k in stride(from: 2, through: min(nodes, c.batch), by: 1) {
             let p = Placement(ranks: k, compute: compute / Double(k),
-                              communication: Double(s.cost.steps) * interconnect.allreduce(bytes: 4 * s.cost.parameters, ranks: k))
+                              communication: Double(s.cost.steps) * (interconnect.allreduce(bytes: 4 * s.cost.parameters, ranks: k)
+                                                                     + (s.cost.gatheredBytesPerStep > 0 ? interconnect.allreduce(bytes: s.cost.gatheredBytesPerStep, ranks: k) : 0)))
             if p.seconds < best.seconds { best = p }
         }
         return best
@@ -135,7 +135,8 @@ public struct ClusterSchedule: Sendable {
         if let d = dominant, let p = placements[d.hash] {
             out += "dominated by \(d.shortHash) \(d.label): \(Format.duration(p.seconds))"
             if p.ranks > 1 {
-                out += " data-parallel on \(p.ranks) nodes (compute \(Format.duration(p.compute)), gradient allreduce \(Format.duration(p.communication)) over \(d.cost.steps) steps)"
+                let exchange = d.cost.gatheredBytesPerStep > 0 ? "gradient allreduce and contrastive gathers" : "gradient allreduce"
+                out += " data-parallel on \(p.ranks) nodes (compute \(Format.duration(p.compute)), \(exchange) \(Format.duration(p.communication)) over \(d.cost.steps) steps)"
                 if case .train(let c) = d.config, p.ranks == c.batch, nodes > p.ranks {
                     out += "; its batch of \(c.batch) allows no more ranks"
                 }

@@ -96,7 +96,30 @@ struct CostModel {
         c.diskBytes = 2 * params * 4 * (1 + slots)  // last (resumable) and selected checkpoints
         c.seconds = seconds(c.flops)
         c.steps = Self.stepsPerEpoch(samples: Int(samples.rounded()), batch: stage.batch, usesBatchNorm: model.usesBatchNorm) * stage.epochs
+        if let terms = stage.distill?.activeTerms { c.gatheredBytesPerStep = gatheredBytes(terms, student: model, teacher: teacher, batch: stage.batch) }
         return c
+    }
+
+    /// The bytes a step of `batch` images gathers over the ranks for batch-contrastive terms
+    /// (8 a value: the gather is a sum of doubles): an InfoNCE pair's query and key rows
+    /// (the larger of the two taps' sizes, an upper bound on the adapted and resampled map),
+    /// SupCon's sampled pixels and the labels they are drawn from.
+    func gatheredBytes(_ terms: DistillationTerms, student: ModelArchitecture, teacher: ModelArchitecture?, batch: Int) -> Int {
+        func size(_ manifest: TapManifest, _ name: String) -> Int {
+            guard let tap = manifest[name], let stride = tap.stride else { return 0 }
+            return tap.channels * (data.height / stride) * (data.width / stride)
+        }
+        var values = 0
+        for p in terms.pairs {
+            guard case .infoNCE = p.loss else { continue }
+            let width = max(size(student.tapManifest, p.studentTap), teacher.map { size($0.tapManifest, p.teacherTap) } ?? 0)
+            values += 2 * batch * width
+        }
+        if let sc = terms.supcon {
+            let channels = student.tapManifest[sc.tap]?.channels ?? 0
+            values += batch * (data.classes.classes.count + 1) * sc.samplesPerClass * channels + batch * pixels  // the classes and background
+        }
+        return 8 * values
     }
 
     /// fp16 bytes the cached teacher taps and logits take per sample.

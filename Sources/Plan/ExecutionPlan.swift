@@ -16,13 +16,17 @@ public struct StageCost: Hashable, Sendable {
     public var seconds = 0.0
     /// Optimiser steps (training stages): how often a data-parallel run exchanges gradients.
     public var steps = 0
+    /// What a data-parallel step gathers besides the gradients: the rows of every
+    /// rank's batch-contrastive embeddings (InfoNCE, SupCon and its labels), as the
+    /// doubles of one allreduce.
+    public var gatheredBytesPerStep = 0
 
     public init() {}
 
     var json: JSON {
         .object(["parameters": .int(parameters), "macs_per_sample": .int(macsPerSample), "flops": .number(flops.rounded()),
                  "memory_bytes": .int(memoryBytes), "disk_bytes": .int(diskBytes), "seconds": .number((seconds * 10).rounded() / 10),
-                 "steps": .int(steps)])
+                 "steps": .int(steps), "gathered_bytes_per_step": .int(gatheredBytesPerStep)])
     }
 }
 

@@ -34,12 +34,11 @@ public struct SlurmSubmitter {
 
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
-    /// The MPI ranks of a stage: 1 but for training stages whose terms can be split
-    /// over ranks (no batch-contrastive terms), which take the spec's `nodes` (or
+    /// The MPI ranks of a stage: 1 but for training stages, which take the spec's `nodes` (or
     /// their own `stage_nodes`) times `ranks_per_node`, more nodes when fewer would
     /// exceed `max_time`, never more ranks than their batch.
     public func ranks(_ s: PlanStage) -> Int {
-        guard case .train(let c) = s.config, (c.distill?.batchContrastive ?? []).isEmpty else { return 1 }
+        guard case .train(let c) = s.config else { return 1 }
         let perNode = max(1, options.ranksPerNode)
         var nodes = options.stageNodes[plan.specName(of: s.hash)] ?? options.nodes
         if let budget = options.maxTime.flatMap(SlurmSettings.seconds), budget > 600 {
@@ -102,12 +101,6 @@ public struct SlurmSubmitter {
         let todo = pending
         let todoSet = Set(todo.map(\.hash))
         var out = "# \(todo.count) of \(plan.stages.count) stages to submit (\(plan.stages.count - todo.count) already done in \(store.root))\n"
-        if options.nodes * options.ranksPerNode > 1 || !options.stageNodes.isEmpty || options.maxTime != nil {
-            for s in todo {
-                guard case .train(let c) = s.config, let terms = c.distill?.batchContrastive, !terms.isEmpty else { continue }
-                out += "# \(plan.specName(of: s.hash)) stays on one rank: \(terms.joined(separator: " and ")) contrast images across the whole batch\n"
-            }
-        }
         out += "# plan: \(planPath)\n\n# dependency graph (afterok):\n"
         for s in todo {
             let deps = s.inputs.values.filter { todoSet.contains($0) }.sorted().map { "JOB:\($0.prefix(12))" }

@@ -177,13 +177,8 @@ enum TrainStage {
 /// What a batch split over ranks needs beyond CrossBatch: which terms cannot be
 /// split, and the gradient allreduce.
 enum DataParallel {
-    /// Terms whose value couples the images of a batch other than through sums
-    /// (contrast against the batch's other images) cannot be split over ranks.
+    /// Every term splits (batch-contrastive ones gather the global batch); the batch must give each rank an image.
     static func check(_ c: TrainingConfiguration, ranks: Int) throws {
-        let unsplittable = c.distill?.batchContrastive ?? []
-        guard unsplittable.isEmpty else {
-            throw RuntimeError.stage("\(unsplittable.joined(separator: " and ")) contrast each image with the rest of the batch, which a split over \(ranks) ranks does not see: run this stage in one process")
-        }
         guard c.batch >= ranks else { throw RuntimeError.stage("a batch of \(c.batch) cannot be split over \(ranks) ranks") }
     }
 

@@ -11,7 +11,7 @@ enum ClusterChecks {
 
     /// `stage_nodes` names training stages that a split over ranks computes exactly.
     static func stageNodes(_ spec: Spec) -> [Diagnostic] {
-        guard let slurm = spec.slurm, let members = node(spec)?["stage_nodes"]?.members else { return [] }
+        guard spec.slurm != nil, let members = node(spec)?["stage_nodes"]?.members else { return [] }
         var out: [Diagnostic] = []
         for m in members {
             let path = "execution.slurm.stage_nodes.\(m.key)"
@@ -20,16 +20,9 @@ enum ClusterChecks {
                                       at: m.keyRange, path: path))
                 continue
             }
-            guard let stage = spec.stage(m.key) else {
+            guard spec.stage(m.key) != nil else {
                 out.append(ReferenceChecks.unknown(SpecDiagnostics.unknownStage, "stage", Ref(name: m.key, range: m.keyRange), spec.stageNames, path: path, plural: "stages"))
                 continue
-            }
-            let ranks = (slurm.stageNodes[m.key] ?? 1) * slurm.ranksPerNode
-            let contrastive = stage.distill?.activeTerms.batchContrastive ?? []
-            if ranks > 1, !contrastive.isEmpty {
-                out.append(Diagnostic(SpecDiagnostics.cannotSplit,
-                    "'\(m.key)' would run on \(ranks) ranks, but \(contrastive.joined(separator: " and ")) \(contrastive.count == 1 ? "contrasts" : "contrast") images across the whole batch, which a split over ranks does not see",
-                    at: m.value.range, path: path, notes: [DiagnosticNote("run it on one node: leave it out of stage_nodes")]))
             }
         }
         return out

@@ -315,15 +315,6 @@ public struct DistillationTerms: ConfigCodable {
         self.supcon = supcon
     }
 
-    /// Terms that contrast each image with the rest of its batch (InfoNCE pairs, SupCon):
-    /// a batch split over data-parallel ranks would not see the other ranks' images.
-    public var batchContrastive: [String] {
-        var out: [String] = []
-        for p in pairs { if case .infoNCE = p.loss { out.append("tap pair '\(p.name)' (infonce)") } }
-        if supcon != nil { out.append("supcon") }
-        return out
-    }
-
     public var json: JSON {
         .object(["taps": .object(Dictionary(pairs.map { ($0.name, $0.json) }, uniquingKeysWith: { a, _ in a })),
                  "logits": logits?.json ?? .null, "supcon": supcon?.json ?? .null])

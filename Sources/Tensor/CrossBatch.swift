@@ -13,9 +13,11 @@ public final class BatchGroup: Sendable {
     /// process calls it in the same order with the same count.
     public let sum: @Sendable (UnsafeMutablePointer<Double>, Int) -> Void
     public let processes: Int
+    /// This process's place in the group: its images follow those of the processes before it.
+    public let rank: Int
 
-    public init(processes: Int, sum: @escaping @Sendable (UnsafeMutablePointer<Double>, Int) -> Void) {
-        (self.processes, self.sum) = (processes, sum)
+    public init(processes: Int, rank: Int, sum: @escaping @Sendable (UnsafeMutablePointer<Double>, Int) -> Void) {
+        (self.processes, self.rank, self.sum) = (processes, rank, sum)
     }
 }
 
@@ -36,6 +38,23 @@ public enum CrossBatch {
         var v = [sum, Double(count)]
         Self.sum(&v)
         return (v[0], v[1])
+    }
+
+    /// The rows of every process, in rank order (the order of the global batch), from
+    /// this process's `rows` x `width` values; and where this process's rows start.
+    /// A loss that contrasts each image with every other one (InfoNCE, SupCon) is
+    /// computed on the global rows by every process. Floats pass through the
+    /// doubles of the group's sum unchanged.
+    public static func gatherRows(_ local: UnsafePointer<Float>, rows: Int, width: Int) -> (values: [Float], rows: Int, offset: Int) {
+        guard let group else { return (Array(UnsafeBufferPointer(start: local, count: rows * width)), rows, 0) }
+        var counts = [Double](repeating: 0, count: group.processes)
+        counts[group.rank] = Double(rows)
+        sum(&counts)
+        let offset = Int(counts[..<group.rank].reduce(0, +)), total = Int(counts.reduce(0, +))
+        var all = [Double](repeating: 0, count: total * width)
+        for i in 0..<(rows * width) { all[offset * width + i] = Double(local[i]) }
+        sum(&all)
+        return (all.map { Float($0) }, total, offset)
     }
 
     /// The number of elements over the group.

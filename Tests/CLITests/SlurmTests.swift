@@ -82,3 +82,18 @@ import Testing
         #expect(train.components(separatedBy: "epoch 2 done").count == 2, "rank 0 alone writes the log: \(train)")
     }
 }
+
+/// The README's cluster table is what `distill plan --nodes N` prints.
+@Suite struct ClusterREADMETests {
+    @Test func theREADMEsClusterTableIsTheTools() throws {
+        let readme = try String(contentsOfFile: CLITests.repository + "/README.md", encoding: .utf8)
+        for nodes in [1, 8, 32] {
+            let r = try CLITests().run(["plan", "specs/thesis/study.yaml", "--nodes", String(nodes)])
+            #expect(r.status == 0)
+            let line = try #require(r.out.split(separator: "\n").first { $0.hasPrefix("on \(nodes) node") }, "\(r.out.suffix(800))")
+            let match = try #require(line.firstMatch(of: /~(.+?) \(one machine: .+?; no schedule beats the critical path, (.+?)\)/))
+            let row = "| \(nodes) | \(match.1) | \(match.2) |"
+            #expect(readme.contains(row), "README lacks the row \(row) (the tool: \(line))")
+        }
+    }
+}
