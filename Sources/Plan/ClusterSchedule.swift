@@ -1,3 +1,5 @@
+import StageConfig
+
 /// How long a plan takes on a cluster of `nodes` machines: stages run side by side
 /// on different nodes, and a training stage may itself run data-parallel over
 /// several nodes (one rank a node, `distill submit` with `ranks`), paying an
@@ -99,6 +101,13 @@ public struct ClusterSchedule: Sendable {
         makespan = done.values.max() ?? 0
     }
 
+    /// Seconds a training stage on `ranks` ranks spends exchanging: the gradient allreduce
+    /// and the batch-contrastive gathers, every step.
+    public static func communication(_ s: PlanStage, ranks k: Int, interconnect: Interconnect) -> Double {
+        Double(s.cost.steps) * (interconnect.allreduce(bytes: 4 * s.cost.parameters, ranks: k)
+                                + (s.cost.gatheredBytesPerStep > 0 ? interconnect.allreduce(bytes: s.cost.gatheredBytesPerStep, ranks: k) : 0))
+    }
+
     /// A training stage's best node count; every other stage runs on one node.
     static func place(_ s: PlanStage, nodes: Int, speed: Double, interconnect: Interconnect) -> Placement {
         let compute = s.cost.seconds / speed
@@ -107,9 +116,7 @@ public struct ClusterSchedule: Sendable {
         }
         var best = Placement(ranks: 1, compute: compute, communication: 0)
         for k in stride(from: 2, through: min(nodes, c.batch), by: 1) {
-            let p = Placement(ranks: k, compute: compute / Double(k),
-                              communication: Double(s.cost.steps) * (interconnect.allreduce(bytes: 4 * s.cost.parameters, ranks: k)
-                                                                     + (s.cost.gatheredBytesPerStep > 0 ? interconnect.allreduce(bytes: s.cost.gatheredBytesPerStep, ranks: k) : 0)))
+            let p = Placement(ranks: k, compute: compute / Double(k), communication: communication(s, ranks: k, interconnect: interconnect))
             if p.seconds < best.seconds { best = p }
         }
         return best
@@ -119,6 +126,22 @@ public struct ClusterSchedule: Sendable {
     public var dominant: PlanStage? { criticalPath.max { seconds($0) < seconds($1) } }
 
     func seconds(_ s: PlanStage) -> Double { placements[s.hash]?.seconds ?? s.cost.seconds }
+
+    /// The schedule as data (`distill plan --nodes N --format json`, under "cluster"): times in seconds.
+    public var json: JSON {
+        var placed: [String: JSON] = [:]
+        for (hash, p) in placements {
+            placed[hash] = .object(["ranks": .int(p.ranks), "compute_seconds": .number(p.compute.rounded()),
+                                    "communication_seconds": .number(p.communication.rounded())])
+        }
+        let fields: [String: JSON] = [
+            "nodes": .int(nodes), "cores_per_node": coresPerNode.map { JSON.int($0) } ?? .null,
+            "wall_seconds": .number(makespan.rounded()), "one_machine_seconds": .number(serialSeconds.rounded()),
+            "critical_path_seconds": .number(criticalSeconds.rounded()), "critical_path": .array(criticalPath.map { JSON.string($0.hash) }),
+            "interconnect": .string(interconnect.source), "placements": .object(placed),
+        ]
+        return .object(fields)
+    }
 
     public var text: String {
         var out = "\ncritical path (\(criticalPath.count) stages, \(Format.duration(criticalSeconds))):\n"

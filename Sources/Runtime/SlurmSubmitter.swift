@@ -37,16 +37,63 @@ public struct SlurmSubmitter {
     /// The MPI ranks of a stage: 1 but for training stages, which take the spec's `nodes` (or
     /// their own `stage_nodes`) times `ranks_per_node`, more nodes when fewer would
     /// exceed `max_time`, never more ranks than their batch.
-    public func ranks(_ s: PlanStage) -> Int {
-        guard case .train(let c) = s.config else { return 1 }
+    public func ranks(_ s: PlanStage) -> Int { request(s).granted }
+
+    /// What a stage asked for (ranks from `nodes` or `stage_nodes`) and what its job gets, with why they differ.
+    func request(_ s: PlanStage) -> (asked: Int, granted: Int, why: String?) {
+        guard case .train(let c) = s.config else { return (1, 1, nil) }
         let perNode = max(1, options.ranksPerNode)
-        var nodes = options.stageNodes[plan.specName(of: s.hash)] ?? options.nodes
+        let asked = (options.stageNodes[plan.specName(of: s.hash)] ?? options.nodes) * perNode
+        var wanted = asked, why: [String] = []
         if let budget = options.maxTime.flatMap(SlurmSettings.seconds), budget > 600 {
             let ranksNeeded = Int(((s.cost.seconds * 3) / (budget - 600)).rounded(.up))
-            nodes = max(nodes, min(options.maxNodes, (ranksNeeded + perNode - 1) / perNode))
+            let nodes = min(options.maxNodes, (ranksNeeded + perNode - 1) / perNode)
+            if nodes * perNode > wanted {
+                wanted = nodes * perNode
+                why.append("max_time \(options.maxTime ?? "") asks for \(wanted) to finish in time")
+            }
         }
-        return max(1, min(nodes * perNode, c.batch))
+        if wanted > c.batch {
+            wanted = c.batch
+            why.append("its batch of \(c.batch) gives each rank one image at most")
+        }
+        return (asked, max(1, wanted), why.isEmpty ? nil : why.joined(separator: ", and "))
     }
+
+    /// Every job that does not get what the spec asked for, or whose time limit is over
+    /// `max_time`: one line each, naming the stage, what was asked, what it gets and why.
+    public var notices: [String] {
+        var out: [String] = []
+        let budget = options.maxTime.flatMap(SlurmSettings.seconds)
+        for s in pending {
+            let name = plan.specName(of: s.hash)
+            let r = request(s)
+            if r.granted != r.asked, let why = r.why {
+                out.append("\(name) (\(s.shortHash)) asked for \(r.asked) rank\(r.asked == 1 ? "" : "s") and gets \(r.granted): \(why)")
+            }
+            if let budget, options.time == nil, Double(timeLimit(s)) > budget {
+                out.append("\(name) (\(s.shortHash)) needs a time limit of \(Self.clock(timeLimit(s))) on \(r.granted) rank\(r.granted == 1 ? "" : "s"), "
+                           + "over max_time \(options.maxTime ?? ""): "
+                           + (isBatchBound(s) ? "its batch allows no more ranks" : "max_nodes \(options.maxNodes) allows no more nodes"))
+            }
+        }
+        return out
+    }
+
+    /// Seconds of a job's time limit: three times the estimate on its ranks (compute split over
+    /// them, plus the gradient allreduce and the contrastive gathers each step) plus ten minutes.
+    func timeLimit(_ s: PlanStage) -> Int {
+        let k = ranks(s)
+        let communication = k > 1 ? ClusterSchedule.communication(s, ranks: k, interconnect: .fallback) : 0
+        return Int(max(600, (s.cost.seconds / Double(k) + communication) * 3 + 600))
+    }
+
+    func isBatchBound(_ s: PlanStage) -> Bool {
+        guard case .train(let c) = s.config else { return true }
+        return ranks(s) >= c.batch
+    }
+
+    static func clock(_ seconds: Int) -> String { String(format: "%d:%02d:%02d", seconds / 3600, seconds / 60 % 60, seconds % 60) }
 
     /// Resources from the cost model: a time limit of three times the estimate (split
     /// over the ranks) plus ten minutes, memory of 1.5 times the peak estimate plus 512 MiB
@@ -55,8 +102,7 @@ public struct SlurmSubmitter {
         let cpus = options.cpusPerTask ?? 2
         let perNode = min(ranks(s), options.ranksPerNode)
         let mem = options.mem ?? "\(perNode * max(1024, Int(Double(s.cost.memoryBytes) * 1.5 / Double(1 << 20)) + 512))M"
-        let seconds = Int(max(600, s.cost.seconds * 3 / Double(ranks(s)) + 600))
-        let time = options.time ?? String(format: "%d:%02d:%02d", seconds / 3600, seconds / 60 % 60, seconds % 60)
+        let time = options.time ?? Self.clock(timeLimit(s))
         return (cpus, mem, time)
     }
 
@@ -101,6 +147,7 @@ public struct SlurmSubmitter {
         let todo = pending
         let todoSet = Set(todo.map(\.hash))
         var out = "# \(todo.count) of \(plan.stages.count) stages to submit (\(plan.stages.count - todo.count) already done in \(store.root))\n"
+        for n in notices { out += "# warning: \(n)\n" }
         out += "# plan: \(planPath)\n\n# dependency graph (afterok):\n"
         for s in todo {
             let deps = s.inputs.values.filter { todoSet.contains($0) }.sorted().map { "JOB:\($0.prefix(12))" }

@@ -45,8 +45,9 @@ enum WeightChecks {
             do {
                 let mapping = try WeightMapping(file: header, rules: p.rename, manifest: manifest)
                 guard !mapping.problems.isEmpty else { continue }
-                let shown = mapping.problems.prefix(40).map { DiagnosticNote($0) }
-                let more = mapping.problems.count > 40 ? [DiagnosticNote("and \(mapping.problems.count - 40) more")] : []
+                let (examples, rest) = mapping.examples(40)
+                let shown = examples.map { DiagnosticNote($0) }
+                let more = rest.map { [DiagnosticNote($0)] } ?? []
                 out.append(Diagnostic(SpecDiagnostics.weightsMismatch,
                     "the weights in '\(p.file)' do not fit model '\(model.name)' (\(model.architecture.summary)): \(mapping.problems.count) problem\(mapping.problems.count == 1 ? "" : "s") (\(mapping.tally))",
                     at: fileRange, path: "\(base).file",

@@ -263,19 +263,37 @@ public struct WeightMapping: Sendable {
         return nil
     }
 
-    /// How many names are missing, unexpected and mis-shaped: "36 missing, 36 unexpected".
-    public var tally: String {
-        let missing = problems.filter { $0.hasPrefix("missing ") }.count
-        let unexpected = problems.filter { $0.hasPrefix("unexpected ") }.count
-        let other = problems.count - missing - unexpected
-        return [(missing, "missing"), (unexpected, "unexpected"), (other, "mis-shaped or clashing")]
-            .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
+    /// The problems by kind, in the order they are shown: missing, unexpected, then mis-shaped or clashing.
+    var kinds: [(name: String, problems: [String])] {
+        let missing = problems.filter { $0.hasPrefix("missing ") }
+        let unexpected = problems.filter { $0.hasPrefix("unexpected ") }
+        let other = problems.filter { !$0.hasPrefix("missing ") && !$0.hasPrefix("unexpected ") }
+        return [("missing", missing), ("unexpected", unexpected), ("mis-shaped or clashing", other)].filter { !$0.problems.isEmpty }
     }
 
-    /// One line for an error: how many problems, the first dozen.
+    /// How many names are missing, unexpected and mis-shaped: "36 missing, 36 unexpected".
+    public var tally: String { kinds.map { "\($0.problems.count) \($0.name)" }.joined(separator: ", ") }
+
+    /// At most `limit` problems with examples of every kind (each kind gets an equal share,
+    /// and what a kind leaves unused goes to the others), and what is left out, by kind.
+    public func examples(_ limit: Int) -> (shown: [String], rest: String?) {
+        let groups = kinds
+        var share = groups.map { _ in 0 }, left = limit
+        while left > 0, share.indices.contains(where: { share[$0] < groups[$0].problems.count }) {
+            for i in share.indices where left > 0 && share[i] < groups[i].problems.count {
+                share[i] += 1
+                left -= 1
+            }
+        }
+        let shown = zip(groups, share).flatMap { g, n in g.problems.prefix(n) }
+        let rest = zip(groups, share).filter { $0.0.problems.count > $0.1 }.map { "\($0.0.problems.count - $0.1) \($0.0.name)" }
+        return (shown, rest.isEmpty ? nil : "and \(problems.count - shown.count) more (\(rest.joined(separator: ", ")))")
+    }
+
+    /// One line for an error: how many problems of each kind, and a dozen examples of every kind.
     public var summary: String {
-        let shown = problems.prefix(12).joined(separator: "; ")
-        return "\(problems.count) problem\(problems.count == 1 ? "" : "s"): \(shown)\(problems.count > 12 ? "; and \(problems.count - 12) more" : "")"
+        let (shown, rest) = examples(12)
+        return "\(problems.count) problem\(problems.count == 1 ? "" : "s") (\(tally)): \(shown.joined(separator: "; "))\(rest.map { "; \($0)" } ?? "")"
     }
 }
 

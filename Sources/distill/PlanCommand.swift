@@ -45,7 +45,7 @@ struct PlanCommand: ParsableCommand {
 
     func validate() throws {
         if let nodes, !(1...100_000).contains(nodes) { throw ValidationError("--nodes must be between 1 and 100000") }
-        if nodes != nil, format != .text { throw ValidationError("--nodes goes with the text format") }
+        if nodes != nil, format == .dot { throw ValidationError("--nodes goes with the text and json formats") }
         if let coresPerNode, !(1...100_000).contains(coresPerNode) { throw ValidationError("--cores-per-node must be between 1 and 100000") }
         if coresPerNode != nil, nodes == nil { throw ValidationError("--cores-per-node goes with --nodes") }
         guard cacheBudget >= 0, cacheBudget.isFinite else {
@@ -89,15 +89,19 @@ struct PlanCommand: ParsableCommand {
                 throw ExitStatus.usage
             }
         }
+        let schedule = nodes.map { ClusterSchedule(plan, nodes: $0, coresPerNode: coresPerNode, calibratedCores: Throughput.calibratedThreads(),
+                                                   interconnect: Interconnect.load()) }
         switch format {
         case .text:
             print(plan.text(title: spec), terminator: "")
-            if let nodes {
-                let schedule = ClusterSchedule(plan, nodes: nodes, coresPerNode: coresPerNode, calibratedCores: Throughput.calibratedThreads(),
-                                               interconnect: Interconnect.load())
-                print(schedule.text, terminator: "")
+            if let schedule { print(schedule.text, terminator: "") }
+        case .json:
+            var json = plan.json
+            if let schedule, case .object(var fields) = json {
+                fields["cluster"] = schedule.json
+                json = .object(fields)
             }
-        case .json: print(plan.json.pretty, terminator: "")
+            print(json.pretty, terminator: "")
         case .dot: print(plan.dot(), terminator: "")
         }
     }

@@ -79,6 +79,7 @@ struct SubmitCommand: ParsableCommand {
             print(submitter.dryRun(), terminator: "")
             return
         }
+        for n in submitter.notices { FileHandle.standardError.write(Data("warning: \(n)\n".utf8)) }
         do {
             let jobs = try submitter.submit()
             for j in jobs {

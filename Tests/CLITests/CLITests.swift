@@ -57,8 +57,16 @@ import Testing
         #expect(r.out.contains("dominated by ") && r.out.contains("train teacher_t1") && r.out.contains("data-parallel on 8 nodes"), "\(r.out)")
         #expect(r.out.contains("interconnect: "))
         #expect(try run(["plan", "specs/thesis/study.yaml", "--cores-per-node", "8"]).status == 2)
+        // The same schedule as data: the plan's JSON with a "cluster" object.
         let json = try run(["plan", "specs/thesis/study.yaml", "--nodes", "8", "--format", "json"])
-        #expect(json.status == 2 && json.err.contains("--nodes goes with the text format"))
+        #expect(json.status == 0, "\(json.err)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any])
+        let cluster = try #require(object["cluster"] as? [String: Any])
+        #expect(cluster["nodes"] as? Int == 8 && (cluster["wall_seconds"] as? Double ?? 0) > 0)
+        let placements = try #require(cluster["placements"] as? [String: [String: Any]])
+        #expect(placements.values.contains { $0["ranks"] as? Int == 8 }, "T1 on 8 nodes")
+        let dot = try run(["plan", "specs/thesis/study.yaml", "--nodes", "8", "--format", "dot"])
+        #expect(dot.status == 2 && dot.err.contains("--nodes goes with the text and json formats"))
         #expect(try run(["plan", "specs/thesis/study.yaml", "--nodes", "0"]).status == 2)
     }
 

@@ -251,6 +251,12 @@ import Testing
         #expect(budget.status == 0, "\(budget.err)")
         #expect(budget.out.contains("train (8 ranks)") && budget.out.contains("#SBATCH --ntasks=8") && budget.out.contains("exec mpirun -np 8"))
         #expect(!budget.out.contains("stays on one rank"), "\(budget.out.prefix(600))")
+        // A request is honoured or the job says why not: T1's week is not enough on the 8 ranks its batch allows.
+        #expect(budget.out.contains("# warning: teacher_t1 (") && budget.out.contains("over max_time 7-00:00:00: its batch allows no more ranks"),
+                "\(budget.out.prefix(1200))")
+        let capped = try submit("{stage_nodes: {teacher_t1: 8}, ranks_per_node: 2}")
+        #expect(capped.out.contains("# warning: teacher_t1 (") && capped.out.contains("asked for 16 ranks and gets 8: its batch of 8 gives each rank one image at most"),
+                "\(capped.out.prefix(1200))")
         let named = try submit("{stage_nodes: {baseline_s1: 2}, ranks_per_node: 2}")
         #expect(named.out.contains("#SBATCH --ntasks=4\n#SBATCH --ntasks-per-node=2\n#SBATCH --nodes=2"), "\(named.out.prefix(900))")
         // The rules are the checker's: a located error and exit 1, the same that `distill check` gives.

@@ -94,4 +94,20 @@ import Testing
         #expect(m.sources["encoder.0.conv2.$weight"] == "module.e1.conv.conv.weight")
         #expect(m.problems.contains("unexpected 'module.e2.conv.conv.weight' (as 'encoder.1.conv3.$weight')"), "\(m.problems)")
     }
+
+    /// A long list is cut with examples of every kind of problem first, and the rest counted by kind.
+    @Test func aCutListShowsEveryKindOfProblem() throws {
+        let header = try SafetensorsHeader(path: Self.weights)
+        let real = try #require(header.entries.keys.sorted().first)
+        let manifest = (0..<50).map { WeightEntry(name: "absent.\($0).weight", shape: [1], isBuffer: false) }
+            + [WeightEntry(name: real, shape: [7, 7, 7], isBuffer: false)]
+        let m = try WeightMapping(file: header, rules: [], manifest: manifest)
+        let unexpected = m.problems.filter { $0.hasPrefix("unexpected ") }.count  // the file's names but the batch counters
+        #expect(m.tally == "50 missing, \(unexpected) unexpected, 1 mis-shaped or clashing")
+        let (shown, rest) = m.examples(12)
+        #expect(shown.count == 12)
+        #expect(shown.contains { $0.hasPrefix("missing ") } && shown.contains { $0.hasPrefix("unexpected ") } && shown.contains { $0.contains("has shape") }, "\(shown)")
+        #expect(rest == "and \(m.problems.count - 12) more (\(50 - shown.filter { $0.hasPrefix("missing ") }.count) missing, \(unexpected - shown.filter { $0.hasPrefix("unexpected ") }.count) unexpected)")
+        #expect(m.summary.hasPrefix("\(m.problems.count) problems (50 missing, "))
+    }
 }
