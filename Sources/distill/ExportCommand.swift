@@ -25,23 +25,17 @@ struct ExportCommand: ParsableCommand {
     @Argument(help: "A stage of the spec, trained in the store, or a safetensors checkpoint (then give --stage).")
     var stageOrCheckpoint: String
 
-    @Option(name: .long, help: "The spec that trained the stage.")
-    var spec: String
 
     @Option(name: .long, help: "The file format (onnx).")
     var format: String = "onnx"
 
+    @OptionGroup var trained: TrainedStageOptions
+
     @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("The model file to write.", valueName: "file"))
     var output: String
 
-    @Option(name: .long, help: "With a checkpoint file: the spec stage whose model and preprocessing it has.")
-    var stage: String?
 
-    @Option(name: .long, help: "The sweep variant, when the stage differs between variants.")
-    var variant: String?
 
-    @Option(name: .long, help: "The run store.")
-    var store: String = "runs"
 
     @Option(name: .long, help: "The head to export.")
     var head: String = "segmentation"
@@ -52,7 +46,7 @@ struct ExportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let chosen = try TrainedStageChoice(stageOrCheckpoint, stage: stage, spec: spec, variant: variant, store: store)
+        let chosen = try trained.choice(stageOrCheckpoint)
         let (setting, model, training, plan) = (chosen.setting, chosen.model, chosen.training, chosen.plan)
         let stageName = setting.stage
         let p = setting.preprocess
@@ -62,7 +56,7 @@ struct ExportCommand: ParsableCommand {
         guard let outputs = setting.model.heads.first(where: { $0.name == head })?.channels else {
             throw usage("the model of '\(stageName)' has no head '\(head)'; heads: \(setting.model.heads.map(\.name).joined(separator: ", "))")
         }
-        let metadata = Self.metadata(setting, training: training, outputs: outputs, spec: spec, variant: variant, checkpoint: chosen.checkpoint ?? "\(store)/stages/\(setting.train.hash)/best.safetensors")
+        let metadata = Self.metadata(setting, training: training, outputs: outputs, spec: trained.spec, variant: trained.variant, checkpoint: chosen.checkpoint ?? "\(trained.store)/stages/\(setting.train.hash)/best.safetensors")
         let result: ONNXExport.Result
         do {
             result = try ONNXExport.export(model, head: head, input: input, graphName: "\(plan.specName ?? "distillery")/\(stageName)",

@@ -27,20 +27,14 @@ struct PredictCommand: ParsableCommand {
     @Argument(help: "NIfTI volumes, or folders of them.")
     var inputs: [String]
 
-    @Option(name: .long, help: "The spec that trained the stage.")
-    var spec: String
+
+    @OptionGroup var trained: TrainedStageOptions
 
     @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("The folder the label maps are written to.", valueName: "outdir"))
     var output: String
 
-    @Option(name: .long, help: "With a checkpoint file: the spec stage whose model and preprocessing it has.")
-    var stage: String?
 
-    @Option(name: .long, help: "The sweep variant, when the stage differs between variants.")
-    var variant: String?
 
-    @Option(name: .long, help: "The run store.")
-    var store: String = "runs"
 
     @Option(name: .long, help: "Threads for kernels (all cores unless given).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -51,7 +45,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         Parallel.setThreads(threads)
-        let chosen = try TrainedStageChoice(stageOrCheckpoint, stage: stage, spec: spec, variant: variant, store: store)
+        let chosen = try trained.choice(stageOrCheckpoint)
         let (setting, model, training) = (chosen.setting, chosen.model, chosen.training)
         let volumes: [Prediction.Input]
         do {

@@ -10,6 +10,25 @@ func usageError(_ message: String) -> ExitCode {
     return ExitStatus.usage
 }
 
+/// The options that, with STAGE|CHECKPOINT, name a trained network (`predict`, `export`).
+struct TrainedStageOptions: ParsableArguments {
+    @Option(name: .long, help: "The spec that trained the stage.")
+    var spec: String
+
+    @Option(name: .long, help: "With a checkpoint file: the spec stage whose model and preprocessing it has.")
+    var stage: String?
+
+    @Option(name: .long, help: "The sweep variant, when the stage differs between variants.")
+    var variant: String?
+
+    @Option(name: .long, help: "The run store.")
+    var store: String = "runs"
+
+    func choice(_ stageOrCheckpoint: String) throws -> TrainedStageChoice {
+        try TrainedStageChoice(stageOrCheckpoint, stage: stage, spec: spec, variant: variant, store: store)
+    }
+}
+
 /// The trained network a command works on (`predict`, `export`): a stage of the
 /// spec trained in the store, or a safetensors checkpoint with `--stage` naming the
 /// spec stage whose model and preprocessing it has.
