@@ -59,7 +59,7 @@ public enum RuntimeBenchmark {
 
     /// The study's T1 -> S1 objective (THESIS.md): Dice 0.4, B-B 0.2, PMD 0.2, E-E 0.1, D-D 0.1,
     /// InfoNCE at temperature 0.4 with trained adapters, Bernoulli KL at T = 4.
-    static let kdTerms: (supervised: [SupervisedTerm], distillation: DistillationTerms) = {
+    public static let kdTerms: (supervised: [SupervisedTerm], distillation: DistillationTerms) = {
         let teacherSide = Adapter.conv1x1(side: .teacher, trainable: true, reinitEachStep: false)
         let infoNCE = FeatureLoss.infoNCE(temperature: 0.4)
         return ([SupervisedTerm(head: "segmentation", weight: 0.4, loss: .dice(smooth: 1))],
@@ -91,16 +91,10 @@ public enum RuntimeBenchmark {
             var rng = RNG(seed: 3)
             let objective = try DistillationObjective(supervised: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))],
                                                       distillation: nil, student: arch, teacher: nil, rng: &rng)
+            let training = TrainingStep(model: model, objective: objective, optimizer: opt)
             step = {
-                let tape = Tape()
                 var stepRNG = RNG(seed: 0)
-                let loss = try tape.record { () throws -> Variable in
-                    DistillationObjective.total(try objective.terms(student: model.forward(x, training: true), teacher: [:], images: x,
-                                                                    labels: label, rng: &stepRNG))
-                }
-                tape.backward(loss)
-                opt.update()
-                opt.zeroGrad()
+                try training.run(images: x, labels: label, rng: &stepRNG)
             }
             gflop = 6 * macs(arch) * Double(row.batch) / 1e9
         case "augment":
@@ -133,6 +127,7 @@ public enum RuntimeBenchmark {
             let opt = Optimizer(.rmsprop(alpha: 0.99, eps: 1e-8, momentum: 0, centered: false, weightDecay: 0), lr: 1e-2,
                                 parameters: student.store.ordered + objective.trainedParameters.map(\.1))
             let rows = Array(0..<row.batch)
+            let training = TrainingStep(model: student, objective: objective, optimizer: opt)
             step = {
                 var t: [String: Variable] = [:]
                 if let cacheFile {
@@ -142,15 +137,8 @@ public enum RuntimeBenchmark {
                     let full = Tape.noGrad { teacher.forward(x, training: false, taps: Set(tapNames)) }
                     for n in tapNames { t[n] = full.taps[n] }
                 }
-                let tape = Tape()
                 var stepRNG = RNG(seed: 0)
-                let loss = try tape.record { () throws -> Variable in
-                    DistillationObjective.total(try objective.terms(student: student.forward(x, training: true), teacher: t, images: x,
-                                                                    labels: label, rng: &stepRNG))
-                }
-                tape.backward(loss)
-                opt.update()
-                opt.zeroGrad()
+                try training.run(images: x, labels: label, teacher: t, rng: &stepRNG)
             }
             gflop = ((cached ? 0 : 2 * macs(t1)) + 6 * macs(s1)) * Double(row.batch) / 1e9
         }

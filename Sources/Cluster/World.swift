@@ -82,3 +82,20 @@ public final class World: Sendable {
         return (Array(batch[first..<first + count]), first)
     }
 }
+
+extension World {
+    /// Median seconds of an allreduce of `floats` over the world (after one warm-up).
+    public func timeAllreduce(floats: Int, repeats: Int) -> Double {
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: floats)
+        defer { buffer.deallocate() }
+        buffer.initialize(repeating: 1, count: floats)
+        var times: [Double] = []
+        for i in 0...max(1, repeats) {
+            barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            sum(buffer, floats)
+            if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        }
+        return times.sorted()[times.count / 2]
+    }
+}

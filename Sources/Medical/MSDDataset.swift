@@ -1,5 +1,6 @@
 import Foundation
 import StageConfig
+import Storage
 
 /// What is wrong with a dataset: its folder, its manifest, its files, its volumes'
 /// headers, or (read at prepare) its voxels. The kind decides the diagnostic id that
@@ -208,8 +209,7 @@ public struct MSDDataset: Sendable {
     }
 
     static func resolve(_ root: String, _ path: String) -> String {
-        if path.hasPrefix("/") { return path }
-        return ((root as NSString).appendingPathComponent(path) as NSString).standardizingPath
+        path.hasPrefix("/") ? path : FilePath.resolve(path, against: root, standardized: true)
     }
 
     /// `spleen_12.nii.gz` -> `spleen_12`; `case_001_0000.nii.gz` -> `case_001`.

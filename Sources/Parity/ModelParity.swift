@@ -69,18 +69,17 @@ enum ModelParity {
             objective = try DistillationObjective(supervised: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))],
                                                   distillation: nil, student: arch, teacher: nil, rng: &rng)
         }
-        let label = objective == nil ? nil : try c.tensor("in.label")
+        // With a loss, the trainer's step without an optimiser (the gradients are compared); without one, the forward pass.
         var loss: Variable?
-        let tape = Tape()
-        let out = try tape.record { () throws -> ModelOutput in
-            let o = m.forward(x, training: training)
-            if let objective, let label {
-                var rng = RNG(seed: 0)
-                loss = DistillationObjective.total(try objective.terms(student: o, teacher: [:], images: x, labels: label, rng: &rng))
-            }
-            return o
+        let out: ModelOutput
+        if let objective {
+            var rng = RNG(seed: 0)
+            let outcome = try TrainingStep(model: m, objective: objective, optimizer: nil)
+                .run(images: x, labels: try c.tensor("in.label"), rng: &rng, training: training)
+            (out, loss) = (outcome.output, outcome.loss)
+        } else {
+            out = Tape.noGrad { m.forward(x, training: training) }
         }
-        if let loss { tape.backward(loss) }
         for name in c.names(prefix: "out.") {
             let got: Tensor?
             if name == "loss" { got = loss?.value }
@@ -132,15 +131,10 @@ enum ModelParity {
         let t = Tape.noGrad { teacher.forward(x, training: false) }
         var teacherMaps: [String: Variable] = [:]
         for name in objective.teacherTaps { teacherMaps[name] = t.taps[name] }
-        let tape = Tape()
-        var parts: [DistillationObjective.Term] = []
-        let loss = try tape.record { () throws -> Variable in
-            let s = student.forward(x, training: true)
-            c.compare("out.student.logits.segmentation", s.logits["segmentation"]?.value, into: &result)
-            parts = try objective.terms(student: s, teacher: teacherMaps, images: x, labels: label, rng: &rng)
-            return DistillationObjective.total(parts)
-        }
-        tape.backward(loss)
+        let outcome = try TrainingStep(model: student, objective: objective, optimizer: nil)
+            .run(images: x, labels: label, teacher: teacherMaps, rng: &rng)
+        let (loss, parts) = (outcome.loss, outcome.terms)
+        c.compare("out.student.logits.segmentation", outcome.output.logits["segmentation"]?.value, into: &result)
         c.compare("out.loss", loss.value, into: &result)
         // The objective names the supervised term by its kind; the reference calls it `seg`.
         for part in parts { c.compare("out.term.\(part.name == "dice" ? "seg" : part.name)", part.value.value, into: &result) }

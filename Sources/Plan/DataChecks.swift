@@ -3,6 +3,7 @@ import Foundation
 import Medical
 import Spec
 import StageConfig
+import Storage
 
 /// The data layer's diagnostic catalog. `distill check` and `distill plan` give the
 /// ones a dataset's headers show (located at the spec's data source); `distill run`
@@ -47,7 +48,7 @@ public enum DataChecks {
     /// The folder a data source names, resolved against the spec's folder.
     public static func folder(_ source: DataSource, specDirectory: String) -> String? {
         guard case .msd(let path, _) = source else { return nil }
-        return path.hasPrefix("/") ? path : (specDirectory as NSString).appendingPathComponent(path)
+        return FilePath.resolve(path, against: specDirectory)
     }
 
     /// Every distinct dataset of the base spec and its variants, scanned once each.
@@ -88,9 +89,8 @@ extension SpecChecker {
     public static func checkWithData(path: String, loader: SpecLoader = SpecLoader(),
                                      environment: [String: String] = ProcessInfo.processInfo.environment) -> CheckedSpec? {
         guard var checked = check(path: path, loader: loader, environment: environment) else { return nil }
-        let directory = (path as NSString).deletingLastPathComponent
-        let base = directory.hasPrefix("/") ? directory : (loader.workingDirectory as NSString).appendingPathComponent(directory)
-        checked.diagnostics = (checked.diagnostics + DataChecks.check(checked, specDirectory: (base as NSString).standardizingPath)).sortedForOutput()
+        let base = FilePath.resolve(FilePath.folder(of: path), against: loader.workingDirectory, standardized: true)
+        checked.diagnostics = (checked.diagnostics + DataChecks.check(checked, specDirectory: base)).sortedForOutput()
         return checked
     }
 }

@@ -3,6 +3,7 @@ import Hashing
 import Medical
 import Spec
 import StageConfig
+import Storage
 
 /// What the planner knows of a dataset before training: its identity, and how many
 /// slices each case has, read from the volumes' headers (or the phantom's settings),
@@ -43,7 +44,7 @@ public struct DatasetSummary: Sendable {
                                   inventory: list(Array(repeating: perCase, count: p.cases)),
                                   description: "phantom \(p.cases) cases x \(perCase) slices")
         case .msd(let path, let orientation):
-            let folder = path.hasPrefix("/") ? path : (directory as NSString).appendingPathComponent(path)
+            let folder = FilePath.resolve(path, against: directory)
             let manifest = (folder as NSString).appendingPathComponent("dataset.json")
             guard let bytes = FileManager.default.contents(atPath: manifest) else {
                 return DatasetSummary(fingerprint: SHA256.hex("msd-missing:" + path), cases: 41,

@@ -1,4 +1,3 @@
-import Figures
 import Spec
 import StageConfig
 /// The plan as people read it: a text table of the DAG, or Graphviz DOT.
@@ -63,7 +62,7 @@ extension ExecutionPlan {
         var out = "digraph plan {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n"
         for s in stages {
             let label = "\(s.kind.rawValue) \(s.shortHash)\\n\(s.label.replacingOccurrences(of: "\"", with: "'"))"
-            out += "  \"\(s.shortHash)\" [label=\"\(label)\", fillcolor=\"\(Self.kindColors[s.kind]?.dot ?? "white")\"];\n"
+            out += "  \"\(s.shortHash)\" [label=\"\(label)\", fillcolor=\"\(s.kind.hexColor)\"];\n"
         }
         for s in stages {
             for (role, input) in s.inputs.sorted(by: { $0.key < $1.key }) {
@@ -83,27 +82,27 @@ extension String {
     }
 }
 
-extension ExecutionPlan {
-    /// Colours of the stage kinds, in the DOT export and the drawing alike.
-    static let kindColors: [StageKind: (dot: String, color: Color)] = [
-        .prepare: ("#d9d9d9", Color(217, 217, 217)), .pretrained: ("#c6dbef", Color(198, 219, 239)), .train: ("#9ecae1", Color(158, 202, 225)),
-        .teacherOutputs: ("#fdd0a2", Color(253, 208, 162)), .distill: ("#a1d99b", Color(161, 217, 155)),
-        .evaluate: ("#dadaeb", Color(218, 218, 235)), .report: ("#fcbba1", Color(252, 187, 161)),
-    ]
-
-    /// The DAG drawn by Distillery itself (no Graphviz): a column per dependency depth,
-    /// a box per stage with its kind, short hash and label, an edge per input.
-    public func drawing(title: String) -> Canvas {
-        var depth: [String: Int] = [:]
-        for s in stages {  // stages are listed after their inputs
-            depth[s.hash] = (s.inputs.values.compactMap { depth[$0] }.max() ?? -1) + 1
+extension StageKind {
+    /// The kind's colour (red, green, blue), in the DOT export and the drawing alike.
+    public var rgb: (UInt8, UInt8, UInt8) {
+        switch self {
+        case .prepare: return (217, 217, 217)
+        case .pretrained: return (198, 219, 239)
+        case .train: return (158, 202, 225)
+        case .teacherOutputs: return (253, 208, 162)
+        case .distill: return (161, 217, 155)
+        case .evaluate: return (218, 218, 235)
+        case .report: return (252, 187, 161)
         }
-        let nodes = stages.map { s in
-            Charts.Node(id: s.hash, lines: ["\(s.kind.rawValue) \(s.shortHash)", s.label],
-                        color: Self.kindColors[s.kind]?.color ?? .white, column: depth[s.hash] ?? 0)
-        }
-        let edges = stages.flatMap { s in s.inputs.values.sorted().map { (from: $0, to: s.hash) } }
-        return Charts.graph(title: title, subtitle: "\(stages.count) stages; an arrow runs from a stage to one that reads its output",
-                            nodes: nodes, edges: edges, legend: StageKind.allCases.map { ($0.rawValue, Self.kindColors[$0]?.color ?? .white) })
     }
+
+    /// The colour as `#rrggbb`.
+    public var hexColor: String {
+        let (r, g, b) = rgb
+        return "#" + [r, g, b].map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+    }
+}
+
+private extension String {
+    func leftPadded(to n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
 }

@@ -4,6 +4,7 @@ import Hashing
 import Medical
 import Spec
 import StageConfig
+import Storage
 
 /// Lowers a checked spec and its sweep into an execution plan: stages named by
 /// the SHA-256 of everything that determines their result, shared across
@@ -197,7 +198,7 @@ struct PlanBuilder {
     /// A stage whose weights come from a file: named by the file's content and the architecture.
     mutating func lowerPretrained(_ spec: Spec, _ p: PretrainedStageSpec, prepare: String, cost: CostModel) -> StageResult? {
         guard let model = spec.model(p.model.name) else { return nil }
-        let absolute = p.resolvedFile.hasPrefix("/") ? p.resolvedFile : FileManager.default.currentDirectoryPath + "/" + p.resolvedFile
+        let absolute = FilePath.absolute(p.resolvedFile)
         let digest: String
         if let d = digests[absolute] {
             digest = d

@@ -22,7 +22,7 @@ enum PrepareStage {
                 try FileManager.default.moveItem(atPath: folder + ".tmp", toPath: folder)
             }
         case .msd(let path, let orientation):
-            folder = path.hasPrefix("/") ? path : (ctx.baseDirectory as NSString).appendingPathComponent(path)
+            folder = FilePath.resolve(path, against: ctx.baseDirectory)
             analyzeOrientation = orientation
         }
         // The headers first, as `distill check` reads them (the same problems, the same ids), then every voxel.

@@ -5,6 +5,7 @@ import Medical
 import NN
 import Plan
 import StageConfig
+import Storage
 import Tensor
 
 /// The `pretrained` stage: a network's weights read from a file trained elsewhere,
@@ -13,7 +14,7 @@ import Tensor
 /// exactly as they read a trained stage's.
 enum PretrainedStage {
     static func run(_ stage: PlanStage, _ c: PretrainedConfiguration, _ ctx: StageContext) throws {
-        let path = c.file.hasPrefix("/") ? c.file : ctx.baseDirectory + "/" + c.file
+        let path = FilePath.resolve(c.file, against: ctx.baseDirectory)
         guard let digest = SHA256.file(path) else { throw RuntimeError.stage("cannot read the weights '\(path)'") }
         guard digest == c.sha256 else {
             throw RuntimeError.stage("'\(path)' changed since the plan was made (SHA-256 \(digest.prefix(12)), the plan has \(c.sha256.prefix(12))): plan again to import the new weights")

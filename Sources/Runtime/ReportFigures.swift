@@ -247,3 +247,21 @@ enum ReportFigures {
         return html
     }
 }
+
+extension ExecutionPlan {
+    /// The DAG drawn by Distillery itself (no Graphviz): a column per dependency depth,
+    /// a box per stage with its kind, short hash and label, an edge per input.
+    public func drawing(title: String) -> Canvas {
+        func color(_ kind: StageKind) -> Color { let (r, g, b) = kind.rgb; return Color(r, g, b) }
+        var depth: [String: Int] = [:]
+        for s in stages {  // stages are listed after their inputs
+            depth[s.hash] = (s.inputs.values.compactMap { depth[$0] }.max() ?? -1) + 1
+        }
+        let nodes = stages.map { s in
+            Charts.Node(id: s.hash, lines: ["\(s.kind.rawValue) \(s.shortHash)", s.label], color: color(s.kind), column: depth[s.hash] ?? 0)
+        }
+        let edges = stages.flatMap { s in s.inputs.values.sorted().map { (from: $0, to: s.hash) } }
+        return Charts.graph(title: title, subtitle: "\(stages.count) stages; an arrow runs from a stage to one that reads its output",
+                            nodes: nodes, edges: edges, legend: StageKind.allCases.map { ($0.rawValue, color($0)) })
+    }
+}

@@ -5,6 +5,7 @@ import Medical
 import NN
 import Plan
 import StageConfig
+import Storage
 import Synchronization
 import Tensor
 
@@ -24,147 +25,180 @@ import Tensor
 /// the sums. Rank 0 validates and writes every file.
 enum TrainStage {
     static func run(_ stage: PlanStage, _ c: TrainingConfiguration, _ ctx: StageContext) throws {
+        let trainer = try Trainer(stage, c, ctx)
+        var state = try Checkpoint.resume(ctx, model: trainer.model, named: trainer.named, optimizer: trainer.optimizer)
+        if state.epoch > 0 { ctx.log("resuming after epoch \(state.epoch) of \(c.epochs)") }
+        while state.epoch < c.epochs {
+            let epoch = state.epoch
+            let (sums, steps) = try trainer.train(epoch: epoch)
+            state.epoch = epoch + 1
+            // Rank 0 validates and writes; the other ranks go on to the next epoch.
+            if ctx.writes { try trainer.commit(epoch: epoch, sums: sums, steps: steps, &state) }
+        }
+        if ctx.writes { try trainer.finish(state) }
+    }
+}
+
+/// A training stage set up: its data, network, teacher, objective and optimiser, and
+/// the three things it does: an epoch of steps, the epoch's validation and commit, the end.
+final class Trainer {
+    let stage: PlanStage
+    let c: TrainingConfiguration
+    let ctx: StageContext
+    let data: PreparedData
+    let model: SegmentationModel
+    let teacher: TeacherSource?
+    let objective: DistillationObjective
+    let trainSlices: [Int]
+    /// Where checkpoints are compared (empty: the last epoch is kept).
+    let valSlices: [Int]
+    /// The trained parameters by checkpoint name: the network's and the trained adapters'.
+    let named: [(String, Variable)]
+    let optimizer: Optimizer
+    let step: TrainingStep
+    let world = World.current
+    let gradients: DataParallel.GradientBuffer?
+    let augmenter: Augmenter?
+    let started = Date()
+    /// The teacher's taps are checked for constant maps on the first batch.
+    var checkedTaps = false
+
+    init(_ stage: PlanStage, _ c: TrainingConfiguration, _ ctx: StageContext) throws {
+        (self.stage, self.c, self.ctx) = (stage, c, ctx)
         let seed = UInt64(c.seed)
-        let data = try PreparedData.open(try ctx.input("data").hash, ctx)
-        let model = try ModelInput.build(c.model, for: data.set, classes: data.classes, seed: seed)
+        data = try PreparedData.open(try ctx.input("data").hash, ctx)
+        model = try ModelInput.build(c.model, for: data.set, classes: data.classes, seed: seed)
         if let initStage = stage.inputs["init"] {
             try Checkpoint.loadModel(model, from: ctx.store.file(initStage, "best.safetensors"))
         } else if let file = c.initFile {
-            try Checkpoint.loadModel(model, from: file.hasPrefix("/") ? file : ctx.baseDirectory + "/" + file)
+            try Checkpoint.loadModel(model, from: FilePath.resolve(file, against: ctx.baseDirectory))
         }
-        let teacher = try TeacherSource(stage, ctx, data: data)
+        teacher = try TeacherSource(stage, ctx, data: data)
         var adapterRNG = RNG(seed: seed &+ 0xADA)
-        let objective = try DistillationObjective(supervised: c.loss, distillation: c.distill, student: c.model,
-                                                  teacher: teacher?.architecture, rng: &adapterRNG)
-        let trainSlices = data.split.subset(c.subset, of: data.set, seed: data.seed)
+        objective = try DistillationObjective(supervised: c.loss, distillation: c.distill, student: c.model,
+                                              teacher: teacher?.architecture, rng: &adapterRNG)
+        trainSlices = data.split.subset(c.subset, of: data.set, seed: data.seed)
         guard trainSlices.count >= 2 else { throw RuntimeError.stage("the training subset has \(trainSlices.count) slices; at least 2 are needed") }
-        var valSlices: [Int]
-        switch c.select.split {
-        case .test:
-            valSlices = data.split.slices(.test)
-            ctx.warn("checkpoint selection on the TEST split, as the study did: the test score will be optimistic")
-        case .val:
-            valSlices = data.split.slices(.val)
-            if valSlices.isEmpty { ctx.warn("no validation slices: keeping the last epoch") }
-        case .last:
-            valSlices = []
-        }
-        let named = model.store.names.compactMap { n in model.store.parameters[n].map { ("model.\(n)", $0) } } + objective.trainedParameters
+        valSlices = Self.validationSlices(c.select.split, data, ctx)
+        let store = model.store
+        let named = store.names.compactMap { n in store.parameters[n].map { ("model.\(n)", $0) } } + objective.trainedParameters
         let optimizer = Optimizer(c.optimizer, parameters: named.map(\.1))
-        let baseLR = Float(c.optimizer.lr)
-        let clip = c.clipGradNorm.map(Float.init)
-        let epochs = c.epochs, batchSize = c.batch
-        let world = World.current, group = world.batchGroup
-        var gradients: DataParallel.GradientBuffer?
-        if world.isParallel {
-            try DataParallel.check(c, ranks: world.size)
+        (self.named, self.optimizer) = (named, optimizer)
+        step = TrainingStep(model: model, objective: objective, optimizer: optimizer, clipGradNorm: c.clipGradNorm.map(Float.init))
+        augmenter = c.augment.map(Augmenter.init)
+        if World.current.isParallel {
+            try DataParallel.check(c, ranks: World.current.size)
             gradients = DataParallel.GradientBuffer(named.map(\.1))
-            ctx.log("data-parallel over \(world.size) ranks: \(batchSize) images a step, split \(world.shard(Array(0..<batchSize)).items.count) or fewer a rank; batch norm and batch-pooled losses span the global batch")
+            ctx.log("data-parallel over \(World.current.size) ranks: \(c.batch) images a step, split \(World.current.shard(Array(0..<c.batch)).items.count) or fewer a rank; batch norm and batch-pooled losses span the global batch")
+        } else {
+            gradients = nil
         }
+    }
 
-        var state = try Checkpoint.resume(ctx, model: model, named: named, optimizer: optimizer)
-        if state.epoch > 0 { ctx.log("resuming after epoch \(state.epoch) of \(epochs)") }
+    static func validationSlices(_ split: SelectionSplit, _ data: PreparedData, _ ctx: StageContext) -> [Int] {
+        switch split {
+        case .test:
+            ctx.warn("checkpoint selection on the TEST split, as the study did: the test score will be optimistic")
+            return data.split.slices(.test)
+        case .val:
+            let slices = data.split.slices(.val)
+            if slices.isEmpty { ctx.warn("no validation slices: keeping the last epoch") }
+            return slices
+        case .last:
+            return []
+        }
+    }
+
+    /// One epoch of steps over the shuffled training slices: each term's sum and the number of steps.
+    func train(epoch: Int) throws -> (sums: [String: Double], steps: Int) {
+        let seed = UInt64(c.seed), batchSize = c.batch
         let steps = (trainSlices.count + batchSize - 1) / batchSize
-        let started = Date()
-        var checkedTaps = false  // the teacher's taps are checked on the first batch
-        let augmenter = c.augment.map(Augmenter.init)
-        while state.epoch < epochs {
-            let epoch = state.epoch
-            optimizer.lr = c.schedule.rate(base: baseLR, epoch: epoch, epochs: epochs)
-            var order = RNG(seed: seed &+ UInt64(epoch) &* 7919)
-            let shuffled = order.permutation(trainSlices.count).map { trainSlices[$0] }
-            var sums: [String: Double] = [:], lastFinite: [String: Float] = [:]
-            var step = 0
-            for b in stride(from: 0, to: shuffled.count, by: batchSize) {
-                let batch = Array(shuffled[b..<min(shuffled.count, b + batchSize)])
-                if batch.count < 2, c.model.usesBatchNorm { continue }  // batch statistics need two samples
-                if batch.count < world.size {
-                    ctx.warn("epoch \(epoch + 1): the last batch has \(batch.count) images for \(world.size) ranks and is left out")
-                    continue
-                }
-                if !world.isParallel, StopRequest.isSet { throw RuntimeError.interrupted }
-                // This rank's share of the batch (all of it in one process).
-                let (indices, first) = world.shard(batch)
-                var (images, labels) = data.set.batch(indices)
-                if let augmenter {
-                    // Seeded by the stage seed, the epoch, the batch's place in it and each image's place in the batch:
-                    // a resumed run, and any split over ranks, augments the same way.
-                    (images, labels) = augmenter.apply(images: images, labels: labels, seed: seed &+ 0xA06 &+ UInt64(epoch) &* 1_000_003 &+ UInt64(b),
-                                                       first: first)
-                }
-                let x = Variable(images)
-                let teacherMaps = try teacher?.maps(indices, x, taps: objective.teacherTaps) ?? [:]
-                if !checkedTaps, let terms = c.distill, let t = stage.inputs["teacher"] {
-                    checkedTaps = true
-                    for w in TapSpread.constantTaps(teacherMaps.mapValues(\.value), terms: terms, teacher: ctx.plan.specName(of: t)) { ctx.warn(w) }
-                }
-                var stepRNG = RNG(seed: seed &+ UInt64(epoch * 100_003 + step))
-                let tape = Tape()
-                var parts: [DistillationObjective.Term] = []
-                let loss = try CrossBatch.$group.withValue(group) {
-                    try tape.record { () throws -> Variable in
-                        let out = model.forward(x, training: true)
-                        parts = try objective.terms(student: out, teacher: teacherMaps, images: x, labels: labels, rng: &stepRNG)
-                        return DistillationObjective.total(parts)
-                    }
-                }
-                for part in parts {
+        optimizer.lr = c.schedule.rate(base: Float(c.optimizer.lr), epoch: epoch, epochs: c.epochs)
+        var order = RNG(seed: seed &+ UInt64(epoch) &* 7919)
+        let shuffled = order.permutation(trainSlices.count).map { trainSlices[$0] }
+        var sums: [String: Double] = [:], lastFinite: [String: Float] = [:]
+        var done = 0
+        for b in stride(from: 0, to: shuffled.count, by: batchSize) {
+            let batch = Array(shuffled[b..<min(shuffled.count, b + batchSize)])
+            if batch.count < 2, c.model.usesBatchNorm { continue }  // batch statistics need two samples
+            if batch.count < world.size {
+                ctx.warn("epoch \(epoch + 1): the last batch has \(batch.count) images for \(world.size) ranks and is left out")
+                continue
+            }
+            if !world.isParallel, StopRequest.isSet { throw RuntimeError.interrupted }
+            // This rank's share of the batch (all of it in one process).
+            let (indices, first) = world.shard(batch)
+            var (images, labels) = data.set.batch(indices)
+            if let augmenter {
+                // Seeded by the stage seed, the epoch, the batch's place in it and each image's place in the batch:
+                // a resumed run, and any split over ranks, augments the same way.
+                (images, labels) = augmenter.apply(images: images, labels: labels, seed: seed &+ 0xA06 &+ UInt64(epoch) &* 1_000_003 &+ UInt64(b),
+                                                   first: first)
+            }
+            let x = Variable(images)
+            let teacherMaps = try teacher?.maps(indices, x, taps: objective.teacherTaps) ?? [:]
+            if !checkedTaps, let terms = c.distill, let t = stage.inputs["teacher"] {
+                checkedTaps = true
+                for w in TapSpread.constantTaps(teacherMaps.mapValues(\.value), terms: terms, teacher: ctx.plan.specName(of: t)) { ctx.warn(w) }
+            }
+            var stepRNG = RNG(seed: seed &+ UInt64(epoch * 100_003 + done))
+            let outcome = try step.run(images: x, labels: labels, teacher: teacherMaps, rng: &stepRNG, group: world.batchGroup, inspect: { o in
+                for part in o.terms {
                     let value = part.value.value.item
                     guard value.isFinite else {
-                        throw RuntimeError.nonFinite(term: part.name, step: step, epoch: epoch + 1,
+                        throw RuntimeError.nonFinite(term: part.name, step: done, epoch: epoch + 1,
                                                      lastFinite: lastFinite.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
                     }
                     lastFinite[part.name] = value
                     sums[part.name, default: 0] += Double(value)
                 }
-                sums["loss", default: 0] += Double(loss.value.item)
-                optimizer.zeroGrad()
-                CrossBatch.$group.withValue(group) { tape.backward(loss) }
+                sums["loss", default: 0] += Double(o.loss.value.item)
+            }, reduce: {
                 // Each rank holds its part of the global gradient; with them goes whether any rank was asked to stop.
                 if let gradients, gradients.sum(over: world, stop: StopRequest.isSet) { throw RuntimeError.interrupted }
-                if let clip { optimizer.clipGradNorm(clip) }
-                optimizer.update()
-                step += 1
-                if StageContext.terminal || step % max(1, steps / 4) == 0 || step == steps {
-                    let eta = Date().timeIntervalSince(started) / Double(epoch * steps + step) * Double((epochs - epoch) * steps - step)
-                    let terms = parts.map { "\($0.name) \(String(format: "%.3f", $0.value.value.item))" }.joined(separator: " ")
-                    ctx.progress("epoch \(epoch + 1)/\(epochs) step \(step)/\(steps) loss \(String(format: "%.4f", sums["loss", default: 0] / Double(step))) [\(terms)] eta \(Int(eta))s")
-                }
+            })
+            done += 1
+            if StageContext.terminal || done % max(1, steps / 4) == 0 || done == steps {
+                let eta = Date().timeIntervalSince(started) / Double(epoch * steps + done) * Double((c.epochs - epoch) * steps - done)
+                let terms = outcome.terms.map { "\($0.name) \(String(format: "%.3f", $0.value.value.item))" }.joined(separator: " ")
+                ctx.progress("epoch \(epoch + 1)/\(c.epochs) step \(done)/\(steps) loss \(String(format: "%.4f", sums["loss", default: 0] / Double(done))) [\(terms)] eta \(Int(eta))s")
             }
-            // Rank 0 validates and writes; the other ranks go on to the next epoch.
-            guard ctx.writes else {
-                state.epoch = epoch + 1
-                continue
-            }
-            let val = valSlices.isEmpty ? nil : try Metrics.evaluate(model, data.set, valSlices, classes: data.classes.count, threshold: 0.5, onLogit: false, objective: objective)
-            var record: [String: JSON] = ["epoch": .int(epoch + 1), "lr": .number(Double(optimizer.lr))]
-            for (k, v) in sums { record["train_\(k)"] = .number(v / Double(max(1, step))) }
-            if let val { record["val_dice"] = .number(val.dice); record["val_iou"] = .number(val.iou); record["val_loss"] = .number(val.loss) }
-            let score: Double = {
-                guard let val else { return Double(epoch) }  // `last`: the latest epoch wins
-                switch c.select.metric {
-                case .iou: return val.iou
-                case .loss: return -val.loss
-                case .dice: return val.dice
-                }
-            }()
-            let improved = state.bestScore == nil || score >= (state.bestScore ?? 0)
-            if improved {
-                state.bestScore = score
-                state.bestEpoch = epoch + 1
-                state.best = Checkpoint.snapshot(model)
-            }
-            state.epoch = epoch + 1
-            state.records.append(.object(record))
-            state.wallTimes.append(Date().timeIntervalSince1970)
-            // The epoch's commit, then what is derived from it.
-            try Checkpoint.save(ctx, model: model, named: named, optimizer: optimizer, state: state)
-            try Checkpoint.writeMetrics(ctx, state)
-            try Checkpoint.writeEvents(ctx, state)
-            ctx.log("epoch \(epoch + 1) done: " + record.keys.sorted().filter { $0 != "epoch" }.compactMap { k in record[k]?.number.map { "\(k) \(String(format: "%.4f", $0))" } }.joined(separator: ", ")
-                    + (improved ? " (selected)" : ""))
         }
-        guard ctx.writes else { return }
+        return (sums, done)
+    }
+
+    /// After an epoch (rank 0): validation, checkpoint selection, and the epoch's atomic commit.
+    func commit(epoch: Int, sums: [String: Double], steps: Int, _ state: inout Checkpoint.State) throws {
+        let val = valSlices.isEmpty ? nil : try Metrics.evaluate(model, data.set, valSlices, classes: data.classes.count, threshold: 0.5, onLogit: false, objective: objective)
+        var record: [String: JSON] = ["epoch": .int(epoch + 1), "lr": .number(Double(optimizer.lr))]
+        for (k, v) in sums { record["train_\(k)"] = .number(v / Double(max(1, steps))) }
+        if let val { record["val_dice"] = .number(val.dice); record["val_iou"] = .number(val.iou); record["val_loss"] = .number(val.loss) }
+        let score: Double = {
+            guard let val else { return Double(epoch) }  // `last`: the latest epoch wins
+            switch c.select.metric {
+            case .iou: return val.iou
+            case .loss: return -val.loss
+            case .dice: return val.dice
+            }
+        }()
+        let improved = state.bestScore == nil || score >= (state.bestScore ?? 0)
+        if improved {
+            state.bestScore = score
+            state.bestEpoch = epoch + 1
+            state.best = Checkpoint.snapshot(model)
+        }
+        state.records.append(.object(record))
+        state.wallTimes.append(Date().timeIntervalSince1970)
+        // The epoch's commit, then what is derived from it.
+        try Checkpoint.save(ctx, model: model, named: named, optimizer: optimizer, state: state)
+        try Checkpoint.writeMetrics(ctx, state)
+        try Checkpoint.writeEvents(ctx, state)
+        ctx.log("epoch \(epoch + 1) done: " + record.keys.sorted().filter { $0 != "epoch" }.compactMap { k in record[k]?.number.map { "\(k) \(String(format: "%.4f", $0))" } }.joined(separator: ", ")
+                + (improved ? " (selected)" : ""))
+    }
+
+    /// After the last epoch (rank 0): the selected checkpoint published, the summary.
+    func finish(_ state: Checkpoint.State) throws {
         try Checkpoint.writeMetrics(ctx, state)
         try Checkpoint.writeEvents(ctx, state)
         try Checkpoint.publishBest(ctx, state)

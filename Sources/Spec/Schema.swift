@@ -31,6 +31,9 @@ public indirect enum SchemaType: Sendable {
     public static let positiveInteger = SchemaType.integer(min: 1, max: nil)
     public static let nonNegativeInteger = SchemaType.integer(min: 0, max: nil)
 
+    /// An integer in a range the typed configuration declares (its reader checks the same one).
+    public static func integer(_ range: ClosedRange<Int>) -> SchemaType { .integer(min: range.lowerBound, max: range.upperBound) }
+
     /// How type errors name what was expected.
     public var expectation: String {
         switch self {

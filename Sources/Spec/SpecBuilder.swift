@@ -2,6 +2,7 @@ import Architecture
 import Foundation
 import Diagnostics
 import StageConfig
+import Storage
 
 /// Builds the typed IR from a validated document. Parts that validation left
 /// incomplete are skipped: they already carry a diagnostic.
@@ -239,8 +240,8 @@ struct SpecBuilder {
             rename.append(rule)
         }
         // Relative to the file the path is written in (a base spec's path stays its own under `extends`).
-        let directory = (w["file"]?.range ?? v.range).map { (($0.file.path ?? $0.file.displayPath) as NSString).deletingLastPathComponent } ?? ""
-        let resolved = file.hasPrefix("/") || directory.isEmpty ? file : directory + "/" + file
+        let directory = (w["file"]?.range ?? v.range).map { FilePath.folder(of: $0.file.path ?? $0.file.displayPath) } ?? ""
+        let resolved = FilePath.resolve(file, against: directory)
         return PretrainedStageSpec(name: name, nameRange: nameRange, model: model, file: file, resolvedFile: resolved, rename: rename, source: v)
     }
 

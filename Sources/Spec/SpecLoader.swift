@@ -1,6 +1,7 @@
 import Diagnostics
 import Foundation
 import SpecSyntax
+import Storage
 
 /// Reads a spec file and everything it `extends`, and merges them into one tree.
 ///
@@ -64,7 +65,7 @@ public struct SpecLoader {
                 continue
             }
             // Relative to the extending file's folder; an absolute path as written.
-            let target = ((s.text.hasPrefix("/") ? s.text : (directory as NSString).appendingPathComponent(s.text)) as NSString).standardizingPath
+            let target = FilePath.resolve(s.text, against: directory, standardized: true)
             if target == absolute || chain.contains(target) {
                 let cycle = (chain + [absolute, target]).map { displayPath($0) }
                 result.diagnostics.append(Diagnostic(SpecDiagnostics.extendsCycle,
@@ -102,8 +103,7 @@ public struct SpecLoader {
     }
 
     func absolutePath(_ path: String) -> String {
-        let p = path.hasPrefix("/") ? path : (workingDirectory as NSString).appendingPathComponent(path)
-        return (p as NSString).standardizingPath
+        FilePath.resolve(path, against: workingDirectory, standardized: true)
     }
 
     /// A path relative to the working directory when it lies below it.

@@ -29,15 +29,15 @@ public enum SpecSchema {
     static let slurm = ObjectSchema("Slurm", "Defaults for `distill submit --to slurm`; command-line options override them.", fields: [
         Field("partition", .string, "Partition (sbatch --partition)."),
         Field("account", .string, "Account (sbatch --account)."),
-        Field("cpus_per_task", .integer(min: 1, max: 1024), "CPUs per stage job; default: the cost model's threads (2)."),
+        Field("cpus_per_task", .integer(SlurmSettings.perNodeRange), "CPUs per stage job; default: the cost model's threads (2)."),
         Field("mem", .string, "Memory per job, e.g. `16G`; default: the cost model's peak memory with a margin."),
         Field("time", .string, "Time limit per job, e.g. `12:00:00`; default: the cost model's estimate with a margin."),
-        Field("extra", .list(.string, minCount: 0, maxCount: nil), "Further `#SBATCH` options, e.g. `--qos=normal`."),
-        Field("nodes", .integer(min: 1, max: 4096), default: .int(1), "Nodes of every training stage's job; its data-parallel MPI ranks are `nodes` x `ranks_per_node` (`mpirun` in the job), never more than the stage's batch."),
-        Field("ranks_per_node", .integer(min: 1, max: 1024), default: .int(1), "MPI ranks on one node (1: a node's cores go to one rank's threads)."),
-        Field("stage_nodes", .dictionary(.integer(min: 1, max: 4096), keys: .identifier), "Nodes of named training stages, overriding `nodes`: `{teacher_t1: 8}`."),
+        Field("extra", .list(.string, minCount: 0, maxCount: nil), default: .list([]), "Further `#SBATCH` options, e.g. `--qos=normal`."),
+        Field("nodes", .integer(SlurmSettings.nodesRange), default: .int(1), "Nodes of every training stage's job; its data-parallel MPI ranks are `nodes` x `ranks_per_node` (`mpirun` in the job), never more than the stage's batch."),
+        Field("ranks_per_node", .integer(SlurmSettings.perNodeRange), default: .int(1), "MPI ranks on one node (1: a node's cores go to one rank's threads)."),
+        Field("stage_nodes", .dictionary(.integer(SlurmSettings.nodesRange), keys: .identifier), default: .object([]), "Nodes of named training stages, overriding `nodes`: `{teacher_t1: 8}`."),
         Field("max_time", .string, "Wall-time budget of one job (`[D-]HH:MM:SS`): a training stage the cost model puts over it gets the nodes it needs to fit, up to `max_nodes`."),
-        Field("max_nodes", .integer(min: 1, max: 4096), default: .int(64), "Most nodes `max_time` may give a stage."),
+        Field("max_nodes", .integer(SlurmSettings.nodesRange), default: .int(64), "Most nodes `max_time` may give a stage."),
     ])
 
     static let execution = ObjectSchema("Execution", "Where and how the plan's stages run.", fields: [
@@ -103,7 +103,7 @@ public enum SpecSchema {
         Field("test", .fraction, default: .number(0.2), "Share held out for testing."),
         Field("val", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.1), "Share held out for validation; 0 for none."),
         Field("seed", .nonNegativeInteger, default: .int(42), "Seed of the split."),
-        Field("folds", .integer(min: 2, max: 100), "k for k-fold cross-validation (the test part is fold `fold`)."),
+        Field("folds", .integer(SplitSettings.foldsRange), "k for k-fold cross-validation (the test part is fold `fold`)."),
         Field("fold", .nonNegativeInteger, "Which fold is the test part, 0-based; requires `folds`."),
     ])
 
@@ -349,7 +349,7 @@ public enum SpecSchema {
     static let supcon = ObjectSchema("SupCon", "Supervised pixel contrast on one student tap (labels from the down-sampled mask).", fields: [
         Field("tap", .string, required: true, "The student tap whose pixels are contrasted."),
         Field("temperature", .positiveNumber, default: .number(0.1), "Softmax temperature."),
-        Field("samples_per_class", .integer(min: 1, max: 100_000), default: .int(64), "Pixels sampled per class per image (seeded)."),
+        Field("samples_per_class", .integer(SupConTerm.samplesRange), default: .int(64), "Pixels sampled per class per image (seeded)."),
         Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
     ])
 

@@ -29,17 +29,24 @@ public struct SlurmSettings: ConfigCodable, Sendable {
                         "max_time": text(maxTime), "max_nodes": .int(maxNodes)])
     }
 
+    /// Nodes of a job (`nodes`, `stage_nodes`, `max_nodes`).
+    public static let nodesRange = 1...4096
+    /// CPUs of a job, ranks on a node.
+    public static let perNodeRange = 1...1024
+
     public init(json: JSON, at path: String) throws {
+        let (nodes, perNode) = (Self.nodesRange, Self.perNodeRange)
         self = try ConfigReader.read(json, at: path) { r in
             func text(_ key: String) throws -> String? { try r.optional(key) { r, k in try r.string(k) } }
             return SlurmSettings(
-                partition: try text("partition"), account: try text("account"), cpusPerTask: try r.optional("cpus_per_task") { r, k in try r.int(k, min: 1) },
+                partition: try text("partition"), account: try text("account"), cpusPerTask: try r.optional("cpus_per_task") { r, k in try r.int(k, min: perNode.lowerBound, max: perNode.upperBound) },
                 mem: try text("mem"), time: try text("time"),
-                extra: try r.optional("extra") { r, k in try r.list(k) { j, p in try ConfigValue.string(j, at: p) } } ?? [],
-                nodes: try r.int("nodes", min: 1), ranksPerNode: try r.int("ranks_per_node", min: 1),
-                stageNodes: Dictionary(try r.optional("stage_nodes") { r, k in try r.dictionary(k) { name, v, p in (name, try ConfigValue.int(v, at: p, min: 1)) } } ?? [],
+                extra: try r.list("extra") { j, p in try ConfigValue.string(j, at: p) },
+                nodes: try r.int("nodes", min: nodes.lowerBound, max: nodes.upperBound),
+                ranksPerNode: try r.int("ranks_per_node", min: perNode.lowerBound, max: perNode.upperBound),
+                stageNodes: Dictionary(try r.dictionary("stage_nodes") { name, v, p in (name, try ConfigValue.int(v, at: p, min: nodes.lowerBound, max: nodes.upperBound)) },
                                        uniquingKeysWith: { a, _ in a }),
-                maxTime: try text("max_time"), maxNodes: try r.int("max_nodes", min: 1))
+                maxTime: try text("max_time"), maxNodes: try r.int("max_nodes", min: nodes.lowerBound, max: nodes.upperBound))
         }
     }
 

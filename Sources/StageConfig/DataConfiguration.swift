@@ -257,6 +257,9 @@ public enum SplitUnit: String, ConfigChoice {
 
 /// The spec's `data.split`: train, validation and test parts.
 public struct SplitSettings: ConfigCodable {
+    /// k of k-fold cross-validation.
+    public static let foldsRange = 2...100
+
     public var unit: SplitUnit
     public var test: Double
     public var val: Double
@@ -276,9 +279,9 @@ public struct SplitSettings: ConfigCodable {
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
-            SplitSettings(unit: try r.choice("unit"), test: try r.double("test", min: 0, max: 1), val: try r.double("val", min: 0, max: 1),
+            SplitSettings(unit: try r.choice("unit"), test: try r.double("test", min: 0, exclusiveMin: true, max: 1), val: try r.double("val", min: 0, max: 1),
                           seed: try r.int("seed", min: 0),
-                          folds: try r.optional("folds") { r, k in try r.int(k, min: 2) },
+                          folds: try r.optional("folds") { r, k in try r.int(k, min: Self.foldsRange.lowerBound, max: Self.foldsRange.upperBound) },
                           fold: try r.optional("fold") { r, k in try r.int(k, min: 0) })
         }
     }

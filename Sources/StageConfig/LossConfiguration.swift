@@ -281,6 +281,9 @@ public struct LogitTerm: ConfigCodable {
 
 /// Supervised pixel contrast on one student tap (labels from the down-sampled mask).
 public struct SupConTerm: ConfigCodable {
+    /// Pixels sampled per class per image.
+    public static let samplesRange = 1...100_000
+
     public var tap: String
     public var temperature: Double
     public var samplesPerClass: Int
@@ -297,7 +300,7 @@ public struct SupConTerm: ConfigCodable {
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path) { r in
             SupConTerm(tap: try r.string("tap"), temperature: try r.double("temperature", min: 0, exclusiveMin: true),
-                       samplesPerClass: try r.int("samples_per_class", min: 1), weight: try r.double("weight", min: 0))
+                       samplesPerClass: try r.int("samples_per_class", min: Self.samplesRange.lowerBound, max: Self.samplesRange.upperBound), weight: try r.double("weight", min: 0))
         }
     }
 }

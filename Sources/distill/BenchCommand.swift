@@ -3,6 +3,7 @@ import Foundation
 import Benchmark
 import Interchange
 import NN
+import Storage
 import Tensor
 
 /// `distill bench`: the runtime's speed on the rows of shared/reference/perf.md.
@@ -15,8 +16,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "One row: \(RuntimeBenchmark.rows.map(\.name).joined(separator: ", ")).")
     var row: String?
 
-    @Option(name: .long, help: "Threads (perf.md used 2).")
-    var threads: Int = 2
+    @OptionGroup var threading: ThreadsOption
+    var threads: Int { threading.threads }
 
     @Option(name: .long, help: "Override the number of timed steps.")
     var repeats: Int?
@@ -29,7 +30,6 @@ struct BenchCommand: ParsableCommand {
     var onnx: String?
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let row, !RuntimeBenchmark.rows.contains(where: { $0.name == row }) {
             throw ValidationError("unknown row '\(row)'; rows: \(RuntimeBenchmark.rows.map(\.name).joined(separator: ", "))")
         }
@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         if let onnx {
-            Parallel.setThreads(threads)
+            threading.apply()
             try FileManager.default.createDirectory(atPath: onnx, withIntermediateDirectories: true)
             print("network  params   Distillery forward, 1x3x256x256 (\(threads) threads, median of 50)")
             for (name, arch) in [("s1", RuntimeBenchmark.s1), ("s2", RuntimeBenchmark.s2)] {
@@ -58,7 +58,7 @@ struct BenchCommand: ParsableCommand {
             return
         }
         if data {
-            Parallel.setThreads(threads)
+            threading.apply()
             let r = try DataBenchmark.run()
             print(String(format: "preprocessing: %.0f slices/s (%d slices of 256x256 from 8 phantom volumes)", r.slicesPerSecond, r.slices))
             print(String(format: "batch of 16 slices, 3x256x256, from the memory-mapped cache: %.2f ms (median of 20)", r.batchMilliseconds))
@@ -71,7 +71,7 @@ struct BenchCommand: ParsableCommand {
             return
         }
         if let row, var r = RuntimeBenchmark.rows.first(where: { $0.name == row }) {
-            Parallel.setThreads(threads)
+            threading.apply()
             if let repeats { r.repeats = repeats }
             let result = try RuntimeBenchmark.run(r)
             print(String(format: "%@\t%.1f\t%.2f\t%.1f\t%.0f\t%.1f", r.name, result.median, result.imagesPerSecond, result.gflops,
@@ -81,8 +81,7 @@ struct BenchCommand: ParsableCommand {
         print("row        batch  GFLOP/step    ms/step   images/s    GFLOP/s   peak RSS MiB   (\(threads) threads, median)")
         for r in RuntimeBenchmark.rows {
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0]
-                                  : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0])
+            p.executableURL = URL(fileURLWithPath: FilePath.absolute(CommandLine.arguments[0]))
             p.arguments = ["bench", "--row", r.name, "--threads", String(threads)] + (repeats.map { ["--repeats", String($0)] } ?? [])
             let pipe = Pipe()
             p.standardOutput = pipe

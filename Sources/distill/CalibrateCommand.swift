@@ -1,9 +1,8 @@
 import ArgumentParser
 import Cluster
-import COpenBLAS
-import Dispatch
 import Foundation
 import Plan
+import Tensor
 
 /// `distill calibrate`: measure this machine's sgemm rate for plan time estimates.
 struct CalibrateCommand: ParsableCommand {
@@ -16,15 +15,11 @@ struct CalibrateCommand: ParsableCommand {
             that `distill plan --nodes` charges data-parallel stages for.
             """)
 
-    @Option(name: .long, help: "BLAS threads (default: all cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var threading: ThreadsOption
+    var threads: Int { threading.threads }
 
     @Flag(name: .long, help: "Measure and print, but do not store.")
     var dryRun = false
-
-    func validate() throws {
-        guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be between 1 and 1024") }
-    }
 
     func run() throws {
         let world = World.current
@@ -37,8 +32,8 @@ struct CalibrateCommand: ParsableCommand {
             return
         }
         let large = 16 << 20  // floats: 64 MiB, a 16M-parameter model's gradients
-        let bigSeconds = Self.timeAllreduce(world, floats: large, repeats: 5)
-        let tinySeconds = Self.timeAllreduce(world, floats: 1, repeats: 50)
+        let bigSeconds = world.timeAllreduce(floats: large, repeats: 5)
+        let tinySeconds = world.timeAllreduce(floats: 1, repeats: 50)
         guard world.isRoot else { return }
         let fit = Interconnect.fit(largeBytes: 4 * large, largeSeconds: bigSeconds, tinySeconds: tinySeconds, ranks: world.size)
         print("allreduce over \(world.size) ranks: 64 MiB in \(String(format: "%.1f", bigSeconds * 1e3)) ms, 4 bytes in \(String(format: "%.1f", tinySeconds * 1e6)) us")
@@ -55,34 +50,12 @@ struct CalibrateCommand: ParsableCommand {
         }
     }
 
-    /// Median seconds of an allreduce of `floats` over the world (after one warm-up).
-    static func timeAllreduce(_ world: World, floats: Int, repeats: Int) -> Double {
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: floats)
-        defer { buffer.deallocate() }
-        buffer.initialize(repeating: 1, count: floats)
-        var times: [Double] = []
-        for i in 0...repeats {
-            world.barrier()
-            let start = DispatchTime.now().uptimeNanoseconds
-            world.sum(buffer, floats)
-            if i > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
-        }
-        return times.sorted()[times.count / 2]
-    }
-
     func measureMatrixProducts() throws {
-        openblas_set_num_threads(Int32(threads))
-        // Convolution-shaped products (im2col of 3x3 layers of the study's networks) and a square one.
-        let shapes: [(m: Int, n: Int, k: Int, what: String)] = [
-            (64, 16384, 576, "64-ch 3x3 conv at 128x128"),
-            (256, 4096, 2304, "256-ch 3x3 conv at 64x64"),
-            (1024, 1024, 1024, "square 1024"),
-        ]
         var rates: [Double] = []
-        for s in shapes {
-            let rate = Self.measure(m: s.m, n: s.n, k: s.k)
+        for shape in GEMMRate.calibrationShapes {
+            let rate = GEMMRate.measure(shape, threads: threads)
             rates.append(rate)
-            print("\(s.what): \(Int(rate.rounded())) GFLOP/s")
+            print("\(shape.what): \(Int(rate.rounded())) GFLOP/s")
         }
         let sgemm = rates.sorted()[rates.count / 2]
         print("sgemm (median of shapes): \(Int(sgemm.rounded())) GFLOP/s at \(threads) thread\(threads == 1 ? "" : "s")")
@@ -96,20 +69,5 @@ struct CalibrateCommand: ParsableCommand {
                 throw ExitStatus.usage
             }
         }
-    }
-
-    /// Median GFLOP/s of repeated C = A x B with row-major float32 matrices.
-    static func measure(m: Int, n: Int, k: Int) -> Double {
-        let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
-        var c = [Float](repeating: 0, count: m * n)
-        var times: [Double] = []
-        for i in 0..<6 {
-            let start = DispatchTime.now().uptimeNanoseconds
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &c, Int32(n))
-            let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            if i > 0 { times.append(t) }
-        }
-        let median = times.sorted()[times.count / 2]
-        return 2 * Double(m) * Double(n) * Double(k) / median / 1e9
     }
 }

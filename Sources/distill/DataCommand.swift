@@ -2,6 +2,7 @@ import ArgumentParser
 import Figures
 import Foundation
 import Medical
+import Runtime
 import Spec
 import StageConfig
 
@@ -48,14 +49,7 @@ struct DataCommand: ParsableCommand {
 
         func inspectFile(_ path: String, _ orientation: AxisOrientation?) -> Int {
             do {
-                let channels = try NIfTI.readChannels(path, analyzeOrientation: orientation)
-                if channels.count == 1 {
-                    print(describe(channels[0], path))
-                } else {
-                    // A 4D image: MSD stores the modalities of a case on the fourth axis.
-                    print("\(path): 4D, \(channels.count) modalities on the fourth axis")
-                    for (i, v) in channels.enumerated() { print("  modality \(i): " + describe(v, nil)) }
-                }
+                for line in try DatasetInspection.file(path, analyzeOrientation: orientation) { print(line) }
                 return 0
             } catch {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
@@ -63,65 +57,15 @@ struct DataCommand: ParsableCommand {
             }
         }
 
-        /// Every case: its headers checked as `distill check` checks them, then its voxels
-        /// (label values dataset.json does not name, labels that are not whole numbers, NaN).
         func inspectDataset(_ path: String, _ orientation: AxisOrientation?) -> Int {
-            let scan = DatasetScan.scan(path, modalities: nil, analyzeOrientation: orientation)
-            var problems = scan.problems.filter { !($0.kind == .modality && $0.message.contains("choose them with")) }
-            guard let dataset = scan.dataset else {
+            let (readable, problems) = DatasetInspection.dataset(path, analyzeOrientation: orientation) { print($0) }
+            guard readable else {
                 for p in problems { FileHandle.standardError.write(Data("error: \(p.message)\n".utf8)) }
                 return max(1, problems.count)
             }
-            print("\(dataset.name): \(dataset.cases.count) cases, modality \(dataset.modality.joined(separator: ", ")), labels \(dataset.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))")
-            var audit = VoxelAudit(labels: dataset.labels)
-            for c in dataset.cases {
-                do {
-                    let all = c.images.count > 1 ? try c.images.map { try dataset.read($0) }
-                        : try NIfTI.readChannels(c.image, analyzeOrientation: dataset.analyzeOrientation)
-                    let label = try dataset.read(c.label)
-                    if all.count == 1 {
-                        print("\(c.id): image \(describe(all[0], nil)); label \(labelSummary(label))")
-                    } else {
-                        print("\(c.id): \(all.count) modalities; label \(labelSummary(label))")
-                        for (i, v) in all.enumerated() {
-                            let name = i < dataset.modality.count ? dataset.modality[i] : "modality \(i)"
-                            print("  \(name): " + describe(v, nil))
-                        }
-                    }
-                    if !dataset.labels.isEmpty || all.contains(where: { $0.data.contains { !$0.isFinite } }) {
-                        audit.audit(case: c.id, label: label, images: all, files: (c.image, c.label))
-                    }
-                } catch {
-                    // The scan has named what cannot be read.
-                    continue
-                }
-            }
-            problems += audit.problems().filter { dataset.labels.isEmpty ? $0.kind != .labels || $0.message.hasPrefix("labels that are not whole") : true }
             for p in problems { print("problem: \(p.message)") }
             print(problems.isEmpty ? "no problems" : "\(problems.count) problem\(problems.count == 1 ? "" : "s")")
             return problems.count
-        }
-
-        func describe(_ v: Volume, _ path: String?) -> String {
-            let (lo, hi) = v.range
-            let spacing = v.spacing.map { String(format: "%.3g", $0) }.joined(separator: " x ")
-            var text = "\(v.dims.map(String.init).joined(separator: "x")) \(v.datatype), spacing \(spacing) mm, stored \(v.orientation.code), range \(lo)...\(hi)"
-            if let path { text = "\(path): " + text + "\n" + "labels: " + labelSummary(v) }
-            return text
-        }
-
-        /// Label values and their voxel counts; a map of whole numbers with up to 65,535
-        /// distinct values (brain atlases have hundreds) is a label map.
-        func labelSummary(_ v: Volume) -> String {
-            var counts: [Float: Int] = [:]
-            for x in v.data {
-                guard x == x.rounded(), abs(x) <= 16_777_216 else { return "not a label map (value \(x) is not a whole number)" }
-                counts[x, default: 0] += 1
-                if counts.count > 65_535 { return "not a label map (more than 65,535 distinct values)" }
-            }
-            let sorted = counts.sorted { $0.key < $1.key }
-            let shown = sorted.prefix(40).map { "\(Int($0.key)): \($0.value)" }.joined(separator: ", ")
-            return "\(sorted.count) value\(sorted.count == 1 ? "" : "s"): " + shown + (sorted.count > 40 ? ", ... (\(sorted.count - 40) more)" : "")
         }
     }
 
@@ -231,24 +175,9 @@ struct DataCommand: ParsableCommand {
                     throw NIfTIError.mismatch(image: c.image, label: c.label, detail: "dimensions \(label.dims) vs \(image.dims)")
                 }
                 let (w, h, d) = (image.dims[0], image.dims[1], image.dims[2])
-                let k = slice ?? (0..<d).max { a, b in count(label, a) < count(label, b) } ?? 0
+                let k = slice ?? SlicePreview.mostForeground(label)
                 guard (0..<d).contains(k) else { throw ValidationError("slice \(k) is outside 0..<\(d)") }
-                var rgb = [UInt8](repeating: 0, count: w * h * 3)
-                for r in 0..<h {
-                    for x in 0..<w {
-                        let y = h - 1 - r
-                        let v = (Double(image[x, y, k]) - low) / (high - low)
-                        let g = UInt8(max(0, min(255, v * 255)))
-                        // Outlines where the label changes: around each organ and between touching ones.
-                        let value = label[x, y, k]
-                        let edge = value > 0 && [(1, 0), (-1, 0), (0, 1), (0, -1)].contains { dx, dy in
-                            let (xx, yy) = (x + dx, y + dy)
-                            return xx < 0 || yy < 0 || xx >= w || yy >= h || label[xx, yy, k] != value
-                        }
-                        let o = (r * w + x) * 3
-                        (rgb[o], rgb[o + 1], rgb[o + 2]) = edge ? (255, 40, 40) : (g, g, g)
-                    }
-                }
+                let rgb = SlicePreview.axial(image: image, label: label, slice: k, window: (low, high))
                 try PNG.write(width: w, height: h, rgb: rgb, to: output)
                 print("wrote \(output): \(c.id), axial slice \(k) of \(d)")
             } catch let e as ValidationError {
@@ -257,12 +186,6 @@ struct DataCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw ExitStatus.failure
             }
-        }
-
-        func count(_ v: Volume, _ k: Int) -> Int {
-            var n = 0
-            for y in 0..<v.dims[1] { for x in 0..<v.dims[0] where v[x, y, k] > 0 { n += 1 } }
-            return n
         }
     }
 }

@@ -6,6 +6,7 @@ import Plan
 import Runtime
 import Spec
 import StageConfig
+import Storage
 import Tensor
 
 /// `distill evaluate CHECKPOINT`: metrics of a checkpoint made outside a plan.
@@ -32,11 +33,10 @@ struct EvaluateCommand: ParsableCommand {
     @Option(name: .long, help: "Also write the metrics as JSON here.")
     var output: String?
 
-    @Option(name: .long, help: "Threads (default: all cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var threading: ThreadsOption
 
     func run() throws {
-        Parallel.setThreads(max(1, threads))
+        threading.apply()
         guard FileManager.default.fileExists(atPath: checkpoint) else {
             FileHandle.standardError.write(Data("error: no such checkpoint '\(checkpoint)'\n".utf8))
             throw ExitStatus.usage
@@ -53,7 +53,7 @@ struct EvaluateCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: no stage '\(stage)' in \(spec); stages: \(s.stages.map(\.name).joined(separator: ", "))\n".utf8))
             throw ExitStatus.usage
         }
-        let specDir = (spec as NSString).deletingLastPathComponent
+        let specDir = FilePath.folder(of: spec)
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("distill-evaluate-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: temp) }
         var root = data
@@ -61,7 +61,7 @@ struct EvaluateCommand: ParsableCommand {
         if case .msd(_, let o) = s.data.source { analyzeOrientation = o }
         if root == nil {
             switch s.data.source {
-            case .msd(let path, _): root = path.hasPrefix("/") ? path : (specDir.isEmpty ? path : specDir + "/" + path)
+            case .msd(let path, _): root = FilePath.resolve(path, against: specDir)
             case .phantom(let p):
                 try Phantom.write(p, to: temp + "/phantom")
                 root = temp + "/phantom"

@@ -13,18 +13,13 @@ struct ParityCommand: ParsableCommand {
     @Argument(help: "Folders or files of reference cases.")
     var paths: [String]
 
-    @Option(name: .long, help: "Threads for kernels (default: all cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var threading: ThreadsOption
 
     @Flag(name: .long, help: "List every compared tensor, not only failing ones.")
     var verbose = false
 
-    func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-    }
-
     func run() throws {
-        Parallel.setThreads(threads)
+        threading.apply()
         var files: [String] = []
         for path in paths {
             var isDirectory: ObjCBool = false

@@ -36,15 +36,10 @@ struct PredictCommand: ParsableCommand {
 
 
 
-    @Option(name: .long, help: "Threads for kernels (all cores unless given).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-
-    func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-    }
+    @OptionGroup var threading: ThreadsOption
 
     func run() throws {
-        Parallel.setThreads(threads)
+        threading.apply()
         let chosen = try trained.choice(stageOrCheckpoint)
         let (setting, model, training) = (chosen.setting, chosen.model, chosen.training)
         let volumes: [Prediction.Input]

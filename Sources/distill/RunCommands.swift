@@ -13,14 +13,13 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "The run store.")
     var store: String = "runs"
 
-    @Option(name: .long, help: "Threads for kernels (all cores unless given).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var threading: ThreadsOption
+    var threads: Int { threading.threads }
 
     @Option(name: .long, help: "Stages run at once (independent stages only); the threads are split between them.")
     var jobs: Int = 1
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard jobs >= 1, jobs <= 256 else { throw ValidationError("--jobs must be between 1 and 256") }
     }
 }

@@ -5,6 +5,7 @@ import Plan
 import Runtime
 import Spec
 import StageConfig
+import Storage
 
 /// `distill submit SPEC --to slurm`: the sweep as cluster jobs with dependencies.
 struct SubmitCommand: ParsableCommand {
@@ -53,8 +54,7 @@ struct SubmitCommand: ParsableCommand {
 
     func run() throws {
         let (plan, _) = try SpecPlanning.plan(spec, variant: nil)
-        let cwd = FileManager.default.currentDirectoryPath
-        let storeRoot = store.hasPrefix("/") ? store : cwd + "/" + store
+        let storeRoot = FilePath.absolute(store)
         let runStore = RunStore(root: storeRoot)
         // `distill check` has applied every rule of `execution.slurm` (ClusterChecks): what is left is to use it.
         guard let settings = try SpecPlanning.checked(spec).base?.slurm else {
@@ -67,7 +67,7 @@ struct SubmitCommand: ParsableCommand {
         options.cpusPerTask = cpusPerTask ?? options.cpusPerTask
         options.mem = mem ?? options.mem
         options.time = time ?? options.time
-        let binary = distill ?? (CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0] : cwd + "/" + CommandLine.arguments[0])
+        let binary = distill ?? FilePath.absolute(CommandLine.arguments[0])
         let planPath: String
         if dryRun {
             planPath = storeRoot + "/plans/<written on submission>.json"

@@ -36,6 +36,19 @@ import Testing
         #expect(r.out.hasSuffix("0 errors, 5 warnings in 4 files\n") || r.out.contains("0 errors"))
     }
 
+    /// Every command that computes takes `--threads` from one option group: one bound, one message.
+    @Test(arguments: [
+        ["run", "specs/quickstart.yaml"], ["sweep", "specs/quickstart.yaml"], ["parity", "Tests"], ["bench"], ["calibrate", "--dry-run"],
+        ["evaluate", "x.safetensors", "--spec", "specs/quickstart.yaml", "--stage", "teacher"],
+        ["predict", "teacher", "in", "--spec", "specs/quickstart.yaml", "-o", "out"],
+    ])
+    func everyCommandBoundsThreadsAlike(_ command: [String]) throws {
+        for (value, shown) in [("0", "0"), ("1025", "1025")] {
+            let r = try run(command + ["--threads", value])
+            #expect(r.status == 2 && r.err.contains("--threads must be between 1 and 1024, not \(shown)"), "\(command): \(r.status) \(r.err)")
+        }
+    }
+
     @Test func invalidSpecExitsOneWithLocatedErrors() throws {
         let fixtures = (Self.repository as NSString).appendingPathComponent("Tests/SpecTests/Fixtures")
         let r = try run(["check", "errors/E0203-unknown-tap.yaml"], in: fixtures)

@@ -113,7 +113,7 @@ import Testing
             (["predict", "teacher", "--spec", "spec.yaml", "--store", "elsewhere", "in", "-o", "x"], "is not trained in elsewhere: run `distill run` or `distill sweep` first"),
             (["predict", "teacher", "--spec", "spec.yaml", "in/good.nii.gz", "-o", "in"], "would be overwritten by its own label map"),
             (["predict", "teacher", "--spec", "spec.yaml", "-o", "x"], "Missing expected argument '<inputs> ...'"),
-            (["predict", "teacher", "--spec", "spec.yaml", "in", "-o", "x", "--threads", "0"], "--threads must be at least 1"),
+            (["predict", "teacher", "--spec", "spec.yaml", "in", "-o", "x", "--threads", "0"], "--threads must be between 1 and 1024, not 0"),
         ]
         for (arguments, message) in cases {
             let e = try cli.run(arguments, in: dir)
