@@ -1,5 +1,6 @@
 import Diagnostics
 import SpecSyntax
+import StageConfig
 
 /// The part of a spec that a sweep override replaces and that is re-validated:
 /// one model, one stage, or a whole top-level section (`data`, `evaluate`).
@@ -104,7 +105,7 @@ struct IncrementalChecker {
             if let node {
                 value = validator.validate(node, as: type, path: path) ?? Value(.object([]), range: node.range).markedIncomplete
             } else if let d = field.defaultValue {
-                value = validator.complete(Value(d), as: type)
+                value = validator.complete(Value(literal: d), as: type)
             } else {
                 continue
             }

@@ -1,4 +1,5 @@
 import Foundation
+import StageConfig
 
 /// Renders `SpecSchema` as JSON Schema (draft 2020-12) and as the Markdown key
 /// reference of grammar/README.md. Both are generated, never written by hand.
@@ -87,7 +88,7 @@ public enum SchemaExport {
         let existing = p["description"] as? String
         p["description"] = existing.map { "\(f.doc) \($0)" } ?? f.doc
         if case .object = f.type { p["description"] = f.doc }
-        if let d = f.defaultValue { p["default"] = json(d) }
+        if let d = f.defaultValue { p["default"] = json(Value(literal: d).kind) }
         return mode == .overlay ? nullable(p) : p
     }
 
@@ -174,7 +175,7 @@ public enum SchemaExport {
         guard !fields.isEmpty else { return "" }
         var out = "| key | type | default | meaning |\n|---|---|---|---|\n"
         for f in fields {
-            let def = f.required ? "required" : f.defaultValue.map { "`\(Value($0).canonicalText)`" } ?? "-"
+            let def = f.required ? "required" : f.defaultValue.map { "`\(Value(literal: $0).canonicalText)`" } ?? "-"
             out += "| `\(f.key)` | \(describe(f.type, &queue)) | \(def) | \(f.doc.replacingOccurrences(of: "|", with: "\\|")) |\n"
         }
         return out

@@ -1,5 +1,6 @@
 import Diagnostics
 import SpecSyntax
+import StageConfig
 
 /// A path into the spec document: `stages.kd.distill.taps.ee.weight`, `stages.kd.loss[0].weight`.
 public struct SpecPath: Hashable, Sendable, CustomStringConvertible {

@@ -26,19 +26,7 @@ public enum SpecSchema {
         try SlurmSettings(json: slurm.canonicalDefaults, at: "execution.slurm")
     }
 
-    static let slurm = ObjectSchema("Slurm", "Defaults for `distill submit --to slurm`; command-line options override them.", fields: [
-        Field("partition", .string, "Partition (sbatch --partition)."),
-        Field("account", .string, "Account (sbatch --account)."),
-        Field("cpus_per_task", .integer(SlurmSettings.perNodeRange), "CPUs per stage job; default: the cost model's threads (2)."),
-        Field("mem", .string, "Memory per job, e.g. `16G`; default: the cost model's peak memory with a margin."),
-        Field("time", .string, "Time limit per job, e.g. `12:00:00`; default: the cost model's estimate with a margin."),
-        Field("extra", .list(.string, minCount: 0, maxCount: nil), default: .list([]), "Further `#SBATCH` options, e.g. `--qos=normal`."),
-        Field("nodes", .integer(SlurmSettings.nodesRange), default: .int(1), "Nodes of every training stage's job; its data-parallel MPI ranks are `nodes` x `ranks_per_node` (`mpirun` in the job), never more than the stage's batch."),
-        Field("ranks_per_node", .integer(SlurmSettings.perNodeRange), default: .int(1), "MPI ranks on one node (1: a node's cores go to one rank's threads)."),
-        Field("stage_nodes", .dictionary(.integer(SlurmSettings.nodesRange), keys: .identifier), default: .object([]), "Nodes of named training stages, overriding `nodes`: `{teacher_t1: 8}`."),
-        Field("max_time", .string, "Wall-time budget of one job (`[D-]HH:MM:SS`): a training stage the cost model puts over it gets the nodes it needs to fit, up to `max_nodes`."),
-        Field("max_nodes", .integer(SlurmSettings.nodesRange), default: .int(64), "Most nodes `max_time` may give a stage."),
-    ])
+    static let slurm = SlurmSettings.declaration
 
     static let execution = ObjectSchema("Execution", "Where and how the plan's stages run.", fields: [
         Field("slurm", .object(slurm), "Slurm settings."),
@@ -46,24 +34,9 @@ public enum SpecSchema {
 
     // MARK: data
 
-    public static let phantom = ObjectSchema("Phantom", "The built-in synthetic abdominal CT generator (spleen 1, liver 2, kidneys 3), written as an MSD folder.", fields: [
-        Field("cases", .integer(min: PhantomSettings.casesRange.lowerBound, max: PhantomSettings.casesRange.upperBound), default: .int(24), "Number of patients."),
-        Field("seed", .nonNegativeInteger, default: .int(0), "Generator seed."),
-        Field("size", .integer(min: PhantomSettings.sizeRange.lowerBound, max: PhantomSettings.sizeRange.upperBound), default: .int(128), "In-plane voxels per side."),
-        Field("slices", .integer(min: PhantomSettings.slicesRange.lowerBound, max: PhantomSettings.slicesRange.upperBound), default: .int(48), "Axial slices per volume."),
-        Field("noise", .nonNegativeNumber, default: .number(20), "Gaussian noise, standard deviation in HU."),
-        Field("hard_cases", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.25),
-              "Share of patients whose spleen is small or low-contrast."),
-        Field("modalities", .list(.string, minCount: 1, maxCount: 8), default: .list([Value(.string("CT"))]),
-              "Modality names: the first is the CT; each further one is an MR-like contrast of the same anatomy (zero outside the body), written as a 4D image."),
-    ])
+    public static let phantom = PhantomSettings.declaration
 
-    static let source = ObjectSchema("Source", "Where the volumes come from: exactly one of `msd` or `phantom`.", fields: [
-        Field("msd", .path, "A Medical Segmentation Decathlon folder (dataset.json, imagesTr/, labelsTr/)."),
-        Field("phantom", .object(phantom), "The built-in phantom; `phantom: {}` takes every default."),
-        Field("analyze_orientation", .enumeration(AxisOrientation.all),
-              "For `msd` folders holding ANALYZE 7.5 files (no NIfTI magic): the orientation they do not record, as nibabel's axis codes (`LAS`: i toward the left, j anterior, k superior). Without it such files are refused."),
-    ], exactlyOne: ["msd", "phantom"])
+    static let source = DataSource.declaration
 
     static let normalizationName = SchemaType.enumeration(["window", "zscore"])
 
@@ -82,7 +55,7 @@ public enum SpecSchema {
         Field("slice_axis", .enumeration(SliceAxis.names), default: .string("axial"),
               "Which axis slices are taken along, after reorientation to a canonical axis order."),
         Field("window", .oneOf([.list(.number(min: nil, exclusiveMin: false, max: nil), minCount: 2, maxCount: 2), .enumeration(["clip255"])]),
-              default: .list([Value(.number(-160)), Value(.number(240))]),
+              default: .list([.number(-160), .number(240)]),
               "Intensity window `[low, high]` in HU, scaled to [0, 1]; or `clip255`, the study's clip to [0, 255] then /255."),
         Field("modalities", .list(.string, minCount: 1, maxCount: 64),
               "Modalities (names from dataset.json's `modality`, e.g. `[T2, ADC]`) that become input channels, in this order; without it the dataset must have one."),
@@ -97,15 +70,7 @@ public enum SpecSchema {
               "Share of slices without foreground that are kept."),
     ])
 
-    static let split = ObjectSchema("Split", "How cases are divided into train, validation and test parts.", fields: [
-        Field("unit", .enumeration(SplitUnit.names), default: .string("patient"),
-              "Split by patient (no leak) or by slice (the study's mode: one patient's slices land on both sides)."),
-        Field("test", .fraction, default: .number(0.2), "Share held out for testing."),
-        Field("val", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.1), "Share held out for validation; 0 for none."),
-        Field("seed", .nonNegativeInteger, default: .int(42), "Seed of the split."),
-        Field("folds", .integer(SplitSettings.foldsRange), "k for k-fold cross-validation (the test part is fold `fold`)."),
-        Field("fold", .nonNegativeInteger, "Which fold is the test part, 0-based; requires `folds`."),
-    ])
+    static let split = SplitSettings.declaration
 
     static let subset = ObjectSchema("Subset", "A named share of a split part that a stage trains on.", fields: [
         Field("fraction", .fraction, required: true, "Share of the parent drawn (seeded by the split seed)."),
@@ -116,53 +81,20 @@ public enum SpecSchema {
 
     static let labelValues = SchemaType.list(.integer(min: 1, max: LabelClasses.largestValue), minCount: 1, maxCount: nil)
 
-    static func chance(_ p: Double) -> Field {
-        Field("p", .number(min: 0, exclusiveMin: false, max: 1), default: .number(p), "Probability that an image gets it.")
-    }
-
-    static func ranged(_ name: String, _ doc: String, p: Double, range: (Double, Double), positive: Bool = false, max: Double) -> Field {
-        Field(name, .object(ObjectSchema(name.capitalized, doc, fields: [
-            chance(p),
-            Field("range", .list(.number(min: 0, exclusiveMin: positive, max: max), minCount: 2, maxCount: 2),
-                  default: .list([Value(.number(range.0)), Value(.number(range.1))]), "`[low, high]`: the factor is drawn uniformly from it."),
-        ])), doc)
-    }
-
-    static let augment = ObjectSchema("Augment", "Augmentation of the training batches, drawn per image from the stage's seed, epoch and batch (deterministic); validation, test and teacher caches never see it. A transform is on when its key is written; `{}` takes its defaults (nnU-Net's, for 2D).", fields: [
-        Field("flip", .object(ObjectSchema("Flip", "Mirroring.", fields: [
-            chance(0.5),
-            Field("axes", .list(.enumeration(["horizontal", "vertical"]), minCount: 1, maxCount: 2),
-                  default: .list([Value(.string("horizontal")), Value(.string("vertical"))]), "Axes mirrored, each with probability p."),
-        ])), "Mirror the slice (image and label together)."),
-        Field("rotate90", .object(ObjectSchema("Rotate90", "Quarter turns.", fields: [chance(0.5)])), "A quarter turn (1, 2 or 3), square slices only."),
-        Field("rotate", .object(ObjectSchema("Rotate", "Rotation by a small angle.", fields: [
-            chance(0.2), Field("degrees", .number(min: 0, exclusiveMin: false, max: 180), default: .number(15), "Angles are uniform in [-degrees, degrees]."),
-        ])), "Rotate by an angle uniform in [-degrees, degrees] (bilinear for images, nearest for labels)."),
-        ranged("scale", "Zoom by a factor uniform in the range (above 1 enlarges).", p: 0.2, range: (0.85, 1.25), positive: true, max: 10),
-        Field("elastic", .object(ObjectSchema("Elastic", "Elastic deformation.", fields: [
-            chance(0.2),
-            Field("alpha", .number(min: 0, exclusiveMin: false, max: 256), default: .number(4), "Displacement at the control points: its standard deviation in pixels."),
-            Field("sigma", .number(min: 1, exclusiveMin: false, max: 4096), default: .number(16), "Spacing of the control points in pixels (larger is smoother)."),
-        ])), "A smooth random displacement field (control points, bilinearly interpolated)."),
-        ranged("brightness", "Multiply intensities by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25), max: 10),
-        ranged("contrast", "Scale intensities about their mean by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25), max: 10),
-        ranged("gamma", "x -> x^gamma on the image's own [min, max], gamma uniform in the range.", p: 0.3, range: (0.7, 1.5), positive: true, max: 10),
-        ranged("noise", "Add noise whose standard deviation is uniform in the range (in normalised units); near-Gaussian: the sum of four uniforms, tails at 3.46 sd.", p: 0.1, range: (0, 0.1), max: 100),
-        ranged("blur", "Gaussian blur with sigma uniform in the range (pixels).", p: 0.2, range: (0.5, 1.0), max: 16),
-    ])
+    static let augment = AugmentationSettings.declaration
 
     static let data = ObjectSchema("Data", "The dataset, its preprocessing, split and training subsets.", fields: [
         Field("source", .object(source), required: true, "Where the volumes come from."),
         Field("foreground", .oneOf([labelValues, .dictionary(.oneOf([.integer(min: 1, max: LabelClasses.largestValue), labelValues]), keys: .identifier)]),
-              default: .list([Value(.int(1))]),
+              default: .list([.int(1)]),
               "Label values that count as foreground: a list merges them into one class (binary segmentation); a mapping names classes in channel order, each one value or several (`{liver: 1, tumour: 2}`, `{tumour_core: [2, 3]}`)."),
-        Field("background", .list(.integer(min: 0, max: LabelClasses.largestValue), minCount: 1, maxCount: nil), default: .list([Value(.int(0))]),
+        Field("background", .list(.integer(min: 0, max: LabelClasses.largestValue), minCount: 1, maxCount: nil), default: .list([.int(0)]),
               "Label values that are background (`[0, 2, 3]` when only the spleen of a multi-organ map is a class). A value that is neither a class's nor background's is an error when the data is prepared."),
         Field("preprocess", .object(preprocess), default: .object([]), "Slicing, intensity window, size and channels."),
         Field("augment", .object(augment), "Augmentation of every training stage's batches; none without it."),
         Field("split", .object(split), default: .object([]), "Train, validation and test parts."),
         Field("subsets", .dictionary(.object(subset), keys: .identifier),
-              default: .object([Value.Member(key: "full", keyRange: nil, value: Value(.object([Value.Member(key: "fraction", keyRange: nil, value: Value(.number(1)))])))]),
+              default: .object([("full", .object([("fraction", .number(1))]))]),
               "Named training subsets; default `full: {fraction: 1.0}`."),
     ])
 
@@ -179,7 +111,7 @@ public enum SpecSchema {
             Field("norm", .enumeration(NormKind.names), default: .string("batch"), "Normalisation after each conv."),
             Field("groups", .positiveInteger, default: .int(8), "Groups of `norm: group`."),
             Field("up", .enumeration(UpsamplingKind.names), default: .string("transpose"), "Decoder up-sampling."),
-            Field("heads", heads, default: .object(defaultHeads.map { Value.Member(key: $0.0, keyRange: nil, value: Value(.int($0.1))) }),
+            Field("heads", heads, default: .object(defaultHeads.map { ($0.0, .int($0.1)) }),
                   "Output heads and their channels."),
         ]
     }
@@ -200,158 +132,39 @@ public enum SpecSchema {
               unetFields(heads: [("segmentation", 1), ("reconstruction", 3)])),
         .init("transunet", "A hybrid CNN + ViT encoder with bilinear decoders, one per head (the study's T2).", [
             Field("stem_width", .integer(min: 1, max: 16384), default: .int(128), "Channels of the 7x7 stride-2 stem."),
-            Field("stage_widths", widths, default: .list([256, 512, 1024].map { Value(.int($0)) }), "Residual stage widths, each stride 2."),
+            Field("stage_widths", widths, default: .list([256, 512, 1024].map { .int($0) }), "Residual stage widths, each stride 2."),
             Field("bottleneck", .integer(min: 1, max: 65536), default: .int(512), "Channels of the conv after the ViT."),
-            Field("decoder_widths", widths, default: .list([256, 128, 64, 16].map { Value(.int($0)) }), "Decoder block widths, deepest first."),
+            Field("decoder_widths", widths, default: .list([256, 128, 64, 16].map { .int($0) }), "Decoder block widths, deepest first."),
             Field("vit", .object(vit), default: .object([]), "The transformer bottleneck."),
-            Field("heads", heads, default: .object([("segmentation", 1), ("reconstruction", 3)].map { Value.Member(key: $0.0, keyRange: nil, value: Value(.int($0.1))) }),
+            Field("heads", heads, default: .object([("segmentation", 1), ("reconstruction", 3)].map { ($0.0, .int($0.1)) }),
                   "Output heads and their channels."),
         ]),
     ]))
 
     // MARK: stages
 
-    static let lossTerm = ObjectSchema("LossTerm", "A supervised loss on one head.", fields: [
-        Field("head", .identifier, default: .string("segmentation"), "The head it applies to."),
-        Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
-    ], discriminator: Discriminator(key: "kind", [
-        .init("dice", "Soft Dice pooled over the batch: on sigmoid probabilities for a 1-channel head (the study's form), on softmax probabilities averaged over the foreground classes for a wider head.", [
-            Field("smooth", .nonNegativeNumber, default: .number(1), "Added to numerator and denominator."),
-        ]),
-        .init("bce", "Binary cross-entropy on logits, mean over pixels."),
-        .init("dice_bce", "BCE + Dice (the study's teacher and S2 loss).", [
-            Field("smooth", .nonNegativeNumber, default: .number(1), "Dice smoothing."),
-        ]),
-        .init("ce", "Multi-class cross-entropy over pixels (heads with 2 or more channels)."),
-        .init("dice_ce", "Cross-entropy + softmax Dice over the foreground classes, pooled over the batch (nnU-Net's loss; heads with 2 or more channels).", [
-            Field("smooth", .nonNegativeNumber, default: .number(1e-5), "Dice smoothing (nnU-Net's 1e-5)."),
-        ]),
-        .init("focal", "Multi-class focal loss.", [
-            Field("gamma", .nonNegativeNumber, default: .number(2), "Focusing exponent."),
-        ]),
-        .init("mse", "Mean squared error, for reconstruction heads.", [
-            Field("target", .enumeration(ReconstructionTarget.names), default: .string("input"), "What the head reconstructs."),
-        ]),
-    ]))
+    static let lossTerm = SupervisedTerm.declaration
 
-    static let betas = SchemaType.list(.number(min: 0, exclusiveMin: false, max: 1), minCount: 2, maxCount: 2)
+    static let optimizer = OptimizerSettings.declaration
 
-    static let optimizer = ObjectSchema("Optimizer", "The optimiser, with PyTorch's semantics and defaults.", fields: [
-        Field("lr", .positiveNumber, required: true, "Learning rate."),
-    ], discriminator: Discriminator(key: "kind", [
-        .init("sgd", "SGD with optional momentum.", [
-            Field("momentum", .nonNegativeNumber, default: .number(0), "Momentum factor."),
-            Field("dampening", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0), "Dampening of the momentum."),
-            Field("nesterov", .boolean, default: .bool(false), "Nesterov momentum."),
-            Field("weight_decay", .nonNegativeNumber, default: .number(0), "L2 penalty added to the gradient."),
-        ]),
-        .init("adam", "Adam.", [
-            Field("betas", betas, default: .list([Value(.number(0.9)), Value(.number(0.999))]), "Moment decay rates."),
-            Field("eps", .positiveNumber, default: .number(1e-8), "Denominator term."),
-            Field("weight_decay", .nonNegativeNumber, default: .number(0), "L2 penalty added to the gradient."),
-        ]),
-        .init("adamw", "Adam with decoupled weight decay (the study's teachers and baselines).", [
-            Field("betas", betas, default: .list([Value(.number(0.9)), Value(.number(0.999))]), "Moment decay rates."),
-            Field("eps", .positiveNumber, default: .number(1e-8), "Denominator term."),
-            Field("weight_decay", .nonNegativeNumber, default: .number(0.01), "Decoupled weight decay."),
-        ]),
-        .init("rmsprop", "RMSprop (the study's KD students).", [
-            Field("alpha", .number(min: 0, exclusiveMin: false, max: 1), default: .number(0.99), "Smoothing constant."),
-            Field("eps", .positiveNumber, default: .number(1e-8), "Denominator term."),
-            Field("momentum", .nonNegativeNumber, default: .number(0), "Momentum factor."),
-            Field("centered", .boolean, default: .bool(false), "Normalise by the estimated variance."),
-            Field("weight_decay", .nonNegativeNumber, default: .number(0), "L2 penalty added to the gradient."),
-        ]),
-        .init("adagrad", "Adagrad.", [
-            Field("lr_decay", .nonNegativeNumber, default: .number(0), "Learning-rate decay."),
-            Field("eps", .positiveNumber, default: .number(1e-10), "Denominator term."),
-            Field("initial_accumulator_value", .nonNegativeNumber, default: .number(0), "Starting sum of squares."),
-            Field("weight_decay", .nonNegativeNumber, default: .number(0), "L2 penalty added to the gradient."),
-        ]),
-    ]))
+    static let schedule = LearningRateSchedule.declaration
 
-    static let schedule = ObjectSchema("Schedule", "How the learning rate changes over epochs.", fields: [
-        Field("warmup_epochs", .nonNegativeInteger, default: .int(0), "Linear warm-up from 0."),
-    ], discriminator: Discriminator(key: "kind", default: "constant", [
-        .init("constant", "The same rate throughout."),
-        .init("cosine", "Cosine annealing to `min_lr`.", [
-            Field("min_lr", .nonNegativeNumber, default: .number(0), "Final learning rate."),
-        ]),
-        .init("poly", "Polynomial decay `(1 - epoch/epochs)^power` (nnU-Net's choice).", [
-            Field("power", .positiveNumber, default: .number(0.9), "Exponent."),
-        ]),
-        .init("step", "Multiply by `gamma` every `step_size` epochs.", [
-            Field("step_size", .positiveInteger, required: true, "Epochs between drops."),
-            Field("gamma", .positiveNumber, default: .number(0.1), "Factor per drop."),
-        ]),
-    ]))
-
-    static let select = ObjectSchema("Select", "Which epoch's checkpoint the stage keeps.", fields: [
-        Field("metric", .enumeration(SelectionMetric.names), default: .string("dice"), "What is compared between epochs."),
-        Field("split", .enumeration(SelectionSplit.names), default: .string("val"),
-              "Where it is measured; `last` keeps the final epoch; `test` is the study's leak, flagged."),
-    ])
+    static let select = CheckpointSelection.declaration
 
     static let initFrom = ObjectSchema("Init", "Initial weights: exactly one of `stage` or `file`.", fields: [
         Field("stage", .identifier, "Start from the selected checkpoint of another stage."),
         Field("file", .path, "Start from a safetensors file."),
     ], exactlyOne: ["stage", "file"])
 
-    static let adapter = ObjectSchema("Adapter", "A projection that makes channel counts meet at a tap pair.", fields: [],
-        discriminator: Discriminator(key: "kind", default: "conv1x1", [
-            .init("conv1x1", "A 1x1 convolution with bias on one side.", [
-                Field("side", .enumeration(AdapterSide.names), default: .string("teacher"), "Which map it projects."),
-                Field("trainable", .boolean, default: .bool(true), "Trained with the student."),
-                Field("reinit_each_step", .boolean, default: .bool(false),
-                      "Re-created with random weights every step and never trained: the study's defect, reproduced on purpose."),
-            ]),
-            .init("identity", "No projection: the channel counts must already be equal."),
-        ]))
+    static let adapter = Adapter.declaration
 
-    static let featureLoss = ObjectSchema("FeatureLoss", "How a tap pair's two maps are compared.", fields: [],
-        discriminator: Discriminator(key: "kind", default: "mse", [
-            .init("mse", "Mean squared error."),
-            .init("l1", "Mean absolute error."),
-            .init("cosine", "1 - cosine similarity of each image's flattened maps."),
-            .init("infonce", "Instance contrast: the same image's teacher map is the positive, the batch's others the negatives.", [
-                Field("temperature", .positiveNumber, default: .number(0.1), "Softmax temperature."),
-            ]),
-            .init("attention", "Attention transfer between spatial attention maps.", [
-                Field("p", .positiveNumber, default: .number(2), "Exponent of the channel pooling."),
-            ]),
-            .init("cwd", "Channel-wise distillation: KL between per-channel spatial softmax maps.", [
-                Field("temperature", .positiveNumber, default: .number(1), "Softmax temperature."),
-            ]),
-        ]))
+    static let featureLoss = FeatureLoss.declaration
 
-    static let tapPair = ObjectSchema("TapPair", "A feature-distillation term between a teacher tap and a student tap.", fields: [
-        Field("teacher", .string, required: true, "The teacher's tap, e.g. `pool.1`."),
-        Field("student", .string, required: true, "The student's tap."),
-        Field("adapter", .object(adapter), "Projection when channel counts differ."),
-        Field("resample", .enumeration(Resampling.names), default: .string("none"),
-              "How the teacher map is brought to the student map's size."),
-        Field("loss", .object(featureLoss), default: .object([]), "The comparison."),
-        Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
-    ])
+    static let tapPair = TapPair.declaration
 
-    static let logits = ObjectSchema("LogitDistillation", "Distillation of the output logits, scaled by T^2.", fields: [
-        Field("head", .identifier, default: .string("segmentation"), "Head compared on both sides."),
-        Field("temperature", .positiveNumber, default: .number(4), "Temperature T."),
-        Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
-    ], discriminator: Discriminator(key: "kind", [
-        .init("binary_kl", "Bernoulli KL on sigmoid outputs, for 1-channel heads."),
-        .init("kl", "Softmax KL over channels, for heads with 2 or more channels.", [
-            Field("accept_zero_gradient", .boolean, default: .bool(false),
-                  "Allow softmax KL on a 1-channel head (identically zero: the study's defect, reproduced on purpose)."),
-        ]),
-    ]))
+    static let logits = LogitTerm.declaration
 
-    static let supcon = ObjectSchema("SupCon", "Supervised pixel contrast on one student tap (labels from the down-sampled mask).", fields: [
-        Field("tap", .string, required: true, "The student tap whose pixels are contrasted."),
-        Field("temperature", .positiveNumber, default: .number(0.1), "Softmax temperature."),
-        Field("samples_per_class", .integer(SupConTerm.samplesRange), default: .int(64), "Pixels sampled per class per image (seeded)."),
-        Field("weight", .nonNegativeNumber, default: .number(1), "Weight in the total loss."),
-    ])
+    static let supcon = SupConTerm.declaration
 
     static let distill = ObjectSchema("Distill", "What a student learns from a frozen teacher.", fields: [
         Field("teacher", .identifier, required: true, "The stage that trains the teacher (frozen, eval mode)."),
@@ -361,13 +174,7 @@ public enum SpecSchema {
         Field("use", .list(.identifier, minCount: 0, maxCount: nil), "Which named terms are active (tap names, `logits`, `supcon`); default all. Sweeps set this for scale ablations."),
     ])
 
-    static let rename = ObjectSchema("Rename",
-        "One rewrite of a weight file's tensor names, applied in order: exactly one of `prefix`, `regex` or `drop`.", fields: [
-        Field("prefix", .string, "Names starting with this text get `to` in its place (`module.` -> ``)."),
-        Field("regex", .string, "Every match of this regular expression is replaced by `to`; `$1`... insert its groups."),
-        Field("drop", .string, "Names matching this regular expression are not loaded."),
-        Field("to", .string, "The replacement, for `prefix` and `regex`."),
-    ], exactlyOne: ["prefix", "regex", "drop"])
+    static let rename = WeightRename.declaration
 
     static let weights = ObjectSchema("Weights", "A network's weights from a safetensors file (e.g. a PyTorch state_dict saved with safetensors).", fields: [
         Field("file", .path, required: true, "The safetensors file; relative to the spec file that names it."),
@@ -398,23 +205,9 @@ public enum SpecSchema {
 
     // MARK: evaluation and sweep
 
-    static let evaluate = ObjectSchema("Evaluate", "Metrics on the test split, measured on each test case's own voxel grid: its predictions placed back in the volume, against its label file.", fields: [
-        Field("metrics", .list(.enumeration(EvaluationMetric.names), minCount: 1, maxCount: nil),
-              default: .list(["dice", "iou", "precision", "recall"].map { Value(.string($0)) }), "Metrics reported."),
-        Field("pooling", .enumeration(MetricPooling.names), default: .string("both"),
-              "Global: TP/FP/FN summed over all test slices (the study); per case: mean and sd over patients."),
-        Field("threshold", .number(min: nil, exclusiveMin: false, max: nil), default: .number(0.5), "Decision threshold."),
-        Field("nsd_tolerance", .oneOf([.positiveNumber, .dictionary(.positiveNumber, keys: .identifier)]), default: .number(2),
-              "Tolerance of the normalised surface distance (NSD) in mm: one for every class, or `{class: mm}` for each class (the Decathlon set one per task and class)."),
-        Field("threshold_on", .enumeration(ThresholdTarget.names), default: .string("probability"),
-              "What the threshold applies to; the study compared logits with 0.5."),
-    ])
+    static let evaluate = EvaluateConfiguration.declaration
 
-    static let report = ObjectSchema("Report", "How `distill report` compares each distilled student with its baseline over training runs and test cases.", fields: [
-        Field("alpha", .number(min: 0, exclusiveMin: true, max: 0.5), default: .number(0.05), "Level of every test, after Holm's correction over the report's comparisons."),
-        Field("power", .number(min: 0.5, exclusiveMin: false, max: 0.9999), default: .number(0.8), "Power of the runs-needed estimate: how many seeds per arm would detect an effect this often."),
-        Field("min_effect", .positiveNumber, "The smallest difference in Dice worth detecting; the report says how many seeds per arm would detect it, beside the observed effect."),
-    ])
+    static let report = ComparisonSettings.declaration
 
     static let axis = ObjectSchema("Axis", "One sweep axis: named values at one spec path, or named sets of path/value pairs.", fields: [
         Field("path", .string, "The spec path each value is written to, e.g. `stages.kd.distill.teacher`; without it each value is a mapping of path to value."),

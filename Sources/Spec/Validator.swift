@@ -1,5 +1,6 @@
 import Diagnostics
 import SpecSyntax
+import StageConfig
 
 /// Checks a YAML tree against the schema and produces typed `Value`s with
 /// defaults filled in. Every problem becomes a diagnostic; validation goes on
@@ -139,7 +140,7 @@ struct Validator {
                 if let m = value.members.first(where: { $0.key == field.key }) {
                     members.append(Value.Member(key: m.key, keyRange: m.keyRange, value: complete(m.value, as: field.type)))
                 } else if let d = field.defaultValue {
-                    members.append(Value.Member(key: field.key, keyRange: nil, value: complete(Value(d), as: field.type)))
+                    members.append(Value.Member(key: field.key, keyRange: nil, value: complete(Value(literal: d), as: field.type)))
                 }
             }
             return Value(.object(members), range: value.range)
@@ -210,7 +211,7 @@ struct Validator {
                     ok = false
                 }
             } else if let d = field.defaultValue {
-                members.append(Value.Member(key: field.key, keyRange: nil, value: complete(Value(d, range: nil), as: field.type)))
+                members.append(Value.Member(key: field.key, keyRange: nil, value: complete(Value(literal: d), as: field.type)))
             } else if field.required {
                 let fix = FixIt("add '\(field.key): ...'")
                 diagnostics.append(Diagnostic(SpecDiagnostics.missingKey,

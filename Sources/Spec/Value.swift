@@ -33,6 +33,19 @@ public struct Value: Sendable {
         self.range = range
     }
 
+    /// A declaration's literal (a default) as a value the user did not write.
+    public init(literal: Literal, range: SourceRange? = nil) {
+        switch literal {
+        case .null: self.init(.null, range: range)
+        case .bool(let b): self.init(.bool(b), range: range)
+        case .int(let i): self.init(.int(i), range: range)
+        case .number(let d): self.init(.number(d), range: range)
+        case .string(let s): self.init(.string(s), range: range)
+        case .list(let items): self.init(.list(items.map { Value(literal: $0) }), range: range)
+        case .object(let members): self.init(.object(members.map { Member(key: $0.0, keyRange: nil, value: Value(literal: $0.1)) }), range: range)
+        }
+    }
+
     public subscript(key: String) -> Value? {
         if case .object(let members) = kind { return members.first { $0.key == key }?.value }
         return nil

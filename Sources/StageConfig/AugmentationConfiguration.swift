@@ -78,23 +78,20 @@ public struct AugmentationSettings: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
-            func chance(_ r: inout ConfigReader) throws -> Double { try r.double("p", min: 0, max: 1) }
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            func chance(_ r: inout ConfigReader) throws -> Double { try r.double("p") }
             var s = AugmentationSettings()
             s.flip = try r.optional("flip") { r, k in
                 try ConfigReader.read(try r.value(k), at: r.child(k)) { f in
                     let p = try chance(&f)
-                    let axes = try f.list("axes", minCount: 1) { j, jp in try ConfigValue.string(j, at: jp) }
-                    for (i, a) in axes.enumerated() where a != "horizontal" && a != "vertical" {
-                        throw ConfigError(field: f.child("axes") + "[\(i)]", problem: .unknownValue(expected: ["horizontal", "vertical"]), value: .string(a))
-                    }
+                    let axes = try f.list("axes") { j, jp in try ConfigValue.string(j, at: jp) }
                     return Flip(p: p, horizontal: axes.contains("horizontal"), vertical: axes.contains("vertical"))
                 }
             }
             s.rotate90 = try r.optional("rotate90") { r, k in try ConfigReader.read(try r.value(k), at: r.child(k)) { try chance(&$0) } }
             s.elastic = try r.optional("elastic") { r, k in
                 try ConfigReader.read(try r.value(k), at: r.child(k)) { e in
-                    Elastic(p: try chance(&e), alpha: try e.double("alpha", min: 0), sigma: try e.double("sigma", min: 1))
+                    Elastic(p: try chance(&e), alpha: try e.double("alpha"), sigma: try e.double("sigma"))
                 }
             }
             for (key, property) in Self.rangedTransforms {
@@ -102,10 +99,10 @@ public struct AugmentationSettings: ConfigCodable {
                     try ConfigReader.read(try r.value(k), at: r.child(k)) { e in
                         let p = try chance(&e)
                         if key == "rotate" {
-                            let d = try e.double("degrees", min: 0, max: 180)
+                            let d = try e.double("degrees")
                             return Ranged(p: p, low: -d, high: d)
                         }
-                        let range = try e.list("range", minCount: 2) { j, jp in try ConfigValue.double(j, at: jp, min: 0) }
+                        let range = try e.list("range") { j, jp in try ConfigValue.double(j, at: jp) }
                         guard range.count == 2, range[0] <= range[1], !["scale", "gamma"].contains(key) || range[0] > 0 else {
                             throw ConfigError(field: e.child("range"), problem: .inconsistent("[low, high] with low <= high\(["scale", "gamma"].contains(key) ? " and low > 0" : "")"),
                                               value: .array(range.map(JSON.number)))

@@ -36,17 +36,17 @@ public struct SlurmSettings: ConfigCodable, Sendable {
 
     public init(json: JSON, at path: String) throws {
         let (nodes, perNode) = (Self.nodesRange, Self.perNodeRange)
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             func text(_ key: String) throws -> String? { try r.optional(key) { r, k in try r.string(k) } }
             return SlurmSettings(
-                partition: try text("partition"), account: try text("account"), cpusPerTask: try r.optional("cpus_per_task") { r, k in try r.int(k, min: perNode.lowerBound, max: perNode.upperBound) },
+                partition: try text("partition"), account: try text("account"), cpusPerTask: try r.optional("cpus_per_task") { r, k in try r.int(k) },
                 mem: try text("mem"), time: try text("time"),
                 extra: try r.list("extra") { j, p in try ConfigValue.string(j, at: p) },
-                nodes: try r.int("nodes", min: nodes.lowerBound, max: nodes.upperBound),
-                ranksPerNode: try r.int("ranks_per_node", min: perNode.lowerBound, max: perNode.upperBound),
-                stageNodes: Dictionary(try r.dictionary("stage_nodes") { name, v, p in (name, try ConfigValue.int(v, at: p, min: nodes.lowerBound, max: nodes.upperBound)) },
+                nodes: try r.int("nodes"),
+                ranksPerNode: try r.int("ranks_per_node"),
+                stageNodes: Dictionary(try r.dictionary("stage_nodes") { name, v, p in (name, try ConfigValue.int(v, at: p)) },
                                        uniquingKeysWith: { a, _ in a }),
-                maxTime: try text("max_time"), maxNodes: try r.int("max_nodes", min: nodes.lowerBound, max: nodes.upperBound))
+                maxTime: try text("max_time"), maxNodes: try r.int("max_nodes"))
         }
     }
 

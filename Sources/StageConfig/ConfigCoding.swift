@@ -231,3 +231,68 @@ extension ConfigReader {
         return s
     }
 }
+
+// MARK: reading against the declaration
+
+extension SchemaType {
+    /// Checks an encoded value against this type: what the declaration allows, as the
+    /// reader sees it (the spec checker checks the written YAML against the same type,
+    /// with its locations). Nested objects are checked against their own declarations.
+    public func check(_ v: JSON, at path: String) throws {
+        switch self {
+        case .string, .path:
+            _ = try ConfigValue.string(v, at: path)
+        case .identifier:
+            let s = try ConfigValue.string(v, at: path)
+            guard NameKind.identifier.accepts(s) else { throw ConfigError(field: path, problem: .wrongType(expected: expectation), value: v) }
+        case .integer(let min, let max):
+            _ = try ConfigValue.int(v, at: path, min: min, max: max)
+        case .number(let min, let exclusiveMin, let max):
+            _ = try ConfigValue.double(v, at: path, min: min, exclusiveMin: exclusiveMin, max: max)
+        case .boolean:
+            guard case .bool = v else { throw ConfigError(field: path, problem: .wrongType(expected: expectation), value: v) }
+        case .enumeration(let names):
+            let s = try ConfigValue.string(v, at: path)
+            guard names.contains(s) else { throw ConfigError(field: path, problem: .unknownValue(expected: names), value: v) }
+        case .list(let item, let minCount, let maxCount):
+            let items = try ConfigValue.list(v, at: path, minCount: minCount) { x, _ in x }
+            if let maxCount, items.count > maxCount {
+                throw ConfigError(field: path, problem: .outOfRange("a list of at most \(maxCount) item\(maxCount == 1 ? "" : "s")"), value: v)
+            }
+            for (i, x) in items.enumerated() { try item.check(x, at: "\(path)[\(i)]") }
+        case .object(let declaration):
+            guard case .object(let members) = v else { throw ConfigError(field: path, problem: .wrongType(expected: "an object"), value: v) }
+            let caseName: String? = declaration.discriminator.flatMap { d in members[d.key].flatMap { if case .string(let s) = $0 { return s } else { return nil } } }
+            for field in declaration.fields(for: caseName) {
+                guard let x = members[field.key] else { continue }  // the reader names a missing field
+                if x == .null, !field.required, field.defaultValue == nil { continue }
+                try field.type.check(x, at: joinPath(path, field.key))
+            }
+        case .dictionary(let valueType, let keys):
+            guard case .object(let members) = v else { throw ConfigError(field: path, problem: .wrongType(expected: "an object"), value: v) }
+            for (k, x) in members.sorted(by: { $0.key < $1.key }) {
+                guard keys.accepts(k) else { throw ConfigError(field: joinPath(path, k), problem: .wrongType(expected: "a name"), value: .string(k)) }
+                try valueType.check(x, at: joinPath(path, k))
+            }
+        case .oneOf(let alternatives):
+            var first: Error?
+            for a in alternatives {
+                do { try a.check(v, at: path); return } catch { first = first ?? error }
+            }
+            throw first ?? ConfigError(field: path, problem: .wrongType(expected: expectation), value: v)
+        case .any:
+            return
+        }
+    }
+}
+
+extension ConfigReader {
+    /// Reads an object declared by `declaration` with `body`: every field present is first
+    /// checked against its declared type, range and values (an optional field without a
+    /// default may be `null`), so that `body` states no bound of its own; fields nobody
+    /// reads are refused, as by `read(_:at:_:)`.
+    public static func read<T>(_ json: JSON, at path: String, declaration: ObjectSchema, _ body: (inout ConfigReader) throws -> T) throws -> T {
+        try SchemaType.object(declaration).check(json, at: path)
+        return try read(json, at: path, body)
+    }
+}

@@ -16,7 +16,7 @@ public enum DataSource: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             let msd = try r.optional("msd") { r, k in try r.string(k) }
             let phantom = try r.optional("phantom") { r, k in try r.decode(k, as: PhantomSettings.self) }
             let orientation = try r.optional("analyze_orientation") { r, k in try r.decode(k, as: AxisOrientation.self) }
@@ -89,15 +89,15 @@ public struct PhantomSettings: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
-            let modalities = try r.list("modalities", minCount: 1) { j, p in try ConfigValue.string(j, at: p) }
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            let modalities = try r.list("modalities") { j, p in try ConfigValue.string(j, at: p) }
             guard Set(modalities).count == modalities.count else {
                 throw ConfigError(field: r.child("modalities"), problem: .inconsistent("a modality is named twice"), value: .array(modalities.map(JSON.string)))
             }
-            return PhantomSettings(cases: try r.int("cases", min: Self.casesRange.lowerBound, max: Self.casesRange.upperBound), seed: try r.int("seed", min: 0),
-                                   size: try r.int("size", min: Self.sizeRange.lowerBound, max: Self.sizeRange.upperBound),
-                                   slices: try r.int("slices", min: Self.slicesRange.lowerBound, max: Self.slicesRange.upperBound), noise: try r.double("noise", min: 0),
-                                   hardCases: try r.double("hard_cases", min: 0, max: 1), modalities: modalities)
+            return PhantomSettings(cases: try r.int("cases"), seed: try r.int("seed"),
+                                   size: try r.int("size"),
+                                   slices: try r.int("slices"), noise: try r.double("noise"),
+                                   hardCases: try r.double("hard_cases"), modalities: modalities)
         }
     }
 }
@@ -278,11 +278,11 @@ public struct SplitSettings: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
-            SplitSettings(unit: try r.choice("unit"), test: try r.double("test", min: 0, exclusiveMin: true, max: 1), val: try r.double("val", min: 0, max: 1),
-                          seed: try r.int("seed", min: 0),
-                          folds: try r.optional("folds") { r, k in try r.int(k, min: Self.foldsRange.lowerBound, max: Self.foldsRange.upperBound) },
-                          fold: try r.optional("fold") { r, k in try r.int(k, min: 0) })
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            SplitSettings(unit: try r.choice("unit"), test: try r.double("test"), val: try r.double("val"),
+                          seed: try r.int("seed"),
+                          folds: try r.optional("folds") { r, k in try r.int(k) },
+                          fold: try r.optional("fold") { r, k in try r.int(k) })
         }
     }
 }

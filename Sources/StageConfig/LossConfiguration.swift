@@ -19,8 +19,8 @@ public struct SupervisedTerm: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
-            SupervisedTerm(head: try r.string("head"), weight: try r.double("weight", min: 0), loss: try SupervisedLoss(&r))
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            SupervisedTerm(head: try r.string("head"), weight: try r.double("weight"), loss: try SupervisedLoss(&r))
         }
     }
 }
@@ -77,12 +77,12 @@ public enum SupervisedLoss: Hashable, Sendable {
 
     init(_ r: inout ConfigReader) throws {
         switch try r.kind(as: Kind.self) {
-        case .dice: self = .dice(smooth: try r.double("smooth", min: 0))
+        case .dice: self = .dice(smooth: try r.double("smooth"))
         case .bce: self = .bce
-        case .diceBCE: self = .diceBCE(smooth: try r.double("smooth", min: 0))
+        case .diceBCE: self = .diceBCE(smooth: try r.double("smooth"))
         case .crossEntropy: self = .crossEntropy
-        case .diceCE: self = .diceCE(smooth: try r.double("smooth", min: 0))
-        case .focal: self = .focal(gamma: try r.double("gamma", min: 0))
+        case .diceCE: self = .diceCE(smooth: try r.double("smooth"))
+        case .focal: self = .focal(gamma: try r.double("gamma"))
         case .mse: self = .mse(target: try r.choice("target"))
         }
     }
@@ -132,14 +132,14 @@ public enum FeatureLoss: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             switch try r.kind(as: Kind.self) {
             case .mse: return .mse
             case .l1: return .l1
             case .cosine: return .cosine
-            case .infoNCE: return .infoNCE(temperature: try r.double("temperature", min: 0, exclusiveMin: true))
-            case .attention: return .attention(p: try r.double("p", min: 0, exclusiveMin: true))
-            case .channelWise: return .channelWise(temperature: try r.double("temperature", min: 0, exclusiveMin: true))
+            case .infoNCE: return .infoNCE(temperature: try r.double("temperature"))
+            case .attention: return .attention(p: try r.double("p"))
+            case .channelWise: return .channelWise(temperature: try r.double("temperature"))
             }
         }
     }
@@ -177,7 +177,7 @@ public enum Adapter: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             switch try r.kind(as: Kind.self) {
             case .identity: return .identity
             case .conv1x1: return .conv1x1(side: try r.choice("side"), trainable: try r.bool("trainable"), reinitEachStep: try r.bool("reinit_each_step"))
@@ -222,10 +222,10 @@ public struct TapPair: ConfigCodable {
     /// Reads a pair stored under the last component of `path`.
     public init(json: JSON, at path: String) throws {
         let name = path.split(separator: ".").last.map(String.init) ?? path
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             TapPair(name: name, teacherTap: try r.string("teacher"), studentTap: try r.string("student"),
                     adapter: try r.optional("adapter") { r, k in try r.decode(k, as: Adapter.self) },
-                    resample: try r.choice("resample"), loss: try r.decode("loss"), weight: try r.double("weight", min: 0))
+                    resample: try r.choice("resample"), loss: try r.decode("loss"), weight: try r.double("weight"))
         }
     }
 }
@@ -267,14 +267,14 @@ public struct LogitTerm: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             let loss: LogitLoss
             switch try r.kind(as: LogitLoss.Kind.self) {
             case .kl: loss = .kl(acceptZeroGradient: try r.bool("accept_zero_gradient"))
             case .binaryKL: loss = .binaryKL
             }
-            return LogitTerm(head: try r.string("head"), temperature: try r.double("temperature", min: 0, exclusiveMin: true),
-                             weight: try r.double("weight", min: 0), loss: loss)
+            return LogitTerm(head: try r.string("head"), temperature: try r.double("temperature"),
+                             weight: try r.double("weight"), loss: loss)
         }
     }
 }
@@ -298,9 +298,9 @@ public struct SupConTerm: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
-            SupConTerm(tap: try r.string("tap"), temperature: try r.double("temperature", min: 0, exclusiveMin: true),
-                       samplesPerClass: try r.int("samples_per_class", min: Self.samplesRange.lowerBound, max: Self.samplesRange.upperBound), weight: try r.double("weight", min: 0))
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            SupConTerm(tap: try r.string("tap"), temperature: try r.double("temperature"),
+                       samplesPerClass: try r.int("samples_per_class"), weight: try r.double("weight"))
         }
     }
 }

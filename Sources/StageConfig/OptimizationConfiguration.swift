@@ -17,8 +17,8 @@ public struct OptimizerSettings: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
-            OptimizerSettings(lr: try r.double("lr", min: 0, exclusiveMin: true), algorithm: try OptimizerAlgorithm(&r))
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            OptimizerSettings(lr: try r.double("lr"), algorithm: try OptimizerAlgorithm(&r))
         }
     }
 }
@@ -85,24 +85,24 @@ public enum OptimizerAlgorithm: Hashable, Sendable {
     init(_ r: inout ConfigReader) throws {
         let kind = try r.kind(as: Kind.self)
         func betas() throws -> (Double, Double) {
-            let b = try r.list("betas", minCount: 2) { j, p in try ConfigValue.double(j, at: p, min: 0, max: 1) }
+            let b = try r.list("betas") { j, p in try ConfigValue.double(j, at: p) }
             guard b.count == 2 else { throw ConfigError(field: r.child("betas"), problem: .wrongType(expected: "two numbers [beta1, beta2]"), value: .array(b.map(JSON.number))) }
             return (b[0], b[1])
         }
         switch kind {
         case .sgd:
-            self = .sgd(momentum: try r.double("momentum", min: 0), dampening: try r.double("dampening", min: 0, max: 1),
-                        nesterov: try r.bool("nesterov"), weightDecay: try r.double("weight_decay", min: 0))
+            self = .sgd(momentum: try r.double("momentum"), dampening: try r.double("dampening"),
+                        nesterov: try r.bool("nesterov"), weightDecay: try r.double("weight_decay"))
         case .adam, .adamw:
             let (b1, b2) = try betas()
-            let eps = try r.double("eps", min: 0, exclusiveMin: true), wd = try r.double("weight_decay", min: 0)
+            let eps = try r.double("eps"), wd = try r.double("weight_decay")
             self = kind == .adam ? .adam(beta1: b1, beta2: b2, eps: eps, weightDecay: wd) : .adamw(beta1: b1, beta2: b2, eps: eps, weightDecay: wd)
         case .rmsprop:
-            self = .rmsprop(alpha: try r.double("alpha", min: 0, max: 1), eps: try r.double("eps", min: 0, exclusiveMin: true),
-                            momentum: try r.double("momentum", min: 0), centered: try r.bool("centered"), weightDecay: try r.double("weight_decay", min: 0))
+            self = .rmsprop(alpha: try r.double("alpha"), eps: try r.double("eps"),
+                            momentum: try r.double("momentum"), centered: try r.bool("centered"), weightDecay: try r.double("weight_decay"))
         case .adagrad:
-            self = .adagrad(lrDecay: try r.double("lr_decay", min: 0), eps: try r.double("eps", min: 0, exclusiveMin: true),
-                            initialAccumulator: try r.double("initial_accumulator_value", min: 0), weightDecay: try r.double("weight_decay", min: 0))
+            self = .adagrad(lrDecay: try r.double("lr_decay"), eps: try r.double("eps"),
+                            initialAccumulator: try r.double("initial_accumulator_value"), weightDecay: try r.double("weight_decay"))
         }
     }
 }
@@ -141,15 +141,15 @@ public struct LearningRateSchedule: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             let curve: Curve
             switch try r.kind(as: Kind.self) {
             case .constant: curve = .constant
-            case .cosine: curve = .cosine(minLR: try r.double("min_lr", min: 0))
-            case .poly: curve = .poly(power: try r.double("power", min: 0, exclusiveMin: true))
-            case .step: curve = .step(size: try r.int("step_size", min: 1), gamma: try r.double("gamma", min: 0, exclusiveMin: true))
+            case .cosine: curve = .cosine(minLR: try r.double("min_lr"))
+            case .poly: curve = .poly(power: try r.double("power"))
+            case .step: curve = .step(size: try r.int("step_size"), gamma: try r.double("gamma"))
             }
-            return LearningRateSchedule(warmupEpochs: try r.int("warmup_epochs", min: 0), curve: curve)
+            return LearningRateSchedule(warmupEpochs: try r.int("warmup_epochs"), curve: curve)
         }
     }
 }
@@ -176,7 +176,7 @@ public struct CheckpointSelection: ConfigCodable {
     public var json: JSON { .object(["metric": metric.json, "split": split.json]) }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             CheckpointSelection(metric: try r.choice("metric"), split: try r.choice("split"))
         }
     }

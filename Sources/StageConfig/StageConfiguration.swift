@@ -289,8 +289,8 @@ public struct EvaluateConfiguration: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
-            EvaluateConfiguration(metrics: try r.list("metrics", minCount: 1) { j, p in try EvaluationMetric(json: j, at: p) },
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            EvaluateConfiguration(metrics: try r.list("metrics") { j, p in try EvaluationMetric(json: j, at: p) },
                                   pooling: try r.choice("pooling"), threshold: try r.double("threshold"), thresholdOn: try r.choice("threshold_on"),
                                   nsdTolerance: try r.decode("nsd_tolerance"))
         }
@@ -312,9 +312,9 @@ public struct ComparisonSettings: ConfigCodable, Hashable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
-            ComparisonSettings(alpha: try r.double("alpha", min: 0, exclusiveMin: true, max: 0.5), power: try r.double("power", min: 0.5, max: 0.9999),
-                               minEffect: try r.optional("min_effect") { r, k in try r.double(k, min: 0, exclusiveMin: true) })
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            ComparisonSettings(alpha: try r.double("alpha"), power: try r.double("power"),
+                               minEffect: try r.optional("min_effect") { r, k in try r.double(k) })
         }
     }
 }

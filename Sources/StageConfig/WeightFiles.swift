@@ -131,7 +131,7 @@ public enum WeightRename: Hashable, Sendable, ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             let prefix = try r.optional("prefix") { r, k in try r.string(k) }
             let regex = try r.optional("regex") { r, k in try r.string(k) }
             let drop = try r.optional("drop") { r, k in try r.string(k) }

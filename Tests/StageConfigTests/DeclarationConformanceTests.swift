@@ -63,12 +63,12 @@ import Testing
             if f.key == o.discriminator?.key, let name { members[f.key] = .string(name); continue }
             if let d = f.defaultValue {
                 // A nested object's default (`{}`) is completed by its own declaration, as the checker completes it.
-                if case .object(let inner) = f.type, case .object(let given)? = Optional(JSON(Value(d))),
+                if case .object(let inner) = f.type, case .object(let given) = d.json,
                    case .object(var completed) = sample(inner, case: inner.discriminator?.defaultCase) {
                     for (k, v) in given { completed[k] = v }
                     members[f.key] = .object(completed)
                 } else {
-                    members[f.key] = JSON(Value(d))
+                    members[f.key] = d.json
                 }
             }
             else if f.required || f.key == present { members[f.key] = sample(f.type) }

@@ -1,9 +1,8 @@
-import Diagnostics
-import StageConfig
-
-/// The spec language described as data: one description drives validation
-/// (unknown keys, types, ranges, defaults), the JSON Schema (`distill schema`),
-/// the key reference in grammar/README.md and the check of sweep paths.
+/// The spec language described as data: one declaration per field (key, type, range,
+/// enum values, default, doc) drives the checker (unknown keys, types, ranges,
+/// defaults), the JSON Schema (`distill schema`), the key reference in
+/// grammar/README.md, the check of sweep paths, and the typed configuration's
+/// readers (ConfigReader checks each field against the same declaration).
 public indirect enum SchemaType: Sendable {
     /// Free text.
     case string
@@ -63,6 +62,43 @@ public indirect enum SchemaType: Sendable {
     }
 }
 
+/// A value written in a declaration (a default): JSON whose objects keep their key
+/// order, since an order can mean something (a model's heads are its output order).
+public indirect enum Literal: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case number(Double)
+    case string(String)
+    case list([Literal])
+    case object([(String, Literal)])
+
+    public var json: JSON {
+        switch self {
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int(i)
+        case .number(let d): return .number(d)
+        case .string(let s): return .string(s)
+        case .list(let items): return .array(items.map(\.json))
+        case .object(let members): return .object(Dictionary(members.map { ($0.0, $0.1.json) }, uniquingKeysWith: { a, _ in a }))
+        }
+    }
+
+    public static func == (a: Literal, b: Literal) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.int(let x), .int(let y)): return x == y
+        case (.number(let x), .number(let y)): return x == y
+        case (.string(let x), .string(let y)): return x == y
+        case (.list(let x), .list(let y)): return x == y
+        case (.object(let x), .object(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: return false
+        }
+    }
+}
+
 /// What a user-chosen name may look like.
 public enum NameKind: Sendable {
     /// Models, stages, subsets, tap pairs, axes: `[A-Za-z_][A-Za-z0-9_-]*`, so that
@@ -102,10 +138,10 @@ public struct Field: Sendable {
     public var type: SchemaType
     public var required: Bool
     /// The value used when the key is absent (nil: absent stays absent).
-    public var defaultValue: Value.Kind?
+    public var defaultValue: Literal?
     public var doc: String
 
-    public init(_ key: String, _ type: SchemaType, required: Bool = false, default defaultValue: Value.Kind? = nil,
+    public init(_ key: String, _ type: SchemaType, required: Bool = false, default defaultValue: Literal? = nil,
                 _ doc: String) {
         self.key = key
         self.type = type
@@ -173,13 +209,13 @@ public struct ObjectSchema: Sendable {
     /// Every field's default as JSON (what `key: {}` means in a spec): one place for
     /// the values that tools outside a spec (`distill data phantom`) start from.
     public var defaults: JSON {
-        .object(Dictionary(fields.compactMap { f in f.defaultValue.map { (f.key, JSON(Value($0))) } }, uniquingKeysWith: { a, _ in a }))
+        .object(Dictionary(fields.compactMap { f in f.defaultValue.map { (f.key, $0.json) } }, uniquingKeysWith: { a, _ in a }))
     }
 
     /// `key: {}` in canonical form (as `JSON(_:completing:)` gives it): the defaults,
     /// and every optional field without one as `null`.
     public var canonicalDefaults: JSON {
-        .object(Dictionary(fields.compactMap { f in f.required && f.defaultValue == nil ? nil : (f.key, f.defaultValue.map { JSON(Value($0)) } ?? .null) },
+        .object(Dictionary(fields.compactMap { f in f.required && f.defaultValue == nil ? nil : (f.key, f.defaultValue?.json ?? .null) },
                            uniquingKeysWith: { a, _ in a }))
     }
 
