@@ -117,6 +117,7 @@ public struct SlurmSubmitter {
                      "#SBATCH --time=\(r.time)"]
         if let p = options.partition { lines.append("#SBATCH --partition=\(p)") }
         if let a = options.account { lines.append("#SBATCH --account=\(a)") }
+        if let q = options.qos { lines.append("#SBATCH --qos=\(q)") }
         for e in options.extra { lines.append("#SBATCH \(e)") }
         if !dependencies.isEmpty {
             lines.append("#SBATCH --dependency=afterok:\(dependencies.joined(separator: ":"))")

@@ -3,6 +3,7 @@
 public struct SlurmSettings: ConfigCodable, Sendable {
     public var partition: String?
     public var account: String?
+    public var qos: String?
     public var cpusPerTask: Int?
     public var mem: String?
     public var time: String?
@@ -15,15 +16,16 @@ public struct SlurmSettings: ConfigCodable, Sendable {
     public var maxTime: String?
     public var maxNodes: Int
 
-    public init(partition: String? = nil, account: String? = nil, cpusPerTask: Int? = nil, mem: String? = nil, time: String? = nil, extra: [String] = [],
+    public init(partition: String? = nil, account: String? = nil, qos: String? = nil, cpusPerTask: Int? = nil, mem: String? = nil, time: String? = nil, extra: [String] = [],
                 nodes: Int, ranksPerNode: Int, stageNodes: [String: Int] = [:], maxTime: String? = nil, maxNodes: Int) {
+        self.qos = qos
         (self.partition, self.account, self.cpusPerTask, self.mem, self.time, self.extra) = (partition, account, cpusPerTask, mem, time, extra)
         (self.nodes, self.ranksPerNode, self.stageNodes, self.maxTime, self.maxNodes) = (nodes, ranksPerNode, stageNodes, maxTime, maxNodes)
     }
 
     public var json: JSON {
         func text(_ s: String?) -> JSON { s.map(JSON.string) ?? .null }
-        return .object(["partition": text(partition), "account": text(account), "cpus_per_task": cpusPerTask.map(JSON.int) ?? .null,
+        return .object(["partition": text(partition), "account": text(account), "qos": text(qos), "cpus_per_task": cpusPerTask.map(JSON.int) ?? .null,
                         "mem": text(mem), "time": text(time), "extra": .array(extra.map(JSON.string)), "nodes": .int(nodes),
                         "ranks_per_node": .int(ranksPerNode), "stage_nodes": .object(stageNodes.mapValues(JSON.int)),
                         "max_time": text(maxTime), "max_nodes": .int(maxNodes)])
@@ -39,7 +41,7 @@ public struct SlurmSettings: ConfigCodable, Sendable {
         self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             func text(_ key: String) throws -> String? { try r.optional(key) { r, k in try r.string(k) } }
             return SlurmSettings(
-                partition: try text("partition"), account: try text("account"), cpusPerTask: try r.optional("cpus_per_task") { r, k in try r.int(k) },
+                partition: try text("partition"), account: try text("account"), qos: try text("qos"), cpusPerTask: try r.optional("cpus_per_task") { r, k in try r.int(k) },
                 mem: try text("mem"), time: try text("time"),
                 extra: try r.list("extra") { j, p in try ConfigValue.string(j, at: p) },
                 nodes: try r.int("nodes"),
@@ -52,7 +54,7 @@ public struct SlurmSettings: ConfigCodable, Sendable {
 
     /// The values written into a job script, with the key each came from.
     public var scriptValues: [(key: String, value: String)] {
-        [("partition", partition), ("account", account), ("mem", mem), ("time", time), ("max_time", maxTime)].compactMap { k, v in v.map { (k, $0) } }
+        [("partition", partition), ("account", account), ("qos", qos), ("mem", mem), ("time", time), ("max_time", maxTime)].compactMap { k, v in v.map { (k, $0) } }
             + extra.enumerated().map { ("extra[\($0.offset)]", $0.element) }
     }
 

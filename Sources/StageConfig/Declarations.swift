@@ -22,6 +22,7 @@ extension SlurmSettings {
     public static let declaration = ObjectSchema("Slurm", "Defaults for `distill submit --to slurm`; command-line options override them.", fields: [
         Field("partition", .string, "Partition (sbatch --partition)."),
         Field("account", .string, "Account (sbatch --account)."),
+        Field("qos", .string, "Quality of service (sbatch --qos)."),
         Field("cpus_per_task", .integer(SlurmSettings.perNodeRange), "CPUs per stage job; default: the cost model's threads (2)."),
         Field("mem", .string, "Memory per job, e.g. `16G`; default: the cost model's peak memory with a margin."),
         Field("time", .string, "Time limit per job, e.g. `12:00:00`; default: the cost model's estimate with a margin."),

@@ -29,6 +29,7 @@ struct SubmitCommand: ParsableCommand {
 
     @Option(name: .long) var partition: String?
     @Option(name: .long) var account: String?
+    @Option(name: .long, help: "Quality of service.") var qos: String?
     @Option(name: .long, help: "Time limit per job, e.g. 12:00:00.") var time: String?
     @Option(name: .long, help: "CPUs per job.") var cpusPerTask: Int?
     @Option(name: .long, help: "Memory per job, e.g. 16G.") var mem: String?
@@ -43,7 +44,7 @@ struct SubmitCommand: ParsableCommand {
         guard to == "slurm" else { throw ValidationError("unknown scheduler '\(to)'; only 'slurm' is supported") }
         if let c = cpusPerTask, c < 1 { throw ValidationError("--cpus-per-task must be at least 1") }
         // Every value here reaches a job script: no line break may smuggle a command into it.
-        for (flag, value) in [("--store", store), ("--partition", partition), ("--account", account), ("--time", time), ("--mem", mem), ("--distill", distill)] {
+        for (flag, value) in [("--store", store), ("--partition", partition), ("--account", account), ("--qos", qos), ("--time", time), ("--mem", mem), ("--distill", distill)] {
             guard let value else { continue }
             if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
                 throw ValidationError("\(flag) holds a control character (a line break?): it would be written into a job script")
@@ -64,6 +65,7 @@ struct SubmitCommand: ParsableCommand {
         var options = settings
         options.partition = partition ?? options.partition
         options.account = account ?? options.account
+        options.qos = qos ?? options.qos
         options.cpusPerTask = cpusPerTask ?? options.cpusPerTask
         options.mem = mem ?? options.mem
         options.time = time ?? options.time

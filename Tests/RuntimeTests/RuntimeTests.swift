@@ -360,7 +360,8 @@ import Testing
         o.cpusPerTask = 8
         o.mem = "32G"
         o.time = "12:00:00"
-        o.extra = ["--qos=normal"]
+        o.qos = "normal"
+        o.extra = ["--exclusive"]
         try check("slurm-dry-run-options", o)
     }
 }
