@@ -190,10 +190,7 @@ public enum SpecSchema {
             Field("loss", .list(.object(lossTerm), minCount: 1, maxCount: nil), required: true, "Supervised loss terms."),
             Field("optimizer", .object(optimizer), required: true, "The optimiser."),
             Field("schedule", .object(schedule), default: .object([]), "Learning-rate schedule."),
-            Field("epochs", .integer(min: 1, max: 100_000), required: true, "Training epochs."),
-            Field("batch", .integer(min: 1, max: 65536), required: true, "Batch size."),
-            Field("seed", .nonNegativeInteger, default: .int(42), "Seed of initialisation, shuffling and sampling."),
-            Field("clip_grad_norm", .positiveNumber, "Clip the global gradient norm to this value."),
+        ] + TrainingConfiguration.recipe + [
             Field("select", .object(select), default: .object([]), "Checkpoint selection."),
             Field("init", .object(initFrom), "Initial weights."),
             Field("distill", .object(distill), "Distillation from a teacher stage."),

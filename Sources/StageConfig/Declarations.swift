@@ -279,3 +279,18 @@ extension ComparisonSettings {
         Field("min_effect", .positiveNumber, "The smallest difference in Dice worth detecting; the report says how many seeds per arm would detect it, beside the observed effect."),
     ])
 }
+
+extension TrainingConfiguration {
+    /// The fields of a spec's `train` stage that the configuration keeps as written: declared
+    /// once, for the spec checker (SpecSchema's stage) and for this configuration's reader.
+    public static let recipe: [Field] = [
+        Field("epochs", .integer(min: 1, max: 100_000), required: true, "Training epochs."),
+        Field("batch", .integer(min: 1, max: 65536), required: true, "Batch size."),
+        Field("seed", .nonNegativeInteger, default: .int(42), "Seed of initialisation, shuffling and sampling."),
+        Field("clip_grad_norm", .positiveNumber, "Clip the global gradient norm to this value."),
+    ]
+
+    /// What the reader checks the encoded configuration's own fields against (the others are
+    /// objects with their own declarations, or resolved by the planner: model, subset, init file).
+    static let recipeDeclaration = ObjectSchema("TrainingRecipe", "A training stage's fields as its spec writes them.", fields: recipe)
+}

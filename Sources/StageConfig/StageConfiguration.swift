@@ -182,13 +182,13 @@ public struct TrainingConfiguration: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.recipeDeclaration) { r in
             TrainingConfiguration(
                 model: try r.decode("model"), subset: try r.decode("subset"),
                 loss: try r.list("loss", minCount: 1) { j, p in try SupervisedTerm(json: j, at: p) },
                 optimizer: try r.decode("optimizer"), schedule: try r.decode("schedule"),
-                epochs: try r.int("epochs", min: 1), batch: try r.int("batch", min: 1), seed: try r.int("seed", min: 0),
-                clipGradNorm: try r.optional("clip_grad_norm") { r, k in try r.double(k, min: 0, exclusiveMin: true) },
+                epochs: try r.int("epochs"), batch: try r.int("batch"), seed: try r.int("seed"),
+                clipGradNorm: try r.optional("clip_grad_norm") { r, k in try r.double(k) },
                 select: try r.decode("select"),
                 initFile: try r.optional("init_file") { r, k in try r.string(k) },
                 distill: try r.optional("distill") { r, k in try r.decode(k, as: DistillationTerms.self) },

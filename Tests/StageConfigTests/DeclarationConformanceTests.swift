@@ -139,4 +139,21 @@ import Testing
             }
         }
     }
+
+    /// A training stage's configuration is assembled by the planner, so it has no sample of its own:
+    /// the quickstart's teacher is the sample, and the stage fields the spec writes as they are
+    /// (`TrainingConfiguration.recipe`) are probed at their declared bounds.
+    @Test func theTrainingReaderHoldsTheStageFieldsBounds() throws {
+        let plan = try StageConfigTests.plan("specs/quickstart.yaml")
+        let stage = try #require(plan.stages.first { $0.kind == .train })
+        guard case .object(let base) = stage.config.json else { Issue.record("not an object"); return }
+        for f in TrainingConfiguration.recipe {
+            for (value, accepted) in Self.probes(f.type) {
+                var o = base
+                o[f.key] = value
+                let read = (try? TrainingConfiguration(json: .object(o), at: "params")) != nil
+                #expect(read == accepted, "train stage: \(f.key) = \(value.canonical): the declaration \(accepted ? "accepts" : "refuses") it, the reader \(read ? "accepts" : "refuses") it")
+            }
+        }
+    }
 }

@@ -94,7 +94,7 @@ import Testing
 
     @Test func wrongTypesAndRangesAreErrors() throws {
         let params = try Self.distillParams()
-        #expect(Self.readError(Self.editing(params, ["batch"], .int(0)))?.problem == .outOfRange("at least 1"))
+        #expect(Self.readError(Self.editing(params, ["batch"], .int(0)))?.problem == .outOfRange("between 1 and 65536"))
         #expect(Self.readError(Self.editing(params, ["epochs"], .string("40")))?.problem == .wrongType(expected: "an integer"))
         #expect(Self.readError(Self.editing(params, ["optimizer", "lr"], .number(-1)))?.field == "params.optimizer.lr")
         // A train stage with distillation terms (or a distill stage without) says so.
