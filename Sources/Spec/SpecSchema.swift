@@ -38,46 +38,12 @@ public enum SpecSchema {
 
     static let source = DataSource.declaration
 
-    static let normalizationName = SchemaType.enumeration(["window", "zscore"])
-
-    static let zscore = ObjectSchema("ZScore", "Per-volume z-score.", fields: [
-        Field("mask", .enumeration(ZScoreMask.names), default: .string("all"),
-              "`all` voxels, or `nonzero` ones (the others stay 0, as nnU-Net's `use_mask_for_norm`)."),
-    ])
-
-    static let normalization = ObjectSchema("Normalization", "A normalisation with settings: exactly one of `zscore` or `percentile`.", fields: [
-        Field("zscore", .object(zscore), "Per-volume z-score with a mask."),
-        Field("percentile", .list(.number(min: 0, exclusiveMin: false, max: 100), minCount: 2, maxCount: 2),
-              "`[low, high]` percentiles of the training cases' foreground voxels to clip to, then z-score with their mean and sd."),
-    ], exactlyOne: ["zscore", "percentile"])
-
-    public static let preprocess = ObjectSchema("Preprocess", "How volumes become 2D training slices.", fields: [
-        Field("slice_axis", .enumeration(SliceAxis.names), default: .string("axial"),
-              "Which axis slices are taken along, after reorientation to a canonical axis order."),
-        Field("window", .oneOf([.list(.number(min: nil, exclusiveMin: false, max: nil), minCount: 2, maxCount: 2), .enumeration(["clip255"])]),
-              default: .list([.number(-160), .number(240)]),
-              "Intensity window `[low, high]` in HU, scaled to [0, 1]; or `clip255`, the study's clip to [0, 255] then /255."),
-        Field("modalities", .list(.string, minCount: 1, maxCount: 64),
-              "Modalities (names from dataset.json's `modality`, e.g. `[T2, ADC]`) that become input channels, in this order; without it the dataset must have one."),
-        Field("normalize", .oneOf([normalizationName, .object(normalization), .list(.oneOf([normalizationName, .object(normalization)]), minCount: 1, maxCount: 64)]),
-              default: .string("window"),
-              "How intensities are normalised: `window` (the `window` above, for CT), `zscore` (per volume), `{zscore: {mask: nonzero}}` (per volume, over non-zero voxels; the rest stay 0), or `{percentile: [0.5, 99.5]}` (clip to the training cases' foreground percentiles, then z-score with their mean and sd, as nnU-Net does for CT). A list gives one per modality, in the order of `modalities`."),
-        Field("size", .oneOf([.integer(min: 8, max: 2048), .list(.integer(min: 8, max: 2048), minCount: 2, maxCount: 2)]),
-              default: .int(256), "Target slice size: one side, or `[height, width]`."),
-        Field("channels", .integer(min: 1, max: 64), default: .int(1),
-              "Input channels: the number of modalities; with one modality, 1 or 3 (the grey value replicated, as the study's RGB PNGs)."),
-        Field("keep_empty", .number(min: 0, exclusiveMin: false, max: 1), default: .number(1),
-              "Share of slices without foreground that are kept."),
-    ])
+    static let normalizationName = Preprocessing.normalizationName
+    public static let preprocess = Preprocessing.declaration
 
     static let split = SplitSettings.declaration
 
-    static let subset = ObjectSchema("Subset", "A named share of a split part that a stage trains on.", fields: [
-        Field("fraction", .fraction, required: true, "Share of the parent drawn (seeded by the split seed)."),
-        Field("of", .identifier, "Parent subset: this one is drawn inside it (the student's half inside the teacher's full)."),
-        Field("part", .enumeration(SplitPart.names), default: .string("train"), "Which split part it is drawn from."),
-        Field("stratify", .boolean, default: .bool(false), "Draw so that the share of slices with foreground is kept."),
-    ])
+    static let subset = SubsetLevel.declaration
 
     static let labelValues = SchemaType.list(.integer(min: 1, max: LabelClasses.largestValue), minCount: 1, maxCount: nil)
 
@@ -100,46 +66,7 @@ public enum SpecSchema {
 
     // MARK: models
 
-    static let heads = SchemaType.dictionary(.integer(min: 1, max: 4096), keys: .identifier)
-    static let widths = SchemaType.list(.integer(min: 1, max: 16384), minCount: 1, maxCount: 8)
-
-    static func unetFields(heads defaultHeads: [(String, Int)]) -> [Field] {
-        [
-            Field("widths", widths, required: true, "Channels of each encoder level, full resolution first; the depth is its length."),
-            Field("bottleneck", .integer(min: 1, max: 65536), required: true, "Channels of the bottleneck block."),
-            Field("convs_per_block", .integer(min: 1, max: 8), default: .int(2), "3x3 conv + norm + ReLU units per block."),
-            Field("norm", .enumeration(NormKind.names), default: .string("batch"), "Normalisation after each conv."),
-            Field("groups", .positiveInteger, default: .int(8), "Groups of `norm: group`."),
-            Field("up", .enumeration(UpsamplingKind.names), default: .string("transpose"), "Decoder up-sampling."),
-            Field("heads", heads, default: .object(defaultHeads.map { ($0.0, .int($0.1)) }),
-                  "Output heads and their channels."),
-        ]
-    }
-
-    static let vit = ObjectSchema("ViT", "The transformer bottleneck of a TransUNet.", fields: [
-        Field("blocks", .integer(min: 0, max: 64), default: .int(8), "Post-norm transformer blocks."),
-        Field("heads", .integer(min: 1, max: 128), default: .int(12), "Attention heads; each has floor(dim/heads) features."),
-        Field("dim", .integer(min: 1, max: 16384), default: .int(256), "Token width."),
-        Field("mlp", .integer(min: 1, max: 65536), default: .int(2048), "MLP hidden width."),
-        Field("patch", .integer(min: 1, max: 64), default: .int(16), "Patch side on the deepest CNN map."),
-    ])
-
-    static let model = ObjectSchema("Model", "A network architecture; its `arch` decides which keys apply.", fields: [
-        Field("in_channels", .integer(min: 1, max: 64), "Input channels; default: `data.preprocess.channels`."),
-    ], discriminator: Discriminator(key: "arch", [
-        .init("unet", "A U-Net with one decoder (the study's students).", unetFields(heads: [("segmentation", 1)])),
-        .init("multitask_unet", "A U-Net with a shared encoder and one decoder per head (the study's T1).",
-              unetFields(heads: [("segmentation", 1), ("reconstruction", 3)])),
-        .init("transunet", "A hybrid CNN + ViT encoder with bilinear decoders, one per head (the study's T2).", [
-            Field("stem_width", .integer(min: 1, max: 16384), default: .int(128), "Channels of the 7x7 stride-2 stem."),
-            Field("stage_widths", widths, default: .list([256, 512, 1024].map { .int($0) }), "Residual stage widths, each stride 2."),
-            Field("bottleneck", .integer(min: 1, max: 65536), default: .int(512), "Channels of the conv after the ViT."),
-            Field("decoder_widths", widths, default: .list([256, 128, 64, 16].map { .int($0) }), "Decoder block widths, deepest first."),
-            Field("vit", .object(vit), default: .object([]), "The transformer bottleneck."),
-            Field("heads", heads, default: .object([("segmentation", 1), ("reconstruction", 3)].map { ($0.0, .int($0.1)) }),
-                  "Output heads and their channels."),
-        ]),
-    ]))
+    static let model = ModelArchitecture.declaration
 
     // MARK: stages
 

@@ -31,26 +31,26 @@ extension ModelArchitecture: ConfigCodable {
     public static let archNames = Arch.allCases.map(\.rawValue)
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             let arch = try r.kind("arch", as: Arch.self)
-            let inChannels = try r.int("in_channels", min: 1)
+            let inChannels = try r.int("in_channels")
             let heads = try Self.heads(&r)
             func widths(_ key: String) throws -> [Int] {
-                try r.list(key, minCount: 1) { j, p in try ConfigValue.int(j, at: p, min: 1) }
+                try r.list(key) { j, p in try ConfigValue.int(j, at: p) }
             }
             switch arch {
             case .transunet:
                 let (patch, blocks, vitHeads, dim, mlp) = try ConfigReader.read(try r.value("vit"), at: r.child("vit")) { v in
-                    (try v.int("patch", min: 1), try v.int("blocks", min: 0), try v.int("heads", min: 1), try v.int("dim", min: 1), try v.int("mlp", min: 1))
+                    (try v.int("patch"), try v.int("blocks"), try v.int("heads"), try v.int("dim"), try v.int("mlp"))
                 }
                 return .transunet(TransUNetArchitecture(
-                    inChannels: inChannels, stemWidth: try r.int("stem_width", min: 1), stageWidths: try widths("stage_widths"),
-                    bottleneck: try r.int("bottleneck", min: 1), decoderWidths: try widths("decoder_widths"),
+                    inChannels: inChannels, stemWidth: try r.int("stem_width"), stageWidths: try widths("stage_widths"),
+                    bottleneck: try r.int("bottleneck"), decoderWidths: try widths("decoder_widths"),
                     patch: patch, vitBlocks: blocks, vitHeads: vitHeads, vitDim: dim, vitMLP: mlp, heads: heads))
             case .unet, .multitaskUNet:
                 return .unet(UNetArchitecture(
-                    inChannels: inChannels, widths: try widths("widths"), bottleneck: try r.int("bottleneck", min: 1),
-                    convsPerBlock: try r.int("convs_per_block", min: 1), norm: try r.choice("norm"), groups: try r.int("groups", min: 1),
+                    inChannels: inChannels, widths: try widths("widths"), bottleneck: try r.int("bottleneck"),
+                    convsPerBlock: try r.int("convs_per_block"), norm: try r.choice("norm"), groups: try r.int("groups"),
                     upsampling: try r.choice("up"), heads: heads, sharedDecoder: arch == .unet))
             }
         }
@@ -63,7 +63,7 @@ extension ModelArchitecture: ConfigCodable {
     /// Heads in their canonical order: `segmentation` first, then by name. The order
     /// fixes the order in which head weights are drawn, so it is part of the network.
     static func heads(_ r: inout ConfigReader) throws -> [Head] {
-        let heads = try r.dictionary("heads") { name, j, p in Head(name: name, channels: try ConfigValue.int(j, at: p, min: 1)) }
+        let heads = try r.dictionary("heads") { name, j, p in Head(name: name, channels: try ConfigValue.int(j, at: p)) }
         return heads.sorted { ($0.name == "segmentation" ? "" : $0.name) < ($1.name == "segmentation" ? "" : $1.name) }
     }
 }

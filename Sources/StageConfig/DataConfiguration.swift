@@ -144,6 +144,9 @@ public enum ZScoreMask: String, ConfigChoice {
 
 /// How one input channel's intensities become network inputs.
 public enum Normalization: ConfigCodable {
+    /// Percentiles are in [0, 100].
+    public static let percentileRange = 0.0...100.0
+
     public enum Kind: String, CaseIterable, Sendable { case window, zscore, percentile }
 
     /// The preprocessing's `window` (a HU window scaled to [0, 1], or `clip255`): CT as the study did.
@@ -169,7 +172,8 @@ public enum Normalization: ConfigCodable {
             case .window: return .window
             case .zscore: return .zscore(mask: try r.choice("mask"))
             case .percentile:
-                let lo = try r.double("low", min: 0, max: 100), hi = try r.double("high", min: 0, max: 100)
+                let range = Self.percentileRange
+                let lo = try r.double("low", min: range.lowerBound, max: range.upperBound), hi = try r.double("high", min: range.lowerBound, max: range.upperBound)
                 guard lo < hi else { throw ConfigError(field: path, problem: .inconsistent("the low percentile must be below the high one"), value: json) }
                 return .percentile(low: lo, high: hi)
             }
@@ -228,22 +232,22 @@ public struct Preprocessing: ConfigCodable {
     }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             // The spec may write one side for a square; the canonical form is [height, width].
             let sizePath = r.child("size")
             let size = try r.value("size")
             let (h, w): (Int, Int)
             if case .array(let items) = size {
                 guard items.count == 2 else { throw ConfigError(field: sizePath, problem: .wrongType(expected: "[height, width]"), value: size) }
-                (h, w) = (try ConfigValue.int(items[0], at: sizePath + "[0]", min: 1), try ConfigValue.int(items[1], at: sizePath + "[1]", min: 1))
+                (h, w) = (try ConfigValue.int(items[0], at: sizePath + "[0]"), try ConfigValue.int(items[1], at: sizePath + "[1]"))
             } else {
-                h = try ConfigValue.int(size, at: sizePath, min: 1)
+                h = try ConfigValue.int(size, at: sizePath)
                 w = h
             }
             let p = Preprocessing(sliceAxis: try r.choice("slice_axis"), window: try r.decode("window"),
-                                  modalities: try r.optional("modalities") { r, k in try r.list(k, minCount: 1) { j, p in try ConfigValue.string(j, at: p) } },
-                                  normalize: try r.list("normalize", minCount: 1) { j, p in try Normalization(json: j, at: p) },
-                                  height: h, width: w, channels: try r.int("channels", min: 1, max: 64), keepEmpty: try r.double("keep_empty", min: 0, max: 1))
+                                  modalities: try r.optional("modalities") { r, k in try r.list(k) { j, p in try ConfigValue.string(j, at: p) } },
+                                  normalize: try r.list("normalize") { j, p in try Normalization(json: j, at: p) },
+                                  height: h, width: w, channels: try r.int("channels"), keepEmpty: try r.double("keep_empty"))
             if let problem = p.problem { throw ConfigError(field: path, problem: .inconsistent(problem), value: json) }
             return p
         }
@@ -305,8 +309,8 @@ public struct SubsetLevel: ConfigCodable {
     public var json: JSON { .object(["fraction": .number(fraction), "part": part.json, "stratify": .bool(stratify)]) }
 
     public init(json: JSON, at path: String) throws {
-        self = try ConfigReader.read(json, at: path) { r in
-            SubsetLevel(fraction: try r.double("fraction", min: 0, exclusiveMin: true, max: 1), part: try r.choice("part"), stratify: try r.bool("stratify"))
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            SubsetLevel(fraction: try r.double("fraction"), part: try r.choice("part"), stratify: try r.bool("stratify"))
         }
     }
 }
