@@ -30,12 +30,17 @@ public enum RuntimeBenchmark {
         Row(name: "augment", what: "augmenting an S1 training batch, every transform drawn for every image (the worst case)", batch: 16, warmup: 2, repeats: 10),
     ]
 
-    /// Every transform of the augmentation language, certain: the most a batch can cost.
-    static let everyTransform = AugmentationSettings(
-        flip: .init(p: 1, horizontal: true, vertical: true), rotate90: 1, rotate: .init(p: 1, low: -15, high: 15),
-        scale: .init(p: 1, low: 0.85, high: 1.25), elastic: .init(p: 1, alpha: 4, sigma: 16),
-        brightness: .init(p: 1, low: 0.75, high: 1.25), contrast: .init(p: 1, low: 0.75, high: 1.25), gamma: .init(p: 1, low: 0.7, high: 1.5),
-        noise: .init(p: 1, low: 0, high: 0.1), blur: .init(p: 1, low: 0.5, high: 1))
+    /// Every transform of the augmentation language at its declared defaults, certain (p = 1):
+    /// the most a batch can cost.
+    static func everyTransform() throws -> AugmentationSettings {
+        var transforms: [String: JSON] = [:]
+        for field in AugmentationSettings.declaration.fields {
+            guard case .object(let transform) = field.type, case .object(var settings) = transform.canonicalDefaults else { continue }
+            settings["p"] = .number(1)
+            transforms[field.key] = .object(settings)
+        }
+        return try AugmentationSettings(json: .object(transforms), at: "augment")
+    }
 
     public struct Result: Sendable {
         public var row: Row
@@ -98,7 +103,7 @@ public enum RuntimeBenchmark {
             }
             gflop = 6 * macs(arch) * Double(row.batch) / 1e9
         case "augment":
-            let augmenter = Augmenter(everyTransform)
+            let augmenter = Augmenter(try everyTransform())
             var seed: UInt64 = 0
             step = {
                 seed += 1

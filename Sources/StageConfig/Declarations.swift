@@ -341,7 +341,8 @@ extension ModelArchitecture {
 }
 
 extension Preprocessing {
-    public static let normalizationName = SchemaType.enumeration(["window", "zscore"])
+    /// The normalisations a name alone selects; `percentile` needs its percentiles (a mapping).
+    public static let normalizationName = SchemaType.enumeration(Normalization.Kind.allCases.filter { $0 != .percentile }.map(\.rawValue))
 
     static let zscoreDeclaration = ObjectSchema("ZScore", "Per-volume z-score.", fields: [
         Field("mask", .enumeration(ZScoreMask.names), default: .string("all"),
