@@ -7,8 +7,9 @@ import StageConfig
 /// products and stores it per machine; training of the study's small-channel
 /// networks reaches about a quarter of that rate (perf.md: PyTorch gets 22 to 39
 /// GFLOP/s of a 147 GFLOP/s sgemm on the students, 65 to 76 on the teacher), so
-/// estimates use `efficiency` x the measured rate. Without a calibration the
-/// documented default of 25 GFLOP/s is used.
+/// estimates use `efficiency` x the measured rate. Without a kept calibration the
+/// commands measure the rate quickly and keep it; the documented default of
+/// 25 GFLOP/s is what `DISTILL_CALIBRATION=off` plans with.
 public struct Throughput: Hashable, Sendable {
     /// Effective training throughput in GFLOP/s.
     public var gflops: Double
@@ -24,7 +25,8 @@ public struct Throughput: Hashable, Sendable {
         self.source = source
     }
 
-    /// The calibration file: $DISTILL_CALIBRATION, else ~/.cache/distillery/calibration-HOST.json.
+    /// The calibration file: $DISTILL_CALIBRATION, else ~/.cache/distillery/calibration-HOST.json
+    /// (`off`: plan with the documented default and measure nothing).
     public static var calibrationPath: String {
         if let p = ProcessInfo.processInfo.environment["DISTILL_CALIBRATION"], !p.isEmpty { return p }
         let home = FileManager.default.homeDirectoryForCurrentUser.path
@@ -32,13 +34,20 @@ public struct Throughput: Hashable, Sendable {
         return "\(home)/.cache/distillery/calibration-\(host).json"
     }
 
+    /// The rate of a measured sgemm rate, its source saying how it was measured.
+    public init(sgemmGflops sgemm: Double, source: String) {
+        self.init(gflops: sgemm * Self.efficiency,
+                  source: "\(source): sgemm \(Int(sgemm.rounded())) GFLOP/s x \(Self.efficiency) = \(Int((sgemm * Self.efficiency).rounded())) GFLOP/s")
+    }
+
     /// The stored calibration of this machine, or the documented default.
-    public static func load(from path: String = calibrationPath) -> Throughput {
+    public static func load(from path: String = calibrationPath) -> Throughput { stored(from: path) ?? fallback }
+
+    /// The stored calibration of this machine, if one is kept.
+    public static func stored(from path: String = calibrationPath) -> Throughput? {
         guard let data = FileManager.default.contents(atPath: path), let json = JSON.parse(data),
-              let sgemm = json["sgemm_gflops"]?.number, sgemm > 0 else { return fallback }
-        let when = json["measured"]?.string ?? "?"
-        return Throughput(gflops: sgemm * efficiency,
-                          source: "calibrated \(when): sgemm \(Int(sgemm.rounded())) GFLOP/s x \(efficiency) = \(Int((sgemm * efficiency).rounded())) GFLOP/s")
+              let sgemm = json["sgemm_gflops"]?.number, sgemm > 0 else { return nil }
+        return Throughput(sgemmGflops: sgemm, source: "calibrated \(json["measured"]?.string ?? "?")")
     }
 
     public static func store(sgemmGflops: Double, threads: Int, to path: String = calibrationPath) throws {

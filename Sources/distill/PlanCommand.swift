@@ -74,7 +74,7 @@ struct PlanCommand: ParsableCommand {
             throw ExitStatus.usage
         }
         let directory = (spec as NSString).deletingLastPathComponent
-        let planner = Planner(throughput: Throughput.load(), cacheBudgetBytes: Int(cacheBudget * Double(1 << 30)),
+        let planner = Planner(throughput: MachineRate.throughput(), cacheBudgetBytes: Int(cacheBudget * Double(1 << 30)),
                               specDirectory: directory.isEmpty ? "." : directory, store: store)
         var plan = planner.plan(checked, variant: variant)
         if format == .json {

@@ -51,7 +51,7 @@ enum SpecPlanning {
         let directory = (spec as NSString).deletingLastPathComponent
         let base = directory.isEmpty ? FileManager.default.currentDirectoryPath : (directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
         let chosen = variant ?? (firstVariant ? checked.variants.first?.name : nil)
-        var plan = Planner(throughput: Throughput.load(), specDirectory: base, store: store).plan(checked, variant: chosen)
+        var plan = Planner(throughput: MachineRate.throughput(), specDirectory: base, store: store).plan(checked, variant: chosen)
         plan.baseDirectory = base
         return (plan, base)
     }

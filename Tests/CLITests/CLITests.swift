@@ -17,7 +17,8 @@ import Testing
     func run(_ arguments: [String], in directory: String = repository,
              environment: [String: String] = [:]) throws -> (status: Int32, out: String, err: String) {
         let p = Process()
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        // Plans with the documented rate unless a test names a calibration: output that does not depend on the machine.
+        p.environment = ProcessInfo.processInfo.environment.merging(["DISTILL_CALIBRATION": "off"].merging(environment) { _, new in new }) { _, new in new }
         p.executableURL = URL(fileURLWithPath: Self.binary)
         p.arguments = arguments
         p.currentDirectoryURL = URL(fileURLWithPath: directory)
@@ -112,11 +113,23 @@ import Testing
     let cli = CLITests()
 
     @Test func planPrintsTheDAGAndItsBill() throws {
-        let r = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": "/nonexistent"])
+        let r = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": "off"])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out.hasPrefix("plan for specs/quickstart.yaml: 2 variants, 18 stage instances, 11 unique stages\n"))
         #expect(r.out.contains("throughput: default 25 GFLOP/s"))
         #expect(r.out.contains("\ntotal: "))
+    }
+
+    /// Without a kept calibration, the plan measures this machine, says so, and keeps the rate.
+    @Test func planMeasuresTheMachineWhenNoCalibrationIsKept() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("distill-cal-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let first = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": file])
+        #expect(first.status == 0, "\(first.err)")
+        #expect(first.out.contains("throughput: measured now (no calibration was kept; kept in \(file)): sgemm "), "\(first.out)")
+        #expect(FileManager.default.fileExists(atPath: file))
+        let second = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": file])
+        #expect(second.out.contains("throughput: calibrated "), "\(second.out)")
     }
 
     @Test func planRefusesASpecWithErrors() throws {

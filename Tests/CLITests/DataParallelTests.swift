@@ -98,7 +98,7 @@ import Testing
             + [CLITests.binary, "run", "--plan", "plan.json", "--stage", String(train.prefix(12)), "--store", store, "--threads", "1"]
         p.currentDirectoryURL = URL(fileURLWithPath: dir)
         // Containers often forbid the cross-memory attach of Open MPI's shared-memory transport.
-        p.environment = ProcessInfo.processInfo.environment.merging(["OMPI_MCA_btl_vader_single_copy_mechanism": "none"].merging(environment) { a, _ in a }) { _, new in new }
+        p.environment = ProcessInfo.processInfo.environment.merging(["OMPI_MCA_btl_vader_single_copy_mechanism": "none", "DISTILL_CALIBRATION": "off"].merging(environment) { a, _ in a }) { _, new in new }
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
