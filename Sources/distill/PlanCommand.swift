@@ -3,6 +3,7 @@ import Diagnostics
 import Foundation
 import Plan
 import Spec
+import Storage
 
 /// `distill plan SPEC`: the sweep lowered to content-hashed stages, with its bill.
 struct PlanCommand: ParsableCommand {
@@ -78,8 +79,7 @@ struct PlanCommand: ParsableCommand {
                               specDirectory: directory.isEmpty ? "." : directory, store: store)
         var plan = planner.plan(checked, variant: variant)
         if format == .json {
-            let dir = directory.isEmpty ? FileManager.default.currentDirectoryPath : directory
-            plan.baseDirectory = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+            plan.baseDirectory = FilePath.absolute(directory)
         }
         if let lock {
             do {

@@ -6,6 +6,7 @@ import Plan
 import Runtime
 import Spec
 import StageConfig
+import Storage
 import Tensor
 
 /// Options shared by the commands that execute or read a store.
@@ -49,7 +50,7 @@ enum SpecPlanning {
             throw ExitStatus.usage
         }
         let directory = (spec as NSString).deletingLastPathComponent
-        let base = directory.isEmpty ? FileManager.default.currentDirectoryPath : (directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
+        let base = FilePath.absolute(directory)
         let chosen = variant ?? (firstVariant ? checked.variants.first?.name : nil)
         var plan = Planner(throughput: MachineRate.throughput(), specDirectory: base, store: store).plan(checked, variant: chosen)
         plan.baseDirectory = base
