@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The weight manifest: every tensor a built network holds, by name, with its shape,
 /// in the order the builder registers them. The names are the reference's
 /// (../shared/reference/README.md, "Model parameter naming"): a checkpoint is this
@@ -29,9 +31,24 @@ extension ModelArchitecture {
     }
 
     /// Learnable values (buffers are not parameters).
+    /// Remembered per architecture and input size: the planner asks for it for every stage of
+    /// every variant, and the manifest it sums names every tensor.
     public func parameterCount(height: Int, width: Int) -> Int {
-        weightManifest(height: height, width: width).reduce(0) { $0 + ($1.isBuffer ? 0 : $1.count) }
+        let key = ParameterCounts.Key(architecture: self, height: height, width: width)
+        if let known = ParameterCounts.known.withLock({ $0[key] }) { return known }
+        let count = weightManifest(height: height, width: width).reduce(0) { $0 + ($1.isBuffer ? 0 : $1.count) }
+        ParameterCounts.known.withLock { $0[key] = count }
+        return count
     }
+}
+
+private enum ParameterCounts {
+    struct Key: Hashable, Sendable {
+        var architecture: ModelArchitecture
+        var height: Int, width: Int
+    }
+
+    static let known = Mutex<[Key: Int]>([:])
 }
 
 private struct ManifestWriter {
