@@ -56,7 +56,8 @@ struct SpecBuilder {
     /// Reads `json` as `T`; a failure is reported at `value` (E0001).
     private mutating func decode<T: ConfigCodable>(_ type: T.Type, _ json: JSON, _ path: String, at value: Value) -> T? {
         do {
-            return try T(json: json, at: path)
+            // A document without errors was checked against the declarations the readers check.
+            return try ConfigReader.$checkedBySpecChecker.withValue(validated) { try T(json: json, at: path) }
         } catch {
             guard validated else { return nil }
             diagnostics.append(Diagnostic(SpecDiagnostics.internalInconsistency,

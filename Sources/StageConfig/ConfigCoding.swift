@@ -275,24 +275,46 @@ extension SchemaType {
                 try valueType.check(x, at: joinPath(path, k))
             }
         case .oneOf(let alternatives):
-            var first: Error?
-            for a in alternatives {
-                do { try a.check(v, at: path); return } catch { first = first ?? error }
+            // The alternatives are told apart by the value's kind (as the checker tells them apart by the
+            // node's): the first of that kind decides, and no error is built for the others.
+            guard let chosen = alternatives.first(where: { $0.accepts(kindOf: v) }) else {
+                throw ConfigError(field: path, problem: .wrongType(expected: expectation), value: v)
             }
-            throw first ?? ConfigError(field: path, problem: .wrongType(expected: expectation), value: v)
+            try chosen.check(v, at: path)
         case .any:
             return
         }
     }
 }
 
+extension SchemaType {
+    /// Whether a value of `v`'s kind (string, number, list, object, boolean) can be of this type.
+    func accepts(kindOf v: JSON) -> Bool {
+        switch (self, v) {
+        case (.any, _): return true
+        case (.string, .string), (.identifier, .string), (.path, .string), (.enumeration, .string): return true
+        case (.integer, .int), (.integer, .number), (.number, .int), (.number, .number): return true
+        case (.boolean, .bool): return true
+        case (.list, .array): return true
+        case (.object, .object), (.dictionary, .object): return true
+        case (.oneOf(let alternatives), _): return alternatives.contains { $0.accepts(kindOf: v) }
+        default: return false
+        }
+    }
+}
+
 extension ConfigReader {
+    /// True while a reader reads values the spec checker has just validated against these same
+    /// declarations (the spec builder sets it for a document without errors): the readers then
+    /// skip checking them a second time. Everything else (a plan file, a test) is checked.
+    @TaskLocal public static var checkedBySpecChecker = false
+
     /// Reads an object declared by `declaration` with `body`: every field present is first
     /// checked against its declared type, range and values (an optional field without a
     /// default may be `null`), so that `body` states no bound of its own; fields nobody
     /// reads are refused, as by `read(_:at:_:)`.
     public static func read<T>(_ json: JSON, at path: String, declaration: ObjectSchema, _ body: (inout ConfigReader) throws -> T) throws -> T {
-        try SchemaType.object(declaration).check(json, at: path)
+        if !checkedBySpecChecker { try SchemaType.object(declaration).check(json, at: path) }
         return try read(json, at: path, body)
     }
 }
