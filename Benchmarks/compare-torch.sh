@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the rows of shared/reference/perf.md on PyTorch and on Distillery's runtime,
+# Runs the rows of shared/reference/perf.md on PyTorch (Benchmarks/torch_bench.py, a copy of
+# shared/reference/torch_bench.py) and on Distillery's runtime,
 # alternating row by row in one session (absolute times drift by 20% on these
 # machines; ratios are what to quote).
 #
@@ -9,11 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${TORCH_PYTHON:-python3}
-bench=${TORCH_BENCH:-../shared/reference/torch_bench.py}
-rows=${*:-s1_fwd s1_train s2_fwd s2_train t1_fwd kd_t1_s1}
+bench=${TORCH_BENCH:-Benchmarks/torch_bench.py}
+rows=${*:-s1_fwd s1_train s2_fwd s2_train t1_fwd t1_train kd_t1_s1 kd_t1_s1_cached}
 printf '%-9s %12s %12s %8s %10s %10s\n' row torch_ms distill_ms ratio torch_MiB distill_MiB
 for row in $rows; do
-  t=$("$py" "$bench" --row "$row" --threads 2)
+  # The cached KD step is compared with PyTorch's live one (PyTorch has no teacher-output cache).
+  t=$("$py" "$bench" --row "${row%_cached}" --threads 2)
   d=$(.build/release/distill bench --row "$row" --threads 2)
   tms=$(echo "$t" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["ms_median"])')
   trss=$(echo "$t" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["peak_rss_mib"])')

@@ -25,6 +25,7 @@ public enum RuntimeBenchmark {
         Row(name: "s2_fwd", what: "S2 forward, eval", batch: 16, warmup: 3, repeats: 10),
         Row(name: "s2_train", what: "S2 forward + Dice + backward + AdamW", batch: 16, warmup: 3, repeats: 10),
         Row(name: "t1_fwd", what: "T1 forward (both heads), eval, no grad", batch: 8, warmup: 1, repeats: 3),
+        Row(name: "t1_train", what: "T1 forward + Dice + MSE reconstruction + backward + AdamW", batch: 8, warmup: 1, repeats: 3),
         Row(name: "kd_t1_s1", what: "T1 forward + S1 KD train step (3 adapters, InfoNCE x3, binary KL, Dice, RMSprop)", batch: 8, warmup: 1, repeats: 3),
         Row(name: "kd_t1_s1_cached", what: "the same KD step reading T1's taps from the fp16 teacher-output cache", batch: 8, warmup: 1, repeats: 5),
         Row(name: "augment", what: "augmenting an S1 training batch, every transform drawn for every image (the worst case)", batch: 16, warmup: 2, repeats: 10),
@@ -89,12 +90,14 @@ public enum RuntimeBenchmark {
             let model = ModelBuilder.build(arch, height: size, width: size, seed: 1)
             step = { _ = Tape.noGrad { model.forward(x, training: false, taps: []) } }
             gflop = 2 * macs(arch) * Double(row.batch) / 1e9
-        case "s1_train", "s2_train":
-            let arch = row.name == "s1_train" ? s1 : s2
+        case "s1_train", "s2_train", "t1_train":
+            // As torch_bench.py: AdamW (0.9, 0.95), weight decay 0.05; T1 adds the MSE reconstruction of its input.
+            let arch = row.name == "s1_train" ? s1 : row.name == "s2_train" ? s2 : t1
             let model = ModelBuilder.build(arch, height: size, width: size, seed: 1)
-            let opt = Optimizer(.adamw(beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01), lr: 1e-3, parameters: model.store.ordered)
+            let opt = Optimizer(.adamw(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.05), lr: 1.5e-4, parameters: model.store.ordered)
             var rng = RNG(seed: 3)
-            let objective = try DistillationObjective(supervised: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))],
+            let reconstruction = row.name == "t1_train" ? [SupervisedTerm(head: "reconstruction", weight: 1, loss: .mse(target: .input))] : []
+            let objective = try DistillationObjective(supervised: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))] + reconstruction,
                                                       distillation: nil, student: arch, teacher: nil, rng: &rng)
             let training = TrainingStep(model: model, objective: objective, optimizer: opt)
             step = {

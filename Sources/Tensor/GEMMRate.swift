@@ -7,6 +7,7 @@ public enum GEMMRate {
     public struct Shape: Sendable {
         public var m: Int, n: Int, k: Int
         public var what: String
+        public init(m: Int, n: Int, k: Int, what: String) { (self.m, self.n, self.k, self.what) = (m, n, k, what) }
     }
 
     /// Convolution-shaped products (im2col of 3x3 layers of the study's networks) and a square one.

@@ -78,7 +78,10 @@ struct BenchCommand: ParsableCommand {
                          RuntimeBenchmark.peakRSSMiB, result.gflopPerStep))
             return
         }
-        print("row        batch  GFLOP/step    ms/step   images/s    GFLOP/s   peak RSS MiB   (\(threads) threads, median)")
+        // The share of this machine's sgemm peak each row reaches: the peak measured here, now, on the same threads.
+        let peak = GEMMRate.measure(GEMMRate.Shape(m: 2048, n: 2048, k: 2048, what: "square 2048"), threads: threads)
+        print(String(format: "sgemm peak: %.0f GFLOP/s (2048^3, %d threads, median of 5)", peak, threads))
+        print("row        batch  GFLOP/step    ms/step   images/s    GFLOP/s  of peak   peak RSS MiB   (\(threads) threads, median)")
         for r in RuntimeBenchmark.rows {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: FilePath.absolute(CommandLine.arguments[0]))
@@ -93,8 +96,9 @@ struct BenchCommand: ParsableCommand {
                 print("\(r.name): failed (exit \(p.terminationStatus))")
                 continue
             }
-            print(String(format: "%-10@ %5d  %10@  %9@  %9@  %9@  %13@", r.name as NSString, r.batch, f[5] as NSString, f[1] as NSString,
-                         f[2] as NSString, f[3] as NSString, f[4] as NSString))
+            let share = (Double(f[3]) ?? 0) / peak * 100
+            print(String(format: "%-10@ %5d  %10@  %9@  %9@  %9@  %6.0f%%  %13@", r.name as NSString, r.batch, f[5] as NSString, f[1] as NSString,
+                         f[2] as NSString, f[3] as NSString, share, f[4] as NSString))
         }
     }
 }
