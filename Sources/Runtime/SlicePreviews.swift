@@ -17,6 +17,16 @@ public enum SlicePreview {
         return (0..<label.dims[2]).max { count($0) < count($1) } ?? 0
     }
 
+    /// Whether pixel (x, y) lies on the outline of its label: labelled, and beside the slice's
+    /// border or a pixel of another value (around each organ and between touching ones).
+    static func outlines(_ x: Int, _ y: Int, width w: Int, height h: Int, _ label: (Int, Int) -> Float) -> Bool {
+        let value = label(x, y)
+        return value > 0 && [(1, 0), (-1, 0), (0, 1), (0, -1)].contains { dx, dy in
+            let (xx, yy) = (x + dx, y + dy)
+            return xx < 0 || yy < 0 || xx >= w || yy >= h || label(xx, yy) != value
+        }
+    }
+
     /// Axial slice `k` of `image` in the intensity window `[low, high]`, its label outlined
     /// in red where the value changes (around each organ and between touching ones); RGB
     /// bytes, row 0 at the top (anterior up for a RAS volume).
@@ -28,11 +38,7 @@ public enum SlicePreview {
                 let y = h - 1 - r
                 let v = (Double(image[x, y, k]) - window.low) / (window.high - window.low)
                 let g = UInt8(max(0, min(255, v * 255)))
-                let value = label[x, y, k]
-                let edge = value > 0 && [(1, 0), (-1, 0), (0, 1), (0, -1)].contains { dx, dy in
-                    let (xx, yy) = (x + dx, y + dy)
-                    return xx < 0 || yy < 0 || xx >= w || yy >= h || label[xx, yy, k] != value
-                }
+                let edge = outlines(x, y, width: w, height: h) { label[$0, $1, k] }
                 let o = (r * w + x) * 3
                 (rgb[o], rgb[o + 1], rgb[o + 2]) = edge ? (255, 40, 40) : (g, g, g)
             }
@@ -95,10 +101,7 @@ public enum AugmentationPreview {
             for x in 0..<w {
                 let g = UInt8(max(0, min(255, (images.pointer[y * w + x] - lo) / (hi - lo) * 255)))
                 let k = Int(labels.pointer[y * w + x])
-                let edge = k > 0 && [(1, 0), (-1, 0), (0, 1), (0, -1)].contains { dx, dy in
-                    let (xx, yy) = (x + dx, y + dy)
-                    return xx < 0 || yy < 0 || xx >= w || yy >= h || Int(labels.pointer[yy * w + xx]) != k
-                }
+                let edge = SlicePreview.outlines(x, y, width: w, height: h) { labels.pointer[$1 * w + $0] }
                 let color = edge ? Color.segmentationClass(k) : Color(g, g, g)
                 for sy in 0..<scale { for sx in 0..<scale { img[x * scale + sx, y * scale + sy] = color } }
             }

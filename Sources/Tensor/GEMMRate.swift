@@ -17,6 +17,14 @@ public enum GEMMRate {
         Shape(m: 1024, n: 1024, k: 1024, what: "square 1024"),
     ]
 
+    /// The machine's sgemm rate as calibration states it: the median over `calibrationShapes`,
+    /// with each shape's own rate (what `distill calibrate` prints).
+    public static func calibrate(threads: Int, repeats: Int = 5) -> (sgemm: Double, perShape: [(Shape, Double)]) {
+        let perShape = calibrationShapes.map { ($0, measure($0, threads: threads, repeats: repeats)) }
+        let sorted = perShape.map(\.1).sorted()
+        return (sorted[sorted.count / 2], perShape)
+    }
+
     /// Median GFLOP/s of repeated C = A x B (row-major float32) on `threads` BLAS threads,
     /// after one warm-up product.
     public static func measure(_ shape: Shape, threads: Int, repeats: Int = 5) -> Double {

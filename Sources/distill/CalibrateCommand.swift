@@ -51,13 +51,8 @@ struct CalibrateCommand: ParsableCommand {
     }
 
     func measureMatrixProducts() throws {
-        var rates: [Double] = []
-        for shape in GEMMRate.calibrationShapes {
-            let rate = GEMMRate.measure(shape, threads: threads)
-            rates.append(rate)
-            print("\(shape.what): \(Int(rate.rounded())) GFLOP/s")
-        }
-        let sgemm = rates.sorted()[rates.count / 2]
+        let (sgemm, perShape) = GEMMRate.calibrate(threads: threads)
+        for (shape, rate) in perShape { print("\(shape.what): \(Int(rate.rounded())) GFLOP/s") }
         print("sgemm (median of shapes): \(Int(sgemm.rounded())) GFLOP/s at \(threads) thread\(threads == 1 ? "" : "s")")
         print("training estimate: \(Int((sgemm * Throughput.efficiency).rounded())) GFLOP/s (x \(Throughput.efficiency))")
         if !dryRun {

@@ -12,8 +12,7 @@ enum MachineRate {
         if path == "off" { return .fallback }
         if let kept = Throughput.stored(from: path) { return kept }
         let threads = ProcessInfo.processInfo.activeProcessorCount
-        let rates = GEMMRate.calibrationShapes.map { GEMMRate.measure($0, threads: threads, repeats: 3) }.sorted()
-        let sgemm = rates[rates.count / 2]
+        let sgemm = GEMMRate.calibrate(threads: threads, repeats: 3).sgemm
         let kept: String
         do {
             try Throughput.store(sgemmGflops: sgemm, threads: threads, to: path)
