@@ -6,7 +6,7 @@
 //     <- StageConfig (typed stage configuration, its one canonical JSON encoding)
 //       <- Spec, Plan, NN, Medical, Runtime
 //   Diagnostics <- SpecSyntax (libyaml) <- Spec (typed IR + checks) <- Plan <- Runtime <- distill
-//   Tensor (OpenBLAS) <- NN <- Parity (PyTorch reference cases), Benchmark (perf.md rows)
+//   Tensor (OpenBLAS, CKernels) <- NN <- Parity (PyTorch reference cases), Benchmark (perf.md rows)
 //   NN <- Interchange (ONNX export, TensorBoard event files; swift-protobuf) <- Runtime
 //   Tensor <- Cluster (Open MPI: the ranks of a data-parallel stage) <- Runtime
 // Every target compiles in the Swift 6 language mode.
@@ -55,7 +55,9 @@ let package = Package(
         .target(name: "StageConfig", dependencies: ["Architecture", "Hashing"]),
         .target(name: "Spec", dependencies: ["Diagnostics", "SpecSyntax", "Architecture", "StageConfig", "Storage"]),
         .target(name: "Plan", dependencies: ["Spec", "Architecture", "Hashing", "StageConfig", "Medical", "Storage"], swiftSettings: niftiInclude),
-        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
+        // Direct convolution kernels (AVX-512 intrinsics, chosen at run time by CPU); optimised in debug builds too.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: kernelSettings),
         .target(name: "NN", dependencies: ["Tensor", "Architecture", "StageConfig", "Storage"]),
         .target(name: "Parity", dependencies: ["NN", "Tensor", "Architecture", "StageConfig"]),
         .target(name: "Medical", dependencies: ["CNifti", "CZlib", "Tensor", "Hashing", "StageConfig", "Storage"], swiftSettings: niftiInclude),

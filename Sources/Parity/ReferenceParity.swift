@@ -16,6 +16,20 @@ public enum ReferenceParity {
         }
     }
 
+    /// The ops whose cases run convolutions, which `distill parity` also checks with
+    /// the direct convolution kernel forced wherever it applies.
+    public static let convolutionOps: Set<String> = ["conv2d", "unet", "multitask_unet", "transunet", "kd_step"]
+
+    /// Whether the case at `path` runs convolutions (false for a file that does not read as a case: `run` reports it).
+    public static func usesConvolutions(path: String) -> Bool {
+        (try? ReferenceCase(path: path)).map { convolutionOps.contains($0.op) } ?? false
+    }
+
+    /// Runs one case; `convolutions` forces an algorithm on every convolution that can take it.
+    public static func run(path: String, convolutions: ConvAlgorithm?) -> ParityResult {
+        DirectConvolution.$forced.withValue(convolutions) { run(path: path) }
+    }
+
     public static func run(path: String) -> ParityResult {
         let c: ReferenceCase
         do { c = try ReferenceCase(path: path) } catch {

@@ -29,6 +29,9 @@ struct BenchCommand: ParsableCommand {
                                             + "(`make bench-onnx` times the same files in ONNX Runtime).", valueName: "dir"))
     var onnx: String?
 
+    @Flag(name: .long, help: "Time every convolution of T1, S1 and S2 (only the network of --row, if given) pass by pass (forward, input gradient, weight gradient) with each algorithm (im2col + sgemm, direct), and show which one the runtime runs.")
+    var conv = false
+
     func validate() throws {
         if let row, !RuntimeBenchmark.rows.contains(where: { $0.name == row }) {
             throw ValidationError("unknown row '\(row)'; rows: \(RuntimeBenchmark.rows.map(\.name).joined(separator: ", "))")
@@ -55,6 +58,11 @@ struct BenchCommand: ParsableCommand {
                 }
                 print(String(format: "%-8@ %6d   %.2f ms", name as NSString, model.store.parameterCount, times.sorted()[times.count / 2]))
             }
+            return
+        }
+        if conv {
+            threading.apply()
+            printConvolutionTimings()
             return
         }
         if data {
@@ -99,6 +107,27 @@ struct BenchCommand: ParsableCommand {
             let share = (Double(f[3]) ?? 0) / peak * 100
             print(String(format: "%-10@ %5d  %10@  %9@  %9@  %9@  %6.0f%%  %13@", r.name as NSString, r.batch, f[5] as NSString, f[1] as NSString,
                          f[2] as NSString, f[3] as NSString, share, f[4] as NSString))
+        }
+    }
+
+    private func printConvolutionTimings() {
+        print("direct kernel (AVX-512): \(DirectConvolution.isAvailable ? "available" : "not available on this CPU")")
+        print("ms per pass over the batch (median of \(repeats ?? 3)), GFLOP/s in brackets; * marks what the runtime runs (\(threads) threads)")
+        print("net  layer (n c>o hxw k)          x  pass            gemm                direct")
+        let networks = [("t1", RuntimeBenchmark.t1, 8), ("s1", RuntimeBenchmark.s1, 16), ("s2", RuntimeBenchmark.s2, 16)]
+        for (name, arch, batch) in networks where row.map({ $0.hasPrefix(name) }) ?? true {
+            for layer in ConvolutionBenchmark.run(arch, batch: batch, repeats: repeats ?? 3) {
+                let g = layer.geometry
+                let shape = "\(g.n) \(g.c)>\(g.o) \(g.h)x\(g.w) \(g.kh)x\(g.kw)"
+                for t in layer.timings {
+                    func cell(_ a: ConvAlgorithm) -> String {
+                        guard let ms = t.milliseconds[a] else { return "-" }
+                        return String(format: "%@%.1f (%.0f)", t.chosen == a ? "*" : " ", ms, t.gflop / max(ms, 1e-6) * 1000)
+                    }
+                    print(String(format: "%-4@ %-28@ %2d  %-14@ %-19@ %@", name as NSString, shape as NSString, layer.count, t.pass.rawValue as NSString,
+                                 cell(.gemm) as NSString, cell(.direct) as NSString))
+                }
+            }
         }
     }
 }

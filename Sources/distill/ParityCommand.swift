@@ -38,11 +38,18 @@ struct ParityCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: no .safetensors cases in \(paths.joined(separator: ", "))\n".utf8))
             throw ExitStatus.usage
         }
-        var failed = 0
-        let width = files.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension.count }.max() ?? 10
-        for file in files {
-            let r = ReferenceParity.run(path: file)
-            let name = r.name.padding(toLength: max(width, r.name.count), withPad: " ", startingAt: 0)
+        var failed = 0, runs = 0
+        let width = (files.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension.count }.max() ?? 10) + 9
+        // Every case as the runtime runs it; the cases with convolutions again with the direct kernel forced.
+        var checks: [(file: String, convolutions: ConvAlgorithm?)] = files.map { ($0, nil) }
+        if DirectConvolution.isAvailable {
+            checks += files.filter { ReferenceParity.usesConvolutions(path: $0) }.map { ($0, .direct) }
+        }
+        for (file, convolutions) in checks {
+            let r = ReferenceParity.run(path: file, convolutions: convolutions)
+            runs += 1
+            let label = r.name + (convolutions == .direct ? " [direct]" : "")
+            let name = label.padding(toLength: max(width, label.count), withPad: " ", startingAt: 0)
             if r.passed {
                 print("PASS  \(name)  \(r.op.padding(toLength: 26, withPad: " ", startingAt: 0))  max abs \(fmt(r.maxAbs))  max rel \(fmt(r.maxRel))  (\(r.comparisons.count) tensors)")
             } else {
@@ -53,7 +60,7 @@ struct ParityCommand: ParsableCommand {
                 print("      \(t.passed ? "ok  " : "FAIL") \(t.name): max abs \(fmt(t.maxAbs)), max rel \(fmt(t.maxRel))\(t.note.map { " (\($0))" } ?? "")")
             }
         }
-        print("\(files.count - failed) passed, \(failed) failed")
+        print("\(runs - failed) passed, \(failed) failed")
         if failed > 0 { throw ExitStatus.failure }
     }
 

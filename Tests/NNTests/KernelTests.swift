@@ -72,6 +72,58 @@ import Testing
         expectClose(db1, db2)
     }
 
+    /// Shapes for the direct kernel's edges: rows of 1 to 5 vectors with tails,
+    /// output channels not a multiple of its block of 6, 5x5 and unpadded kernels,
+    /// a single image (split into bands of rows across threads), one input channel.
+    static let directGeometries = [
+        ConvGeometry(n: 2, c: 3, h: 9, w: 70, o: 7, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 1, c: 5, h: 12, w: 37, o: 13, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 3, c: 4, h: 6, w: 16, o: 6, kh: 3, kw: 3, stride: 1, padding: 0),
+        ConvGeometry(n: 2, c: 2, h: 11, w: 90, o: 5, kh: 5, kw: 5, stride: 1, padding: 2),
+        ConvGeometry(n: 1, c: 1, h: 3, w: 5, o: 2, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 2, c: 7, h: 8, w: 8, o: 1, kh: 7, kw: 7, stride: 1, padding: 3),
+    ]
+
+    /// The AVX-512 direct kernels, forced for every pass they support, against the naive reference.
+    @Test(.enabled(if: DirectConvolution.isAvailable, "this CPU has no AVX-512"), arguments: 0..<directGeometries.count)
+    func directConvolutionMatchesItsNaiveReference(_ index: Int) {
+        let g = Self.directGeometries[index]
+        var rng = RNG(seed: UInt64(100 + index))
+        let x = rng.uniformTensor([g.n, g.c, g.h, g.w], -1, 1), w = rng.uniformTensor([g.o, g.c, g.kh, g.kw], -1, 1)
+        let b = rng.uniformTensor([g.o], -1, 1), dy = rng.uniformTensor([g.n, g.o, g.p, g.q], -1, 1)
+        let fast = Tensor(zeros: dy.shape), slow = Tensor(zeros: dy.shape)
+        #expect(DirectConvolution.supports(g, .forward) && DirectConvolution.supports(g, .inputGradient))
+        Conv2D.forward(x.pointer, w.pointer, b.pointer, fast.pointer, g, algorithm: .direct)
+        Conv2D.forwardNaive(x.pointer, w.pointer, b.pointer, slow.pointer, g)
+        expectClose(fast, slow)
+        // Backward accumulates: start from non-zero gradients on both sides.
+        let start = rng.uniformTensor(x.shape, -1, 1)
+        let (dx1, dw1, db1) = (start.copy(), Tensor(zeros: w.shape), Tensor(zeros: b.shape))
+        let (dx2, dw2, db2) = (start.copy(), Tensor(zeros: w.shape), Tensor(zeros: b.shape))
+        Conv2D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, db1.pointer, g, inputGradient: .direct)
+        Conv2D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx2.pointer, dw2.pointer, db2.pointer, g)
+        expectClose(dx1, dx2)
+        expectClose(dw1, dw2)
+        expectClose(db1, db2)
+    }
+
+    /// The runtime's rule: direct only where the kernel's contract holds, GEMM on strided, dilated and 1x1 layers
+    /// and for every weight gradient.
+    @Test func directConvolutionIsChosenOnlyWithinItsContract() {
+        let narrow = ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 1, padding: 1)
+        #expect(DirectConvolution.algorithm(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
+        #expect(DirectConvolution.algorithm(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
+        #expect(DirectConvolution.algorithm(narrow, .weightGradient) == .gemm)
+        for g in [ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 2, padding: 1),
+                  ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 1, padding: 2, dilation: 2),
+                  ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 16, kh: 1, kw: 1),
+                  ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 9, kw: 9, stride: 1, padding: 4)] {
+            for pass in ConvPass.allCases {
+                #expect(!DirectConvolution.supports(g, pass) && DirectConvolution.algorithm(g, pass) == .gemm, "\(g) \(pass)")
+            }
+        }
+    }
+
     @Test func gemmMatchesItsNaiveReference() {
         var rng = RNG(seed: 3)
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {

@@ -1,5 +1,6 @@
 import Foundation
 import Parity
+import Tensor
 import Testing
 
 /// Every op, loss, optimiser and model of the PyTorch reference (Reference/torch,
@@ -13,6 +14,15 @@ import Testing
 
     @Test func referenceCasesArePresent() {
         #expect(Self.cases.count >= 51, "expected the reference cases in \(Self.directory)")
+    }
+
+    /// The cases with convolutions again, with the AVX-512 direct kernel forced wherever it applies.
+    @Test(.enabled(if: DirectConvolution.isAvailable, "this CPU has no AVX-512"),
+          arguments: cases.filter { ReferenceParity.usesConvolutions(path: (directory as NSString).appendingPathComponent($0)) })
+    func caseMatchesPyTorchWithTheDirectKernel(_ file: String) {
+        let r = ReferenceParity.run(path: (Self.directory as NSString).appendingPathComponent(file), convolutions: .direct)
+        let failing = r.comparisons.filter { !$0.passed }.map { "\($0.name) (max abs \($0.maxAbs))" }
+        #expect(r.passed, "\(r.name) [direct]: \(r.error ?? failing.joined(separator: ", "))")
     }
 
     @Test(arguments: cases)

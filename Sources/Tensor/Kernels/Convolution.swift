@@ -4,8 +4,10 @@
 // kernel kh x kw, stride s, padding p, dilation d.
 // Weight layouts are PyTorch's: conv [O, C, kh, kw]; transposed conv [C, O, kh, kw].
 // Forward writes its output; backward ACCUMULATES (+=) into dx, dw, db.
-// The fast path is im2col + sgemm per image, images in parallel; the naive
-// path is the defining sum, in Double, kept as the reference the tests compare with.
+// The fast paths are im2col + sgemm per image, images in parallel, and, for the
+// narrow layers, the direct kernel (DirectConvolution.swift: forward and input
+// gradient), chosen per layer by `DirectConvolution.algorithm`; the naive path
+// is the defining sum, in Double, kept as the reference the tests compare with.
 
 /// The geometry of one convolution.
 public struct ConvGeometry: Hashable, Sendable {
@@ -114,8 +116,13 @@ enum WeightGradients {
 
 public enum Conv2D {
     /// y[n, o] = b[o] + sum_{c,u,v} w[o, c, u, v] * x[n, c, s*i + d*u - p, s*j + d*v - p]
+    /// `algorithm` overrides the runtime's choice (`DirectConvolution.algorithm`), for tests and benchmarks.
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                               _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+                               _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, algorithm: ConvAlgorithm? = nil) {
+        if Self.choose(algorithm, g, .forward) == .direct {
+            DirectConvolution.forward(x, weight, bias, y, g)
+            return
+        }
         let P = g.p * g.q, K = g.k
         Parallel.forEach(g.n) { n in
             let xn = x + n * g.c * g.h * g.w, yn = y + n * g.o * P
@@ -143,8 +150,11 @@ public enum Conv2D {
     /// Accumulates dx (if given), dw and db (if given) from dy.
     public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
-                                _ g: ConvGeometry) {
+                                _ g: ConvGeometry, inputGradient: ConvAlgorithm? = nil) {
         let P = g.p * g.q, K = g.k
+        let directInput = dx != nil && Self.choose(inputGradient, g, .inputGradient) == .direct
+        if directInput, let dx { DirectConvolution.inputGradient(dy, weight, dx, g) }
+        let dx = directInput ? nil : dx
         WeightGradients.accumulate(images: g.n, weightCount: g.o * K, biasCount: g.o, dw, db) { wkr, workers, pdw, pdb in
             let band = Im2col.bandRows(g), size = g.isPointwise ? 1 : K * band * g.q
             let col = Scratch.floats(size), dcol = Scratch.floats(size)
@@ -170,6 +180,14 @@ public enum Conv2D {
                 n += workers
             }
         }
+    }
+
+    /// The algorithm for `pass`: the caller's override, else the runtime's rule.
+    private static func choose(_ override: ConvAlgorithm?, _ g: ConvGeometry, _ pass: ConvPass) -> ConvAlgorithm {
+        guard let override else { return DirectConvolution.algorithm(g, pass) }
+        precondition(override == .gemm || (DirectConvolution.isAvailable && DirectConvolution.supports(g, pass)),
+                     "direct convolution asked for an unsupported \(pass) of \(g)")
+        return override
     }
 
     /// The defining sum, in Double: the reference for tests.

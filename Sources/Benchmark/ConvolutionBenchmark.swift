@@ -1,0 +1,90 @@
+import Architecture
+import Dispatch
+import NN
+import Tensor
+
+/// Every convolution of a network, timed pass by pass with each algorithm the
+/// runtime has (`distill bench --conv`): the measurement behind
+/// `DirectConvolution.algorithm`'s rule.
+public enum ConvolutionBenchmark {
+    public struct Timing: Sendable {
+        public let pass: ConvPass
+        /// Milliseconds per pass over the whole batch, by algorithm (median); absent where unsupported.
+        public let milliseconds: [ConvAlgorithm: Double]
+        /// What the runtime runs for this pass.
+        public let chosen: ConvAlgorithm
+        public let gflop: Double
+    }
+
+    public struct Layer: Sendable {
+        public let geometry: ConvGeometry
+        /// How many times the network runs this geometry per forward pass.
+        public let count: Int
+        public let timings: [Timing]
+    }
+
+    /// The 3x3 and 1x1 convolutions of `architecture`'s forward pass on a batch of `batch` images, in order of first use.
+    public static func geometries(_ architecture: ModelArchitecture, batch: Int, size: Int = 256) -> [(ConvGeometry, Int)] {
+        let model = ModelBuilder.build(architecture, height: size, width: size, seed: 1)
+        var rng = RNG(seed: 0)
+        let x = Variable(rng.uniformTensor([batch, architecture.inChannels, size, size], 0, 1))
+        let trace = Trace()
+        _ = Tape.noGrad { trace.record { model.forward(x, training: false, taps: []) } }
+        var order: [ConvGeometry] = [], counts: [ConvGeometry: Int] = [:]
+        for node in trace.nodes {
+            guard case let .conv2d(stride, padding, dilation) = node.op, let input = node.inputs[0], let weight = node.inputs[1] else { continue }
+            let (s, w) = (input.shape, weight.shape)
+            let g = ConvGeometry(n: s[0], c: s[1], h: s[2], w: s[3], o: w[0], kh: w[2], kw: w[3], stride: stride, padding: padding, dilation: dilation)
+            if counts[g] == nil { order.append(g) }
+            counts[g, default: 0] += 1
+        }
+        return order.map { ($0, counts[$0]!) }
+    }
+
+    /// Times every pass of every geometry with every supported algorithm.
+    public static func run(_ architecture: ModelArchitecture, batch: Int, size: Int = 256, repeats: Int = 3) -> [Layer] {
+        geometries(architecture, batch: batch, size: size).map { g, count in
+            var rng = RNG(seed: 1)
+            let x = rng.uniformTensor([g.n, g.c, g.h, g.w], -1, 1)
+            let weight = rng.uniformTensor([g.o, g.c, g.kh, g.kw], -0.1, 0.1)
+            let bias = rng.uniformTensor([g.o], -0.1, 0.1)
+            let y = Tensor(zeros: [g.n, g.o, g.p, g.q])
+            let dy = rng.uniformTensor([g.n, g.o, g.p, g.q], -1, 1)
+            let dx = Tensor(zeros: [g.n, g.c, g.h, g.w])
+            let dw = Tensor(zeros: [g.o, g.c, g.kh, g.kw])
+            let gflop = 2 * Double(g.n * g.o * g.p * g.q) * Double(g.c * g.kh * g.kw) / 1e9
+            let timings = ConvPass.allCases.map { pass in
+                var ms: [ConvAlgorithm: Double] = [:]
+                for algorithm in ConvAlgorithm.allCases where algorithm == .gemm || (DirectConvolution.isAvailable && DirectConvolution.supports(g, pass)) {
+                    let run: () -> Void
+                    switch pass {
+                    case .forward: run = { Conv2D.forward(x.pointer, weight.pointer, bias.pointer, y.pointer, g, algorithm: algorithm) }
+                    case .inputGradient:
+                        // Timed with the weight gradient (one call computes both); its time is subtracted below.
+                        run = { Conv2D.backward(x.pointer, weight.pointer, dy.pointer, dx.pointer, dw.pointer, nil, g, inputGradient: algorithm) }
+                    case .weightGradient: run = { Conv2D.backward(x.pointer, weight.pointer, dy.pointer, nil, dw.pointer, nil, g) }
+                    }
+                    ms[algorithm] = median(repeats: repeats, run)
+                }
+                return Timing(pass: pass, milliseconds: ms, chosen: DirectConvolution.algorithm(g, pass), gflop: gflop)
+            }
+            // Input-gradient rows timed dx + dw together; report dx alone.
+            let weightTime = timings.first { $0.pass == .weightGradient }?.milliseconds[.gemm] ?? 0
+            let adjusted = timings.map { t in
+                t.pass != .inputGradient ? t : Timing(pass: t.pass, milliseconds: t.milliseconds.mapValues { max(0, $0 - weightTime) }, chosen: t.chosen, gflop: t.gflop)
+            }
+            return Layer(geometry: g, count: count, timings: adjusted)
+        }
+    }
+
+    private static func median(repeats: Int, _ body: () -> Void) -> Double {
+        body()
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        return times.sorted()[times.count / 2]
+    }
+}

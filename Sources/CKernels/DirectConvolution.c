@@ -1,0 +1,176 @@
+// Direct convolution with AVX-512: see include/CKernels.h for the contract.
+//
+// Forward (and the input gradient, which is a forward convolution of the output
+// gradient with the flipped, transposed kernel): a register tile of
+// CK_OUTPUT_BLOCK output channels x VB vectors of 16 output pixels of one row.
+// For every input channel and kernel tap, VB input vectors are loaded once and
+// used by 6 broadcast weights: 6*VB FMAs per VB + 6 loads. Zero padding is
+// done with masked loads (masked-off lanes never touch memory), so nothing is
+// copied: no im2col matrix, no padded image. Rows are walked in bands so that
+// the band's input rows and one block's weights stay in L2 while every output
+// block reads them.
+//
+// The weight gradient stays on im2col + sgemm: its GEMM reduces over the
+// pixels (a long inner dimension), which sgemm runs near its peak, and a
+// direct kernel measured at half that speed (`distill bench --conv`, 3x3
+// layers of T1, S1 and S2, before it was removed).
+#include "CKernels.h"
+
+#include <stdint.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define CK_HAVE_AVX512 1
+#include <immintrin.h>
+#else
+#define CK_HAVE_AVX512 0
+#endif
+
+#define OB CK_OUTPUT_BLOCK
+#define MAX_TAPS 7
+
+int ck_direct_available(void) {
+#if CK_HAVE_AVX512
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+size_t ck_direct_packed_count(int outputs, int inputs, int kh, int kw) {
+    size_t blocks = (size_t)(outputs + OB - 1) / OB;
+    return blocks * (size_t)inputs * (size_t)kh * (size_t)kw * OB;
+}
+
+void ck_direct_pack(const float *weight, float *packed, int o, int c, int kh, int kw, int forInputGradient) {
+    // The packed convolution's outputs and inputs.
+    int outputs = forInputGradient ? c : o, inputs = forInputGradient ? o : c;
+    int blocks = (outputs + OB - 1) / OB;
+    for (int b = 0; b < blocks; b++)
+        for (int ci = 0; ci < inputs; ci++)
+            for (int u = 0; u < kh; u++)
+                for (int v = 0; v < kw; v++)
+                    for (int r = 0; r < OB; r++) {
+                        int out = b * OB + r;
+                        float value = 0;
+                        if (out < outputs) {
+                            value = forInputGradient
+                                ? weight[(((size_t)ci * c + out) * kh + (kh - 1 - u)) * kw + (kw - 1 - v)]
+                                : weight[(((size_t)out * c + ci) * kh + u) * kw + v];
+                        }
+                        packed[((((size_t)b * inputs + ci) * kh + u) * kw + v) * OB + r] = value;
+                    }
+}
+
+#if CK_HAVE_AVX512
+
+#define CK_TARGET __attribute__((target("avx512f,fma,avx2")))
+
+/// Lanes whose input column col0 + lane lies in [0, w).
+CK_TARGET static inline __mmask16 columnMask(int col0, int w) {
+    int lo = col0 < 0 ? -col0 : 0;
+    int hi = w - col0;
+    if (hi > 16) hi = 16;
+    if (lo >= hi) return 0;
+    uint32_t bits = ((1u << hi) - 1u) & ~((1u << lo) - 1u);
+    return (__mmask16)bits;
+}
+
+/// Output lanes j0 + lane < q.
+CK_TARGET static inline __mmask16 storeMask(int j0, int q) {
+    int n = q - j0;
+    if (n >= 16) return (__mmask16)0xFFFF;
+    if (n <= 0) return 0;
+    return (__mmask16)((1u << n) - 1u);
+}
+
+/// One tile: output block `blockWeights` (OB channels starting at o0), row i, columns j0 ..< j0 + 16 VB.
+CK_TARGET __attribute__((always_inline)) static inline void
+forwardTile(const float *x, const float *blockWeights, const float *bias, float *y,
+            int inputs, int h, int w, int outputs, int kh, int kw, int pad, int p, int q,
+            int o0, int i, int j0, int accumulate, const int VB, const int KW) {
+    __m512 acc[OB][4];
+    for (int r = 0; r < OB; r++) {
+        float b0 = (bias && o0 + r < outputs) ? bias[o0 + r] : 0.0f;
+        for (int b = 0; b < VB; b++) acc[r][b] = _mm512_set1_ps(b0);
+    }
+    __mmask16 masks[MAX_TAPS][4];
+    for (int v = 0; v < KW; v++)
+        for (int b = 0; b < VB; b++) masks[v][b] = columnMask(j0 + 16 * b + v - pad, w);
+    int uBegin = pad - i > 0 ? pad - i : 0;
+    int uEnd = h + pad - i < kh ? h + pad - i : kh;
+    for (int ci = 0; ci < inputs; ci++) {
+        const float *wc = blockWeights + (size_t)ci * kh * KW * OB;
+        const float *xc = x + (size_t)ci * h * w;
+        for (int u = uBegin; u < uEnd; u++) {
+            const float *xrow = xc + (size_t)(i + u - pad) * w + j0 - pad;
+            const float *wu = wc + (size_t)u * KW * OB;
+            for (int v = 0; v < KW; v++) {
+                __m512 xv[4];
+                for (int b = 0; b < VB; b++) xv[b] = _mm512_maskz_loadu_ps(masks[v][b], xrow + v + 16 * b);
+                const float *wv = wu + v * OB;
+                for (int r = 0; r < OB; r++) {
+                    __m512 weight = _mm512_set1_ps(wv[r]);
+                    for (int b = 0; b < VB; b++) acc[r][b] = _mm512_fmadd_ps(weight, xv[b], acc[r][b]);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < OB; r++) {
+        if (o0 + r >= outputs) break;
+        float *yrow = y + ((size_t)(o0 + r) * p + i) * q + j0;
+        for (int b = 0; b < VB; b++) {
+            __mmask16 m = storeMask(j0 + 16 * b, q);
+            __m512 value = acc[r][b];
+            if (accumulate) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(m, yrow + 16 * b));
+            _mm512_mask_storeu_ps(yrow + 16 * b, m, value);
+        }
+    }
+}
+
+CK_TARGET static void forwardRows(const float *x, const float *packed, const float *bias, float *y,
+                                  int inputs, int h, int w, int outputs, int kh, int kw, int pad,
+                                  int rowBegin, int rowEnd, int accumulate) {
+    int p = h + 2 * pad - kh + 1, q = w + 2 * pad - kw + 1;
+    int vectors = (q + 15) / 16;
+    int VB = vectors >= 4 ? 4 : vectors;
+    int blocks = (outputs + OB - 1) / OB;
+    size_t blockSize = (size_t)inputs * kh * kw * OB;
+    // Rows per band: the band's input rows (all channels) within about 256 KB.
+    size_t rowBytes = (size_t)inputs * w * sizeof(float);
+    int band = (int)((256u << 10) / (rowBytes ? rowBytes : 1)) - (kh - 1);
+    if (band < 1) band = 1;
+    for (int i0 = rowBegin; i0 < rowEnd; i0 += band) {
+        int i1 = i0 + band < rowEnd ? i0 + band : rowEnd;
+        for (int blk = 0; blk < blocks; blk++) {
+            const float *bw = packed + blk * blockSize;
+            for (int i = i0; i < i1; i++) {
+                for (int j0 = 0; j0 < q; j0 += 16 * VB) {
+                    int left = (q - j0 + 15) / 16;
+                    int vb = left >= VB ? VB : left;
+                    // The common 3x3 kernel with its tap loop unrolled; any other width as a loop.
+#define CK_TILE(V, K) forwardTile(x, bw, bias, y, inputs, h, w, outputs, kh, kw, pad, p, q, blk * OB, i, j0, accumulate, V, K)
+                    if (kw == 3) {
+                        switch (vb) { case 4: CK_TILE(4, 3); break; case 3: CK_TILE(3, 3); break; case 2: CK_TILE(2, 3); break; default: CK_TILE(1, 3); }
+                    } else {
+                        switch (vb) { case 4: CK_TILE(4, kw); break; case 3: CK_TILE(3, kw); break; case 2: CK_TILE(2, kw); break; default: CK_TILE(1, kw); }
+                    }
+#undef CK_TILE
+                }
+            }
+        }
+    }
+}
+
+#endif
+
+void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y,
+                       int inputs, int h, int w, int outputs, int kh, int kw, int pad,
+                       int rowBegin, int rowEnd, int accumulate) {
+#if CK_HAVE_AVX512
+    forwardRows(x, packed, bias, y, inputs, h, w, outputs, kh, kw, pad, rowBegin, rowEnd, accumulate);
+#else
+    (void)x; (void)packed; (void)bias; (void)y; (void)inputs; (void)h; (void)w; (void)outputs;
+    (void)kh; (void)kw; (void)pad; (void)rowBegin; (void)rowEnd; (void)accumulate;
+#endif
+}
