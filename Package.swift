@@ -54,9 +54,9 @@ let package = Package(
         .target(name: "Architecture"),
         .target(name: "StageConfig", dependencies: ["Architecture", "Hashing"]),
         .target(name: "Spec", dependencies: ["Diagnostics", "SpecSyntax", "Architecture", "StageConfig", "Storage"]),
-        .target(name: "Plan", dependencies: ["Spec", "Architecture", "Hashing", "StageConfig", "Medical", "Storage"], swiftSettings: niftiInclude),
+        .target(name: "Plan", dependencies: ["Spec", "Architecture", "Hashing", "StageConfig", "Medical", "Storage", "Tensor"], swiftSettings: niftiInclude),
         // Direct convolution kernels (AVX-512 intrinsics, chosen at run time by CPU); optimised in debug builds too.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-gdwarf-4"])]),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: kernelSettings),
         .target(name: "NN", dependencies: ["Tensor", "Architecture", "StageConfig", "Storage"]),
         .target(name: "Parity", dependencies: ["NN", "Tensor", "Architecture", "StageConfig"]),

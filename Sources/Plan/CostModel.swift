@@ -2,6 +2,7 @@ import Architecture
 import Medical
 import Spec
 import StageConfig
+import Tensor
 
 /// Estimates each stage's bill from the tap manifest and the model graph.
 struct CostModel {
@@ -85,12 +86,17 @@ struct CostModel {
         c.flops = 6 * Double(f.macs) * samples * epochs
         let slots = stage.optimizer.algorithm.stateSlots
         c.memoryBytes = f.activations * stage.batch * 4 + params * 4 * (2 + slots)
+        // What a step allocates and frees: the activations and their gradients (and a live teacher's maps).
+        var stepBytes = 2 * f.activations * stage.batch * 4
         if let teacher {
             let tf = teacher.forwardCost(height: data.height, width: data.width)
             if !teacherCached { c.flops += 2 * Double(tf.macs) * samples * epochs }
             // A frozen teacher keeps no activations for backward; its weights stay resident.
             c.memoryBytes += teacher.parameterCount(height: data.height, width: data.width) * 4 + tf.activations * stage.batch * 4 / 8
+            if !teacherCached { stepBytes += tf.activations * stage.batch * 4 }
         }
+        // Freed buffers wait in the pool for the next step.
+        c.memoryBytes += BufferPool.idleBytes(forStepBytes: stepBytes)
         // Validation passes: one forward over the validation part per epoch.
         c.flops += 2 * Double(f.macs) * slices(.val) * epochs
         c.diskBytes = 2 * params * 4 * (1 + slots)  // last (resumable) and selected checkpoints
@@ -141,6 +147,7 @@ struct CostModel {
         // Written a batch of 8 at a time (streamed), so the cache's size never enters memory: the weights,
         // every map of a batch's forward pass (an upper bound: evaluation frees some as it goes) and the batch's input.
         c.memoryBytes = c.parameters * 4 + tf.activations * 8 * 4 + 8 * pixels * data.preprocess.planes * 4
+            + BufferPool.idleBytes(forStepBytes: tf.activations * 8 * 4)
         c.seconds = seconds(c.flops)
         return c
     }
@@ -177,7 +184,7 @@ struct CostModel {
         c.macsPerSample = f.macs
         c.flops = 2 * Double(f.macs) * samples
         c.diskBytes = Int(samples) * pixels  // one byte per predicted label pixel
-        c.memoryBytes = c.parameters * 4 + f.activations * 4
+        c.memoryBytes = c.parameters * 4 + f.activations * 4 + BufferPool.idleBytes(forStepBytes: f.activations * 4)
         c.seconds = seconds(c.flops)
         return c
     }

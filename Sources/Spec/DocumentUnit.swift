@@ -68,13 +68,16 @@ struct IncrementalChecker {
     let environment: [String: String]
     /// Whether the base validated without errors (a variant's own validation sees only its units).
     let baseValidated: Bool
+    /// The base's IR when it built without errors: a variant rebuilds only the units it touches.
+    let baseSpec: Spec?
     private var baseTexts: [DocumentUnit: String] = [:]
 
-    init(baseTree: SyntaxNode, baseDocument: Value, environment: [String: String], baseValidated: Bool) {
+    init(baseTree: SyntaxNode, baseDocument: Value, environment: [String: String], baseValidated: Bool, baseSpec: Spec?) {
         self.baseTree = baseTree
         self.baseDocument = baseDocument
         self.environment = environment
         self.baseValidated = baseValidated
+        self.baseSpec = baseValidated ? baseSpec : nil
     }
 
     struct Result {
@@ -116,7 +119,7 @@ struct IncrementalChecker {
         }
         var all = validator.diagnostics
         var builder = SpecBuilder(validated: baseValidated && !validator.diagnostics.hasErrors)
-        let spec = builder.build(document)
+        let spec = baseSpec.map { builder.rebuild($0, document: document, touched: touched) } ?? builder.build(document)
         all += builder.diagnostics
         if let spec { for rule in SpecChecker.rules { all += rule(spec) } }
         return Result(evaluation: SpecChecker.Evaluation(all: all, spec: all.hasErrors ? nil : spec),

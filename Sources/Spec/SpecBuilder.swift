@@ -25,10 +25,7 @@ struct SpecBuilder {
         guard let dataValue = doc["data"], dataValue.isComplete, let data = buildData(dataValue, full["data"] ?? .null) else { return nil }
         var models: [ModelSpec] = []
         for m in doc["models"]?.members ?? [] where m.value.isComplete {
-            guard case .object(var o)? = full["models"]?[m.key] else { continue }
-            if o["in_channels"] == .null { o["in_channels"] = .int(data.channels) }
-            guard let arch = decode(ModelArchitecture.self, .object(o), "models.\(m.key)", at: m.value) else { continue }
-            models.append(ModelSpec(name: m.key, architecture: arch, source: m.value, nameRange: m.keyRange))
+            if let model = buildModel(m.key, m.value, keyRange: m.keyRange, full: full["models"]?[m.key], channels: data.channels) { models.append(model) }
         }
         var stages: [StageSpec] = []
         var pretrained: [PretrainedStageSpec] = []
@@ -53,6 +50,55 @@ struct SpecBuilder {
         return spec
     }
 
+    /// A sweep variant's IR from its base's: only the units its overrides touched (a
+    /// model, a stage, `evaluate`, `report`) are built again, in place;
+    /// the rest is the base's, which the same document would build identically.
+    /// `data` (whose channels complete the models), `execution` and anything a
+    /// unit's rebuild cannot stand for (a model or stage the base lacks, a stage
+    /// that changes kind) build the whole document, as `build` does.
+    mutating func rebuild(_ base: Spec, document doc: Value, touched: Set<DocumentUnit>) -> Spec? {
+        let local: Set<String> = ["models", "stages", "evaluate", "report"]
+        guard touched.allSatisfy({ local.contains($0.section) && (DocumentUnit.keyed.contains($0.section) == ($0.entry != nil)) }) else {
+            return build(doc)
+        }
+        var spec = base
+        spec.document = doc
+        for u in touched.sorted() {
+            let value = doc.unit(u)
+            switch (u.section, u.entry) {
+            case ("models", let name?):
+                guard let i = spec.models.firstIndex(where: { $0.name == name }) else { return build(doc) }
+                if let m = value, m.isComplete, let model = buildModel(name, m, keyRange: base.models[i].nameRange, channels: spec.data.channels) {
+                    spec.models[i] = model
+                } else {
+                    spec.models.remove(at: i)
+                }
+            case ("stages", let name?):
+                guard let v = value else { return build(doc) }
+                let pretrained = v.text("kind") == "pretrained"
+                let j = JSON(v, completing: SpecSchema.stageEntryType)
+                if pretrained, let i = spec.pretrained.firstIndex(where: { $0.name == name }) {
+                    if let p = buildPretrained(name, spec.pretrained[i].nameRange, v, j) { spec.pretrained[i] = p } else { spec.pretrained.remove(at: i) }
+                } else if !pretrained, let i = spec.stages.firstIndex(where: { $0.name == name }) {
+                    if let s = buildStage(name, spec.stages[i].nameRange, v, j) { spec.stages[i] = s } else { spec.stages.remove(at: i) }
+                } else {
+                    return build(doc)
+                }
+            case ("evaluate", nil):
+                let e = value ?? Value(.object([]))
+                guard let evaluate = decode(EvaluateConfiguration.self, JSON(e, completing: SpecSchema.fieldType("evaluate")), "evaluate", at: e) else { return nil }
+                spec.evaluate = EvaluateSpec(config: evaluate, source: e)
+            case ("report", nil):
+                let r = value ?? Value(.object([]))
+                guard let report = decode(ComparisonSettings.self, JSON(r, completing: SpecSchema.fieldType("report")), "report", at: r) else { return nil }
+                spec.report = report
+            default:
+                return build(doc)
+            }
+        }
+        return spec
+    }
+
     /// Reads `json` as `T`; a failure is reported at `value` (E0001).
     private mutating func decode<T: ConfigCodable>(_ type: T.Type, _ json: JSON, _ path: String, at value: Value) -> T? {
         do {
@@ -65,6 +111,14 @@ struct SpecBuilder {
                 notes: [DiagnosticNote("this is a bug in Distillery, not in the spec; please report it with the spec")]))
             return nil
         }
+    }
+
+    /// One model; `full` is its canonical JSON when the caller has the whole document's.
+    mutating func buildModel(_ name: String, _ v: Value, keyRange: SourceRange?, full: JSON? = nil, channels: Int) -> ModelSpec? {
+        guard case .object(var o) = full ?? JSON(v, completing: SpecSchema.modelEntryType) else { return nil }
+        if o["in_channels"] == .null { o["in_channels"] = .int(channels) }
+        guard let arch = decode(ModelArchitecture.self, .object(o), "models.\(name)", at: v) else { return nil }
+        return ModelSpec(name: name, architecture: arch, source: v, nameRange: keyRange)
     }
 
     mutating func buildData(_ v: Value, _ j: JSON) -> DataSpec? {

@@ -90,7 +90,7 @@ public enum SpecChecker {
             return result
         }
         var incremental = IncrementalChecker(baseTree: base, baseDocument: baseDocument, environment: environment,
-                                             baseValidated: baseDiagnostics.validated)
+                                             baseValidated: baseDiagnostics.validated, baseSpec: baseDiagnostics.spec)
         for v in variants {
             let checked = incremental.evaluate(v.overrides)
             for d in checked.evaluation.all {

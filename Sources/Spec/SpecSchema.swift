@@ -158,3 +158,15 @@ public enum SpecSchema {
     /// A grid larger than this needs an explicit `max_variants`.
     public static let defaultVariantCap = 256
 }
+
+extension SpecSchema {
+    /// The type of one entry of `models` and of `stages` (what a sweep variant rebuilds alone).
+    static let modelEntryType = SchemaType.object(model)
+    static let stageEntryType = SchemaType.object(stage)
+
+    /// The declared type of a top-level key of the spec.
+    static func fieldType(_ key: String) -> SchemaType {
+        guard let field = root.fields.first(where: { $0.key == key }) else { preconditionFailure("no top-level field '\(key)' in SpecSchema.root") }
+        return field.type
+    }
+}

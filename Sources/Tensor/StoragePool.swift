@@ -1,5 +1,22 @@
 import Foundation
 
+/// The buffer pool as the rest of the program sees it: the bound on the memory it
+/// keeps idle, which the plan counts in every stage's peak memory.
+public enum BufferPool {
+    /// Idle buffers kept for reuse, at most. A student's or an evaluation's step cycles
+    /// all its buffers in far less than this, so every step reuses them; a teacher's
+    /// step frees several GiB, keeps this much and maps the rest again on the next
+    /// step (page faults and zeroing: about 1% of a T1 training step).
+    public static let idleLimitBytes = 1 << 30
+
+    /// The most a stage's process can hold idle when a step allocates `stepBytes`
+    /// (its activations and their gradients): never more than it freed, nor than the bound.
+    public static func idleBytes(forStepBytes stepBytes: Int) -> Int { min(idleLimitBytes, stepBytes) }
+
+    /// Bytes idle in the pool now.
+    public static var idleBytes: Int { StoragePool.shared.idleBytes }
+}
+
 /// Recycles tensor buffers by size class.
 ///
 /// A training step frees and re-allocates the same large buffers every step;
@@ -16,7 +33,13 @@ final class StoragePool: @unchecked Sendable {
     private var cached = 0
     private let lock = NSLock()
     /// Bytes kept for reuse at most.
-    var limit = 3 << 30
+    var limit = BufferPool.idleLimitBytes
+
+    var idleBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return cached
+    }
 
     /// Large requests are rounded up to one of four sizes per doubling (at most 25%
     /// more), so that a freed buffer serves the next request of a similar size.

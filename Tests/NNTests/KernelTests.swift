@@ -124,6 +124,17 @@ import Testing
         }
     }
 
+    /// Freeing more than the pool's bound keeps at most the bound idle (the plan counts
+    /// that bound in every stage's peak memory).
+    @Test func bufferPoolKeepsAtMostItsBoundIdle() {
+        let size = 64 << 20
+        var tensors = (0..<(BufferPool.idleLimitBytes / size + 4)).map { _ in Tensor(uninitialized: [size / 4]) }
+        tensors.removeAll()
+        #expect(BufferPool.idleBytes <= BufferPool.idleLimitBytes)
+        #expect(BufferPool.idleBytes(forStepBytes: 10) == 10)
+        #expect(BufferPool.idleBytes(forStepBytes: 10 << 30) == BufferPool.idleLimitBytes)
+    }
+
     @Test func gemmMatchesItsNaiveReference() {
         var rng = RNG(seed: 3)
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
