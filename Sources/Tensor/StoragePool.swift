@@ -3,11 +3,11 @@ import Foundation
 /// The buffer pool as the rest of the program sees it: the bound on the memory it
 /// keeps idle, which the plan counts in every stage's peak memory.
 public enum BufferPool {
-    /// Idle buffers kept for reuse, at most. A student's or an evaluation's step cycles
-    /// all its buffers in far less than this, so every step reuses them; a teacher's
-    /// step frees several GiB, keeps this much and maps the rest again on the next
-    /// step (page faults and zeroing: about 1% of a T1 training step).
-    public static let idleLimitBytes = 1 << 30
+    /// Idle buffers kept for reuse, at most. A student's step cycles about 1.3 GiB
+    /// (S2 at batch 16) and must find all of it here: with a 1 GiB bound `distill
+    /// bench --row s2_train` ran 13-24% slower than the build before it instead of
+    /// faster. A teacher's step frees more, keeps this much and maps the rest again.
+    public static let idleLimitBytes = 3 << 30
 
     /// The most a stage's process can hold idle when a step allocates `stepBytes`
     /// (its activations and their gradients): never more than it freed, nor than the bound.
