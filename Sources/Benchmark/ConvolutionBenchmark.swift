@@ -23,7 +23,7 @@ public enum ConvolutionBenchmark {
         public let timings: [Timing]
     }
 
-    /// The 3x3 and 1x1 convolutions of `architecture`'s forward pass on a batch of `batch` images, in order of first use.
+    /// Every convolution of `architecture`'s forward pass on a batch of `batch` images, in order of first use.
     public static func geometries(_ architecture: ModelArchitecture, batch: Int, size: Int = 256) -> [(ConvGeometry, Int)] {
         let model = ModelBuilder.build(architecture, height: size, width: size, seed: 1)
         var rng = RNG(seed: 0)

@@ -80,24 +80,25 @@ public enum DirectConvolution {
     /// y = conv(x, w) + b for every image (overwrites y).
     static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        let (packed, count) = pack(weight, g, forInputGradient: false)
-        defer { Scratch.release(packed, count) }
-        let inSize = g.c * g.h * g.w, outSize = g.o * g.p * g.q
-        forEachBand(images: g.n, rows: g.p) { n, rows in
-            ck_direct_forward(x + n * inSize, packed, bias, y + n * outSize, Int32(g.c), Int32(g.h), Int32(g.w), Int32(g.o),
-                              Int32(g.kh), Int32(g.kw), Int32(g.padding), Int32(rows.lowerBound), Int32(rows.upperBound), 0)
-        }
+        run(x, weight, bias, y, g, inputGradient: false)
     }
 
     /// dx += conv_transpose(dy, w): the forward kernel on dy with the flipped, transposed weight.
     static func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        let (packed, count) = pack(weight, g, forInputGradient: true)
-        defer { Scratch.release(packed, count) }
-        let inSize = g.c * g.h * g.w, outSize = g.o * g.p * g.q
-        forEachBand(images: g.n, rows: g.h) { n, rows in
-            ck_direct_forward(dy + n * outSize, packed, nil, dx + n * inSize, Int32(g.o), Int32(g.p), Int32(g.q), Int32(g.c),
-                              Int32(g.kh), Int32(g.kw), Int32(g.kh - 1 - g.padding), Int32(rows.lowerBound), Int32(rows.upperBound), 1)
-        }
+        run(dy, weight, nil, dx, g, inputGradient: true)
     }
 
+    /// The kernel over every image: the convolution `g` (overwriting), or its adjoint
+    /// from dy to dx, which has the channels swapped and padding k - 1 - p (accumulating).
+    private static func run(_ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                            _ output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, inputGradient: Bool) {
+        let (packed, count) = pack(weight, g, forInputGradient: inputGradient)
+        defer { Scratch.release(packed, count) }
+        let k = inputGradient ? ConvGeometry(n: g.n, c: g.o, h: g.p, w: g.q, o: g.c, kh: g.kh, kw: g.kw, padding: g.kh - 1 - g.padding) : g
+        let inSize = k.c * k.h * k.w, outSize = k.o * k.p * k.q
+        forEachBand(images: k.n, rows: k.p) { n, rows in
+            ck_direct_forward(input + n * inSize, packed, bias, output + n * outSize, Int32(k.c), Int32(k.h), Int32(k.w), Int32(k.o),
+                              Int32(k.kh), Int32(k.kw), Int32(k.padding), Int32(rows.lowerBound), Int32(rows.upperBound), inputGradient ? 1 : 0)
+        }
+    }
 }
