@@ -117,7 +117,8 @@ import Testing
         for g in [ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 2, padding: 1),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 1, padding: 2, dilation: 2),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 16, kh: 1, kw: 1),
-                  ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 9, kw: 9, stride: 1, padding: 4)] {
+                  ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 9, kw: 9, stride: 1, padding: 4),
+                  ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 5, stride: 1, padding: 1)] {
             for pass in ConvPass.allCases {
                 #expect(!DirectConvolution.supports(g, pass) && DirectConvolution.algorithm(g, pass) == .gemm, "\(g) \(pass)")
             }

@@ -3,7 +3,7 @@
 // 16-64 channels, the teacher's first and last levels).
 //
 // Layouts are Tensor's: NCHW images, PyTorch's weight [O, C, kh, kw]. Stride 1,
-// dilation 1, symmetric zero padding, kernels up to 7 x 7. The Swift side
+// dilation 1, symmetric zero padding, square kernels up to 7 x 7. The Swift side
 // (Tensor/Kernels/DirectConvolution.swift) chooses these kernels per layer,
 // keeps the im2col + sgemm path for the other layers and for CPUs without
 // AVX-512, and holds the naive references the tests compare with.

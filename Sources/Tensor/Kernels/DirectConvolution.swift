@@ -34,9 +34,11 @@ public enum DirectConvolution {
     @TaskLocal public static var forced: ConvAlgorithm?
 
     /// The kernel's contract: the forward pass and the input gradient, stride 1, no
-    /// dilation, kernels up to 7 x 7, padding that keeps the output non-empty.
+    /// dilation, square kernels up to 7 x 7 (the kernel takes one padding, and the
+    /// input gradient's, k - 1 - p, differs per axis for a non-square one), padding
+    /// that keeps the output non-empty.
     public static func supports(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
-        pass != .weightGradient && g.stride == 1 && g.dilation == 1 && g.kh <= 7 && g.kw <= 7
+        pass != .weightGradient && g.stride == 1 && g.dilation == 1 && g.kh == g.kw && g.kh <= 7
             && g.padding < g.kh && g.padding < g.kw && g.p > 0 && g.q > 0 && !g.isPointwise
     }
 
