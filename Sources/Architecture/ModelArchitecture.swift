@@ -31,6 +31,31 @@ public struct Head: Hashable, Sendable {
     }
 }
 
+/// The levels of a U-Net over volumes (3D), as nnU-Net's 3d_fullres plans describe
+/// them: each level's convolution kernel and the pooling after it, per axis [d, h, w].
+/// Thick-slice data takes (1, 3, 3) kernels and (1, 2, 2) pooling at the first levels.
+public struct VolumeLevels: Hashable, Sendable {
+    /// The kernel of every convolution of encoder level i and of the decoder block at
+    /// that level; the last entry is the bottleneck's: depth + 1 entries.
+    public var kernels: [[Int]]
+    /// The pooling window and stride after encoder level i: depth entries. The decoder's
+    /// transposed convolution at that level mirrors it (kernel and stride).
+    public var pools: [[Int]]
+
+    public init(kernels: [[Int]], pools: [[Int]]) {
+        self.kernels = kernels
+        self.pools = pools
+    }
+
+    /// Input depth, height and width must be multiples of these: the bottleneck's down-sampling.
+    public var divisor: [Int] { stride(level: pools.count) }
+
+    /// Down-sampling per axis of the maps of level `level` (0: full resolution; depth: the bottleneck).
+    public func stride(level: Int) -> [Int] {
+        pools.prefix(level).reduce([1, 1, 1]) { acc, p in zip(acc, p).map { $0 * $1 } }
+    }
+}
+
 /// A U-Net: `widths.count` encoder levels, a bottleneck, mirrored decoders.
 ///
 /// With `sharedDecoder` (arch `unet`) every head reads one decoder and taps are
@@ -46,9 +71,11 @@ public struct UNetArchitecture: Hashable, Sendable {
     public var upsampling: UpsamplingKind
     public var heads: [Head]
     public var sharedDecoder: Bool
+    /// nil for a 2D U-Net (3x3 kernels, 2x2 pooling); the levels of a 3D one.
+    public var volume: VolumeLevels?
 
     public init(inChannels: Int, widths: [Int], bottleneck: Int, convsPerBlock: Int, norm: NormKind,
-                groups: Int, upsampling: UpsamplingKind, heads: [Head], sharedDecoder: Bool) {
+                groups: Int, upsampling: UpsamplingKind, heads: [Head], sharedDecoder: Bool, volume: VolumeLevels? = nil) {
         self.inChannels = inChannels
         self.widths = widths
         self.bottleneck = bottleneck
@@ -58,6 +85,7 @@ public struct UNetArchitecture: Hashable, Sendable {
         self.upsampling = upsampling
         self.heads = heads
         self.sharedDecoder = sharedDecoder
+        self.volume = volume
     }
 
     public var depth: Int { widths.count }
@@ -138,10 +166,16 @@ public enum ModelArchitecture: Hashable, Sendable {
         }
     }
 
-    /// Input height and width must be multiples of this.
+    /// 2 for networks over slices, 3 over volumes.
+    public var spatialDimensions: Int {
+        if case .unet(let u) = self, u.volume != nil { return 3 }
+        return 2
+    }
+
+    /// Input height and width must be multiples of this (a volume's depth: `VolumeLevels.divisor`).
     public var inputDivisor: Int {
         switch self {
-        case .unet(let u): return 1 << u.depth
+        case .unet(let u): return u.volume.map { max($0.divisor[1], $0.divisor[2]) } ?? 1 << u.depth
         case .transunet(let t): return t.encoderStride * max(1, t.patch)
         }
     }

@@ -9,6 +9,8 @@ public struct Tap: Hashable, Sendable {
         case map(stride: Int)
         /// A token sequence `[N, tokens, channels]` (the ViT's output).
         case tokens
+        /// An NCDHW feature map at `input / strides` per axis [d, h, w] (a 3D network's).
+        case volume(strides: [Int])
     }
 
     public var name: String
@@ -21,7 +23,7 @@ public struct Tap: Hashable, Sendable {
         self.shape = shape
     }
 
-    /// The map's stride, nil for token sequences.
+    /// The map's stride, nil for token sequences and volumes.
     public var stride: Int? {
         if case .map(let s) = shape { return s }
         return nil
@@ -32,6 +34,7 @@ public struct Tap: Hashable, Sendable {
         switch shape {
         case .map(let s): return "\(channels) ch @ 1/\(s)"
         case .tokens: return "\(channels) ch tokens"
+        case .volume(let s): return "\(channels) ch @ 1/(\(s.map(String.init).joined(separator: ",")))"
         }
     }
 }
@@ -56,21 +59,25 @@ extension ModelArchitecture {
     }
 
     private static func unetTaps(_ u: UNetArchitecture) -> TapManifest {
-        var taps = [Tap(name: "input", channels: u.inChannels, shape: .map(stride: 1))]
-        for (i, w) in u.widths.enumerated() {
-            taps.append(Tap(name: "encoder.\(i)", channels: w, shape: .map(stride: 1 << i)))
-            taps.append(Tap(name: "pool.\(i)", channels: w, shape: .map(stride: 1 << (i + 1))))
+        // The maps of level i: 2^i in 2D, the product of the pools above it per axis in 3D.
+        func at(_ level: Int) -> Tap.Shape {
+            u.volume.map { .volume(strides: $0.stride(level: level)) } ?? .map(stride: 1 << level)
         }
-        taps.append(Tap(name: "bottleneck", channels: u.bottleneck, shape: .map(stride: 1 << u.depth)))
+        var taps = [Tap(name: "input", channels: u.inChannels, shape: at(0))]
+        for (i, w) in u.widths.enumerated() {
+            taps.append(Tap(name: "encoder.\(i)", channels: w, shape: at(i)))
+            taps.append(Tap(name: "pool.\(i)", channels: w, shape: at(i + 1)))
+        }
+        taps.append(Tap(name: "bottleneck", channels: u.bottleneck, shape: at(u.depth)))
         let decoders = u.sharedDecoder ? [""] : u.heads.map { $0.name + "." }
         for prefix in decoders {
             for i in 0..<u.depth {
                 let level = u.depth - 1 - i
-                taps.append(Tap(name: "decoder.\(prefix)\(i)", channels: u.widths[level], shape: .map(stride: 1 << level)))
+                taps.append(Tap(name: "decoder.\(prefix)\(i)", channels: u.widths[level], shape: at(level)))
             }
         }
         for head in u.heads {
-            taps.append(Tap(name: "logits.\(head.name)", channels: head.channels, shape: .map(stride: 1)))
+            taps.append(Tap(name: "logits.\(head.name)", channels: head.channels, shape: at(0)))
         }
         return TapManifest(taps)
     }

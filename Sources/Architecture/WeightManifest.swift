@@ -59,7 +59,11 @@ private struct ManifestWriter {
     }
 
     mutating func conv(_ name: String, _ cin: Int, _ cout: Int, _ k: Int, bias: Bool = true) {
-        add("\(name).weight", [cout, cin, k, k])
+        conv(name, cin, cout, kernel: [k, k], bias: bias)
+    }
+
+    mutating func conv(_ name: String, _ cin: Int, _ cout: Int, kernel: [Int], bias: Bool = true) {
+        add("\(name).weight", [cout, cin] + kernel)
         if bias { add("\(name).bias", [cout]) }
     }
 
@@ -78,34 +82,35 @@ private struct ManifestWriter {
     }
 
     mutating func unet(_ u: UNetArchitecture) {
-        func block(_ name: String, _ cin: Int, _ cout: Int) {
+        // 3x3 kernels and 2x2 up-sampling in 2D; each level's own in 3D.
+        func block(_ name: String, _ cin: Int, _ cout: Int, level: Int) {
             for j in 0..<u.convsPerBlock {
-                conv("\(name).conv\(j)", j == 0 ? cin : cout, cout, 3)
+                conv("\(name).conv\(j)", j == 0 ? cin : cout, cout, kernel: u.volume?.kernels[level] ?? [3, 3])
                 norm("\(name).norm\(j)", cout, u.norm)
             }
         }
         var cin = u.inChannels
         for (i, w) in u.widths.enumerated() {
-            block("encoder.\(i)", cin, w)
+            block("encoder.\(i)", cin, w, level: i)
             cin = w
         }
-        block("bottleneck", cin, u.bottleneck)
+        block("bottleneck", cin, u.bottleneck, level: u.depth)
         for prefix in u.sharedDecoder ? ["decoder."] : u.heads.map({ "decoder.\($0.name)." }) {
             var below = u.bottleneck
             for i in 0..<u.depth {
-                let w = u.widths[u.depth - 1 - i]
+                let level = u.depth - 1 - i, w = u.widths[level]
                 switch u.upsampling {
                 case .transpose:
-                    add("\(prefix)\(i).up.weight", [below, w, 2, 2])
+                    add("\(prefix)\(i).up.weight", [below, w] + (u.volume?.pools[level] ?? [2, 2]))
                     add("\(prefix)\(i).up.bias", [w])
-                    block("\(prefix)\(i)", 2 * w, w)
+                    block("\(prefix)\(i)", 2 * w, w, level: level)
                 case .bilinear:
-                    block("\(prefix)\(i)", below + w, w)
+                    block("\(prefix)\(i)", below + w, w, level: level)
                 }
                 below = w
             }
         }
-        for head in u.heads { conv("head.\(head.name)", u.widths[0], head.channels, 1) }
+        for head in u.heads { conv("head.\(head.name)", u.widths[0], head.channels, kernel: u.volume == nil ? [1, 1] : [1, 1, 1]) }
     }
 
     mutating func transunet(_ t: TransUNetArchitecture, tokens: Int) {

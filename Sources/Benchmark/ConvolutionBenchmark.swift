@@ -32,9 +32,11 @@ public enum ConvolutionBenchmark {
         _ = Tape.noGrad { trace.record { model.forward(x, training: false, taps: []) } }
         var order: [ConvGeometry] = [], counts: [ConvGeometry: Int] = [:]
         for node in trace.nodes {
-            guard case let .conv2d(stride, padding, dilation) = node.op, let input = node.inputs[0], let weight = node.inputs[1] else { continue }
+            // A 2D network's convolutions: two spatial axes, one stride, padding and dilation for both.
+            guard case let .convolution(stride, padding, dilation) = node.op, let input = node.inputs[0], let weight = node.inputs[1],
+                  input.shape.count == 4, Set(stride).count == 1, Set(padding).count == 1, Set(dilation).count == 1 else { continue }
             let (s, w) = (input.shape, weight.shape)
-            let g = ConvGeometry(n: s[0], c: s[1], h: s[2], w: s[3], o: w[0], kh: w[2], kw: w[3], stride: stride, padding: padding, dilation: dilation)
+            let g = ConvGeometry(n: s[0], c: s[1], h: s[2], w: s[3], o: w[0], kh: w[2], kw: w[3], stride: stride[0], padding: padding[0], dilation: dilation[0])
             if counts[g] == nil { order.append(g) }
             counts[g, default: 0] += 1
         }

@@ -41,7 +41,7 @@ public enum ONNXExport {
         }
     }
 
-    /// Traces `model` on `input` [N, C, H, W] in eval mode and writes the graph from
+    /// Traces `model` on `input` [N, C, H, W] (a 3D network's [N, C, D, H, W]) in eval mode and writes the graph from
     /// the image to the logits of `head`. `metadata` goes into the model's metadata_props.
     public static func export(_ model: SegmentationModel, head: String, input: Tensor, graphName: String,
                               metadata: [(String, String)], producerVersion: String) throws -> Result {
@@ -61,8 +61,10 @@ public enum ONNXExport {
         g.name = graphName
         g.node = graph.nodes
         g.initializer = graph.initializers
-        g.input = [valueInfo("image", input.shape, dynamic ? ["batch", nil, "height", "width"] : nil)]
-        g.output = [valueInfo("logits", logits.shape, dynamic ? ["batch", nil, "height", "width"] : nil)]
+        // The batch and spatial sizes are named (free) in a shape-agnostic graph; channels stay fixed.
+        let axes: [String?] = input.rank == 5 ? ["batch", nil, "depth", "height", "width"] : ["batch", nil, "height", "width"]
+        g.input = [valueInfo("image", input.shape, dynamic ? axes : nil)]
+        g.output = [valueInfo("logits", logits.shape, dynamic ? axes : nil)]
         var m = Onnx_ModelProto()
         m.irVersion = irVersion
         m.producerName = "distillery"
@@ -235,22 +237,20 @@ struct GraphBuilder {
         let shape = t.inputs.first??.shape ?? []
         let out: String
         switch t.op {
-        case .conv2d(let stride, let padding, let dilation):
-            let k = t.inputs[1]?.shape ?? []
+        case .convolution(let stride, let padding, let dilation):
             out = node("Conv", ins.compactMap { $0 }, output: name, [
-                Self.attr("kernel_shape", ints: [k[2], k[3]]), Self.attr("strides", ints: [stride, stride]),
-                Self.attr("pads", ints: [padding, padding, padding, padding]), Self.attr("dilations", ints: [dilation, dilation]),
+                Self.attr("kernel_shape", ints: Array((t.inputs[1]?.shape ?? []).dropFirst(2))), Self.attr("strides", ints: stride),
+                Self.attr("pads", ints: padding + padding), Self.attr("dilations", ints: dilation),
             ])
-        case .convTranspose2d(let stride, let padding):
-            let k = t.inputs[1]?.shape ?? []
+        case .convTranspose(let stride, let padding):
             out = node("ConvTranspose", ins.compactMap { $0 }, output: name, [
-                Self.attr("kernel_shape", ints: [k[2], k[3]]), Self.attr("strides", ints: [stride, stride]),
-                Self.attr("pads", ints: [padding, padding, padding, padding]),
+                Self.attr("kernel_shape", ints: Array((t.inputs[1]?.shape ?? []).dropFirst(2))), Self.attr("strides", ints: stride),
+                Self.attr("pads", ints: padding + padding),
             ])
-        case .maxPool2d(let kernel, let stride):
-            out = node("MaxPool", [x], output: name, [Self.attr("kernel_shape", ints: [kernel, kernel]), Self.attr("strides", ints: [stride, stride])])
-        case .avgPool2d(let kernel, let stride):
-            out = node("AveragePool", [x], output: name, [Self.attr("kernel_shape", ints: [kernel, kernel]), Self.attr("strides", ints: [stride, stride])])
+        case .maxPool(let kernel, let stride):
+            out = node("MaxPool", [x], output: name, [Self.attr("kernel_shape", ints: kernel), Self.attr("strides", ints: stride)])
+        case .avgPool(let kernel, let stride):
+            out = node("AveragePool", [x], output: name, [Self.attr("kernel_shape", ints: kernel), Self.attr("strides", ints: stride)])
         case .resizeBilinear(let alignCorners):
             out = resize(x, from: shape, to: t.output.shape, output: name, [
                 Self.attr("mode", string: "linear"),

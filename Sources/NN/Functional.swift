@@ -17,7 +17,8 @@ public enum F {
         precondition(weight.shape[1] == c, "conv2d: weight \(weight.shape) for input \(x.shape)")
         let y = Tensor(uninitialized: [n, g.o, g.p, g.q])
         Conv2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
-        return Trace.note(.conv2d(stride: stride, padding: padding, dilation: dilation), [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
+        let op = TracedOp.convolution(stride: [stride, stride], padding: [padding, padding], dilation: [dilation, dilation])
+        return Trace.note(op, [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
             Conv2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
         })
     }
@@ -31,31 +32,71 @@ public enum F {
         let g = ConvGeometry(n: n, c: cout, h: oh, w: ow, o: cin, kh: kh, kw: kw, stride: stride, padding: padding)
         let y = Tensor(uninitialized: [n, cout, oh, ow])
         ConvTranspose2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
-        return Trace.note(.convTranspose2d(stride: stride, padding: padding), [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
+        return Trace.note(.convTranspose(stride: [stride, stride], padding: [padding, padding]), [x, weight, bias],
+                          Tape.output(y, inputs: [x, weight, bias]) { out in
             ConvTranspose2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
+        })
+    }
+
+    /// 3D convolution over NCDHW volumes; weight [O, C, kd, kh, kw]; stride, padding and dilation per axis [d, h, w].
+    public static func conv3d(_ x: Variable, _ weight: Variable, _ bias: Variable?, stride: [Int] = [1, 1, 1], padding: [Int] = [0, 0, 0],
+                              dilation: [Int] = [1, 1, 1]) -> Variable {
+        precondition(x.shape.count == 5 && weight.shape.count == 5 && weight.shape[1] == x.shape[1], "conv3d: weight \(weight.shape) for input \(x.shape)")
+        let g = VolumeGeometry(n: x.shape[0], c: x.shape[1], size: Array(x.shape[2...]), o: weight.shape[0], kernel: Array(weight.shape[2...]),
+                               stride: stride, padding: padding, dilation: dilation)
+        let y = Tensor(uninitialized: [g.n, g.o] + g.output)
+        Conv3D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
+        return Trace.note(.convolution(stride: stride, padding: padding, dilation: dilation), [x, weight, bias],
+                          Tape.output(y, inputs: [x, weight, bias]) { out in
+            Conv3D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
+        })
+    }
+
+    /// 3D transposed convolution; weight [Cin, Cout, kd, kh, kw] (PyTorch's layout); stride and padding per axis.
+    public static func convTranspose3d(_ x: Variable, _ weight: Variable, _ bias: Variable?, stride: [Int], padding: [Int] = [0, 0, 0]) -> Variable {
+        precondition(x.shape.count == 5 && weight.shape.count == 5 && weight.shape[0] == x.shape[1], "conv_transpose3d: weight \(weight.shape) for input \(x.shape)")
+        let kernel = Array(weight.shape[2...])
+        let size = (0..<3).map { ConvTranspose3D.outputSize(x.shape[2 + $0], k: kernel[$0], stride: stride[$0], padding: padding[$0]) }
+        let g = VolumeGeometry(n: x.shape[0], c: weight.shape[1], size: size, o: x.shape[1], kernel: kernel, stride: stride, padding: padding)
+        let y = Tensor(uninitialized: [g.n, g.c] + size)
+        ConvTranspose3D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
+        return Trace.note(.convTranspose(stride: stride, padding: padding), [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
+            ConvTranspose3D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
         })
     }
 
     // MARK: pooling and resizing
 
     public static func maxPool2d(_ x: Variable, kernel: Int = 2, stride: Int = 2) -> Variable {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let p = Pool2D.outputSize(h, k: kernel, stride: stride), q = Pool2D.outputSize(w, k: kernel, stride: stride)
-        let y = Tensor(uninitialized: [n, c, p, q])
-        let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, y.count))
-        Pool2D.maxForward(x.value.pointer, y.pointer, argmax, n: n, c: c, h: h, w: w, k: kernel, stride: stride)
-        let indices = IndexBuffer(argmax, count: y.count)
-        return Trace.note(.maxPool2d(kernel: kernel, stride: stride), [x], Tape.output(y, inputs: [x]) { out in
-            Pool2D.maxBackward(out.gradBuffer(), indices.pointer, x.gradBuffer(), outputCount: indices.count)
-        })
+        pool(x, max: true, kernel: [kernel, kernel], stride: [stride, stride])
     }
 
     public static func avgPool2d(_ x: Variable, kernel: Int = 2, stride: Int = 2) -> Variable {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let y = Tensor(uninitialized: [n, c, Pool2D.outputSize(h, k: kernel, stride: stride), Pool2D.outputSize(w, k: kernel, stride: stride)])
-        Pool2D.avgForward(x.value.pointer, y.pointer, n: n, c: c, h: h, w: w, k: kernel, stride: stride)
-        return Trace.note(.avgPool2d(kernel: kernel, stride: stride), [x], Tape.output(y, inputs: [x]) { out in
-            Pool2D.avgBackward(out.gradBuffer(), x.gradBuffer(), n: n, c: c, h: h, w: w, k: kernel, stride: stride)
+        pool(x, max: false, kernel: [kernel, kernel], stride: [stride, stride])
+    }
+
+    /// Max pooling over NCDHW volumes; kernel and stride per axis [d, h, w].
+    public static func maxPool3d(_ x: Variable, kernel: [Int], stride: [Int]) -> Variable { pool(x, max: true, kernel: kernel, stride: stride) }
+
+    public static func avgPool3d(_ x: Variable, kernel: [Int], stride: [Int]) -> Variable { pool(x, max: false, kernel: kernel, stride: stride) }
+
+    /// Pooling over the trailing 2 or 3 axes (a plane is a volume of depth 1).
+    static func pool(_ x: Variable, max isMax: Bool, kernel: [Int], stride: [Int]) -> Variable {
+        let spatial = Array(x.shape[2...])
+        precondition(spatial.count == kernel.count && spatial.count == stride.count && (2...3).contains(spatial.count), "pool: \(kernel) over \(x.shape)")
+        let pad = Array(repeating: 1, count: 3 - spatial.count)
+        let g = PoolGeometry(planes: x.shape[0] * x.shape[1], size: pad + spatial, kernel: pad + kernel, stride: pad + stride)
+        let y = Tensor(uninitialized: Array(x.shape[..<2]) + g.output.suffix(spatial.count))
+        let op: TracedOp = isMax ? .maxPool(kernel: kernel, stride: stride) : .avgPool(kernel: kernel, stride: stride)
+        guard isMax else {
+            Pooling.avgForward(x.value.pointer, y.pointer, g)
+            return Trace.note(op, [x], Tape.output(y, inputs: [x]) { out in Pooling.avgBackward(out.gradBuffer(), x.gradBuffer(), g) })
+        }
+        let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: Swift.max(1, y.count))
+        Pooling.maxForward(x.value.pointer, y.pointer, argmax, g)
+        let indices = IndexBuffer(argmax, count: y.count)
+        return Trace.note(op, [x], Tape.output(y, inputs: [x]) { out in
+            Pooling.maxBackward(out.gradBuffer(), indices.pointer, x.gradBuffer(), outputCount: indices.count)
         })
     }
 

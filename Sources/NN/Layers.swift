@@ -1,36 +1,56 @@
 import Architecture
 import Tensor
 
-/// Convolution with its parameters, registered in a store under `name`.
+/// Convolution with its parameters, registered in a store under `name`: 2D (a k x k
+/// kernel) or 3D (a kernel per axis, "same" padding k / 2).
 struct ConvLayer {
     let weight: Variable
     let bias: Variable?
     let stride: Int, padding: Int, dilation: Int
+    /// The 3D layer's padding per axis; nil for a 2D layer.
+    let volumePadding: [Int]?
 
     init(_ store: ParameterStore, _ name: String, cin: Int, cout: Int, k: Int, stride: Int = 1, padding: Int = 0,
          dilation: Int = 1, bias: Bool = true, rng: inout RNG) {
-        weight = store.add("\(name).weight", Initializer.uniform([cout, cin, k, k], fanIn: cin * k * k, rng: &rng))
-        self.bias = bias ? store.add("\(name).bias", Initializer.uniform([cout], fanIn: cin * k * k, rng: &rng)) : nil
-        (self.stride, self.padding, self.dilation) = (stride, padding, dilation)
+        (weight, self.bias) = Self.parameters(store, name, cin: cin, cout: cout, kernel: [k, k], bias: bias, rng: &rng)
+        (self.stride, self.padding, self.dilation, volumePadding) = (stride, padding, dilation, nil)
+    }
+
+    /// A 3D convolution, stride 1, padding kernel / 2 on each axis.
+    init(_ store: ParameterStore, _ name: String, cin: Int, cout: Int, volumeKernel kernel: [Int], rng: inout RNG) {
+        (weight, bias) = Self.parameters(store, name, cin: cin, cout: cout, kernel: kernel, bias: true, rng: &rng)
+        (stride, padding, dilation, volumePadding) = (1, 0, 1, kernel.map { $0 / 2 })
+    }
+
+    private static func parameters(_ store: ParameterStore, _ name: String, cin: Int, cout: Int, kernel: [Int], bias: Bool,
+                                   rng: inout RNG) -> (Variable, Variable?) {
+        let fanIn = cin * kernel.reduce(1, *)
+        let weight = store.add("\(name).weight", Initializer.uniform([cout, cin] + kernel, fanIn: fanIn, rng: &rng))
+        return (weight, bias ? store.add("\(name).bias", Initializer.uniform([cout], fanIn: fanIn, rng: &rng)) : nil)
     }
 
     func callAsFunction(_ x: Variable) -> Variable {
-        F.conv2d(x, weight, bias, stride: stride, padding: padding, dilation: dilation)
+        if let volumePadding { return F.conv3d(x, weight, bias, padding: volumePadding) }
+        return F.conv2d(x, weight, bias, stride: stride, padding: padding, dilation: dilation)
     }
 }
 
-/// Transposed convolution k x k, stride k (U-Net up-sampling); weight [Cin, Cout, k, k].
+/// Transposed convolution whose kernel equals its stride (U-Net up-sampling): 2x2 in 2D,
+/// the level's pooling window per axis in 3D; weight [Cin, Cout, kernel...].
 struct UpLayer {
-    let weight: Variable, bias: Variable, k: Int
+    let weight: Variable, bias: Variable, kernel: [Int]
 
-    init(_ store: ParameterStore, _ name: String, cin: Int, cout: Int, k: Int = 2, rng: inout RNG) {
+    init(_ store: ParameterStore, _ name: String, cin: Int, cout: Int, kernel: [Int] = [2, 2], rng: inout RNG) {
         // PyTorch computes fan_in of a transposed conv from weight dim 1 (Cout) times the kernel area.
-        weight = store.add("\(name).weight", Initializer.uniform([cin, cout, k, k], fanIn: cout * k * k, rng: &rng))
-        bias = store.add("\(name).bias", Initializer.uniform([cout], fanIn: cout * k * k, rng: &rng))
-        self.k = k
+        let fanIn = cout * kernel.reduce(1, *)
+        weight = store.add("\(name).weight", Initializer.uniform([cin, cout] + kernel, fanIn: fanIn, rng: &rng))
+        bias = store.add("\(name).bias", Initializer.uniform([cout], fanIn: fanIn, rng: &rng))
+        self.kernel = kernel
     }
 
-    func callAsFunction(_ x: Variable) -> Variable { F.convTranspose2d(x, weight, bias, stride: k) }
+    func callAsFunction(_ x: Variable) -> Variable {
+        kernel.count == 3 ? F.convTranspose3d(x, weight, bias, stride: kernel) : F.convTranspose2d(x, weight, bias, stride: kernel[0])
+    }
 }
 
 /// A normalisation after a convolution: batch (running statistics), group or instance.

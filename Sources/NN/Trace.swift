@@ -4,10 +4,11 @@ import Tensor
 /// compute it again: the network is written once, as calls to `F`, and an
 /// exporter (ONNX) reads the pass back as a list of these.
 public enum TracedOp {
-    case conv2d(stride: Int, padding: Int, dilation: Int)
-    case convTranspose2d(stride: Int, padding: Int)
-    case maxPool2d(kernel: Int, stride: Int)
-    case avgPool2d(kernel: Int, stride: Int)
+    /// Convolution over 2 or 3 spatial axes; stride, padding and dilation per axis.
+    case convolution(stride: [Int], padding: [Int], dilation: [Int])
+    case convTranspose(stride: [Int], padding: [Int])
+    case maxPool(kernel: [Int], stride: [Int])
+    case avgPool(kernel: [Int], stride: [Int])
     case resizeBilinear(alignCorners: Bool)
     case resizeNearest
     /// Eval-mode batch norm over the running statistics (the buffers themselves).

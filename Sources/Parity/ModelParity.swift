@@ -28,9 +28,27 @@ enum ModelParity {
         return try ModelArchitecture(json: .object(o), at: "params")
     }
 
+    /// A 3D U-Net case's network (`unet3d`): nnU-Net's layout, instance norm by default,
+    /// transposed-convolution up-sampling, per-level kernels and pooling from the params.
+    static func volumeArchitecture(_ c: ReferenceCase) throws -> ModelArchitecture {
+        func lists(_ key: String) throws -> [[Int]] {
+            guard let v = c.params[key] as? [[Int]], v.allSatisfy({ $0.count == 3 }) else { throw ParityError.param(c.name, key, "a list of [d, h, w] lists") }
+            return v
+        }
+        guard let heads = c.params["heads"] as? [String: Int], let widths = c.params["widths"] as? [Int],
+              let norm = NormKind(rawValue: (c.params["norm"] as? String) ?? "") else {
+            throw ParityError.param(c.name, "heads/widths/norm", "a head map, a width list and a norm kind")
+        }
+        return .unet(UNetArchitecture(
+            inChannels: try c.int("in_channels"), widths: widths, bottleneck: try c.int("bottleneck"), convsPerBlock: try c.int("convs_per_block"),
+            norm: norm, groups: 1, upsampling: .transpose, heads: heads.sorted { $0.key < $1.key }.map { Head(name: $0.key, channels: $0.value) },
+            sharedDecoder: true, volume: VolumeLevels(kernels: try lists("kernels"), pools: try lists("pools"))))
+    }
+
     /// The networks a reference case builds (the KD step builds two).
     static func architectures(_ c: ReferenceCase) throws -> [ModelArchitecture] {
-        guard ["unet", "multitask_unet", "transunet", "kd_step"].contains(c.op) else { return [] }
+        guard ["unet", "unet3d", "multitask_unet", "transunet", "kd_step"].contains(c.op) else { return [] }
+        if c.op == "unet3d" { return [try volumeArchitecture(c)] }
         let shape = try input(c)
         switch c.op {
         case "unet", "multitask_unet", "transunet": return [try architecture(c.op, c.paramsJSON, input: shape)]
@@ -42,7 +60,7 @@ enum ModelParity {
 
     /// A model with the case's parameters loaded under `prefix` (e.g. `param.student.`).
     static func model(_ c: ReferenceCase, _ arch: ModelArchitecture, prefix: String, input: [Int]) throws -> SegmentationModel {
-        let m = ModelBuilder.build(arch, height: input[2], width: input[3], seed: 0)
+        let m = ModelBuilder.build(arch, height: input[input.count - 2], width: input[input.count - 1], seed: 0)
         var tensors: [String: Tensor] = [:]
         for name in c.names(prefix: prefix) where !name.hasPrefix("adapter.") { tensors[name] = try c.tensor(prefix + name) }
         try m.store.load(tensors, source: "\(c.file.path) (\(prefix)*)")
@@ -50,14 +68,17 @@ enum ModelParity {
     }
 
     static func input(_ c: ReferenceCase) throws -> [Int] {
-        guard let input = c.params["input"] as? [Int], input.count == 4 else { throw ParityError.param(c.name, "input", "[N, C, H, W]") }
+        let rank = c.op == "unet3d" ? 5 : 4
+        guard let input = c.params["input"] as? [Int], input.count == rank else {
+            throw ParityError.param(c.name, "input", rank == 5 ? "[N, C, D, H, W]" : "[N, C, H, W]")
+        }
         return input
     }
 
     static func evaluate(_ c: ReferenceCase, _ result: inout ParityResult) throws {
         let shape = try input(c)
         if c.op == "kd_step" { return try kdStep(c, input: shape, &result) }
-        let arch = try architecture(c.op, c.paramsJSON, input: shape)
+        let arch = c.op == "unet3d" ? try volumeArchitecture(c) : try architecture(c.op, c.paramsJSON, input: shape)
         let m = try model(c, arch, prefix: "param.", input: shape)
         let x = Variable(try c.tensor("in.x"), requiresGrad: true)
         let training = (c.params["mode"] as? String) == "train"

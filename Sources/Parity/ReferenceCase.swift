@@ -39,6 +39,12 @@ public struct ReferenceCase {
         return v
     }
 
+    /// A per-axis hyperparameter: a list of `count` integers ([d, h, w] for the 3D ops).
+    public func ints(_ key: String, count: Int) throws -> [Int] {
+        guard let v = params[key] as? [Int], v.count == count else { throw ParityError.param(name, key, "a list of \(count) integers") }
+        return v
+    }
+
     public func float(_ key: String) throws -> Float {
         guard let v = (params[key] as? Double).map({ Float($0) }) ?? (params[key] as? Int).map({ Float($0) }) else { throw ParityError.param(name, key, "a number") }
         return v

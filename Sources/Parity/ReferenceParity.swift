@@ -78,7 +78,7 @@ public enum ReferenceParity {
             try optimizer(c, &result)
             return
         }
-        if ["unet", "multitask_unet", "transunet", "kd_step"].contains(c.op) {
+        if ["unet", "unet3d", "multitask_unet", "transunet", "kd_step"].contains(c.op) {
             try ModelParity.evaluate(c, &result)
             return
         }
@@ -110,9 +110,18 @@ public enum ReferenceParity {
         case "conv_transpose2d":
             r.outputs["y"] = F.convTranspose2d(try r.input("x"), try r.requiredParam("weight"), try r.param("bias"),
                                                stride: try c.int("stride"), padding: try c.int("padding"))
+        case "conv3d":
+            r.outputs["y"] = F.conv3d(try r.input("x"), try r.requiredParam("weight"), try r.param("bias"), stride: try c.ints("stride", count: 3),
+                                      padding: try c.ints("padding", count: 3), dilation: try c.ints("dilation", count: 3))
+        case "conv_transpose3d":
+            r.outputs["y"] = F.convTranspose3d(try r.input("x"), try r.requiredParam("weight"), try r.param("bias"),
+                                               stride: try c.ints("stride", count: 3), padding: try c.ints("padding", count: 3))
+        case "max_pool3d", "avg_pool3d":
+            let (x, kernel, stride) = (try r.input("x"), try c.ints("kernel_size", count: 3), try c.ints("stride", count: 3))
+            r.outputs["y"] = op == "max_pool3d" ? F.maxPool3d(x, kernel: kernel, stride: stride) : F.avgPool3d(x, kernel: kernel, stride: stride)
         case "max_pool2d": r.outputs["y"] = F.maxPool2d(try r.input("x"), kernel: try c.int("kernel_size"), stride: try c.int("stride"))
         case "avg_pool2d": r.outputs["y"] = F.avgPool2d(try r.input("x"), kernel: try c.int("kernel_size"), stride: try c.int("stride"))
-        case "batch_norm2d":
+        case "batch_norm2d", "batch_norm3d":
             let mean = try c.tensor("param.running_mean").copy(), variance = try c.tensor("param.running_var").copy()
             let x = try r.input("x"), w = try r.param("weight"), b = try r.param("bias")
             if try c.bool("training") {
@@ -125,7 +134,7 @@ public enum ReferenceParity {
             r.buffers["running_var"] = variance
         case "group_norm":
             r.outputs["y"] = F.groupNorm(try r.input("x"), groups: try c.int("groups"), try r.param("weight"), try r.param("bias"), eps: try c.float("eps"))
-        case "instance_norm2d":
+        case "instance_norm2d", "instance_norm3d":
             r.outputs["y"] = F.instanceNorm(try r.input("x"), try r.param("weight"), try r.param("bias"), eps: try c.float("eps"))
         case "layer_norm":
             r.outputs["y"] = F.layerNorm(try r.input("x"), try r.param("weight"), try r.param("bias"), eps: try c.float("eps"))

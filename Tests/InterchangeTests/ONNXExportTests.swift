@@ -91,10 +91,14 @@ enum PythonTools {
         var expectDynamic: [String: Bool] = [:]
         for (index, (name, arch)) in Self.architectures.enumerated() {
             let d = arch.inputDivisor, side = max(d, 16), (h, w) = (side, side + d)
+            // A volume network: a depth of twice its depth divisor, and one divisor more in the second run.
+            var depthDivisor: Int?
+            if case .unet(let u) = arch, let v = u.volume { depthDivisor = v.divisor[0] }
+            let depth = depthDivisor.map { [2 * $0] } ?? [], otherDepth = depthDivisor.map { [3 * $0] } ?? []
             let model = ModelBuilder.build(arch, height: h, width: w, seed: UInt64(index + 1))
             Self.perturbBuffers(model, seed: UInt64(index + 100))
             var rng = RNG(seed: UInt64(index + 7))
-            let input = rng.uniformTensor([1, arch.inChannels, h, w], -1, 1)
+            let input = rng.uniformTensor([1, arch.inChannels] + depth + [h, w], -1, 1)
             let result = try ONNXExport.export(model, head: "segmentation", input: input, graphName: name,
                                                metadata: [("distillery.case", name)], producerVersion: "test")
             let folder = "\(dir)/case\(index)"
@@ -105,7 +109,7 @@ enum PythonTools {
             var shapes: [String: Any] = ["traced": ["input": input.shape, "logits": result.logits.shape]]
             // A shape-agnostic graph runs at batch 2 and another size as Distillery does.
             if result.dynamic {
-                let other = rng.uniformTensor([2, arch.inChannels, h + 2 * d, w + d], -1, 1)
+                let other = rng.uniformTensor([2, arch.inChannels] + otherDepth + [h + 2 * d, w + d], -1, 1)
                 let logits = Tape.noGrad { model.forward(Variable(other), training: false, taps: []).logits["segmentation"] }
                 let reference = try #require(logits?.value)
                 try Self.write(other, folder + "/other.input.f32")

@@ -29,9 +29,15 @@ import Testing
 
     @Test func everySourceOfArchitecturesIsRead() throws {
         _ = try ReferenceParity.architectures(in: Self.repository + "/Tests/ParityTests/Reference/torch")
-        // quickstart 2, study 4, the bug reproduction's (same as the study's), reference: S1, small T1, small T2.
-        #expect(Self.architectures.count >= 8, "\(Self.architectures.map(\.0))")
+        // quickstart 2, study 4, the bug reproduction's (same as the study's), reference: S1, small T1, small T2, a 3D U-Net.
+        #expect(Self.architectures.count >= 9, "\(Self.architectures.map(\.0))")
         #expect(Self.architectures.contains { if case .transunet = $0.1 { return true }; return false })
+        #expect(Self.architectures.contains { $0.1.spatialDimensions == 3 })
+    }
+
+    static func volume(_ a: ModelArchitecture) -> VolumeLevels? {
+        if case .unet(let u) = a { return u.volume }
+        return nil
     }
 
     /// The sizes a model is tried at: the smallest square it accepts and a non-square one.
@@ -54,8 +60,10 @@ import Testing
             for entry in weights {
                 #expect(model.store.stateDict[entry.name]?.shape == entry.shape, "\(name) at \(h)x\(w): \(entry.name)")
             }
+            // A volume network takes a depth of twice its depth divisor.
+            let depth = Self.volume(arch).map { [2 * $0.divisor[0]] } ?? []
             var rng = RNG(seed: 2)
-            let out = Tape.noGrad { model.forward(Variable(rng.uniformTensor([1, arch.inChannels, h, w], 0, 1)), training: false) }
+            let out = Tape.noGrad { model.forward(Variable(rng.uniformTensor([1, arch.inChannels] + depth + [h, w], 0, 1)), training: false) }
             #expect(Set(out.taps.keys) == Set(manifest.names), "\(name) at \(h)x\(w): taps differ from the manifest")
             for tap in manifest.taps {
                 let shape = try #require(out.taps[tap.name]?.shape, "\(name): no tap \(tap.name)")
@@ -65,9 +73,11 @@ import Testing
                 case .tokens:
                     guard case .transunet(let t) = arch else { Issue.record("token tap on a U-Net"); continue }
                     #expect(shape == [1, t.tokens(height: h, width: w), tap.channels], "\(name) at \(h)x\(w): \(tap.name) is \(shape)")
+                case .volume(let s):
+                    #expect(shape == [1, tap.channels, depth[0] / s[0], h / s[1], w / s[2]], "\(name) at \(h)x\(w): \(tap.name) is \(shape), manifest says \(tap.summary)")
                 }
             }
-            for head in arch.heads { #expect(out.logits[head.name]?.shape == [1, head.channels, h, w]) }
+            for head in arch.heads { #expect(out.logits[head.name]?.shape == [1, head.channels] + depth + [h, w]) }
         }
     }
 

@@ -52,11 +52,15 @@ import Testing
         Self.check([[1, 2, 7, 7], [3, 2, 3, 3], [3]]) { F.conv2d($0[0], $0[1], $0[2], stride: 2, padding: 3, dilation: 3) }
         Self.check([[2, 3, 5, 5], [2, 3, 1, 1]]) { F.conv2d($0[0], $0[1], nil) }
         Self.check([[2, 4, 3, 3], [4, 2, 2, 2], [2]]) { F.convTranspose2d($0[0], $0[1], $0[2], stride: 2) }
+        Self.check([[1, 2, 3, 4, 4], [3, 2, 1, 3, 3], [3]]) { F.conv3d($0[0], $0[1], $0[2], stride: [1, 2, 1], padding: [0, 1, 1]) }
+        Self.check([[2, 2, 2, 2, 3], [2, 3, 1, 2, 2], [3]]) { F.convTranspose3d($0[0], $0[1], $0[2], stride: [1, 2, 2]) }
     }
 
     @Test func poolingAndResizing() {
         Self.check([[2, 2, 6, 6]]) { F.maxPool2d($0[0]) }
         Self.check([[2, 2, 6, 5]]) { F.avgPool2d($0[0]) }
+        Self.check([[1, 2, 4, 4, 6]]) { F.maxPool3d($0[0], kernel: [2, 2, 2], stride: [2, 2, 2]) }
+        Self.check([[1, 2, 3, 4, 5]]) { F.avgPool3d($0[0], kernel: [1, 2, 2], stride: [1, 2, 2]) }
         Self.check([[1, 2, 3, 4]]) { F.resizeBilinear($0[0], height: 7, width: 5) }
         Self.check([[1, 2, 3, 4]]) { F.resizeBilinear($0[0], height: 6, width: 8, alignCorners: true) }
         Self.check([[1, 2, 3, 4]]) { F.resizeNearest($0[0], height: 6, width: 8) }

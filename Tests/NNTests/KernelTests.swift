@@ -72,6 +72,100 @@ import Testing
         expectClose(db1, db2)
     }
 
+    /// 3D shapes: anisotropic kernels, strides and paddings, dilation, a 1x1x1 kernel, a
+    /// volume thinner than the kernel's reach, strides along w (the strided copy), and a
+    /// layer whose column matrix takes several bands (K x Q = 432 x 128: 18 of its 24 rows in the first band).
+    static let volumeGeometries = [
+        VolumeGeometry(n: 2, c: 3, size: [4, 5, 6], o: 4, kernel: [3, 3, 3], padding: [1, 1, 1]),
+        VolumeGeometry(n: 1, c: 2, size: [3, 7, 6], o: 3, kernel: [1, 3, 3], stride: [1, 2, 2], padding: [0, 1, 1]),
+        VolumeGeometry(n: 2, c: 2, size: [7, 6, 9], o: 2, kernel: [3, 3, 3], stride: [2, 1, 3], padding: [2, 2, 2], dilation: [2, 2, 2]),
+        VolumeGeometry(n: 2, c: 5, size: [3, 4, 5], o: 3, kernel: [1, 1, 1]),
+        VolumeGeometry(n: 1, c: 2, size: [1, 2, 9], o: 2, kernel: [3, 3, 3], padding: [1, 1, 1]),
+        VolumeGeometry(n: 1, c: 16, size: [3, 8, 128], o: 2, kernel: [3, 3, 3], padding: [1, 1, 1]),
+    ]
+
+    /// Conv3D against the defining sum, and ConvTranspose3D against the same sum read
+    /// as its adjoint (its forward is the convolution's input gradient, its input gradient the convolution).
+    @Test(arguments: 0..<volumeGeometries.count)
+    func volumeConvolutionMatchesItsNaiveReference(_ index: Int) {
+        let g = Self.volumeGeometries[index]
+        var rng = RNG(seed: UInt64(100 + index))
+        let x = rng.uniformTensor([g.n, g.c] + g.size, -1, 1), w = rng.uniformTensor([g.o, g.c] + g.kernel, -1, 1)
+        let b = rng.uniformTensor([g.o], -1, 1), dy = rng.uniformTensor([g.n, g.o] + g.output, -1, 1)
+        let fast = Tensor(zeros: dy.shape), slow = Tensor(zeros: dy.shape)
+        Conv3D.forward(x.pointer, w.pointer, b.pointer, fast.pointer, g)
+        Conv3D.forwardNaive(x.pointer, w.pointer, b.pointer, slow.pointer, g)
+        expectClose(fast, slow)
+        // Backward accumulates: start from non-zero gradients.
+        let start = rng.uniformTensor(x.shape, -1, 1)
+        let (dx1, dw1, db1) = (start.copy(), Tensor(zeros: w.shape), Tensor(zeros: b.shape))
+        let (dx2, dw2, db2) = (start.copy(), Tensor(zeros: w.shape), Tensor(zeros: b.shape))
+        Conv3D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, db1.pointer, g)
+        Conv3D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx2.pointer, dw2.pointer, db2.pointer, g)
+        expectClose(dx1, dx2)
+        // The naive weight gradient sums up to 3,000 terms in Float.
+        expectClose(dw1, dw2, atol: 5e-4)
+        expectClose(db1, db2)
+
+        // Transposed: input dy (the convolution's output space), output in x's space, bias per output channel g.c.
+        let tb = rng.uniformTensor([g.c], -1, 1), ty = Tensor(zeros: x.shape), tref = Tensor(zeros: x.shape)
+        ConvTranspose3D.forward(dy.pointer, w.pointer, tb.pointer, ty.pointer, g)
+        let unused = Tensor(zeros: w.shape)
+        withExtendedLifetime(unused) { Conv3D.backwardNaive(x.pointer, w.pointer, dy.pointer, tref.pointer, unused.pointer, nil, g) }
+        for ch in 0..<(g.n * g.c) { for i in 0..<g.size.reduce(1, *) { tref.pointer[ch * g.size.reduce(1, *) + i] += tb.pointer[ch % g.c] } }
+        expectClose(ty, tref)
+        let (tdx1, tdw1, tdb1) = (Tensor(zeros: dy.shape), Tensor(zeros: w.shape), Tensor(zeros: [g.c]))
+        ConvTranspose3D.backward(dy.pointer, w.pointer, x.pointer, tdx1.pointer, tdw1.pointer, tdb1.pointer, g)
+        let (tdx2, tdw2) = (Tensor(zeros: dy.shape), Tensor(zeros: w.shape))
+        Conv3D.forwardNaive(x.pointer, w.pointer, nil, tdx2.pointer, g)
+        Conv3D.backwardNaive(x.pointer, w.pointer, dy.pointer, nil, tdw2.pointer, nil, g)
+        expectClose(tdx1, tdx2)
+        expectClose(tdw1, tdw2, atol: 5e-4)
+        let sums = (0..<g.c).map { ch in (0..<g.n).reduce(0.0) { acc, n in
+            acc + (0..<g.size.reduce(1, *)).reduce(0.0) { $0 + Double(x.pointer[(n * g.c + ch) * g.size.reduce(1, *) + $1]) } } }
+        expectClose(tdb1, Tensor(shape: [g.c], values: sums.map { Float($0) }))
+    }
+
+    /// 3D pooling against its defining loops, and 2D pooling (the same kernel at depth 1) against a 2D loop.
+    @Test func poolingMatchesItsDefiningLoops() {
+        var rng = RNG(seed: 77)
+        for (size, kernel, stride) in [([5, 6, 7], [2, 2, 2], [2, 2, 2]), ([3, 6, 5], [1, 2, 2], [1, 2, 2]), ([4, 5, 6], [2, 3, 2], [1, 2, 3]),
+                                       ([1, 9, 8], [1, 2, 2], [1, 2, 2])] {
+            let g = PoolGeometry(planes: 3, size: size, kernel: kernel, stride: stride)
+            let x = rng.uniformTensor([3] + size, -1, 1), dy = rng.uniformTensor([3] + g.output, -1, 1)
+            let (ymax, yavg) = (Tensor(zeros: dy.shape), Tensor(zeros: dy.shape))
+            let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: dy.count)
+            defer { argmax.deallocate() }
+            Pooling.maxForward(x.pointer, ymax.pointer, argmax, g)
+            Pooling.avgForward(x.pointer, yavg.pointer, g)
+            let (dmax, davg) = (Tensor(zeros: x.shape), Tensor(zeros: x.shape))
+            Pooling.maxBackward(dy.pointer, argmax, dmax.pointer, outputCount: dy.count)
+            Pooling.avgBackward(dy.pointer, davg.pointer, g)
+            let (refMax, refAvg, refDmax, refDavg) = (Tensor(zeros: dy.shape), Tensor(zeros: dy.shape), Tensor(zeros: x.shape), Tensor(zeros: x.shape))
+            let out = g.output, (D, H, W) = (size[0], size[1], size[2])
+            for p in 0..<3 { for i in 0..<out[0] { for j in 0..<out[1] { for l in 0..<out[2] {
+                let o = ((p * out[0] + i) * out[1] + j) * out[2] + l
+                var best = -Float.infinity, at = 0, sum = 0.0
+                for a in 0..<kernel[0] { for u in 0..<kernel[1] { for v in 0..<kernel[2] {
+                    let idx = ((p * D + i * stride[0] + a) * H + j * stride[1] + u) * W + l * stride[2] + v
+                    sum += Double(x.pointer[idx])
+                    if x.pointer[idx] > best { best = x.pointer[idx]; at = idx }
+                } } }
+                let volume = kernel.reduce(1, *)
+                refMax.pointer[o] = best
+                refAvg.pointer[o] = Float(sum / Double(volume))
+                refDmax.pointer[at] += dy.pointer[o]
+                for a in 0..<kernel[0] { for u in 0..<kernel[1] { for v in 0..<kernel[2] {
+                    refDavg.pointer[((p * D + i * stride[0] + a) * H + j * stride[1] + u) * W + l * stride[2] + v] += dy.pointer[o] / Float(volume)
+                } } }
+            } } } }
+            #expect(ymax.values == refMax.values, "max \(size) \(kernel) \(stride)")
+            #expect(dmax.values == refDmax.values, "max backward \(size) \(kernel) \(stride)")
+            expectClose(yavg, refAvg, atol: 1e-6)
+            expectClose(davg, refDavg, atol: 1e-6)
+        }
+    }
+
     /// Shapes for the direct kernel's edges: rows of 1 to 5 vectors with tails,
     /// output channels not a multiple of its block of 6, 5x5 and unpadded kernels,
     /// a single image (split into bands of rows across threads), one input channel.

@@ -21,7 +21,8 @@ def save(path, tensors, metadata):
     """safetensors by hand: 8-byte little-endian header length, JSON header, raw bytes."""
     header, blobs, offset = {"__metadata__": metadata}, [], 0
     for name, t in tensors.items():
-        a = np.ascontiguousarray(t.detach().cpu().numpy())
+        a = t.detach().cpu().numpy()
+        a = np.ascontiguousarray(a).reshape(a.shape)  # ascontiguousarray alone makes a scalar [1]
         dtype = {np.float32: "F32", np.int64: "I64"}[a.dtype.type]
         raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
         header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
@@ -65,8 +66,9 @@ def case(name, op, description, params, loss_fn, seed):
          {"in.logits": logits32, "in.target": target, "out.loss": loss.detach().float(), "grad.logits": logits.grad.float()}, meta)
 
 
-case("dice_softmax", "dice_softmax", "Softmax Dice over the foreground classes, pooled over the batch (nnU-Net batch Dice)",
-     {"smooth": 1e-5, "classes": 4}, lambda x, t: softmax_dice(x, t, 1e-5), 1301)
-case("dice_ce", "dice_ce", "Cross-entropy (mean) + softmax Dice over the foreground classes (nnU-Net's loss)",
-     {"smooth": 1e-5, "classes": 4},
-     lambda x, t: torch.nn.functional.cross_entropy(x, t) + softmax_dice(x, t, 1e-5), 1302)
+if __name__ == "__main__":
+    case("dice_softmax", "dice_softmax", "Softmax Dice over the foreground classes, pooled over the batch (nnU-Net batch Dice)",
+         {"smooth": 1e-5, "classes": 4}, lambda x, t: softmax_dice(x, t, 1e-5), 1301)
+    case("dice_ce", "dice_ce", "Cross-entropy (mean) + softmax Dice over the foreground classes (nnU-Net's loss)",
+         {"smooth": 1e-5, "classes": 4},
+         lambda x, t: torch.nn.functional.cross_entropy(x, t) + softmax_dice(x, t, 1e-5), 1302)
