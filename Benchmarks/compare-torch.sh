@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the rows of shared/reference/perf.md on PyTorch (Benchmarks/torch_bench.py, a copy of
-# shared/reference/torch_bench.py) and on Distillery's runtime,
+# shared/reference/torch_bench.py with the 3D rows of issue 25 added) and on Distillery's runtime,
 # alternating row by row in one session (absolute times drift by 20% on these
 # machines; ratios are what to quote).
 #
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${TORCH_PYTHON:-python3}
 bench=${TORCH_BENCH:-Benchmarks/torch_bench.py}
-rows=${*:-s1_fwd s1_train s2_fwd s2_train t1_fwd t1_train kd_t1_s1 kd_t1_s1_cached}
+rows=${*:-s1_fwd s1_train s2_fwd s2_train t1_fwd t1_train kd_t1_s1 kd_t1_s1_cached s3d_fwd s3d_train t3d_fwd t3d_train}
 printf '%-9s %12s %12s %8s %10s %10s\n' row torch_ms distill_ms ratio torch_MiB distill_MiB
 for row in $rows; do
   # The cached KD step is compared with PyTorch's live one (PyTorch has no teacher-output cache).

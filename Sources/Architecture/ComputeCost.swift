@@ -13,50 +13,57 @@ extension ModelArchitecture {
     /// The cost of one sample of `height` x `width` pixels.
     public func forwardCost(height: Int, width: Int) -> ForwardCost {
         switch self {
-        case .unet(let u): return Self.unetCost(u, height, width)
+        case .unet(let u):
+            return Self.unetCost(u, voxels: { (height >> $0) * (width >> $0) }, kernel: { _ in 9 }, pool: { _ in 4 }, output: height * width)
         case .transunet(let t): return Self.transunetCost(t, height, width)
         }
     }
 
-    private static func unetCost(_ u: UNetArchitecture, _ h: Int, _ w: Int) -> ForwardCost {
+    /// The cost of one volume of `size` [d, h, w] voxels through a 3D U-Net (nil for a 2D network).
+    public func forwardCost(volume size: [Int]) -> ForwardCost? {
+        guard case .unet(let u) = self, let v = u.volume, size.count == 3 else { return nil }
+        return Self.unetCost(u, voxels: { level in zip(size, v.stride(level: level)).reduce(1) { $0 * ($1.0 / $1.1) } },
+                             kernel: { v.kernels[$0].reduce(1, *) }, pool: { v.pools[$0].reduce(1, *) }, output: size.reduce(1, *))
+    }
+
+    /// A U-Net in 2D or 3D: `voxels(level)` values per map at each level (depth: the
+    /// bottleneck), `kernel(level)` taps per convolution, `pool(level)` values per pooling window.
+    private static func unetCost(_ u: UNetArchitecture, voxels: (Int) -> Int, kernel: (Int) -> Int, pool: (Int) -> Int, output: Int) -> ForwardCost {
         var macs = 0, acts = 0
-        // A block: convs of 3x3 at `pixels`, each output kept twice (conv, norm+ReLU).
-        func block(_ cin: Int, _ cout: Int, _ pixels: Int) {
+        // A block: its convolutions at `level`, each output kept twice (conv, norm+ReLU).
+        func block(_ cin: Int, _ cout: Int, _ level: Int) {
             for j in 0..<u.convsPerBlock {
-                macs += (j == 0 ? cin : cout) * cout * 9 * pixels
-                acts += 2 * cout * pixels
+                macs += (j == 0 ? cin : cout) * cout * kernel(level) * voxels(level)
+                acts += 2 * cout * voxels(level)
             }
         }
         var cin = u.inChannels
         for (i, width) in u.widths.enumerated() {
-            let pixels = (h >> i) * (w >> i)
-            block(cin, width, pixels)
-            acts += width * pixels / 4  // pooled
+            block(cin, width, i)
+            acts += width * voxels(i) / pool(i)  // pooled
             cin = width
         }
-        let deepest = (h >> u.depth) * (w >> u.depth)
-        block(cin, u.bottleneck, deepest)
+        block(cin, u.bottleneck, u.depth)
         let decoders = u.sharedDecoder ? 1 : u.heads.count
         for _ in 0..<decoders {
             var below = u.bottleneck
             for level in stride(from: u.depth - 1, through: 0, by: -1) {
-                let width = u.widths[level]
-                let pixels = (h >> level) * (w >> level)
+                let width = u.widths[level], values = voxels(level)
                 switch u.upsampling {
                 case .transpose:
-                    macs += below * width * 4 * (pixels / 4)
-                    acts += width * pixels + 2 * width * pixels  // up-sampled, concatenation
-                    block(2 * width, width, pixels)
+                    macs += below * width * pool(level) * (values / pool(level))
+                    acts += width * values + 2 * width * values  // up-sampled, concatenation
+                    block(2 * width, width, level)
                 case .bilinear:
-                    acts += below * pixels + (below + width) * pixels
-                    block(below + width, width, pixels)
+                    acts += below * values + (below + width) * values
+                    block(below + width, width, level)
                 }
                 below = width
             }
         }
         for head in u.heads {
-            macs += u.widths[0] * head.channels * h * w
-            acts += head.channels * h * w
+            macs += u.widths[0] * head.channels * output
+            acts += head.channels * output
         }
         return ForwardCost(macs: macs, activations: acts)
     }

@@ -28,6 +28,10 @@ public enum RuntimeBenchmark {
         Row(name: "t1_train", what: "T1 forward + Dice + MSE reconstruction + backward + AdamW", batch: 8, warmup: 1, repeats: 3),
         Row(name: "kd_t1_s1", what: "T1 forward + S1 KD train step (3 adapters, InfoNCE x3, binary KL, Dice, RMSprop)", batch: 8, warmup: 1, repeats: 3),
         Row(name: "kd_t1_s1_cached", what: "the same KD step reading T1's taps from the fp16 teacher-output cache", batch: 8, warmup: 1, repeats: 5),
+        Row(name: "s3d_fwd", what: "3D student (S1's widths over volumes) forward, eval, 64^3 patches", batch: 2, warmup: 1, repeats: 5),
+        Row(name: "s3d_train", what: "3D student forward + Dice + backward + AdamW, 64^3 patches", batch: 2, warmup: 1, repeats: 5),
+        Row(name: "t3d_fwd", what: "3D teacher (nnU-Net 3d_fullres widths 32-256, bottleneck 320) forward, eval, 64^3 patches", batch: 2, warmup: 1, repeats: 3),
+        Row(name: "t3d_train", what: "3D teacher forward + Dice + backward + AdamW, 64^3 patches", batch: 2, warmup: 1, repeats: 3),
         Row(name: "augment", what: "augmenting an S1 training batch, every transform drawn for every image (the worst case)", batch: 16, warmup: 2, repeats: 10),
     ]
 
@@ -63,6 +67,41 @@ public enum RuntimeBenchmark {
     public static let t1 = unet([64, 128, 256, 512], bottleneck: 1024, convs: 2,
                                 heads: segmentation + [Head(name: "reconstruction", channels: 3)], shared: false)
 
+    /// The 3D networks (issue 25): nnU-Net's 3d_fullres layout (instance norm, 3x3x3 kernels,
+    /// 2x2x2 pooling, transposed-convolution up-sampling) on one-channel CT patches of `patch3D`.
+    static func unet3D(_ widths: [Int], bottleneck: Int, convs: Int) -> ModelArchitecture {
+        .unet(UNetArchitecture(inChannels: 1, widths: widths, bottleneck: bottleneck, convsPerBlock: convs, norm: .instance, groups: 1,
+                               upsampling: .transpose, heads: segmentation, sharedDecoder: true,
+                               volume: VolumeLevels(kernels: Array(repeating: [3, 3, 3], count: widths.count + 1),
+                                                    pools: Array(repeating: [2, 2, 2], count: widths.count))))
+    }
+
+    public static let s3d = unet3D([16, 32], bottleneck: 64, convs: 1)
+    public static let t3d = unet3D([32, 64, 128, 256], bottleneck: 320, convs: 2)
+    public static let patch3D = [64, 64, 64]
+
+    /// A 3D row: forward (eval, no grad) or a training step (Dice, AdamW as the 2D rows).
+    static func runVolume(_ row: Row) throws -> (step: () throws -> Void, gflop: Double) {
+        let arch = row.name.hasPrefix("s3d") ? s3d : t3d
+        var rng = RNG(seed: 0)
+        let x = Variable(rng.uniformTensor([row.batch, 1] + patch3D, 0, 1))
+        let label = Tensor(shape: [row.batch, 1] + patch3D, values: (0..<(row.batch * patch3D.reduce(1, *))).map { _ in rng.uniform() > 0.8 ? 1 : 0 })
+        let macs = Double(arch.forwardCost(volume: patch3D)?.macs ?? 0) * Double(row.batch)
+        let model = ModelBuilder.build(arch, height: patch3D[1], width: patch3D[2], seed: 1)
+        if row.name.hasSuffix("_fwd") {
+            return ({ _ = Tape.noGrad { model.forward(x, training: false, taps: []) } }, 2 * macs / 1e9)
+        }
+        let opt = Optimizer(.adamw(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.05), lr: 1.5e-4, parameters: model.store.ordered)
+        var orng = RNG(seed: 3)
+        let objective = try DistillationObjective(supervised: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))],
+                                                  distillation: nil, student: arch, teacher: nil, rng: &orng)
+        let training = TrainingStep(model: model, objective: objective, optimizer: opt)
+        return ({
+            var stepRNG = RNG(seed: 0)
+            try training.run(images: x, labels: label, rng: &stepRNG)
+        }, 6 * macs / 1e9)
+    }
+
     /// The study's T1 -> S1 objective (THESIS.md): Dice 0.4, B-B 0.2, PMD 0.2, E-E 0.1, D-D 0.1,
     /// InfoNCE at temperature 0.4 with trained adapters, Bernoulli KL at T = 4.
     public static let kdTerms: (supervised: [SupervisedTerm], distillation: DistillationTerms) = {
@@ -78,6 +117,10 @@ public enum RuntimeBenchmark {
     }()
 
     public static func run(_ row: Row, size: Int = 256) throws -> Result {
+        if row.name.hasPrefix("s3d") || row.name.hasPrefix("t3d") {
+            let (step, gflop) = try runVolume(row)
+            return try time(row, gflop: gflop, step)
+        }
         var rng = RNG(seed: 0)
         let x = Variable(rng.uniformTensor([row.batch, 3, size, size], 0, 1))
         let label = Tensor(shape: [row.batch, 1, size, size], values: (0..<(row.batch * size * size)).map { _ in rng.uniform() > 0.8 ? 1 : 0 })
@@ -150,6 +193,10 @@ public enum RuntimeBenchmark {
             }
             gflop = ((cached ? 0 : 2 * macs(t1)) + 6 * macs(s1)) * Double(row.batch) / 1e9
         }
+        return try time(row, gflop: gflop, step)
+    }
+
+    static func time(_ row: Row, gflop: Double, _ step: () throws -> Void) throws -> Result {
         for _ in 0..<row.warmup { try step() }
         var times: [Double] = []
         for _ in 0..<row.repeats {
