@@ -37,29 +37,30 @@ int ck_direct_available(void) {
 #endif
 }
 
-size_t ck_direct_packed_count(int outputs, int inputs, int kh, int kw) {
+size_t ck_direct_packed_count(int outputs, int inputs, int kd, int kh, int kw) {
     size_t blocks = (size_t)(outputs + OB - 1) / OB;
-    return blocks * (size_t)inputs * (size_t)kh * (size_t)kw * OB;
+    return blocks * (size_t)inputs * (size_t)kd * (size_t)kh * (size_t)kw * OB;
 }
 
-void ck_direct_pack(const float *weight, float *packed, int o, int c, int kh, int kw, int forInputGradient) {
+void ck_direct_pack(const float *weight, float *packed, int o, int c, int kd, int kh, int kw, int forInputGradient) {
     // The packed convolution's outputs and inputs.
     int outputs = forInputGradient ? c : o, inputs = forInputGradient ? o : c;
     int blocks = (outputs + OB - 1) / OB;
     for (int b = 0; b < blocks; b++)
         for (int ci = 0; ci < inputs; ci++)
-            for (int u = 0; u < kh; u++)
-                for (int v = 0; v < kw; v++)
-                    for (int r = 0; r < OB; r++) {
-                        int out = b * OB + r;
-                        float value = 0;
-                        if (out < outputs) {
-                            value = forInputGradient
-                                ? weight[(((size_t)ci * c + out) * kh + (kh - 1 - u)) * kw + (kw - 1 - v)]
-                                : weight[(((size_t)out * c + ci) * kh + u) * kw + v];
+            for (int a = 0; a < kd; a++)
+                for (int u = 0; u < kh; u++)
+                    for (int v = 0; v < kw; v++)
+                        for (int r = 0; r < OB; r++) {
+                            int out = b * OB + r;
+                            float value = 0;
+                            if (out < outputs) {
+                                value = forInputGradient
+                                    ? weight[((((size_t)ci * c + out) * kd + (kd - 1 - a)) * kh + (kh - 1 - u)) * kw + (kw - 1 - v)]
+                                    : weight[((((size_t)out * c + ci) * kd + a) * kh + u) * kw + v];
+                            }
+                            packed[(((((size_t)b * inputs + ci) * kd + a) * kh + u) * kw + v) * OB + r] = value;
                         }
-                        packed[((((size_t)b * inputs + ci) * kh + u) * kw + v) * OB + r] = value;
-                    }
 }
 
 #if CK_HAVE_AVX512
@@ -84,41 +85,47 @@ CK_TARGET static inline __mmask16 storeMask(int j0, int q) {
     return (__mmask16)((1u << n) - 1u);
 }
 
-/// One tile: output block `blockWeights` (OB channels starting at o0), row i, columns j0 ..< j0 + 16 VB.
+/// One tile: output block `blockWeights` (OB channels starting at o0), slice z, row i, columns j0 ..< j0 + 16 VB.
 CK_TARGET __attribute__((always_inline)) static inline void
-forwardTile(const float *x, const float *blockWeights, const float *bias, float *y,
-            int inputs, int h, int w, int outputs, int kh, int kw, int pad, int p, int q,
-            int o0, int i, int j0, int accumulate, const int VB, const int KW) {
+forwardTile(const float *x, const float *blockWeights, const float *bias, float *y, const ck_conv *g,
+            int pd, int p, int q, int o0, int z, int i, int j0, int accumulate, const int VB, const int KW) {
+    int h = g->height, w = g->width, kd = g->kd, kh = g->kh, pad = g->pad;
     __m512 acc[OB][4];
     for (int r = 0; r < OB; r++) {
-        float b0 = (bias && o0 + r < outputs) ? bias[o0 + r] : 0.0f;
+        float b0 = (bias && o0 + r < g->outputs) ? bias[o0 + r] : 0.0f;
         for (int b = 0; b < VB; b++) acc[r][b] = _mm512_set1_ps(b0);
     }
     __mmask16 masks[MAX_TAPS][4];
     for (int v = 0; v < KW; v++)
         for (int b = 0; b < VB; b++) masks[v][b] = columnMask(j0 + 16 * b + v - pad, w);
+    // Taps inside the input along depth and height (padding is skipped, not read).
+    int aBegin = g->padDepth - z > 0 ? g->padDepth - z : 0;
+    int aEnd = g->depth + g->padDepth - z < kd ? g->depth + g->padDepth - z : kd;
     int uBegin = pad - i > 0 ? pad - i : 0;
     int uEnd = h + pad - i < kh ? h + pad - i : kh;
-    for (int ci = 0; ci < inputs; ci++) {
-        const float *wc = blockWeights + (size_t)ci * kh * KW * OB;
-        const float *xc = x + (size_t)ci * h * w;
-        for (int u = uBegin; u < uEnd; u++) {
-            const float *xrow = xc + (size_t)(i + u - pad) * w + j0 - pad;
-            const float *wu = wc + (size_t)u * KW * OB;
-            for (int v = 0; v < KW; v++) {
-                __m512 xv[4];
-                for (int b = 0; b < VB; b++) xv[b] = _mm512_maskz_loadu_ps(masks[v][b], xrow + v + 16 * b);
-                const float *wv = wu + v * OB;
-                for (int r = 0; r < OB; r++) {
-                    __m512 weight = _mm512_set1_ps(wv[r]);
-                    for (int b = 0; b < VB; b++) acc[r][b] = _mm512_fmadd_ps(weight, xv[b], acc[r][b]);
+    size_t plane = (size_t)h * w, channel = (size_t)g->depth * plane;
+    for (int ci = 0; ci < g->inputs; ci++) {
+        for (int a = aBegin; a < aEnd; a++) {
+            const float *wc = blockWeights + ((size_t)ci * kd + a) * kh * KW * OB;
+            const float *xc = x + (size_t)ci * channel + (size_t)(z + a - g->padDepth) * plane;
+            for (int u = uBegin; u < uEnd; u++) {
+                const float *xrow = xc + (size_t)(i + u - pad) * w + j0 - pad;
+                const float *wu = wc + (size_t)u * KW * OB;
+                for (int v = 0; v < KW; v++) {
+                    __m512 xv[4];
+                    for (int b = 0; b < VB; b++) xv[b] = _mm512_maskz_loadu_ps(masks[v][b], xrow + v + 16 * b);
+                    const float *wv = wu + v * OB;
+                    for (int r = 0; r < OB; r++) {
+                        __m512 weight = _mm512_set1_ps(wv[r]);
+                        for (int b = 0; b < VB; b++) acc[r][b] = _mm512_fmadd_ps(weight, xv[b], acc[r][b]);
+                    }
                 }
             }
         }
     }
     for (int r = 0; r < OB; r++) {
-        if (o0 + r >= outputs) break;
-        float *yrow = y + ((size_t)(o0 + r) * p + i) * q + j0;
+        if (o0 + r >= g->outputs) break;
+        float *yrow = y + (((size_t)(o0 + r) * pd + z) * p + i) * q + j0;
         for (int b = 0; b < VB; b++) {
             __mmask16 m = storeMask(j0 + 16 * b, q);
             __m512 value = acc[r][b];
@@ -128,17 +135,17 @@ forwardTile(const float *x, const float *blockWeights, const float *bias, float 
     }
 }
 
-CK_TARGET static void forwardRows(const float *x, const float *packed, const float *bias, float *y,
-                                  int inputs, int h, int w, int outputs, int kh, int kw, int pad,
-                                  int rowBegin, int rowEnd, int accumulate) {
-    int p = h + 2 * pad - kh + 1, q = w + 2 * pad - kw + 1;
+CK_TARGET static void forwardRows(const float *x, const float *packed, const float *bias, float *y, const ck_conv *g,
+                                  int z, int rowBegin, int rowEnd, int accumulate) {
+    int pd = g->depth + 2 * g->padDepth - g->kd + 1;
+    int p = g->height + 2 * g->pad - g->kh + 1, q = g->width + 2 * g->pad - g->kw + 1, kw = g->kw;
     int vectors = (q + 15) / 16;
     int VB = vectors >= 4 ? 4 : vectors;
-    int blocks = (outputs + OB - 1) / OB;
-    size_t blockSize = (size_t)inputs * kh * kw * OB;
-    // Rows per band: the band's input rows (all channels) within about 256 KB.
-    size_t rowBytes = (size_t)inputs * w * sizeof(float);
-    int band = (int)((256u << 10) / (rowBytes ? rowBytes : 1)) - (kh - 1);
+    int blocks = (g->outputs + OB - 1) / OB;
+    size_t blockSize = (size_t)g->inputs * g->kd * g->kh * g->kw * OB;
+    // Rows per band: the band's input rows (all channels, every depth tap) within about 256 KB.
+    size_t rowBytes = (size_t)g->inputs * g->kd * g->width * sizeof(float);
+    int band = (int)((256u << 10) / (rowBytes ? rowBytes : 1)) - (g->kh - 1);
     if (band < 1) band = 1;
     for (int i0 = rowBegin; i0 < rowEnd; i0 += band) {
         int i1 = i0 + band < rowEnd ? i0 + band : rowEnd;
@@ -148,8 +155,8 @@ CK_TARGET static void forwardRows(const float *x, const float *packed, const flo
                 for (int j0 = 0; j0 < q; j0 += 16 * VB) {
                     int left = (q - j0 + 15) / 16;
                     int vb = left >= VB ? VB : left;
-                    // The common 3x3 kernel with its tap loop unrolled; any other width as a loop.
-#define CK_TILE(V, K) forwardTile(x, bw, bias, y, inputs, h, w, outputs, kh, kw, pad, p, q, blk * OB, i, j0, accumulate, V, K)
+                    // The common 3-wide kernel with its tap loop unrolled; any other width as a loop.
+#define CK_TILE(V, K) forwardTile(x, bw, bias, y, g, pd, p, q, blk * OB, z, i, j0, accumulate, V, K)
                     if (kw == 3) {
                         switch (vb) { case 4: CK_TILE(4, 3); break; case 3: CK_TILE(3, 3); break; case 2: CK_TILE(2, 3); break; default: CK_TILE(1, 3); }
                     } else {
@@ -164,13 +171,11 @@ CK_TARGET static void forwardRows(const float *x, const float *packed, const flo
 
 #endif
 
-void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y,
-                       int inputs, int h, int w, int outputs, int kh, int kw, int pad,
-                       int rowBegin, int rowEnd, int accumulate) {
+void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y, ck_conv g,
+                       int slice, int rowBegin, int rowEnd, int accumulate) {
 #if CK_HAVE_AVX512
-    forwardRows(x, packed, bias, y, inputs, h, w, outputs, kh, kw, pad, rowBegin, rowEnd, accumulate);
+    forwardRows(x, packed, bias, y, &g, slice, rowBegin, rowEnd, accumulate);
 #else
-    (void)x; (void)packed; (void)bias; (void)y; (void)inputs; (void)h; (void)w; (void)outputs;
-    (void)kh; (void)kw; (void)pad; (void)rowBegin; (void)rowEnd; (void)accumulate;
+    (void)x; (void)packed; (void)bias; (void)y; (void)g; (void)slice; (void)rowBegin; (void)rowEnd; (void)accumulate;
 #endif
 }

@@ -18,7 +18,7 @@ public enum ReferenceParity {
 
     /// The ops whose cases run convolutions, which `distill parity` also checks with
     /// the direct convolution kernel forced wherever it applies.
-    public static let convolutionOps: Set<String> = ["conv2d", "unet", "multitask_unet", "transunet", "kd_step"]
+    public static let convolutionOps: Set<String> = ["conv2d", "conv3d", "unet", "unet3d", "multitask_unet", "transunet", "kd_step"]
 
     /// Whether the case at `path` runs convolutions (false for a file that does not read as a case: `run` reports it).
     public static func usesConvolutions(path: String) -> Bool {

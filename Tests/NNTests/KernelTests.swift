@@ -201,6 +201,55 @@ import Testing
         expectClose(db1, db2)
     }
 
+    /// 3D shapes for the direct kernel: 3x3x3 and nnU-Net's 1x3x3, depth padding 0, 1 and 2
+    /// (a 5x3x3 kernel), depth taps cut by the volume's edges, rows with tails, a single volume
+    /// (slices split into bands of rows across threads), output channels not a multiple of 6.
+    static let volumeDirectGeometries = [
+        VolumeGeometry(n: 2, c: 3, size: [4, 5, 70], o: 7, kernel: [3, 3, 3], padding: [1, 1, 1]),
+        VolumeGeometry(n: 1, c: 4, size: [3, 6, 37], o: 5, kernel: [1, 3, 3], padding: [0, 1, 1]),
+        VolumeGeometry(n: 1, c: 2, size: [2, 4, 20], o: 13, kernel: [5, 3, 3], padding: [2, 1, 1]),
+        VolumeGeometry(n: 2, c: 2, size: [5, 6, 18], o: 3, kernel: [3, 3, 3], padding: [0, 0, 0]),
+    ]
+
+    @Test(.enabled(if: DirectConvolution.isAvailable, "this CPU has no AVX-512"), arguments: 0..<volumeDirectGeometries.count)
+    func volumeDirectConvolutionMatchesItsNaiveReference(_ index: Int) {
+        let g = Self.volumeDirectGeometries[index]
+        var rng = RNG(seed: UInt64(300 + index))
+        let x = rng.uniformTensor([g.n, g.c] + g.size, -1, 1), w = rng.uniformTensor([g.o, g.c] + g.kernel, -1, 1)
+        let b = rng.uniformTensor([g.o], -1, 1), dy = rng.uniformTensor([g.n, g.o] + g.output, -1, 1)
+        #expect(DirectConvolution.supports(g, .forward) && DirectConvolution.supports(g, .inputGradient))
+        let fast = Tensor(zeros: dy.shape), slow = Tensor(zeros: dy.shape)
+        Conv3D.forward(x.pointer, w.pointer, b.pointer, fast.pointer, g, algorithm: .direct)
+        Conv3D.forwardNaive(x.pointer, w.pointer, b.pointer, slow.pointer, g)
+        expectClose(fast, slow)
+        let start = rng.uniformTensor(x.shape, -1, 1)
+        let (dx1, dw1) = (start.copy(), Tensor(zeros: w.shape)), (dx2, dw2) = (start.copy(), Tensor(zeros: w.shape))
+        Conv3D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, nil, g, inputGradient: .direct)
+        Conv3D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx2.pointer, dw2.pointer, nil, g)
+        expectClose(dx1, dx2)
+        expectClose(dw1, dw2, atol: 5e-4)
+    }
+
+    /// The 3D rule: direct for stride-1 layers with rows of 64 or more within the contract; never for
+    /// strided, dilated, 1x1x1 or in-plane non-square layers, nor for a weight gradient.
+    @Test func volumeDirectConvolutionIsChosenOnlyWithinItsContract() {
+        let narrow = VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], padding: [1, 1, 1])
+        #expect(DirectConvolution.algorithm(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
+        #expect(DirectConvolution.algorithm(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
+        #expect(DirectConvolution.algorithm(narrow, .weightGradient) == .gemm)
+        // Short rows (a deep level) stay on sgemm.
+        #expect(DirectConvolution.algorithm(VolumeGeometry(n: 2, c: 32, size: [8, 8, 8], o: 32, kernel: [3, 3, 3], padding: [1, 1, 1]), .forward) == .gemm)
+        for g in [VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], stride: [1, 2, 2], padding: [1, 1, 1]),
+                  VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], padding: [2, 2, 2], dilation: [2, 2, 2]),
+                  VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 16, kernel: [1, 1, 1]),
+                  VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 5], padding: [1, 1, 2]),
+                  VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], padding: [1, 1, 0])] {
+            for pass in ConvPass.allCases {
+                #expect(!DirectConvolution.supports(g, pass) && DirectConvolution.algorithm(g, pass) == .gemm, "\(g) \(pass)")
+            }
+        }
+    }
+
     /// The runtime's rule: direct only where the kernel's contract holds, GEMM on strided, dilated and 1x1 layers
     /// and for every weight gradient.
     @Test func directConvolutionIsChosenOnlyWithinItsContract() {

@@ -61,46 +61,90 @@ public enum DirectConvolution {
         }
     }
 
-    /// Weight [O, C, kh, kw] packed for the kernel (see CKernels.h); release with `Scratch.release`.
-    static func pack(_ weight: UnsafePointer<Float>, _ g: ConvGeometry, forInputGradient: Bool) -> (UnsafeMutablePointer<Float>, Int) {
-        let count = forInputGradient ? ck_direct_packed_count(Int32(g.c), Int32(g.o), Int32(g.kh), Int32(g.kw))
-                                     : ck_direct_packed_count(Int32(g.o), Int32(g.c), Int32(g.kh), Int32(g.kw))
-        let packed = Scratch.floats(count)
-        ck_direct_pack(weight, packed, Int32(g.o), Int32(g.c), Int32(g.kh), Int32(g.kw), forInputGradient ? 1 : 0)
-        return (packed, count)
+    /// The 3D kernel's contract: as in 2D, with any depth of kernel up to 7 and its own
+    /// depth padding (nnU-Net's 1x3x3 and 3x3x3 layers); the in-plane kernel and padding square.
+    public static func supports(_ g: VolumeGeometry, _ pass: ConvPass) -> Bool {
+        let (k, p) = (g.kernel, g.padding)
+        return pass != .weightGradient && g.stride == [1, 1, 1] && g.dilation == [1, 1, 1] && k[1] == k[2] && k[0] <= 7 && k[1] <= 7
+            && p[1] == p[2] && p[0] < k[0] && p[1] < k[1] && g.output.allSatisfy { $0 > 0 } && k != [1, 1, 1]
     }
 
-    /// Work items over images and, when there are fewer images than threads, bands of rows.
-    private static func forEachBand(images: Int, rows: Int, _ body: (_ image: Int, _ rows: Range<Int>) -> Void) {
-        let split = images >= Parallel.threads ? 1 : min(rows, (Parallel.threads + images - 1) / images)
-        Parallel.forEach(images * split) { item in
-            let n = item / split, s = item % split
-            body(n, rows * s / split ..< rows * (s + 1) / split)
+    /// The 3D rule: the 2D rule on the in-plane rows (each output slice is a 2D tile loop).
+    public static func algorithm(_ g: VolumeGeometry, _ pass: ConvPass) -> ConvAlgorithm {
+        guard isAvailable, supports(g, pass) else { return .gemm }
+        if let forced { return forced }
+        guard g.c <= 256, g.o <= 256 else { return .gemm }
+        switch pass {
+        case .forward: return g.output[2] >= 64 ? .direct : .gemm
+        case .inputGradient: return g.size[2] >= 64 ? .direct : .gemm
+        case .weightGradient: return .gemm
         }
     }
 
     /// y = conv(x, w) + b for every image (overwrites y).
     static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        run(x, weight, bias, y, g, inputGradient: false)
+        run(x, weight, bias, y, images: g.n, Self.kernel(g, inputGradient: false), weight: (g.o, g.c, 1, g.kh, g.kw), inputGradient: false)
     }
 
     /// dx += conv_transpose(dy, w): the forward kernel on dy with the flipped, transposed weight.
     static func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        run(dy, weight, nil, dx, g, inputGradient: true)
+        run(dy, weight, nil, dx, images: g.n, Self.kernel(g, inputGradient: true), weight: (g.o, g.c, 1, g.kh, g.kw), inputGradient: true)
     }
 
-    /// The kernel over every image: the convolution `g` (overwriting), or its adjoint
-    /// from dy to dx, which has the channels swapped and padding k - 1 - p (accumulating).
+    /// The 3D forward pass (overwrites y).
+    static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                        _ y: UnsafeMutablePointer<Float>, _ g: VolumeGeometry) {
+        run(x, weight, bias, y, images: g.n, Self.kernel(g, inputGradient: false), weight: (g.o, g.c, g.kernel[0], g.kernel[1], g.kernel[2]),
+            inputGradient: false)
+    }
+
+    /// The 3D input gradient (accumulates into dx).
+    static func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: VolumeGeometry) {
+        run(dy, weight, nil, dx, images: g.n, Self.kernel(g, inputGradient: true), weight: (g.o, g.c, g.kernel[0], g.kernel[1], g.kernel[2]),
+            inputGradient: true)
+    }
+
+    /// The kernel's geometry for `g`, or for its adjoint from dy to dx: channels swapped,
+    /// the output's size as input, padding k - 1 - p.
+    static func kernel(_ g: ConvGeometry, inputGradient: Bool) -> ck_conv {
+        inputGradient
+            ? ck_conv(inputs: Int32(g.o), depth: 1, height: Int32(g.p), width: Int32(g.q), outputs: Int32(g.c), kd: 1, kh: Int32(g.kh), kw: Int32(g.kw),
+                      padDepth: 0, pad: Int32(g.kh - 1 - g.padding))
+            : ck_conv(inputs: Int32(g.c), depth: 1, height: Int32(g.h), width: Int32(g.w), outputs: Int32(g.o), kd: 1, kh: Int32(g.kh), kw: Int32(g.kw),
+                      padDepth: 0, pad: Int32(g.padding))
+    }
+
+    static func kernel(_ g: VolumeGeometry, inputGradient: Bool) -> ck_conv {
+        let (k, p, size, out) = (g.kernel.map(Int32.init), g.padding.map(Int32.init), g.size.map(Int32.init), g.output.map(Int32.init))
+        return inputGradient
+            ? ck_conv(inputs: Int32(g.o), depth: out[0], height: out[1], width: out[2], outputs: Int32(g.c), kd: k[0], kh: k[1], kw: k[2],
+                      padDepth: k[0] - 1 - p[0], pad: k[1] - 1 - p[1])
+            : ck_conv(inputs: Int32(g.c), depth: size[0], height: size[1], width: size[2], outputs: Int32(g.o), kd: k[0], kh: k[1], kw: k[2],
+                      padDepth: p[0], pad: p[1])
+    }
+
+    /// The kernel over every image: each output slice, split into bands of rows when
+    /// there are fewer slices than threads. The convolution itself overwrites its
+    /// output; its adjoint (the input gradient) accumulates.
     private static func run(_ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                            _ output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, inputGradient: Bool) {
-        let (packed, count) = pack(weight, g, forInputGradient: inputGradient)
+                            _ output: UnsafeMutablePointer<Float>, images: Int, _ k: ck_conv, weight w: (o: Int, c: Int, kd: Int, kh: Int, kw: Int),
+                            inputGradient: Bool) {
+        let (o, c, kd, kh, kw) = (Int32(w.o), Int32(w.c), Int32(w.kd), Int32(w.kh), Int32(w.kw))
+        let count = inputGradient ? ck_direct_packed_count(c, o, kd, kh, kw) : ck_direct_packed_count(o, c, kd, kh, kw)
+        let packed = Scratch.floats(count)
         defer { Scratch.release(packed, count) }
-        let k = inputGradient ? ConvGeometry(n: g.n, c: g.o, h: g.p, w: g.q, o: g.c, kh: g.kh, kw: g.kw, padding: g.kh - 1 - g.padding) : g
-        let inSize = k.c * k.h * k.w, outSize = k.o * k.p * k.q
-        forEachBand(images: k.n, rows: k.p) { n, rows in
-            ck_direct_forward(input + n * inSize, packed, bias, output + n * outSize, Int32(k.c), Int32(k.h), Int32(k.w), Int32(k.o),
-                              Int32(k.kh), Int32(k.kw), Int32(k.padding), Int32(rows.lowerBound), Int32(rows.upperBound), inputGradient ? 1 : 0)
+        ck_direct_pack(weight, packed, o, c, kd, kh, kw, inputGradient ? 1 : 0)
+        let outDepth = Int(k.depth + 2 * k.padDepth - k.kd + 1), rows = Int(k.height + 2 * k.pad - k.kh + 1)
+        let columns = Int(k.width + 2 * k.pad - k.kw + 1)
+        let inSize = Int(k.inputs * k.depth * k.height * k.width), outSize = Int(k.outputs) * outDepth * rows * columns
+        let slices = images * outDepth
+        let split = slices >= Parallel.threads ? 1 : min(rows, (Parallel.threads + slices - 1) / slices)
+        Parallel.forEach(slices * split) { item in
+            let (slice, s) = (item / split, item % split)
+            let (n, z) = (slice / outDepth, slice % outDepth)
+            ck_direct_forward(input + n * inSize, packed, bias, output + n * outSize, k, Int32(z),
+                              Int32(rows * s / split), Int32(rows * (s + 1) / split), inputGradient ? 1 : 0)
         }
     }
 }

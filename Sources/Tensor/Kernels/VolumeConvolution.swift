@@ -7,7 +7,10 @@
 // conv [C, O, kd, kh, kw]. Forward writes its output; backward ACCUMULATES into
 // dx, dw, db.
 //
-// The fast path is vol2col + sgemm in bands of output rows, each band a GEMM of
+// Stride-1 layers with rows of 64 voxels or more take the AVX-512 direct kernel
+// (DirectConvolution: forward and input gradient, each output slice a 2D tile
+// loop over the depth taps), by the same rule as in 2D. Otherwise the path is
+// vol2col + sgemm in bands of output rows, each band a GEMM of
 // at most a few MB of columns, so a 128^3 patch never builds its whole column
 // matrix. Work is split so that a batch of one volume (sliding-window inference,
 // nnU-Net's batch of 2) still uses every core:
@@ -191,8 +194,13 @@ enum VolumeProducts {
 
 public enum Conv3D {
     /// y[n, o] = b[o] + sum_{c,a,u,v} w[o, c, a, u, v] * x[n, c, sd*i + dd*a - pd, sh*j + dh*u - ph, sw*l + dw*v - pw]
+    /// `algorithm` overrides the runtime's choice (`DirectConvolution.algorithm`), for tests and benchmarks.
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                               _ y: UnsafeMutablePointer<Float>, _ g: VolumeGeometry) {
+                               _ y: UnsafeMutablePointer<Float>, _ g: VolumeGeometry, algorithm: ConvAlgorithm? = nil) {
+        if choose(algorithm, g, .forward) == .direct {
+            DirectConvolution.forward(x, weight, bias, y, g)
+            return
+        }
         y.update(repeating: 0, count: g.n * g.o * g.outputVoxels)
         VolumeProducts.convolve(x, weight, y, g)
         if let bias { VolumeProducts.addBias(bias, y, n: g.n, channels: g.o, voxels: g.outputVoxels) }
@@ -201,10 +209,24 @@ public enum Conv3D {
     /// Accumulates dx (if given), dw and db (if given) from dy.
     public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
-                                _ g: VolumeGeometry) {
-        if let dx { VolumeProducts.adjoint(dy, weight, dx, g) }
+                                _ g: VolumeGeometry, inputGradient: ConvAlgorithm? = nil) {
+        if let dx {
+            if choose(inputGradient, g, .inputGradient) == .direct {
+                DirectConvolution.inputGradient(dy, weight, dx, g)
+            } else {
+                VolumeProducts.adjoint(dy, weight, dx, g)
+            }
+        }
         VolumeProducts.weightGradient(x, dy, dw, g)
         if let db { VolumeProducts.channelSums(dy, db, n: g.n, channels: g.o, voxels: g.outputVoxels) }
+    }
+
+    /// The algorithm for `pass`: the caller's override, else the runtime's rule.
+    private static func choose(_ override: ConvAlgorithm?, _ g: VolumeGeometry, _ pass: ConvPass) -> ConvAlgorithm {
+        guard let override else { return DirectConvolution.algorithm(g, pass) }
+        precondition(override == .gemm || (DirectConvolution.isAvailable && DirectConvolution.supports(g, pass)),
+                     "direct convolution asked for an unsupported \(pass) of \(g)")
+        return override
     }
 
     /// The defining sum, in Double: the reference for tests.
