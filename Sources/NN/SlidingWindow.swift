@@ -114,25 +114,27 @@ enum Volumes {
 
     /// x[..., origin + size] (every leading index), a new tensor.
     static func crop(_ x: Tensor, origin: [Int], size: [Int]) -> Tensor {
-        let spatial = Array(x.shape.suffix(3)), lead = Array(x.shape.dropLast(3))
-        let planes = lead.reduce(1, *), inCount = spatial.reduce(1, *), outCount = size.reduce(1, *)
-        let y = Tensor(uninitialized: lead + size)
-        for p in 0..<planes {
-            forEachRow(of: size, in: spatial, at: origin) { w, v, n in
-                (y.pointer + p * outCount + w).update(from: x.pointer + p * inCount + v, count: n)
-            }
-        }
-        return y
+        transfer(x, window: size, volume: Array(x.shape.suffix(3)), at: origin, intoVolume: false)
     }
 
     /// x zero-padded to `size`, its voxels starting at `before`.
     static func pad(_ x: Tensor, to size: [Int], before: [Int]) -> Tensor {
-        let spatial = Array(x.shape.suffix(3)), lead = Array(x.shape.dropLast(3))
-        let planes = lead.reduce(1, *), inCount = spatial.reduce(1, *), outCount = size.reduce(1, *)
-        let y = Tensor(zeros: lead + size)
+        transfer(x, window: Array(x.shape.suffix(3)), volume: size, at: before, intoVolume: true)
+    }
+
+    /// Copies every row between a window and the volume it lies in at `origin`, for every
+    /// leading plane: out of the volume x into a new window, or x (the window) into a zero volume.
+    private static func transfer(_ x: Tensor, window: [Int], volume: [Int], at origin: [Int], intoVolume: Bool) -> Tensor {
+        let lead = Array(x.shape.dropLast(3)), planes = lead.reduce(1, *)
+        let (windowCount, volumeCount) = (window.reduce(1, *), volume.reduce(1, *))
+        let y = intoVolume ? Tensor(zeros: lead + volume) : Tensor(uninitialized: lead + window)
         for p in 0..<planes {
-            forEachRow(of: spatial, in: size, at: before) { w, v, n in
-                (y.pointer + p * outCount + v).update(from: x.pointer + p * inCount + w, count: n)
+            forEachRow(of: window, in: volume, at: origin) { w, v, n in
+                if intoVolume {
+                    (y.pointer + p * volumeCount + v).update(from: x.pointer + p * windowCount + w, count: n)
+                } else {
+                    (y.pointer + p * windowCount + w).update(from: x.pointer + p * volumeCount + v, count: n)
+                }
             }
         }
         return y

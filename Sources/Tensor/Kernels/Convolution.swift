@@ -190,36 +190,24 @@ public enum Conv2D {
         return override
     }
 
-    /// The defining sum, in Double: the reference for tests.
+    /// The defining sum, in Double: the reference for tests (the 3D reference at depth 1).
     public static func forwardNaive(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                                     _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        for n in 0..<g.n { for o in 0..<g.o { for i in 0..<g.p { for j in 0..<g.q {
-            var s = Double(bias?[o] ?? 0)
-            for c in 0..<g.c { for u in 0..<g.kh { for v in 0..<g.kw {
-                let yy = g.stride * i + g.dilation * u - g.padding, xx = g.stride * j + g.dilation * v - g.padding
-                if yy >= 0, yy < g.h, xx >= 0, xx < g.w {
-                    s += Double(weight[((o * g.c + c) * g.kh + u) * g.kw + v]) * Double(x[((n * g.c + c) * g.h + yy) * g.w + xx])
-                }
-            } } }
-            y[((n * g.o + o) * g.p + i) * g.q + j] = Float(s)
-        } } } }
+        Conv3D.forwardNaive(x, weight, bias, y, g.volume)
     }
 
     public static func backwardNaive(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                      _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
                                      _ g: ConvGeometry) {
-        for n in 0..<g.n { for o in 0..<g.o { for i in 0..<g.p { for j in 0..<g.q {
-            let d = dy[((n * g.o + o) * g.p + i) * g.q + j]
-            db?[o] += d
-            for c in 0..<g.c { for u in 0..<g.kh { for v in 0..<g.kw {
-                let yy = g.stride * i + g.dilation * u - g.padding, xx = g.stride * j + g.dilation * v - g.padding
-                if yy >= 0, yy < g.h, xx >= 0, xx < g.w {
-                    let xi = ((n * g.c + c) * g.h + yy) * g.w + xx, wi = ((o * g.c + c) * g.kh + u) * g.kw + v
-                    dw[wi] += d * x[xi]
-                    dx?[xi] += d * weight[wi]
-                }
-            } } }
-        } } } }
+        Conv3D.backwardNaive(x, weight, dy, dx, dw, db, g.volume)
+    }
+}
+
+extension ConvGeometry {
+    /// The same convolution as a volume of depth 1 with a kernel of depth 1.
+    var volume: VolumeGeometry {
+        VolumeGeometry(n: n, c: c, size: [1, h, w], o: o, kernel: [1, kh, kw], stride: [1, stride, stride], padding: [0, padding, padding],
+                       dilation: [1, dilation, dilation])
     }
 }
 
