@@ -91,15 +91,22 @@ public enum RuntimeBenchmark {
         if row.name.hasSuffix("_fwd") {
             return ({ _ = Tape.noGrad { model.forward(x, training: false, taps: []) } }, 2 * macs / 1e9)
         }
+        return (try trainingStep(model, arch, images: x, labels: label), 6 * macs / 1e9)
+    }
+
+    /// One supervised training step as torch_bench.py times it: Dice on the segmentation
+    /// head (plus `extra` terms), backward, AdamW (0.9, 0.95), weight decay 0.05.
+    static func trainingStep(_ model: SegmentationModel, _ arch: ModelArchitecture, images x: Variable, labels: Tensor,
+                             extra: [SupervisedTerm] = []) throws -> () throws -> Void {
         let opt = Optimizer(.adamw(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.05), lr: 1.5e-4, parameters: model.store.ordered)
-        var orng = RNG(seed: 3)
-        let objective = try DistillationObjective(supervised: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))],
-                                                  distillation: nil, student: arch, teacher: nil, rng: &orng)
+        var rng = RNG(seed: 3)
+        let objective = try DistillationObjective(supervised: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))] + extra,
+                                                  distillation: nil, student: arch, teacher: nil, rng: &rng)
         let training = TrainingStep(model: model, objective: objective, optimizer: opt)
-        return ({
+        return {
             var stepRNG = RNG(seed: 0)
-            try training.run(images: x, labels: label, rng: &stepRNG)
-        }, 6 * macs / 1e9)
+            try training.run(images: x, labels: labels, rng: &stepRNG)
+        }
     }
 
     /// The study's T1 -> S1 objective (THESIS.md): Dice 0.4, B-B 0.2, PMD 0.2, E-E 0.1, D-D 0.1,
@@ -137,16 +144,8 @@ public enum RuntimeBenchmark {
             // As torch_bench.py: AdamW (0.9, 0.95), weight decay 0.05; T1 adds the MSE reconstruction of its input.
             let arch = row.name == "s1_train" ? s1 : row.name == "s2_train" ? s2 : t1
             let model = ModelBuilder.build(arch, height: size, width: size, seed: 1)
-            let opt = Optimizer(.adamw(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.05), lr: 1.5e-4, parameters: model.store.ordered)
-            var rng = RNG(seed: 3)
             let reconstruction = row.name == "t1_train" ? [SupervisedTerm(head: "reconstruction", weight: 1, loss: .mse(target: .input))] : []
-            let objective = try DistillationObjective(supervised: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))] + reconstruction,
-                                                      distillation: nil, student: arch, teacher: nil, rng: &rng)
-            let training = TrainingStep(model: model, objective: objective, optimizer: opt)
-            step = {
-                var stepRNG = RNG(seed: 0)
-                try training.run(images: x, labels: label, rng: &stepRNG)
-            }
+            step = try trainingStep(model, arch, images: x, labels: label, extra: reconstruction)
             gflop = 6 * macs(arch) * Double(row.batch) / 1e9
         case "augment":
             let augmenter = Augmenter(try everyTransform())

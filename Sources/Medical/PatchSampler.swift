@@ -63,21 +63,6 @@ public struct PatchSampler: Sendable {
     /// The patch of `volume` [C, D, H, W] starting at `origin`, zero outside: [C, pd, ph, pw].
     public func crop(_ volume: Tensor, origin: [Int]) -> Tensor {
         precondition(volume.rank == 4, "PatchSampler.crop: a volume [C, D, H, W], got \(volume.shape)")
-        let (c, size) = (volume.shape[0], Array(volume.shape[1...]))
-        let out = Tensor(zeros: [c] + patch)
-        // The part of the patch inside the volume, per axis: patch indices lo..<hi.
-        let lo = (0..<3).map { max(0, -origin[$0]) }, hi = (0..<3).map { min(patch[$0], size[$0] - origin[$0]) }
-        guard (0..<3).allSatisfy({ lo[$0] < hi[$0] }) else { return out }
-        let (inCount, outCount) = (size.reduce(1, *), patch.reduce(1, *))
-        for ch in 0..<c {
-            for a in lo[0]..<hi[0] {
-                for b in lo[1]..<hi[1] {
-                    let src = volume.pointer + ch * inCount + ((origin[0] + a) * size[1] + origin[1] + b) * size[2] + origin[2] + lo[2]
-                    let dst = out.pointer + ch * outCount + (a * patch[1] + b) * patch[2] + lo[2]
-                    dst.update(from: src, count: hi[2] - lo[2])
-                }
-            }
-        }
-        return out
+        return VolumeRegion.crop(volume, origin: origin, size: patch)
     }
 }

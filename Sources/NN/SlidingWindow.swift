@@ -58,17 +58,17 @@ public struct SlidingWindow: Sendable {
         let channels = image.shape[0], size = Array(image.shape[1...])
         let padded = zip(size, patch).map { max($0, $1) }
         let before = zip(padded, size).map { ($0 - $1) / 2 }
-        let source = padded == size ? image : Volumes.pad(image, to: padded, before: before)
+        let source = padded == size ? image : VolumeRegion.crop(image, origin: before.map { -$0 }, size: padded)
         let starts = (0..<3).map { Self.positions(size: padded[$0], patch: patch[$0], step: step) }
         let weight = importance()
         let voxels = padded.reduce(1, *), windowVoxels = patch.reduce(1, *)
         let sum = Tensor(zeros: [classes] + padded), weights = Tensor(zeros: padded)
         for z in starts[0] { for y in starts[1] { for x in starts[2] {
             let origin = [z, y, x]
-            let window = Volumes.crop(source, origin: origin, size: patch).reshaped([1, channels] + patch)
+            let window = VolumeRegion.crop(source, origin: origin, size: patch).reshaped([1, channels] + patch)
             let logits = mirrored(window, model)
             precondition(logits.shape == [1, classes] + patch, "SlidingWindow: the model returned \(logits.shape) for a window \(window.shape)")
-            Volumes.forEachRow(of: patch, in: padded, at: origin) { windowRow, volumeRow, length in
+            VolumeRegion.forEachRow(of: patch, in: padded, at: origin) { windowRow, volumeRow, length in
                 for k in 0..<classes {
                     let src = logits.pointer + k * windowVoxels + windowRow, dst = sum.pointer + k * voxels + volumeRow
                     for i in 0..<length { dst[i] += src[i] * weight.pointer[windowRow + i] }
@@ -81,7 +81,7 @@ public struct SlidingWindow: Sendable {
             let row = sum.pointer + k * voxels
             for i in 0..<voxels { row[i] /= weights.pointer[i] }
         }
-        return padded == size ? sum : Volumes.crop(sum, origin: before, size: size)
+        return padded == size ? sum : VolumeRegion.crop(sum, origin: before, size: size)
     }
 
     /// The mean of the model's logits over every flip of `mirrorAxes` (each flipped back).
@@ -100,46 +100,8 @@ public struct SlidingWindow: Sendable {
     }
 }
 
-/// Index arithmetic over the trailing three (spatial) axes of [..., D, H, W] tensors.
+/// Mirroring of windows (the rest of the region arithmetic is Tensor's `VolumeRegion`).
 enum Volumes {
-    /// Calls body(offset in the window, offset in the volume, run length) for every W-row
-    /// of a window of `window` voxels placed at `origin` inside a volume of `volume` voxels.
-    static func forEachRow(of window: [Int], in volume: [Int], at origin: [Int], _ body: (Int, Int, Int) -> Void) {
-        for a in 0..<window[0] {
-            for b in 0..<window[1] {
-                body((a * window[1] + b) * window[2], ((origin[0] + a) * volume[1] + origin[1] + b) * volume[2] + origin[2], window[2])
-            }
-        }
-    }
-
-    /// x[..., origin + size] (every leading index), a new tensor.
-    static func crop(_ x: Tensor, origin: [Int], size: [Int]) -> Tensor {
-        transfer(x, window: size, volume: Array(x.shape.suffix(3)), at: origin, intoVolume: false)
-    }
-
-    /// x zero-padded to `size`, its voxels starting at `before`.
-    static func pad(_ x: Tensor, to size: [Int], before: [Int]) -> Tensor {
-        transfer(x, window: Array(x.shape.suffix(3)), volume: size, at: before, intoVolume: true)
-    }
-
-    /// Copies every row between a window and the volume it lies in at `origin`, for every
-    /// leading plane: out of the volume x into a new window, or x (the window) into a zero volume.
-    private static func transfer(_ x: Tensor, window: [Int], volume: [Int], at origin: [Int], intoVolume: Bool) -> Tensor {
-        let lead = Array(x.shape.dropLast(3)), planes = lead.reduce(1, *)
-        let (windowCount, volumeCount) = (window.reduce(1, *), volume.reduce(1, *))
-        let y = intoVolume ? Tensor(zeros: lead + volume) : Tensor(uninitialized: lead + window)
-        for p in 0..<planes {
-            forEachRow(of: window, in: volume, at: origin) { w, v, n in
-                if intoVolume {
-                    (y.pointer + p * volumeCount + v).update(from: x.pointer + p * windowCount + w, count: n)
-                } else {
-                    (y.pointer + p * windowCount + w).update(from: x.pointer + p * volumeCount + v, count: n)
-                }
-            }
-        }
-        return y
-    }
-
     /// x reversed along the given spatial axes (0: depth, 1: height, 2: width).
     static func flip(_ x: Tensor, axes: [Int]) -> Tensor {
         guard !axes.isEmpty else { return x }

@@ -184,10 +184,7 @@ public enum Conv2D {
 
     /// The algorithm for `pass`: the caller's override, else the runtime's rule.
     private static func choose(_ override: ConvAlgorithm?, _ g: ConvGeometry, _ pass: ConvPass) -> ConvAlgorithm {
-        guard let override else { return DirectConvolution.algorithm(g, pass) }
-        precondition(override == .gemm || (DirectConvolution.isAvailable && DirectConvolution.supports(g, pass)),
-                     "direct convolution asked for an unsupported \(pass) of \(g)")
-        return override
+        DirectConvolution.resolve(override, supported: DirectConvolution.supports(g, pass), rule: DirectConvolution.algorithm(g, pass), "\(pass) of \(g)")
     }
 
     /// The defining sum, in Double: the reference for tests (the 3D reference at depth 1).

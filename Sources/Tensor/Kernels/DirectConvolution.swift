@@ -81,6 +81,15 @@ public enum DirectConvolution {
         }
     }
 
+    /// The algorithm a pass runs: the caller's override (which must lie within the
+    /// kernel's contract), else the runtime's rule. For planes and volumes alike.
+    static func resolve(_ override: ConvAlgorithm?, supported: Bool, rule: @autoclosure () -> ConvAlgorithm,
+                        _ what: @autoclosure () -> String) -> ConvAlgorithm {
+        guard let override else { return rule() }
+        precondition(override == .gemm || (isAvailable && supported), "direct convolution asked for an unsupported \(what())")
+        return override
+    }
+
     /// y = conv(x, w) + b for every image (overwrites y).
     static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
