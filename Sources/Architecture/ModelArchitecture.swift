@@ -35,6 +35,10 @@ public struct Head: Hashable, Sendable {
 /// them: each level's convolution kernel and the pooling after it, per axis [d, h, w].
 /// Thick-slice data takes (1, 3, 3) kernels and (1, 2, 2) pooling at the first levels.
 public struct VolumeLevels: Hashable, Sendable {
+    /// Sides a kernel may have (odd: the convolutions keep the size, padding k / 2).
+    public static let kernelRange = 1...7
+    public static let poolRange = 1...8
+
     /// The kernel of every convolution of encoder level i and of the decoder block at
     /// that level; the last entry is the bottleneck's: depth + 1 entries.
     public var kernels: [[Int]]
@@ -45,6 +49,24 @@ public struct VolumeLevels: Hashable, Sendable {
     public init(kernels: [[Int]], pools: [[Int]]) {
         self.kernels = kernels
         self.pools = pools
+    }
+
+    /// nnU-Net's isotropic default: 3x3x3 kernels and 2x2x2 pooling at each of `depth` levels.
+    public static func isotropic(depth: Int) -> VolumeLevels {
+        VolumeLevels(kernels: Array(repeating: [3, 3, 3], count: depth + 1), pools: Array(repeating: [2, 2, 2], count: depth))
+    }
+
+    /// What is wrong with these levels for a U-Net of `depth` levels, if anything.
+    public func problem(depth: Int) -> String? {
+        if kernels.count != depth + 1 { return "\(kernels.count) kernels for \(depth) levels and the bottleneck: \(depth + 1) are needed" }
+        if pools.count != depth { return "\(pools.count) poolings for \(depth) levels: \(depth) are needed" }
+        if let k = kernels.first(where: { $0.count != 3 || $0.contains { $0 % 2 == 0 || !Self.kernelRange.contains($0) } }) {
+            return "kernel \(k) is not three odd sides in \(Self.kernelRange)"
+        }
+        if let p = pools.first(where: { $0.count != 3 || $0.contains { !Self.poolRange.contains($0) } }) {
+            return "pooling \(p) is not three sides in \(Self.poolRange)"
+        }
+        return nil
     }
 
     /// Input depth, height and width must be multiples of these: the bottleneck's down-sampling.

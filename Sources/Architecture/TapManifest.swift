@@ -29,6 +29,22 @@ public struct Tap: Hashable, Sendable {
         return nil
     }
 
+    /// The map's down-sampling per spatial axis: [h, w] for a plane's map, [d, h, w] for a
+    /// volume's; nil for token sequences.
+    public var strides: [Int]? {
+        switch shape {
+        case .map(let s): return [s, s]
+        case .volume(let s): return s
+        case .tokens: return nil
+        }
+    }
+
+    /// The map's spatial extent for an input of `input` ([h, w] or [d, h, w]); nil for tokens.
+    public func extent(input: [Int]) -> [Int]? {
+        guard let strides, strides.count == input.count else { return nil }
+        return zip(input, strides).map { $0 / $1 }
+    }
+
     /// `128 ch @ 1/4` or `256 ch tokens`.
     public var summary: String {
         switch shape {

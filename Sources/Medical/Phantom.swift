@@ -16,6 +16,13 @@ import Tensor
 /// reorient. Seeded: the same settings give the same files.
 public enum Phantom {
     /// Writes `imagesTr/`, `labelsTr/` and `dataset.json` under `folder`.
+    /// Every case's canonical dimensions and spacing: a 400 mm field of view (512 voxels of
+    /// 0.78 mm at full size) and 240 mm of slices (48 of 5 mm).
+    public static func geometry(_ s: PhantomSettings) -> (dims: [Int], spacing: [Double]) {
+        let spacing = 0.78 * 512 / Double(s.size), zSpacing = 5.0 * 48 / Double(s.slices)
+        return ([s.size, s.size, s.slices], [spacing, spacing, zSpacing])
+    }
+
     public static func write(_ s: PhantomSettings, to folder: String) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: folder + "/imagesTr", withIntermediateDirectories: true)
@@ -132,7 +139,7 @@ public enum Phantom {
         for m in 1..<max(1, s.modalities.count) { contrasts.append(contrast(hu, mask, modality: m, s, index: index)) }
         blur(&hu, n: n, depth: depth)
         for i in 0..<hu.count { hu[i] = (hu[i] + Float(s.noise) * rng.normal()).rounded() }
-        let spacing = 0.78 * 512 / Double(n), zSpacing = 5.0 * 48 / Double(depth)
+        let (spacing, zSpacing) = (geometry(s).spacing[0], geometry(s).spacing[2])
         // Odd cases are stored LPS (x and y reversed), as DICOM converters write them.
         let lps = index % 2 == 1
         let affine: [[Double]] = [[lps ? -spacing : spacing, 0, 0, 0], [0, lps ? -spacing : spacing, 0, 0], [0, 0, zSpacing, 0], [0, 0, 0, 1]]

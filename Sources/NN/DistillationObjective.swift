@@ -31,7 +31,7 @@ public final class DistillationObjective {
                 problems += pair.problems(teacher: tm, student: sm).map { ("tap pair '\(pair.name)'", $0) }
                 guard case .conv1x1(let side, _, _)? = pair.adapter, let t = tm[pair.teacherTap], let s = sm[pair.studentTap] else { continue }
                 let (cin, cout) = side == .student ? (s.channels, t.channels) : (t.channels, s.channels)
-                adapters[pair.name] = Self.freshAdapter(cin: cin, cout: cout, rng: &rng, trainable: pair.adapter?.isTrained == true)
+                adapters[pair.name] = Self.freshAdapter(cin: cin, cout: cout, spatial: s.strides?.count ?? 2, rng: &rng, trainable: pair.adapter?.isTrained == true)
             }
             if let l = d.logits { problems += l.problems(student: student, teacher: teacher).map { ("logit term", $0) } }
             if let sc = d.supcon { problems += sc.problems(student: sm).map { ("supcon term", $0) } }
@@ -40,8 +40,9 @@ public final class DistillationObjective {
         if !errors.isEmpty { throw ObjectiveError.terms(errors.map { "\($0.0): \($0.1.summary)" }) }
     }
 
-    static func freshAdapter(cin: Int, cout: Int, rng: inout RNG, trainable: Bool) -> (weight: Variable, bias: Variable) {
-        (Variable(Initializer.uniform([cout, cin, 1, 1], fanIn: cin, rng: &rng), requiresGrad: trainable),
+    /// A 1x1 (1x1x1 over volumes, `spatial` 3) convolution's weight and bias.
+    static func freshAdapter(cin: Int, cout: Int, spatial: Int, rng: inout RNG, trainable: Bool) -> (weight: Variable, bias: Variable) {
+        (Variable(Initializer.uniform([cout, cin] + Array(repeating: 1, count: spatial), fanIn: cin, rng: &rng), requiresGrad: trainable),
          Variable(Initializer.uniform([cout], fanIn: cin, rng: &rng), requiresGrad: trainable))
     }
 
@@ -84,7 +85,7 @@ public final class DistillationObjective {
             var adapter = adapters[p.name]
             if case .conv1x1(_, _, true)? = p.adapter, let a = adapter {
                 // The study's defect on purpose: a fresh random projection every step, never trained.
-                adapter = Self.freshAdapter(cin: a.weight.shape[1], cout: a.weight.shape[0], rng: &rng, trainable: false)
+                adapter = Self.freshAdapter(cin: a.weight.shape[1], cout: a.weight.shape[0], spatial: a.weight.shape.count - 2, rng: &rng, trainable: false)
             }
             out.append(Term(name: p.name, value: Self.feature(p, student: sv, teacher: tv, adapter: adapter), weight: Float(p.weight)))
         }
@@ -144,6 +145,17 @@ public final class DistillationObjective {
     /// applied on its side, then the comparison (query = student, key = teacher).
     public static func feature(_ p: TapPair, student: Variable, teacher: Variable, adapter: (weight: Variable, bias: Variable)?) -> Variable {
         var tv = teacher, sv = student
+        if sv.shape.count == 5 {
+            // Volumes: average pooling is the one resampling (the checker allows no other).
+            if tv.shape[2...] != sv.shape[2...] {
+                let k = (2..<5).map { max(1, tv.shape[$0] / sv.shape[$0]) }
+                tv = F.avgPool3d(tv, kernel: k, stride: k)
+            }
+            if case .conv1x1(let side, _, _)? = p.adapter, let a = adapter {
+                if side == .student { sv = F.conv3d(sv, a.weight, a.bias) } else { tv = F.conv3d(tv, a.weight, a.bias) }
+            }
+            return comparison(p.loss, student: sv, teacher: tv)
+        }
         if tv.shape[2] != sv.shape[2] || tv.shape[3] != sv.shape[3] {
             switch p.resample {
             case .nearest: tv = F.resizeNearest(tv, height: sv.shape[2], width: sv.shape[3])

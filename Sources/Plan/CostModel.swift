@@ -18,7 +18,28 @@ struct CostModel {
         manifest = summary.inventory.map { SplitManifest.make($0, data.split, keepEmpty: summary.prepared ? data.preprocess.keepEmpty : 1) }
     }
 
-    var pixels: Int { data.height * data.width }
+    /// Values of one input plane: a slice's pixels, or a 3D patch's voxels.
+    var pixels: Int { data.preprocess.inputExtent.reduce(1, *) }
+
+    /// One sample's forward pass: a slice, or a patch through a 3D network.
+    func forward(_ model: ModelArchitecture) -> ForwardCost {
+        if let patch = data.preprocess.volume?.patch, let f = model.forwardCost(volume: patch) { return f }
+        return model.forwardCost(height: data.height, width: data.width)
+    }
+
+    /// Sliding windows that cover a volume of `size` (nnU-Net's step 0.5), per case of the
+    /// test part; the patch itself where the sizes are not known.
+    func windowsPerCase() -> Double {
+        guard let patch = data.preprocess.volume?.patch else { return 1 }
+        guard let sizes = summary.volumeSizes, !sizes.isEmpty else { return 1 }
+        let counts = sizes.map { size in
+            (0..<3).reduce(1) { acc, a in
+                let n = max(size[a], patch[a])
+                return acc * (n == patch[a] ? 1 : Int((Double(n - patch[a]) / (Double(patch[a]) * 0.5)).rounded(.up)) + 1)
+            }
+        }
+        return Double(counts.reduce(0, +)) / Double(counts.count)
+    }
     var trainShare: Double { max(0, 1 - data.split.test - data.split.val) }
 
     /// Slices of a split part: counted when the slices are known, else estimated.
@@ -66,6 +87,17 @@ struct CostModel {
 
     func prepare() -> StageCost {
         var c = StageCost()
+        if data.preprocess.volume != nil {
+            // Whole volumes at the target spacing: a float32 volume per modality plus a byte per label voxel.
+            let sizes = summary.volumeSizes ?? Array(repeating: data.preprocess.inputExtent, count: summary.cases)
+            let voxels = sizes.reduce(0) { $0 + $1.reduce(1, *) }
+            c.diskBytes = voxels * (4 * data.preprocess.planes + 1)
+            // Third-order resampling (4 taps an axis) of each modality and linear resampling of each class: about 200 FLOP a voxel.
+            c.flops = Double(voxels) * 200 * Double(data.preprocess.planes + data.classes.count + 1)
+            c.seconds = seconds(c.flops)
+            c.memoryBytes = (sizes.map { $0.reduce(1, *) }.max() ?? 0) * 4 * (2 * data.preprocess.planes + 4)
+            return c
+        }
         // Every slice: a float32 plane per modality plus one byte per label pixel, memory-mapped by training.
         c.diskBytes = Int(summary.totalSlices) * pixels * (4 * data.preprocess.planes + 1)
         // Reading, resampling and windowing: about 20 MFLOP a slice.
@@ -76,7 +108,7 @@ struct CostModel {
     }
 
     func train(_ stage: StageSpec, model: ModelArchitecture, samples: Double, teacher: ModelArchitecture?, teacherCached: Bool) -> StageCost {
-        let f = model.forwardCost(height: data.height, width: data.width)
+        let f = forward(model)
         let params = model.parameterCount(height: data.height, width: data.width)
         var c = StageCost()
         c.parameters = params
@@ -89,7 +121,7 @@ struct CostModel {
         // What a step allocates and frees: the activations and their gradients (and a live teacher's maps).
         var stepBytes = 2 * f.activations * stage.batch * 4
         if let teacher {
-            let tf = teacher.forwardCost(height: data.height, width: data.width)
+            let tf = forward(teacher)
             if !teacherCached { c.flops += 2 * Double(tf.macs) * samples * epochs }
             // A frozen teacher keeps no activations for backward; its weights stay resident.
             c.memoryBytes += teacher.parameterCount(height: data.height, width: data.width) * 4 + tf.activations * stage.batch * 4 / 8
@@ -97,8 +129,8 @@ struct CostModel {
         }
         // Freed buffers wait in the pool for the next step.
         c.memoryBytes += BufferPool.idleBytes(forStepBytes: stepBytes)
-        // Validation passes: one forward over the validation part per epoch.
-        c.flops += 2 * Double(f.macs) * slices(.val) * epochs
+        // Validation passes: one forward over the validation part per epoch (two patches a volume in 3D).
+        c.flops += 2 * Double(f.macs) * slices(.val) * epochs * (data.preprocess.volume == nil ? 1 : 2)
         c.diskBytes = 2 * params * 4 * (1 + slots)  // last (resumable) and selected checkpoints
         c.seconds = seconds(c.flops)
         c.steps = Self.stepsPerEpoch(samples: Int(samples.rounded()), batch: stage.batch, usesBatchNorm: model.usesBatchNorm) * stage.epochs
@@ -112,8 +144,8 @@ struct CostModel {
     /// SupCon's sampled pixels and the labels they are drawn from.
     func gatheredBytes(_ terms: DistillationTerms, student: ModelArchitecture, teacher: ModelArchitecture?, batch: Int) -> Int {
         func size(_ manifest: TapManifest, _ name: String) -> Int {
-            guard let tap = manifest[name], let stride = tap.stride else { return 0 }
-            return tap.channels * (data.height / stride) * (data.width / stride)
+            guard let tap = manifest[name], let extent = tap.extent(input: data.preprocess.inputExtent) else { return 0 }
+            return tap.channels * extent.reduce(1, *)
         }
         var values = 0
         for p in terms.pairs {
@@ -132,13 +164,13 @@ struct CostModel {
     func teacherOutputBytesPerSample(_ teacher: ModelArchitecture, taps: [String]) -> Int {
         let manifest = teacher.tapManifest
         return taps.reduce(0) { acc, name in
-            guard let tap = manifest[name], let stride = tap.stride else { return acc }
-            return acc + tap.channels * (data.height / stride) * (data.width / stride) * 2
+            guard let tap = manifest[name], let extent = tap.extent(input: data.preprocess.inputExtent) else { return acc }
+            return acc + tap.channels * extent.reduce(1, *) * 2
         }
     }
 
     func teacherOutputs(_ teacher: ModelArchitecture, taps: [String], samples: Double) -> StageCost {
-        let tf = teacher.forwardCost(height: data.height, width: data.width)
+        let tf = forward(teacher)
         var c = StageCost()
         c.parameters = teacher.parameterCount(height: data.height, width: data.width)
         c.macsPerSample = tf.macs
@@ -155,7 +187,7 @@ struct CostModel {
     /// Cache the teacher's outputs when a cache saves teacher passes and fits the disk budget.
     func cacheDecision(teacher: ModelArchitecture, taps: [String], samples: Double, epochs: Int) -> (cache: Bool, reason: String) {
         let bytes = Int(samples) * teacherOutputBytesPerSample(teacher, taps: taps)
-        let perEpoch = 2 * Double(teacher.forwardCost(height: data.height, width: data.width).macs) * samples
+        let perEpoch = 2 * Double(forward(teacher).macs) * samples
         if epochs <= 1 {
             return (false, "recompute: one epoch runs the teacher once anyway")
         }
@@ -177,13 +209,15 @@ struct CostModel {
     }
 
     func evaluate(_ model: ModelArchitecture) -> StageCost {
-        let f = model.forwardCost(height: data.height, width: data.width)
+        let f = forward(model)
         let samples = slices(.test)
         var c = StageCost()
         c.parameters = model.parameterCount(height: data.height, width: data.width)
         c.macsPerSample = f.macs
-        c.flops = 2 * Double(f.macs) * samples
-        c.diskBytes = Int(samples) * pixels  // one byte per predicted label pixel
+        // 3D: every window of every test volume (and the linear resampling back, small beside it).
+        let windows = windowsPerCase()
+        c.flops = 2 * Double(f.macs) * samples * windows
+        c.diskBytes = Int(samples * windows) * pixels  // one byte per predicted label voxel (the windows overlap: an upper bound)
         c.memoryBytes = c.parameters * 4 + f.activations * 4 + BufferPool.idleBytes(forStepBytes: f.activations * 4)
         c.seconds = seconds(c.flops)
         return c

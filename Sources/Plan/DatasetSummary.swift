@@ -22,6 +22,10 @@ public struct DatasetSummary: Sendable {
     public var inventory: SliceList?
     public var prepared = false
     public var description: String
+    /// For 3D networks: every case's size [depth, height, width] at the target spacing (as
+    /// the prepare stage will resample it), from the headers or the phantom's settings; nil
+    /// when not known (estimates then assume the patch).
+    public var volumeSizes: [[Int]]?
 
     /// False when the sizes are guesses (data not found, or headers unreadable).
     public var exact: Bool { inventory != nil }
@@ -34,6 +38,34 @@ public struct DatasetSummary: Sendable {
     public static let msdForegroundShare = 0.3
 
     public static func summarize(_ data: DataSpec, relativeTo directory: String) -> DatasetSummary {
+        var summary = slices(data, relativeTo: directory)
+        guard let sampling = data.preprocess.volume else { return summary }
+        // 3D: one sample per case (a volume), sized at the target spacing.
+        let order = VolumeSet.networkAxes(data.preprocess.sliceAxis)
+        var geometry: [(dims: [Int], spacing: [Double])]?
+        switch data.source {
+        case .phantom(let p):
+            let g = Phantom.geometry(p)
+            geometry = Array(repeating: (g.dims, g.spacing), count: p.cases)
+        case .msd(let path, let orientation):
+            let scan = DatasetScan.scan(FilePath.resolve(path, against: directory), modalities: data.preprocess.modalities, analyzeOrientation: orientation)
+            if scan.problems.isEmpty, !scan.cases.isEmpty { geometry = scan.cases.map { ($0.dims, $0.spacing) } }
+        }
+        let cases = geometry?.count ?? summary.cases
+        if let geometry {
+            let native = geometry.map { g in (order.map { g.dims[$0] }, order.map { g.spacing[$0] }) }
+            let target = VolumeSet.targetSpacing(sampling.spacing) { native.map(\.1) }
+            summary.volumeSizes = native.map { VolumeResampling.size($0.0, spacing: $0.1, target: target) }
+        }
+        summary.inventory = list(Array(repeating: 1, count: cases), ids: summary.inventory?.patients)
+        summary.slicesPerCase = 1
+        summary.foregroundShare = 1
+        summary.description += ", as \(cases) volumes"
+        return summary
+    }
+
+    /// What slices the data has (the 2D view, which 3D data refines).
+    static func slices(_ data: DataSpec, relativeTo directory: String) -> DatasetSummary {
         let axis = Slicer.axes(data.preprocess.sliceAxis).slice
         switch data.source {
         case .phantom(let p):

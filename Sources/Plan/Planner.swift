@@ -178,13 +178,16 @@ struct PlanBuilder {
         let hash = PlanStage.hash(.prepare(config), inputs: [:])
         var cost = model
         var note = summary.exact ? nil : "sizes are estimates until the data is read"
-        if let root = planner.store, FileManager.default.fileExists(atPath: "\(root)/stages/\(hash)/done"),
+        if let root = planner.store, spec.data.preprocess.volume == nil, FileManager.default.fileExists(atPath: "\(root)/stages/\(hash)/done"),
            let set = try? SliceSet(path: "\(root)/stages/\(hash)/slices.bin") {
             cost = CostModel(throughput: planner.throughput, summary: summary.refined(by: SliceList(records: set.records, patients: set.patients)),
                              data: spec.data, cacheBudgetBytes: planner.cacheBudgetBytes)
             note = "slice counts from the prepared data in \(root)"
         }
-        _ = add(.prepare(config), label: "prepare \(summary.description), \(spec.data.height)x\(spec.data.width)",
+        let shape = spec.data.preprocess.volume.map { v in
+            "patches of \(v.patch.map(String.init).joined(separator: "x")) at \(v.spacing == .median ? "the median spacing" : "the given spacing")"
+        } ?? "\(spec.data.height)x\(spec.data.width)"
+        _ = add(.prepare(config), label: "prepare \(summary.description), \(shape)",
                 inputs: [:], cost: cost.prepare(), note: note)
         prepareMemo[memoKey] = (hash, cost)
         return (hash, cost)
@@ -247,7 +250,10 @@ struct PlanBuilder {
             // One cache for every student of this teacher over this subset, unless holding them all breaks the budget.
             let shared = cacheTaps[key].map { $0.union(ownTaps).sorted() } ?? ownTaps
             func decide(_ taps: [String]) -> (cache: Bool, reason: String) {
-                spec.data.augment != nil
+                if spec.data.preprocess.volume != nil {
+                    return (false, "live teacher: each step draws its patches at random places, so there is no fixed set of teacher maps to cache")
+                }
+                return spec.data.augment != nil
                     ? (false, "recompute: with augmentation the teacher must see each augmented batch")
                     : cost.cacheDecision(teacher: teacherModel.architecture, taps: taps, samples: samples, epochs: stage.epochs)
             }

@@ -13,13 +13,19 @@ enum EvaluateStage {
     static func run(_ stage: PlanStage, _ c: EvaluateConfiguration, _ ctx: StageContext) throws {
         let data = try PreparedData.open(try ctx.input("data").hash, ctx)
         let trained = try ctx.input("model")
-        let model = try ModelInput.build(try trained.producedModel(), for: data.set, classes: data.classes, seed: 0)
+        let model = try ModelInput.build(try trained.producedModel(), for: data, classes: data.classes, seed: 0)
         try Checkpoint.loadModel(model, from: ctx.store.file(trained.hash, "best.safetensors"))
         let dataset = try data.dataset(ctx)
         let names = data.split.parts["test"]?.patients ?? []
-        let patients = names.compactMap { data.set.patients.firstIndex(of: $0) }
-        let (result, predictions) = try Evaluation.compute(model, set: data.set, patients: patients, dataset: dataset, classes: data.classes,
-                                                           axis: data.axis, settings: c)
+        let patients = names.compactMap { data.inventory.patients.firstIndex(of: $0) }
+        let (result, predictions): (JSON, [Evaluation.CasePrediction])
+        switch data.samples {
+        case .slices(let set):
+            (result, predictions) = try Evaluation.compute(model, set: set, patients: patients, dataset: dataset, classes: data.classes, axis: data.axis, settings: c)
+        case .volumes(let set):
+            (result, predictions) = try Evaluation.compute(model, volumes: set, patients: patients, dataset: dataset, classes: data.classes,
+                                                           window: data.slidingWindow, settings: c)
+        }
         let dir = ctx.directory + "/predictions"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let values = (0...data.classes.count).map { Float(data.classes.labelValue(ofClass: $0)) }

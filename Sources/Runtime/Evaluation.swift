@@ -44,31 +44,105 @@ public enum Evaluation {
     /// Evaluates the test `patients` of `set` against their label files in `dataset`.
     public static func compute(_ model: SegmentationModel, set: SliceSet, patients: [Int], dataset: MSDDataset, classes: LabelClasses,
                                axis: SliceAxis, settings e: EvaluateConfiguration) throws -> (result: JSON, predictions: [CasePrediction]) {
+        var slicesOf: [Int: [Int]] = [:]
+        for (i, r) in set.records.enumerated() { slicesOf[r.patient, default: []].append(i) }
+        return try compute(model, patients: patients, ids: set.patients, dataset: dataset, classes: classes, settings: e) { p, label in
+            let mine = (slicesOf[p] ?? []).sorted { set.records[$0].slice < set.records[$1].slice }
+            let predicted = try classMap(model, set: set, slices: mine, dims: label.dims, axis: axis, threshold: Float(e.threshold), onLogit: e.thresholdOn == .logit)
+            return (predicted, mine.count)
+        }
+    }
+
+    /// Evaluates the test `patients` of `set` (volumes for a 3D network) against their label
+    /// files: each volume predicted whole by `window` at the prepared spacing, its logits
+    /// resampled (linearly) back to the case's own grid and decided there.
+    public static func compute(_ model: SegmentationModel, volumes set: VolumeSet, patients: [Int], dataset: MSDDataset, classes: LabelClasses,
+                               window: SlidingWindow, settings e: EvaluateConfiguration) throws -> (result: JSON, predictions: [CasePrediction]) {
+        var evaluated = try compute(model, patients: patients, ids: set.patients, dataset: dataset, classes: classes, settings: e) { p, label in
+            guard label.dims == set.cases[p].native else {
+                throw RuntimeError.stage("test case '\(set.patients[p])' is \(label.dims) voxels now but was \(set.cases[p].native) when prepared: the dataset changed")
+            }
+            let logits = try volumeLogits(model, set.volume(p).image, window: window)
+            let predicted = classMap(logits, size: set.cases[p].dims, native: label.dims, axis: set.axis, threshold: Float(e.threshold), onLogit: e.thresholdOn == .logit)
+            return (predicted, 0)
+        }
+        if case .object(var o) = evaluated.result {
+            o["prediction"] = .string(slidingWindow)
+            o["window"] = .object(["patch": .array(window.patch.map(JSON.int)), "step": .number(window.step), "spacing_mm": .array(set.spacing.map(JSON.number))])
+            evaluated.result = .object(o)
+        }
+        return evaluated
+    }
+
+    /// metrics.json's `prediction` for volumes predicted by sliding windows (slices write none).
+    public static let slidingWindow = "sliding_window"
+
+    /// The segmentation head's logits [K, D, H, W] over a whole volume [C, D, H, W], window by window.
+    static func volumeLogits(_ model: SegmentationModel, _ image: Tensor, window: SlidingWindow) throws -> Tensor {
+        var failure: Error?
+        let channels = model.architecture.heads.first { $0.name == Metrics.evaluatedHead }?.channels ?? 0
+        guard channels > 0 else { throw RuntimeError.stage("the model has no '\(Metrics.evaluatedHead)' head to evaluate") }
+        let logits = window.predict(image, classes: channels) { batch in
+            let out = Tape.noGrad { model.forward(Variable(batch), training: false, taps: []) }
+            guard let l = out.logits[Metrics.evaluatedHead]?.value else {
+                failure = RuntimeError.stage("the model has no '\(Metrics.evaluatedHead)' head to evaluate")
+                return Tensor(zeros: [batch.shape[0], channels] + Array(batch.shape[2...]))
+            }
+            return l
+        }
+        if let failure { throw failure }
+        return logits
+    }
+
+    /// Logits [K, D, H, W] at the prepared spacing to the class map of the case's own canonical
+    /// grid `native`: each channel resampled linearly to the source's network-order size, the
+    /// voxel decided there (threshold for one channel, arg-max for several), then put back
+    /// in canonical order.
+    static func classMap(_ logits: Tensor, size: [Int], native: [Int], axis: SliceAxis, threshold: Float, onLogit: Bool) -> [UInt8] {
+        let axes = Slicer.axes(axis)
+        let target = [native[axes.slice], native[axes.row], native[axes.column]]
+        let channels = logits.shape[0], voxels = size.reduce(1, *), count = target.reduce(1, *)
+        let resampled = (0..<channels).map { k in
+            VolumeResampling.resample(Array(UnsafeBufferPointer(start: logits.pointer + k * voxels, count: voxels)), size: size, to: target, order: .linear)
+        }
+        var decided = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            if channels == 1 {
+                decided[i] = Metrics.isPositive(resampled[0][i], threshold: threshold, onLogit: onLogit) ? 1 : 0
+            } else {
+                var best = 0
+                for k in 1..<channels where resampled[k][i] > resampled[best][i] { best = k }
+                decided[i] = Float(best)
+            }
+        }
+        return VolumeSet.canonicalOrder(decided, dims: native, axis: axis).map { UInt8($0) }
+    }
+
+    /// The evaluation of test cases whose class maps `predict` makes (with the slices it read).
+    static func compute(_ model: SegmentationModel, patients: [Int], ids: [String], dataset: MSDDataset, classes: LabelClasses, settings e: EvaluateConfiguration,
+                        predict: (_ patient: Int, _ label: Volume) throws -> (classes: [UInt8], slices: Int)) throws -> (result: JSON, predictions: [CasePrediction]) {
         let names = classes.classes.map(\.name)
         let tolerance = try names.map { n -> Double in
             guard let t = e.nsdTolerance.millimetres(n) else { throw RuntimeError.badPlan("evaluate.nsd_tolerance names no tolerance for class '\(n)'") }
             return t
         }
         let indexOf = classes.indexOfValue
-        var slicesOf: [Int: [Int]] = [:]
-        for (i, r) in set.records.enumerated() { slicesOf[r.patient, default: []].append(i) }
         var rows: [(id: String, perClass: [ClassComparison])] = []
         var predictions: [CasePrediction] = []
         var voxels = 0, slices = 0
         for p in patients.sorted() {
-            let id = set.patients[p]
+            let id = ids[p]
             guard let c = dataset.cases.first(where: { $0.id == id }) else {
-                throw RuntimeError.stage("test case '\(id)' of the prepared slices is not in \(dataset.root) any more: the dataset changed after it was prepared")
+                throw RuntimeError.stage("test case '\(id)' of the prepared data is not in \(dataset.root) any more: the dataset changed after it was prepared")
             }
             let label = try dataset.read(c.label)
             let truth = label.data.map { indexOf[Int($0)] ?? 0 }
-            let mine = (slicesOf[p] ?? []).sorted { set.records[$0].slice < set.records[$1].slice }
-            let predicted = try classMap(model, set: set, slices: mine, dims: label.dims, axis: axis, threshold: Float(e.threshold), onLogit: e.thresholdOn == .logit)
+            let (predicted, read) = try predict(p, label)
             rows.append((id, SegmentationMetrics.compare(prediction: predicted, truth: truth, dims: label.dims, spacing: label.spacing,
                                                          classes: classes.count, tolerance: tolerance)))
             predictions.append(CasePrediction(id: id, labelFile: c.label, label: label, classes: predicted))
             voxels += label.count
-            slices += mine.count
+            slices += read
         }
         return (report(rows, names: names, tolerance: tolerance, voxels: voxels, slices: slices, parameters: model.store.parameterCount, settings: e), predictions)
     }

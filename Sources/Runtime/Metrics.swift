@@ -17,9 +17,18 @@ enum Metrics {
     /// Forward passes over slices, in batches, eval mode, with the segmentation head's logits.
     static func predict(_ model: SegmentationModel, _ set: SliceSet, _ slices: [Int], batch: Int = 16,
                         _ body: (_ indices: [Int], _ logits: Tensor, _ labels: Tensor, _ output: ModelOutput, _ images: Variable) throws -> Void) throws {
-        for b in stride(from: 0, to: slices.count, by: batch) {
+        let batches = stride(from: 0, to: slices.count, by: batch).map { b in
             let idx = Array(slices[b..<min(slices.count, b + batch)])
-            let (images, labels) = set.batch(idx)
+            return (indices: idx, load: { set.batch(idx) })
+        }
+        try predict(model, batches, body)
+    }
+
+    /// Forward passes over batches that `load` reads, eval mode, with the segmentation head's logits.
+    static func predict(_ model: SegmentationModel, _ batches: [(indices: [Int], load: () -> (images: Tensor, labels: Tensor))],
+                        _ body: (_ indices: [Int], _ logits: Tensor, _ labels: Tensor, _ output: ModelOutput, _ images: Variable) throws -> Void) throws {
+        for (idx, load) in batches {
+            let (images, labels) = load()
             let x = Variable(images)
             // Evaluation reads the logits alone: no tap is kept, so each map is freed once used.
             let out = Tape.noGrad { model.forward(x, training: false, taps: []) }
@@ -71,12 +80,12 @@ enum Metrics {
         return Array(c.dropFirst())
     }
 
-    /// Validation during training, on the slice grid: pooled Dice and IoU (means over the classes
+    /// Validation during training, on the slice grid (or on patches of the validation volumes): pooled Dice and IoU (means over the classes
     /// that define them; 0 when none does), and the stage's supervised loss (mean over batches).
-    static func evaluate(_ model: SegmentationModel, _ set: SliceSet, _ slices: [Int], classes: Int, threshold: Float, onLogit: Bool,
+    static func evaluate(_ model: SegmentationModel, _ data: PreparedData, _ slices: [Int], classes: Int, threshold: Float, onLogit: Bool,
                          objective: DistillationObjective) throws -> Summary {
         var total = [ClassComparison](repeating: ClassComparison(), count: classes), loss = 0.0, batches = 0
-        try predict(model, set, slices) { _, logits, labels, out, images in
+        try predict(model, data.validationBatches(slices)) { _, logits, labels, out, images in
             for b in 0..<labels.shape[0] {
                 let c = counts(classMap(logits, image: b, threshold: threshold, onLogit: onLogit), truthMap(labels, image: b), classes: classes)
                 for k in 0..<classes { total[k].add(c[k]) }

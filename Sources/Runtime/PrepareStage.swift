@@ -4,6 +4,8 @@ import Medical
 import Plan
 import StageConfig
 import Synchronization
+import Tensor
+import NN
 
 /// The `prepare` stage: the dataset (phantom written out, or an MSD folder),
 /// preprocessed into a memory-mapped slice cache, and the split manifest.
@@ -31,21 +33,34 @@ enum PrepareStage {
         // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
         try AtomicFile.write(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
         let start = Date()
-        let set: SliceSet
+        let progress: (Int, Int) -> Void = { i, n in if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") } }
+        let inventory: any SliceInventory
         do {
-            set = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, background: c.background, split: c.split, cache: ctx.directory + "/slices.bin") { i, n in
-                if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") }
+            if c.preprocess.volume != nil {
+                inventory = try VolumeSet.prepare(dataset, c.preprocess, classes: c.classes, background: c.background, split: c.split,
+                                                  cache: ctx.directory + "/" + PreparedData.volumeFile, progress: progress)
+            } else {
+                inventory = try SliceSet.prepare(dataset, c.preprocess, classes: c.classes, background: c.background, split: c.split,
+                                                 cache: ctx.directory + "/" + PreparedData.sliceFile, progress: progress)
             }
         } catch let found as DatasetProblems {
             throw problems(found.problems)
         } catch let found as DatasetProblem {
             throw problems([found])
         }
-        let manifest = SplitManifest.make(set, c.split, keepEmpty: c.preprocess.keepEmpty)
+        let manifest = SplitManifest.make(inventory, c.split, keepEmpty: c.preprocess.keepEmpty)
         let json = try JSONSerialization.data(withJSONObject: manifest.json, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(json, to: ctx.directory + "/split.json")
         let seconds = Date().timeIntervalSince(start)
-        ctx.log("\(set.count) slices from \(dataset.cases.count) cases in \(String(format: "%.1f", seconds)) s; train \(manifest.slices(.train).count), val \(manifest.slices(.val).count), test \(manifest.slices(.test).count)")
+        let unit = c.preprocess.volume == nil ? "slices" : "volumes"
+        var line = "\(inventory.records.count) \(unit) from \(dataset.cases.count) cases in \(String(format: "%.1f", seconds)) s; train \(manifest.slices(.train).count), val \(manifest.slices(.val).count), test \(manifest.slices(.test).count)"
+        if let volumes = inventory as? VolumeSet {
+            let spacing: [String] = volumes.spacing.map { String(format: "%.2f", $0) }
+            let sizes: [[Int]] = volumes.cases.map(\.dims)
+            let largest: [Int] = sizes.max { $0.reduce(1, *) < $1.reduce(1, *) } ?? []
+            line += "; spacing " + spacing.joined(separator: " x ") + " mm, largest " + largest.map(String.init).joined(separator: "x")
+        }
+        ctx.log(line)
     }
 }
 
@@ -57,20 +72,93 @@ extension PrepareStage {
     }
 }
 
-/// The prepared data of a plan, opened once per process.
+/// The prepared data of a plan, opened once per process: slices for 2D networks, or
+/// resampled volumes that 3D networks see in patches.
 final class PreparedData: @unchecked Sendable {
-    let set: SliceSet
+    static let sliceFile = "slices.bin", volumeFile = "volumes.bin"
+
+    enum Samples {
+        case slices(SliceSet)
+        case volumes(VolumeSet)
+    }
+
+    let samples: Samples
     let split: SplitManifest
     let seed: UInt64
     let axis: SliceAxis
     let classes: LabelClasses
+    let preprocess: Preprocessing
 
     init(directory: String, config: PrepareConfiguration) throws {
-        set = try SliceSet(path: directory + "/slices.bin")
+        if config.preprocess.volume != nil {
+            samples = .volumes(try VolumeSet(path: directory + "/" + Self.volumeFile))
+        } else {
+            samples = .slices(try SliceSet(path: directory + "/" + Self.sliceFile))
+        }
         classes = config.classes
         axis = config.preprocess.sliceAxis
-        split = SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty)
+        preprocess = config.preprocess
+        switch samples {
+        case .slices(let set): split = SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty)
+        case .volumes(let set): split = SplitManifest.make(set, config.split, keepEmpty: 1)
+        }
         seed = UInt64(config.split.seed)
+    }
+
+    /// Slices, or volumes: what splits and subsets are drawn over (a volume is one record).
+    var inventory: any SliceInventory {
+        switch samples {
+        case .slices(let set): return set
+        case .volumes(let set): return set
+        }
+    }
+
+    /// Input channels of every sample.
+    var channels: Int {
+        switch samples {
+        case .slices(let set): return set.channels
+        case .volumes(let set): return set.channels
+        }
+    }
+
+    /// What a training step reads for the samples `indices`, the share of a batch of `batch`
+    /// starting at place `first`: the slices as they are, or a patch of each volume drawn
+    /// from `seed` (which the stage derives from its seed, the epoch and the step).
+    func trainingBatch(_ indices: [Int], of batch: Int, first: Int, seed: UInt64) -> (images: Tensor, labels: Tensor) {
+        switch samples {
+        case .slices(let set): return set.batch(indices)
+        case .volumes(let set):
+            return set.patches(indices, sampler: patchSampler, classes: classes.count + 1, batch: batch, first: first, seed: seed)
+        }
+    }
+
+    /// Validation samples in batches: slices 16 at a time; of each validation volume, two
+    /// patches drawn from a fixed seed (the second centred on foreground), the same every
+    /// epoch, as nnU-Net validates on patches while it trains.
+    func validationBatches(_ indices: [Int]) -> [(indices: [Int], load: () -> (images: Tensor, labels: Tensor))] {
+        switch samples {
+        case .slices(let set):
+            return stride(from: 0, to: indices.count, by: 16).map { b in
+                let chunk = Array(indices[b..<min(indices.count, b + 16)])
+                return (chunk, { set.batch(chunk) })
+            }
+        case .volumes(let set):
+            let sampler = PatchSampler(patch: patchSampler.patch, foregroundShare: 0.5)
+            return indices.map { i in
+                ([i], { set.patches([i, i], sampler: sampler, classes: self.classes.count + 1, batch: 2, seed: 0x7A1 &+ UInt64(i)) })
+            }
+        }
+    }
+
+    var patchSampler: PatchSampler { PatchSampler(patch: preprocess.volume?.patch ?? [1, 1, 1]) }
+
+    /// How whole volumes are predicted: windows of the patch, overlapping by half (nnU-Net's step 0.5).
+    var slidingWindow: SlidingWindow { SlidingWindow(patch: preprocess.volume?.patch ?? [1, 1, 1], step: 0.5) }
+
+    /// The prepared slices; `what` names the slice-only use in the error a 3D plan gets.
+    func slices(for what: String) throws -> SliceSet {
+        guard case .slices(let set) = samples else { throw RuntimeError.badPlan("\(what) reads slices, but this data is prepared as volumes for 3D networks") }
+        return set
     }
 
     /// The dataset the slices were cut from (its folder is named in the prepare stage's

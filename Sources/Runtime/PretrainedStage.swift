@@ -20,7 +20,7 @@ enum PretrainedStage {
             throw RuntimeError.stage("'\(path)' changed since the plan was made (SHA-256 \(digest.prefix(12)), the plan has \(c.sha256.prefix(12))): plan again to import the new weights")
         }
         let data = try PreparedData.open(try ctx.input("data").hash, ctx)
-        let model = try ModelInput.build(c.model, for: data.set, classes: data.classes, seed: 0)
+        let model = try ModelInput.build(c.model, for: data, classes: data.classes, seed: 0)
         let report = try WeightImport.load(path, rules: c.rename, into: model)
         if !report.dropped.isEmpty {
             ctx.log("not loaded: \(report.dropped.count) tensor\(report.dropped.count == 1 ? "" : "s") (\(report.dropped.prefix(4).joined(separator: ", "))\(report.dropped.count > 4 ? ", ..." : ""))")

@@ -131,6 +131,8 @@ public struct ReportData {
     /// Most runs of any stage, and test cases.
     public var runs: Int = 1
     public var testCases: Int = 0
+    /// How test volumes were predicted: `slices` placed back, or 3D `sliding_window`s resampled back.
+    public var prediction = "slices"
     public var settings: ComparisonSettings
     /// What a reader must know before believing the numbers (see ReportWarnings).
     public var warnings: [String] = []
@@ -188,6 +190,7 @@ public struct ReportData {
                 }
                 let names = metrics.first?["classes"]?.array?.compactMap(\.string) ?? []
                 if classes.isEmpty { classes = names }
+                if let p = metrics.first?["prediction"]?.string { prediction = p }
                 let classMetrics = names.map { n -> ClassMetrics in
                     func perCase(_ key: String) -> (Double, Double) { Self.meanSD(metrics.compactMap { $0["per_case"]?["classes"]?[n]?[key]?["mean"]?.number }) }
                     func undefined(_ key: String) -> Int { metrics.compactMap { $0["per_case"]?["classes"]?[n]?[key]?["undefined"]?.int }.max() ?? 0 }

@@ -67,8 +67,11 @@ public enum Report {
     public static func markdown(_ data: ReportData, title: String) -> String {
         var out = "# \(title)\n\n"
         let runs = data.runs
-        out += "Test set: \(data.testCases) case\(data.testCases == 1 ? "" : "s") (patients), measured on each case's own voxel grid: its predicted slices placed back in "
-        out += "the volume and compared with its label file voxel for voxel. Pooled metrics sum TP, FP and FN over every test voxel (as the study pooled its slices), "
+        out += "Test set: \(data.testCases) case\(data.testCases == 1 ? "" : "s") (patients), measured on each case's own voxel grid: "
+        out += data.prediction == Evaluation.slidingWindow
+            ? "the volume predicted by overlapping 3D windows (Gaussian-weighted, step half a patch) at the prepared spacing, its logits resampled back to the case's grid, "
+            : "its predicted slices placed back in the volume "
+        out += "and compared with its label file voxel for voxel. Pooled metrics sum TP, FP and FN over every test voxel (as the study pooled its slices), "
         out += "then Dice = 2TP/(2TP+FP+FN)"
         out += runs > 1 ? "; each as mean +- sd over the stage's runs. The last column is each run's mean over test cases of the per-case Dice, averaged over the runs: the outcome every comparison below uses.\n\n"
                         : ". The last column is the mean over test cases of the per-case Dice, the outcome every comparison below uses.\n\n"

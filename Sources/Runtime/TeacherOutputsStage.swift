@@ -10,10 +10,11 @@ import Tensor
 enum TeacherOutputsStage {
     static func run(_ stage: PlanStage, _ c: TeacherOutputsConfiguration, _ ctx: StageContext) throws {
         let data = try PreparedData.open(try ctx.input("data").hash, ctx)
+        let set = try data.slices(for: "a teacher-output cache")
         let teacherStage = try ctx.input("teacher")
-        let model = try ModelInput.build(try teacherStage.producedModel(), for: data.set, classes: data.classes, seed: 0)
+        let model = try ModelInput.build(try teacherStage.producedModel(), for: data, classes: data.classes, seed: 0)
         try Checkpoint.loadModel(model, from: ctx.store.file(teacherStage.hash, "best.safetensors"))
-        let slices = data.split.subset(c.subset, of: data.set, seed: data.seed)
+        let slices = data.split.subset(c.subset, of: set, seed: data.seed)
         let taps = c.taps
         // Streamed: each batch's maps go to their rows of the file, in fp16, so memory stays one batch
         // whatever the cache's size (the study's is 12 GiB); students read it memory-mapped.
@@ -22,7 +23,7 @@ enum TeacherOutputsStage {
         for b in stride(from: 0, to: slices.count, by: batch) {
             if StopRequest.isSet { throw RuntimeError.interrupted }
             let idx = Array(slices[b..<min(slices.count, b + batch)])
-            let (images, _) = data.set.batch(idx)
+            let (images, _) = set.batch(idx)
             let out = Tape.noGrad { model.forward(Variable(images), training: false, taps: Set(taps)) }
             var maps: [(String, Tensor)] = []
             for t in taps {

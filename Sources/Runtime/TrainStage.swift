@@ -67,7 +67,7 @@ final class Trainer {
         (self.stage, self.c, self.ctx) = (stage, c, ctx)
         let seed = UInt64(c.seed)
         data = try PreparedData.open(try ctx.input("data").hash, ctx)
-        model = try ModelInput.build(c.model, for: data.set, classes: data.classes, seed: seed)
+        model = try ModelInput.build(c.model, for: data, classes: data.classes, seed: seed)
         if let initStage = stage.inputs["init"] {
             try Checkpoint.loadModel(model, from: ctx.store.file(initStage, "best.safetensors"))
         } else if let file = c.initFile {
@@ -77,7 +77,7 @@ final class Trainer {
         var adapterRNG = RNG(seed: seed &+ 0xADA)
         objective = try DistillationObjective(supervised: c.loss, distillation: c.distill, student: c.model,
                                               teacher: teacher?.architecture, rng: &adapterRNG)
-        trainSlices = data.split.subset(c.subset, of: data.set, seed: data.seed)
+        trainSlices = data.split.subset(c.subset, of: data.inventory, seed: data.seed)
         guard trainSlices.count >= 2 else { throw RuntimeError.stage("the training subset has \(trainSlices.count) slices; at least 2 are needed") }
         valSlices = Self.validationSlices(c.select.split, data, ctx)
         let store = model.store
@@ -128,7 +128,7 @@ final class Trainer {
             if !world.isParallel, StopRequest.isSet { throw RuntimeError.interrupted }
             // This rank's share of the batch (all of it in one process).
             let (indices, first) = world.shard(batch)
-            var (images, labels) = data.set.batch(indices)
+            var (images, labels) = data.trainingBatch(indices, of: batch.count, first: first, seed: seed &+ 0xB47C &+ UInt64(epoch) &* 1_000_003 &+ UInt64(b))
             if let augmenter {
                 // Seeded by the stage seed, the epoch, the batch's place in it and each image's place in the batch:
                 // a resumed run, and any split over ranks, augments the same way.
@@ -169,7 +169,7 @@ final class Trainer {
 
     /// After an epoch (rank 0): validation, checkpoint selection, and the epoch's atomic commit.
     func commit(epoch: Int, sums: [String: Double], steps: Int, _ state: inout Checkpoint.State) throws {
-        let val = valSlices.isEmpty ? nil : try Metrics.evaluate(model, data.set, valSlices, classes: data.classes.count, threshold: 0.5, onLogit: false, objective: objective)
+        let val = valSlices.isEmpty ? nil : try Metrics.evaluate(model, data, valSlices, classes: data.classes.count, threshold: 0.5, onLogit: false, objective: objective)
         var record: [String: JSON] = ["epoch": .int(epoch + 1), "lr": .number(Double(optimizer.lr))]
         for (k, v) in sums { record["train_\(k)"] = .number(v / Double(max(1, steps))) }
         if let val { record["val_dice"] = .number(val.dice); record["val_iou"] = .number(val.iou); record["val_loss"] = .number(val.loss) }
@@ -258,18 +258,42 @@ enum StopRequest {
     static func set() { flag.store(true, ordering: .relaxed) }
 }
 
-/// Building a model for the data it will read: the data's channels and size must fit it.
+/// Building a model for the data it will read: the data's channels, dimensions and size must fit it.
 enum ModelInput {
-    static func build(_ arch: ModelArchitecture, for set: SliceSet, classes: LabelClasses, seed: UInt64) throws -> SegmentationModel {
-        if let problem = classes.problems(arch).first { throw RuntimeError.stage(problem.summary) }
-        guard set.channels == arch.inChannels else {
-            throw RuntimeError.stage("the model takes \(arch.inChannels) input channels but the prepared data has \(set.channels)")
+    static func build(_ arch: ModelArchitecture, for data: PreparedData, classes: LabelClasses, seed: UInt64) throws -> SegmentationModel {
+        switch data.samples {
+        case .slices(let set): return try build(arch, for: set, classes: classes, seed: seed)
+        case .volumes(let set): return try build(arch, patch: data.patchSampler.patch, channels: set.channels, classes: classes, seed: seed)
         }
+    }
+
+    static func build(_ arch: ModelArchitecture, for set: SliceSet, classes: LabelClasses, seed: UInt64) throws -> SegmentationModel {
+        try check(arch, channels: set.channels, classes: classes)
+        guard arch.spatialDimensions == 2 else { throw RuntimeError.stage("\(arch.summary) is a 3D network, but the data is prepared as slices") }
         let d = arch.inputDivisor
         guard set.height % d == 0, set.width % d == 0 else {
             throw RuntimeError.stage("the prepared slices are \(set.height)x\(set.width), not divisible by \(d) as \(arch.summary) needs")
         }
         return ModelBuilder.build(arch, height: set.height, width: set.width, seed: seed)
+    }
+
+    /// A 3D network for patches of `patch` voxels.
+    static func build(_ arch: ModelArchitecture, patch: [Int], channels: Int, classes: LabelClasses, seed: UInt64) throws -> SegmentationModel {
+        try check(arch, channels: channels, classes: classes)
+        guard case .unet(let u) = arch, let levels = u.volume else {
+            throw RuntimeError.stage("\(arch.summary) is a 2D network, but the data is prepared as volumes for 3D ones")
+        }
+        guard zip(patch, levels.divisor).allSatisfy({ $0 % $1 == 0 }) else {
+            throw RuntimeError.stage("the patch \(patch) is not divisible by \(levels.divisor) as \(arch.summary) needs")
+        }
+        return ModelBuilder.build(arch, height: patch[1], width: patch[2], seed: seed)
+    }
+
+    static func check(_ arch: ModelArchitecture, channels: Int, classes: LabelClasses) throws {
+        if let problem = classes.problems(arch).first { throw RuntimeError.stage(problem.summary) }
+        guard channels == arch.inChannels else {
+            throw RuntimeError.stage("the model takes \(arch.inChannels) input channels but the prepared data has \(channels)")
+        }
     }
 }
 
@@ -310,7 +334,7 @@ struct TeacherSource {
             model = nil
             ctx.log("teacher maps from the fp16 cache \(cacheHash.prefix(12))")
         } else {
-            let m = try ModelInput.build(architecture, for: data.set, classes: data.classes, seed: 0)
+            let m = try ModelInput.build(architecture, for: data, classes: data.classes, seed: 0)
             try Checkpoint.loadModel(m, from: ctx.store.file(teacherStage.hash, "best.safetensors"))
             model = m
             cache = nil

@@ -4,7 +4,24 @@ import StageConfig
 
 /// Rules over the shapes that meet: inputs, taps, heads.
 enum ShapeChecks {
-    static let rules: [@Sendable (Spec) -> [Diagnostic]] = [inputSizes, tapPairs, heads, headClasses, logitDistillation, supcon]
+    static let rules: [@Sendable (Spec) -> [Diagnostic]] = [inputSizes, dimensions, tapPairs, heads, headClasses, logitDistillation, supcon]
+
+    /// Every network a stage trains (or loads) sees what the data gives: slices for 2D
+    /// networks, patches of volumes for 3D ones.
+    static func dimensions(_ spec: Spec) -> [Diagnostic] {
+        let data = spec.data.preprocess.spatialDimensions
+        var out: [Diagnostic] = []
+        for stage in spec.stages {
+            guard let model = spec.model(stage.model.name), model.architecture.spatialDimensions != data else { continue }
+            let dims = model.architecture.spatialDimensions
+            out.append(Diagnostic(SpecDiagnostics.dimensions,
+                "stage '\(stage.name)' trains the \(dims)D model '\(model.name)' on \(data == 3 ? "patches of volumes ('patch')" : "slices")",
+                at: stage.model.range, path: "stages.\(stage.name).model",
+                notes: [DiagnosticNote("model '\(model.name)' defined here", at: model.nameRange)],
+                fixIts: [FixIt(dims == 3 ? "add 'patch: [depth, height, width]' to data.preprocess" : "add 'dims: 3' to model '\(model.name)'")]))
+        }
+        return out
+    }
 
     /// Input size divisible by what the architecture down-samples; channels match the data.
     static func inputSizes(_ spec: Spec) -> [Diagnostic] {
@@ -23,11 +40,18 @@ enum ShapeChecks {
             }
         }
         // A quarter turn would change a non-square slice's shape; the augmenter skips it there.
-        if d.augment?.rotate90 != nil, d.height != d.width {
+        let extent = d.preprocess.inputExtent, volumes = d.preprocess.volume != nil
+        if d.augment?.rotate90 != nil, extent[extent.count - 2] != extent[extent.count - 1] {
             out.append(Diagnostic(SpecDiagnostics.squareOnly,
-                "'rotate90' never applies: slices are \(d.height)x\(d.width), and a quarter turn needs square ones",
+                "'rotate90' never applies: \(volumes ? "patches" : "slices") are \(extent.map(String.init).joined(separator: "x")), and a quarter turn needs square \(volumes ? "planes" : "ones")",
                 at: d.value["augment"]?.range(of: "rotate90"), path: "data.augment.rotate90",
-                fixIts: [FixIt("remove 'rotate90', or make 'preprocess.size' square")]))
+                fixIts: [FixIt("remove 'rotate90', or make 'preprocess.\(volumes ? "patch" : "size")' square\(volumes ? " in the plane" : "")")]))
+        }
+        if d.augment?.flip?.depth == true, !volumes {
+            let axes = d.value["augment"]?["flip"]?["axes"]
+            let item = axes?.list.first { $0.string == "depth" }
+            out.append(Diagnostic(SpecDiagnostics.unknownValue, "flip axis 'depth' applies to 3D patches; slices have no depth",
+                                  at: item?.range ?? axes?.range, path: "data.augment.flip.axes"))
         }
         // The phantom's modalities are known before anything is read.
         if case .phantom(let p) = d.source {
@@ -47,7 +71,14 @@ enum ShapeChecks {
         }
         for model in spec.models {
             let divisor = model.architecture.inputDivisor
-            if d.height % divisor != 0 || d.width % divisor != 0 {
+            if case .unet(let u) = model.architecture, let levels = u.volume {
+                if let patch = d.preprocess.volume?.patch, zip(patch, levels.divisor).contains(where: { $0 % $1 != 0 }) {
+                    out.append(Diagnostic(SpecDiagnostics.inputSize,
+                        "patch \(patch.map(String.init).joined(separator: "x")) is not divisible by \(levels.divisor.map(String.init).joined(separator: "x")), the pooling of model '\(model.name)' (\(model.architecture.summary)) per axis",
+                        at: d.value["preprocess"]?.range(of: "patch"), path: "data.preprocess.patch",
+                        notes: [DiagnosticNote("model '\(model.name)' defined here", at: model.nameRange)]))
+                }
+            } else if d.preprocess.volume == nil, d.height % divisor != 0 || d.width % divisor != 0 {
                 out.append(Diagnostic(SpecDiagnostics.inputSize,
                     "input \(d.height)x\(d.width) is not divisible by \(divisor), as model '\(model.name)' (\(model.architecture.summary)) needs",
                     at: d.value["preprocess"]?.range(of: "size"), path: "data.preprocess.size",
@@ -109,6 +140,10 @@ enum ShapeChecks {
     /// Each tap pair's problems (StageConfig's rules, shared with the runtime), located.
     static func tapPairs(_ spec: Spec) -> [Diagnostic] {
         var out: [Diagnostic] = []
+        let input = spec.data.preprocess.inputExtent
+        func size(_ strides: [Int]) -> String {
+            zip(input, strides).map { String($0 / $1) }.joined(separator: "x")
+        }
         for p in pairings(spec) {
             for pairSpec in p.distill.taps {
                 let pair = pairSpec.pair
@@ -129,21 +164,30 @@ enum ShapeChecks {
                             at: identity ? pairSpec.source["adapter"]?.range(of: "kind") : pairSpec.teacher.range, path: identity ? "\(base).adapter.kind" : base,
                             notes: [DiagnosticNote("\(pair.loss.kind) compares maps channel by channel")],
                             fixIts: [FixIt("add 'adapter: {side: teacher}' (a 1x1 conv \(t.channels)->\(s.channels) on the teacher map) or 'adapter: {side: student}' (\(s.channels)->\(t.channels))")]))
-                    case .uselessResample(let stride):
+                    case .uselessResample(let strides):
                         out.append(Diagnostic(SpecDiagnostics.uselessResample,
-                            "tap pair '\(pair.name)': both maps are \(spec.data.height / stride)x\(spec.data.width / stride); 'resample: \(pair.resample.rawValue)' does nothing",
+                            "tap pair '\(pair.name)': both maps are \(size(strides)); 'resample: \(pair.resample.rawValue)' does nothing",
                             at: pairSpec.source.range(of: "resample"), path: "\(base).resample"))
                     case .spatialMismatch(let ts, let ss):
+                        let enlarge = zip(ts, ss).contains { $0 > $1 }
                         out.append(Diagnostic(SpecDiagnostics.spatialMismatch,
-                            "tap pair '\(pair.name)': teacher map is \(spec.data.height / ts)x\(spec.data.width / ts), student map is \(spec.data.height / ss)x\(spec.data.width / ss)",
+                            "tap pair '\(pair.name)': teacher map is \(size(ts)), student map is \(size(ss))",
                             at: pairSpec.teacher.range, path: base,
-                            fixIts: [FixIt("add 'resample: \(ts > ss ? "bilinear" : "avgpool")' to bring the teacher map to the student's size")]))
+                            fixIts: enlarge && ts.count == 3 ? [FixIt("pair taps of the same size: volumes are only resampled by 'avgpool', which shrinks")]
+                                : [FixIt("add 'resample: \(enlarge ? "bilinear" : "avgpool")' to bring the teacher map to the student's size")]))
                     case .averagePoolingEnlarges(let ts, let ss):
-                        let (th, sh) = (spec.data.height / ts, spec.data.height / ss)
                         out.append(Diagnostic(SpecDiagnostics.spatialMismatch,
-                            "tap pair '\(pair.name)': 'avgpool' only shrinks, but the teacher map (\(th)x\(th)) is smaller than the student's (\(sh)x\(sh))",
+                            "tap pair '\(pair.name)': 'avgpool' only shrinks, but the teacher map (\(size(ts))) is smaller than the student's (\(size(ss)))\(ts.count == 3 ? " along an axis" : "")",
                             at: pairSpec.source.range(of: "resample"), path: "\(base).resample",
-                            fixIts: [FixIt("use 'resample: bilinear'", range: pairSpec.source.range(of: "resample"), replacement: "bilinear")]))
+                            fixIts: ts.count == 3 ? [] : [FixIt("use 'resample: bilinear'", range: pairSpec.source.range(of: "resample"), replacement: "bilinear")]))
+                    case .dimensionMismatch:
+                        out.append(Diagnostic(SpecDiagnostics.spatialMismatch, "tap pair '\(pair.name)': \(problem.summary)",
+                                              at: pairSpec.teacher.range, path: base))
+                    case .resampleOfVolumes(let r):
+                        out.append(Diagnostic(SpecDiagnostics.spatialMismatch,
+                            "tap pair '\(pair.name)': 'resample: \(r.rawValue)' is for slices; a 3D teacher map is brought to the student's size by 'avgpool'",
+                            at: pairSpec.source.range(of: "resample"), path: "\(base).resample",
+                            fixIts: [FixIt("use 'resample: avgpool'", range: pairSpec.source.range(of: "resample"), replacement: "avgpool")]))
                     default:
                         break
                     }
@@ -265,6 +309,9 @@ enum ShapeChecks {
                 case .unknownTap: out.append(unknownTap(sc.tap, of: p.student, role: "student", path: path))
                 case .tokenTap(_, let name):
                     out.append(Diagnostic(SpecDiagnostics.tokenTap, "supcon needs a spatial map; '\(name)' is a token sequence",
+                                          at: sc.tap.range, path: path))
+                case .supconOnVolume:
+                    out.append(Diagnostic(SpecDiagnostics.dimensions, "\(problem.summary); 3D students distill through tap pairs and logits",
                                           at: sc.tap.range, path: path))
                 default: break
                 }

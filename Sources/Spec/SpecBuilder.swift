@@ -117,8 +117,48 @@ struct SpecBuilder {
     mutating func buildModel(_ name: String, _ v: Value, keyRange: SourceRange?, full: JSON? = nil, channels: Int) -> ModelSpec? {
         guard case .object(var o) = full ?? JSON(v, completing: SpecSchema.modelEntryType) else { return nil }
         if o["in_channels"] == .null { o["in_channels"] = .int(channels) }
+        guard checkVolumeLevels(name, v, o) else { return nil }
         guard let arch = decode(ModelArchitecture.self, .object(o), "models.\(name)", at: v) else { return nil }
         return ModelSpec(name: name, architecture: arch, source: v, nameRange: keyRange)
+    }
+
+    /// A U-Net's 3D fields, located: `kernels` and `pools` only with `dims: 3`, one kernel per
+    /// level and the bottleneck, one pooling per level, odd kernel sides, transposed up-sampling.
+    mutating func checkVolumeLevels(_ name: String, _ v: Value, _ o: [String: JSON]) -> Bool {
+        let path = "models.\(name)"
+        let written = ["kernels", "pools"].filter { v[$0] != nil }
+        guard o["dims"]?.int == 3 else {
+            for key in written {
+                diagnostics.append(Diagnostic(SpecDiagnostics.unknownKey, "'\(key)' applies to 3D U-Nets; model '\(name)' is 2D",
+                                              at: v.range(of: key), path: "\(path).\(key)", fixIts: [FixIt("add 'dims: 3', or remove '\(key)'")]))
+            }
+            return written.isEmpty
+        }
+        let depth = o["widths"]?.array?.count ?? 0
+        var ok = true
+        for (key, count, what) in [("kernels", depth + 1, "one per encoder level and one for the bottleneck"), ("pools", depth, "one after each encoder level")] {
+            guard let items = v[key]?.list else { continue }
+            if items.count != count {
+                diagnostics.append(Diagnostic(SpecDiagnostics.listLength,
+                    "model '\(name)' has \(depth) level\(depth == 1 ? "" : "s") (widths) and needs \(count) \(key), found \(items.count)",
+                    at: v[key]?.range, path: "\(path).\(key)", notes: [DiagnosticNote("\(key): \(what)")]))
+                ok = false
+            }
+        }
+        for (i, kernel) in (v["kernels"]?.list ?? []).enumerated() {
+            for (axis, side) in kernel.list.enumerated() where (side.int ?? 1) % 2 == 0 {
+                diagnostics.append(Diagnostic(SpecDiagnostics.outOfRange, "kernel side \(side.int ?? 0) is even; a convolution keeps its input's size only with odd sides",
+                                              at: side.range, path: "\(path).kernels[\(i)][\(axis)]"))
+                ok = false
+            }
+        }
+        if o["up"]?.string == UpsamplingKind.bilinear.rawValue {
+            diagnostics.append(Diagnostic(SpecDiagnostics.unknownValue, "a 3D U-Net up-samples with 'transpose'; 'bilinear' is for slices",
+                                          at: v["up"]?.range, path: "\(path).up",
+                                          fixIts: [FixIt("write 'up: transpose'", range: v["up"]?.range, replacement: "transpose")]))
+            ok = false
+        }
+        return ok
     }
 
     mutating func buildData(_ v: Value, _ j: JSON) -> DataSpec? {
@@ -217,6 +257,20 @@ struct SpecBuilder {
             diagnostics.append(Diagnostic(SpecDiagnostics.outOfRange, message, at: v.range(of: "channels"), path: "data.preprocess.channels",
                                           notes: planes == 1 ? [DiagnosticNote("3 replicates the grey value (the study's RGB PNGs); more channels come from 'modalities'")] : [],
                                           fixIts: planes > 1 ? [FixIt("write 'channels: \(planes)'", range: v["channels"]?.range, replacement: String(planes))] : []))
+            return nil
+        }
+        // Slices or patches: the fields of the other mode do not apply.
+        let slicesOnly = ["size", "keep_empty"].filter { v[$0]?.range != nil }
+        if v["patch"] != nil, !slicesOnly.isEmpty {
+            for key in slicesOnly {
+                diagnostics.append(Diagnostic(SpecDiagnostics.unknownKey, "'\(key)' applies to slices; with 'patch', 3D networks train on patches of volumes resampled to 'spacing'",
+                                              at: v.range(of: key), path: "data.preprocess.\(key)", fixIts: [FixIt("remove '\(key)'")]))
+            }
+            return nil
+        }
+        if v["patch"] == nil, v["spacing"] != nil {
+            diagnostics.append(Diagnostic(SpecDiagnostics.unknownKey, "'spacing' applies to volumes cut into patches; add 'patch' for 3D networks",
+                                          at: v.range(of: "spacing"), path: "data.preprocess.spacing"))
             return nil
         }
         return decode(Preprocessing.self, .object(o), "data.preprocess", at: v)

@@ -45,6 +45,7 @@ public enum SpecDiagnostics {
     public static let squareOnly = DiagnosticID("W0412", .warning, "quarter turns of non-square slices")
     public static let weightsMismatch = DiagnosticID("E0413", .error, "weight file does not fit the model")
     public static let uselessResample = DiagnosticID("W0409", .warning, "resample with nothing to resample")
+    public static let dimensions = DiagnosticID("E0414", .error, "network and data differ in dimensions")
 
     // The study's silent defects and leaks.
     public static let softmaxOneChannel = DiagnosticID("E0501", .error, "softmax KL on a 1-channel output is identically zero")
@@ -86,7 +87,7 @@ public enum SpecDiagnostics {
         unknownKey, wrongType, unknownTap, missingKey, unknownValue, outOfRange, invalidName, exactlyOne, listLength,
         notASpec, noTrainingSet, badPattern,
         unknownModel, unknownSubset, unknownStage, stageCycle, unknownHead, unknownTerm, subsetCycle,
-        channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample, headClasses, badClasses, squareOnly, weightsMismatch,
+        channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample, headClasses, badClasses, squareOnly, weightsMismatch, dimensions,
         softmaxOneChannel, softmaxOneChannelAccepted, reinitAdapter, sliceSplit, subsetOutsideTeacher, trainsOnTest,
         selectOnTest, thresholdOnLogit,
         unknownAxis, badPath, duplicateVariant, tooManyVariants, zipLengths, badExclude, axisTwice, badAxisValue, unusedAxis,

@@ -10,11 +10,19 @@ extension ModelArchitecture: ConfigCodable {
     public var json: JSON {
         switch self {
         case .unet(let u):
-            return .object([
+            var o: [String: JSON] = [
                 "arch": .string(archName), "in_channels": .int(u.inChannels), "widths": .array(u.widths.map(JSON.int)),
                 "bottleneck": .int(u.bottleneck), "convs_per_block": .int(u.convsPerBlock), "norm": u.norm.json,
                 "groups": .int(u.groups), "up": u.upsampling.json, "heads": Self.headsJSON(u.heads),
-            ])
+            ]
+            // Written only for 3D: a 2D U-Net's canonical form, and so its hashes, stay as they were.
+            if let v = u.volume {
+                func sides(_ list: [[Int]]) -> JSON { .array(list.map { .array($0.map(JSON.int)) }) }
+                o["dims"] = .int(3)
+                o["kernels"] = sides(v.kernels)
+                o["pools"] = sides(v.pools)
+            }
+            return .object(o)
         case .transunet(let t):
             return .object([
                 "arch": .string(archName), "in_channels": .int(t.inChannels), "stem_width": .int(t.stemWidth),
@@ -48,10 +56,27 @@ extension ModelArchitecture: ConfigCodable {
                     bottleneck: try r.int("bottleneck"), decoderWidths: try widths("decoder_widths"),
                     patch: patch, vitBlocks: blocks, vitHeads: vitHeads, vitDim: dim, vitMLP: mlp, heads: heads))
             case .unet, .multitaskUNet:
+                let levels = try widths("widths")
+                func sides(_ key: String) throws -> [[Int]]? {
+                    try r.ifPresent(key) { r, k in try r.list(k) { j, p in try ConfigValue.list(j, at: p) { j, p in try ConfigValue.int(j, at: p) } } }
+                }
+                let dims = try r.ifPresent("dims") { r, k in try r.int(k) } ?? 2
+                let (kernels, pools) = (try sides("kernels"), try sides("pools"))
+                let upsampling: UpsamplingKind = try r.choice("up")
+                var volume: VolumeLevels?
+                if dims == 3 {
+                    let isotropic = VolumeLevels.isotropic(depth: levels.count)
+                    let v = VolumeLevels(kernels: kernels ?? isotropic.kernels, pools: pools ?? isotropic.pools)
+                    if let problem = v.problem(depth: levels.count) { throw ConfigError(field: path, problem: .inconsistent(problem), value: json) }
+                    if upsampling == .bilinear { throw ConfigError(field: r.child("up"), problem: .inconsistent("a 3D U-Net up-samples with 'transpose'"), value: json) }
+                    volume = v
+                } else if kernels != nil || pools != nil {
+                    throw ConfigError(field: r.child(kernels != nil ? "kernels" : "pools"), problem: .inconsistent("kernels and pools apply to 3D U-Nets ('dims: 3')"), value: json)
+                }
                 return .unet(UNetArchitecture(
-                    inChannels: inChannels, widths: try widths("widths"), bottleneck: try r.int("bottleneck"),
+                    inChannels: inChannels, widths: levels, bottleneck: try r.int("bottleneck"),
                     convsPerBlock: try r.int("convs_per_block"), norm: try r.choice("norm"), groups: try r.int("groups"),
-                    upsampling: try r.choice("up"), heads: heads, sharedDecoder: arch == .unet))
+                    upsampling: upsampling, heads: heads, sharedDecoder: arch == .unet, volume: volume))
             }
         }
     }

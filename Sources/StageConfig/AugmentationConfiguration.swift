@@ -12,7 +12,11 @@ public struct AugmentationSettings: ConfigCodable {
     public struct Flip: Hashable, Sendable {
         public var p: Double
         public var horizontal: Bool, vertical: Bool
-        public init(p: Double, horizontal: Bool, vertical: Bool) { (self.p, self.horizontal, self.vertical) = (p, horizontal, vertical) }
+        /// Along the depth of a 3D patch (the slice axis).
+        public var depth: Bool
+        public init(p: Double, horizontal: Bool, vertical: Bool, depth: Bool = false) {
+            (self.p, self.horizontal, self.vertical, self.depth) = (p, horizontal, vertical, depth)
+        }
     }
 
     public struct Elastic: Hashable, Sendable {
@@ -65,7 +69,7 @@ public struct AugmentationSettings: ConfigCodable {
 
     public var json: JSON {
         var o: [String: JSON] = [:]
-        o["flip"] = flip.map { f in .object(["p": .number(f.p), "axes": .array((f.horizontal ? ["horizontal"] : []).map(JSON.string) + (f.vertical ? ["vertical"] : []).map(JSON.string))]) } ?? .null
+        o["flip"] = flip.map { f in .object(["p": .number(f.p), "axes": .array((f.horizontal ? ["horizontal"] : []).map(JSON.string) + (f.vertical ? ["vertical"] : []).map(JSON.string) + (f.depth ? ["depth"] : []).map(JSON.string))]) } ?? .null
         o["rotate90"] = rotate90.map { .object(["p": .number($0)]) } ?? .null
         o["elastic"] = elastic.map { .object(["p": .number($0.p), "alpha": .number($0.alpha), "sigma": .number($0.sigma)]) } ?? .null
         for (key, r) in ranged {
@@ -85,7 +89,7 @@ public struct AugmentationSettings: ConfigCodable {
                 try ConfigReader.read(try r.value(k), at: r.child(k)) { f in
                     let p = try chance(&f)
                     let axes = try f.list("axes") { j, jp in try ConfigValue.string(j, at: jp) }
-                    return Flip(p: p, horizontal: axes.contains("horizontal"), vertical: axes.contains("vertical"))
+                    return Flip(p: p, horizontal: axes.contains("horizontal"), vertical: axes.contains("vertical"), depth: axes.contains("depth"))
                 }
             }
             s.rotate90 = try r.optional("rotate90") { r, k in try ConfigReader.read(try r.value(k), at: r.child(k)) { try chance(&$0) } }

@@ -92,6 +92,13 @@ public struct ConfigReader {
         return try decode(&self, key)
     }
 
+    /// nil when the field is absent or `null`. For the fields of 3D networks and data, which
+    /// the canonical form of 2D ones leaves out, so that their hashes stay what they were.
+    public mutating func ifPresent<T>(_ key: String, _ decode: (inout ConfigReader, String) throws -> T) throws -> T? {
+        guard members[key] != nil else { return nil }
+        return try optional(key, decode)
+    }
+
     public mutating func int(_ key: String, min: Int? = nil, max: Int? = nil) throws -> Int {
         try ConfigValue.int(try value(key), at: child(key), min: min, max: max)
     }

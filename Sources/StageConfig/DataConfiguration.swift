@@ -202,12 +202,22 @@ public struct Preprocessing: ConfigCodable {
     public var channels: Int
     /// Share of slices without foreground that are kept.
     public var keepEmpty: Double
+    /// nil: volumes become slices (`height` x `width`); otherwise they are resampled
+    /// whole and 3D networks train on patches of them.
+    public var volume: VolumeSampling?
 
     public init(sliceAxis: SliceAxis, window: IntensityWindow, modalities: [String]?, normalize: [Normalization],
-                height: Int, width: Int, channels: Int, keepEmpty: Double) {
+                height: Int, width: Int, channels: Int, keepEmpty: Double, volume: VolumeSampling? = nil) {
         (self.sliceAxis, self.window, self.modalities, self.normalize) = (sliceAxis, window, modalities, normalize)
-        (self.height, self.width, self.channels, self.keepEmpty) = (height, width, channels, keepEmpty)
+        (self.height, self.width, self.channels, self.keepEmpty, self.volume) = (height, width, channels, keepEmpty, volume)
     }
+
+    /// 2 when networks see slices, 3 when they see patches of volumes.
+    public var spatialDimensions: Int { volume == nil ? 2 : 3 }
+
+    /// What a network's input measures per spatial axis: [height, width] of a slice, or
+    /// [depth, height, width] of a patch.
+    public var inputExtent: [Int] { volume?.patch ?? [height, width] }
 
     /// Planes stored per slice: one per modality.
     public var planes: Int { modalities?.count ?? 1 }
@@ -226,9 +236,15 @@ public struct Preprocessing: ConfigCodable {
     }
 
     public var json: JSON {
-        .object(["slice_axis": sliceAxis.json, "window": window.json, "size": .array([.int(height), .int(width)]),
-                 "modalities": modalities.map { .array($0.map(JSON.string)) } ?? .null, "normalize": .array(normalize.map(\.json)),
-                 "channels": .int(channels), "keep_empty": .number(keepEmpty)])
+        var o: [String: JSON] = ["slice_axis": sliceAxis.json, "window": window.json, "size": .array([.int(height), .int(width)]),
+                                 "modalities": modalities.map { .array($0.map(JSON.string)) } ?? .null, "normalize": .array(normalize.map(\.json)),
+                                 "channels": .int(channels), "keep_empty": .number(keepEmpty)]
+        // Written only for volumes: the canonical form of slice data, and so its hashes, stay as they were.
+        if let volume {
+            o["patch"] = .array(volume.patch.map(JSON.int))
+            o["spacing"] = volume.spacing.json
+        }
+        return .object(o)
     }
 
     public init(json: JSON, at path: String) throws {
@@ -247,10 +263,52 @@ public struct Preprocessing: ConfigCodable {
             let p = Preprocessing(sliceAxis: try r.choice("slice_axis"), window: try r.decode("window"),
                                   modalities: try r.optional("modalities") { r, k in try r.list(k) { j, p in try ConfigValue.string(j, at: p) } },
                                   normalize: try r.list("normalize") { j, p in try Normalization(json: j, at: p) },
-                                  height: h, width: w, channels: try r.int("channels"), keepEmpty: try r.double("keep_empty"))
+                                  height: h, width: w, channels: try r.int("channels"), keepEmpty: try r.double("keep_empty"),
+                                  volume: try r.ifPresent("patch") { r, k in
+                                      let patch = try r.list(k) { j, p in try ConfigValue.int(j, at: p) }
+                                      let spacing = try r.ifPresent("spacing") { r, k in try TargetSpacing(json: try r.value(k), at: r.child(k)) } ?? .median
+                                      return VolumeSampling(patch: patch, spacing: spacing)
+                                  })
+            if p.volume == nil, try r.ifPresent("spacing", { r, k in try r.value(k) }) != nil {
+                throw ConfigError(field: r.child("spacing"), problem: .inconsistent("'spacing' applies to volumes cut into patches ('patch')"), value: json)
+            }
             if let problem = p.problem { throw ConfigError(field: path, problem: .inconsistent(problem), value: json) }
             return p
         }
+    }
+}
+
+/// How volumes become the input of 3D networks: resampled whole to a spacing, then
+/// cut into patches of `patch` voxels [depth, height, width] (depth along `slice_axis`).
+public struct VolumeSampling: Hashable, Sendable {
+    public static let patchRange = 4...1024
+
+    public var patch: [Int]
+    public var spacing: TargetSpacing
+
+    public init(patch: [Int], spacing: TargetSpacing) {
+        (self.patch, self.spacing) = (patch, spacing)
+    }
+}
+
+/// The voxel spacing volumes are resampled to, in mm per axis [depth, height, width].
+public enum TargetSpacing: Hashable, Sendable, ConfigCodable {
+    /// The training cases' median spacing per axis (nnU-Net's default).
+    case median
+    case millimetres([Double])
+
+    public var json: JSON {
+        switch self {
+        case .median: return .string("median")
+        case .millimetres(let mm): return .array(mm.map(JSON.number))
+        }
+    }
+
+    public init(json: JSON, at path: String) throws {
+        if case .string("median") = json { self = .median; return }
+        let mm = try ConfigValue.list(json, at: path, minCount: 3) { j, p in try ConfigValue.double(j, at: p, min: 0, exclusiveMin: true) }
+        guard mm.count == 3 else { throw ConfigError(field: path, problem: .wrongType(expected: "'median' or [depth, height, width] in mm"), value: json) }
+        self = .millimetres(mm)
     }
 }
 

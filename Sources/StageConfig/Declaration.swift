@@ -140,13 +140,17 @@ public struct Field: Sendable {
     /// The value used when the key is absent (nil: absent stays absent).
     public var defaultValue: Literal?
     public var doc: String
+    /// Values at which the canonical encoding leaves the key out: keys added for a new mode
+    /// (3D networks and data), so that what was written before them keeps its hash.
+    public var omittedAt: [Literal]
 
     public init(_ key: String, _ type: SchemaType, required: Bool = false, default defaultValue: Literal? = nil,
-                _ doc: String) {
+                omittedAt: [Literal] = [], _ doc: String) {
         self.key = key
         self.type = type
         self.required = required
         self.defaultValue = defaultValue
+        self.omittedAt = omittedAt
         self.doc = doc
     }
 }

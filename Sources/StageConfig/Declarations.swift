@@ -76,24 +76,24 @@ extension AugmentationSettings {
     public static let declaration = ObjectSchema("Augment", "Augmentation of the training batches, drawn per image from the stage's seed, epoch and batch (deterministic); validation, test and teacher caches never see it. A transform is on when its key is written; `{}` takes its defaults (nnU-Net's, for 2D).", fields: [
         Field("flip", .object(ObjectSchema("Flip", "Mirroring.", fields: [
             DeclarationParts.chance(0.5),
-            Field("axes", .list(.enumeration(["horizontal", "vertical"]), minCount: 1, maxCount: 2),
-                  default: .list([.string("horizontal"), .string("vertical")]), "Axes mirrored, each with probability p."),
-        ])), "Mirror the slice (image and label together)."),
-        Field("rotate90", .object(ObjectSchema("Rotate90", "Quarter turns.", fields: [DeclarationParts.chance(0.5)])), "A quarter turn (1, 2 or 3), square slices only."),
+            Field("axes", .list(.enumeration(["horizontal", "vertical", "depth"]), minCount: 1, maxCount: 3),
+                  default: .list([.string("horizontal"), .string("vertical")]), "Axes mirrored, each with probability p; `depth` (the slice axis) for 3D patches."),
+        ])), "Mirror the slice or patch (image and label together)."),
+        Field("rotate90", .object(ObjectSchema("Rotate90", "Quarter turns.", fields: [DeclarationParts.chance(0.5)])), "A quarter turn (1, 2 or 3) in the plane, square slices or patches only."),
         Field("rotate", .object(ObjectSchema("Rotate", "Rotation by a small angle.", fields: [
             DeclarationParts.chance(0.2), Field("degrees", .number(min: 0, exclusiveMin: false, max: 180), default: .number(15), "Angles are uniform in [-degrees, degrees]."),
-        ])), "Rotate by an angle uniform in [-degrees, degrees] (bilinear for images, nearest for labels)."),
-        DeclarationParts.ranged("scale", "Zoom by a factor uniform in the range (above 1 enlarges).", p: 0.2, range: (0.85, 1.25), positive: true, max: 10),
+        ])), "Rotate by an angle uniform in [-degrees, degrees] in the plane (3D patches: about the depth axis, as nnU-Net rotates anisotropic patches); linear for images, nearest for labels."),
+        DeclarationParts.ranged("scale", "Zoom by a factor uniform in the range (above 1 enlarges), along every axis.", p: 0.2, range: (0.85, 1.25), positive: true, max: 10),
         Field("elastic", .object(ObjectSchema("Elastic", "Elastic deformation.", fields: [
             DeclarationParts.chance(0.2),
             Field("alpha", .number(min: 0, exclusiveMin: false, max: 256), default: .number(4), "Displacement at the control points: its standard deviation in pixels."),
             Field("sigma", .number(min: 1, exclusiveMin: false, max: 4096), default: .number(16), "Spacing of the control points in pixels (larger is smoother)."),
-        ])), "A smooth random displacement field (control points, bilinearly interpolated)."),
+        ])), "A smooth random displacement field (control points, linearly interpolated; in 3D along every axis)."),
         DeclarationParts.ranged("brightness", "Multiply intensities by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25), max: 10),
         DeclarationParts.ranged("contrast", "Scale intensities about their mean by a factor uniform in the range.", p: 0.15, range: (0.75, 1.25), max: 10),
         DeclarationParts.ranged("gamma", "x -> x^gamma on the image's own [min, max], gamma uniform in the range.", p: 0.3, range: (0.7, 1.5), positive: true, max: 10),
         DeclarationParts.ranged("noise", "Add noise whose standard deviation is uniform in the range (in normalised units); near-Gaussian: the sum of four uniforms, tails at 3.46 sd.", p: 0.1, range: (0, 0.1), max: 100),
-        DeclarationParts.ranged("blur", "Gaussian blur with sigma uniform in the range (pixels).", p: 0.2, range: (0.5, 1.0), max: 16),
+        DeclarationParts.ranged("blur", "Gaussian blur with sigma uniform in the range (pixels; in 3D along every axis).", p: 0.2, range: (0.5, 1.0), max: 16),
     ])
 }
 
@@ -309,6 +309,11 @@ extension ModelArchitecture {
             Field("norm", .enumeration(NormKind.names), default: .string("batch"), "Normalisation after each conv."),
             Field("groups", .positiveInteger, default: .int(8), "Groups of `norm: group`."),
             Field("up", .enumeration(UpsamplingKind.names), default: .string("transpose"), "Decoder up-sampling."),
+            Field("dims", .integer(2...3), default: .int(2), omittedAt: [.int(2)], "2: a U-Net over slices (3x3 kernels, 2x2 pooling); 3: over volumes, trained on patches (`data.preprocess.patch`), with `kernels` and `pools`."),
+            Field("kernels", .list(.list(.integer(VolumeLevels.kernelRange), minCount: 3, maxCount: 3), minCount: 2, maxCount: 9),
+                  omittedAt: [.null], "With `dims: 3`: the convolution kernel `[depth, height, width]` of each encoder level, then the bottleneck's (one more than `widths`; odd sides). Default: `[3, 3, 3]` at every level."),
+            Field("pools", .list(.list(.integer(VolumeLevels.poolRange), minCount: 3, maxCount: 3), minCount: 1, maxCount: 8),
+                  omittedAt: [.null], "With `dims: 3`: the pooling `[depth, height, width]` after each encoder level (as many as `widths`), mirrored by the decoder's transposed convolutions; nnU-Net's plans for thick slices start with `[1, 2, 2]`. Default: `[2, 2, 2]` at every level."),
             Field("heads", headsType, default: .object(defaultHeads.map { ($0.0, .int($0.1)) }),
                   "Output heads and their channels."),
         ]
@@ -355,7 +360,7 @@ extension Preprocessing {
               "`[low, high]` percentiles of the training cases' foreground voxels to clip to, then z-score with their mean and sd."),
     ], exactlyOne: ["zscore", "percentile"])
 
-    public static let declaration = ObjectSchema("Preprocess", "How volumes become 2D training slices.", fields: [
+    public static let declaration = ObjectSchema("Preprocess", "How volumes become network inputs: 2D slices, or (with `patch`) resampled volumes for 3D networks.", fields: [
         Field("slice_axis", .enumeration(SliceAxis.names), default: .string("axial"),
               "Which axis slices are taken along, after reorientation to a canonical axis order."),
         Field("window", .oneOf([.list(.number(min: nil, exclusiveMin: false, max: nil), minCount: 2, maxCount: 2), .enumeration(["clip255"])]),
@@ -372,6 +377,10 @@ extension Preprocessing {
               "Input channels: the number of modalities; with one modality, 1 or 3 (the grey value replicated, as the study's RGB PNGs)."),
         Field("keep_empty", .number(min: 0, exclusiveMin: false, max: 1), default: .number(1),
               "Share of slices without foreground that are kept."),
+        Field("patch", .list(.integer(VolumeSampling.patchRange), minCount: 3, maxCount: 3),
+              omittedAt: [.null], "3D: volumes are resampled whole (to `spacing`) and networks with `dims: 3` train on random patches of `[depth, height, width]` voxels, depth along `slice_axis`, a third of them centred on foreground (nnU-Net's 3d_fullres); `size` and `keep_empty` then do not apply."),
+        Field("spacing", .oneOf([.enumeration(["median"]), .list(.positiveNumber, minCount: 3, maxCount: 3)]),
+              omittedAt: [.null], "3D: the spacing in mm `[depth, height, width]` volumes are resampled to (third-order B-spline for images, linear on one-hot for labels), or `median`, the training cases' median spacing (nnU-Net's default, and the default here)."),
     ])
 }
 

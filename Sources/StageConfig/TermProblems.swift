@@ -10,12 +10,18 @@ public enum TermProblem: Hashable, Sendable {
     case tokenTap(role: TapRole, name: String)
     /// A channel-wise comparison of maps whose channel counts differ, with no 1x1 adapter.
     case channelMismatch(teacher: Tap, student: Tap, identityAdapter: Bool)
-    /// Maps of different sizes with `resample: none`.
-    case spatialMismatch(teacherStride: Int, studentStride: Int)
+    /// Maps of different sizes with `resample: none` (strides per axis).
+    case spatialMismatch(teacherStrides: [Int], studentStrides: [Int])
     /// `resample: avgpool` asked to enlarge the teacher map.
-    case averagePoolingEnlarges(teacherStride: Int, studentStride: Int)
+    case averagePoolingEnlarges(teacherStrides: [Int], studentStrides: [Int])
     /// A resampling between maps of the same size (a warning).
-    case uselessResample(stride: Int)
+    case uselessResample(strides: [Int])
+    /// A plane's map paired with a volume's.
+    case dimensionMismatch(teacher: Tap, student: Tap)
+    /// A resampling the runtime has only for planes (`bilinear`, `nearest`) asked of volumes.
+    case resampleOfVolumes(Resampling)
+    /// Supervised pixel contrast on a 3D network's map: it samples the pixels of slices.
+    case supconOnVolume(name: String)
     /// A head the model does not have.
     case unknownHead(role: TapRole, name: String, available: [String])
     /// A multi-class loss on a head with fewer than 2 channels.
@@ -47,9 +53,13 @@ public enum TermProblem: Hashable, Sendable {
         case .unknownTap(let role, let name): return "the \(role.rawValue) has no tap '\(name)'"
         case .tokenTap(let role, let name): return "\(role.rawValue) tap '\(name)' is a token sequence, not a spatial map"
         case .channelMismatch(let t, let s, _): return "teacher '\(t.name)' has \(t.channels) channels, student '\(s.name)' has \(s.channels), and no 1x1 adapter"
-        case .spatialMismatch(let ts, let ss): return "the maps are at strides \(ts) and \(ss) with 'resample: none'"
-        case .averagePoolingEnlarges(let ts, let ss): return "'avgpool' cannot enlarge the teacher map (stride \(ts)) to the student's (stride \(ss))"
+        case .spatialMismatch(let ts, let ss): return "the maps are at strides \(Self.strides(ts)) and \(Self.strides(ss)) with 'resample: none'"
+        case .averagePoolingEnlarges(let ts, let ss): return "'avgpool' cannot enlarge the teacher map (stride \(Self.strides(ts))) to the student's (stride \(Self.strides(ss)))"
         case .uselessResample: return "the resampling does nothing"
+        case .dimensionMismatch(let t, let s):
+            return "teacher '\(t.name)' is a \(t.strides?.count ?? 0)D map and student '\(s.name)' a \(s.strides?.count ?? 0)D one"
+        case .resampleOfVolumes(let r): return "'resample: \(r.rawValue)' is for planes; volumes are resampled with 'avgpool'"
+        case .supconOnVolume(let name): return "supcon samples the pixels of slices; '\(name)' is a 3D network's map"
         case .unknownHead(let role, let name, let available): return "the \(role.rawValue) has no head '\(name)' (heads: \(available.joined(separator: ", ")))"
         case .needsClasses(let loss, let head): return "'\(loss)' needs a head with 2 or more classes; '\(head.name)' has \(head.channels)"
         case .reconstructionChannels(let head, let input): return "head '\(head.name)' has \(head.channels) channels but reconstructs an input of \(input)"
@@ -62,6 +72,13 @@ public enum TermProblem: Hashable, Sendable {
             return "head '\(head.name)' has \(head.channels) channel\(head.channels == 1 ? "" : "s") but the data has \(classes.count) class\(classes.count == 1 ? "" : "es") "
                 + "(\(classes.classes.map(\.name).joined(separator: ", "))): it needs \(classes.headChannels.map(String.init).joined(separator: " or "))"
         }
+    }
+}
+
+extension TermProblem {
+    /// `4` for equal strides on every axis, `(1,2,2)` otherwise.
+    static func strides(_ s: [Int]) -> String {
+        Set(s).count == 1 ? String(s[0]) : "(" + s.map(String.init).joined(separator: ",") + ")"
     }
 }
 
@@ -78,9 +95,10 @@ extension TapPair {
         if t == nil { out.append(.unknownTap(role: .teacher, name: teacherTap)) }
         if s == nil { out.append(.unknownTap(role: .student, name: studentTap)) }
         guard let t, let s else { return out }
-        if t.stride == nil { out.append(.tokenTap(role: .teacher, name: t.name)) }
-        if s.stride == nil { out.append(.tokenTap(role: .student, name: s.name)) }
-        guard let ts = t.stride, let ss = s.stride else { return out }
+        if t.strides == nil { out.append(.tokenTap(role: .teacher, name: t.name)) }
+        if s.strides == nil { out.append(.tokenTap(role: .student, name: s.name)) }
+        guard let ts = t.strides, let ss = s.strides else { return out }
+        guard ts.count == ss.count else { return out + [.dimensionMismatch(teacher: t, student: s)] }
         if t.channels != s.channels, loss.comparesChannels {
             switch adapter {
             case .conv1x1?: break
@@ -89,11 +107,13 @@ extension TapPair {
             }
         }
         if ts == ss {
-            if resample != .none { out.append(.uselessResample(stride: ts)) }
+            if resample != .none { out.append(.uselessResample(strides: ts)) }
         } else if resample == .none {
-            out.append(.spatialMismatch(teacherStride: ts, studentStride: ss))
-        } else if resample == .avgpool, ts > ss {
-            out.append(.averagePoolingEnlarges(teacherStride: ts, studentStride: ss))
+            out.append(.spatialMismatch(teacherStrides: ts, studentStrides: ss))
+        } else if resample == .avgpool, zip(ts, ss).contains(where: { $0 > $1 }) {
+            out.append(.averagePoolingEnlarges(teacherStrides: ts, studentStrides: ss))
+        } else if ts.count == 3, resample != .avgpool {
+            out.append(.resampleOfVolumes(resample))
         }
         return out
     }
@@ -141,7 +161,8 @@ extension SupConTerm {
     /// Whether the student has the tap, as a spatial map.
     public func problems(student: TapManifest) -> [TermProblem] {
         guard let t = student[tap] else { return [.unknownTap(role: .student, name: tap)] }
-        return t.stride == nil ? [.tokenTap(role: .student, name: t.name)] : []
+        if t.strides == nil { return [.tokenTap(role: .student, name: t.name)] }
+        return t.strides?.count == 3 ? [.supconOnVolume(name: t.name)] : []
     }
 }
 

@@ -69,6 +69,9 @@ import Testing
         "E0206-two-channels.yaml": "1 or 3 channels: a gap inside the range",
         "E0208-exactly-one.yaml": "the base holds the other key; only the composed spec has both",
         "E0209-empty-axis.yaml": "an axis with no values is found while expanding the sweep",
+        "E0201-patch-with-size.yaml": "'size' is ruled out by 'patch', and only the composed spec has both",
+        "E0206-kernel-side.yaml": "odd kernel sides only: gaps inside the range",
+        "E0209-volume-levels.yaml": "the counts of kernels and pools follow the length of widths",
     ]
 
     /// The codes of type, enumeration, range, name and key errors: what a schema can see.

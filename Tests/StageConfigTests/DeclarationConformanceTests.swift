@@ -116,7 +116,14 @@ import Testing
         for (name, _, sample) in Self.samples(pair.schema) {
             guard let back = try Self.read(pair, sample) else { continue }
             read += 1
-            #expect(back == sample, "\(name): declared \(sample.canonical), encoded \(back.canonical)")
+            // Keys the canonical form leaves out at these values (the 3D keys of 2D networks and data).
+            var expected = sample
+            if case .object(var members) = sample {
+                for f in pair.schema.fields(for: nil) + (pair.schema.discriminator?.cases.flatMap(\.fields) ?? [])
+                where f.omittedAt.contains(where: { $0.json == members[f.key] }) { members[f.key] = nil }
+                expected = .object(members)
+            }
+            #expect(back == expected, "\(name): declared \(expected.canonical), encoded \(back.canonical)")
         }
         #expect(read > 0, "no sample of \(pair.schema.name) was read")
     }

@@ -1,0 +1,241 @@
+import Foundation
+import Storage
+import StageConfig
+import Tensor
+
+/// Preprocessed whole volumes on disk, memory-mapped: what 3D networks train on, in
+/// patches. Each case is normalised on its own grid (as slices are), turned into network
+/// order [depth, height, width] (depth along the slice axis, rows from anterior or
+/// superior down, as slices show them), then resampled to the target spacing: images
+/// third-order, labels linearly on one-hot maps. The file records the dataset
+/// fingerprint and the settings, and opening it with others is refused, as for slices.
+///
+/// One record per case (slice 0, foreground if any voxel is): splits and subsets are
+/// drawn over cases with the slice machinery, and a split by slice is a split by case.
+public final class VolumeSet: SliceInventory, @unchecked Sendable {
+    public struct Case: Sendable, Equatable {
+        /// [depth, height, width] at the target spacing.
+        public var dims: [Int]
+        /// The canonical (RAS) dimensions of the source volume, to map predictions back.
+        public var native: [Int]
+        /// The source's spacing in network order [depth, height, width], mm.
+        public var nativeSpacing: [Double]
+    }
+
+    public let records: [SliceRecord]
+    public let patients: [String]
+    public let cases: [Case]
+    public let channels: Int, planes: Int
+    /// The spacing every case was resampled to, mm [depth, height, width].
+    public let spacing: [Double]
+    public let axis: SliceAxis
+    public let identity: String
+    public let declaredModalities: [String]
+    public let statistics: [IntensityStatistics?]
+    private let mapped: Data
+    private let imageOffsets: [Int], labelOffsets: [Int]
+
+    static let magic = Array("DSTVOL01".utf8)
+
+    public var count: Int { cases.count }
+
+    /// Builds the cache at `path` (atomically) unless a valid one is there; returns it opened.
+    /// Labels and images are audited as for slices: any problem stops it before a byte is written.
+    public static func prepare(_ dataset: MSDDataset, _ settings: Preprocessing, classes: LabelClasses, background: [Int], split: SplitSettings? = nil,
+                               cache path: String, progress: ((Int, Int) -> Void)? = nil) throws -> VolumeSet {
+        guard let sampling = settings.volume else { throw DatasetProblem(.geometry, "volume preparation without 'patch'", files: [dataset.root]) }
+        let identity = SliceSet.fingerprint(dataset) + " volumes " + SliceSet.settingsIdentity(settings, classes: classes, split: split)
+        if let existing = try? VolumeSet(path: path), existing.identity == identity { return existing }
+        let statistics = try SliceSet.statistics(dataset, settings, split: split)
+        let axes = Slicer.axes(settings.sliceAxis)
+        let order = networkAxes(settings.sliceAxis)
+        var audit = VoxelAudit(classes: classes, background: background)
+        var classOf = [Float: UInt8]()
+        for (value, k) in classes.indexOfValue { classOf[Float(value)] = UInt8(k) }
+        // The target spacing first: it needs every case's header, not its voxels.
+        let target = try targetSpacing(sampling.spacing, native: {
+            try dataset.cases.map { c in try dataset.read(c.label).spacing }.map { sp in order.map { sp[$0] } }
+        })
+        var cases: [Case] = [], records: [SliceRecord] = []
+        var images = Data(), labels = Data()
+        for (p, c) in dataset.cases.enumerated() {
+            progress?(p, dataset.cases.count)
+            let (modalities, label) = try SliceSet.read(dataset, c, settings)
+            audit.audit(case: c.id, label: label, images: modalities, files: (c.image, c.label))
+            let size = order.map { label.dims[$0] }, nativeSpacing = order.map { label.spacing[$0] }
+            let dims = VolumeResampling.size(size, spacing: nativeSpacing, target: target)
+            for (m, image) in modalities.enumerated() {
+                let map = IntensityMap(settings.normalize[m], window: settings.window, volume: image, statistics: m < statistics.count ? statistics[m] : nil)
+                let normalised = networkOrder(image, axes).map(map.apply)
+                VolumeResampling.resample(normalised, size: size, to: dims, order: .cubic).withUnsafeBytes { images.append(contentsOf: $0) }
+            }
+            let indices = networkOrder(label, axes).map { classOf[$0] ?? 0 }
+            let resampled = VolumeResampling.resampleLabels(indices, size: size, to: dims, classes: classes.count + 1)
+            labels.append(contentsOf: resampled)
+            cases.append(Case(dims: dims, native: label.dims, nativeSpacing: nativeSpacing))
+            records.append(SliceRecord(patient: p, slice: 0, hasForeground: resampled.contains { $0 > 0 }))
+        }
+        let problems = audit.problems()
+        if !problems.isEmpty { throw DatasetProblems(problems) }
+        let header: [String: Any] = [
+            "identity": identity, "channels": settings.channels, "planes": settings.planes, "axis": settings.sliceAxis.rawValue,
+            "patients": dataset.cases.map(\.id), "modalities": dataset.modality, "spacing": target,
+            "statistics": statistics.map { $0.map { $0.array as Any } ?? NSNull() },
+            "cases": zip(cases, records).map { c, r in ["dims": c.dims, "native": c.native, "native_spacing": c.nativeSpacing, "foreground": r.hasForeground] as [String: Any] },
+        ]
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while (json.count + 16) % 64 != 0 { json.append(UInt8(ascii: " ")) }
+        var out = Data(magic)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(json)
+        out.append(images)
+        out.append(labels)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try AtomicFile.write(out, to: path)
+        return try VolumeSet(path: path)
+    }
+
+    /// The canonical axes that become [depth, height, width]: the slice axis, then a slice's rows and columns.
+    public static func networkAxes(_ axis: SliceAxis) -> [Int] {
+        let a = Slicer.axes(axis)
+        return [a.slice, a.row, a.column]
+    }
+
+    /// The spacing volumes are resampled to: the one given, or the median over the cases of
+    /// their spacings in network order (read only when needed).
+    public static func targetSpacing(_ spacing: TargetSpacing, native: () throws -> [[Double]]) rethrows -> [Double] {
+        switch spacing {
+        case .millimetres(let mm): return mm
+        case .median:
+            let all = try native()
+            return (0..<3).map { a in median(all.map { $0[a] }) }
+        }
+    }
+
+    /// numpy's median: the middle value, or the mean of the two middle ones.
+    static func median(_ values: [Double]) -> Double {
+        let s = values.sorted()
+        guard !s.isEmpty else { return 1 }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// A canonical volume's voxels in network order [depth, height, width]: depth along the
+    /// slice axis, rows from anterior (or superior) down, columns as slices have them.
+    static func networkOrder(_ v: Volume, _ axes: (row: Int, column: Int, slice: Int)) -> [Float] {
+        let d = v.dims
+        let (rows, cols, depth) = (d[axes.row], d[axes.column], d[axes.slice])
+        let strides = [1, d[0], d[0] * d[1]]
+        var out = [Float](repeating: 0, count: v.count)
+        var o = 0
+        for k in 0..<depth {
+            for r in 0..<rows {
+                for c in 0..<cols {
+                    out[o] = v.data[(rows - 1 - r) * strides[axes.row] + c * strides[axes.column] + k * strides[axes.slice]]
+                    o += 1
+                }
+            }
+        }
+        return out
+    }
+
+    public static func networkOrder(_ v: Volume, axis: SliceAxis) -> [Float] { networkOrder(v, Slicer.axes(axis)) }
+
+    /// The inverse of `networkOrder`: network-order values back onto the canonical grid `dims`.
+    public static func canonicalOrder(_ values: [Float], dims d: [Int], axis: SliceAxis) -> [Float] {
+        let axes = Slicer.axes(axis)
+        let (rows, cols, depth) = (d[axes.row], d[axes.column], d[axes.slice])
+        let strides = [1, d[0], d[0] * d[1]]
+        var out = [Float](repeating: 0, count: values.count)
+        var o = 0
+        for k in 0..<depth {
+            for r in 0..<rows {
+                for c in 0..<cols {
+                    out[(rows - 1 - r) * strides[axes.row] + c * strides[axes.column] + k * strides[axes.slice]] = values[o]
+                    o += 1
+                }
+            }
+        }
+        return out
+    }
+
+    /// Opens a cache file (memory-mapped).
+    public init(path: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        guard data.count >= 16, Array(data.prefix(8)) == Self.magic else { throw SliceSetError(path: path, problem: "not a volume cache of this version") }
+        let n = Int(data[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        guard n <= data.count - 16, let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 16..<(16 + n))) as? [String: Any],
+              let c = header["channels"] as? Int, let planes = header["planes"] as? Int, let axisName = header["axis"] as? String,
+              let axis = SliceAxis(rawValue: axisName), let identity = header["identity"] as? String,
+              let patients = header["patients"] as? [String], let declared = header["modalities"] as? [String],
+              let statistics = header["statistics"] as? [Any], let spacing = header["spacing"] as? [Double], spacing.count == 3,
+              let list = header["cases"] as? [[String: Any]], list.count == patients.count, planes >= 1, c == planes || (planes == 1 && c == 3) else {
+            throw SliceSetError(path: path, problem: "volume cache header unreadable")
+        }
+        var cases: [Case] = [], records: [SliceRecord] = []
+        for (p, item) in list.enumerated() {
+            guard let dims = item["dims"] as? [Int], dims.count == 3, dims.allSatisfy({ $0 > 0 }), let native = item["native"] as? [Int], native.count == 3,
+                  let nativeSpacing = item["native_spacing"] as? [Double], nativeSpacing.count == 3, let fg = item["foreground"] as? Bool else {
+                throw SliceSetError(path: path, problem: "volume cache header unreadable (case \(p))")
+            }
+            cases.append(Case(dims: dims, native: native, nativeSpacing: nativeSpacing))
+            records.append(SliceRecord(patient: p, slice: 0, hasForeground: fg))
+        }
+        var imageOffsets: [Int] = [], labelOffsets: [Int] = []
+        var at = 16 + n
+        for c in cases {
+            imageOffsets.append(at)
+            at += planes * c.dims.reduce(1, *) * MemoryLayout<Float>.size
+        }
+        for c in cases {
+            labelOffsets.append(at)
+            at += c.dims.reduce(1, *)
+        }
+        guard at <= data.count else { throw SliceSetError(path: path, problem: "volume cache truncated") }
+        (self.records, self.patients, self.cases, self.channels, self.planes) = (records, patients, cases, c, planes)
+        (self.spacing, self.axis, self.identity, self.declaredModalities) = (spacing, axis, identity, declared)
+        self.statistics = statistics.map { s in
+            guard let v = s as? [Double], v.count == 4 else { return nil }
+            return IntensityStatistics(low: v[0], high: v[1], mean: v[2], sd: v[3])
+        }
+        (self.imageOffsets, self.labelOffsets, mapped) = (imageOffsets, labelOffsets, data)
+    }
+
+    /// Case `i` whole: the image [C, D, H, W] (one modality replicated when it feeds 3
+    /// channels) and the label [1, D, H, W] as class indices in floats.
+    public func volume(_ i: Int) -> (image: Tensor, label: Tensor) {
+        let dims = cases[i].dims, voxels = dims.reduce(1, *)
+        let image = Tensor(uninitialized: [channels] + dims), label = Tensor(uninitialized: [1] + dims)
+        mapped.withUnsafeBytes { raw in
+            guard let origin = raw.baseAddress else { return }
+            let img = origin.advanced(by: imageOffsets[i]).assumingMemoryBound(to: Float.self)
+            image.pointer.update(from: img, count: planes * voxels)
+            for c in planes..<channels { (image.pointer + c * voxels).update(from: image.pointer, count: voxels) }
+            let lab = origin.advanced(by: labelOffsets[i]).assumingMemoryBound(to: UInt8.self)
+            for v in 0..<voxels { label.pointer[v] = Float(lab[v]) }
+        }
+        return (image, label)
+    }
+
+    /// The patches of a batch's cases `indices`, the share of a batch of `batch` that starts at
+    /// place `first` (all of it in one process): drawn by `sampler`, its last third centred on
+    /// foreground, each from a generator seeded by `seed` and its place in the batch, so a
+    /// batch split over ranks draws what one process draws. Images [B, C, d, h, w], labels
+    /// [B, 1, d, h, w] (class indices as floats).
+    public func patches(_ indices: [Int], sampler: PatchSampler, classes: Int, batch: Int, first: Int = 0, seed: UInt64) -> (images: Tensor, labels: Tensor) {
+        let p = sampler.patch, voxels = p.reduce(1, *)
+        let images = Tensor(uninitialized: [indices.count, channels] + p), labels = Tensor(uninitialized: [indices.count, 1] + p)
+        for (b, i) in indices.enumerated() {
+            let (image, label) = volume(i)
+            var rng = RNG(seed: seed &+ UInt64(first + b) &* 0x9E37_79B9_7F4A_7C15)
+            let force = sampler.forcesForeground(index: first + b, batch: batch)
+            let foreground = force ? PatchSampler.foreground(of: label.pointer, count: label.count, classes: classes) : []
+            let origin = sampler.origin(size: cases[i].dims, foreground: foreground, force: force, rng: &rng)
+            let (imagePatch, labelPatch) = (sampler.crop(image, origin: origin), sampler.crop(label, origin: origin))
+            withExtendedLifetime((imagePatch, labelPatch)) {
+                (images.pointer + b * channels * voxels).update(from: imagePatch.pointer, count: channels * voxels)
+                (labels.pointer + b * voxels).update(from: labelPatch.pointer, count: voxels)
+            }
+        }
+        return (images, labels)
+    }
+}
