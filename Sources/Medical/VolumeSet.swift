@@ -63,12 +63,8 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
             let (modalities, label) = try SliceSet.read(dataset, c, settings)
             audit.audit(case: c.id, label: label, images: modalities, files: (c.image, c.label))
             let size = order.map { label.dims[$0] }, nativeSpacing = order.map { label.spacing[$0] }
-            let dims = VolumeResampling.size(size, spacing: nativeSpacing, target: target)
-            for (m, image) in modalities.enumerated() {
-                let map = IntensityMap(settings.normalize[m], window: settings.window, volume: image, statistics: m < statistics.count ? statistics[m] : nil)
-                let normalised = networkOrder(image, axes).map(map.apply)
-                VolumeResampling.resample(normalised, size: size, to: dims, order: .cubic).withUnsafeBytes { images.append(contentsOf: $0) }
-            }
+            let (values, dims) = image(modalities, settings, statistics: statistics, target: target)
+            values.withUnsafeBytes { images.append(contentsOf: $0) }
             let indices = networkOrder(label, axes).map { classOf[$0] ?? 0 }
             let resampled = VolumeResampling.resampleLabels(indices, size: size, to: dims, classes: classes.count + 1)
             labels.append(contentsOf: resampled)
@@ -110,6 +106,23 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
             let all = try native()
             return (0..<3).map { a in median(all.map { $0[a] }) }
         }
+    }
+
+    /// A case's modalities as a network sees them: each normalised on its own grid (as slices
+    /// are), put in network order and resampled (third-order) to the `target` spacing. The
+    /// planes one after the other, and their size [depth, height, width].
+    public static func image(_ modalities: [Volume], _ settings: Preprocessing, statistics: [IntensityStatistics?], target: [Double]) -> (values: [Float], dims: [Int]) {
+        let axes = Slicer.axes(settings.sliceAxis), order = networkAxes(settings.sliceAxis)
+        guard let first = modalities.first else { return ([], [0, 0, 0]) }
+        let size = order.map { first.dims[$0] }
+        let dims = VolumeResampling.size(size, spacing: order.map { first.spacing[$0] }, target: target)
+        var values: [Float] = []
+        values.reserveCapacity(modalities.count * dims.reduce(1, *))
+        for (m, image) in modalities.enumerated() {
+            let map = IntensityMap(settings.normalize[m], window: settings.window, volume: image, statistics: m < statistics.count ? statistics[m] : nil)
+            values += VolumeResampling.resample(networkOrder(image, axes).map(map.apply), size: size, to: dims, order: .cubic)
+        }
+        return (values, dims)
     }
 
     /// numpy's median: the middle value, or the mean of the two middle ones.

@@ -32,19 +32,33 @@ public enum Prediction {
     public struct TrainingData {
         public var declaredModalities: [String]
         public var statistics: [IntensityStatistics?]
+        /// For 3D networks: the spacing the training volumes were resampled to, mm [depth, height, width].
+        public var spacing: [Double]?
     }
 
-    /// The training data's modalities and statistics, from the prepare stage's slice cache.
+    /// The training data's modalities and statistics, from the prepare stage's cache (and for
+    /// 3D networks its spacing, which is always needed: a new volume is resampled to it).
     public static func trainingData(_ setting: Setting, store: RunStore) throws -> TrainingData {
-        let needsData = setting.preprocess.modalities != nil || setting.preprocess.normalize.contains(where: \.usesDatasetStatistics)
-        guard let set = try? SliceSet(path: store.file(setting.prepare, "slices.bin")) else {
-            if needsData { throw Problem.notPrepared(setting.stage, hash: setting.prepare, store: store.root) }
-            return TrainingData(declaredModalities: [], statistics: [nil])
+        let needsData = setting.preprocess.volume != nil || setting.preprocess.modalities != nil
+            || setting.preprocess.normalize.contains(where: \.usesDatasetStatistics)
+        let found: TrainingData?
+        if setting.preprocess.volume != nil {
+            found = (try? VolumeSet(path: store.file(setting.prepare, PreparedData.volumeFile))).map {
+                TrainingData(declaredModalities: $0.declaredModalities, statistics: $0.statistics, spacing: $0.spacing)
+            }
+        } else {
+            found = (try? SliceSet(path: store.file(setting.prepare, PreparedData.sliceFile))).map {
+                TrainingData(declaredModalities: $0.declaredModalities, statistics: $0.statistics, spacing: nil)
+            }
         }
-        for (m, n) in setting.preprocess.normalize.enumerated() where n.usesDatasetStatistics && (m >= set.statistics.count || set.statistics[m] == nil) {
+        guard let found else {
+            if needsData { throw Problem.notPrepared(setting.stage, hash: setting.prepare, store: store.root) }
+            return TrainingData(declaredModalities: [], statistics: [nil], spacing: nil)
+        }
+        for (m, n) in setting.preprocess.normalize.enumerated() where n.usesDatasetStatistics && (m >= found.statistics.count || found.statistics[m] == nil) {
             throw Problem.notPrepared(setting.stage, hash: setting.prepare, store: store.root)
         }
-        return TrainingData(declaredModalities: set.declaredModalities, statistics: set.statistics)
+        return found
     }
 
     public enum Problem: Error, CustomStringConvertible {
@@ -59,7 +73,7 @@ public enum Prediction {
             case .ambiguous(let s, let variants):
                 return "stage '\(s)' differs between variants; choose one with --variant (\(variants.joined(separator: ", ")))"
             case .notPrepared(let s, let hash, let store):
-                return "stage '\(s)' reads its modalities and intensity statistics from its prepared data (\(hash.prefix(12))), which is not in \(store): run `distill run` first"
+                return "stage '\(s)' reads its modalities, intensity statistics and (3D) spacing from its prepared data (\(hash.prefix(12))), which is not in \(store): run `distill run` first"
             case .notTrained(let s, let hash, let store):
                 return "stage '\(s)' (\(hash.prefix(12))) is not trained in \(store): run `distill run` or `distill sweep` first, or give a checkpoint file"
             }
@@ -100,7 +114,8 @@ public enum Prediction {
             guard store.isDone(setting.train.hash) else { throw Problem.notTrained(setting.stage, hash: setting.train.hash, store: store.root) }
             path = store.file(setting.train.hash, "best.safetensors")
         }
-        let model = ModelBuilder.build(setting.model, height: setting.preprocess.height, width: setting.preprocess.width, seed: 0)
+        let plane = setting.preprocess.inputExtent.suffix(2)
+        let model = ModelBuilder.build(setting.model, height: plane.first ?? 1, width: plane.last ?? 1, seed: 0)
         try Checkpoint.loadModel(model, from: path)
         return model
     }
@@ -163,12 +178,32 @@ public enum Prediction {
     public static func segment(_ input: Input, model: SegmentationModel, setting: Setting, training: TrainingData) throws -> Volume {
         let modalities = try modalities(input, setting: setting, training: training)
         let image = modalities[0]
+        if let sampling = setting.preprocess.volume {
+            // 3D: resampled as the training volumes were, predicted by windows, resampled back.
+            guard let target = training.spacing else { throw Problem.notPrepared(setting.stage, hash: setting.prepare, store: "the store") }
+            var (values, dims) = VolumeSet.image(modalities, setting.preprocess, statistics: training.statistics, target: target)
+            let planes = modalities.count, voxels = dims.reduce(1, *)
+            if setting.model.inChannels == 3, planes == 1 { values += values + values }
+            guard values.count == setting.model.inChannels * voxels else {
+                throw RuntimeError.stage("the model takes \(setting.model.inChannels) input channels but the preprocessing gives \(values.count / max(1, voxels))")
+            }
+            let logits = try Evaluation.volumeLogits(model, Tensor(shape: [setting.model.inChannels] + dims, values: values),
+                                                     window: SlidingWindow(patch: sampling.patch, step: 0.5))
+            let classes = Evaluation.classMap(logits, size: dims, native: image.dims, axis: setting.preprocess.sliceAxis,
+                                              threshold: setting.threshold, onLogit: setting.onLogit)
+            return labelMap(classes, like: image, setting)
+        }
         let set = try SliceSet.unlabelled(modalities, id: input.id, settings: setting.preprocess, statistics: training.statistics)
         guard set.channels == setting.model.inChannels else {
             throw RuntimeError.stage("the model takes \(setting.model.inChannels) input channels but the preprocessing gives \(set.channels)")
         }
         let classes = try Evaluation.classMap(model, set: set, slices: Array(0..<set.count), dims: image.dims, axis: setting.preprocess.sliceAxis,
                                               threshold: setting.threshold, onLogit: setting.onLogit)
+        return labelMap(classes, like: image, setting)
+    }
+
+    /// Classes as label values (each class's first), on the grid of `image`.
+    static func labelMap(_ classes: [UInt8], like image: Volume, _ setting: Setting) -> Volume {
         let values = (0...setting.classes.count).map { Float(setting.classes.labelValue(ofClass: $0)) }
         var labels = image
         labels.data = classes.map { values[Int($0)] }

@@ -1,3 +1,4 @@
+import Foundation
 import Medical
 import StageConfig
 import Tensor
@@ -103,5 +104,62 @@ import Testing
         let sd = (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)).squareRoot()
         #expect(abs(mean) < 0.002 && abs(sd - 0.05) < 0.0025, "mean \(mean), sd \(sd)")
         #expect(v.allSatisfy { abs($0) <= 0.05 * 3.47 })
+    }
+}
+
+/// 3D patches: a flip along depth is exact, the label follows the image under every
+/// spatial transform, and blur reaches across slices.
+@Suite struct VolumeAugmentationTests {
+    /// Two volumes [2, 1, D, H, W] whose image is their label (a block, off-centre along every axis) plus a ramp along depth.
+    static func batch(depth d: Int = 8, size n: Int = 16) -> (Tensor, Tensor) {
+        let images = Tensor(zeros: [2, 1, d, n, n]), labels = Tensor(zeros: [2, 1, d, n, n])
+        for b in 0..<2 { for z in 1..<(d / 2 + b) { for y in 3..<(9 + b) { for x in 2..<8 {
+            let i = ((b * d + z) * n + y) * n + x
+            labels.pointer[i] = 1
+            images.pointer[i] = 1 + Float(z) / 100
+        } } } }
+        return (images, labels)
+    }
+
+    @Test func aDepthFlipMirrorsExactly() {
+        let flip = AugmentationSettings(flip: .init(p: 1, horizontal: false, vertical: false, depth: true))
+        let (images, labels) = Self.batch(depth: 5, size: 6)
+        let out = Augmenter(flip).apply(images: images, labels: labels, seed: 3)
+        for b in 0..<2 { for z in 0..<5 { for i in 0..<36 {
+            #expect(out.images.pointer[(b * 5 + z) * 36 + i] == images.pointer[(b * 5 + 4 - z) * 36 + i])
+            #expect(out.labels.pointer[(b * 5 + z) * 36 + i] == labels.pointer[(b * 5 + 4 - z) * 36 + i])
+        } } }
+    }
+
+    /// Where the (nearest) label is 1 the (trilinear) image is at least 1/8, where it is 0 at most 7/8 of the block's value.
+    @Test func theLabelMovesWithTheImage() {
+        let spatial = AugmentationSettings(flip: .init(p: 1, horizontal: true, vertical: true, depth: true), rotate90: 1,
+                                           rotate: .init(p: 1, low: -40, high: 40), scale: .init(p: 1, low: 0.8, high: 1.3),
+                                           elastic: .init(p: 1, alpha: 1.5, sigma: 4))
+        let (images, labels) = Self.batch()
+        let voxels = 8 * 16 * 16
+        for seed in UInt64(0)..<10 {
+            let out = Augmenter(spatial).apply(images: images, labels: labels, seed: seed)
+            var moved = false
+            for i in 0..<(2 * voxels) {
+                let l = out.labels.pointer[i], v = out.images.pointer[i]
+                #expect(l == 0 || l == 1)
+                if l == 1 { #expect(v >= 0.125 - 1e-5, "seed \(seed) voxel \(i)") } else { #expect(v <= 0.875 * 1.08 + 1e-5, "seed \(seed) voxel \(i)") }
+                if l != labels.pointer[i] { moved = true }
+            }
+            #expect(moved, "seed \(seed): nothing moved")
+        }
+    }
+
+    @Test func blurReachesAcrossSlices() {
+        let blur = AugmentationSettings(blur: .init(p: 1, low: 1, high: 1))
+        let images = Tensor(zeros: [1, 1, 5, 4, 4]), labels = Tensor(zeros: [1, 1, 5, 4, 4])
+        for i in 0..<16 { images.pointer[2 * 16 + i] = 1 }  // slice 2 bright, the others dark
+        let out = Augmenter(blur).apply(images: images, labels: labels, seed: 1)
+        // A uniform slice stays uniform in the plane; along depth it spreads as a Gaussian of sigma 1.
+        func gauss(_ d: Int) -> Float { exp(-Float(d * d) / 2) }
+        let total = (-3...3).map(gauss).reduce(0, +)
+        let expected = (0..<5).map { z in gauss(z - 2) / total }
+        for z in 0..<5 { for i in 0..<16 { #expect(abs(out.images.pointer[z * 16 + i] - expected[z]) < 1e-5, "slice \(z)") } }
     }
 }

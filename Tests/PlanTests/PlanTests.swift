@@ -147,3 +147,25 @@ import Testing
         }
     }
 }
+
+/// The plan of a 3D spec: costs per patch, per window and per resampled volume.
+@Suite struct VolumePlanTests {
+    @Test func threeDimensionalStagesAreCostedByPatchesWindowsAndVolumes() throws {
+        let plan = try PlanSupport.plan("specs/quickstart-3d.yaml")
+        let checked = try #require(SpecChecker.check(path: "specs/quickstart-3d.yaml", loader: SpecLoader(workingDirectory: PlanSupport.repository)))
+        let spec = try #require(checked.base)
+        let teacher = try #require(spec.model("teacher_net")).architecture
+        let patchCost = try #require(teacher.forwardCost(volume: [16, 64, 64]))
+        let train = try #require(plan.stages.first { $0.label.hasPrefix("train teacher") })
+        #expect(train.cost.macsPerSample == patchCost.macs)
+        // One patch per training case an epoch: 24 cases, 7 for test and 2 for validation leave 15, in batches of 2.
+        #expect(train.cost.steps == 8 * 120)
+        // Sliding windows over 32 x 64 x 64 volumes with 16 x 64 x 64 patches at step 0.5: 3 windows a case, 7 test cases.
+        let evaluate = try #require(plan.stages.first { $0.label == "evaluate teacher" })
+        #expect(evaluate.cost.flops == 2 * Double(patchCost.macs) * 7 * 3)
+        // The prepared volumes: a float and a byte per voxel of 24 volumes of 32 x 64 x 64.
+        let prepare = try #require(plan.stages.first { $0.kind == .prepare })
+        #expect(prepare.cost.diskBytes == 24 * 32 * 64 * 64 * 5)
+        #expect(!plan.stages.contains { $0.kind == .teacherOutputs })
+    }
+}

@@ -387,3 +387,75 @@ import Testing
         }
     }
 }
+
+/// A whole 3D sweep on a tiny phantom: volumes resampled to a coarser spacing, patches,
+/// 3D augmentation, a live 3D teacher, sliding-window evaluation on the patients' grids.
+@Suite(.serialized) struct VolumeRuntimeTests {
+    static let spec = """
+        name: tiny 3D
+        data:
+          source: {phantom: {cases: 6, seed: 1, size: 32, slices: 8}}
+          background: [0, 2, 3]
+          preprocess: {patch: [8, 16, 16], spacing: [30, 16, 16]}
+          split: {test: 0.34, val: 0.17}
+          subsets: {full: {fraction: 1.0}, half: {fraction: 0.5, of: full}}
+          augment: {flip: {axes: [horizontal, vertical, depth]}, rotate: {p: 0.5}, elastic: {p: 0.5, alpha: 1, sigma: 4}, gamma: {}}
+        models:
+          t: {arch: multitask_unet, dims: 3, widths: [4, 8], bottleneck: 8, convs_per_block: 1, norm: instance,
+              pools: [[1, 2, 2], [2, 2, 2]], heads: {segmentation: 1, reconstruction: 1}}
+          s: {arch: unet, dims: 3, widths: [2, 4], bottleneck: 4, convs_per_block: 1, norm: instance, pools: [[2, 2, 2], [1, 2, 2]]}
+        stages:
+          teacher:
+            model: t
+            data: full
+            loss: [{kind: dice_bce}, {kind: mse, head: reconstruction, weight: 0.2}]
+            optimizer: {kind: adamw, lr: 0.01}
+            epochs: 2
+            batch: 2
+          kd:
+            model: s
+            data: half
+            loss: [{kind: dice}]
+            optimizer: {kind: adamw, lr: 0.01}
+            epochs: 2
+            batch: 2
+            distill:
+              teacher: teacher
+              taps:
+                ee: {teacher: pool.0, student: pool.0, adapter: {side: teacher}, resample: avgpool, loss: {kind: mse}, weight: 0.1}
+                bb: {teacher: bottleneck, student: bottleneck, adapter: {side: student}, loss: {kind: infonce, temperature: 0.4}, weight: 0.1}
+              logits: {kind: binary_kl, temperature: 4, weight: 0.2}
+
+        """
+
+    @Test func aThreeDimensionalSweepTrainsAndMeasuresOnThePatientsGrids() throws {
+        let plan = try RuntimeTests.plan(Self.spec), store = RuntimeTests.store()
+        defer { try? FileManager.default.removeItem(atPath: store.root) }
+        // Patches are drawn at random: the teacher runs live, and the plan says why.
+        #expect(!plan.stages.contains { $0.kind == .teacherOutputs })
+        let distill = try #require(plan.stages.first { $0.kind == .distill })
+        #expect(distill.note?.contains("live teacher") == true)
+        var executor = Executor(plan: plan, store: store, baseDirectory: "/")
+        executor.echo = false
+        #expect(executor.run().ok)
+        let prepare = try #require(plan.stages.first { $0.kind == .prepare })
+        let volumes = try VolumeSet(path: store.file(prepare.hash, "volumes.bin"))
+        // 32 x 32 x 8 voxels of 12.48 x 12.48 x 30 mm at 16 x 16 x 30 mm: 8 x 25 x 25, which no patch tiles.
+        #expect(volumes.cases.allSatisfy { $0.dims == [8, 25, 25] })
+        for evaluate in plan.stages where evaluate.kind == .evaluate {
+            let metrics = try #require(JSON.parse(try Data(contentsOf: URL(fileURLWithPath: store.file(evaluate.hash, "metrics.json")))))
+            #expect(metrics["prediction"] == .string("sliding_window"))
+            let cases = metrics["cases"]?.array?.count ?? 0
+            #expect(cases == 2 && metrics["voxels"] == .int(cases * 32 * 32 * 8))
+            // Each prediction lies on its source's grid: dims, orientation and voxel sizes.
+            let folder = store.directory(evaluate.hash) + "/predictions"
+            for file in try FileManager.default.contentsOfDirectory(atPath: folder) {
+                let prediction = try Medical.NIfTI.read(folder + "/" + file)
+                let source = try Medical.NIfTI.read(store.directory(prepare.hash) + "/dataset/labelsTr/" + file)
+                #expect(prediction.dims == source.dims && prediction.spacing == source.spacing)
+                #expect(prediction.orientation.code == source.orientation.code && prediction.orientation.affine == source.orientation.affine)
+                #expect(prediction.data.allSatisfy { $0 == 0 || $0 == 1 })
+            }
+        }
+    }
+}
