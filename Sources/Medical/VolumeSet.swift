@@ -47,7 +47,6 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
         let identity = SliceSet.fingerprint(dataset) + " volumes " + SliceSet.settingsIdentity(settings, classes: classes, split: split)
         if let existing = try? VolumeSet(path: path), existing.identity == identity { return existing }
         let statistics = try SliceSet.statistics(dataset, settings, split: split)
-        let axes = Slicer.axes(settings.sliceAxis)
         let order = networkAxes(settings.sliceAxis)
         var audit = VoxelAudit(classes: classes, background: background)
         var classOf = [Float: UInt8]()
@@ -65,7 +64,7 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
             let size = order.map { label.dims[$0] }, nativeSpacing = order.map { label.spacing[$0] }
             let (values, dims) = image(modalities, settings, statistics: statistics, target: target)
             values.withUnsafeBytes { images.append(contentsOf: $0) }
-            let indices = networkOrder(label, axes).map { classOf[$0] ?? 0 }
+            let indices = networkOrder(label, axis: settings.sliceAxis).map { classOf[$0] ?? 0 }
             let resampled = VolumeResampling.resampleLabels(indices, size: size, to: dims, classes: classes.count + 1)
             labels.append(contentsOf: resampled)
             cases.append(Case(dims: dims, native: label.dims, nativeSpacing: nativeSpacing))
@@ -112,7 +111,7 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
     /// are), put in network order and resampled (third-order) to the `target` spacing. The
     /// planes one after the other, and their size [depth, height, width].
     public static func image(_ modalities: [Volume], _ settings: Preprocessing, statistics: [IntensityStatistics?], target: [Double]) -> (values: [Float], dims: [Int]) {
-        let axes = Slicer.axes(settings.sliceAxis), order = networkAxes(settings.sliceAxis)
+        let order = networkAxes(settings.sliceAxis)
         guard let first = modalities.first else { return ([], [0, 0, 0]) }
         let size = order.map { first.dims[$0] }
         let dims = VolumeResampling.size(size, spacing: order.map { first.spacing[$0] }, target: target)
@@ -120,7 +119,7 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
         values.reserveCapacity(modalities.count * dims.reduce(1, *))
         for (m, image) in modalities.enumerated() {
             let map = IntensityMap(settings.normalize[m], window: settings.window, volume: image, statistics: m < statistics.count ? statistics[m] : nil)
-            values += VolumeResampling.resample(networkOrder(image, axes).map(map.apply), size: size, to: dims, order: .cubic)
+            values += VolumeResampling.resample(networkOrder(image, axis: settings.sliceAxis).map(map.apply), size: size, to: dims, order: .cubic)
         }
         return (values, dims)
     }
@@ -132,42 +131,35 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 
-    /// A canonical volume's voxels in network order [depth, height, width]: depth along the
-    /// slice axis, rows from anterior (or superior) down, columns as slices have them.
-    static func networkOrder(_ v: Volume, _ axes: (row: Int, column: Int, slice: Int)) -> [Float] {
-        let d = v.dims
-        let (rows, cols, depth) = (d[axes.row], d[axes.column], d[axes.slice])
-        let strides = [1, d[0], d[0] * d[1]]
-        var out = [Float](repeating: 0, count: v.count)
-        var o = 0
-        for k in 0..<depth {
-            for r in 0..<rows {
-                for c in 0..<cols {
-                    out[o] = v.data[(rows - 1 - r) * strides[axes.row] + c * strides[axes.column] + k * strides[axes.slice]]
-                    o += 1
-                }
-            }
-        }
-        return out
-    }
-
-    public static func networkOrder(_ v: Volume, axis: SliceAxis) -> [Float] { networkOrder(v, Slicer.axes(axis)) }
-
-    /// The inverse of `networkOrder`: network-order values back onto the canonical grid `dims`.
-    public static func canonicalOrder(_ values: [Float], dims d: [Int], axis: SliceAxis) -> [Float] {
+    /// Calls body(network-order index, canonical index) for every voxel of a canonical grid
+    /// `dims`, in network order [depth, height, width]: depth along the slice axis, rows from
+    /// anterior (or superior) down, columns as slices have them.
+    static func forEachVoxel(dims d: [Int], axis: SliceAxis, _ body: (Int, Int) -> Void) {
         let axes = Slicer.axes(axis)
         let (rows, cols, depth) = (d[axes.row], d[axes.column], d[axes.slice])
         let strides = [1, d[0], d[0] * d[1]]
-        var out = [Float](repeating: 0, count: values.count)
         var o = 0
         for k in 0..<depth {
             for r in 0..<rows {
                 for c in 0..<cols {
-                    out[(rows - 1 - r) * strides[axes.row] + c * strides[axes.column] + k * strides[axes.slice]] = values[o]
+                    body(o, (rows - 1 - r) * strides[axes.row] + c * strides[axes.column] + k * strides[axes.slice])
                     o += 1
                 }
             }
         }
+    }
+
+    /// A canonical volume's voxels in network order.
+    public static func networkOrder(_ v: Volume, axis: SliceAxis) -> [Float] {
+        var out = [Float](repeating: 0, count: v.count)
+        v.data.withUnsafeBufferPointer { x in forEachVoxel(dims: v.dims, axis: axis) { o, i in out[o] = x[i] } }
+        return out
+    }
+
+    /// The inverse of `networkOrder`: network-order values back onto the canonical grid `dims`.
+    public static func canonicalOrder(_ values: [Float], dims: [Int], axis: SliceAxis) -> [Float] {
+        var out = [Float](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { x in forEachVoxel(dims: dims, axis: axis) { o, i in out[i] = x[o] } }
         return out
     }
 

@@ -18,6 +18,9 @@ enum AugmentPreview {
             return nil
         }.first
         guard let augmentation else { throw ValidationError("\(spec) has no data.augment: there is nothing to preview") }
+        guard config.preprocess.volume == nil else {
+            throw ValidationError("\(spec) trains 3D networks on patches; augmentation previews show slices and are not drawn for patches yet")
+        }
         let runs = RunStore(root: store)
         if !runs.isDone(prepare.hash) {
             try SpecPlanning.execute(plan, base: base, store: store, threads: ProcessInfo.processInfo.activeProcessorCount, only: [prepare.hash])

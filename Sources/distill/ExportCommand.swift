@@ -50,9 +50,9 @@ struct ExportCommand: ParsableCommand {
         let (setting, model, training, plan) = (chosen.setting, chosen.model, chosen.training, chosen.plan)
         let stageName = setting.stage
         let p = setting.preprocess
-        // A fixed input of the trained size; any values trace the same graph.
+        // A fixed input of the trained size (a slice, or a 3D network's patch); any values trace the same graph.
         var rng = RNG(seed: 1)
-        let input = rng.uniformTensor([1, p.channels, p.height, p.width], -1, 1)
+        let input = rng.uniformTensor([1, p.channels] + p.inputExtent, -1, 1)
         guard let outputs = setting.model.heads.first(where: { $0.name == head })?.channels else {
             throw usage("the model of '\(stageName)' has no head '\(head)'; heads: \(setting.model.heads.map(\.name).joined(separator: ", "))")
         }
@@ -74,8 +74,10 @@ struct ExportCommand: ParsableCommand {
         let shape = result.logits.shape
         print("\(stageName) -> \(output): ONNX opset \(ONNXExport.opset), \(result.nodeCount) nodes, \(model.store.parameterCount) parameters, "
               + "\(ByteCountFormatter.string(fromByteCount: Int64(result.model.count), countStyle: .binary))")
-        print("input image [\(result.dynamic ? "batch" : "1"), \(p.channels), \(result.dynamic ? "height" : String(p.height)), \(result.dynamic ? "width" : String(p.width))], "
-              + "output logits [\(result.dynamic ? "batch" : "1"), \(shape[1]), \(result.dynamic ? "height" : String(shape[2])), \(result.dynamic ? "width" : String(shape[3]))]")
+        let axes = p.volume == nil ? ["height", "width"] : ["depth", "height", "width"]
+        func dims(_ sizes: [Int]) -> String { zip(axes, sizes).map { result.dynamic ? $0.0 : String($0.1) }.joined(separator: ", ") }
+        print("input image [\(result.dynamic ? "batch" : "1"), \(p.channels), \(dims(p.inputExtent))], "
+              + "output logits [\(result.dynamic ? "batch" : "1"), \(shape[1]), \(dims(Array(shape.dropFirst(2))))]")
     }
 
     /// What a consumer needs to make the input and read the output, as key/value pairs.
@@ -113,10 +115,14 @@ struct ExportCommand: ParsableCommand {
             ("distillery.variant", variant ?? ""),
             ("distillery.checkpoint", checkpoint),
             ("distillery.architecture", s.model.json.canonical),
-            ("distillery.input", "one slice of the volume across the \(p.sliceAxis.rawValue) axis, resized (bilinear) to \(p.height) x \(p.width), "
+            ("distillery.input", p.volume.map { v in
+                "a patch of [depth, height, width] voxels of the volume, depth along the \(p.sliceAxis.rawValue) axis and rows from anterior (or superior) down, "
+                    + "resampled (third-order) to \(training.spacing.map { $0.map { String(format: "%g", $0) }.joined(separator: " x ") + " mm" } ?? "the training spacing"); "
+                    + "channels: \(channels); trained on patches of \(v.patch.map(String.init).joined(separator: " x ")), predicted by overlapping windows (step half a patch, Gaussian weights)"
+            } ?? "one slice of the volume across the \(p.sliceAxis.rawValue) axis, resized (bilinear) to \(p.height) x \(p.width), "
                 + "channels: \(channels); the slice keeps the volume's voxel grid (no resampling to a fixed spacing)"),
             ("distillery.slice_axis", p.sliceAxis.rawValue),
-            ("distillery.size", "\(p.height) x \(p.width)"),
+            ("distillery.size", p.inputExtent.map(String.init).joined(separator: " x ")),
             ("distillery.normalisation", normalisation.joined(separator: "; ")),
             ("distillery.preprocess", p.json.canonical),
             ("distillery.classes", classes.map { "\($0.name): label \($0.values.map(String.init).joined(separator: ", "))" }.joined(separator: "; ")),

@@ -64,6 +64,9 @@ import Testing
         let source = try NIfTI.read("\(dir)/s/stages/\(prepared)/dataset/labelsTr/spleen_2.nii.gz")
         #expect(predicted.dims == source.dims && predicted.spacing == source.spacing)
         #expect(Set(predicted.data).isSubset(of: Set(data.classes.classes.map { Float($0.values[0]) } + [0])))
+        // The 3D student exports to ONNX with depth free beside height and width.
+        let e = try cli.run(["export", "kd", "--spec", "smoke.yaml", "--store", "s", "-o", "kd.onnx"], in: dir)
+        #expect(e.status == 0 && e.out.contains("input image [batch, \(data.channels), depth, height, width]"), "\(task): \(e.out)\(e.err)")
     }
 
     @Test(arguments: tasks) func taskRunsOneEpochOnThePhantom(_ task: String) throws {
