@@ -30,8 +30,8 @@ enum ReportFigures {
                               note: n > 1 ? String(format: "+- %.3f (%d runs)", d.sd, n) : nil)
         }
         let lo = max(0, ((data.summaries.compactMap { $0.pooled["dice"]?.mean }.filter(\.isFinite).min() ?? 0) - 0.15) * 10).rounded(.down) / 10
-        return Charts.bars(title: "Test Dice by stage", subtitle: "pooled over every test slice" + (data.runs > 1 ? "; mean over runs, whiskers +- 1 sd" : ""),
-                           axisLabel: "Dice (test, pooled over slices)", bars: bars, range: min(lo, 0.9)...1,
+        return Charts.bars(title: "Test Dice by stage", subtitle: "pooled over every test voxel, on the patients' grids" + (data.runs > 1 ? "; mean over runs, whiskers +- 1 sd" : ""),
+                           axisLabel: "Dice (test, pooled over voxels)", bars: bars, range: min(lo, 0.9)...1,
                            legend: [("teacher", roleColors[.teacher] ?? .black), ("baseline student", roleColors[.baseline] ?? .black),
                                     ("distilled student", roleColors[.distilled] ?? .black)])
     }
@@ -82,7 +82,7 @@ enum ReportFigures {
     }
 
     /// Training loss and validation Dice of one trained stage, on separate axes, with
-    /// the kept epoch and its test Dice (both Dice pooled over slices).
+    /// the kept epoch and its test Dice (pooled over the validation slices or patches, and over the test volumes' voxels).
     static func curves(_ store: RunStore, _ plan: ExecutionPlan, _ s: ReportData.StageSummary) -> Canvas? {
         guard let run = s.runs.first, let text = try? String(contentsOfFile: store.file(run.train, "metrics.jsonl"), encoding: .utf8) else { return nil }
         let records = text.split(separator: "\n").compactMap { JSON.parse(Data($0.utf8)) }
@@ -100,8 +100,9 @@ enum ReportFigures {
                                      yRange: 0...1)
         if let test { dicePanel.references.append((test, "test Dice", Color.palette[2])) }
         let seedNote = s.runs.count > 1 ? " (first of \(s.runs.count) runs)" : ""
+        let volumes = Report.readMetrics(store, run.evaluate)?["prediction"]?.string == Evaluation.slidingWindow
         return Charts.stacked(title: "Training of \(stageLabel(s))\(seedNote)",
-                              subtitle: "validation and test Dice both pooled over their slices; the kept checkpoint is the dashed line",
+                              subtitle: "val Dice: \(volumes ? "2 patches per val volume" : "the val slices"); test Dice: on the patients' grids; dashed: kept checkpoint",
                               xLabel: "epoch", panels: dicePanel.series[0].points.isEmpty ? [lossPanel] : [lossPanel, dicePanel],
                               marks: selected.map { [($0, "kept")] } ?? [])
     }
