@@ -32,11 +32,13 @@ public enum ONNXExport {
     public enum Failure: Error, CustomStringConvertible {
         case noHead(String, known: [String])
         case unnamedInput(op: String)
+        case inputShape([Int], expected: String)
 
         public var description: String {
             switch self {
             case .noHead(let h, let known): return "the model has no head '\(h)'; heads: \(known.joined(separator: ", "))"
             case .unnamedInput(let op): return "an input of a traced \(op) is neither the image, a weight nor an earlier output (the exporter does not know it)"
+            case .inputShape(let shape, let expected): return "the sample input is \(shape), but the model takes \(expected)"
             }
         }
     }
@@ -45,6 +47,10 @@ public enum ONNXExport {
     /// the image to the logits of `head`. `metadata` goes into the model's metadata_props.
     public static func export(_ model: SegmentationModel, head: String, input: Tensor, graphName: String,
                               metadata: [(String, String)], producerVersion: String) throws -> Result {
+        let spatial = model.architecture.spatialDimensions
+        guard input.rank == 2 + spatial, input.shape[1] == model.architecture.inChannels else {
+            throw Failure.inputShape(input.shape, expected: "[N, \(model.architecture.inChannels), \(spatial == 3 ? "D, H, W" : "H, W")]")
+        }
         let trace = Trace()
         let image = Variable(input)
         let out = Tape.noGrad { trace.record { model.forward(image, training: false, taps: []) } }

@@ -53,7 +53,8 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
         for (value, k) in classes.indexOfValue { classOf[Float(value)] = UInt8(k) }
         // The target spacing first: it needs every case's header, not its voxels.
         let target = try targetSpacing(sampling.spacing, native: {
-            try dataset.cases.map { c in try dataset.read(c.label).spacing }.map { sp in order.map { sp[$0] } }
+            // Headers only: the voxels are read once, below.
+            try dataset.cases.map { c in try NIfTI.header(c.label, analyzeOrientation: dataset.analyzeOrientation).spacing }.map { sp in order.map { sp[$0] } }
         })
         var cases: [Case] = [], records: [SliceRecord] = []
         var images = Data(), labels = Data()

@@ -22,9 +22,9 @@ enum EvaluateStage {
         switch data.samples {
         case .slices(let set):
             (result, predictions) = try Evaluation.compute(model, set: set, patients: patients, dataset: dataset, classes: data.classes, axis: data.axis, settings: c)
-        case .volumes(let set):
+        case .volumes(let set, let patch):
             (result, predictions) = try Evaluation.compute(model, volumes: set, patients: patients, dataset: dataset, classes: data.classes,
-                                                           window: data.slidingWindow, settings: c)
+                                                           window: Evaluation.window(patch), settings: c)
         }
         let dir = ctx.directory + "/predictions"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

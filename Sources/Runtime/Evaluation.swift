@@ -74,6 +74,9 @@ public enum Evaluation {
         return evaluated
     }
 
+    /// How whole volumes are predicted: windows of the training patch, overlapping by half (nnU-Net's step 0.5).
+    public static func window(_ patch: [Int]) -> SlidingWindow { SlidingWindow(patch: patch, step: 0.5) }
+
     /// metrics.json's `prediction` for volumes predicted by sliding windows (slices write none).
     public static let slidingWindow = "sliding_window"
 

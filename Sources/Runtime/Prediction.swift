@@ -188,7 +188,7 @@ public enum Prediction {
                 throw RuntimeError.stage("the model takes \(setting.model.inChannels) input channels but the preprocessing gives \(values.count / max(1, voxels))")
             }
             let logits = try Evaluation.volumeLogits(model, Tensor(shape: [setting.model.inChannels] + dims, values: values),
-                                                     window: SlidingWindow(patch: sampling.patch, step: 0.5))
+                                                     window: Evaluation.window(sampling.patch))
             let classes = Evaluation.classMap(logits, size: dims, native: image.dims, axis: setting.preprocess.sliceAxis,
                                               threshold: setting.threshold, onLogit: setting.onLogit)
             return labelMap(classes, like: image, setting)

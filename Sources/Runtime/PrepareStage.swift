@@ -79,7 +79,8 @@ final class PreparedData: @unchecked Sendable {
 
     enum Samples {
         case slices(SliceSet)
-        case volumes(VolumeSet)
+        /// The volumes and the patch their networks see.
+        case volumes(VolumeSet, patch: [Int])
     }
 
     let samples: Samples
@@ -87,20 +88,18 @@ final class PreparedData: @unchecked Sendable {
     let seed: UInt64
     let axis: SliceAxis
     let classes: LabelClasses
-    let preprocess: Preprocessing
 
     init(directory: String, config: PrepareConfiguration) throws {
-        if config.preprocess.volume != nil {
-            samples = .volumes(try VolumeSet(path: directory + "/" + Self.volumeFile))
+        if let sampling = config.preprocess.volume {
+            samples = .volumes(try VolumeSet(path: directory + "/" + Self.volumeFile), patch: sampling.patch)
         } else {
             samples = .slices(try SliceSet(path: directory + "/" + Self.sliceFile))
         }
         classes = config.classes
         axis = config.preprocess.sliceAxis
-        preprocess = config.preprocess
         switch samples {
         case .slices(let set): split = SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty)
-        case .volumes(let set): split = SplitManifest.make(set, config.split, keepEmpty: 1)
+        case .volumes(let set, _): split = SplitManifest.make(set, config.split, keepEmpty: 1)
         }
         seed = UInt64(config.split.seed)
     }
@@ -109,7 +108,7 @@ final class PreparedData: @unchecked Sendable {
     var inventory: any SliceInventory {
         switch samples {
         case .slices(let set): return set
-        case .volumes(let set): return set
+        case .volumes(let set, _): return set
         }
     }
 
@@ -117,7 +116,7 @@ final class PreparedData: @unchecked Sendable {
     var channels: Int {
         switch samples {
         case .slices(let set): return set.channels
-        case .volumes(let set): return set.channels
+        case .volumes(let set, _): return set.channels
         }
     }
 
@@ -127,8 +126,8 @@ final class PreparedData: @unchecked Sendable {
     func trainingBatch(_ indices: [Int], of batch: Int, first: Int, seed: UInt64) -> (images: Tensor, labels: Tensor) {
         switch samples {
         case .slices(let set): return set.batch(indices)
-        case .volumes(let set):
-            return set.patches(indices, sampler: patchSampler, classes: classes.count + 1, batch: batch, first: first, seed: seed)
+        case .volumes(let set, let patch):
+            return set.patches(indices, sampler: PatchSampler(patch: patch), classes: classes.count + 1, batch: batch, first: first, seed: seed)
         }
     }
 
@@ -142,18 +141,14 @@ final class PreparedData: @unchecked Sendable {
                 let chunk = Array(indices[b..<min(indices.count, b + 16)])
                 return (chunk, { set.batch(chunk) })
             }
-        case .volumes(let set):
-            let sampler = PatchSampler(patch: patchSampler.patch, foregroundShare: 0.5)
+        case .volumes(let set, let patch):
+            let sampler = PatchSampler(patch: patch, foregroundShare: 0.5)
             return indices.map { i in
                 ([i], { set.patches([i, i], sampler: sampler, classes: self.classes.count + 1, batch: 2, seed: 0x7A1 &+ UInt64(i)) })
             }
         }
     }
 
-    var patchSampler: PatchSampler { PatchSampler(patch: preprocess.volume?.patch ?? [1, 1, 1]) }
-
-    /// How whole volumes are predicted: windows of the patch, overlapping by half (nnU-Net's step 0.5).
-    var slidingWindow: SlidingWindow { SlidingWindow(patch: preprocess.volume?.patch ?? [1, 1, 1], step: 0.5) }
 
     /// The prepared slices; `what` names the slice-only use in the error a 3D plan gets.
     func slices(for what: String) throws -> SliceSet {

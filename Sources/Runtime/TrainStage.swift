@@ -263,7 +263,7 @@ enum ModelInput {
     static func build(_ arch: ModelArchitecture, for data: PreparedData, classes: LabelClasses, seed: UInt64) throws -> SegmentationModel {
         switch data.samples {
         case .slices(let set): return try build(arch, for: set, classes: classes, seed: seed)
-        case .volumes(let set): return try build(arch, patch: data.patchSampler.patch, channels: set.channels, classes: classes, seed: seed)
+        case .volumes(let set, let patch): return try build(arch, patch: patch, channels: set.channels, classes: classes, seed: seed)
         }
     }
 

@@ -139,7 +139,7 @@ enum PythonTools {
     }
 
     @Test func anUnknownHeadIsNamed() throws {
-        let arch = try #require(Self.architectures.first?.1)
+        let arch = try #require(Self.architectures.first { $0.1.spatialDimensions == 2 }?.1)
         let d = max(arch.inputDivisor, 16)
         let model = ModelBuilder.build(arch, height: d, width: d, seed: 1)
         var rng = RNG(seed: 1)
@@ -147,5 +147,12 @@ enum PythonTools {
             _ = try ONNXExport.export(model, head: "nope", input: rng.uniformTensor([1, arch.inChannels, d, d], 0, 1), graphName: "x",
                                       metadata: [], producerVersion: "test")
         } throws: { "\($0)".contains("no head 'nope'; heads: ") }
+        // A sample input of the wrong rank (a slice for a 3D network) is an error, not a trap.
+        let volume = try #require(Self.architectures.first { $0.1.spatialDimensions == 3 }?.1)
+        let model3D = ModelBuilder.build(volume, height: 16, width: 16, seed: 1)
+        #expect {
+            _ = try ONNXExport.export(model3D, head: "segmentation", input: rng.uniformTensor([1, volume.inChannels, 16, 16], 0, 1), graphName: "x",
+                                      metadata: [], producerVersion: "test")
+        } throws: { "\($0)".contains("but the model takes [N, \(volume.inChannels), D, H, W]") }
     }
 }

@@ -159,7 +159,7 @@ import Testing
         let train = try #require(plan.stages.first { $0.label.hasPrefix("train teacher") })
         #expect(train.cost.macsPerSample == patchCost.macs)
         // One patch per training case an epoch: 24 cases, 7 for test and 2 for validation leave 15, in batches of 2.
-        #expect(train.cost.steps == 8 * 120)
+        #expect(train.cost.steps == 8 * 80)
         // Sliding windows over 32 x 64 x 64 volumes with 16 x 64 x 64 patches at step 0.5: 3 windows a case, 7 test cases.
         let evaluate = try #require(plan.stages.first { $0.label == "evaluate teacher" })
         #expect(evaluate.cost.flops == 2 * Double(patchCost.macs) * 7 * 3)

@@ -282,7 +282,7 @@ import Testing
         #expect(html.contains("<img src=\"effects.svg\"") && html.contains("Training curves") && html.contains("<table>"))
         // Figures carry their words: a title, axis labels and values.
         let dice = try String(contentsOfFile: store.file(report.hash, "dice.svg"), encoding: .utf8)
-        #expect(dice.contains(">Test Dice by stage<") && dice.contains(">Dice (test, pooled over slices)<") && dice.contains(">1<"))
+        #expect(dice.contains(">Test Dice by stage<") && dice.contains(">Dice (test, pooled over voxels)<") && dice.contains(">1<"))
         // Two epochs of tiny models segment nothing: the report says so, for each such run.
         #expect(data.warnings.allSatisfy { $0.hasPrefix("predicts no foreground voxel in any test case") }, "\(data.warnings)")
 
