@@ -9,8 +9,9 @@ import Tensor
 /// the image's place in the batch, so a batch is augmented the same way on every run,
 /// whatever the thread count.
 ///
-/// 3D patches [B, C, D, H, W] take the same transforms: rotations and quarter turns
-/// in the plane (about the depth axis, as nnU-Net augments anisotropic patches), flips
+/// 3D patches [B, C, D, H, W] take the same transforms: rotations about all three axes
+/// (about the depth axis alone, in the plane, for patches thinner than a third of their
+/// largest side, as nnU-Net augments anisotropic patches), quarter turns in the plane, flips
 /// along any of the three axes, scaling along all three, an elastic field displacing
 /// along all three, trilinear sampling for images, and blur along every axis. A slice
 /// is augmented exactly as before: depth is only drawn for and sampled in volumes.
@@ -72,14 +73,19 @@ public struct Augmenter: Sendable {
         guard let t = transform(depth: d, height: h, width: w, rng: &rng) else { return nil }
         let m = t.plane
         let (cz, cy, cx) = (Float(d - 1) / 2, Float(h - 1) / 2, Float(w - 1) / 2)
+        let (ca, sa, cb, sb) = (cos(t.tilt.0), sin(t.tilt.0), cos(t.tilt.1), sin(t.tilt.1))
         var map = [Float](repeating: 0, count: 3 * d * h * w)
         var i = 0
         for z in 0..<d {
-            let sz = t.depth * (Float(z) - cz) + cz
+            let oz = t.depth * (Float(z) - cz)
             for y in 0..<h {
                 for x in 0..<w {
                     let (u, v) = (Float(x) - cx, Float(y) - cy)
-                    var p = (sz, m.2 * u + m.3 * v + cy, m.0 * u + m.1 * v + cx)
+                    // In the plane, then about the width axis (depth and height turn), then about the height axis.
+                    let (py, px) = (m.2 * u + m.3 * v, m.0 * u + m.1 * v)
+                    let (qz, qy) = (ca * oz - sa * py, sa * oz + ca * py)
+                    let (rz, rx) = (cb * qz - sb * px, sb * qz + cb * px)
+                    var p = (rz + cz, qy + cy, rx + cx)
                     if let f = t.field {
                         p.0 += f.dz[i]; p.1 += f.dy[i]; p.2 += f.dx[i]
                     }
@@ -94,10 +100,11 @@ public struct Augmenter: Sendable {
     }
 
     /// One image's spatial draws: the in-plane 2x2 matrix from output offsets (from the
-    /// centre) to input offsets, the factor along depth (a volume's flip and scale), and an
-    /// elastic field; nil when nothing moves.
+    /// centre) to input offsets, the factor along depth (a volume's flip and scale), a
+    /// volume's rotations about its width and height axes, and an elastic field; nil when
+    /// nothing moves.
     func transform(depth d: Int, height h: Int, width w: Int, rng: inout RNG)
-        -> (plane: (Float, Float, Float, Float), depth: Float, field: (dx: [Float], dy: [Float], dz: [Float])?)? {
+        -> (plane: (Float, Float, Float, Float), depth: Float, tilt: (Float, Float), field: (dx: [Float], dy: [Float], dz: [Float])?)? {
         let s = settings
         var m: (Float, Float, Float, Float) = (1, 0, 0, 1)
         var mz: Float = 1
@@ -122,11 +129,21 @@ public struct Augmenter: Sendable {
                 for _ in 0..<k { compose((0, -1, 1, 0)) }
             }
         }
+        var tilt: (Float, Float) = (0, 0)
         if let r = s.rotate {
-            let (d, u) = (rng.uniform(), rng.uniform())
-            if Double(d) < r.p {
+            let (draw, u) = (rng.uniform(), rng.uniform())
+            // Volumes draw two more angles: about the width and the height axes. As nnU-Net, they apply
+            // only to patches whose depth is at least a third of their largest side (thicker slabs turn
+            // in the plane alone, nnU-Net's "dummy 2D" augmentation).
+            let (a, b) = d > 1 ? (rng.uniform(), rng.uniform()) : (0, 0)
+            if Double(draw) < r.p {
                 let angle = Float((r.low + (r.high - r.low) * Double(u)) * Double.pi / 180)
                 compose((cos(angle), -sin(angle), sin(angle), cos(angle)))
+                if d > 1, 3 * d >= max(h, w) {
+                    func degrees(_ t: Float) -> Float { Float((r.low + (r.high - r.low) * Double(t)) * Double.pi / 180) }
+                    tilt = (degrees(a), degrees(b))
+                    moved = true
+                }
             }
         }
         if let z = s.scale {
@@ -152,7 +169,7 @@ public struct Augmenter: Sendable {
             }
         }
         guard moved || field != nil else { return nil }
-        return (m, mz, field)
+        return (m, mz, tilt, field)
     }
 
     /// A smooth displacement of a volume along its three axes: normal values (sd `alpha`) on

@@ -82,7 +82,7 @@ extension AugmentationSettings {
         Field("rotate90", .object(ObjectSchema("Rotate90", "Quarter turns.", fields: [DeclarationParts.chance(0.5)])), "A quarter turn (1, 2 or 3) in the plane, square slices or patches only."),
         Field("rotate", .object(ObjectSchema("Rotate", "Rotation by a small angle.", fields: [
             DeclarationParts.chance(0.2), Field("degrees", .number(min: 0, exclusiveMin: false, max: 180), default: .number(15), "Angles are uniform in [-degrees, degrees]."),
-        ])), "Rotate by an angle uniform in [-degrees, degrees] in the plane (3D patches: about the depth axis, as nnU-Net rotates anisotropic patches); linear for images, nearest for labels."),
+        ])), "Rotate by an angle uniform in [-degrees, degrees] in the plane; 3D patches also about their height and width axes (each angle drawn alike), unless their depth is under a third of their largest side, as nnU-Net turns anisotropic patches in the plane alone. Linear for images, nearest for labels."),
         DeclarationParts.ranged("scale", "Zoom by a factor uniform in the range (above 1 enlarges), along every axis.", p: 0.2, range: (0.85, 1.25), positive: true, max: 10),
         Field("elastic", .object(ObjectSchema("Elastic", "Elastic deformation.", fields: [
             DeclarationParts.chance(0.2),

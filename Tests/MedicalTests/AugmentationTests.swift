@@ -151,6 +151,27 @@ import Testing
         }
     }
 
+    /// Slices of distinct constant values: a thin patch turns in the plane alone (the middle of each output
+    /// slice keeps its value), a thick one also about its other axes (slices mix).
+    @Test func thinPatchesTurnInThePlaneAloneThickOnesAboutEveryAxis() {
+        let rotate = AugmentationSettings(rotate: .init(p: 1, low: -30, high: 30))
+        func mixes(depth d: Int) -> Bool {
+            let images = Tensor(zeros: [1, 1, d, 16, 16]), labels = Tensor(zeros: [1, 1, d, 16, 16])
+            for z in 0..<d { for i in 0..<256 { images.pointer[z * 256 + i] = Float(z + 1) } }
+            var mixed = false
+            for seed in UInt64(0)..<4 {
+                let out = Augmenter(rotate).apply(images: images, labels: labels, seed: seed)
+                // The middle of each slice, which an in-plane turn of 30 degrees or less keeps inside the plane.
+                for z in 0..<d { for y in 6...9 { for x in 6...9 {
+                    if abs(out.images.pointer[z * 256 + y * 16 + x] - Float(z + 1)) > 1e-3 { mixed = true }
+                } } }
+            }
+            return mixed
+        }
+        #expect(!mixes(depth: 4))   // 3 x 4 < 16: in the plane
+        #expect(mixes(depth: 8))    // 3 x 8 >= 16: about every axis
+    }
+
     @Test func blurReachesAcrossSlices() {
         let blur = AugmentationSettings(blur: .init(p: 1, low: 1, high: 1))
         let images = Tensor(zeros: [1, 1, 5, 4, 4]), labels = Tensor(zeros: [1, 1, 5, 4, 4])
