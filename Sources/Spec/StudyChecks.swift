@@ -20,6 +20,12 @@ enum StudyChecks {
 
     static func sliceSplit(_ spec: Spec) -> [Diagnostic] {
         guard spec.data.split.unit == .slice else { return [] }
+        if spec.data.preprocess.volume != nil {
+            // Prepared volumes are one sample per patient: a split by slice would silently be one by patient.
+            return [Diagnostic(SpecDiagnostics.unknownValue, "'unit: slice' applies to slices; 3D data ('patch') is split by patient",
+                               at: spec.data.value["split"]?.range(of: "unit"), path: "data.split.unit",
+                               fixIts: [FixIt("use 'unit: patient'", range: spec.data.value["split"]?.range(of: "unit"), replacement: "patient")])]
+        }
         return [Diagnostic(SpecDiagnostics.sliceSplit,
             "splitting by slice puts slices of one patient in both training and test parts",
             at: spec.data.value["split"]?.range(of: "unit"), path: "data.split.unit",

@@ -72,6 +72,7 @@ import Testing
         "E0201-patch-with-size.yaml": "'size' is ruled out by 'patch', and only the composed spec has both",
         "E0206-kernel-side.yaml": "odd kernel sides only: gaps inside the range",
         "E0209-volume-levels.yaml": "the counts of kernels and pools follow the length of widths",
+        "E0205-slice-split-of-volumes.yaml": "'unit: slice' is ruled out by a key elsewhere ('patch')",
     ]
 
     /// The codes of type, enumeration, range, name and key errors: what a schema can see.
