@@ -219,6 +219,13 @@ struct CostModel {
         c.flops = 2 * Double(f.macs) * samples * windows
         c.diskBytes = Int(samples * windows) * pixels  // one byte per predicted label voxel (the windows overlap: an upper bound)
         c.memoryBytes = c.parameters * 4 + f.activations * 4 + BufferPool.idleBytes(forStepBytes: f.activations * 4)
+        if data.preprocess.volume != nil {
+            // Sliding windows hold the whole resampled volume (its channels), the weighted logit sums and the
+            // weights over it, and the logits resampled back to the patient's grid (about as many voxels).
+            let largest = summary.volumeSizes?.map { $0.reduce(1, *) }.max() ?? pixels
+            let heads = model.heads.first { $0.name == "segmentation" }?.channels ?? 1
+            c.memoryBytes += largest * 4 * (data.preprocess.channels + 2 * heads + 1)
+        }
         c.seconds = seconds(c.flops)
         return c
     }

@@ -2,6 +2,7 @@ import Foundation
 import Plan
 import Spec
 import StageConfig
+import Tensor
 import Testing
 
 @Suite struct PlanTests {
@@ -163,6 +164,11 @@ import Testing
         // Sliding windows over 32 x 64 x 64 volumes with 16 x 64 x 64 patches at step 0.5: 3 windows a case, 7 test cases.
         let evaluate = try #require(plan.stages.first { $0.label == "evaluate teacher" })
         #expect(evaluate.cost.flops == 2 * Double(patchCost.macs) * 7 * 3)
+        // Its memory: the weights, one window's maps (and the pool's idle share of them), and over the whole
+        // 32 x 64 x 64 volume its channel, the logit sums and weights of the one-channel head, and the logits put back.
+        let window = patchCost.activations * 4
+        #expect(evaluate.cost.memoryBytes == teacher.parameterCount(height: 64, width: 64) * 4 + window + BufferPool.idleBytes(forStepBytes: window)
+                + 32 * 64 * 64 * 4 * (1 + 2 * 1 + 1))
         // The prepared volumes: a float and a byte per voxel of 24 volumes of 32 x 64 x 64.
         let prepare = try #require(plan.stages.first { $0.kind == .prepare })
         #expect(prepare.cost.diskBytes == 24 * 32 * 64 * 64 * 5)
