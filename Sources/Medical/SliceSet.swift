@@ -96,7 +96,7 @@ public final class SliceSet: @unchecked Sendable {
     }
 
     /// A case's chosen modalities and its label, checked to share one grid.
-    static func read(_ dataset: MSDDataset, _ c: MSDDataset.Case, _ settings: Preprocessing) throws -> ([Volume], Volume) {
+    public static func read(_ dataset: MSDDataset, _ c: MSDDataset.Case, _ settings: Preprocessing) throws -> ([Volume], Volume) {
         let modalities = try dataset.readModalities(c, names: settings.modalities), label = try dataset.read(c.label)
         for image in modalities {
             if let mismatch = image.grid.mismatch(label.grid) {

@@ -108,8 +108,10 @@ enum ReportFigures {
     }
 
     /// The same test slices (the largest foreground section of up to four test cases) with the
-    /// ground truth and each stage's prediction (first seed), at the models' resolution.
+    /// ground truth and each stage's prediction (first seed), at the models' resolution; for 3D
+    /// networks, on the patients' own grids (`volumeOverlays`).
     static func overlays(_ store: RunStore, _ plan: ExecutionPlan, _ data: ReportData) throws -> Canvas? {
+        if data.prediction == Evaluation.slidingWindow { return try volumeOverlays(store, plan, data) }
         guard let (set, test, classes) = Report.testSlices(plan, store) else { return nil }
         var best: [Int: (slice: Int, area: Int)] = [:]
         for s in test {
@@ -135,6 +137,72 @@ enum ReportFigures {
                 Metrics.classMap(logits, image: b, threshold: Float(e.threshold), onLogit: e.thresholdOn == .logit)
             })
         }
+        let rows = chosen.enumerated().map { b, pick in
+            OverlayRow(label: "\(set.patients[pick.0]) z\(set.records[pick.1].slice)",
+                       image: Array(UnsafeBufferPointer(start: images.pointer + b * set.channels * plane, count: plane)),
+                       truth: Metrics.truthMap(labels, image: b), predictions: masks.map { $0.count > b ? $0[b] : nil })
+        }
+        return overlayGrid(rows, height: set.height, width: set.width, columns: columns.map(shortStageLabel), classes: classes,
+                           title: "Predictions on the same test slices",
+                           subtitle: "the largest foreground section of \(chosen.count) test cases; models of the first seed, at \(set.height)x\(set.width)")
+    }
+
+    /// For 3D networks: the section along the slice axis with the most foreground of up to four
+    /// test cases, on each patient's own grid, with the label and each stage's written prediction
+    /// (first seed), as evaluation measured them.
+    static func volumeOverlays(_ store: RunStore, _ plan: ExecutionPlan, _ data: ReportData) throws -> Canvas? {
+        guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config,
+              let root = try? String(contentsOfFile: store.file(prepare.hash, "dataset-root.txt"), encoding: .utf8) else { return nil }
+        var orientation: AxisOrientation?
+        if case .msd(_, let o) = config.source { orientation = o }
+        let dataset = try MSDDataset.load(root, analyzeOrientation: orientation)
+        let columns = data.summaries.filter { Report.readMetrics(store, $0.runs.first?.evaluate ?? "") != nil }
+        guard let first = columns.first?.runs.first else { return nil }
+        let ids = (Report.readMetrics(store, first.evaluate)?["cases"]?.array ?? []).compactMap { $0["case"]?.string }.sorted().prefix(4)
+        let classOf = config.classes.indexOfValue, axis = config.preprocess.sliceAxis
+        var rows: [OverlayRow] = [], plane = (0, 0)
+        for id in ids {
+            guard let c = dataset.cases.first(where: { $0.id == id }) else { continue }
+            let (modalities, label) = try SliceSet.read(dataset, c, config.preprocess)
+            let order = VolumeSet.networkAxes(axis)
+            let (depth, h, w) = (label.dims[order[0]], label.dims[order[1]], label.dims[order[2]])
+            let n = h * w
+            func classes(_ v: Volume) -> [UInt8] { VolumeSet.networkOrder(v, axis: axis).map { UInt8(classOf[Int($0)] ?? 0) } }
+            let truth = classes(label)
+            var k = 0, most = -1
+            for z in 0..<depth {
+                let area = truth[(z * n)..<((z + 1) * n)].reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+                if area > most { (k, most) = (z, area) }
+            }
+            var predictions: [[UInt8]?] = []
+            for s in columns {
+                let file = s.runs.first.map { store.directory($0.evaluate) + "/predictions/\(id).nii.gz" }
+                guard let file, FileManager.default.fileExists(atPath: file) else { predictions.append(nil); continue }
+                predictions.append(Array(classes(try NIfTI.read(file))[(k * n)..<((k + 1) * n)]))
+            }
+            let image = Array(VolumeSet.networkOrder(modalities[0], axis: axis)[(k * n)..<((k + 1) * n)])
+            plane = (h, w)
+            rows.append(OverlayRow(label: "\(id) z\(k)", image: image, truth: Array(truth[(k * n)..<((k + 1) * n)]), predictions: predictions))
+        }
+        // Cases of one dataset may differ in size; the grid shows those of the first one's.
+        rows = rows.filter { $0.truth.count == plane.0 * plane.1 }
+        guard !rows.isEmpty else { return nil }
+        return overlayGrid(rows, height: plane.0, width: plane.1, columns: columns.map(shortStageLabel), classes: config.classes,
+                           title: "Predictions on the patients' grids",
+                           subtitle: "the \(axis.rawValue) section with the most foreground of \(rows.count) test cases; sliding-window predictions of the first seed")
+    }
+
+    /// One row of an overlay grid: a plane of the image's first channel, its classes, and each column's predicted classes.
+    struct OverlayRow {
+        var label: String
+        var image: [Float]
+        var truth: [UInt8]
+        var predictions: [[UInt8]?]
+    }
+
+    /// The image, the ground truth, and each prediction over the image with the truth outlined.
+    static func overlayGrid(_ rows: [OverlayRow], height: Int, width: Int, columns: [String], classes: LabelClasses,
+                            title: String, subtitle: String) -> Canvas {
         // One class: red prediction, green truth (as before); several: a colour per class for both.
         let truthColor = Color(60, 200, 90)
         func classColor(_ k: UInt8, truth: Bool) -> Color {
@@ -143,42 +211,35 @@ enum ReportFigures {
         func blend(_ g: UInt8, _ c: Color, _ w: Int) -> Color {
             Color(UInt8((Int(g) + w * Int(c.r)) / (w + 1)), UInt8((Int(g) + w * Int(c.g)) / (w + 1)), UInt8((Int(g) + w * Int(c.b)) / (w + 1)))
         }
-        // The first channel shown from its own minimum to maximum: inputs are z-scores as often as [0, 1] windows.
-        let ranges = (0..<chosen.count).map { b -> (Float, Float) in
-            let first = UnsafeBufferPointer(start: images.pointer + b * set.channels * plane, count: plane)
-            let (lo, hi) = (first.min() ?? 0, first.max() ?? 1)
-            return (lo, hi > lo ? hi : lo + 1)
-        }
-        func panel(_ b: Int, prediction: [UInt8]?, truthFill: Bool) -> RGBImage {
-            let scale = max(1, 128 / max(set.height, set.width))
-            var img = RGBImage(width: set.width * scale, height: set.height * scale)
-            let truthClass = Metrics.truthMap(labels, image: b)
-            let truth = truthClass.map { $0 > 0 }
-            for y in 0..<set.height {
-                for x in 0..<set.width {
-                    let i = y * set.width + x
-                    let g = UInt8(max(0, min(255, (images.pointer[b * set.channels * plane + i] - ranges[b].0) / (ranges[b].1 - ranges[b].0) * 255)))
+        func panel(_ row: OverlayRow, prediction: [UInt8]?, truthFill: Bool) -> RGBImage {
+            // The first channel shown from its own minimum to maximum: inputs are z-scores as often as [0, 1] windows.
+            let (lo, top) = (row.image.min() ?? 0, row.image.max() ?? 1)
+            let hi = top > lo ? top : lo + 1
+            let scale = max(1, 128 / max(height, width))
+            var img = RGBImage(width: width * scale, height: height * scale)
+            let truth = row.truth.map { $0 > 0 }
+            for y in 0..<height {
+                for x in 0..<width {
+                    let i = y * width + x
+                    let g = UInt8(max(0, min(255, (row.image[i] - lo) / (hi - lo) * 255)))
                     var color = Color(g, g, g)
-                    if truthFill, truth[i] { color = blend(g, classColor(truthClass[i], truth: true), 1) }
+                    if truthFill, truth[i] { color = blend(g, classColor(row.truth[i], truth: true), 1) }
                     if let p = prediction, p[i] > 0 { color = blend(g, classColor(p[i], truth: false), 2) }
                     // The ground truth's outline on every prediction.
                     if prediction != nil, truth[i], [(1, 0), (-1, 0), (0, 1), (0, -1)].contains(where: { dx, dy in
                         let (xx, yy) = (x + dx, y + dy)
-                        return xx < 0 || yy < 0 || xx >= set.width || yy >= set.height || !truth[yy * set.width + xx]
+                        return xx < 0 || yy < 0 || xx >= width || yy >= height || !truth[yy * width + xx]
                     }) { color = truthColor }
                     for sy in 0..<scale { for sx in 0..<scale { img[x * scale + sx, y * scale + sy] = color } }
                 }
             }
             return img
         }
-        let rows = chosen.enumerated().map { b, pick -> (String, [RGBImage]) in
-            let label = "\(set.patients[pick.0]) z\(set.records[pick.1].slice)"
-            return (label, [panel(b, prediction: nil, truthFill: false), panel(b, prediction: nil, truthFill: true)]
-                    + masks.map { panel(b, prediction: $0.count > b ? $0[b] : nil, truthFill: false) })
+        let grid = rows.map { row in
+            (row.label, [panel(row, prediction: nil, truthFill: false), panel(row, prediction: nil, truthFill: true)]
+                + row.predictions.map { panel(row, prediction: $0, truthFill: false) })
         }
-        return Charts.imageGrid(title: "Predictions on the same test slices",
-                                subtitle: "the largest foreground section of \(chosen.count) test cases; models of the first seed, at \(set.height)x\(set.width)",
-                                columns: ["image", "ground truth"] + columns.map(shortStageLabel), rows: rows,
+        return Charts.imageGrid(title: title, subtitle: subtitle, columns: ["image", "ground truth"] + columns, rows: grid,
                                 legend: classes.count == 1
                                     ? [("ground truth (outline on predictions)", truthColor), ("prediction", Color.segmentationClass(1))]
                                     : [("ground truth outline", truthColor)] + classes.classes.enumerated().map { ($1.name, Color.segmentationClass($0 + 1)) })

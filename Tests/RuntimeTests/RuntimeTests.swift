@@ -457,5 +457,9 @@ import Testing
                 #expect(prediction.data.allSatisfy { $0 == 0 || $0 == 1 })
             }
         }
+        // The report draws the test sections on the patients' grids, from the written predictions.
+        let report = try #require(plan.stages.first { $0.kind == .report })
+        let svg = try String(contentsOfFile: store.file(report.hash, "overlays.svg"), encoding: .utf8)
+        #expect(svg.contains("Predictions on the patients") && svg.contains("teacher") && svg.contains("kd"))
     }
 }
