@@ -24,7 +24,7 @@ enum EvaluateStage {
             (result, predictions) = try Evaluation.compute(model, set: set, patients: patients, dataset: dataset, classes: data.classes, axis: data.axis, settings: c)
         case .volumes(let set, let patch):
             (result, predictions) = try Evaluation.compute(model, volumes: set, patients: patients, dataset: dataset, classes: data.classes,
-                                                           window: Evaluation.window(patch), settings: c)
+                                                           window: Evaluation.window(patch, mirror: c.mirror), settings: c)
         }
         let dir = ctx.directory + "/predictions"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -68,14 +68,15 @@ public enum Evaluation {
         }
         if case .object(var o) = evaluated.result {
             o["prediction"] = .string(slidingWindow)
-            o["window"] = .object(["patch": .array(window.patch.map(JSON.int)), "step": .number(window.step), "spacing_mm": .array(set.spacing.map(JSON.number))])
+            o["window"] = .object(["patch": .array(window.patch.map(JSON.int)), "step": .number(window.step), "spacing_mm": .array(set.spacing.map(JSON.number)),
+                                   "mirror": .array(window.mirrorAxes.map { .string(EvaluateConfiguration.mirrorAxes[$0]) })])
             evaluated.result = .object(o)
         }
         return evaluated
     }
 
     /// How whole volumes are predicted: windows of the training patch, overlapping by half (nnU-Net's step 0.5).
-    public static func window(_ patch: [Int]) -> SlidingWindow { SlidingWindow(patch: patch, step: 0.5) }
+    public static func window(_ patch: [Int], mirror: [Int] = []) -> SlidingWindow { SlidingWindow(patch: patch, step: 0.5, mirrorAxes: mirror) }
 
     /// metrics.json's `prediction` for volumes predicted by sliding windows (slices write none).
     public static let slidingWindow = "sliding_window"

@@ -22,6 +22,8 @@ public enum Prediction {
         public var classes: LabelClasses
         public var threshold: Float
         public var onLogit: Bool
+        /// Axes a 3D network's windows are also predicted mirrored along (the stage's `evaluate.mirror`).
+        public var mirror: [Int]
         public var analyzeOrientation: AxisOrientation?
         /// The prepare stage: its slice cache holds the training data's modality names and statistics.
         public var prepare: String
@@ -102,7 +104,7 @@ public enum Prediction {
         var orientation: AxisOrientation?
         if case .msd(_, let o) = p.source { orientation = o }
         return Setting(stage: name, train: train, model: model, preprocess: p.preprocess, classes: p.classes, threshold: Float(e.threshold),
-                       onLogit: e.thresholdOn == .logit, analyzeOrientation: orientation, prepare: prepareHash)
+                       onLogit: e.thresholdOn == .logit, mirror: e.mirror, analyzeOrientation: orientation, prepare: prepareHash)
     }
 
     /// The model of `setting` with the weights of `checkpoint` (the stage's best one when nil).
@@ -188,7 +190,7 @@ public enum Prediction {
                 throw RuntimeError.stage("the model takes \(setting.model.inChannels) input channels but the preprocessing gives \(values.count / max(1, voxels))")
             }
             let logits = try Evaluation.volumeLogits(model, Tensor(shape: [setting.model.inChannels] + dims, values: values),
-                                                     window: Evaluation.window(sampling.patch))
+                                                     window: Evaluation.window(sampling.patch, mirror: setting.mirror))
             let classes = Evaluation.classMap(logits, size: dims, native: image.dims, axis: setting.preprocess.sliceAxis,
                                               threshold: setting.threshold, onLogit: setting.onLogit)
             return labelMap(classes, like: image, setting)

@@ -47,6 +47,10 @@ enum ShapeChecks {
                 at: d.value["augment"]?.range(of: "rotate90"), path: "data.augment.rotate90",
                 fixIts: [FixIt("remove 'rotate90', or make 'preprocess.\(volumes ? "patch" : "size")' square\(volumes ? " in the plane" : "")")]))
         }
+        if !spec.evaluate.config.mirror.isEmpty, !volumes {
+            out.append(Diagnostic(SpecDiagnostics.unknownKey, "'mirror' applies to 3D networks predicted by sliding windows; slices are predicted whole",
+                                  at: spec.evaluate.source.range(of: "mirror"), path: "evaluate.mirror", fixIts: [FixIt("remove 'mirror'")]))
+        }
         if d.augment?.flip?.depth == true, !volumes {
             let axes = d.value["augment"]?["flip"]?["axes"]
             let item = axes?.list.first { $0.string == "depth" }

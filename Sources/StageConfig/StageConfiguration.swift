@@ -278,21 +278,38 @@ public struct EvaluateConfiguration: ConfigCodable {
     public var threshold: Double
     public var thresholdOn: ThresholdTarget
     public var nsdTolerance: SurfaceTolerance
+    /// Spatial axes of a 3D network's input (0 depth, 1 height, 2 width) mirrored at test time.
+    public var mirror: [Int]
 
-    public init(metrics: [EvaluationMetric], pooling: MetricPooling, threshold: Double, thresholdOn: ThresholdTarget, nsdTolerance: SurfaceTolerance) {
+    /// The names of `mirror`'s axes, in axis order.
+    public static let mirrorAxes = ["depth", "height", "width"]
+
+    public init(metrics: [EvaluationMetric], pooling: MetricPooling, threshold: Double, thresholdOn: ThresholdTarget, nsdTolerance: SurfaceTolerance,
+                mirror: [Int] = []) {
         (self.metrics, self.pooling, self.threshold, self.thresholdOn, self.nsdTolerance) = (metrics, pooling, threshold, thresholdOn, nsdTolerance)
+        self.mirror = mirror
     }
 
     public var json: JSON {
-        .object(["metrics": .array(metrics.map(\.json)), "pooling": pooling.json, "threshold": .number(threshold), "threshold_on": thresholdOn.json,
-                 "nsd_tolerance": nsdTolerance.json])
+        var o: [String: JSON] = ["metrics": .array(metrics.map(\.json)), "pooling": pooling.json, "threshold": .number(threshold), "threshold_on": thresholdOn.json,
+                                 "nsd_tolerance": nsdTolerance.json]
+        // Written only when set: evaluations without mirroring keep their hashes.
+        if !mirror.isEmpty { o["mirror"] = .array(mirror.map { .string(Self.mirrorAxes[$0]) }) }
+        return .object(o)
     }
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
-            EvaluateConfiguration(metrics: try r.list("metrics") { j, p in try EvaluationMetric(json: j, at: p) },
-                                  pooling: try r.choice("pooling"), threshold: try r.double("threshold"), thresholdOn: try r.choice("threshold_on"),
-                                  nsdTolerance: try r.decode("nsd_tolerance"))
+            let mirror = try r.ifPresent("mirror") { r, k in
+                try r.list(k) { j, p -> Int in
+                    let name = try ConfigValue.string(j, at: p)
+                    guard let axis = Self.mirrorAxes.firstIndex(of: name) else { throw ConfigError(field: p, problem: .unknownValue(expected: Self.mirrorAxes), value: j) }
+                    return axis
+                }
+            } ?? []
+            return EvaluateConfiguration(metrics: try r.list("metrics") { j, p in try EvaluationMetric(json: j, at: p) },
+                                         pooling: try r.choice("pooling"), threshold: try r.double("threshold"), thresholdOn: try r.choice("threshold_on"),
+                                         nsdTolerance: try r.decode("nsd_tolerance"), mirror: Array(Set(mirror)).sorted())
         }
     }
 }

@@ -425,6 +425,7 @@ import Testing
                 ee: {teacher: pool.0, student: pool.0, adapter: {side: teacher}, resample: avgpool, loss: {kind: mse}, weight: 0.1}
                 bb: {teacher: bottleneck, student: bottleneck, adapter: {side: student}, loss: {kind: infonce, temperature: 0.4}, weight: 0.1}
               logits: {kind: binary_kl, temperature: 4, weight: 0.2}
+        evaluate: {mirror: [depth, width]}
 
         """
 
@@ -445,6 +446,7 @@ import Testing
         for evaluate in plan.stages where evaluate.kind == .evaluate {
             let metrics = try #require(JSON.parse(try Data(contentsOf: URL(fileURLWithPath: store.file(evaluate.hash, "metrics.json")))))
             #expect(metrics["prediction"] == .string("sliding_window"))
+            #expect(metrics["window"]?["mirror"] == .array([.string("depth"), .string("width")]))
             let cases = metrics["cases"]?.array?.count ?? 0
             #expect(cases == 2 && metrics["voxels"] == .int(cases * 32 * 32 * 8))
             // Each prediction lies on its source's grid: dims, orientation and voxel sizes.

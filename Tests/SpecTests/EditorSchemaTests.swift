@@ -73,6 +73,7 @@ import Testing
         "E0206-kernel-side.yaml": "odd kernel sides only: gaps inside the range",
         "E0209-volume-levels.yaml": "the counts of kernels and pools follow the length of widths",
         "E0205-slice-split-of-volumes.yaml": "'unit: slice' is ruled out by a key elsewhere ('patch')",
+        "E0201-mirror-on-slices.yaml": "'evaluate.mirror' is ruled out by the absence of 'data.preprocess.patch'",
     ]
 
     /// The codes of type, enumeration, range, name and key errors: what a schema can see.
