@@ -185,12 +185,20 @@ struct PlanBuilder {
             note = "slice counts from the prepared data in \(root)"
         }
         let shape = spec.data.preprocess.volume.map { v in
-            "patches of \(v.patch.map(String.init).joined(separator: "x")) at \(v.spacing == .median ? "the median spacing" : "the given spacing")"
+            "patches of \(v.patch.map(String.init).joined(separator: "x")) at \(spacingText(v.spacing))"
         } ?? "\(spec.data.height)x\(spec.data.width)"
         _ = add(.prepare(config), label: "prepare \(summary.description), \(shape)",
                 inputs: [:], cost: cost.prepare(), note: note)
         prepareMemo[memoKey] = (hash, cost)
         return (hash, cost)
+    }
+
+    /// `the median spacing`, or `1.6x0.79x0.79 mm`.
+    func spacingText(_ spacing: TargetSpacing) -> String {
+        switch spacing {
+        case .median: return "the median spacing"
+        case .millimetres(let mm): return mm.map { String(format: "%g", $0) }.joined(separator: "x") + " mm"
+        }
     }
 
     /// The subset chain, root first: what a stage trains on, independent of names.
