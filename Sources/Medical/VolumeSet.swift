@@ -57,20 +57,28 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
             try dataset.cases.map { c in try NIfTI.header(c.label, analyzeOrientation: dataset.analyzeOrientation).spacing }.map { sp in order.map { sp[$0] } }
         })
         var cases: [Case] = [], records: [SliceRecord] = []
-        var images = Data(), labels = Data()
+        // One case in memory at a time: images and labels stream to temporaries beside the cache
+        // (hidden, and removed with the store's other temporaries if the process is killed), and
+        // the cache is assembled from them once the header, which needs every case's size, is known.
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let parts = (AtomicFile.temporaryPath(for: path + ".images"), AtomicFile.temporaryPath(for: path + ".labels"))
+        defer { unlink(parts.0); unlink(parts.1) }
+        let (images, labels) = (try StreamedFile(parts.0), try StreamedFile(parts.1))
         for (p, c) in dataset.cases.enumerated() {
             progress?(p, dataset.cases.count)
             let (modalities, label) = try SliceSet.read(dataset, c, settings)
             audit.audit(case: c.id, label: label, images: modalities, files: (c.image, c.label))
             let size = order.map { label.dims[$0] }, nativeSpacing = order.map { label.spacing[$0] }
             let (values, dims) = image(modalities, settings, statistics: statistics, target: target)
-            values.withUnsafeBytes { images.append(contentsOf: $0) }
+            try values.withUnsafeBytes { try images.append($0) }
             let indices = networkOrder(label, axis: settings.sliceAxis).map { classOf[$0] ?? 0 }
             let resampled = VolumeResampling.resampleLabels(indices, size: size, to: dims, classes: classes.count + 1)
-            labels.append(contentsOf: resampled)
+            try resampled.withUnsafeBytes { try labels.append($0) }
             cases.append(Case(dims: dims, native: label.dims, nativeSpacing: nativeSpacing))
             records.append(SliceRecord(patient: p, slice: 0, hasForeground: resampled.contains { $0 > 0 }))
         }
+        images.close()
+        labels.close()
         let problems = audit.problems()
         if !problems.isEmpty { throw DatasetProblems(problems) }
         let header: [String: Any] = [
@@ -81,13 +89,15 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
         ]
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while (json.count + 16) % 64 != 0 { json.append(UInt8(ascii: " ")) }
-        var out = Data(magic)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(json)
-        out.append(images)
-        out.append(labels)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try AtomicFile.write(out, to: path)
+        var head = Data(magic)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { head.append(contentsOf: $0) }
+        head.append(json)
+        try AtomicFile.write(to: path) { tmp in
+            let out = try StreamedFile(tmp)
+            defer { out.close() }
+            try head.withUnsafeBytes { try out.append($0) }
+            for part in [parts.0, parts.1] { try out.copy(from: part) }
+        }
         return try VolumeSet(path: path)
     }
 
@@ -244,4 +254,40 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
         }
         return (images, labels)
     }
+}
+
+/// A file written front to back, a buffer at a time.
+final class StreamedFile {
+    let path: String
+    private var fd: Int32
+
+    init(_ path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StorageError.system(errno, "cannot create \(path)") }
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws { try AtomicFile.writeAll(fd, bytes, path: path) }
+
+    /// Appends the whole of the file at `source`, 4 MiB at a time.
+    func copy(from source: String) throws {
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw StorageError.system(errno, "cannot read \(source)") }
+        defer { Foundation.close(input) }
+        var buffer = [UInt8](repeating: 0, count: 4 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw StorageError.system(errno, "cannot read \(source)") }
+            if n == 0 { return }
+            try buffer.withUnsafeBytes { try append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+    }
+
+    func close() {
+        if fd >= 0 { Foundation.close(fd) }
+        fd = -1
+    }
+
+    deinit { close() }
 }
