@@ -103,8 +103,7 @@ public enum Evaluation {
     /// voxel decided there (threshold for one channel, arg-max for several), then put back
     /// in canonical order.
     static func classMap(_ logits: Tensor, size: [Int], native: [Int], axis: SliceAxis, threshold: Float, onLogit: Bool) -> [UInt8] {
-        let axes = Slicer.axes(axis)
-        let target = [native[axes.slice], native[axes.row], native[axes.column]]
+        let target = VolumeSet.networkAxes(axis).map { native[$0] }
         let channels = logits.shape[0], voxels = size.reduce(1, *), count = target.reduce(1, *)
         let resampled = (0..<channels).map { k in
             VolumeResampling.resample(Array(UnsafeBufferPointer(start: logits.pointer + k * voxels, count: voxels)), size: size, to: target, order: .linear)
