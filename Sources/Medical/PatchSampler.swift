@@ -52,9 +52,14 @@ public struct PatchSampler: Sendable {
 
     /// The voxels of each foreground class 1..<classes of a label volume [D, H, W] (flat indices).
     public static func foreground(of label: UnsafePointer<Float>, count: Int, classes: Int) -> [[Int]] {
+        foreground(count: count, classes: classes) { Int(label[$0]) }
+    }
+
+    /// The same, for labels read by `classAt(flat index)` (a cache's bytes).
+    public static func foreground(count: Int, classes: Int, classAt: (Int) -> Int) -> [[Int]] {
         var out = [[Int]](repeating: [], count: max(0, classes - 1))
         for i in 0..<count {
-            let k = Int(label[i])
+            let k = classAt(i)
             if k >= 1 && k < classes { out[k - 1].append(i) }
         }
         return out

@@ -239,17 +239,25 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
     /// [B, 1, d, h, w] (class indices as floats).
     public func patches(_ indices: [Int], sampler: PatchSampler, classes: Int, batch: Int, first: Int = 0, seed: UInt64) -> (images: Tensor, labels: Tensor) {
         let p = sampler.patch, voxels = p.reduce(1, *)
-        let images = Tensor(uninitialized: [indices.count, channels] + p), labels = Tensor(uninitialized: [indices.count, 1] + p)
-        for (b, i) in indices.enumerated() {
-            let (image, label) = volume(i)
-            var rng = RNG(seed: seed &+ UInt64(first + b) &* 0x9E37_79B9_7F4A_7C15)
-            let force = sampler.forcesForeground(index: first + b, batch: batch)
-            let foreground = force ? PatchSampler.foreground(of: label.pointer, count: label.count, classes: classes) : []
-            let origin = sampler.origin(size: cases[i].dims, foreground: foreground, force: force, rng: &rng)
-            let (imagePatch, labelPatch) = (sampler.crop(image, origin: origin), sampler.crop(label, origin: origin))
-            withExtendedLifetime((imagePatch, labelPatch)) {
-                (images.pointer + b * channels * voxels).update(from: imagePatch.pointer, count: channels * voxels)
-                (labels.pointer + b * voxels).update(from: labelPatch.pointer, count: voxels)
+        // Zero where a patch reaches outside its volume; each patch is read from the mapped cache
+        // directly, without copying its whole volume.
+        let images = Tensor(zeros: [indices.count, channels] + p), labels = Tensor(zeros: [indices.count, 1] + p)
+        mapped.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            for (b, i) in indices.enumerated() {
+                let dims = cases[i].dims, count = dims.reduce(1, *)
+                let image = base.advanced(by: imageOffsets[i]).assumingMemoryBound(to: Float.self)
+                let label = base.advanced(by: labelOffsets[i]).assumingMemoryBound(to: UInt8.self)
+                var rng = RNG(seed: seed &+ UInt64(first + b) &* 0x9E37_79B9_7F4A_7C15)
+                let force = sampler.forcesForeground(index: first + b, batch: batch)
+                let foreground = force ? PatchSampler.foreground(count: count, classes: classes) { Int(label[$0]) } : []
+                let origin = sampler.origin(size: dims, foreground: foreground, force: force, rng: &rng)
+                let imageOut = images.pointer + b * channels * voxels, labelOut = labels.pointer + b * voxels
+                VolumeRegion.forEachRow(of: p, in: dims, at: origin) { w, v, n in
+                    // One modality feeding 3 channels is replicated, as `volume` does.
+                    for c in 0..<channels { (imageOut + c * voxels + w).update(from: image + (c < planes ? c : 0) * count + v, count: n) }
+                    for k in 0..<n { labelOut[w + k] = Float(label[v + k]) }
+                }
             }
         }
         return (images, labels)

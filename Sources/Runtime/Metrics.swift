@@ -17,11 +17,15 @@ enum Metrics {
     /// Forward passes over slices, in batches, eval mode, with the segmentation head's logits.
     static func predict(_ model: SegmentationModel, _ set: SliceSet, _ slices: [Int], batch: Int = 16,
                         _ body: (_ indices: [Int], _ logits: Tensor, _ labels: Tensor, _ output: ModelOutput, _ images: Variable) throws -> Void) throws {
-        let batches = stride(from: 0, to: slices.count, by: batch).map { b in
-            let idx = Array(slices[b..<min(slices.count, b + batch)])
+        try predict(model, batches(set, slices, size: batch), body)
+    }
+
+    /// Slices in batches of `size`, each read when its turn comes.
+    static func batches(_ set: SliceSet, _ slices: [Int], size: Int = 16) -> [(indices: [Int], load: () -> (images: Tensor, labels: Tensor))] {
+        stride(from: 0, to: slices.count, by: size).map { b in
+            let idx = Array(slices[b..<min(slices.count, b + size)])
             return (indices: idx, load: { set.batch(idx) })
         }
-        try predict(model, batches, body)
     }
 
     /// Forward passes over batches that `load` reads, eval mode, with the segmentation head's logits.

@@ -137,10 +137,7 @@ final class PreparedData: @unchecked Sendable {
     func validationBatches(_ indices: [Int]) -> [(indices: [Int], load: () -> (images: Tensor, labels: Tensor))] {
         switch samples {
         case .slices(let set):
-            return stride(from: 0, to: indices.count, by: 16).map { b in
-                let chunk = Array(indices[b..<min(indices.count, b + 16)])
-                return (chunk, { set.batch(chunk) })
-            }
+            return Metrics.batches(set, indices)
         case .volumes(let set, let patch):
             let sampler = PatchSampler(patch: patch, foregroundShare: 0.5)
             return indices.map { i in

@@ -20,11 +20,17 @@ public struct PoolGeometry: Hashable, Sendable {
     public var output: [Int] { (0..<3).map { Self.outputSize(size[$0], k: kernel[$0], stride: stride[$0]) } }
     var inputCount: Int { size.reduce(1, *) }
     var outputCount: Int { output.reduce(1, *) }
+
+    /// The offsets of a window's values from its first, in row-major (d, h, w) order.
+    var taps: [Int] {
+        let (H, W) = (size[1], size[2])
+        return (0..<kernel[0]).flatMap { a in (0..<kernel[1]).flatMap { u in (0..<kernel[2]).map { v in (a * H + u) * W + v } } }
+    }
 }
 
 public enum Pooling {
     /// Calls body(outputIndex, firstInputIndex) for each window of one plane; the window's
-    /// values are at firstInputIndex + (a * H + u) * W + v.
+    /// values are at firstInputIndex + each of `g.taps`.
     @inline(__always) static func forEachWindow(_ g: PoolGeometry, _ body: (Int, Int) -> Void) {
         let (H, W) = (g.size[1], g.size[2]), out = g.output
         var o = 0
@@ -40,16 +46,15 @@ public enum Pooling {
 
     /// y = window max; argmax records the flat input index of each maximum (first in row-major order on ties).
     public static func maxForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ argmax: UnsafeMutablePointer<Int32>, _ g: PoolGeometry) {
-        let (H, W) = (g.size[1], g.size[2]), (kd, kh, kw) = (g.kernel[0], g.kernel[1], g.kernel[2])
-        let inCount = g.inputCount, outCount = g.outputCount
+        let inCount = g.inputCount, outCount = g.outputCount, taps = g.taps
         Parallel.forEach(g.planes) { plane in
             let xp = x + plane * inCount, yp = y + plane * outCount, ap = argmax + plane * outCount
             forEachWindow(g) { o, first in
                 var best = -Float.infinity, at = first
-                for a in 0..<kd { for u in 0..<kh { for v in 0..<kw {
-                    let idx = first + (a * H + u) * W + v
+                for t in taps {
+                    let idx = first + t
                     if xp[idx] > best { best = xp[idx]; at = idx }
-                } } }
+                }
                 yp[o] = best
                 ap[o] = Int32(plane * inCount + at)
             }
@@ -61,26 +66,24 @@ public enum Pooling {
     }
 
     public static func avgForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: PoolGeometry) {
-        let (H, W) = (g.size[1], g.size[2]), (kd, kh, kw) = (g.kernel[0], g.kernel[1], g.kernel[2])
-        let inCount = g.inputCount, outCount = g.outputCount, scale = 1 / Float(kd * kh * kw)
+        let inCount = g.inputCount, outCount = g.outputCount, taps = g.taps, scale = 1 / Float(taps.count)
         Parallel.forEach(g.planes) { plane in
             let xp = x + plane * inCount, yp = y + plane * outCount
             forEachWindow(g) { o, first in
                 var s: Float = 0
-                for a in 0..<kd { for u in 0..<kh { for v in 0..<kw { s += xp[first + (a * H + u) * W + v] } } }
+                for t in taps { s += xp[first + t] }
                 yp[o] = s * scale
             }
         }
     }
 
     public static func avgBackward(_ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: PoolGeometry) {
-        let (H, W) = (g.size[1], g.size[2]), (kd, kh, kw) = (g.kernel[0], g.kernel[1], g.kernel[2])
-        let inCount = g.inputCount, outCount = g.outputCount, scale = 1 / Float(kd * kh * kw)
+        let inCount = g.inputCount, outCount = g.outputCount, taps = g.taps, scale = 1 / Float(taps.count)
         Parallel.forEach(g.planes) { plane in
             let dxp = dx + plane * inCount, dyp = dy + plane * outCount
             forEachWindow(g) { o, first in
                 let d = dyp[o] * scale
-                for a in 0..<kd { for u in 0..<kh { for v in 0..<kw { dxp[first + (a * H + u) * W + v] += d } } }
+                for t in taps { dxp[first + t] += d }
             }
         }
     }
