@@ -5,7 +5,7 @@ import Tensor
 
 /// Every convolution of a network, timed pass by pass with each algorithm the
 /// runtime has (`distill bench --conv`): the measurement behind
-/// `DirectConvolution.algorithm`'s rule.
+/// `ConvAlgorithm.rule`.
 public enum ConvolutionBenchmark {
     public struct Timing: Sendable {
         public let pass: ConvPass
@@ -57,7 +57,7 @@ public enum ConvolutionBenchmark {
             let gflop = 2 * Double(g.n * g.o * g.p * g.q) * Double(g.c * g.kh * g.kw) / 1e9
             let timings = ConvPass.allCases.map { pass in
                 var ms: [ConvAlgorithm: Double] = [:]
-                for algorithm in ConvAlgorithm.allCases where algorithm == .gemm || (DirectConvolution.isAvailable && DirectConvolution.supports(g, pass)) {
+                for algorithm in ConvAlgorithm.allCases where algorithm.runs(g, pass) {
                     let run: () -> Void
                     switch pass {
                     case .forward: run = { Conv2D.forward(x.pointer, weight.pointer, bias.pointer, y.pointer, g, algorithm: algorithm) }
@@ -68,7 +68,7 @@ public enum ConvolutionBenchmark {
                     }
                     ms[algorithm] = median(repeats: repeats, run)
                 }
-                return Timing(pass: pass, milliseconds: ms, chosen: DirectConvolution.algorithm(g, pass), gflop: gflop)
+                return Timing(pass: pass, milliseconds: ms, chosen: ConvAlgorithm.rule(g, pass), gflop: gflop)
             }
             // Input-gradient rows timed dx + dw together; report dx alone.
             let weightTime = timings.first { $0.pass == .weightGradient }?.milliseconds[.gemm] ?? 0

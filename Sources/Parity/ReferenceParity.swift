@@ -27,7 +27,7 @@ public enum ReferenceParity {
 
     /// Runs one case; `convolutions` forces an algorithm on every convolution that can take it.
     public static func run(path: String, convolutions: ConvAlgorithm?) -> ParityResult {
-        DirectConvolution.$forced.withValue(convolutions) { run(path: path) }
+        ConvAlgorithm.$forced.withValue(convolutions) { run(path: path) }
     }
 
     public static func run(path: String) -> ParityResult {

@@ -113,7 +113,7 @@ struct BenchCommand: ParsableCommand {
     private func printConvolutionTimings() {
         print("direct kernel (AVX-512): \(DirectConvolution.isAvailable ? "available" : "not available on this CPU")")
         print("ms per pass over the batch (median of \(repeats ?? 3)), GFLOP/s in brackets; * marks what the runtime runs (\(threads) threads)")
-        print("net  layer (n c>o hxw k)          x  pass            gemm                direct")
+        print("net  layer (n c>o hxw k)          x  pass            gemm                direct              winograd")
         let networks = [("t1", RuntimeBenchmark.t1, 8), ("s1", RuntimeBenchmark.s1, 16), ("s2", RuntimeBenchmark.s2, 16)]
         for (name, arch, batch) in networks where row.map({ $0.hasPrefix(name) }) ?? true {
             for layer in ConvolutionBenchmark.run(arch, batch: batch, repeats: repeats ?? 3) {
@@ -124,8 +124,8 @@ struct BenchCommand: ParsableCommand {
                         guard let ms = t.milliseconds[a] else { return "-" }
                         return String(format: "%@%.1f (%.0f)", t.chosen == a ? "*" : " ", ms, t.gflop / max(ms, 1e-6) * 1000)
                     }
-                    print(String(format: "%-4@ %-28@ %2d  %-14@ %-19@ %@", name as NSString, shape as NSString, layer.count, t.pass.rawValue as NSString,
-                                 cell(.gemm) as NSString, cell(.direct) as NSString))
+                    print(String(format: "%-4@ %-28@ %2d  %-14@ %-19@ %-19@ %@", name as NSString, shape as NSString, layer.count, t.pass.rawValue as NSString,
+                                 cell(.gemm) as NSString, cell(.direct) as NSString, cell(.winograd) as NSString))
                 }
             }
         }

@@ -40,15 +40,17 @@ struct ParityCommand: ParsableCommand {
         }
         var failed = 0, runs = 0
         let width = (files.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension.count }.max() ?? 10) + 9
-        // Every case as the runtime runs it; the cases with convolutions again with the direct kernel forced.
+        // Every case as the runtime runs it; the cases with convolutions again with each fast algorithm
+        // forced (the direct kernel where this CPU has AVX-512, Winograd everywhere).
         var checks: [(file: String, convolutions: ConvAlgorithm?)] = files.map { ($0, nil) }
-        if DirectConvolution.isAvailable {
-            checks += files.filter { ReferenceParity.usesConvolutions(path: $0) }.map { ($0, .direct) }
+        let convolutional = files.filter { ReferenceParity.usesConvolutions(path: $0) }
+        for algorithm in [ConvAlgorithm.direct, .winograd] where algorithm != .direct || DirectConvolution.isAvailable {
+            checks += convolutional.map { ($0, algorithm) }
         }
         for (file, convolutions) in checks {
             let r = ReferenceParity.run(path: file, convolutions: convolutions)
             runs += 1
-            let label = r.name + (convolutions == .direct ? " [direct]" : "")
+            let label = r.name + (convolutions.map { " [\($0.rawValue)]" } ?? "")
             let name = label.padding(toLength: max(width, label.count), withPad: " ", startingAt: 0)
             if r.passed {
                 print("PASS  \(name)  \(r.op.padding(toLength: 26, withPad: " ", startingAt: 0))  max abs \(fmt(r.maxAbs))  max rel \(fmt(r.maxRel))  (\(r.comparisons.count) tensors)")

@@ -201,6 +201,53 @@ import Testing
         expectClose(db1, db2)
     }
 
+    /// Shapes for Winograd's edges: odd heights and widths (the last tile row and column cut),
+    /// padding 0, 1 and 2, a 1x1 and a 2x3 image, one channel, bands of tile rows (a deep layer
+    /// whose band is one tile row), a single image and a batch.
+    static let winogradGeometries = [
+        ConvGeometry(n: 2, c: 3, h: 9, w: 11, o: 5, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 1, c: 4, h: 8, w: 8, o: 6, kh: 3, kw: 3, stride: 1, padding: 0),
+        ConvGeometry(n: 2, c: 2, h: 7, w: 6, o: 3, kh: 3, kw: 3, stride: 1, padding: 2),
+        ConvGeometry(n: 3, c: 1, h: 1, w: 1, o: 2, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 1, c: 5, h: 2, w: 3, o: 4, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 1, c: 520, h: 5, w: 130, o: 3, kh: 3, kw: 3, stride: 1, padding: 1),
+    ]
+
+    /// Winograd F(2x2, 3x3), forced for its forward pass and input gradient, against the naive reference.
+    @Test(arguments: 0..<winogradGeometries.count)
+    func winogradMatchesItsNaiveReference(_ index: Int) {
+        let g = Self.winogradGeometries[index]
+        var rng = RNG(seed: UInt64(300 + index))
+        let x = rng.uniformTensor([g.n, g.c, g.h, g.w], -1, 1), w = rng.uniformTensor([g.o, g.c, g.kh, g.kw], -1, 1)
+        let b = rng.uniformTensor([g.o], -1, 1), dy = rng.uniformTensor([g.n, g.o, g.p, g.q], -1, 1)
+        #expect(Winograd.supports(g, .forward) && Winograd.supports(g, .inputGradient) && !Winograd.supports(g, .weightGradient))
+        let fast = Tensor(zeros: dy.shape), slow = Tensor(zeros: dy.shape)
+        Conv2D.forward(x.pointer, w.pointer, b.pointer, fast.pointer, g, algorithm: .winograd)
+        Conv2D.forwardNaive(x.pointer, w.pointer, b.pointer, slow.pointer, g)
+        expectClose(fast, slow)
+        // The input gradient accumulates: start from non-zero gradients on both sides.
+        let start = rng.uniformTensor(x.shape, -1, 1)
+        let (dx1, dw1) = (start.copy(), Tensor(zeros: w.shape)), (dx2, dw2) = (start.copy(), Tensor(zeros: w.shape))
+        Conv2D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, nil, g, inputGradient: .winograd)
+        Conv2D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx2.pointer, dw2.pointer, nil, g)
+        expectClose(dx1, dx2)
+        expectClose(dw1, dw2)
+    }
+
+    /// Winograd's contract: 3x3, stride 1, no dilation, padding up to 2; the runtime never picks it elsewhere.
+    @Test func winogradIsChosenOnlyWithinItsContract() {
+        for g in [ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 3, kw: 3, stride: 2, padding: 1),
+                  ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 3, kw: 3, stride: 1, padding: 2, dilation: 2),
+                  ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 5, kw: 5, stride: 1, padding: 2),
+                  ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 1, kw: 1),
+                  ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 3, kw: 3, stride: 1, padding: 3)] {
+            for pass in ConvPass.allCases {
+                #expect(!Winograd.supports(g, pass) && ConvAlgorithm.rule(g, pass) != .winograd, "\(g) \(pass)")
+            }
+        }
+        #expect(ConvAlgorithm.rule(ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 3, kw: 3, stride: 1, padding: 1), .weightGradient) == .gemm)
+    }
+
     /// 3D shapes for the direct kernel: 3x3x3 and nnU-Net's 1x3x3, depth padding 0, 1 and 2
     /// (a 5x3x3 kernel), depth taps cut by the volume's edges, rows with tails, a single volume
     /// (slices split into bands of rows across threads), output channels not a multiple of 6.
@@ -234,18 +281,18 @@ import Testing
     /// strided, dilated, 1x1x1 or in-plane non-square layers, nor for a weight gradient.
     @Test func volumeDirectConvolutionIsChosenOnlyWithinItsContract() {
         let narrow = VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], padding: [1, 1, 1])
-        #expect(DirectConvolution.algorithm(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
-        #expect(DirectConvolution.algorithm(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
-        #expect(DirectConvolution.algorithm(narrow, .weightGradient) == .gemm)
+        #expect(ConvAlgorithm.rule(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
+        #expect(ConvAlgorithm.rule(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
+        #expect(ConvAlgorithm.rule(narrow, .weightGradient) == .gemm)
         // Short rows (a deep level) stay on sgemm.
-        #expect(DirectConvolution.algorithm(VolumeGeometry(n: 2, c: 32, size: [8, 8, 8], o: 32, kernel: [3, 3, 3], padding: [1, 1, 1]), .forward) == .gemm)
+        #expect(ConvAlgorithm.rule(VolumeGeometry(n: 2, c: 32, size: [8, 8, 8], o: 32, kernel: [3, 3, 3], padding: [1, 1, 1]), .forward) == .gemm)
         for g in [VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], stride: [1, 2, 2], padding: [1, 1, 1]),
                   VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], padding: [2, 2, 2], dilation: [2, 2, 2]),
                   VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 16, kernel: [1, 1, 1]),
                   VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 5], padding: [1, 1, 2]),
                   VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], padding: [1, 1, 0])] {
             for pass in ConvPass.allCases {
-                #expect(!DirectConvolution.supports(g, pass) && DirectConvolution.algorithm(g, pass) == .gemm, "\(g) \(pass)")
+                #expect(!DirectConvolution.supports(g, pass) && ConvAlgorithm.rule(g, pass) == .gemm, "\(g) \(pass)")
             }
         }
     }
@@ -254,16 +301,16 @@ import Testing
     /// and for every weight gradient.
     @Test func directConvolutionIsChosenOnlyWithinItsContract() {
         let narrow = ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 1, padding: 1)
-        #expect(DirectConvolution.algorithm(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
-        #expect(DirectConvolution.algorithm(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
-        #expect(DirectConvolution.algorithm(narrow, .weightGradient) == .gemm)
+        #expect(ConvAlgorithm.rule(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
+        #expect(ConvAlgorithm.rule(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
+        #expect(ConvAlgorithm.rule(narrow, .weightGradient) == .gemm)
         for g in [ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 2, padding: 1),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 1, padding: 2, dilation: 2),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 16, kh: 1, kw: 1),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 9, kw: 9, stride: 1, padding: 4),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 5, stride: 1, padding: 1)] {
             for pass in ConvPass.allCases {
-                #expect(!DirectConvolution.supports(g, pass) && DirectConvolution.algorithm(g, pass) == .gemm, "\(g) \(pass)")
+                #expect(!DirectConvolution.supports(g, pass) && ConvAlgorithm.rule(g, pass) == .gemm, "\(g) \(pass)")
             }
         }
     }

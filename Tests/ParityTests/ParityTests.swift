@@ -25,6 +25,15 @@ import Testing
         #expect(r.passed, "\(r.name) [direct]: \(r.error ?? failing.joined(separator: ", "))")
     }
 
+    /// The cases with convolutions again, with Winograd F(2x2, 3x3) forced wherever it applies
+    /// (every 3x3 stride-1 layer, the U-Nets' included).
+    @Test(arguments: cases.filter { ReferenceParity.usesConvolutions(path: (directory as NSString).appendingPathComponent($0)) })
+    func caseMatchesPyTorchWithWinograd(_ file: String) {
+        let r = ReferenceParity.run(path: (Self.directory as NSString).appendingPathComponent(file), convolutions: .winograd)
+        let failing = r.comparisons.filter { !$0.passed }.map { "\($0.name) (max abs \($0.maxAbs))" }
+        #expect(r.passed, "\(r.name) [winograd]: \(r.error ?? failing.joined(separator: ", "))")
+    }
+
     @Test(arguments: cases)
     func caseMatchesPyTorch(_ file: String) {
         let r = ReferenceParity.run(path: (Self.directory as NSString).appendingPathComponent(file))

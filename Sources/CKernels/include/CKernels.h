@@ -50,6 +50,26 @@ void ck_direct_pack(const float *weight, float *packed, int o, int c, int kd, in
 void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y, ck_conv g,
                        int slice, int rowBegin, int rowEnd, int accumulate);
 
+// Winograd F(2x2, 3x3) (Winograd.c): the transforms around 16 matrix products the
+// caller runs on sgemm, for 3x3 convolutions with stride 1 and zero padding up to 2.
+// An output of p x q is cut into tiles of 2 x 2: tilesX = (q + 1) / 2 per row.
+// A band of tile rows [tileRowBegin, tileRowEnd) holds tiles = rows * tilesX tiles.
+
+/// U[16][outputs][inputs], the kernels in the transform domain (G g G^T), from weight [O, C, 3, 3].
+/// forInputGradient = 0: the convolution (outputs O, inputs C); 1: the one that computes the
+/// input gradient from the output gradient (outputs C, inputs O, kernel flipped).
+void ck_winograd_weights(const float *weight, float *u, int o, int c, int forInputGradient);
+
+/// V[16][inputs][tiles] (B^T d B) for the band's tiles of one image x [inputs, height, width]
+/// with zero padding `pad` (the tile at (tr, tx) reads rows 2 tr - pad ..< 2 tr - pad + 4).
+void ck_winograd_input(const float *x, float *v, int inputs, int height, int width, int pad, int tilesX,
+                       int tileRowBegin, int tileRowEnd);
+
+/// The band's output rows of y [outputs, p, q] from M[16][outputs][tiles] (A^T M A), plus
+/// bias (may be NULL); accumulate = 1 adds into y instead of overwriting it.
+void ck_winograd_output(const float *m, const float *bias, float *y, int outputs, int p, int q, int tilesX,
+                        int tileRowBegin, int tileRowEnd, int accumulate);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,8 +5,9 @@
 // Weight layouts are PyTorch's: conv [O, C, kh, kw]; transposed conv [C, O, kh, kw].
 // Forward writes its output; backward ACCUMULATES (+=) into dx, dw, db.
 // The fast paths are im2col + sgemm per image, images in parallel, and, for the
-// narrow layers, the direct kernel (DirectConvolution.swift: forward and input
-// gradient), chosen per layer by `DirectConvolution.algorithm`; the naive path
+// narrow layers, the direct kernel (DirectConvolution.swift), and for the deep 3x3
+// layers Winograd F(2x2, 3x3) (Winograd.swift), both for the forward pass and the
+// input gradient, chosen per layer by `ConvAlgorithm.rule`; the naive path
 // is the defining sum, in Double, kept as the reference the tests compare with.
 
 /// The geometry of one convolution.
@@ -116,12 +117,13 @@ enum WeightGradients {
 
 public enum Conv2D {
     /// y[n, o] = b[o] + sum_{c,u,v} w[o, c, u, v] * x[n, c, s*i + d*u - p, s*j + d*v - p]
-    /// `algorithm` overrides the runtime's choice (`DirectConvolution.algorithm`), for tests and benchmarks.
+    /// `algorithm` overrides the runtime's choice (`ConvAlgorithm.rule`), for tests and benchmarks.
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                                _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, algorithm: ConvAlgorithm? = nil) {
-        if Self.choose(algorithm, g, .forward) == .direct {
-            DirectConvolution.forward(x, weight, bias, y, g)
-            return
+        switch Self.choose(algorithm, g, .forward) {
+        case .direct: return DirectConvolution.forward(x, weight, bias, y, g)
+        case .winograd: return Winograd.forward(x, weight, bias, y, g)
+        case .gemm: break
         }
         let P = g.p * g.q, K = g.k
         Parallel.forEach(g.n) { n in
@@ -152,9 +154,15 @@ public enum Conv2D {
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
                                 _ g: ConvGeometry, inputGradient: ConvAlgorithm? = nil) {
         let P = g.p * g.q, K = g.k
-        let directInput = dx != nil && Self.choose(inputGradient, g, .inputGradient) == .direct
-        if directInput, let dx { DirectConvolution.inputGradient(dy, weight, dx, g) }
-        let dx = directInput ? nil : dx
+        // The input gradient on its own kernel, or on im2col + sgemm beside the weight gradient.
+        var dx = dx
+        if let target = dx {
+            switch Self.choose(inputGradient, g, .inputGradient) {
+            case .direct: DirectConvolution.inputGradient(dy, weight, target, g); dx = nil
+            case .winograd: Winograd.inputGradient(dy, weight, target, g); dx = nil
+            case .gemm: break
+            }
+        }
         WeightGradients.accumulate(images: g.n, weightCount: g.o * K, biasCount: g.o, dw, db) { wkr, workers, pdw, pdb in
             let band = Im2col.bandRows(g), size = g.isPointwise ? 1 : K * band * g.q
             let col = Scratch.floats(size), dcol = Scratch.floats(size)
@@ -184,7 +192,7 @@ public enum Conv2D {
 
     /// The algorithm for `pass`: the caller's override, else the runtime's rule.
     private static func choose(_ override: ConvAlgorithm?, _ g: ConvGeometry, _ pass: ConvPass) -> ConvAlgorithm {
-        DirectConvolution.resolve(override, supported: DirectConvolution.supports(g, pass), rule: DirectConvolution.algorithm(g, pass), "\(pass) of \(g)")
+        ConvAlgorithm.resolve(override, runs: { $0.runs(g, pass) }, rule: ConvAlgorithm.rule(g, pass), "\(pass) of \(g)")
     }
 
     /// The defining sum, in Double: the reference for tests (the 3D reference at depth 1).

@@ -5,33 +5,11 @@ import CKernels
 // (a forward convolution of dy with the flipped, transposed kernel) run through
 // one register-tiled kernel that reads the image in place; no im2col matrix is
 // built. The weight gradient stays on im2col + sgemm (see CKernels).
-//
-// Which layers take it is a rule on the shape, not a timing taken at run time:
-// timings move with the machine's load, and a choice that moved with them
-// would make two runs of one stage differ in their last bits. The rule comes
-// from `distill bench --conv`, which times both algorithms on every layer of
-// the study's networks and prints which one the rule picks.
-
-/// The algorithm a convolution pass runs.
-public enum ConvAlgorithm: String, Sendable, CaseIterable {
-    /// im2col (skipped for 1x1) + OpenBLAS sgemm.
-    case gemm
-    /// The AVX-512 direct kernel.
-    case direct
-}
-
-/// The three passes of a convolution.
-public enum ConvPass: String, Sendable, CaseIterable {
-    case forward, inputGradient, weightGradient
-}
+// Which layers take it is `ConvAlgorithm.rule`'s business.
 
 public enum DirectConvolution {
     /// This CPU runs the AVX-512 kernels.
     public static let isAvailable = ck_direct_available() != 0
-
-    /// Forces one algorithm on every pass it can run (`distill parity` checks both
-    /// against PyTorch); nil, the default, leaves the choice to `algorithm`'s rule.
-    @TaskLocal public static var forced: ConvAlgorithm?
 
     /// The kernel's contract: the forward pass and the input gradient, stride 1, no
     /// dilation, square kernels up to 7 x 7 (the kernel takes one padding, and the
@@ -42,52 +20,12 @@ public enum DirectConvolution {
             && g.padding < g.kh && g.padding < g.kw && g.p > 0 && g.q > 0 && !g.isPointwise
     }
 
-    /// The algorithm the runtime uses for `pass` of `g` on this CPU.
-    ///
-    /// The direct kernel computes 6 output channels per register tile over rows of
-    /// 16-pixel vectors, reading the input rows of every channel for each block of
-    /// outputs. It beats im2col + sgemm where rows fill its 4 vectors (64 pixels or
-    /// more) and the channels are few enough (256 or fewer on each side) that a
-    /// band of input rows and a block's weights stay in L2; on the deep, small maps
-    /// sgemm wins. Measured with `distill bench --conv` on T1, S1 and S2.
-    public static func algorithm(_ g: ConvGeometry, _ pass: ConvPass) -> ConvAlgorithm {
-        guard isAvailable, supports(g, pass) else { return .gemm }
-        if let forced { return forced }
-        guard g.c <= 256, g.o <= 256 else { return .gemm }
-        switch pass {
-        case .forward: return g.q >= 64 ? .direct : .gemm
-        case .inputGradient: return g.w >= 64 ? .direct : .gemm
-        case .weightGradient: return .gemm
-        }
-    }
-
     /// The 3D kernel's contract: as in 2D, with any depth of kernel up to 7 and its own
     /// depth padding (nnU-Net's 1x3x3 and 3x3x3 layers); the in-plane kernel and padding square.
     public static func supports(_ g: VolumeGeometry, _ pass: ConvPass) -> Bool {
         let (k, p) = (g.kernel, g.padding)
         return pass != .weightGradient && g.stride == [1, 1, 1] && g.dilation == [1, 1, 1] && k[1] == k[2] && k[0] <= 7 && k[1] <= 7
             && p[1] == p[2] && p[0] < k[0] && p[1] < k[1] && g.output.allSatisfy { $0 > 0 } && k != [1, 1, 1]
-    }
-
-    /// The 3D rule: the 2D rule on the in-plane rows (each output slice is a 2D tile loop).
-    public static func algorithm(_ g: VolumeGeometry, _ pass: ConvPass) -> ConvAlgorithm {
-        guard isAvailable, supports(g, pass) else { return .gemm }
-        if let forced { return forced }
-        guard g.c <= 256, g.o <= 256 else { return .gemm }
-        switch pass {
-        case .forward: return g.output[2] >= 64 ? .direct : .gemm
-        case .inputGradient: return g.size[2] >= 64 ? .direct : .gemm
-        case .weightGradient: return .gemm
-        }
-    }
-
-    /// The algorithm a pass runs: the caller's override (which must lie within the
-    /// kernel's contract), else the runtime's rule. For planes and volumes alike.
-    static func resolve(_ override: ConvAlgorithm?, supported: Bool, rule: @autoclosure () -> ConvAlgorithm,
-                        _ what: @autoclosure () -> String) -> ConvAlgorithm {
-        guard let override else { return rule() }
-        precondition(override == .gemm || (isAvailable && supported), "direct convolution asked for an unsupported \(what())")
-        return override
     }
 
     /// y = conv(x, w) + b for every image (overwrites y).

@@ -194,7 +194,7 @@ enum VolumeProducts {
 
 public enum Conv3D {
     /// y[n, o] = b[o] + sum_{c,a,u,v} w[o, c, a, u, v] * x[n, c, sd*i + dd*a - pd, sh*j + dh*u - ph, sw*l + dw*v - pw]
-    /// `algorithm` overrides the runtime's choice (`DirectConvolution.algorithm`), for tests and benchmarks.
+    /// `algorithm` overrides the runtime's choice (`ConvAlgorithm.rule`), for tests and benchmarks.
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                                _ y: UnsafeMutablePointer<Float>, _ g: VolumeGeometry, algorithm: ConvAlgorithm? = nil) {
         if choose(algorithm, g, .forward) == .direct {
@@ -223,7 +223,7 @@ public enum Conv3D {
 
     /// The algorithm for `pass`: the caller's override, else the runtime's rule.
     private static func choose(_ override: ConvAlgorithm?, _ g: VolumeGeometry, _ pass: ConvPass) -> ConvAlgorithm {
-        DirectConvolution.resolve(override, supported: DirectConvolution.supports(g, pass), rule: DirectConvolution.algorithm(g, pass), "\(pass) of \(g)")
+        ConvAlgorithm.resolve(override, runs: { $0.runs(g, pass) }, rule: ConvAlgorithm.rule(g, pass), "\(pass) of \(g)")
     }
 
     /// The defining sum, in Double: the reference for tests.

@@ -1,0 +1,90 @@
+// Which algorithm runs each pass of each convolution.
+//
+// The choice is a rule on the shape, not a timing taken at run time: timings
+// move with the machine's load, and a choice that moved with them would make
+// two runs of one stage differ in their last bits. The rule comes from
+// `distill bench --conv`, which times every algorithm on every layer of the
+// study's networks and prints which one the rule picks.
+
+/// The algorithm a convolution pass runs.
+public enum ConvAlgorithm: String, Sendable, CaseIterable {
+    /// im2col (skipped for 1x1) + OpenBLAS sgemm.
+    case gemm
+    /// The AVX-512 direct kernel (DirectConvolution).
+    case direct
+    /// Winograd F(2x2, 3x3): transforms around sgemm (Winograd).
+    case winograd
+
+    /// Forces one algorithm on every pass it can run (`distill parity` checks each
+    /// against PyTorch); nil, the default, leaves the choice to `rule`.
+    @TaskLocal public static var forced: ConvAlgorithm?
+
+    /// Whether this algorithm runs `pass` of `g` on this CPU.
+    public func runs(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
+        switch self {
+        case .gemm: true
+        case .direct: DirectConvolution.isAvailable && DirectConvolution.supports(g, pass)
+        case .winograd: Winograd.supports(g, pass)
+        }
+    }
+
+    /// Whether this algorithm runs `pass` of the volume convolution `g` on this CPU.
+    public func runs(_ g: VolumeGeometry, _ pass: ConvPass) -> Bool {
+        switch self {
+        case .gemm: true
+        case .direct: DirectConvolution.isAvailable && DirectConvolution.supports(g, pass)
+        case .winograd: false
+        }
+    }
+
+    /// The algorithm the runtime uses for `pass` of `g` on this CPU.
+    ///
+    /// - Winograd on the deep 3x3 layers (128 channels or more on each side): its 16
+    ///   products are then large GEMMs, and it does 2.25 times fewer multiplications
+    ///   than either other algorithm (1.5 to 1.9 times faster than both on T1's layers
+    ///   of 128 to 1024 channels; on 64 channels its transforms' traffic makes it no
+    ///   faster than the direct kernel).
+    /// - The direct kernel computes 6 output channels per register tile over rows of
+    ///   16-pixel vectors, reading the input rows of every channel for each block of
+    ///   outputs. It beats im2col + sgemm where rows fill its 4 vectors (64 pixels or
+    ///   more) and the channels are few enough (256 or fewer on each side) that a
+    ///   band of input rows and a block's weights stay in L2.
+    /// - im2col + sgemm everywhere else, and for the weight gradient.
+    ///
+    /// Measured with `distill bench --conv` on T1, S1 and S2.
+    public static func rule(_ g: ConvGeometry, _ pass: ConvPass) -> ConvAlgorithm {
+        if let forced { return forced.runs(g, pass) ? forced : .gemm }
+        if ConvAlgorithm.winograd.runs(g, pass), min(g.c, g.o) >= 128 { return .winograd }
+        guard ConvAlgorithm.direct.runs(g, pass), g.c <= 256, g.o <= 256 else { return .gemm }
+        switch pass {
+        case .forward: return g.q >= 64 ? .direct : .gemm
+        case .inputGradient: return g.w >= 64 ? .direct : .gemm
+        case .weightGradient: return .gemm
+        }
+    }
+
+    /// The 3D rule: the 2D direct rule on the in-plane rows (each output slice is a 2D tile loop).
+    public static func rule(_ g: VolumeGeometry, _ pass: ConvPass) -> ConvAlgorithm {
+        if let forced { return forced.runs(g, pass) ? forced : .gemm }
+        guard ConvAlgorithm.direct.runs(g, pass), g.c <= 256, g.o <= 256 else { return .gemm }
+        switch pass {
+        case .forward: return g.output[2] >= 64 ? .direct : .gemm
+        case .inputGradient: return g.size[2] >= 64 ? .direct : .gemm
+        case .weightGradient: return .gemm
+        }
+    }
+
+    /// The algorithm a pass runs: the caller's override (which must run the pass),
+    /// else the runtime's rule.
+    static func resolve(_ override: ConvAlgorithm?, runs: (ConvAlgorithm) -> Bool, rule: @autoclosure () -> ConvAlgorithm,
+                        _ what: @autoclosure () -> String) -> ConvAlgorithm {
+        guard let override else { return rule() }
+        precondition(runs(override), "\(override) convolution asked for an unsupported \(what())")
+        return override
+    }
+}
+
+/// The three passes of a convolution.
+public enum ConvPass: String, Sendable, CaseIterable {
+    case forward, inputGradient, weightGradient
+}

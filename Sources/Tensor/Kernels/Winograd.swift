@@ -1,0 +1,66 @@
+import CKernels
+
+// Winograd F(2x2, 3x3) for the deep 3x3 layers: the transforms are in CKernels
+// (Winograd.c), the 16 products per band of tiles run on sgemm here. It does
+// 2.25 times fewer multiplications than im2col + sgemm; what it costs is the
+// transforms' memory traffic, which pays off where channels are many (the
+// products are then large GEMMs) and the maps small. Which layers take it is
+// `ConvAlgorithm.rule`'s business.
+//
+// The forward pass and the input gradient (a forward convolution of dy with the
+// flipped, transposed kernel, padding 2 - p) run through one path; the weight
+// gradient stays on im2col + sgemm.
+public enum Winograd {
+    /// Its contract: 3x3 kernels, stride 1, no dilation, padding up to 2, a non-empty output.
+    public static func supports(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
+        pass != .weightGradient && g.kh == 3 && g.kw == 3 && g.stride == 1 && g.dilation == 1 && g.padding <= 2 && g.p > 0 && g.q > 0
+    }
+
+    /// y = conv(x, w) + b for every image (overwrites y).
+    static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                        _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        run(x, weight, bias, y, g, inputGradient: false)
+    }
+
+    /// dx += conv_transpose(dy, w).
+    static func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        run(dy, weight, nil, dx, g, inputGradient: true)
+    }
+
+    /// Tiles per band: a band's transformed input, one transform point of it (inputs x tiles),
+    /// within about 256 KB, so that each of the 16 products reads it from L2; at least one tile row.
+    static func bandTileRows(inputs: Int, tilesX: Int, tilesY: Int) -> Int {
+        max(1, min(tilesY, (1 << 16) / max(1, inputs * tilesX)))
+    }
+
+    private static func run(_ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                            _ output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, inputGradient: Bool) {
+        // The convolution this pass computes: input [inputs, h, w] to output [outputs, p, q].
+        let (inputs, outputs) = inputGradient ? (g.o, g.c) : (g.c, g.o)
+        let (h, w, p, q) = inputGradient ? (g.p, g.q, g.h, g.w) : (g.h, g.w, g.p, g.q)
+        let pad = inputGradient ? 2 - g.padding : g.padding
+        let u = Scratch.floats(16 * inputs * outputs)
+        defer { Scratch.release(u, 16 * inputs * outputs) }
+        ck_winograd_weights(weight, u, Int32(g.o), Int32(g.c), inputGradient ? 1 : 0)
+        let tilesX = (q + 1) / 2, tilesY = (p + 1) / 2
+        let band = bandTileRows(inputs: inputs, tilesX: tilesX, tilesY: tilesY)
+        let bands = (tilesY + band - 1) / band
+        let inSize = inputs * h * w, outSize = outputs * p * q
+        Parallel.forEach(g.n * bands) { item in
+            let (n, b) = (item / bands, item % bands)
+            let rows = (b * band)..<min(tilesY, (b + 1) * band)
+            let tiles = rows.count * tilesX
+            let vCount = 16 * inputs * tiles, mCount = 16 * outputs * tiles
+            let v = Scratch.floats(vCount), m = Scratch.floats(mCount)
+            defer { Scratch.release(v, vCount); Scratch.release(m, mCount) }
+            ck_winograd_input(input + n * inSize, v, Int32(inputs), Int32(h), Int32(w), Int32(pad), Int32(tilesX),
+                              Int32(rows.lowerBound), Int32(rows.upperBound))
+            for point in 0..<16 {
+                GEMM.multiply(u + point * outputs * inputs, transposeA: false, v + point * inputs * tiles, transposeB: false,
+                              m + point * outputs * tiles, m: outputs, n: tiles, k: inputs)
+            }
+            ck_winograd_output(m, bias, output + n * outSize, Int32(outputs), Int32(p), Int32(q), Int32(tilesX),
+                               Int32(rows.lowerBound), Int32(rows.upperBound), inputGradient ? 1 : 0)
+        }
+    }
+}
