@@ -63,8 +63,8 @@ public enum ConvolutionBenchmark {
                     case .forward: run = { Conv2D.forward(x.pointer, weight.pointer, bias.pointer, y.pointer, g, algorithm: algorithm) }
                     case .inputGradient:
                         // Timed with the weight gradient (one call computes both); its time is subtracted below.
-                        run = { Conv2D.backward(x.pointer, weight.pointer, dy.pointer, dx.pointer, dw.pointer, nil, g, inputGradient: algorithm) }
-                    case .weightGradient: run = { Conv2D.backward(x.pointer, weight.pointer, dy.pointer, nil, dw.pointer, nil, g) }
+                        run = { Conv2D.backward(x.pointer, weight.pointer, dy.pointer, dx.pointer, dw.pointer, nil, g, inputGradient: algorithm, weightGradient: .gemm) }
+                    case .weightGradient: run = { Conv2D.backward(x.pointer, weight.pointer, dy.pointer, nil, dw.pointer, nil, g, weightGradient: algorithm) }
                     }
                     ms[algorithm] = median(repeats: repeats, run)
                 }

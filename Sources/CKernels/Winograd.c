@@ -54,8 +54,7 @@ void ck_winograd_weights(const float *weight, float *u, int o, int c, int forInp
 }
 
 void ck_winograd_input(const float *x, float *v, int inputs, int height, int width, int pad, int tilesX,
-                       int tileRowBegin, int tileRowEnd) {
-    int tiles = (tileRowEnd - tileRowBegin) * tilesX;
+                       int tileRowBegin, int tileRowEnd, int tiles, int offset) {
     size_t point = (size_t)inputs * tiles;  // floats per transform point xi
     int padded = 2 * tilesX + 2;            // input columns the tile row reads, from column -pad
     // Row buffers on the heap: a wide image's would not fit a worker thread's stack.
@@ -85,7 +84,7 @@ void ck_winograd_input(const float *x, float *v, int inputs, int height, int wid
                 r[2][k] = d[2][k] - d[1][k];
                 r[3][k] = d[1][k] - d[3][k];
             }
-            size_t t0 = (size_t)(tr - tileRowBegin) * tilesX;
+            size_t t0 = (size_t)offset + (size_t)(tr - tileRowBegin) * tilesX;
             for (int a = 0; a < 4; a++) {
                 const float *row = r[a];
                 float *v0 = v + (size_t)(4 * a) * point + (size_t)ch * tiles + t0;
@@ -140,4 +139,76 @@ void ck_winograd_output(const float *m, const float *bias, float *y, int outputs
         }
     }
     free(top);
+}
+
+// The weight gradient, by the same identity read the other way: with E a 2 x 2 tile of the
+// output gradient and D the 4 x 4 input tile under it,
+//   sum_{i,j} E[i][j] D[i + u][j + v] = (G^T [(A E A^T) . (B^T D B)] G)[u][v],
+// so dW = G^T (sum over tiles of (A E A^T) . (B^T D B)) G: the input tiles are transformed
+// as in the forward pass, the gradient tiles by A, and the sum over tiles is 16 products.
+
+void ck_winograd_gradient(const float *dy, float *e, int outputs, int p, int q, int tilesX,
+                          int tileRowBegin, int tileRowEnd, int tiles, int offset) {
+    size_t point = (size_t)outputs * tiles;
+    int width = 2 * tilesX;
+    float *buffer = malloc(sizeof(float) * 8 * (size_t)width);
+    if (!buffer) return;
+    float *rows[2] = {buffer, buffer + width}, *r[4];
+    for (int i = 0; i < 4; i++) r[i] = buffer + (size_t)(2 + i) * width;
+    for (int o = 0; o < outputs; o++) {
+        const float *dyo = dy + (size_t)o * p * q;
+        for (int tr = tileRowBegin; tr < tileRowEnd; tr++) {
+            // The tile row's two gradient rows, zero past the output's last row and column.
+            for (int i = 0; i < 2; i++) {
+                int y = 2 * tr + i;
+                if (y < p) {
+                    memcpy(rows[i], dyo + (size_t)y * q, sizeof(float) * q);
+                    if (q < width) memset(rows[i] + q, 0, sizeof(float) * (width - q));
+                } else {
+                    memset(rows[i], 0, sizeof(float) * width);
+                }
+            }
+            // A e along the rows, every column at once, then along the columns, tile by tile.
+            for (int k = 0; k < width; k++) {
+                r[0][k] = rows[0][k];
+                r[1][k] = rows[0][k] + rows[1][k];
+                r[2][k] = rows[0][k] - rows[1][k];
+                r[3][k] = -rows[1][k];
+            }
+            size_t t0 = (size_t)offset + (size_t)(tr - tileRowBegin) * tilesX;
+            for (int a = 0; a < 4; a++) {
+                const float *row = r[a];
+                float *e0 = e + (size_t)(4 * a) * point + (size_t)o * tiles + t0;
+                float *e1 = e0 + point, *e2 = e1 + point, *e3 = e2 + point;
+                for (int tx = 0; tx < tilesX; tx++) {
+                    float g0 = row[2 * tx], g1 = row[2 * tx + 1];
+                    e0[tx] = g0;
+                    e1[tx] = g0 + g1;
+                    e2[tx] = g0 - g1;
+                    e3[tx] = -g1;
+                }
+            }
+        }
+    }
+    free(buffer);
+}
+
+void ck_winograd_weight_gradient(const float *m, float *dw, int o, int c) {
+    size_t plane = (size_t)o * c;
+    for (size_t k = 0; k < plane; k++) {
+        float mm[4][4], t[3][4];
+        for (int xi = 0; xi < 16; xi++) mm[xi / 4][xi % 4] = m[(size_t)xi * plane + k];
+        // G^T M: 3 x 4, then (G^T M) G: 3 x 3.
+        for (int b = 0; b < 4; b++) {
+            t[0][b] = mm[0][b] + 0.5f * (mm[1][b] + mm[2][b]);
+            t[1][b] = 0.5f * (mm[1][b] - mm[2][b]);
+            t[2][b] = 0.5f * (mm[1][b] + mm[2][b]) + mm[3][b];
+        }
+        float *out = dw + k * 9;
+        for (int a = 0; a < 3; a++) {
+            out[a * 3 + 0] += t[a][0] + 0.5f * (t[a][1] + t[a][2]);
+            out[a * 3 + 1] += 0.5f * (t[a][1] - t[a][2]);
+            out[a * 3 + 2] += 0.5f * (t[a][1] + t[a][2]) + t[a][3];
+        }
+    }
 }

@@ -203,7 +203,8 @@ import Testing
 
     /// Shapes for Winograd's edges: odd heights and widths (the last tile row and column cut),
     /// padding 0, 1 and 2, a 1x1 and a 2x3 image, one channel, bands of tile rows (a deep layer
-    /// whose band is one tile row), a single image and a batch.
+    /// whose band is one tile row), a single image and a batch, and weight-gradient bands that
+    /// span two images.
     static let winogradGeometries = [
         ConvGeometry(n: 2, c: 3, h: 9, w: 11, o: 5, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 1, c: 4, h: 8, w: 8, o: 6, kh: 3, kw: 3, stride: 1, padding: 0),
@@ -211,6 +212,7 @@ import Testing
         ConvGeometry(n: 3, c: 1, h: 1, w: 1, o: 2, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 1, c: 5, h: 2, w: 3, o: 4, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 1, c: 520, h: 5, w: 130, o: 3, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 3, c: 300, h: 9, w: 250, o: 2, kh: 3, kw: 3, stride: 1, padding: 1),
     ]
 
     /// Winograd F(2x2, 3x3), forced for its forward pass and input gradient, against the naive reference.
@@ -220,21 +222,30 @@ import Testing
         var rng = RNG(seed: UInt64(300 + index))
         let x = rng.uniformTensor([g.n, g.c, g.h, g.w], -1, 1), w = rng.uniformTensor([g.o, g.c, g.kh, g.kw], -1, 1)
         let b = rng.uniformTensor([g.o], -1, 1), dy = rng.uniformTensor([g.n, g.o, g.p, g.q], -1, 1)
-        #expect(Winograd.supports(g, .forward) && Winograd.supports(g, .inputGradient) && !Winograd.supports(g, .weightGradient))
+        #expect(ConvPass.allCases.allSatisfy { Winograd.supports(g, $0) })
         let fast = Tensor(zeros: dy.shape), slow = Tensor(zeros: dy.shape)
         Conv2D.forward(x.pointer, w.pointer, b.pointer, fast.pointer, g, algorithm: .winograd)
         Conv2D.forwardNaive(x.pointer, w.pointer, b.pointer, slow.pointer, g)
         expectClose(fast, slow)
         // The input gradient accumulates: start from non-zero gradients on both sides.
         let start = rng.uniformTensor(x.shape, -1, 1)
-        let (dx1, dw1) = (start.copy(), Tensor(zeros: w.shape)), (dx2, dw2) = (start.copy(), Tensor(zeros: w.shape))
-        Conv2D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, nil, g, inputGradient: .winograd)
-        Conv2D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx2.pointer, dw2.pointer, nil, g)
+        let (dx1, dw1, db1) = (start.copy(), rng.uniformTensor(w.shape, -1, 1), rng.uniformTensor(b.shape, -1, 1))
+        let (dx2, dw2, db2) = (dx1.copy(), dw1.copy(), db1.copy())
+        Conv2D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, db1.pointer, g, inputGradient: .winograd, weightGradient: .winograd)
+        Conv2D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx2.pointer, dw2.pointer, db2.pointer, g)
         expectClose(dx1, dx2)
         expectClose(dw1, dw2)
+        expectClose(db1, db2)
+        // The weight gradient on Winograd beside an input gradient on im2col + sgemm.
+        let (dx3, dw3) = (start.copy(), Tensor(zeros: w.shape)), (dx4, dw4) = (start.copy(), Tensor(zeros: w.shape))
+        Conv2D.backward(x.pointer, w.pointer, dy.pointer, dx3.pointer, dw3.pointer, nil, g, inputGradient: .gemm, weightGradient: .winograd)
+        Conv2D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx4.pointer, dw4.pointer, nil, g)
+        expectClose(dx3, dx4)
+        expectClose(dw3, dw4)
     }
 
-    /// Winograd's contract: 3x3, stride 1, no dilation, padding up to 2; the runtime never picks it elsewhere.
+    /// Winograd's contract: 3x3, stride 1, no dilation, padding up to 2; the runtime never picks it elsewhere,
+    /// and picks it for every pass of a deep layer.
     @Test func winogradIsChosenOnlyWithinItsContract() {
         for g in [ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 3, kw: 3, stride: 2, padding: 1),
                   ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 3, kw: 3, stride: 1, padding: 2, dilation: 2),
@@ -245,7 +256,8 @@ import Testing
                 #expect(!Winograd.supports(g, pass) && ConvAlgorithm.rule(g, pass) != .winograd, "\(g) \(pass)")
             }
         }
-        #expect(ConvAlgorithm.rule(ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 3, kw: 3, stride: 1, padding: 1), .weightGradient) == .gemm)
+        let deep = ConvGeometry(n: 8, c: 512, h: 32, w: 32, o: 512, kh: 3, kw: 3, stride: 1, padding: 1)
+        #expect(ConvPass.allCases.allSatisfy { ConvAlgorithm.rule(deep, $0) == .winograd })
     }
 
     /// 3D shapes for the direct kernel: 3x3x3 and nnU-Net's 1x3x3, depth padding 0, 1 and 2
@@ -298,9 +310,9 @@ import Testing
     }
 
     /// The runtime's rule: direct only where the kernel's contract holds, GEMM on strided, dilated and 1x1 layers
-    /// and for every weight gradient.
+    /// and for a narrow layer's weight gradient.
     @Test func directConvolutionIsChosenOnlyWithinItsContract() {
-        let narrow = ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 1, padding: 1)
+        let narrow = ConvGeometry(n: 8, c: 32, h: 256, w: 256, o: 32, kh: 3, kw: 3, stride: 1, padding: 1)
         #expect(ConvAlgorithm.rule(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
         #expect(ConvAlgorithm.rule(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
         #expect(ConvAlgorithm.rule(narrow, .weightGradient) == .gemm)

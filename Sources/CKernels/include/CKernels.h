@@ -51,7 +51,8 @@ void ck_direct_forward(const float *x, const float *packed, const float *bias, f
                        int slice, int rowBegin, int rowEnd, int accumulate);
 
 // Winograd F(2x2, 3x3) (Winograd.c): the transforms around 16 matrix products the
-// caller runs on sgemm, for 3x3 convolutions with stride 1 and zero padding up to 2.
+// caller runs on sgemm, for 3x3 convolutions with stride 1 and zero padding up to 2:
+// the forward pass, the input gradient and the weight gradient.
 // An output of p x q is cut into tiles of 2 x 2: tilesX = (q + 1) / 2 per row.
 // A band of tile rows [tileRowBegin, tileRowEnd) holds tiles = rows * tilesX tiles.
 
@@ -61,9 +62,19 @@ void ck_direct_forward(const float *x, const float *packed, const float *bias, f
 void ck_winograd_weights(const float *weight, float *u, int o, int c, int forInputGradient);
 
 /// V[16][inputs][tiles] (B^T d B) for the band's tiles of one image x [inputs, height, width]
-/// with zero padding `pad` (the tile at (tr, tx) reads rows 2 tr - pad ..< 2 tr - pad + 4).
+/// with zero padding `pad` (the tile at (tr, tx) reads rows 2 tr - pad ..< 2 tr - pad + 4),
+/// written to columns offset + (tr - tileRowBegin) * tilesX + tx of V's rows of `tiles`
+/// columns (so that the weight gradient can gather tiles of several images in one V).
 void ck_winograd_input(const float *x, float *v, int inputs, int height, int width, int pad, int tilesX,
-                       int tileRowBegin, int tileRowEnd);
+                       int tileRowBegin, int tileRowEnd, int tiles, int offset);
+
+/// E[16][outputs][tiles] (A e A^T) for the band's 2 x 2 tiles of one image's output gradient
+/// dy [outputs, p, q] (zero past its last row and column), placed as in ck_winograd_input.
+void ck_winograd_gradient(const float *dy, float *e, int outputs, int p, int q, int tilesX,
+                          int tileRowBegin, int tileRowEnd, int tiles, int offset);
+
+/// dw [o, c, 3, 3] += G^T M G for M[16][o][c], the products of E and V summed over tiles.
+void ck_winograd_weight_gradient(const float *m, float *dw, int o, int c);
 
 /// The band's output rows of y [outputs, p, q] from M[16][outputs][tiles] (A^T M A), plus
 /// bias (may be NULL); accumulate = 1 adds into y instead of overwriting it.

@@ -12,7 +12,7 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     case gemm
     /// The AVX-512 direct kernel (DirectConvolution).
     case direct
-    /// Winograd F(2x2, 3x3): transforms around sgemm (Winograd).
+    /// Winograd F(2x2, 3x3): transforms around sgemm (Winograd), every pass.
     case winograd
 
     /// Forces one algorithm on every pass it can run (`distill parity` checks each
@@ -39,22 +39,30 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
 
     /// The algorithm the runtime uses for `pass` of `g` on this CPU.
     ///
-    /// - Winograd on the deep 3x3 layers (128 channels or more on each side): its 16
-    ///   products are then large GEMMs, and it does 2.25 times fewer multiplications
-    ///   than either other algorithm (1.5 to 1.9 times faster than both on T1's layers
-    ///   of 128 to 1024 channels; on 64 channels its transforms' traffic makes it no
-    ///   faster than the direct kernel).
+    /// - Winograd on the deep 3x3 layers: its 16 products are then large GEMMs, and it
+    ///   does 2.25 times fewer multiplications than either other algorithm. Measured on
+    ///   T1's layers of 128 to 1024 channels it is 1.5 to 1.9 times faster than both;
+    ///   on fewer channels its transforms' memory traffic catches up with it. So: the
+    ///   forward pass with 128 or more input channels and 64 or more outputs, the input
+    ///   gradient with 128 or more on each side, the weight gradient (which transforms
+    ///   the input and the gradient once per batch) with 64 or more on each side.
     /// - The direct kernel computes 6 output channels per register tile over rows of
     ///   16-pixel vectors, reading the input rows of every channel for each block of
     ///   outputs. It beats im2col + sgemm where rows fill its 4 vectors (64 pixels or
     ///   more) and the channels are few enough (256 or fewer on each side) that a
     ///   band of input rows and a block's weights stay in L2.
-    /// - im2col + sgemm everywhere else, and for the weight gradient.
+    /// - im2col + sgemm everywhere else.
     ///
     /// Measured with `distill bench --conv` on T1, S1 and S2.
     public static func rule(_ g: ConvGeometry, _ pass: ConvPass) -> ConvAlgorithm {
         if let forced { return forced.runs(g, pass) ? forced : .gemm }
-        if ConvAlgorithm.winograd.runs(g, pass), min(g.c, g.o) >= 128 { return .winograd }
+        if ConvAlgorithm.winograd.runs(g, pass) {
+            switch pass {
+            case .forward: if g.c >= 128, g.o >= 64 { return .winograd }
+            case .inputGradient: if min(g.c, g.o) >= 128 { return .winograd }
+            case .weightGradient: if min(g.c, g.o) >= 64 { return .winograd }
+            }
+        }
         guard ConvAlgorithm.direct.runs(g, pass), g.c <= 256, g.o <= 256 else { return .gemm }
         switch pass {
         case .forward: return g.q >= 64 ? .direct : .gemm

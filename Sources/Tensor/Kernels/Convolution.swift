@@ -149,10 +149,11 @@ public enum Conv2D {
         }
     }
 
-    /// Accumulates dx (if given), dw and db (if given) from dy.
+    /// Accumulates dx (if given), dw and db (if given) from dy. `inputGradient` and
+    /// `weightGradient` override the runtime's choice for their pass, for tests and benchmarks.
     public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
-                                _ g: ConvGeometry, inputGradient: ConvAlgorithm? = nil) {
+                                _ g: ConvGeometry, inputGradient: ConvAlgorithm? = nil, weightGradient: ConvAlgorithm? = nil) {
         let P = g.p * g.q, K = g.k
         // The input gradient on its own kernel, or on im2col + sgemm beside the weight gradient.
         var dx = dx
@@ -163,7 +164,11 @@ public enum Conv2D {
             case .gemm: break
             }
         }
-        WeightGradients.accumulate(images: g.n, weightCount: g.o * K, biasCount: g.o, dw, db) { wkr, workers, pdw, pdb in
+        // The weight gradient on Winograd, or on im2col + sgemm (with the input gradient, if it runs there).
+        let weights = Self.choose(weightGradient, g, .weightGradient) != .winograd
+        if !weights { Winograd.weightGradient(x, dy, dw, db, g) }
+        guard weights || dx != nil else { return }
+        WeightGradients.accumulate(images: g.n, weightCount: weights ? g.o * K : 0, biasCount: weights ? g.o : 0, dw, weights ? db : nil) { wkr, workers, pdw, pdb in
             let band = Im2col.bandRows(g), size = g.isPointwise ? 1 : K * band * g.q
             let col = Scratch.floats(size), dcol = Scratch.floats(size)
             defer { Scratch.release(col, size); Scratch.release(dcol, size) }
@@ -171,20 +176,22 @@ public enum Conv2D {
             while n < g.n {
                 let xn = x + n * g.c * g.h * g.w, dyn = dy + n * g.o * P
                 if g.isPointwise {
-                    GEMM.multiply(dyn, transposeA: false, xn, transposeB: true, pdw, m: g.o, n: K, k: P, beta: 1)
+                    if weights { GEMM.multiply(dyn, transposeA: false, xn, transposeB: true, pdw, m: g.o, n: K, k: P, beta: 1) }
                     if let dx { GEMM.multiply(weight, transposeA: true, dyn, transposeB: false, dx + n * g.c * g.h * g.w, m: K, n: P, k: g.o, beta: 1) }
                 } else {
                     for i0 in stride(from: 0, to: g.p, by: band) {
                         let rows = i0..<min(g.p, i0 + band), cols = rows.count * g.q
-                        Im2col.pack(xn, g, col, rows: rows)
-                        GEMM.multiply(dyn + i0 * g.q, transposeA: false, col, transposeB: true, pdw, m: g.o, n: K, k: cols, beta: 1, lda: P)
+                        if weights {
+                            Im2col.pack(xn, g, col, rows: rows)
+                            GEMM.multiply(dyn + i0 * g.q, transposeA: false, col, transposeB: true, pdw, m: g.o, n: K, k: cols, beta: 1, lda: P)
+                        }
                         if let dx {
                             GEMM.multiply(weight, transposeA: true, dyn + i0 * g.q, transposeB: false, dcol, m: K, n: cols, k: g.o, ldb: P)
                             Im2col.unpackAdd(dcol, g, dx + n * g.c * g.h * g.w, rows: rows)
                         }
                     }
                 }
-                for o in 0..<g.o { pdb[o] += Reduction.sum(dyn + o * P, count: P) }
+                if weights { for o in 0..<g.o { pdb[o] += Reduction.sum(dyn + o * P, count: P) } }
                 n += workers
             }
         }

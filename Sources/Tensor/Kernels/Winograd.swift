@@ -9,11 +9,12 @@ import CKernels
 //
 // The forward pass and the input gradient (a forward convolution of dy with the
 // flipped, transposed kernel, padding 2 - p) run through one path; the weight
-// gradient stays on im2col + sgemm.
+// gradient transforms the input's tiles as the forward pass does and the output
+// gradient's 2x2 tiles by A, and sums their products over every tile of the batch.
 public enum Winograd {
-    /// Its contract: 3x3 kernels, stride 1, no dilation, padding up to 2, a non-empty output.
+    /// Its contract: 3x3 kernels, stride 1, no dilation, padding up to 2, a non-empty output; every pass.
     public static func supports(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
-        pass != .weightGradient && g.kh == 3 && g.kw == 3 && g.stride == 1 && g.dilation == 1 && g.padding <= 2 && g.p > 0 && g.q > 0
+        g.kh == 3 && g.kw == 3 && g.stride == 1 && g.dilation == 1 && g.padding <= 2 && g.p > 0 && g.q > 0
     }
 
     /// y = conv(x, w) + b for every image (overwrites y).
@@ -54,7 +55,7 @@ public enum Winograd {
             let v = Scratch.floats(vCount), m = Scratch.floats(mCount)
             defer { Scratch.release(v, vCount); Scratch.release(m, mCount) }
             ck_winograd_input(input + n * inSize, v, Int32(inputs), Int32(h), Int32(w), Int32(pad), Int32(tilesX),
-                              Int32(rows.lowerBound), Int32(rows.upperBound))
+                              Int32(rows.lowerBound), Int32(rows.upperBound), Int32(tiles), 0)
             for point in 0..<16 {
                 GEMM.multiply(u + point * outputs * inputs, transposeA: false, v + point * inputs * tiles, transposeB: false,
                               m + point * outputs * tiles, m: outputs, n: tiles, k: inputs)
@@ -62,5 +63,54 @@ public enum Winograd {
             ck_winograd_output(m, bias, output + n * outSize, Int32(outputs), Int32(p), Int32(q), Int32(tilesX),
                                Int32(rows.lowerBound), Int32(rows.upperBound), inputGradient ? 1 : 0)
         }
+    }
+
+    /// dw += dL/dw and db += dL/db (if given) from x and dy. Each worker sums the products of a
+    /// fixed share of the batch's tile rows (bands may span images), and the shares are added
+    /// in a fixed order, so the result depends on the thread count only.
+    static func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+                               _ db: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
+        let (inputs, outputs, P) = (g.c, g.o, g.p * g.q)
+        let tilesX = (g.q + 1) / 2, tilesY = (g.p + 1) / 2
+        let rowsInBatch = g.n * tilesY
+        // Tiles per band: a band's transformed tiles within about 8 MB on the wider side.
+        let bandRows = max(1, min(rowsInBatch, (1 << 17) / max(1, max(inputs, outputs) * tilesX)))
+        let points = 16 * outputs * inputs
+        let sums = Scratch.floats(points)
+        defer { Scratch.release(sums, points) }
+        sums.update(repeating: 0, count: points)
+        let workers = min(Parallel.threads, rowsInBatch)
+        WeightGradients.accumulate(images: workers, weightCount: points, biasCount: outputs, sums, db) { worker, workers, pm, pdb in
+            let share = (rowsInBatch * worker / workers)..<(rowsInBatch * (worker + 1) / workers)
+            let capacity = bandRows * tilesX
+            let v = Scratch.floats(16 * inputs * capacity), e = Scratch.floats(16 * outputs * capacity)
+            defer { Scratch.release(v, 16 * inputs * capacity); Scratch.release(e, 16 * outputs * capacity) }
+            for start in stride(from: share.lowerBound, to: share.upperBound, by: bandRows) {
+                let band = start..<min(share.upperBound, start + bandRows)
+                let tiles = band.count * tilesX
+                // The band's tile rows, image by image.
+                var row = band.lowerBound
+                while row < band.upperBound {
+                    let n = row / tilesY, first = row % tilesY, last = min(tilesY, first + band.upperBound - row)
+                    let offset = Int32((row - band.lowerBound) * tilesX)
+                    ck_winograd_input(x + n * inputs * g.h * g.w, v, Int32(inputs), Int32(g.h), Int32(g.w), Int32(g.padding), Int32(tilesX),
+                                      Int32(first), Int32(last), Int32(tiles), offset)
+                    ck_winograd_gradient(dy + n * outputs * P, e, Int32(outputs), Int32(g.p), Int32(g.q), Int32(tilesX),
+                                         Int32(first), Int32(last), Int32(tiles), offset)
+                    row += last - first
+                }
+                for point in 0..<16 {
+                    GEMM.multiply(e + point * outputs * tiles, transposeA: false, v + point * inputs * tiles, transposeB: true,
+                                  pm + point * outputs * inputs, m: outputs, n: inputs, k: tiles, beta: 1)
+                }
+            }
+            // The bias gradient: this worker's images (the shares of tile rows do not split it evenly, and need not).
+            var n = worker
+            while n < g.n {
+                for o in 0..<outputs { pdb[o] += Reduction.sum(dy + (n * outputs + o) * P, count: P) }
+                n += workers
+            }
+        }
+        ck_winograd_weight_gradient(sums, dw, Int32(outputs), Int32(inputs))
     }
 }
