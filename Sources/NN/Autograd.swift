@@ -12,12 +12,23 @@ public final class Variable: @unchecked Sendable {
         self.requiresGrad = requiresGrad
     }
 
-    public var shape: [Int] { value.shape }
+    /// The value's shape, also after `releaseValue`.
+    public var shape: [Int] { releasedShape ?? value.shape }
+    private var releasedShape: [Int]?
 
     /// The gradient buffer, created zero-filled on first use; backward rules add into it.
     public func gradBuffer() -> UnsafeMutablePointer<Float> {
-        if grad == nil { grad = Tensor(zeros: value.shape) }
+        if grad == nil { grad = Tensor(zeros: shape) }
         return grad.unsafelyUnwrapped.pointer
+    }
+
+    /// Frees the value of an intermediate that nothing will read again (no backward rule
+    /// reads it, no caller holds it), keeping its shape and its place on the tape, so that
+    /// it does not wait for backward in memory. A U-Net's up-sampled map, copied into the
+    /// concatenation with its skip, is one: PyTorch frees it there too.
+    public func releaseValue() {
+        releasedShape = value.shape
+        value = Tensor(zeros: [0])
     }
 
     /// `gradBuffer()` when this variable wants a gradient, else nil.

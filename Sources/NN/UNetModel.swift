@@ -81,11 +81,16 @@ final class UNetModel: SegmentationModel {
         return b
     }
 
-    /// `[up-sampled, skip]`; the up-sampled map lives only inside this call, so
-    /// without a tape it is freed before the block's convolutions run.
+    /// `[up-sampled, skip]`; the up-sampled map lives only inside this call: without a
+    /// tape it is freed before the block's convolutions run, and with one its values are
+    /// (the transposed convolution's backward reads its input, the concatenation's reads
+    /// gradients only), so training keeps one map per level less until backward.
     private func upAndJoin(_ z: Variable, _ up: UpLayer?, _ skip: Variable) -> Variable {
-        let upsampled = up.map { $0(z) } ?? F.resizeBilinear(z, height: skip.shape[2], width: skip.shape[3])
-        return F.concat([upsampled, skip])
+        guard let up else { return F.concat([F.resizeBilinear(z, height: skip.shape[2], width: skip.shape[3]), skip]) }
+        let upsampled = up(z)
+        let joined = F.concat([upsampled, skip])
+        if upsampled.requiresGrad { upsampled.releaseValue() }
+        return joined
     }
 
     func forward(_ x: Variable, training: Bool, taps keep: Set<String>?) -> ModelOutput {

@@ -3,11 +3,13 @@ import Foundation
 /// The buffer pool as the rest of the program sees it: the bound on the memory it
 /// keeps idle, which the plan counts in every stage's peak memory.
 public enum BufferPool {
-    /// Idle buffers kept for reuse, at most. A student's step cycles about 1.3 GiB
-    /// (S2 at batch 16) and must find all of it here: with a 1 GiB bound `distill
-    /// bench --row s2_train` ran 13-24% slower than the build before it instead of
-    /// faster. A teacher's step frees more, keeps this much and maps the rest again.
-    public static let idleLimitBytes = 3 << 30
+    /// Idle buffers kept for reuse, at most. A step must find the buffers it cycles
+    /// here: S2 at batch 16 cycles about 1.3 GiB (with a 1 GiB bound `distill bench
+    /// --row s2_train` ran 13-24% slower), T1 at batch 8 several GiB. With a 3 GiB
+    /// bound T1's step spent 16% of its time in the kernel zeroing fresh pages
+    /// (`perf`), and peaked higher (6.8 GB against 6.5 at 8 GiB: what the pool gives
+    /// back, glibc keeps mapped anyway). Without a pool its peak is 5.8 GB.
+    public static let idleLimitBytes = 8 << 30
 
     /// The most a stage's process can hold idle when a step allocates `stepBytes`
     /// (its activations and their gradients): never more than it freed, nor than the bound.
