@@ -1,6 +1,7 @@
-// Direct convolution kernels in C with AVX-512 intrinsics, for the narrow layers
-// that starve a GEMM (few output channels at high resolution: the students'
-// 16-64 channels, the teacher's first and last levels).
+// Convolution kernels in C: the direct convolution with AVX-512 intrinsics, for
+// the narrow layers that starve a GEMM (few output channels at high resolution:
+// the students' 16-64 channels, the teacher's first and last levels), and the
+// transforms of Winograd F(2x2, 3x3) for the deep layers (plain C, any CPU).
 //
 // Layouts are Tensor's: NCHW images and NCDHW volumes, PyTorch's weight [O, C, kh, kw]
 // or [O, C, kd, kh, kw]. Stride 1, dilation 1, symmetric zero padding, kernels square
