@@ -1,4 +1,5 @@
 import Architecture
+import Foundation
 import Medical
 import Spec
 import StageConfig
@@ -12,6 +13,9 @@ struct CostModel {
     let cacheBudgetBytes: Int
     /// The split of the known slices (nil while they are not known), made once.
     let manifest: SplitManifest?
+    /// Samples per subset chain of that split, counted once: every variant of a grid
+    /// asks for its students' subset, and each count draws a seeded permutation per level.
+    private let sampleCounts = SampleCounts()
 
     init(throughput: Throughput, summary: DatasetSummary, data: DataSpec, cacheBudgetBytes: Int) {
         (self.throughput, self.summary, self.data, self.cacheBudgetBytes) = (throughput, summary, data, cacheBudgetBytes)
@@ -71,7 +75,8 @@ struct CostModel {
     func trainingSamples(_ spec: Spec, subset: String) -> Double {
         let chain = spec.data.chain(subset)
         if let inventory = summary.inventory, let m = manifest, exactCounts(chain) {
-            return Double(m.subset(SubsetChain(chain.map(\.level)), of: inventory, seed: UInt64(data.split.seed)).count)
+            let levels = SubsetChain(chain.map(\.level))
+            return Double(sampleCounts.count(levels.json) { m.subset(levels, of: inventory, seed: UInt64(data.split.seed)).count })
         }
         return slices(chain.first?.level.part ?? .train) * chain.reduce(1.0) { $0 * $1.level.fraction }
     }
@@ -260,5 +265,20 @@ public enum Format {
     static func round1(_ v: Double) -> String {
         let r = (v * 10).rounded() / 10
         return r == r.rounded() ? String(Int(r)) : String(r)
+    }
+}
+
+/// Counts remembered by key, shared by the copies of one cost model.
+private final class SampleCounts: @unchecked Sendable {
+    private var counts: [JSON: Int] = [:]
+    private let lock = NSLock()
+
+    func count(_ key: JSON, _ make: () -> Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        if let known = counts[key] { return known }
+        let value = make()
+        counts[key] = value
+        return value
     }
 }

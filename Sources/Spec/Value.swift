@@ -103,33 +103,36 @@ public struct Value: Sendable {
 /// keys in schema order, numbers in their shortest exact form.
 extension Value {
     public var canonicalText: String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         write(into: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private func write(into out: inout String) {
+    /// Written as bytes (a String appended per token cost the checker of a large grid a twentieth of its time).
+    private func write(into out: inout [UInt8]) {
         switch kind {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
-        case .number(let d): out += Value.format(d)
-        case .string(let s): out += Value.quote(s)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .number(let d): out.append(contentsOf: Value.format(d).utf8)
+        case .string(let s): JSON.quote(s, into: &out)
         case .list(let items):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (i, v) in items.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 v.write(into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let members):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (i, m) in members.enumerated() {
-                if i > 0 { out += "," }
-                out += Value.quote(m.key) + ":"
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSON.quote(m.key, into: &out)
+                out.append(UInt8(ascii: ":"))
                 m.value.write(into: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
