@@ -5,9 +5,9 @@
 // Weight layouts are PyTorch's: conv [O, C, kh, kw]; transposed conv [C, O, kh, kw].
 // Forward writes its output; backward ACCUMULATES (+=) into dx, dw, db.
 // The fast paths are im2col + sgemm per image, images in parallel, and, for the
-// narrow layers, the direct kernel (DirectConvolution.swift), and for the deep 3x3
-// layers Winograd F(2x2, 3x3) (Winograd.swift), both for the forward pass and the
-// input gradient, chosen per layer by `ConvAlgorithm.rule`; the naive path
+// narrow layers, the direct kernel (DirectConvolution.swift: the forward pass and
+// the input gradient), and for the deep 3x3 layers Winograd F(2x2, 3x3)
+// (Winograd.swift: every pass), chosen per layer and pass by `ConvAlgorithm.rule`; the naive path
 // is the defining sum, in Double, kept as the reference the tests compare with.
 
 /// The geometry of one convolution.
