@@ -103,9 +103,10 @@ enum WeightGradients {
                            _ body: (_ worker: Int, _ workers: Int, _ pdw: UnsafeMutablePointer<Float>, _ pdb: UnsafeMutablePointer<Float>) -> Void) {
         let workers = min(Parallel.threads, images)
         let size = weightCount + biasCount
-        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * size)
-        partial.initialize(repeating: 0, count: workers * size)
-        defer { partial.deallocate() }
+        // From the buffer pool: a deep layer's partial sums are tens of MB, fresh pages each call otherwise.
+        let partial = Scratch.floats(workers * size)
+        partial.update(repeating: 0, count: workers * size)
+        defer { Scratch.release(partial, workers * size) }
         Parallel.forEach(workers) { w in body(w, workers, partial + w * size, partial + w * size + weightCount) }
         for w in 0..<workers {
             let p = partial + w * size
