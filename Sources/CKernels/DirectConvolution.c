@@ -10,10 +10,13 @@
 // the band's input rows and one block's weights stay in L2 while every output
 // block reads them.
 //
-// The weight gradient stays on im2col + sgemm: its GEMM reduces over the
-// pixels (a long inner dimension), which sgemm runs near its peak, and a
-// direct kernel measured at half that speed (`distill bench --conv`, 3x3
-// layers of T1, S1 and S2, before it was removed).
+// The weight gradient of a 3x3 (or d x 3 x 3) kernel: a register tile of
+// CK_GRADIENT_BLOCK output channels x the 9 in-plane taps of one input channel,
+// 18 vectors of 16 partial sums. Per 16 output pixels it loads the block's
+// output gradients once and the 9 shifted input vectors once, and does 18 FMAs,
+// so it runs at the FMA unit's rate where im2col + sgemm, whose GEMM has only
+// 16-64 rows, spends as long packing the im2col matrix as multiplying it.
+// Each band's partial sums are reduced across lanes and added into dw.
 #include "CKernels.h"
 
 #include <stdint.h>
@@ -169,7 +172,89 @@ CK_TARGET static void forwardRows(const float *x, const float *packed, const flo
     }
 }
 
+#define GB CK_GRADIENT_BLOCK
+
+/// dw[o0 ..< o0 + GB, ci, a, 0..<3, 0..<3] += the products over output rows [i0, i1) of slice z.
+CK_TARGET static void gradientTile(const float *x, const float *dy, float *dw, const ck_conv *g, int pd, int p, int q,
+                                   int o0, int ci, int a, int z, int i0, int i1) {
+    int h = g->height, w = g->width, pad = g->pad, kd = g->kd;
+    size_t plane = (size_t)h * w, outPlane = (size_t)p * q;
+    const float *xc = x + ((size_t)ci * g->depth + (z + a - g->padDepth)) * plane;
+    const float *dyo[GB];
+    int live = g->outputs - o0 < GB ? g->outputs - o0 : GB;
+    for (int r = 0; r < GB; r++) dyo[r] = dy + ((size_t)(o0 + (r < live ? r : 0)) * pd + z) * outPlane;
+    // Per vector of 16 output columns: the input columns inside the image for each of the 3 taps,
+    // and the output columns inside the row.
+    __mmask16 masks[(q + 15) / 16][4];
+    for (int j0 = 0, vec = 0; j0 < q; j0 += 16, vec++) {
+        masks[vec][3] = storeMask(j0, q);
+        for (int v = 0; v < 3; v++) masks[vec][v] = columnMask(j0 + v - pad, w) & masks[vec][3];
+    }
+    __m512 acc[GB][9];
+    for (int r = 0; r < GB; r++)
+        for (int t = 0; t < 9; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int i = i0; i < i1; i++) {
+        // Rows i - pad + u inside the input (padding is skipped, not read).
+        int uBegin = pad - i > 0 ? pad - i : 0;
+        int uEnd = h + pad - i < 3 ? h + pad - i : 3;
+        const float *xrow = xc + (ptrdiff_t)(i - pad) * w - pad;
+        for (int j0 = 0, vec = 0; j0 < q; j0 += 16, vec++) {
+            __m512 d[GB];
+            for (int r = 0; r < GB; r++) d[r] = _mm512_maskz_loadu_ps(masks[vec][3], dyo[r] + (size_t)i * q + j0);
+#define CK_ROW(U)                                                                                                   \
+            {                                                                                                       \
+                const float *xr = xrow + (ptrdiff_t)(U) * w + j0;                                                   \
+                for (int v = 0; v < 3; v++) {                                                                       \
+                    __m512 xv = _mm512_maskz_loadu_ps(masks[vec][v], xr + v);                                       \
+                    for (int r = 0; r < GB; r++) acc[r][(U) * 3 + v] = _mm512_fmadd_ps(d[r], xv, acc[r][(U) * 3 + v]); \
+                }                                                                                                   \
+            }
+            if (uBegin == 0 && uEnd == 3) {
+                CK_ROW(0) CK_ROW(1) CK_ROW(2)
+            } else {
+                if (uBegin <= 0 && 0 < uEnd) CK_ROW(0)
+                if (uBegin <= 1 && 1 < uEnd) CK_ROW(1)
+                if (uBegin <= 2 && 2 < uEnd) CK_ROW(2)
+            }
+#undef CK_ROW
+        }
+    }
+    for (int r = 0; r < live; r++) {
+        float *dwr = dw + (((size_t)(o0 + r) * g->inputs + ci) * kd + a) * 9;
+        for (int t = 0; t < 9; t++) dwr[t] += _mm512_reduce_add_ps(acc[r][t]);
+    }
+}
+
+CK_TARGET static void gradientRows(const float *x, const float *dy, float *dw, const ck_conv *g, int z, int rowBegin, int rowEnd) {
+    int pd = g->depth + 2 * g->padDepth - g->kd + 1;
+    int p = g->height + 2 * g->pad - 2, q = g->width + 2 * g->pad - 2;
+    // Depth taps inside the input.
+    int aBegin = g->padDepth - z > 0 ? g->padDepth - z : 0;
+    int aEnd = g->depth + g->padDepth - z < g->kd ? g->depth + g->padDepth - z : g->kd;
+    // Rows per band: the band's input rows (every channel and depth tap) and output-gradient rows within
+    // about 256 KB, and at least 2048 pixels, so that the reductions across lanes stay a small share.
+    size_t rowBytes = ((size_t)g->inputs * g->kd * g->width + (size_t)g->outputs * q) * sizeof(float);
+    int band = (int)((256u << 10) / (rowBytes ? rowBytes : 1));
+    int least = (2048 + q - 1) / q;
+    if (band < least) band = least;
+    int blocks = (g->outputs + GB - 1) / GB;
+    for (int i0 = rowBegin; i0 < rowEnd; i0 += band) {
+        int i1 = i0 + band < rowEnd ? i0 + band : rowEnd;
+        for (int blk = 0; blk < blocks; blk++)
+            for (int ci = 0; ci < g->inputs; ci++)
+                for (int a = aBegin; a < aEnd; a++) gradientTile(x, dy, dw, g, pd, p, q, blk * GB, ci, a, z, i0, i1);
+    }
+}
+
 #endif
+
+void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_conv g, int slice, int rowBegin, int rowEnd) {
+#if CK_HAVE_AVX512
+    gradientRows(x, dy, dw, &g, slice, rowBegin, rowEnd);
+#else
+    (void)x; (void)dy; (void)dw; (void)g; (void)slice; (void)rowBegin; (void)rowEnd;
+#endif
+}
 
 void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y, ck_conv g,
                        int slice, int rowBegin, int rowEnd, int accumulate) {

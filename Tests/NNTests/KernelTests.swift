@@ -176,6 +176,7 @@ import Testing
         ConvGeometry(n: 2, c: 2, h: 11, w: 90, o: 5, kh: 5, kw: 5, stride: 1, padding: 2),
         ConvGeometry(n: 1, c: 1, h: 3, w: 5, o: 2, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 2, c: 7, h: 8, w: 8, o: 1, kh: 7, kw: 7, stride: 1, padding: 3),
+        ConvGeometry(n: 2, c: 3, h: 5, w: 20, o: 3, kh: 3, kw: 3, stride: 1, padding: 2),
     ]
 
     /// The AVX-512 direct kernels, forced for every pass they support, against the naive reference.
@@ -194,7 +195,10 @@ import Testing
         let start = rng.uniformTensor(x.shape, -1, 1)
         let (dx1, dw1, db1) = (start.copy(), Tensor(zeros: w.shape), Tensor(zeros: b.shape))
         let (dx2, dw2, db2) = (start.copy(), Tensor(zeros: w.shape), Tensor(zeros: b.shape))
-        Conv2D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, db1.pointer, g, inputGradient: .direct)
+        // The weight gradient's kernel is 3x3 only.
+        #expect(DirectConvolution.supports(g, .weightGradient) == (g.kh == 3))
+        Conv2D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, db1.pointer, g, inputGradient: .direct,
+                        weightGradient: g.kh == 3 ? .direct : .gemm)
         Conv2D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx2.pointer, dw2.pointer, db2.pointer, g)
         expectClose(dx1, dx2)
         expectClose(dw1, dw2)
@@ -283,19 +287,23 @@ import Testing
         expectClose(fast, slow)
         let start = rng.uniformTensor(x.shape, -1, 1)
         let (dx1, dw1) = (start.copy(), Tensor(zeros: w.shape)), (dx2, dw2) = (start.copy(), Tensor(zeros: w.shape))
-        Conv3D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, nil, g, inputGradient: .direct)
-        Conv3D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx2.pointer, dw2.pointer, nil, g)
+        let (db1, db2) = (rng.uniformTensor(b.shape, -1, 1), Tensor(zeros: b.shape))
+        db2.pointer.update(from: db1.pointer, count: g.o)
+        #expect(DirectConvolution.supports(g, .weightGradient))
+        Conv3D.backward(x.pointer, w.pointer, dy.pointer, dx1.pointer, dw1.pointer, db1.pointer, g, inputGradient: .direct, weightGradient: .direct)
+        Conv3D.backwardNaive(x.pointer, w.pointer, dy.pointer, dx2.pointer, dw2.pointer, db2.pointer, g)
         expectClose(dx1, dx2)
         expectClose(dw1, dw2, atol: 5e-4)
+        expectClose(db1, db2, atol: 5e-4)
     }
 
-    /// The 3D rule: direct for stride-1 layers with rows of 64 or more within the contract; never for
-    /// strided, dilated, 1x1x1 or in-plane non-square layers, nor for a weight gradient.
+    /// The 3D rule: direct for stride-1 layers with rows of 64 or more within the contract (every pass
+    /// of an in-plane 3x3 kernel); never for strided, dilated, 1x1x1 or in-plane non-square layers.
     @Test func volumeDirectConvolutionIsChosenOnlyWithinItsContract() {
         let narrow = VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], padding: [1, 1, 1])
         #expect(ConvAlgorithm.rule(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
         #expect(ConvAlgorithm.rule(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
-        #expect(ConvAlgorithm.rule(narrow, .weightGradient) == .gemm)
+        #expect(ConvAlgorithm.rule(narrow, .weightGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
         // Short rows (a deep level) stay on sgemm.
         #expect(ConvAlgorithm.rule(VolumeGeometry(n: 2, c: 32, size: [8, 8, 8], o: 32, kernel: [3, 3, 3], padding: [1, 1, 1]), .forward) == .gemm)
         for g in [VolumeGeometry(n: 2, c: 32, size: [64, 64, 64], o: 32, kernel: [3, 3, 3], stride: [1, 2, 2], padding: [1, 1, 1]),
@@ -309,13 +317,13 @@ import Testing
         }
     }
 
-    /// The runtime's rule: direct only where the kernel's contract holds, GEMM on strided, dilated and 1x1 layers
-    /// and for a narrow layer's weight gradient.
+    /// The runtime's rule: direct only where the kernel's contract holds (every pass of a narrow 3x3 layer),
+    /// GEMM on strided, dilated, 1x1 and non-square layers.
     @Test func directConvolutionIsChosenOnlyWithinItsContract() {
         let narrow = ConvGeometry(n: 8, c: 32, h: 256, w: 256, o: 32, kh: 3, kw: 3, stride: 1, padding: 1)
         #expect(ConvAlgorithm.rule(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
         #expect(ConvAlgorithm.rule(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
-        #expect(ConvAlgorithm.rule(narrow, .weightGradient) == .gemm)
+        #expect(ConvAlgorithm.rule(narrow, .weightGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
         for g in [ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 2, padding: 1),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 1, padding: 2, dilation: 2),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 16, kh: 1, kw: 1),

@@ -21,6 +21,9 @@ extern "C" {
 /// Output channels per register block of the forward kernel.
 #define CK_OUTPUT_BLOCK 6
 
+/// Output channels per register block of the weight-gradient kernel (x 9 taps = 18 accumulators).
+#define CK_GRADIENT_BLOCK 2
+
 /// 1 when this CPU (and this build) runs the AVX-512 kernels, else 0.
 int ck_direct_available(void);
 
@@ -50,6 +53,11 @@ void ck_direct_pack(const float *weight, float *packed, int o, int c, int kd, in
 /// accumulate = 1 adds into y instead of overwriting it; bias may be NULL.
 void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y, ck_conv g,
                        int slice, int rowBegin, int rowEnd, int accumulate);
+
+/// The weight gradient of a kernel kd x 3 x 3 over one volume: dw[o, c, a, u, v] += sum over output rows
+/// [rowBegin, rowEnd) of output slice `slice` of dy[o, slice, i, j] * x[c, slice + a - padDepth, i + u - pad, j + v - pad],
+/// for x and dy laid out as in ck_direct_forward and dw [outputs, inputs, kd, 3, 3]. g is the forward convolution's geometry.
+void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_conv g, int slice, int rowBegin, int rowEnd);
 
 // Winograd F(2x2, 3x3) (Winograd.c): the transforms around 16 matrix products the
 // caller runs on sgemm, for 3x3 convolutions with stride 1 and zero padding up to 2:

@@ -5,8 +5,8 @@
 // Weight layouts are PyTorch's: conv [O, C, kh, kw]; transposed conv [C, O, kh, kw].
 // Forward writes its output; backward ACCUMULATES (+=) into dx, dw, db.
 // The fast paths are im2col + sgemm per image, images in parallel, and, for the
-// narrow layers, the direct kernel (DirectConvolution.swift: the forward pass and
-// the input gradient), and for the deep 3x3 layers Winograd F(2x2, 3x3)
+// narrow layers, the direct kernels (DirectConvolution.swift: the forward pass and
+// the input gradient, and a 3x3 kernel's weight gradient), and for the deep 3x3 layers Winograd F(2x2, 3x3)
 // (Winograd.swift: every pass), chosen per layer and pass by `ConvAlgorithm.rule`; the naive path
 // is the defining sum, in Double, kept as the reference the tests compare with.
 
@@ -165,9 +165,13 @@ public enum Conv2D {
             case .gemm: break
             }
         }
-        // The weight gradient on Winograd, or on im2col + sgemm (with the input gradient, if it runs there).
-        let weights = Self.choose(weightGradient, g, .weightGradient) != .winograd
-        if !weights { Winograd.weightGradient(x, dy, dw, db, g) }
+        // The weight gradient on its own kernel, or on im2col + sgemm (with the input gradient, if it runs there).
+        let weights: Bool
+        switch Self.choose(weightGradient, g, .weightGradient) {
+        case .winograd: Winograd.weightGradient(x, dy, dw, db, g); weights = false
+        case .direct: DirectConvolution.weightGradient(x, dy, dw, db, g); weights = false
+        case .gemm: weights = true
+        }
         guard weights || dx != nil else { return }
         WeightGradients.accumulate(images: g.n, weightCount: weights ? g.o * K : 0, biasCount: weights ? g.o : 0, dw, weights ? db : nil) { wkr, workers, pdw, pdb in
             let band = Im2col.bandRows(g), size = g.isPointwise ? 1 : K * band * g.q

@@ -4,8 +4,9 @@ import CKernels
 // output channels at high resolution. The forward pass and the input gradient
 // (a forward convolution of dy with the flipped, transposed kernel) run through
 // one register-tiled kernel that reads the image in place; no im2col matrix is
-// built. The weight gradient stays on im2col + sgemm (see CKernels).
-// Which layers take it is `ConvAlgorithm.rule`'s business.
+// built. A 3x3 kernel's weight gradient (and a kd x 3 x 3 one's) has its own kernel,
+// which reduces over the pixels in registers. Which layers take them is
+// `ConvAlgorithm.rule`'s business.
 
 public enum DirectConvolution {
     /// This CPU runs the AVX-512 kernels.
@@ -15,8 +16,9 @@ public enum DirectConvolution {
     /// dilation, square kernels up to 7 x 7 (the kernel takes one padding, and the
     /// input gradient's, k - 1 - p, differs per axis for a non-square one), padding
     /// that keeps the output non-empty.
+    /// The weight gradient's kernel: 3 x 3 only.
     public static func supports(_ g: ConvGeometry, _ pass: ConvPass) -> Bool {
-        pass != .weightGradient && g.stride == 1 && g.dilation == 1 && g.kh == g.kw && g.kh <= 7
+        g.stride == 1 && g.dilation == 1 && g.kh == g.kw && g.kh <= 7 && (pass != .weightGradient || g.kh == 3)
             && g.padding < g.kh && g.padding < g.kw && g.p > 0 && g.q > 0 && !g.isPointwise
     }
 
@@ -24,7 +26,7 @@ public enum DirectConvolution {
     /// depth padding (nnU-Net's 1x3x3 and 3x3x3 layers); the in-plane kernel and padding square.
     public static func supports(_ g: VolumeGeometry, _ pass: ConvPass) -> Bool {
         let (k, p) = (g.kernel, g.padding)
-        return pass != .weightGradient && g.stride == [1, 1, 1] && g.dilation == [1, 1, 1] && k[1] == k[2] && k[0] <= 7 && k[1] <= 7
+        return (pass != .weightGradient || k[1] == 3) && g.stride == [1, 1, 1] && g.dilation == [1, 1, 1] && k[1] == k[2] && k[0] <= 7 && k[1] <= 7
             && p[1] == p[2] && p[0] < k[0] && p[1] < k[1] && g.output.allSatisfy { $0 > 0 } && k != [1, 1, 1]
     }
 
@@ -52,6 +54,18 @@ public enum DirectConvolution {
             inputGradient: true)
     }
 
+    /// dw += dL/dw and db += dL/db (if given) from x and dy.
+    static func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+                               _ db: UnsafeMutablePointer<Float>?, _ g: ConvGeometry) {
+        gradient(x, dy, dw, db, images: g.n, kernel(g, inputGradient: false))
+    }
+
+    /// The 3D weight and bias gradients.
+    static func weightGradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+                               _ db: UnsafeMutablePointer<Float>?, _ g: VolumeGeometry) {
+        gradient(x, dy, dw, db, images: g.n, kernel(g, inputGradient: false))
+    }
+
     /// The kernel's geometry for `g`, or for its adjoint from dy to dx: channels swapped,
     /// the output's size as input, padding k - 1 - p.
     static func kernel(_ g: ConvGeometry, inputGradient: Bool) -> ck_conv {
@@ -69,6 +83,33 @@ public enum DirectConvolution {
                       padDepth: k[0] - 1 - p[0], pad: k[1] - 1 - p[1])
             : ck_conv(inputs: Int32(g.c), depth: size[0], height: size[1], width: size[2], outputs: Int32(g.o), kd: k[0], kh: k[1], kw: k[2],
                       padDepth: p[0], pad: p[1])
+    }
+
+    /// The weight-gradient kernel over every output slice (split into bands of rows as `run` does),
+    /// each worker summing a fixed share of them, so the result depends on the thread count only.
+    private static func gradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+                                 _ db: UnsafeMutablePointer<Float>?, images: Int, _ k: ck_conv) {
+        let outDepth = Int(k.depth + 2 * k.padDepth - k.kd + 1), rows = Int(k.height + 2 * k.pad - k.kh + 1)
+        let columns = Int(k.width + 2 * k.pad - k.kw + 1), outputs = Int(k.outputs)
+        let inSize = Int(k.inputs * k.depth * k.height * k.width), outSize = outputs * outDepth * rows * columns
+        let slices = images * outDepth
+        let split = slices >= Parallel.threads ? 1 : min(rows, (Parallel.threads + slices - 1) / slices)
+        let items = slices * split
+        WeightGradients.accumulate(images: items, weightCount: outputs * Int(k.inputs * k.kd * k.kh * k.kw), biasCount: outputs, dw, db) { worker, workers, pdw, pdb in
+            var item = worker
+            while item < items {
+                let (slice, s) = (item / split, item % split)
+                let (n, z) = (slice / outDepth, slice % outDepth)
+                let (first, last) = (rows * s / split, rows * (s + 1) / split)
+                ck_direct_weight_gradient(x + n * inSize, dy + n * outSize, pdw, k, Int32(z), Int32(first), Int32(last))
+                if db != nil {
+                    for o in 0..<outputs {
+                        pdb[o] += Reduction.sum(dy + n * outSize + ((o * outDepth + z) * rows + first) * columns, count: (last - first) * columns)
+                    }
+                }
+                item += workers
+            }
+        }
     }
 
     /// The kernel over every image: each output slice, split into bands of rows when

@@ -209,7 +209,7 @@ public enum Conv3D {
     /// Accumulates dx (if given), dw and db (if given) from dy.
     public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
-                                _ g: VolumeGeometry, inputGradient: ConvAlgorithm? = nil) {
+                                _ g: VolumeGeometry, inputGradient: ConvAlgorithm? = nil, weightGradient: ConvAlgorithm? = nil) {
         if let dx {
             if choose(inputGradient, g, .inputGradient) == .direct {
                 DirectConvolution.inputGradient(dy, weight, dx, g)
@@ -217,8 +217,12 @@ public enum Conv3D {
                 VolumeProducts.adjoint(dy, weight, dx, g)
             }
         }
-        VolumeProducts.weightGradient(x, dy, dw, g)
-        if let db { VolumeProducts.channelSums(dy, db, n: g.n, channels: g.o, voxels: g.outputVoxels) }
+        if choose(weightGradient, g, .weightGradient) == .direct {
+            DirectConvolution.weightGradient(x, dy, dw, db, g)
+        } else {
+            VolumeProducts.weightGradient(x, dy, dw, g)
+            if let db { VolumeProducts.channelSums(dy, db, n: g.n, channels: g.o, voxels: g.outputVoxels) }
+        }
     }
 
     /// The algorithm for `pass`: the caller's override, else the runtime's rule.
