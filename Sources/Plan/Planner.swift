@@ -33,6 +33,7 @@ public struct Planner {
         // A first pass over the whole sweep (whichever variant is asked for) finds the taps every
         // student of each teacher reads, so that one teacher-output cache serves them all.
         var survey = PlanBuilder(planner: self)
+        survey.surveying = true
         let surveyBase = checked.base.map { survey.lower($0, reuse: nil, touched: []) }
         for v in checked.variants {
             guard let spec = v.spec else { continue }
@@ -88,6 +89,9 @@ struct PlanBuilder {
     private(set) var tapsRead: [String: Set<String>] = [:]
     /// What each teacher-output cache holds: the taps of every student of the teacher over the subset.
     var cacheTaps: [String: Set<String>] = [:]
+    /// The survey pass: only `tapsRead` matters, so a stage no other stage builds on (a student of
+    /// a grid) records the taps it reads and is not lowered (no configuration, hash or cost).
+    var surveying = false
 
     init(planner: Planner) { self.planner = planner }
 
@@ -124,12 +128,19 @@ struct PlanBuilder {
         }
         var results: [String: StageResult] = [:]
         var changed = Set<String>()
+        let builtOn = surveying ? Set(spec.stages.flatMap { [$0.distill?.teacher.name, initStage($0)].compactMap { $0 } }) : []
         for p in spec.pretrained {
             guard let r = lowerPretrained(spec, p, prepare: prepare, cost: cost) else { continue }
             if reuse?[p.name]?.train != r.train { changed.insert(p.name) }
             results[p.name] = r
         }
         for stage in dependencyOrder(spec) {
+            if surveying, !builtOn.contains(stage.name) {
+                if let d = stage.distill, let upstream = results[d.teacher.name] {
+                    tapsRead[tapKey(spec, stage, teacher: upstream), default: []].formUnion(d.activeTerms.teacherTaps)
+                }
+                continue
+            }
             let deps = [stage.distill?.teacher.name, initStage(stage)].compactMap { $0 }
             let dirty = reuse == nil || dataTouched
                 || touched.contains(DocumentUnit(section: "stages", entry: stage.name))
@@ -253,7 +264,7 @@ struct PlanBuilder {
             teacherArch = teacherModel.architecture
             inputs["teacher"] = upstream.train
             let ownTaps = terms.teacherTaps
-            let key = upstream.train + " " + subset.json.canonical
+            let key = tapKey(spec, stage, teacher: upstream)
             tapsRead[key, default: []].formUnion(ownTaps)
             // One cache for every student of this teacher over this subset, unless holding them all breaks the budget.
             let shared = cacheTaps[key].map { $0.union(ownTaps).sorted() } ?? ownTaps
@@ -291,6 +302,11 @@ struct PlanBuilder {
         let train = add(.train(config), label: label, inputs: inputs, cost: trainCost, note: note)
         let evaluate = evaluateStage(spec, stage, trained: train, prepare: prepare, cost: cost)
         return StageResult(prepare: prepare, train: train, evaluate: evaluate, teacherOutputs: teacherOutputs)
+    }
+
+    /// Which teacher-output cache a student reads: its teacher's training stage and its own subset.
+    func tapKey(_ spec: Spec, _ stage: StageSpec, teacher: StageResult) -> String {
+        teacher.train + " " + subsetChain(spec, stage.data.name).json.canonical
     }
 
     mutating func evaluateStage(_ spec: Spec, _ stage: StageSpec, trained: String, prepare: String, cost: CostModel) -> String {
