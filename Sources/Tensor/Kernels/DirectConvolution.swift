@@ -85,6 +85,11 @@ public enum DirectConvolution {
                       padDepth: p[0], pad: p[1])
     }
 
+    /// Bands of rows per output slice: 1, or enough that every thread has one when there are fewer slices than threads.
+    private static func split(slices: Int, rows: Int) -> Int {
+        slices >= Parallel.threads ? 1 : min(rows, (Parallel.threads + slices - 1) / slices)
+    }
+
     /// The weight-gradient kernel over every output slice (split into bands of rows as `run` does),
     /// each worker summing a fixed share of them, so the result depends on the thread count only.
     private static func gradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
@@ -92,9 +97,7 @@ public enum DirectConvolution {
         let outDepth = Int(k.depth + 2 * k.padDepth - k.kd + 1), rows = Int(k.height + 2 * k.pad - k.kh + 1)
         let columns = Int(k.width + 2 * k.pad - k.kw + 1), outputs = Int(k.outputs)
         let inSize = Int(k.inputs * k.depth * k.height * k.width), outSize = outputs * outDepth * rows * columns
-        let slices = images * outDepth
-        let split = slices >= Parallel.threads ? 1 : min(rows, (Parallel.threads + slices - 1) / slices)
-        let items = slices * split
+        let slices = images * outDepth, split = Self.split(slices: slices, rows: rows), items = slices * split
         WeightGradients.accumulate(images: items, weightCount: outputs * Int(k.inputs * k.kd * k.kh * k.kw), biasCount: outputs, dw, db) { worker, workers, pdw, pdb in
             var item = worker
             while item < items {
@@ -126,8 +129,7 @@ public enum DirectConvolution {
         let outDepth = Int(k.depth + 2 * k.padDepth - k.kd + 1), rows = Int(k.height + 2 * k.pad - k.kh + 1)
         let columns = Int(k.width + 2 * k.pad - k.kw + 1)
         let inSize = Int(k.inputs * k.depth * k.height * k.width), outSize = Int(k.outputs) * outDepth * rows * columns
-        let slices = images * outDepth
-        let split = slices >= Parallel.threads ? 1 : min(rows, (Parallel.threads + slices - 1) / slices)
+        let slices = images * outDepth, split = Self.split(slices: slices, rows: rows)
         Parallel.forEach(slices * split) { item in
             let (slice, s) = (item / split, item % split)
             let (n, z) = (slice / outDepth, slice % outDepth)
