@@ -97,6 +97,40 @@ import Testing
         #expect(joined.stages.filter { $0.inputs["teacher_outputs"] == joinedCaches.first?.hash }.count == 2)
     }
 
+    /// A student that teaches two others is lowered in the survey pass (which skips the stages nothing
+    /// builds on), so both its students' taps reach one cache of its outputs.
+    @Test func aStudentThatTeachesGetsOneCacheForItsStudents() throws {
+        let plan = try PlanSupport.plan(text: """
+            extends: specs/quickstart.yaml
+            sweep: null
+            stages:
+              kd2:
+                model: student_net
+                data: half
+                loss: [{kind: dice_bce}]
+                optimizer: {kind: adamw, lr: 5.0e-3}
+                epochs: 40
+                batch: 8
+                distill: {teacher: kd, taps: {pp: {teacher: pool.1, student: pool.1, loss: {kind: mse}}}}
+              kd3:
+                model: student_net
+                data: half
+                loss: [{kind: dice_bce}]
+                optimizer: {kind: adamw, lr: 5.0e-3}
+                epochs: 40
+                batch: 8
+                distill: {teacher: kd, taps: {bb: {teacher: bottleneck, student: bottleneck, loss: {kind: mse}}}}
+
+            """)
+        let kd = try #require(plan.stages.first { $0.label.hasPrefix("distill kd ") })
+        let students = plan.stages.filter { $0.inputs["teacher"] == kd.hash && $0.kind == .distill }
+        #expect(students.count == 2)
+        let caches = plan.stages.filter { $0.kind == .teacherOutputs && $0.inputs["teacher"] == kd.hash }
+        #expect(caches.count == 1, "one cache of kd's outputs serves both its students")
+        #expect(students.allSatisfy { $0.inputs["teacher_outputs"] == caches.first?.hash })
+        if case .teacherOutputs(let c)? = caches.first?.config { #expect(Set(c.taps).isSuperset(of: ["pool.1", "bottleneck"]), "\(c.taps)") }
+    }
+
     @Test func teacherOutputCacheIsChosenWithItsReason() throws {
         let plan = try PlanSupport.plan("specs/thesis/study.yaml")
         let kd = try #require(plan.stages.first { $0.label.hasPrefix("distill kd_t1_s1") })
