@@ -126,13 +126,13 @@ enum ShapeChecks {
     }
 
     static func tapNote(_ model: ModelSpec) -> DiagnosticNote {
-        DiagnosticNote("'\(model.name)' (\(model.architecture.summary)) has taps: \(model.architecture.tapManifest.names.joined(separator: ", "))",
+        DiagnosticNote("'\(model.name)' (\(model.architecture.summary)) has taps: \(model.taps.names.joined(separator: ", "))",
                        at: nil)
     }
 
     /// The unknown-tap diagnostic with the model's taps and a did-you-mean.
     static func unknownTap(_ ref: Ref, of model: ModelSpec, role: String, path: String) -> Diagnostic {
-        let manifest = model.architecture.tapManifest
+        let manifest = model.taps
         var fixIts: [FixIt] = []
         if let guess = Suggestions.closest(to: ref.name, in: manifest.names) {
             fixIts.append(FixIt("did you mean '\(guess)'?", range: ref.range, replacement: guess))
@@ -152,7 +152,7 @@ enum ShapeChecks {
             for pairSpec in p.distill.taps {
                 let pair = pairSpec.pair
                 let base = "stages.\(p.stage.name).distill.taps.\(pair.name)"
-                for problem in pair.problems(teacher: p.teacher.architecture.tapManifest, student: p.student.architecture.tapManifest) {
+                for problem in pair.problems(teacher: p.teacher.taps, student: p.student.taps) {
                     switch problem {
                     case .unknownTap(let role, _):
                         let (ref, model) = role == .teacher ? (pairSpec.teacher, p.teacher) : (pairSpec.student, p.student)
@@ -308,7 +308,7 @@ enum ShapeChecks {
         for p in pairings(spec) {
             guard let sc = p.distill.supcon else { continue }
             let path = "stages.\(p.stage.name).distill.supcon.tap"
-            for problem in sc.term.problems(student: p.student.architecture.tapManifest) {
+            for problem in sc.term.problems(student: p.student.taps) {
                 switch problem {
                 case .unknownTap: out.append(unknownTap(sc.tap, of: p.student, role: "student", path: path))
                 case .tokenTap(_, let name):

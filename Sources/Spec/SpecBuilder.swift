@@ -56,7 +56,7 @@ struct SpecBuilder {
     /// `data` (whose channels complete the models), `execution` and anything a
     /// unit's rebuild cannot stand for (a model or stage the base lacks, a stage
     /// that changes kind) build the whole document, as `build` does.
-    mutating func rebuild(_ base: Spec, document doc: Value, touched: Set<DocumentUnit>) -> Spec? {
+    mutating func rebuild(_ base: Spec, document doc: Value, touched: Set<DocumentUnit>, reusing reuse: [DocumentUnit: StageReuse] = [:]) -> Spec? {
         let local: Set<String> = ["models", "stages", "evaluate", "report"]
         guard touched.allSatisfy({ local.contains($0.section) && (DocumentUnit.keyed.contains($0.section) == ($0.entry != nil)) }) else {
             return build(doc)
@@ -76,11 +76,13 @@ struct SpecBuilder {
             case ("stages", let name?):
                 guard let v = value else { return build(doc) }
                 let pretrained = v.text("kind") == "pretrained"
-                let j = JSON(v, completing: SpecSchema.stageEntryType)
+                let r = reuse[u]
+                let j = JSON(v, completing: SpecSchema.stageEntryType, reusing: r?.json, below: r?.trie)
                 if pretrained, let i = spec.pretrained.firstIndex(where: { $0.name == name }) {
                     if let p = buildPretrained(name, spec.pretrained[i].nameRange, v, j) { spec.pretrained[i] = p } else { spec.pretrained.remove(at: i) }
                 } else if !pretrained, let i = spec.stages.firstIndex(where: { $0.name == name }) {
-                    if let s = buildStage(name, spec.stages[i].nameRange, v, j) { spec.stages[i] = s } else { spec.stages.remove(at: i) }
+                    let same = r.map { (trie: $0.trie, stage: spec.stages[i]) }
+                    if let s = buildStage(name, spec.stages[i].nameRange, v, j, reusing: same) { spec.stages[i] = s } else { spec.stages.remove(at: i) }
                 } else {
                     return build(doc)
                 }
@@ -308,23 +310,43 @@ struct SpecBuilder {
         return classes
     }
 
-    mutating func buildStage(_ name: String, _ nameRange: SourceRange?, _ v: Value, _ j: JSON) -> StageSpec? {
+    /// A stage from its validated value `v` and canonical form `j`. With `base`, a sweep
+    /// variant's stage: the parts no override reaches are the base stage's, which
+    /// decoded without errors from the same values.
+    mutating func buildStage(_ name: String, _ nameRange: SourceRange?, _ v: Value, _ j: JSON,
+                             reusing base: (trie: OverrideTrie, stage: StageSpec)? = nil) -> StageSpec? {
+        func same<T>(_ key: String, _ part: (StageSpec) -> T) -> T? {
+            guard let base, base.trie.below(key) == nil, !base.trie.whole else { return nil }
+            return part(base.stage)
+        }
         guard v.isComplete, let model = v.ref("model"), let data = v.ref("data"),
               let epochs = v["epochs"]?.int, let batch = v["batch"]?.int, let seed = v["seed"]?.int,
-              let optValue = v["optimizer"], let optimizer = decode(OptimizerSettings.self, j["optimizer"] ?? .null, "stages.\(name).optimizer", at: optValue),
-              let schedule = decode(LearningRateSchedule.self, j["schedule"] ?? .null, "stages.\(name).schedule", at: v["schedule"] ?? v),
-              let select = decode(CheckpointSelection.self, j["select"] ?? .null, "stages.\(name).select", at: v["select"] ?? v) else { return nil }
+              let optValue = v["optimizer"],
+              let optimizer = same("optimizer", \.optimizer) ?? decode(OptimizerSettings.self, j["optimizer"] ?? .null, "stages.\(name).optimizer", at: optValue),
+              let schedule = same("schedule", \.schedule) ?? decode(LearningRateSchedule.self, j["schedule"] ?? .null, "stages.\(name).schedule", at: v["schedule"] ?? v),
+              let select = same("select", \.select) ?? decode(CheckpointSelection.self, j["select"] ?? .null, "stages.\(name).select", at: v["select"] ?? v)
+        else { return nil }
         var loss: [LossTermSpec] = []
-        for (i, t) in (v["loss"]?.list ?? []).enumerated() where t.isComplete {
-            guard let item = j["loss"]?.array?[safe: i],
-                  let term = decode(SupervisedTerm.self, item, "stages.\(name).loss[\(i)]", at: t) else { continue }
-            loss.append(LossTermSpec(term: term, source: t))
+        if let reused = same("loss", \.loss) {
+            loss = reused
+        } else {
+            for (i, t) in (v["loss"]?.list ?? []).enumerated() where t.isComplete {
+                guard let item = j["loss"]?.array?[safe: i],
+                      let term = decode(SupervisedTerm.self, item, "stages.\(name).loss[\(i)]", at: t) else { continue }
+                loss.append(LossTermSpec(term: term, source: t))
+            }
         }
         var initFrom: InitSource?
         if let i = v["init"] {
             if let s = i.ref("stage") { initFrom = .stage(s) } else if let f = i.text("file") { initFrom = .file(f) }
         }
-        let distill = v["distill"].flatMap { buildDistill(name, $0, j["distill"] ?? .null) }
+        let distill: DistillSpec?
+        if let d = same("distill", \.distill) {
+            distill = d
+        } else {
+            let inner = base.flatMap { b in b.trie.below("distill").flatMap { t in b.stage.distill.map { (trie: t, distill: $0) } } }
+            distill = v["distill"].flatMap { buildDistill(name, $0, j["distill"] ?? .null, reusing: inner) }
+        }
         return StageSpec(name: name, nameRange: nameRange, model: model, data: data, loss: loss, optimizer: optimizer, schedule: schedule,
                          epochs: epochs, batch: batch, seed: seed, clipGradNorm: v["clip_grad_norm"]?.number, select: select,
                          initFrom: initFrom, distill: distill, source: v)
@@ -354,21 +376,33 @@ struct SpecBuilder {
         return PretrainedStageSpec(name: name, nameRange: nameRange, model: model, file: file, resolvedFile: resolved, rename: rename, source: v)
     }
 
-    mutating func buildDistill(_ stage: String, _ v: Value, _ j: JSON) -> DistillSpec? {
+    mutating func buildDistill(_ stage: String, _ v: Value, _ j: JSON, reusing same: (trie: OverrideTrie, distill: DistillSpec)? = nil) -> DistillSpec? {
         guard v.isComplete, let teacher = v.ref("teacher") else { return nil }
         let base = "stages.\(stage).distill"
+        // The base's terms that no override reaches.
+        let reusable = same.flatMap { s in s.trie.whole ? nil : s }
+        let tapsTrie = reusable?.trie.below("taps")
         var taps: [TapPairSpec] = []
         for m in v["taps"]?.members ?? [] where m.value.isComplete {
+            if let r = reusable, tapsTrie.map({ !$0.whole && $0.below(m.key) == nil }) ?? true,
+               let pair = r.distill.taps.first(where: { $0.name == m.key }) {
+                taps.append(pair)
+                continue
+            }
             guard let teacherTap = m.value.ref("teacher"), let studentTap = m.value.ref("student"),
                   let pair = decode(TapPair.self, j["taps"]?[m.key] ?? .null, "\(base).taps.\(m.key)", at: m.value) else { continue }
             taps.append(TapPairSpec(pair: pair, teacher: teacherTap, student: studentTap, source: m.value))
         }
         var logits: LogitDistillationSpec?
-        if let l = v["logits"], l.isComplete, let term = decode(LogitTerm.self, j["logits"] ?? .null, "\(base).logits", at: l) {
+        if let r = reusable, r.trie.below("logits") == nil {
+            logits = r.distill.logits
+        } else if let l = v["logits"], l.isComplete, let term = decode(LogitTerm.self, j["logits"] ?? .null, "\(base).logits", at: l) {
             logits = LogitDistillationSpec(term: term, source: l)
         }
         var supcon: SupConSpec?
-        if let s = v["supcon"], s.isComplete, let tap = s.ref("tap"), let term = decode(SupConTerm.self, j["supcon"] ?? .null, "\(base).supcon", at: s) {
+        if let r = reusable, r.trie.below("supcon") == nil {
+            supcon = r.distill.supcon
+        } else if let s = v["supcon"], s.isComplete, let tap = s.ref("tap"), let term = decode(SupConTerm.self, j["supcon"] ?? .null, "\(base).supcon", at: s) {
             supcon = SupConSpec(term: term, tap: tap, source: s)
         }
         let use = v["use"].map { u in u.list.compactMap { item in item.string.map { Ref(name: $0, range: item.range) } } }
@@ -399,21 +433,42 @@ extension JSON {
     /// A validated value in canonical form for `type`: every field the schema
     /// declares is present, an absent optional one as `null`.
     public init(_ value: Value, completing type: SchemaType) {
+        self.init(value, completing: type, reusing: nil, below: nil)
+    }
+
+    /// With `base` (the base's canonical form) and `trie` (where a variant's overrides
+    /// write), members no override reaches are the base's, as the validator left them.
+    init(_ value: Value, completing type: SchemaType, reusing base: JSON?, below trie: OverrideTrie?) {
+        let reuse = trie.flatMap { t in t.whole ? nil : base?.object.map { (trie: t, base: $0) } }
         switch (type, value.kind) {
         case (.object(let schema), .object):
             let kind = schema.discriminator.flatMap { value[$0.key]?.string }
-            var out: [String: JSON] = [:]
-            for field in schema.fields(for: kind) {
-                if let member = value[field.key] {
-                    out[field.key] = JSON(member, completing: field.type)
+            // Only an object of the base's case has the base's fields and defaults.
+            let same = reuse.flatMap { r in schema.discriminator.map { r.base[$0.key]?.string == kind } ?? true ? r : nil }
+            let fields = schema.fields(for: kind)
+            var out: [String: JSON] = Dictionary(minimumCapacity: fields.count)
+            for field in fields {
+                let below = same?.trie.below(field.key)
+                if let same, below == nil, let b = same.base[field.key] {
+                    out[field.key] = b
+                } else if let member = value[field.key] {
+                    out[field.key] = JSON(member, completing: field.type, reusing: same?.base[field.key], below: below)
                 } else if !field.required {
                     out[field.key] = .null
                 }
             }
             self = .object(out)
         case (.dictionary(let item, _), .object(let members)):
-            self = .object(Dictionary(members.filter { $0.key != Value.incompleteKey }.map { ($0.key, JSON($0.value, completing: item)) },
-                                      uniquingKeysWith: { a, _ in a }))
+            var out: [String: JSON] = Dictionary(minimumCapacity: members.count)
+            for m in members where m.key != Value.incompleteKey && out[m.key] == nil {
+                let below = reuse?.trie.below(m.key)
+                if let reuse, below == nil, let b = reuse.base[m.key] {
+                    out[m.key] = b
+                } else {
+                    out[m.key] = JSON(m.value, completing: item, reusing: reuse?.base[m.key], below: below)
+                }
+            }
+            self = .object(out)
         case (.list(let item, _, _), .list(let items)):
             self = .array(items.map { JSON($0, completing: item) })
         default:

@@ -99,9 +99,19 @@ public struct DataSpec: Sendable {
 
 public struct ModelSpec: Sendable {
     public var name: String
-    public var architecture: ModelArchitecture
+    public var architecture: ModelArchitecture { didSet { taps = architecture.tapManifest } }
+    /// The architecture's taps, derived once: the rules read them for every tap pair of every variant.
+    public private(set) var taps: TapManifest
     public var source: Value
     public var nameRange: SourceRange?
+
+    public init(name: String, architecture: ModelArchitecture, source: Value, nameRange: SourceRange?) {
+        self.name = name
+        self.architecture = architecture
+        self.taps = architecture.tapManifest
+        self.source = source
+        self.nameRange = nameRange
+    }
 }
 
 // MARK: stages

@@ -13,8 +13,10 @@ struct Validator {
         self.environment = environment
     }
 
-    /// Validates `node` (nil when the key is absent) as `type`.
-    mutating func validate(_ node: SyntaxNode, as type: SchemaType, path: String) -> Value? {
+    /// Validates `node` (nil when the key is absent) as `type`. With `reuse`, the members of
+    /// objects and dictionaries that no override reaches are the base's, not validated again
+    /// (what they would say the base already said).
+    mutating func validate(_ node: SyntaxNode, as type: SchemaType, path: String, reusing reuse: Reuse? = nil) -> Value? {
         switch type {
         case .string, .identifier, .path:
             guard let s = scalar(node, type, path) else { return nil }
@@ -95,9 +97,9 @@ struct Validator {
             return ok ? Value(.list(values), range: node.range) : nil
         case .object(let schema):
             // `key:` with nothing is an empty mapping: defaults fill in, required keys are reported missing.
-            if node.isNull { return validateObject([], schema, node.range, path) }
+            if node.isNull { return validateObject([], schema, node.range, path, nil) }
             guard let entries = node.entries else { typeError(node, type, path); return nil }
-            return validateObject(entries, schema, node.range, path)
+            return validateObject(entries, schema, node.range, path, reuse)
         case .dictionary(let valueType, let keys):
             if node.isNull { return Value(.object([]), range: node.range) }
             guard let entries = node.entries else { typeError(node, type, path); return nil }
@@ -107,9 +109,13 @@ struct Validator {
                     invalidName(entry.key, keys, entry.keyRange, path)
                     continue
                 }
+                if let same = reuse?.untouched(entry.key) {
+                    members.append(Value.Member(key: entry.key, keyRange: entry.keyRange, value: same))
+                    continue
+                }
                 // A member with errors stays as an incomplete placeholder, so that
                 // references to its name do not report it as unknown as well.
-                let v = validate(entry.value, as: valueType, path: join(path, entry.key))
+                let v = validate(entry.value, as: valueType, path: join(path, entry.key), reusing: reuse?.member(entry.key))
                     ?? Value(.object([]), range: entry.value.range).markedIncomplete
                 members.append(Value.Member(key: entry.key, keyRange: entry.keyRange, value: v))
             }
@@ -124,7 +130,7 @@ struct Validator {
                 }
             }
             guard let alt = chosen else { typeError(node, type, path); return nil }
-            return validate(node, as: alt, path: path)
+            return validate(node, as: alt, path: path, reusing: reuse)
         case .any:
             return Value(.string(node.scalar?.text ?? ""), range: node.range)
         }
@@ -153,7 +159,8 @@ struct Validator {
         }
     }
 
-    private mutating func validateObject(_ entries: [MappingEntry], _ schema: ObjectSchema, _ range: SourceRange, _ path: String) -> Value? {
+    private mutating func validateObject(_ entries: [MappingEntry], _ schema: ObjectSchema, _ range: SourceRange, _ path: String,
+                                         _ reuse: Reuse?) -> Value? {
         var caseName: String?
         var caseValid = true
         if let d = schema.discriminator {
@@ -173,6 +180,8 @@ struct Validator {
             }
         }
         let fields = schema.fields(for: caseName)
+        // The base's members stand only where the object has the base's case (a case decides fields, types and defaults).
+        let reuse = reuse.flatMap { r in schema.discriminator.map { r.base[$0.key]?.string == caseName } ?? true ? r : nil }
         let known = Set(fields.map(\.key))
         // Unknown keys, with the best guess among the keys this object accepts.
         for entry in entries where !known.contains(entry.key) {
@@ -203,9 +212,13 @@ struct Validator {
         var members: [Value.Member] = []
         var ok = caseValid
         for field in fields {
+            if let same = reuse?.untouched(field.key) {
+                members.append(Value.Member(key: field.key, keyRange: entries.first { $0.key == field.key }?.keyRange, value: same))
+                continue
+            }
             let entry = entries.first { $0.key == field.key }
             if let entry, !entry.value.isNull || isObjectLike(field.type) {
-                if let v = validate(entry.value, as: field.type, path: join(path, field.key)) {
+                if let v = validate(entry.value, as: field.type, path: join(path, field.key), reusing: reuse?.member(field.key)) {
                     members.append(Value.Member(key: field.key, keyRange: entry.keyRange, value: v))
                 } else if field.required {
                     ok = false

@@ -67,7 +67,8 @@ func joinPath(_ path: String, _ key: String) -> String { path.isEmpty ? key : pa
 public struct ConfigReader {
     public let path: String
     private let members: [String: JSON]
-    private var read = Set<String>()
+    /// The keys read so far, each once (an object has a handful: a list beats hashing).
+    private var read: [String] = []
 
     public init(_ json: JSON, at path: String) throws {
         guard case .object(let members) = json else {
@@ -82,7 +83,7 @@ public struct ConfigReader {
     /// The raw value of a field that must be present.
     public mutating func value(_ key: String) throws -> JSON {
         guard let v = members[key] else { throw ConfigError(field: child(key), problem: .missing) }
-        read.insert(key)
+        if !read.contains(key) { read.append(key) }
         return v
     }
 
@@ -146,6 +147,7 @@ public struct ConfigReader {
 
     /// Throws for the first field (in key order) that no accessor read.
     public func finish() throws {
+        guard read.count < members.count else { return }
         for key in members.keys.sorted() where !read.contains(key) {
             throw ConfigError(field: child(key), problem: .unknownField, value: members[key])
         }
@@ -162,29 +164,30 @@ public struct ConfigReader {
 
 /// Checks on single values, shared by the reader and by list elements.
 public enum ConfigValue {
-    public static func int(_ v: JSON, at path: String, min: Int? = nil, max: Int? = nil) throws -> Int {
+    // The path is an autoclosure: it is only written out for an error, and a plan reads thousands of fields.
+    public static func int(_ v: JSON, at path: @autoclosure () -> String, min: Int? = nil, max: Int? = nil) throws -> Int {
         let i: Int
         switch v {
         case .int(let x): i = x
         case .number(let d) where d == d.rounded() && abs(d) < 1e15: i = Int(d)
-        default: throw ConfigError(field: path, problem: .wrongType(expected: "an integer"), value: v)
+        default: throw ConfigError(field: path(), problem: .wrongType(expected: "an integer"), value: v)
         }
-        if let min, i < min { throw ConfigError(field: path, problem: .outOfRange(max.map { "between \(min) and \($0)" } ?? "at least \(min)"), value: v) }
-        if let max, i > max { throw ConfigError(field: path, problem: .outOfRange(min.map { "between \($0) and \(max)" } ?? "at most \(max)"), value: v) }
+        if let min, i < min { throw ConfigError(field: path(), problem: .outOfRange(max.map { "between \(min) and \($0)" } ?? "at least \(min)"), value: v) }
+        if let max, i > max { throw ConfigError(field: path(), problem: .outOfRange(min.map { "between \($0) and \(max)" } ?? "at most \(max)"), value: v) }
         return i
     }
 
-    public static func double(_ v: JSON, at path: String, min: Double? = nil, exclusiveMin: Bool = false, max: Double? = nil) throws -> Double {
-        guard let d = v.number, d.isFinite else { throw ConfigError(field: path, problem: .wrongType(expected: "a finite number"), value: v) }
+    public static func double(_ v: JSON, at path: @autoclosure () -> String, min: Double? = nil, exclusiveMin: Bool = false, max: Double? = nil) throws -> Double {
+        guard let d = v.number, d.isFinite else { throw ConfigError(field: path(), problem: .wrongType(expected: "a finite number"), value: v) }
         if let min, exclusiveMin ? !(d > min) : !(d >= min) {
-            throw ConfigError(field: path, problem: .outOfRange((exclusiveMin ? "greater than " : "at least ") + JSON.format(min)), value: v)
+            throw ConfigError(field: path(), problem: .outOfRange((exclusiveMin ? "greater than " : "at least ") + JSON.format(min)), value: v)
         }
-        if let max, !(d <= max) { throw ConfigError(field: path, problem: .outOfRange("at most " + JSON.format(max)), value: v) }
+        if let max, !(d <= max) { throw ConfigError(field: path(), problem: .outOfRange("at most " + JSON.format(max)), value: v) }
         return d
     }
 
-    public static func string(_ v: JSON, at path: String) throws -> String {
-        guard case .string(let s) = v else { throw ConfigError(field: path, problem: .wrongType(expected: "a string"), value: v) }
+    public static func string(_ v: JSON, at path: @autoclosure () -> String) throws -> String {
+        guard case .string(let s) = v else { throw ConfigError(field: path(), problem: .wrongType(expected: "a string"), value: v) }
         return s
     }
 

@@ -184,12 +184,15 @@ public struct Discriminator: Sendable {
 /// A mapping with declared keys.
 public struct ObjectSchema: Sendable {
     /// The definition's name in the JSON Schema (`$defs`) and in grammar/README.md.
-    public var name: String
-    public var doc: String
-    public var fields: [Field]
-    public var discriminator: Discriminator?
+    public let name: String
+    public let doc: String
+    public let fields: [Field]
+    public let discriminator: Discriminator?
     /// Exactly one of these keys must be present (`source: {msd: ...}` or `{phantom: ...}`).
-    public var exactlyOne: [String]
+    public let exactlyOne: [String]
+    /// `fields(for:)` of every case, and of no case (the validator asks per object it reads).
+    private let byCase: [String: [Field]]
+    private let withoutCase: [Field]
 
     public init(_ name: String, _ doc: String, fields: [Field], discriminator: Discriminator? = nil,
                 exactlyOne: [String] = []) {
@@ -198,16 +201,21 @@ public struct ObjectSchema: Sendable {
         self.fields = fields
         self.discriminator = discriminator
         self.exactlyOne = exactlyOne
+        guard let d = discriminator else {
+            withoutCase = fields
+            byCase = [:]
+            return
+        }
+        let common = fields + [Field(d.key, .enumeration(d.cases.map(\.name)), required: d.defaultCase == nil,
+                                     default: d.defaultCase.map { .string($0) }, "Which kind of \(name) this is.")]
+        withoutCase = common
+        byCase = Dictionary(d.cases.map { ($0.name, common + $0.fields) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// The fields that apply when the discriminator has the value `caseName`.
     public func fields(for caseName: String?) -> [Field] {
-        guard let d = discriminator else { return fields }
-        var all = fields
-        all.append(Field(d.key, .enumeration(d.cases.map(\.name)), required: d.defaultCase == nil,
-                         default: d.defaultCase.map { .string($0) }, "Which kind of \(name) this is."))
-        if let name = caseName, let c = d.case(name) { all += c.fields }
-        return all
+        guard let caseName else { return withoutCase }
+        return byCase[caseName] ?? withoutCase
     }
 
     /// Every field's default as JSON (what `key: {}` means in a spec): one place for

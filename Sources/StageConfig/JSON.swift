@@ -92,13 +92,15 @@ public indirect enum JSON: Hashable, Sendable {
 
     /// `quote(s)` appended to `out`.
     public static func quote(_ s: String, into out: inout [UInt8]) {
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        var s = s
+        let plain = s.withUTF8 { bytes in
+            guard !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
             out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: s.utf8)
+            out.append(contentsOf: bytes)
             out.append(UInt8(ascii: "\""))
-        } else {
-            out.append(contentsOf: quote(s).utf8)
+            return true
         }
+        if !plain { out.append(contentsOf: quote(s).utf8) }
     }
 
     /// Integral values keep a `.0` so that a number never reads back as an integer.
