@@ -1,14 +1,15 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The buffer pool as the rest of the program sees it: the bound on the memory it
 /// keeps idle, which the plan counts in every stage's peak memory.
 public enum BufferPool {
-    /// Idle buffers kept for reuse, at most. A step must find the buffers it cycles
-    /// here: S2 at batch 16 cycles about 1.3 GiB (with a 1 GiB bound `distill bench
-    /// --row s2_train` ran 13-24% slower), T1 at batch 8 several GiB. With a 3 GiB
-    /// bound T1's step spent 16% of its time in the kernel zeroing fresh pages
-    /// (`perf`), and peaked higher (6.8 GB against 6.5 at 8 GiB: what the pool gives
-    /// back, glibc keeps mapped anyway). Without a pool its peak is 5.8 GB.
+    /// Freed memory kept resident for reuse, at most. A step must find the memory it
+    /// cycles here: S2 at batch 16 cycles about 1.3 GiB (with a 1 GiB bound `distill
+    /// bench --row s2_train` ran 13-24% slower), T1 at batch 8 about 5 GiB (with a
+    /// 3 GiB bound its step spent 16% of its time in the kernel zeroing fresh pages).
     public static let idleLimitBytes = 8 << 30
 
     /// The most a stage's process can hold idle when a step allocates `stepBytes`
@@ -19,80 +20,138 @@ public enum BufferPool {
     public static var idleBytes: Int { StoragePool.shared.idleBytes }
 }
 
-/// Recycles tensor buffers by size class.
+/// Large tensor buffers, carved out of one region of address space.
 ///
 /// A training step frees and re-allocates the same large buffers every step;
 /// handing them back to the allocator made glibc unmap and re-map them, and the
-/// page faults and zeroing cost more than the arithmetic. Buffers wait here for
-/// the next request of the same size, up to `limit` bytes in all.
+/// page faults and zeroing cost more than the arithmetic. So buffers of 64 KiB and
+/// more live in one mapping that is reserved once (the machine's memory, without
+/// committing it): a request takes the smallest free range it fits (best fit), a
+/// freed range merges with its free neighbours, and the mapping grows at its end
+/// only when no free range fits. The pages of freed ranges stay mapped for the
+/// next step, up to `limit` bytes; beyond it they are given back (`madvise`).
+///
+/// Keeping buffers by size class instead held buffers of classes a step was not
+/// using at its peak: T1's step peaked 1.2 GB above the most it had in use (from a
+/// trace of its requests: 6.2 GB against 5.0), best fit over one range 0.3 GB.
 final class StoragePool: @unchecked Sendable {
     static let shared = StoragePool()
 
-    /// Idle buffers by capacity.
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
-    /// The capacity of every large buffer the pool allocated (a request may be served by a larger one).
-    private var capacity: [UnsafeMutableRawPointer: Int] = [:]
-    private var cached = 0
+    /// A free range of the region: where, how long, and how much of it may still be resident.
+    private struct Hole {
+        var offset: Int
+        var size: Int
+        var resident: Int
+    }
+
+    private let base: UnsafeMutableRawPointer?
+    private let reserved: Int
+    /// The end of the part of the region ever handed out.
+    private var top = 0
+    /// Free ranges below `top`, by offset, never adjacent (merged on release).
+    private var holes: [Hole] = []
+    /// Ranges in use, by offset.
+    private var used: [Int: Int] = [:]
+    /// Bytes of free ranges that may still be resident (an upper bound).
+    private var idleResident = 0
     private let lock = NSLock()
-    /// Bytes kept for reuse at most.
+    /// Bytes of freed ranges kept resident at most.
     var limit = BufferPool.idleLimitBytes
+
+    static let smallest = 64 << 10
+    static let page = 4096
+
+    /// `reserving` bytes of address space (default: the machine's memory); nothing is
+    /// committed until it is touched. Without the mapping every buffer comes from malloc.
+    init(reserving bytes: Int = StoragePool.physicalMemory) {
+        let size = bytes / Self.page * Self.page
+        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        if let p, p != MAP_FAILED {
+            base = p
+            reserved = size
+        } else {
+            base = nil
+            reserved = 0
+        }
+    }
+
+    static var physicalMemory: Int { sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE)) }
 
     var idleBytes: Int {
         lock.lock()
         defer { lock.unlock() }
-        return cached
+        return idleResident
     }
 
-    /// Large requests are rounded up to one of four sizes per doubling (at most 25%
-    /// more), so that a freed buffer serves the next request of a similar size.
-    static func sizeClass(_ bytes: Int) -> Int {
-        guard bytes >= 64 << 10 else { return bytes }
-        let top = Int.bitWidth - 1 - bytes.leadingZeroBitCount
-        let quantum = 1 << (top - 2)
-        return (bytes + quantum - 1) / quantum * quantum
-    }
-
-    /// An idle buffer of the request's class, else the smallest idle one up to twice
-    /// its size (a step frees and requests many sizes; serving one from another keeps
-    /// the process from mapping and zeroing fresh pages while idle ones wait), else a
-    /// new one.
     func take(bytes requested: Int) -> UnsafeMutableRawPointer {
-        let bytes = Self.sizeClass(requested)
-        if bytes >= 64 << 10 {
-            lock.lock()
-            var chosen = free[bytes]?.isEmpty == false ? bytes : nil
-            if chosen == nil {
-                chosen = free.keys.filter { $0 > bytes && $0 <= 2 * bytes && free[$0]?.isEmpty == false }.min()
-            }
-            if let c = chosen, let p = free[c]?.popLast() {
-                cached -= c
-                lock.unlock()
-                return p
-            }
-            lock.unlock()
+        guard requested >= Self.smallest, let base else { return UnsafeMutableRawPointer.allocate(byteCount: max(1, requested), alignment: 64) }
+        let size = (requested + Self.page - 1) / Self.page * Self.page
+        lock.lock()
+        defer { lock.unlock() }
+        var best: Int?
+        for (i, h) in holes.enumerated() where h.size >= size && (best.map { h.size < holes[$0].size } ?? true) {
+            best = i
+            if h.size == size { break }
         }
-        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        if bytes >= 64 << 10 {
-            lock.lock()
-            capacity[p] = bytes
-            lock.unlock()
+        let offset: Int
+        if let i = best {
+            offset = carve(i, size)
+        } else if let last = holes.last, last.offset + last.size == top, last.offset + size <= reserved {
+            // The free range at the end grows into fresh address space.
+            offset = last.offset
+            idleResident -= last.resident
+            holes.removeLast()
+            top = offset + size
+        } else if top + size <= reserved {
+            offset = top
+            top += size
+        } else {
+            return UnsafeMutableRawPointer.allocate(byteCount: requested, alignment: 64)
         }
-        return p
+        used[offset] = size
+        return base + offset
+    }
+
+    /// Takes `size` bytes from the front of hole `i`.
+    private func carve(_ i: Int, _ size: Int) -> Int {
+        let h = holes[i]
+        let rest = Hole(offset: h.offset + size, size: h.size - size, resident: min(h.resident, h.size - size))
+        idleResident -= h.resident - rest.resident
+        if rest.size == 0 { holes.remove(at: i) } else { holes[i] = rest }
+        return h.offset
     }
 
     func give(_ p: UnsafeMutableRawPointer, bytes requested: Int) {
-        // Small buffers are cheap for malloc; keep only those worth a page fault.
-        guard Self.sizeClass(requested) >= 64 << 10 else { p.deallocate(); return }
+        guard let base, p >= base, p < base + reserved else { p.deallocate(); return }
         lock.lock()
-        let size = capacity[p] ?? Self.sizeClass(requested)
-        if cached + size <= limit {
-            free[size, default: []].append(p)
-            cached += size
-            lock.unlock()
-        } else {
-            capacity[p] = nil
-            lock.unlock()
-            p.deallocate()
+        defer { lock.unlock() }
+        let offset = p - base
+        guard let size = used.removeValue(forKey: offset) else { preconditionFailure("a buffer the pool did not hand out came back") }
+        // Insert by offset, then merge with the neighbours.
+        var lo = 0, hi = holes.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if holes[mid].offset < offset { lo = mid + 1 } else { hi = mid }
+        }
+        var i = lo
+        holes.insert(Hole(offset: offset, size: size, resident: size), at: i)
+        idleResident += size
+        if i + 1 < holes.count, holes[i].offset + holes[i].size == holes[i + 1].offset {
+            holes[i].size += holes[i + 1].size
+            holes[i].resident += holes[i + 1].resident
+            holes.remove(at: i + 1)
+        }
+        if i > 0, holes[i - 1].offset + holes[i - 1].size == holes[i].offset {
+            holes[i - 1].size += holes[i].size
+            holes[i - 1].resident += holes[i].resident
+            holes.remove(at: i)
+            i -= 1
+        }
+        // Over the bound: give the pages of the largest resident free ranges back.
+        while idleResident > limit, let j = holes.indices.max(by: { holes[$0].resident < holes[$1].resident }) {
+            madvise(base + holes[j].offset, holes[j].size, MADV_DONTNEED)
+            idleResident -= holes[j].resident
+            holes[j].resident = 0
         }
     }
 }
