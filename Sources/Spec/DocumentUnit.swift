@@ -61,6 +61,9 @@ struct OverrideTrie {
         }
     }
 
+    /// Whether an override writes `key` or something below it.
+    func reaches(_ key: String) -> Bool { whole || children.contains { $0.0 == .key(key) } }
+
     /// What the overrides write below `key`; nil when they leave it as the base has it.
     func below(_ key: String) -> OverrideTrie? {
         if whole { return OverrideTrie(writingAll: ()) }
@@ -87,7 +90,7 @@ struct Reuse {
 
     /// The base's value of member `key` when no override reaches it.
     func untouched(_ key: String) -> Value? {
-        trie.whole || trie.below(key) != nil ? nil : base[key]
+        trie.reaches(key) ? nil : base[key]
     }
 }
 

@@ -316,7 +316,7 @@ struct SpecBuilder {
     mutating func buildStage(_ name: String, _ nameRange: SourceRange?, _ v: Value, _ j: JSON,
                              reusing base: (trie: OverrideTrie, stage: StageSpec)? = nil) -> StageSpec? {
         func same<T>(_ key: String, _ part: (StageSpec) -> T) -> T? {
-            guard let base, base.trie.below(key) == nil, !base.trie.whole else { return nil }
+            guard let base, !base.trie.reaches(key) else { return nil }
             return part(base.stage)
         }
         guard v.isComplete, let model = v.ref("model"), let data = v.ref("data"),
@@ -384,7 +384,7 @@ struct SpecBuilder {
         let tapsTrie = reusable?.trie.below("taps")
         var taps: [TapPairSpec] = []
         for m in v["taps"]?.members ?? [] where m.value.isComplete {
-            if let r = reusable, tapsTrie.map({ !$0.whole && $0.below(m.key) == nil }) ?? true,
+            if let r = reusable, !(tapsTrie?.reaches(m.key) ?? false),
                let pair = r.distill.taps.first(where: { $0.name == m.key }) {
                 taps.append(pair)
                 continue
@@ -394,13 +394,13 @@ struct SpecBuilder {
             taps.append(TapPairSpec(pair: pair, teacher: teacherTap, student: studentTap, source: m.value))
         }
         var logits: LogitDistillationSpec?
-        if let r = reusable, r.trie.below("logits") == nil {
+        if let r = reusable, !r.trie.reaches("logits") {
             logits = r.distill.logits
         } else if let l = v["logits"], l.isComplete, let term = decode(LogitTerm.self, j["logits"] ?? .null, "\(base).logits", at: l) {
             logits = LogitDistillationSpec(term: term, source: l)
         }
         var supcon: SupConSpec?
-        if let r = reusable, r.trie.below("supcon") == nil {
+        if let r = reusable, !r.trie.reaches("supcon") {
             supcon = r.distill.supcon
         } else if let s = v["supcon"], s.isComplete, let tap = s.ref("tap"), let term = decode(SupConTerm.self, j["supcon"] ?? .null, "\(base).supcon", at: s) {
             supcon = SupConSpec(term: term, tap: tap, source: s)
@@ -448,11 +448,10 @@ extension JSON {
             let fields = schema.fields(for: kind)
             var out: [String: JSON] = Dictionary(minimumCapacity: fields.count)
             for field in fields {
-                let below = same?.trie.below(field.key)
-                if let same, below == nil, let b = same.base[field.key] {
+                if let same, !same.trie.reaches(field.key), let b = same.base[field.key] {
                     out[field.key] = b
                 } else if let member = value[field.key] {
-                    out[field.key] = JSON(member, completing: field.type, reusing: same?.base[field.key], below: below)
+                    out[field.key] = JSON(member, completing: field.type, reusing: same?.base[field.key], below: same?.trie.below(field.key))
                 } else if !field.required {
                     out[field.key] = .null
                 }
@@ -461,11 +460,10 @@ extension JSON {
         case (.dictionary(let item, _), .object(let members)):
             var out: [String: JSON] = Dictionary(minimumCapacity: members.count)
             for m in members where m.key != Value.incompleteKey && out[m.key] == nil {
-                let below = reuse?.trie.below(m.key)
-                if let reuse, below == nil, let b = reuse.base[m.key] {
+                if let reuse, !reuse.trie.reaches(m.key), let b = reuse.base[m.key] {
                     out[m.key] = b
                 } else {
-                    out[m.key] = JSON(m.value, completing: item, reusing: reuse?.base[m.key], below: below)
+                    out[m.key] = JSON(m.value, completing: item, reusing: reuse?.base[m.key], below: reuse?.trie.below(m.key))
                 }
             }
             self = .object(out)
