@@ -80,6 +80,9 @@ struct PlanBuilder {
     private(set) var ordered: [PlanStage] = []
     private var index: [String: Int] = [:]
     private var prepareMemo: [String: (hash: String, model: CostModel)] = [:]
+    /// The cache decision and cache stage of a student, by everything they read (the teacher-output
+    /// key, the taps, the student's epochs): a grid's variants mostly share one.
+    private var cacheMemo: [String: (note: String, cache: String?)] = [:]
     /// What the data folders hold, read once per plan (the survey pass hands its readings on).
     var summaries: [String: DatasetSummary] = [:]
     private var basePrepare: (String, CostModel)?
@@ -268,27 +271,21 @@ struct PlanBuilder {
             tapsRead[key, default: []].formUnion(ownTaps)
             // One cache for every student of this teacher over this subset, unless holding them all breaks the budget.
             let shared = cacheTaps[key].map { $0.union(ownTaps).sorted() } ?? ownTaps
-            func decide(_ taps: [String]) -> (cache: Bool, reason: String) {
-                if spec.data.preprocess.volume != nil {
-                    return (false, "live teacher: each step draws its patches at random places, so there is no fixed set of teacher maps to cache")
-                }
-                return spec.data.augment != nil
-                    ? (false, "recompute: with augmentation the teacher must see each augmented batch")
-                    : cost.cacheDecision(teacher: teacherModel.architecture, taps: taps, samples: samples, epochs: stage.epochs)
+            // A grid's variants mostly ask the same question: decide it once per teacher, data (augmented or not),
+            // subset, taps and epochs.
+            let memoKey = [key, prepare, String(spec.data.augment != nil), shared.joined(separator: ","), ownTaps.joined(separator: ","),
+                           String(stage.epochs)].joined(separator: "\n")
+            let decided: (note: String, cache: String?)
+            if let m = cacheMemo[memoKey] {
+                decided = m
+            } else {
+                decided = teacherCache(spec, stage, teacher: teacherModel, upstream: upstream, own: ownTaps, shared: shared, subset: subset,
+                                       samples: samples, prepare: prepare, cost: cost)
+                cacheMemo[memoKey] = decided
             }
-            var tapList = shared
-            var decision = decide(shared)
-            if !decision.cache, shared != ownTaps {
-                tapList = ownTaps
-                decision = decide(ownTaps)
-            }
-            note = decision.reason
-            if decision.cache, !tapList.isEmpty {
+            note = decided.note
+            if let h = decided.cache {
                 cached = true
-                let h = add(.teacherOutputs(TeacherOutputsConfiguration(subset: subset, taps: tapList, precision: .fp16)),
-                            label: "teacher outputs of \(d.teacher.name) over \(stage.data.name)",
-                            inputs: ["data": prepare, "teacher": upstream.train],
-                            cost: cost.teacherOutputs(teacherModel.architecture, taps: tapList, samples: samples))
                 inputs["teacher_outputs"] = h
                 teacherOutputs = h
             }
@@ -302,6 +299,32 @@ struct PlanBuilder {
         let train = add(.train(config), label: label, inputs: inputs, cost: trainCost, note: note)
         let evaluate = evaluateStage(spec, stage, trained: train, prepare: prepare, cost: cost)
         return StageResult(prepare: prepare, train: train, evaluate: evaluate, teacherOutputs: teacherOutputs)
+    }
+
+    /// Whether a student reads its teacher's maps from a cache (one for every student of the teacher
+    /// over the subset, unless holding them all breaks the budget), and that cache's stage.
+    mutating func teacherCache(_ spec: Spec, _ stage: StageSpec, teacher: ModelSpec, upstream: StageResult, own: [String], shared: [String],
+                               subset: SubsetChain, samples: Double, prepare: String, cost: CostModel) -> (note: String, cache: String?) {
+        func decide(_ taps: [String]) -> (cache: Bool, reason: String) {
+            if spec.data.preprocess.volume != nil {
+                return (false, "live teacher: each step draws its patches at random places, so there is no fixed set of teacher maps to cache")
+            }
+            return spec.data.augment != nil
+                ? (false, "recompute: with augmentation the teacher must see each augmented batch")
+                : cost.cacheDecision(teacher: teacher.architecture, taps: taps, samples: samples, epochs: stage.epochs)
+        }
+        var taps = shared
+        var decision = decide(shared)
+        if !decision.cache, shared != own {
+            taps = own
+            decision = decide(own)
+        }
+        guard decision.cache, !taps.isEmpty, let teacherName = stage.distill?.teacher.name else { return (decision.reason, nil) }
+        let h = add(.teacherOutputs(TeacherOutputsConfiguration(subset: subset, taps: taps, precision: .fp16)),
+                    label: "teacher outputs of \(teacherName) over \(stage.data.name)",
+                    inputs: ["data": prepare, "teacher": upstream.train],
+                    cost: cost.teacherOutputs(teacher.architecture, taps: taps, samples: samples))
+        return (decision.reason, h)
     }
 
     /// Which teacher-output cache a student reads: its teacher's training stage and its own subset.
