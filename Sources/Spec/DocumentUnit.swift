@@ -66,14 +66,12 @@ struct OverrideTrie {
 
     /// What the overrides write below `key`; nil when they leave it as the base has it.
     func below(_ key: String) -> OverrideTrie? {
-        if whole { return OverrideTrie(writingAll: ()) }
+        if whole { return self }
         return children.first { $0.0 == .key(key) }?.1
     }
 
     /// The keys the overrides write below here.
     var keys: [String] { children.compactMap { if case .key(let k) = $0.0 { return k }; return nil } }
-
-    private init(writingAll: ()) { whole = true }
 }
 
 /// A base's value and the overrides that change it: what the validator and the

@@ -112,6 +112,14 @@ final class StoragePool: @unchecked Sendable {
         return base + offset
     }
 
+    /// Hole `i` and the next one as one, when they touch.
+    private func mergeWithNext(_ i: Int) {
+        guard i + 1 < holes.count, holes[i].offset + holes[i].size == holes[i + 1].offset else { return }
+        holes[i].size += holes[i + 1].size
+        holes[i].resident += holes[i + 1].resident
+        holes.remove(at: i + 1)
+    }
+
     /// Takes `size` bytes from the front of hole `i`.
     private func carve(_ i: Int, _ size: Int) -> Int {
         let h = holes[i]
@@ -133,20 +141,10 @@ final class StoragePool: @unchecked Sendable {
             let mid = (lo + hi) / 2
             if holes[mid].offset < offset { lo = mid + 1 } else { hi = mid }
         }
-        var i = lo
-        holes.insert(Hole(offset: offset, size: size, resident: size), at: i)
+        holes.insert(Hole(offset: offset, size: size, resident: size), at: lo)
         idleResident += size
-        if i + 1 < holes.count, holes[i].offset + holes[i].size == holes[i + 1].offset {
-            holes[i].size += holes[i + 1].size
-            holes[i].resident += holes[i + 1].resident
-            holes.remove(at: i + 1)
-        }
-        if i > 0, holes[i - 1].offset + holes[i - 1].size == holes[i].offset {
-            holes[i - 1].size += holes[i].size
-            holes[i - 1].resident += holes[i].resident
-            holes.remove(at: i)
-            i -= 1
-        }
+        mergeWithNext(lo)
+        if lo > 0 { mergeWithNext(lo - 1) }
         // Over the bound: give the pages of the largest resident free ranges back.
         while idleResident > limit, let j = holes.indices.max(by: { holes[$0].resident < holes[$1].resident }) {
             madvise(base + holes[j].offset, holes[j].size, MADV_DONTNEED)

@@ -72,20 +72,8 @@ import Testing
         }
         // The quickstart's student reads pool.1, the bottleneck and the logits; a second student reading a decoder map joins it.
         let alone = try PlanSupport.plan(text: "extends: specs/quickstart.yaml\nsweep: null\n")
-        let joined = try PlanSupport.plan(text: """
-            extends: specs/quickstart.yaml
-            sweep: null
-            stages:
-              kd_dec:
-                model: student_net
-                data: half
-                loss: [{kind: dice_bce}]
-                optimizer: {kind: adamw, lr: 5.0e-3}
-                epochs: 40
-                batch: 8
-                distill: {teacher: teacher, taps: {dd: {teacher: decoder.segmentation.3, student: decoder.1, adapter: {side: teacher}, loss: {kind: mse}}}}
-
-            """)
+        let joined = try PlanSupport.plan(text: Self.quickstart(withStudents: [
+            ("kd_dec", "{teacher: teacher, taps: {dd: {teacher: decoder.segmentation.3, student: decoder.1, adapter: {side: teacher}, loss: {kind: mse}}}}")]))
         let kd = try #require(alone.stages.first { $0.label.hasPrefix("distill kd ") })
         #expect(joined.stage(kd.hash) != nil, "the first student keeps its name when the cache widens")
         let aloneCache = try #require(alone.stages.first { $0.kind == .teacherOutputs })
@@ -97,31 +85,31 @@ import Testing
         #expect(joined.stages.filter { $0.inputs["teacher_outputs"] == joinedCaches.first?.hash }.count == 2)
     }
 
+    /// The quickstart without its sweep, plus S1-sized students distilled as `distill` says.
+    static func quickstart(withStudents students: [(name: String, distill: String)]) -> String {
+        var text = "extends: specs/quickstart.yaml\nsweep: null\nstages:\n"
+        for s in students {
+            text += """
+                  \(s.name):
+                    model: student_net
+                    data: half
+                    loss: [{kind: dice_bce}]
+                    optimizer: {kind: adamw, lr: 5.0e-3}
+                    epochs: 40
+                    batch: 8
+                    distill: \(s.distill)
+
+                """
+        }
+        return text
+    }
+
     /// A student that teaches two others is lowered in the survey pass (which skips the stages nothing
     /// builds on), so both its students' taps reach one cache of its outputs.
     @Test func aStudentThatTeachesGetsOneCacheForItsStudents() throws {
-        let plan = try PlanSupport.plan(text: """
-            extends: specs/quickstart.yaml
-            sweep: null
-            stages:
-              kd2:
-                model: student_net
-                data: half
-                loss: [{kind: dice_bce}]
-                optimizer: {kind: adamw, lr: 5.0e-3}
-                epochs: 40
-                batch: 8
-                distill: {teacher: kd, taps: {pp: {teacher: pool.1, student: pool.1, loss: {kind: mse}}}}
-              kd3:
-                model: student_net
-                data: half
-                loss: [{kind: dice_bce}]
-                optimizer: {kind: adamw, lr: 5.0e-3}
-                epochs: 40
-                batch: 8
-                distill: {teacher: kd, taps: {bb: {teacher: bottleneck, student: bottleneck, loss: {kind: mse}}}}
-
-            """)
+        let plan = try PlanSupport.plan(text: Self.quickstart(withStudents: [
+            ("kd2", "{teacher: kd, taps: {pp: {teacher: pool.1, student: pool.1, loss: {kind: mse}}}}"),
+            ("kd3", "{teacher: kd, taps: {bb: {teacher: bottleneck, student: bottleneck, loss: {kind: mse}}}}")]))
         let kd = try #require(plan.stages.first { $0.label.hasPrefix("distill kd ") })
         let students = plan.stages.filter { $0.inputs["teacher"] == kd.hash && $0.kind == .distill }
         #expect(students.count == 2)
