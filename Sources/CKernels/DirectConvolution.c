@@ -4,11 +4,14 @@
 // gradient with the flipped, transposed kernel): a register tile of
 // CK_OUTPUT_BLOCK output channels x VB vectors of 16 output pixels of one row.
 // For every input channel and kernel tap, VB input vectors are loaded once and
-// used by 6 broadcast weights: 6*VB FMAs per VB + 6 loads. Zero padding is
-// done with masked loads (masked-off lanes never touch memory), so nothing is
-// copied: no im2col matrix, no padded image. Rows are walked in bands so that
-// the band's input rows and one block's weights stay in L2 while every output
-// block reads them.
+// used by 6 broadcast weights: 6*VB FMAs per VB + 6 loads. Rows are walked in
+// bands: a band's input rows (every channel) are first copied into a staging
+// buffer of about 512 KB, with the padding as zeros, rows a whole number of
+// vectors wide and planes an odd number of cache lines apart. The tile then loads
+// without masks, and the 3 rows x C channels it reads at one column do not all
+// fall in one cache set, as the image's planes of 2^k pixels would. Every output
+// block reads the band from L2. No im2col matrix is built: each input pixel is
+// copied about once.
 //
 // The weight gradient of a 3x3 (or d x 3 x 3) kernel: a register tile of
 // CK_GRADIENT_BLOCK output channels x the 9 in-plane taps of one input channel,
@@ -16,7 +19,9 @@
 // output gradients once and the 9 shifted input vectors once, and does 18 FMAs,
 // so it runs at the FMA unit's rate where im2col + sgemm, whose GEMM has only
 // 16-64 rows, spends as long packing the im2col matrix as multiplying it.
-// Each band's partial sums are reduced across lanes and added into dw.
+// Interior output rows go in pairs: their 4 input rows are loaded once for both
+// rows' 3 taps each (12 shifted loads for 36 FMAs where single rows take 18 for
+// 36). Each band's partial sums are reduced across lanes and added into dw.
 #include "CKernels.h"
 
 #include <stdint.h>
@@ -29,7 +34,6 @@
 #endif
 
 #define OB CK_OUTPUT_BLOCK
-#define MAX_TAPS 7
 
 int ck_direct_available(void) {
 #if CK_HAVE_AVX512
@@ -88,35 +92,88 @@ CK_TARGET static inline __mmask16 storeMask(int j0, int q) {
     return (__mmask16)((1u << n) - 1u);
 }
 
-/// One tile: output block `blockWeights` (OB channels starting at o0), slice z, row i, columns j0 ..< j0 + 16 VB.
+/// A band of input rows staged for the forward tile: every input plane (input channel x depth tap) the
+/// band reads, rows [i0 - pad, i1 - pad + kh - 1) and columns [-pad, q - pad + kw - 1) of the image, with
+/// zeros for the padding. Its rows are whole vectors wide, so the tile loads without masks; its planes
+/// are an odd number of cache lines apart, so the rows the tile reads at one column fall in different
+/// cache sets (the image's own planes, 2^k pixels each, all fall in one). The caller owns the
+/// buffer (ck_direct_stage_count floats), one per thread.
+typedef struct stagedBand {
+    float *data;
+    size_t rowStride, planeStride;
+    int i0;
+} stagedBand;
+
+/// Floats per staged row, plane and band of `rows` output rows.
+static size_t stagedRowStride(const ck_conv *g, int q) { return ((size_t)(q + 15) / 16 * 16 + g->kw - 1 + 15) / 16 * 16; }
+
+static size_t stagedPlaneStride(const ck_conv *g, int q, int rows) {
+    size_t plane = stagedRowStride(g, q) * (size_t)(rows + g->kh - 1);
+    // An odd number of cache lines: consecutive planes then start in different sets.
+    return (plane / 16) % 2 ? plane : plane + 16;
+}
+
+/// Output rows per staged band: the band (every input channel and depth tap) within about 512 KB.
+static int stagedBandRows(const ck_conv *g) {
+    int p = g->height + 2 * g->pad - g->kh + 1, q = g->width + 2 * g->pad - g->kw + 1;
+    size_t rowBytes = (size_t)g->inputs * g->kd * stagedRowStride(g, q) * sizeof(float);
+    int band = (int)((512u << 10) / (rowBytes ? rowBytes : 1)) - (g->kh - 1);
+    if (band > p) band = p;
+    return band < 1 ? 1 : band;
+}
+
+/// Copies the input rows that output rows [i0, i1) of slice z read (depth taps [aBegin, aEnd)) into the band.
+CK_TARGET static void stageRows(const float *x, const ck_conv *g, int z, int aBegin, int aEnd, int i0, int i1, stagedBand *band) {
+    int h = g->height, w = g->width, pad = g->pad, rows = i1 - i0 + g->kh - 1;
+    size_t plane = (size_t)h * w, channel = (size_t)g->depth * plane;
+    for (int ci = 0; ci < g->inputs; ci++)
+        for (int a = aBegin; a < aEnd; a++) {
+            const float *xc = x + (size_t)ci * channel + (size_t)(z + a - g->padDepth) * plane;
+            float *sp = band->data + ((size_t)ci * g->kd + a) * band->planeStride;
+            for (int t = 0; t < rows; t++) {
+                float *row = sp + (size_t)t * band->rowStride;
+                int r = i0 - pad + t;
+                if (r < 0 || r >= h) {
+                    for (size_t c = 0; c < band->rowStride; c += 16) _mm512_store_ps(row + c, _mm512_setzero_ps());
+                    continue;
+                }
+                const float *xr = xc + (size_t)r * w;
+                // Staged column c is image column c - pad.
+                for (size_t c = 0; c < band->rowStride; c += 16) {
+                    __m512 value = _mm512_maskz_loadu_ps(columnMask((int)c - pad, w), xr + (int)c - pad);
+                    _mm512_store_ps(row + c, value);
+                }
+            }
+        }
+}
+
+/// One tile: output block `blockWeights` (OB channels starting at o0), slice z, row i, columns j0 ..< j0 + 16 VB,
+/// reading the staged band.
 CK_TARGET __attribute__((always_inline)) static inline void
-forwardTile(const float *x, const float *blockWeights, const float *bias, float *y, const ck_conv *g,
+forwardTile(const stagedBand *band, const float *blockWeights, const float *bias, float *y, const ck_conv *g,
             int pd, int p, int q, int o0, int z, int i, int j0, int accumulate, const int VB, const int KW) {
-    int h = g->height, w = g->width, kd = g->kd, kh = g->kh, pad = g->pad;
+    int h = g->height, kd = g->kd, kh = g->kh, pad = g->pad;
     __m512 acc[OB][4];
     for (int r = 0; r < OB; r++) {
         float b0 = (bias && o0 + r < g->outputs) ? bias[o0 + r] : 0.0f;
         for (int b = 0; b < VB; b++) acc[r][b] = _mm512_set1_ps(b0);
     }
-    __mmask16 masks[MAX_TAPS][4];
-    for (int v = 0; v < KW; v++)
-        for (int b = 0; b < VB; b++) masks[v][b] = columnMask(j0 + 16 * b + v - pad, w);
     // Taps inside the input along depth and height (padding is skipped, not read).
     int aBegin = g->padDepth - z > 0 ? g->padDepth - z : 0;
     int aEnd = g->depth + g->padDepth - z < kd ? g->depth + g->padDepth - z : kd;
     int uBegin = pad - i > 0 ? pad - i : 0;
     int uEnd = h + pad - i < kh ? h + pad - i : kh;
-    size_t plane = (size_t)h * w, channel = (size_t)g->depth * plane;
+    const float *rows = band->data + (size_t)(i - band->i0) * band->rowStride + j0;
     for (int ci = 0; ci < g->inputs; ci++) {
         for (int a = aBegin; a < aEnd; a++) {
             const float *wc = blockWeights + ((size_t)ci * kd + a) * kh * KW * OB;
-            const float *xc = x + (size_t)ci * channel + (size_t)(z + a - g->padDepth) * plane;
+            const float *xc = rows + ((size_t)ci * kd + a) * band->planeStride;
             for (int u = uBegin; u < uEnd; u++) {
-                const float *xrow = xc + (size_t)(i + u - pad) * w + j0 - pad;
+                const float *xrow = xc + (size_t)u * band->rowStride;
                 const float *wu = wc + (size_t)u * KW * OB;
                 for (int v = 0; v < KW; v++) {
                     __m512 xv[4];
-                    for (int b = 0; b < VB; b++) xv[b] = _mm512_maskz_loadu_ps(masks[v][b], xrow + v + 16 * b);
+                    for (int b = 0; b < VB; b++) xv[b] = _mm512_loadu_ps(xrow + v + 16 * b);
                     const float *wv = wu + v * OB;
                     for (int r = 0; r < OB; r++) {
                         __m512 weight = _mm512_set1_ps(wv[r]);
@@ -139,19 +196,24 @@ forwardTile(const float *x, const float *blockWeights, const float *bias, float 
 }
 
 CK_TARGET static void forwardRows(const float *x, const float *packed, const float *bias, float *y, const ck_conv *g,
-                                  int z, int rowBegin, int rowEnd, int accumulate) {
+                                  int z, int rowBegin, int rowEnd, int accumulate, float *stage) {
     int pd = g->depth + 2 * g->padDepth - g->kd + 1;
     int p = g->height + 2 * g->pad - g->kh + 1, q = g->width + 2 * g->pad - g->kw + 1, kw = g->kw;
     int vectors = (q + 15) / 16;
     int VB = vectors >= 4 ? 4 : vectors;
     int blocks = (g->outputs + OB - 1) / OB;
     size_t blockSize = (size_t)g->inputs * g->kd * g->kh * g->kw * OB;
-    // Rows per band: the band's input rows (all channels, every depth tap) within about 256 KB.
-    size_t rowBytes = (size_t)g->inputs * g->kd * g->width * sizeof(float);
-    int band = (int)((256u << 10) / (rowBytes ? rowBytes : 1)) - (g->kh - 1);
-    if (band < 1) band = 1;
+    int aBegin = g->padDepth - z > 0 ? g->padDepth - z : 0;
+    int aEnd = g->depth + g->padDepth - z < g->kd ? g->depth + g->padDepth - z : g->kd;
+    int band = stagedBandRows(g);
+    if (band > rowEnd - rowBegin) band = rowEnd - rowBegin;
+    stagedBand staged = {.rowStride = stagedRowStride(g, q), .planeStride = stagedPlaneStride(g, q, band)};
+    // The caller's buffer, from its first 64-byte boundary.
+    staged.data = (float *)(((uintptr_t)stage + 63) & ~(uintptr_t)63);
     for (int i0 = rowBegin; i0 < rowEnd; i0 += band) {
         int i1 = i0 + band < rowEnd ? i0 + band : rowEnd;
+        staged.i0 = i0;
+        stageRows(x, g, z, aBegin, aEnd, i0, i1, &staged);
         for (int blk = 0; blk < blocks; blk++) {
             const float *bw = packed + blk * blockSize;
             for (int i = i0; i < i1; i++) {
@@ -159,7 +221,7 @@ CK_TARGET static void forwardRows(const float *x, const float *packed, const flo
                     int left = (q - j0 + 15) / 16;
                     int vb = left >= VB ? VB : left;
                     // The common 3-wide kernel with its tap loop unrolled; any other width as a loop.
-#define CK_TILE(V, K) forwardTile(x, bw, bias, y, g, pd, p, q, blk * OB, z, i, j0, accumulate, V, K)
+#define CK_TILE(V, K) forwardTile(&staged, bw, bias, y, g, pd, p, q, blk * OB, z, i, j0, accumulate, V, K)
                     if (kw == 3) {
                         switch (vb) { case 4: CK_TILE(4, 3); break; case 3: CK_TILE(3, 3); break; case 2: CK_TILE(2, 3); break; default: CK_TILE(1, 3); }
                     } else {
@@ -198,6 +260,32 @@ CK_TARGET static void gradientTile(const float *x, const float *dy, float *dw, c
         int uBegin = pad - i > 0 ? pad - i : 0;
         int uEnd = h + pad - i < 3 ? h + pad - i : 3;
         const float *xrow = xc + (ptrdiff_t)(i - pad) * w - pad;
+        if (uBegin == 0 && i + 1 < i1 && h + pad - (i + 1) >= 3) {
+            // Two output rows whose input rows are all inside the image: their four input rows are
+            // loaded once for both, the middle two serving both rows' taps.
+            for (int j0 = 0, vec = 0; j0 < q; j0 += 16, vec++) {
+                __m512 d0[GB], d1[GB];
+                for (int r = 0; r < GB; r++) {
+                    d0[r] = _mm512_maskz_loadu_ps(masks[vec][3], dyo[r] + (size_t)i * q + j0);
+                    d1[r] = _mm512_maskz_loadu_ps(masks[vec][3], dyo[r] + (size_t)(i + 1) * q + j0);
+                }
+#define CK_PAIR_ROW(K)                                                                                              \
+                {                                                                                                   \
+                    const float *xr = xrow + (ptrdiff_t)(K) * w + j0;                                               \
+                    for (int v = 0; v < 3; v++) {                                                                   \
+                        __m512 xv = _mm512_maskz_loadu_ps(masks[vec][v], xr + v);                                   \
+                        if ((K) <= 2)                                                                               \
+                            for (int r = 0; r < GB; r++) acc[r][(K) * 3 + v] = _mm512_fmadd_ps(d0[r], xv, acc[r][(K) * 3 + v]); \
+                        if ((K) >= 1)                                                                               \
+                            for (int r = 0; r < GB; r++) acc[r][((K) - 1) * 3 + v] = _mm512_fmadd_ps(d1[r], xv, acc[r][((K) - 1) * 3 + v]); \
+                    }                                                                                               \
+                }
+                CK_PAIR_ROW(0) CK_PAIR_ROW(1) CK_PAIR_ROW(2) CK_PAIR_ROW(3)
+#undef CK_PAIR_ROW
+            }
+            i++;
+            continue;
+        }
         for (int j0 = 0, vec = 0; j0 < q; j0 += 16, vec++) {
             __m512 d[GB];
             for (int r = 0; r < GB; r++) d[r] = _mm512_maskz_loadu_ps(masks[vec][3], dyo[r] + (size_t)i * q + j0);
@@ -256,11 +344,21 @@ void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_co
 #endif
 }
 
-void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y, ck_conv g,
-                       int slice, int rowBegin, int rowEnd, int accumulate) {
+size_t ck_direct_stage_count(ck_conv g) {
 #if CK_HAVE_AVX512
-    forwardRows(x, packed, bias, y, &g, slice, rowBegin, rowEnd, accumulate);
+    int q = g.width + 2 * g.pad - g.kw + 1;
+    return (size_t)g.inputs * g.kd * stagedPlaneStride(&g, q, stagedBandRows(&g)) + 16;
 #else
-    (void)x; (void)packed; (void)bias; (void)y; (void)g; (void)slice; (void)rowBegin; (void)rowEnd; (void)accumulate;
+    (void)g;
+    return 0;
+#endif
+}
+
+void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y, ck_conv g,
+                       int slice, int rowBegin, int rowEnd, int accumulate, float *stage) {
+#if CK_HAVE_AVX512
+    forwardRows(x, packed, bias, y, &g, slice, rowBegin, rowEnd, accumulate, stage);
+#else
+    (void)x; (void)packed; (void)bias; (void)y; (void)g; (void)slice; (void)rowBegin; (void)rowEnd; (void)accumulate; (void)stage;
 #endif
 }

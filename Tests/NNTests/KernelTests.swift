@@ -168,7 +168,10 @@ import Testing
 
     /// Shapes for the direct kernel's edges: rows of 1 to 5 vectors with tails,
     /// output channels not a multiple of its block of 6, 5x5 and unpadded kernels,
-    /// a single image (split into bands of rows across threads), one input channel.
+    /// a single image (split into bands of rows across threads), one input channel;
+    /// deep layers whose forward pass (c 256) or input gradient (o 256) stages the image
+    /// in several bands of rows; output rows in pairs for the weight gradient, with an odd
+    /// row left over, and with no padding.
     static let directGeometries = [
         ConvGeometry(n: 2, c: 3, h: 9, w: 70, o: 7, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 1, c: 5, h: 12, w: 37, o: 13, kh: 3, kw: 3, stride: 1, padding: 1),
@@ -177,6 +180,9 @@ import Testing
         ConvGeometry(n: 1, c: 1, h: 3, w: 5, o: 2, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 2, c: 7, h: 8, w: 8, o: 1, kh: 7, kw: 7, stride: 1, padding: 3),
         ConvGeometry(n: 2, c: 3, h: 5, w: 20, o: 3, kh: 3, kw: 3, stride: 1, padding: 2),
+        ConvGeometry(n: 1, c: 256, h: 20, w: 32, o: 8, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 1, c: 8, h: 19, w: 32, o: 256, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 2, c: 9, h: 8, w: 20, o: 4, kh: 3, kw: 3, stride: 1, padding: 0),
     ]
 
     /// The AVX-512 direct kernels, forced for every pass they support, against the naive reference.
@@ -266,12 +272,14 @@ import Testing
 
     /// 3D shapes for the direct kernel: 3x3x3 and nnU-Net's 1x3x3, depth padding 0, 1 and 2
     /// (a 5x3x3 kernel), depth taps cut by the volume's edges, rows with tails, a single volume
-    /// (slices split into bands of rows across threads), output channels not a multiple of 6.
+    /// (slices split into bands of rows across threads), output channels not a multiple of 6, and
+    /// a deep layer staged in several bands of rows.
     static let volumeDirectGeometries = [
         VolumeGeometry(n: 2, c: 3, size: [4, 5, 70], o: 7, kernel: [3, 3, 3], padding: [1, 1, 1]),
         VolumeGeometry(n: 1, c: 4, size: [3, 6, 37], o: 5, kernel: [1, 3, 3], padding: [0, 1, 1]),
         VolumeGeometry(n: 1, c: 2, size: [2, 4, 20], o: 13, kernel: [5, 3, 3], padding: [2, 1, 1]),
         VolumeGeometry(n: 2, c: 2, size: [5, 6, 18], o: 3, kernel: [3, 3, 3], padding: [0, 0, 0]),
+        VolumeGeometry(n: 1, c: 96, size: [3, 17, 32], o: 4, kernel: [3, 3, 3], padding: [1, 1, 1]),
     ]
 
     @Test(.enabled(if: DirectConvolution.isAvailable, "this CPU has no AVX-512"), arguments: 0..<volumeDirectGeometries.count)

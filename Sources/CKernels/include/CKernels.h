@@ -50,9 +50,13 @@ void ck_direct_pack(const float *weight, float *packed, int o, int c, int kd, in
 /// One volume: y[o, slice, i, j] (+)= bias[o] + sum_{c,a,u,v} w[o, c, a, u, v] * x[c, slice + a - padDepth, i + u - pad, j + v - pad],
 /// for output rows [rowBegin, rowEnd) of output slice `slice`. x is [inputs, depth, height, width]; y is
 /// [outputs, depth + 2 padDepth - kd + 1, height + 2 pad - kh + 1, width + 2 pad - kw + 1].
-/// accumulate = 1 adds into y instead of overwriting it; bias may be NULL.
+/// accumulate = 1 adds into y instead of overwriting it; bias may be NULL. `stage` is the calling
+/// thread's scratch buffer of ck_direct_stage_count(g) floats (the kernel copies bands of x into it).
 void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y, ck_conv g,
-                       int slice, int rowBegin, int rowEnd, int accumulate);
+                       int slice, int rowBegin, int rowEnd, int accumulate, float *stage);
+
+/// Floats of the scratch buffer ck_direct_forward needs for geometry g.
+size_t ck_direct_stage_count(ck_conv g);
 
 /// The weight gradient of a kernel kd x 3 x 3 over one volume: dw[o, c, a, u, v] += sum over output rows
 /// [rowBegin, rowEnd) of output slice `slice` of dy[o, slice, i, j] * x[c, slice + a - padDepth, i + u - pad, j + v - pad],

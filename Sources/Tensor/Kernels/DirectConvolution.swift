@@ -129,12 +129,19 @@ public enum DirectConvolution {
         let outDepth = Int(k.depth + 2 * k.padDepth - k.kd + 1), rows = Int(k.height + 2 * k.pad - k.kh + 1)
         let columns = Int(k.width + 2 * k.pad - k.kw + 1)
         let inSize = Int(k.inputs * k.depth * k.height * k.width), outSize = Int(k.outputs) * outDepth * rows * columns
-        let slices = images * outDepth, split = Self.split(slices: slices, rows: rows)
-        Parallel.forEach(slices * split) { item in
-            let (slice, s) = (item / split, item % split)
-            let (n, z) = (slice / outDepth, slice % outDepth)
-            ck_direct_forward(input + n * inSize, packed, bias, output + n * outSize, k, Int32(z),
-                              Int32(rows * s / split), Int32(rows * (s + 1) / split), inputGradient ? 1 : 0)
+        let slices = images * outDepth, split = Self.split(slices: slices, rows: rows), items = slices * split
+        // One staging buffer per worker; worker w takes items w, w + workers, ...
+        let workers = min(Parallel.threads, items), stageCount = ck_direct_stage_count(k)
+        let stages = Scratch.floats(stageCount * workers)
+        defer { Scratch.release(stages, stageCount * workers) }
+        Parallel.forEach(workers) { worker in
+            for item in stride(from: worker, to: items, by: workers) {
+                let (slice, s) = (item / split, item % split)
+                let (n, z) = (slice / outDepth, slice % outDepth)
+                ck_direct_forward(input + n * inSize, packed, bias, output + n * outSize, k, Int32(z),
+                                  Int32(rows * s / split), Int32(rows * (s + 1) / split), inputGradient ? 1 : 0,
+                                  stages + worker * stageCount)
+            }
         }
     }
 }
