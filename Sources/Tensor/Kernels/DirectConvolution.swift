@@ -3,8 +3,8 @@ import CKernels
 // Direct convolution (CKernels, AVX-512) for the layers that starve a GEMM: few
 // output channels at high resolution. The forward pass and the input gradient
 // (a forward convolution of dy with the flipped, transposed kernel) run through
-// one register-tiled kernel that reads the image in place; no im2col matrix is
-// built. A 3x3 kernel's weight gradient (and a kd x 3 x 3 one's) has its own kernel,
+// one register-tiled kernel that reads bands of the image copied, padded, into a
+// per-worker staging buffer; no im2col matrix is built. A 3x3 kernel's weight gradient (and a kd x 3 x 3 one's) has its own kernel,
 // which reduces over the pixels in registers. Which layers take them is
 // `ConvAlgorithm.rule`'s business.
 
