@@ -6,7 +6,7 @@
 // For every input channel and kernel tap, VB input vectors are loaded once and
 // used by 6 broadcast weights: 6*VB FMAs per VB + 6 loads. Rows are walked in
 // bands: a band's input rows (every channel) are first copied into a staging
-// buffer of about 512 KB, with the padding as zeros, rows a whole number of
+// buffer of about 512 KB, with the padding columns as zeros, rows a whole number of
 // vectors wide and planes an odd number of cache lines apart. The tile then loads
 // without masks, and the 3 rows x C channels it reads at one column do not all
 // fall in one cache set, as the image's planes of 2^k pixels would. Every output
@@ -93,8 +93,8 @@ CK_TARGET static inline __mmask16 storeMask(int j0, int q) {
 }
 
 /// A band of input rows staged for the forward tile: every input plane (input channel x depth tap) the
-/// band reads, rows [i0 - pad, i1 - pad + kh - 1) and columns [-pad, q - pad + kw - 1) of the image, with
-/// zeros for the padding. Its rows are whole vectors wide, so the tile loads without masks; its planes
+/// band reads, rows [i0 - pad, i1 - pad + kh - 1) inside the image and columns [-pad, q - pad + kw - 1), with
+/// zeros for the padding columns. Its rows are whole vectors wide, so the tile loads without masks; its planes
 /// are an odd number of cache lines apart, so the rows the tile reads at one column fall in different
 /// cache sets (the image's own planes, 2^k pixels each, all fall in one). The caller owns the
 /// buffer (ck_direct_stage_count floats), one per thread.
@@ -133,10 +133,7 @@ CK_TARGET static void stageRows(const float *x, const ck_conv *g, int z, int aBe
             for (int t = 0; t < rows; t++) {
                 float *row = sp + (size_t)t * band->rowStride;
                 int r = i0 - pad + t;
-                if (r < 0 || r >= h) {
-                    for (size_t c = 0; c < band->rowStride; c += 16) _mm512_store_ps(row + c, _mm512_setzero_ps());
-                    continue;
-                }
+                if (r < 0 || r >= h) continue;  // Padding rows: the tile skips their taps.
                 const float *xr = xc + (size_t)r * w;
                 // Staged column c is image column c - pad.
                 for (size_t c = 0; c < band->rowStride; c += 16) {
@@ -151,16 +148,14 @@ CK_TARGET static void stageRows(const float *x, const ck_conv *g, int z, int aBe
 /// reading the staged band.
 CK_TARGET __attribute__((always_inline)) static inline void
 forwardTile(const stagedBand *band, const float *blockWeights, const float *bias, float *y, const ck_conv *g,
-            int pd, int p, int q, int o0, int z, int i, int j0, int accumulate, const int VB, const int KW) {
+            int pd, int p, int q, int o0, int z, int aBegin, int aEnd, int i, int j0, int accumulate, const int VB, const int KW) {
     int h = g->height, kd = g->kd, kh = g->kh, pad = g->pad;
     __m512 acc[OB][4];
     for (int r = 0; r < OB; r++) {
         float b0 = (bias && o0 + r < g->outputs) ? bias[o0 + r] : 0.0f;
         for (int b = 0; b < VB; b++) acc[r][b] = _mm512_set1_ps(b0);
     }
-    // Taps inside the input along depth and height (padding is skipped, not read).
-    int aBegin = g->padDepth - z > 0 ? g->padDepth - z : 0;
-    int aEnd = g->depth + g->padDepth - z < kd ? g->depth + g->padDepth - z : kd;
+    // Taps inside the input along height (padding is skipped, not read); along depth, [aBegin, aEnd).
     int uBegin = pad - i > 0 ? pad - i : 0;
     int uEnd = h + pad - i < kh ? h + pad - i : kh;
     const float *rows = band->data + (size_t)(i - band->i0) * band->rowStride + j0;
@@ -203,6 +198,7 @@ CK_TARGET static void forwardRows(const float *x, const float *packed, const flo
     int VB = vectors >= 4 ? 4 : vectors;
     int blocks = (g->outputs + OB - 1) / OB;
     size_t blockSize = (size_t)g->inputs * g->kd * g->kh * g->kw * OB;
+    // Depth taps inside the input.
     int aBegin = g->padDepth - z > 0 ? g->padDepth - z : 0;
     int aEnd = g->depth + g->padDepth - z < g->kd ? g->depth + g->padDepth - z : g->kd;
     int band = stagedBandRows(g);
@@ -221,7 +217,7 @@ CK_TARGET static void forwardRows(const float *x, const float *packed, const flo
                     int left = (q - j0 + 15) / 16;
                     int vb = left >= VB ? VB : left;
                     // The common 3-wide kernel with its tap loop unrolled; any other width as a loop.
-#define CK_TILE(V, K) forwardTile(&staged, bw, bias, y, g, pd, p, q, blk * OB, z, i, j0, accumulate, V, K)
+#define CK_TILE(V, K) forwardTile(&staged, bw, bias, y, g, pd, p, q, blk * OB, z, aBegin, aEnd, i, j0, accumulate, V, K)
                     if (kw == 3) {
                         switch (vb) { case 4: CK_TILE(4, 3); break; case 3: CK_TILE(3, 3); break; case 2: CK_TILE(2, 3); break; default: CK_TILE(1, 3); }
                     } else {
