@@ -34,6 +34,19 @@ public final class Variable: @unchecked Sendable {
     /// `gradBuffer()` when this variable wants a gradient, else nil.
     public var gradTarget: UnsafeMutablePointer<Float>? { requiresGrad ? gradBuffer() : nil }
 
+    /// Where a backward rule that writes every element of this variable's gradient puts it,
+    /// or nil when the variable wants none. The first such write gets the buffer uninitialised
+    /// (`accumulate` false: the rule overwrites it, with no zero-fill and no read before the
+    /// write); a later one (the variable feeds several ops) adds into it. Call once per rule
+    /// and write the whole gradient before another rule runs.
+    public var gradDestination: (pointer: UnsafeMutablePointer<Float>, accumulate: Bool)? {
+        guard requiresGrad else { return nil }
+        if let grad { return (grad.pointer, true) }
+        let fresh = Tensor(uninitialized: shape)
+        grad = fresh
+        return (fresh.pointer, false)
+    }
+
     public func zeroGrad() { grad = nil }
 }
 

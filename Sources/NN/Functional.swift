@@ -19,7 +19,9 @@ public enum F {
         Conv2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
         let op = TracedOp.convolution(stride: [stride, stride], padding: [padding, padding], dilation: [dilation, dilation])
         return Trace.note(op, [x, weight, bias], Tape.output(y, inputs: [x, weight, bias]) { out in
-            Conv2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
+            let dx = x.gradDestination
+            Conv2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), dx?.pointer, weight.gradBuffer(), bias?.gradTarget, g,
+                            dxAccumulates: dx?.accumulate ?? true)
         })
     }
 
@@ -34,7 +36,9 @@ public enum F {
         ConvTranspose2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
         return Trace.note(.convTranspose(stride: [stride, stride], padding: [padding, padding]), [x, weight, bias],
                           Tape.output(y, inputs: [x, weight, bias]) { out in
-            ConvTranspose2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), x.gradTarget, weight.gradBuffer(), bias?.gradTarget, g)
+            let dx = x.gradDestination
+            ConvTranspose2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), dx?.pointer, weight.gradBuffer(), bias?.gradTarget, g,
+                                     dxAccumulates: dx?.accumulate ?? true)
         })
     }
 
@@ -345,7 +349,7 @@ public enum F {
         var shape = xs[0].shape
         shape[axis] = xs.reduce(0) { $0 + $1.shape[axis] }
         let y = Tensor(uninitialized: shape)
-        for o in 0..<outer {
+        Parallel.forEach(outer) { o in
             var off = 0
             for (x, s) in zip(xs, sizes) {
                 (y.pointer + o * total + off).update(from: x.value.pointer + o * s, count: s)
@@ -354,12 +358,16 @@ public enum F {
         }
         return Trace.note(.concat(axis: axis), xs, Tape.output(y, inputs: xs) { out in
             let dy = out.gradBuffer()
-            for o in 0..<outer {
-                var off = 0
-                for (x, s) in zip(xs, sizes) {
-                    if let dx = x.gradTarget { for i in 0..<s { dx[o * s + i] += dy[o * total + off + i] } }
-                    off += s
+            var off = 0
+            for (x, s) in zip(xs, sizes) {
+                // Each input's share, in one pass per input (an input given twice adds its second share).
+                if let (dx, accumulate) = x.gradDestination {
+                    Parallel.forEach(outer) { o in
+                        let (to, from) = (dx + o * s, dy + o * total + off)
+                        if accumulate { for i in 0..<s { to[i] += from[i] } } else { to.update(from: from, count: s) }
+                    }
                 }
+                off += s
             }
         })
     }

@@ -126,6 +126,66 @@ import Testing
         expectClose(tdb1, Tensor(shape: [g.c], values: sums.map { Float($0) }))
     }
 
+    /// The up-sampling transposed convolution (kernel = stride, no padding: each input pixel writes its own
+    /// block, the output permuted from one product) against the defining sum read as a convolution's
+    /// adjoint, as for 3D above: a 2x2 and a 3x3 block, and a layer whose product takes two bands
+    /// (K x Q = 256 x 64, 64 of its 100 rows in the first). Its input gradient overwrites a NaN-filled
+    /// buffer (any element it failed to write shows) or adds into one that holds another share.
+    @Test func blockwiseTransposedConvolutionMatchesTheAdjointSum() {
+        let geometries = [
+            ConvGeometry(n: 2, c: 5, h: 12, w: 10, o: 7, kh: 2, kw: 2, stride: 2),
+            ConvGeometry(n: 1, c: 3, h: 9, w: 6, o: 4, kh: 3, kw: 3, stride: 3),
+            ConvGeometry(n: 1, c: 64, h: 200, w: 128, o: 3, kh: 2, kw: 2, stride: 2),
+        ]
+        for (index, g) in geometries.enumerated() {
+            #expect(g.isBlockwise)
+            var rng = RNG(seed: UInt64(500 + index))
+            let x = rng.uniformTensor([g.n, g.c, g.h, g.w], -1, 1), w = rng.uniformTensor([g.o, g.c, g.kh, g.kw], -1, 1)
+            let dy = rng.uniformTensor([g.n, g.o, g.p, g.q], -1, 1), tb = rng.uniformTensor([g.c], -1, 1)
+            // Forward: input dy's space, output x's space, with a bias per output channel.
+            let ty = Tensor(shape: x.shape, repeating: .nan), tref = Tensor(zeros: x.shape), unused = Tensor(zeros: w.shape)
+            ConvTranspose2D.forward(dy.pointer, w.pointer, tb.pointer, ty.pointer, g)
+            withExtendedLifetime(unused) { Conv2D.backwardNaive(x.pointer, w.pointer, dy.pointer, tref.pointer, unused.pointer, nil, g) }
+            let plane = g.h * g.w
+            for ch in 0..<(g.n * g.c) { for i in 0..<plane { tref.pointer[ch * plane + i] += tb.pointer[ch % g.c] } }
+            expectClose(ty, tref)
+            // Backward, its input gradient overwriting a fresh buffer: the convolution, and the weight and bias gradients.
+            let (tdx1, tdw1, tdb1) = (Tensor(shape: dy.shape, repeating: .nan), Tensor(zeros: w.shape), Tensor(zeros: [g.c]))
+            ConvTranspose2D.backward(dy.pointer, w.pointer, x.pointer, tdx1.pointer, tdw1.pointer, tdb1.pointer, g, dxAccumulates: false)
+            let (tdx2, tdw2) = (Tensor(zeros: dy.shape), Tensor(zeros: w.shape))
+            Conv2D.forwardNaive(x.pointer, w.pointer, nil, tdx2.pointer, g)
+            Conv2D.backwardNaive(x.pointer, w.pointer, dy.pointer, nil, tdw2.pointer, nil, g)
+            expectClose(tdx1, tdx2)
+            expectClose(tdw1, tdw2, atol: 5e-4)
+            let sums = (0..<g.c).map { ch in (0..<g.n).reduce(0.0) { acc, n in (0..<plane).reduce(acc) { $0 + Double(x.pointer[(n * g.c + ch) * plane + $1]) } } }
+            expectClose(tdb1, Tensor(shape: [g.c], values: sums.map { Float($0) }))
+            // Accumulating: onto another share.
+            let start = rng.uniformTensor(dy.shape, -1, 1), tdx3 = start.copy(), tdw3 = Tensor(zeros: w.shape)
+            ConvTranspose2D.backward(dy.pointer, w.pointer, x.pointer, tdx3.pointer, tdw3.pointer, nil, g)
+            for i in 0..<start.count { tdx2.pointer[i] += start.pointer[i] }
+            expectClose(tdx3, tdx2)
+        }
+    }
+
+    /// A convolution's input gradient that overwrites a fresh (NaN-filled) buffer instead of adding
+    /// into it (the first gradient an input receives), on each algorithm, against the naive sum.
+    @Test func inputGradientOverwritesAFreshBuffer() {
+        let g = ConvGeometry(n: 2, c: 8, h: 19, w: 33, o: 7, kh: 3, kw: 3, stride: 1, padding: 1)
+        var rng = RNG(seed: 600)
+        let x = rng.uniformTensor([g.n, g.c, g.h, g.w], -1, 1), w = rng.uniformTensor([g.o, g.c, g.kh, g.kw], -1, 1)
+        let dy = rng.uniformTensor([g.n, g.o, g.p, g.q], -1, 1)
+        let (reference, weights) = (Tensor(zeros: x.shape), Tensor(zeros: w.shape))
+        Conv2D.backwardNaive(x.pointer, w.pointer, dy.pointer, reference.pointer, weights.pointer, nil, g)
+        let algorithms: [ConvAlgorithm] = [.gemm, .winograd] + (DirectConvolution.isAvailable ? [.direct] : [])
+        for algorithm in algorithms {
+            let (dx, dw) = (Tensor(shape: x.shape, repeating: .nan), Tensor(zeros: w.shape))
+            Conv2D.backward(x.pointer, w.pointer, dy.pointer, dx.pointer, dw.pointer, nil, g, dxAccumulates: false,
+                            inputGradient: algorithm, weightGradient: .gemm)
+            expectClose(dx, reference)
+            expectClose(dw, weights)
+        }
+    }
+
     /// 3D pooling against its defining loops, and 2D pooling (the same kernel at depth 1) against a 2D loop.
     @Test func poolingMatchesItsDefiningLoops() {
         var rng = RNG(seed: 77)
@@ -395,7 +455,10 @@ import Testing
     func expectClose(_ a: Tensor, _ b: Tensor, atol: Float = 1e-4, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(a.shape == b.shape, sourceLocation: sourceLocation)
         var worst: Float = 0
-        for i in 0..<min(a.count, b.count) { worst = max(worst, abs(a.pointer[i] - b.pointer[i]) / max(1, abs(b.pointer[i]))) }
+        for i in 0..<min(a.count, b.count) {
+            let difference = abs(a.pointer[i] - b.pointer[i]) / max(1, abs(b.pointer[i]))
+            worst = difference.isNaN ? .infinity : max(worst, difference)  // max() would drop a NaN
+        }
         #expect(worst <= atol, "max difference \(worst)", sourceLocation: sourceLocation)
     }
 }

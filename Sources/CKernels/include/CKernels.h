@@ -1,7 +1,8 @@
 // Convolution kernels in C: the direct convolution with AVX-512 intrinsics, for
 // the narrow layers that starve a GEMM (few output channels at high resolution:
 // the students' 16-64 channels, the teacher's first and last levels), and the
-// transforms of Winograd F(2x2, 3x3) for the deep layers (plain C, any CPU).
+// transforms of Winograd F(2x2, 3x3) for the deep layers (plain C, any CPU),
+// and the permutations of the up-sampling transposed convolution (plain C).
 //
 // Layouts are Tensor's: NCHW images and NCDHW volumes, PyTorch's weight [O, C, kh, kw]
 // or [O, C, kd, kh, kw]. Stride 1, dilation 1, symmetric zero padding, kernels square
@@ -93,6 +94,17 @@ void ck_winograd_weight_gradient(const float *m, float *dw, int o, int c);
 /// bias (may be NULL); accumulate = 1 adds into y instead of overwriting it.
 void ck_winograd_output(const float *m, const float *bias, float *y, int outputs, int p, int q, int tilesX,
                         int tileRowBegin, int tileRowEnd, int accumulate);
+
+// The transposed convolution whose kernel equals its stride s, without padding (Blocks.c):
+// input [.., p, q], output [channels, s*p, s*q], each input pixel's s x s output block
+// from rows ((c*s + u)*s + v) of a matrix col [channels * s * s, (i1 - i0) * q] over the
+// input rows [i0, i1).
+
+/// y[c, s*i + u, s*j + v] = col[(c*s + u)*s + v, (i - i0)*q + j] + bias[c] (bias may be NULL), for i in [i0, i1).
+void ck_blocks_scatter(const float *col, const float *bias, float *y, int channels, int s, int p, int q, int i0, int i1);
+
+/// The adjoint's gather: col[(c*s + u)*s + v, (i - i0)*q + j] = y[c, s*i + u, s*j + v], for i in [i0, i1).
+void ck_blocks_gather(const float *y, float *col, int channels, int s, int p, int q, int i0, int i1);
 
 #ifdef __cplusplus
 }

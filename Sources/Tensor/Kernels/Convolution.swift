@@ -1,3 +1,5 @@
+import CKernels
+
 // 2D convolution and transposed convolution.
 //
 // N batch, C input channels, O output channels, H x W input, P x Q output,
@@ -25,6 +27,12 @@ public struct ConvGeometry: Hashable, Sendable {
     public var q: Int { (w + 2 * padding - dilation * (kw - 1) - 1) / stride + 1 }
     /// Rows of the im2col matrix.
     var k: Int { c * kh * kw }
+    /// Kernel equal to the stride, no padding, no dilation: as the convolution that a transposed
+    /// convolution is the adjoint of, every pixel of its input (the transposed convolution's output)
+    /// is read by exactly one output pixel, in that pixel's own stride x stride block.
+    public var isBlockwise: Bool {
+        kh == stride && kw == stride && stride > 1 && padding == 0 && dilation == 1 && h == p * stride && w == q * stride
+    }
     var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 && padding == 0 }
 }
 
@@ -150,19 +158,20 @@ public enum Conv2D {
         }
     }
 
-    /// Accumulates dx (if given), dw and db (if given) from dy. `inputGradient` and
+    /// Accumulates dx (if given), dw and db (if given) from dy; `dxAccumulates` false overwrites dx
+    /// instead (a gradient no other op has written yet). `inputGradient` and
     /// `weightGradient` override the runtime's choice for their pass, for tests and benchmarks.
     public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
-                                _ g: ConvGeometry, inputGradient: ConvAlgorithm? = nil, weightGradient: ConvAlgorithm? = nil) {
+                                _ g: ConvGeometry, dxAccumulates: Bool = true, inputGradient: ConvAlgorithm? = nil, weightGradient: ConvAlgorithm? = nil) {
         let P = g.p * g.q, K = g.k
         // The input gradient on its own kernel, or on im2col + sgemm beside the weight gradient.
         var dx = dx
         if let target = dx {
             switch Self.choose(inputGradient, g, .inputGradient) {
-            case .direct: DirectConvolution.inputGradient(dy, weight, target, g); dx = nil
-            case .winograd: Winograd.inputGradient(dy, weight, target, g); dx = nil
-            case .gemm: break
+            case .direct: DirectConvolution.inputGradient(dy, weight, target, g, accumulate: dxAccumulates); dx = nil
+            case .winograd: Winograd.inputGradient(dy, weight, target, g, accumulate: dxAccumulates); dx = nil
+            case .gemm: if !dxAccumulates { target.update(repeating: 0, count: g.n * g.c * g.h * g.w) }
             }
         }
         // The weight gradient on its own kernel, or on im2col + sgemm (with the input gradient, if it runs there).
@@ -241,6 +250,21 @@ public enum ConvTranspose2D {
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                                _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
         let P = g.p * g.q, K = g.k, outSize = g.c * g.h * g.w
+        if g.isBlockwise {
+            // Each input pixel's own s x s block: the product, permuted into y with the bias.
+            Parallel.forEach(g.n) { n in
+                let xn = x + n * g.o * P, yn = y + n * outSize
+                let band = Im2col.bandRows(g), size = K * band * g.q
+                let col = Scratch.floats(size)
+                defer { Scratch.release(col, size) }
+                for i0 in stride(from: 0, to: g.p, by: band) {
+                    let i1 = min(g.p, i0 + band)
+                    GEMM.multiply(weight, transposeA: true, xn + i0 * g.q, transposeB: false, col, m: K, n: (i1 - i0) * g.q, k: g.o, ldb: P)
+                    ck_blocks_scatter(col, bias, yn, Int32(g.c), Int32(g.stride), Int32(g.p), Int32(g.q), Int32(i0), Int32(i1))
+                }
+            }
+            return
+        }
         Parallel.forEach(g.n) { n in
             let xn = x + n * g.o * P, yn = y + n * outSize
             yn.update(repeating: 0, count: outSize)
@@ -261,9 +285,10 @@ public enum ConvTranspose2D {
         }
     }
 
+    /// Accumulates dx (if given; overwrites it when `dxAccumulates` is false), dw and db (if given) from dy.
     public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
-                                _ g: ConvGeometry) {
+                                _ g: ConvGeometry, dxAccumulates: Bool = true) {
         let P = g.p * g.q, K = g.k, outSize = g.c * g.h * g.w
         WeightGradients.accumulate(images: g.n, weightCount: g.o * K, biasCount: g.c, dw, db) { wkr, workers, pdw, pdb in
             let band = Im2col.bandRows(g), size = K * band * g.q
@@ -274,19 +299,19 @@ public enum ConvTranspose2D {
                 let xn = x + n * g.o * P, dyn = dy + n * outSize
                 for i0 in stride(from: 0, to: g.p, by: band) {
                     let rows = i0..<min(g.p, i0 + band), cols = rows.count * g.q
-                    Im2col.pack(dyn, g, col, rows: rows)
+                    if g.isBlockwise {
+                        ck_blocks_gather(dyn, col, Int32(g.c), Int32(g.stride), Int32(g.p), Int32(g.q), Int32(i0), Int32(rows.upperBound))
+                    } else {
+                        Im2col.pack(dyn, g, col, rows: rows)
+                    }
                     // dw[o, k] += x[o, p] col[k, p] over the band's p
                     GEMM.multiply(xn + i0 * g.q, transposeA: false, col, transposeB: true, pdw, m: g.o, n: K, k: cols, beta: 1, lda: P)
                     if let dx {
-                        GEMM.multiply(weight, transposeA: false, col, transposeB: false, dx + n * g.o * P + i0 * g.q, m: g.o, n: cols, k: K, beta: 1, ldc: P)
+                        GEMM.multiply(weight, transposeA: false, col, transposeB: false, dx + n * g.o * P + i0 * g.q, m: g.o, n: cols, k: K,
+                                      beta: dxAccumulates ? 1 : 0, ldc: P)
                     }
                 }
-                for c in 0..<g.c {
-                    var s: Float = 0
-                    let row = dyn + c * g.h * g.w
-                    for i in 0..<(g.h * g.w) { s += row[i] }
-                    pdb[c] += s
-                }
+                for c in 0..<g.c { pdb[c] += Reduction.sum(dyn + c * g.h * g.w, count: g.h * g.w) }
                 n += workers
             }
         }

@@ -33,25 +33,29 @@ public enum DirectConvolution {
     /// y = conv(x, w) + b for every image (overwrites y).
     static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        run(x, weight, bias, y, images: g.n, Self.kernel(g, inputGradient: false), weight: (g.o, g.c, 1, g.kh, g.kw), inputGradient: false)
+        run(x, weight, bias, y, images: g.n, Self.kernel(g, inputGradient: false), weight: (g.o, g.c, 1, g.kh, g.kw), inputGradient: false,
+            accumulate: false)
     }
 
-    /// dx += conv_transpose(dy, w): the forward kernel on dy with the flipped, transposed weight.
-    static func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        run(dy, weight, nil, dx, images: g.n, Self.kernel(g, inputGradient: true), weight: (g.o, g.c, 1, g.kh, g.kw), inputGradient: true)
+    /// dx += conv_transpose(dy, w): the forward kernel on dy with the flipped, transposed weight
+    /// (dx = ..., overwriting it, when `accumulate` is false).
+    static func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                              accumulate: Bool = true) {
+        run(dy, weight, nil, dx, images: g.n, Self.kernel(g, inputGradient: true), weight: (g.o, g.c, 1, g.kh, g.kw), inputGradient: true,
+            accumulate: accumulate)
     }
 
     /// The 3D forward pass (overwrites y).
     static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ y: UnsafeMutablePointer<Float>, _ g: VolumeGeometry) {
         run(x, weight, bias, y, images: g.n, Self.kernel(g, inputGradient: false), weight: (g.o, g.c, g.kernel[0], g.kernel[1], g.kernel[2]),
-            inputGradient: false)
+            inputGradient: false, accumulate: false)
     }
 
     /// The 3D input gradient (accumulates into dx).
     static func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: VolumeGeometry) {
         run(dy, weight, nil, dx, images: g.n, Self.kernel(g, inputGradient: true), weight: (g.o, g.c, g.kernel[0], g.kernel[1], g.kernel[2]),
-            inputGradient: true)
+            inputGradient: true, accumulate: true)
     }
 
     /// dw += dL/dw and db += dL/db (if given) from x and dy.
@@ -116,11 +120,11 @@ public enum DirectConvolution {
     }
 
     /// The kernel over every image: each output slice, split into bands of rows when
-    /// there are fewer slices than threads. The convolution itself overwrites its
-    /// output; its adjoint (the input gradient) accumulates.
+    /// there are fewer slices than threads. It overwrites its output, or adds into it
+    /// (`accumulate`: an input gradient that already holds another op's share).
     private static func run(_ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                             _ output: UnsafeMutablePointer<Float>, images: Int, _ k: ck_conv, weight w: (o: Int, c: Int, kd: Int, kh: Int, kw: Int),
-                            inputGradient: Bool) {
+                            inputGradient: Bool, accumulate: Bool) {
         let (o, c, kd, kh, kw) = (Int32(w.o), Int32(w.c), Int32(w.kd), Int32(w.kh), Int32(w.kw))
         let count = inputGradient ? ck_direct_packed_count(c, o, kd, kh, kw) : ck_direct_packed_count(o, c, kd, kh, kw)
         let packed = Scratch.floats(count)
@@ -139,7 +143,7 @@ public enum DirectConvolution {
                 let (slice, s) = (item / split, item % split)
                 let (n, z) = (slice / outDepth, slice % outDepth)
                 ck_direct_forward(input + n * inSize, packed, bias, output + n * outSize, k, Int32(z),
-                                  Int32(rows * s / split), Int32(rows * (s + 1) / split), inputGradient ? 1 : 0,
+                                  Int32(rows * s / split), Int32(rows * (s + 1) / split), accumulate ? 1 : 0,
                                   stages + worker * stageCount)
             }
         }

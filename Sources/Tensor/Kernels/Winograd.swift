@@ -20,12 +20,13 @@ public enum Winograd {
     /// y = conv(x, w) + b for every image (overwrites y).
     static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                         _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        run(x, weight, bias, y, g, inputGradient: false)
+        run(x, weight, bias, y, g, inputGradient: false, accumulate: false)
     }
 
-    /// dx += conv_transpose(dy, w).
-    static func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        run(dy, weight, nil, dx, g, inputGradient: true)
+    /// dx += conv_transpose(dy, w) (dx = ..., overwriting it, when `accumulate` is false).
+    static func inputGradient(_ dy: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ g: ConvGeometry,
+                              accumulate: Bool = true) {
+        run(dy, weight, nil, dx, g, inputGradient: true, accumulate: accumulate)
     }
 
     /// Tiles per band: a band's transformed input, one transform point of it (inputs x tiles),
@@ -35,7 +36,7 @@ public enum Winograd {
     }
 
     private static func run(_ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                            _ output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, inputGradient: Bool) {
+                            _ output: UnsafeMutablePointer<Float>, _ g: ConvGeometry, inputGradient: Bool, accumulate: Bool) {
         // The convolution this pass computes: input [inputs, h, w] to output [outputs, p, q].
         let (inputs, outputs) = inputGradient ? (g.o, g.c) : (g.c, g.o)
         let (h, w, p, q) = inputGradient ? (g.p, g.q, g.h, g.w) : (g.h, g.w, g.p, g.q)
@@ -61,7 +62,7 @@ public enum Winograd {
                               m + point * outputs * tiles, m: outputs, n: tiles, k: inputs)
             }
             ck_winograd_output(m, bias, output + n * outSize, Int32(outputs), Int32(p), Int32(q), Int32(tilesX),
-                               Int32(rows.lowerBound), Int32(rows.upperBound), inputGradient ? 1 : 0)
+                               Int32(rows.lowerBound), Int32(rows.upperBound), accumulate ? 1 : 0)
         }
     }
 
