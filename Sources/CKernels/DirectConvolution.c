@@ -4,7 +4,8 @@
 // gradient with the flipped, transposed kernel): a register tile of
 // CK_OUTPUT_BLOCK output channels x VB vectors of 16 output pixels of one row.
 // For every input channel and kernel tap, VB input vectors are loaded once and
-// used by 6 broadcast weights: 6*VB FMAs per VB + 6 loads. Rows are walked in
+// used by 6 broadcast weights: 6*VB FMAs per VB + 6 loads (a layer's last block,
+// when it has 4 or fewer channels left, a tile of 4 or 2, not 6 with padding channels). Rows are walked in
 // bands: a band's input rows (every channel) are first copied into a staging
 // buffer of about 512 KB, with the padding columns as zeros, rows a whole number of
 // vectors wide and planes an odd number of cache lines apart. The tile then loads
@@ -144,14 +145,14 @@ CK_TARGET static void stageRows(const float *x, const ck_conv *g, int z, int aBe
         }
 }
 
-/// One tile: output block `blockWeights` (OB channels starting at o0), slice z, row i, columns j0 ..< j0 + 16 VB,
-/// reading the staged band.
+/// One tile: the first RB channels of output block `blockWeights` (OB channels starting at o0), slice z, row i,
+/// columns j0 ..< j0 + 16 VB, reading the staged band.
 CK_TARGET __attribute__((always_inline)) static inline void
 forwardTile(const stagedBand *band, const float *blockWeights, const float *bias, float *y, const ck_conv *g,
-            int pd, int p, int q, int o0, int z, int aBegin, int aEnd, int i, int j0, int accumulate, const int VB, const int KW) {
+            int pd, int p, int q, int o0, int z, int aBegin, int aEnd, int i, int j0, int accumulate, const int VB, const int KW, const int RB) {
     int h = g->height, kd = g->kd, kh = g->kh, pad = g->pad;
     __m512 acc[OB][4];
-    for (int r = 0; r < OB; r++) {
+    for (int r = 0; r < RB; r++) {
         float b0 = (bias && o0 + r < g->outputs) ? bias[o0 + r] : 0.0f;
         for (int b = 0; b < VB; b++) acc[r][b] = _mm512_set1_ps(b0);
     }
@@ -170,7 +171,7 @@ forwardTile(const stagedBand *band, const float *blockWeights, const float *bias
                     __m512 xv[4];
                     for (int b = 0; b < VB; b++) xv[b] = _mm512_loadu_ps(xrow + v + 16 * b);
                     const float *wv = wu + v * OB;
-                    for (int r = 0; r < OB; r++) {
+                    for (int r = 0; r < RB; r++) {
                         __m512 weight = _mm512_set1_ps(wv[r]);
                         for (int b = 0; b < VB; b++) acc[r][b] = _mm512_fmadd_ps(weight, xv[b], acc[r][b]);
                     }
@@ -178,7 +179,7 @@ forwardTile(const stagedBand *band, const float *blockWeights, const float *bias
             }
         }
     }
-    for (int r = 0; r < OB; r++) {
+    for (int r = 0; r < RB; r++) {
         if (o0 + r >= g->outputs) break;
         float *yrow = y + (((size_t)(o0 + r) * pd + z) * p + i) * q + j0;
         for (int b = 0; b < VB; b++) {
@@ -212,17 +213,24 @@ CK_TARGET static void forwardRows(const float *x, const float *packed, const flo
         stageRows(x, g, z, aBegin, aEnd, i0, i1, &staged);
         for (int blk = 0; blk < blocks; blk++) {
             const float *bw = packed + blk * blockSize;
+            int live = g->outputs - blk * OB;
             for (int i = i0; i < i1; i++) {
                 for (int j0 = 0; j0 < q; j0 += 16 * VB) {
                     int left = (q - j0 + 15) / 16;
                     int vb = left >= VB ? VB : left;
-                    // The common 3-wide kernel with its tap loop unrolled; any other width as a loop.
-#define CK_TILE(V, K) forwardTile(&staged, bw, bias, y, g, pd, p, q, blk * OB, z, aBegin, aEnd, i, j0, accumulate, V, K)
-                    if (kw == 3) {
-                        switch (vb) { case 4: CK_TILE(4, 3); break; case 3: CK_TILE(3, 3); break; case 2: CK_TILE(2, 3); break; default: CK_TILE(1, 3); }
+                    // The common 3-wide kernel with its tap loop unrolled; any other width as a loop. A 3-wide
+                    // kernel's last block, when it has 4 or fewer live channels, takes a tile of 4 or 2 (a layer
+                    // of 32 outputs: blocks 6 x 5 + 2, not 6 x 6 with 4 padding channels).
+#define CK_TILE(V, K, R) forwardTile(&staged, bw, bias, y, g, pd, p, q, blk * OB, z, aBegin, aEnd, i, j0, accumulate, V, K, R)
+#define CK_WIDTHS(K, R) switch (vb) { case 4: CK_TILE(4, K, R); break; case 3: CK_TILE(3, K, R); break; case 2: CK_TILE(2, K, R); break; default: CK_TILE(1, K, R); }
+                    if (kw != 3 || live > 4) {
+                        if (kw == 3) { CK_WIDTHS(3, OB) } else { CK_WIDTHS(kw, OB) }
+                    } else if (live > 2) {
+                        CK_WIDTHS(3, 4)
                     } else {
-                        switch (vb) { case 4: CK_TILE(4, kw); break; case 3: CK_TILE(3, kw); break; case 2: CK_TILE(2, kw); break; default: CK_TILE(1, kw); }
+                        CK_WIDTHS(3, 2)
                     }
+#undef CK_WIDTHS
 #undef CK_TILE
                 }
             }

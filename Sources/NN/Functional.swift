@@ -196,14 +196,12 @@ public enum F {
                           statistics: (UnsafePointer<Float>) -> Void = { _ in }) -> Variable {
         let y = Tensor(uninitialized: x.shape)
         let stats = Tensor(zeros: [layout.groupCount * 2])
-        Normalization.forward(x.value.pointer, weight?.value.pointer, bias?.value.pointer, y.pointer, stats.pointer, layout, eps: eps)
+        Normalization.forward(x.value.pointer, weight?.value.pointer, bias?.value.pointer, y.pointer, stats.pointer, layout, eps: eps, relu: relu)
         statistics(stats.pointer)
-        if relu { rectify(y) }
         return Tape.output(y, inputs: [x, weight, bias]) { out in
-            let g = relu ? masked(out) : nil
-            defer { g.map { Scratch.release($0, out.value.count) } }
-            Normalization.backward(x.value.pointer, weight?.value.pointer, stats.pointer, g ?? out.gradBuffer(), x.gradTarget,
-                                   weight?.gradTarget, bias?.gradTarget, layout)
+            let dx = x.gradDestination
+            Normalization.backward(x.value.pointer, weight?.value.pointer, bias?.value.pointer, stats.pointer, out.gradBuffer(), dx?.pointer,
+                                   weight?.gradTarget, bias?.gradTarget, layout, relu: relu, dxAccumulates: dx?.accumulate ?? true)
         }
     }
 

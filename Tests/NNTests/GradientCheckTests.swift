@@ -133,20 +133,29 @@ import Testing
             ("group", { x, w, b, r in F.groupNorm(x, groups: 2, w, b, relu: r) }),
             ("instance", { x, w, b, r in F.instanceNorm(x, w, b, relu: r) }),
         ]
+        // x's gradient is written first by the normalisation, or (with the skip, y = norm(x) + x) added to the skip's.
         for (name, op) in variants {
-            var results: [[Tensor]] = []
-            for fused in [true, false] {
-                let (x, w, b) = (Variable(x0.copy(), requiresGrad: true), Variable(w0.copy(), requiresGrad: true), Variable(b0.copy(), requiresGrad: true))
-                let tape = Tape()
-                let y = tape.record { fused ? op(x, w, b, true) : F.relu(op(x, w, b, false)) }
-                let value = y.value.copy()
-                tape.backward([(y, dy)])
-                results.append([value, x.grad ?? Tensor(zeros: [1]), w.grad ?? Tensor(zeros: [1]), b.grad ?? Tensor(zeros: [1])])
-            }
-            for (a, b) in zip(results[0], results[1]) {
-                var worst: Float = 0
-                for i in 0..<a.count { worst = max(worst, abs(a.pointer[i] - b.pointer[i])) }
-                #expect(worst < 1e-5, "\(name): fused and unfused differ by \(worst)")
+            for skip in [false, true] {
+                var results: [[Tensor]] = []
+                for fused in [true, false] {
+                    let (x, w, b) = (Variable(x0.copy(), requiresGrad: true), Variable(w0.copy(), requiresGrad: true), Variable(b0.copy(), requiresGrad: true))
+                    let tape = Tape()
+                    let y = tape.record {
+                        let normalised = fused ? op(x, w, b, true) : F.relu(op(x, w, b, false))
+                        return skip ? F.add(normalised, x) : normalised
+                    }
+                    let value = y.value.copy()
+                    tape.backward([(y, dy)])
+                    results.append([value, x.grad ?? Tensor(zeros: [1]), w.grad ?? Tensor(zeros: [1]), b.grad ?? Tensor(zeros: [1])])
+                }
+                for (a, b) in zip(results[0], results[1]) {
+                    var worst: Float = 0
+                    for i in 0..<a.count {
+                        let difference = abs(a.pointer[i] - b.pointer[i])
+                        worst = difference.isNaN ? .infinity : max(worst, difference)
+                    }
+                    #expect(worst < 1e-5, "\(name)\(skip ? " with a skip" : ""): fused and unfused differ by \(worst)")
+                }
             }
         }
     }

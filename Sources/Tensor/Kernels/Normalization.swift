@@ -9,7 +9,10 @@ import Foundation
 //   layer norm:    group = leading index over the last dimension D (weight per d)
 //
 // A layout is described by `NormLayout`: values of group gi, channel c, are at
-// base(gi, c) + [0, inner). Backward accumulates dx, dweight, dbias.
+// base(gi, c) + [0, inner). Backward accumulates dx (or overwrites it: `dxAccumulates`
+// false), dweight, dbias. With `relu`, y = max(0, ...), the ReLU that follows fused in:
+// backward masks dy where the affine value x * a + b, recomputed from x, is not positive,
+// so that neither the normalised values nor a masked copy of dy are ever stored.
 
 /// How a normalisation walks its tensor: `groups` groups, each covering
 /// `channelsPerGroup` channels of `inner` contiguous values, repeated `outer` times.
@@ -43,9 +46,10 @@ public struct NormLayout: Sendable {
 public enum Normalization {
     /// Computes mean and rstd per group (in Double), then y. `stats` is [mean, rstd] per group.
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
-                               _ y: UnsafeMutablePointer<Float>, _ stats: UnsafeMutablePointer<Float>, _ L: NormLayout, eps: Float) {
+                               _ y: UnsafeMutablePointer<Float>, _ stats: UnsafeMutablePointer<Float>, _ L: NormLayout, eps: Float,
+                               relu: Bool = false) {
         if L.acrossBatch, let group = CrossBatch.group {
-            return forwardAcross(group, x, weight, bias, y, stats, L, eps: eps)
+            return forwardAcross(group, x, weight, bias, y, stats, L, eps: eps, relu: relu)
         }
         Parallel.forEach(L.groupCount) { gi in
             var sum = 0.0
@@ -56,37 +60,71 @@ public enum Normalization {
             let rstd = 1 / (sq / Double(L.groupSize) + Double(eps)).squareRoot()
             stats[2 * gi] = Float(mean)
             stats[2 * gi + 1] = Float(rstd)
-            apply(gi, mean: Float(mean), rstd: Float(rstd), x, weight, bias, y, L)
+            apply(gi, mean: Float(mean), rstd: Float(rstd), x, weight, bias, y, L, relu: relu)
         }
     }
 
-    /// y = (x - mean) * rstd * w + b over the runs of group gi.
+    /// The affine map of channel c, y = x * a + b, as forward applies it (and backward recomputes it for the ReLU's mask).
+    @inline(__always) static func affine(_ c: Int, mean m: Float, rstd r: Float, _ weight: UnsafePointer<Float>?,
+                                         _ bias: UnsafePointer<Float>?) -> (a: Float, b: Float) {
+        let a = r * (weight?[c] ?? 1)
+        return (a, (bias?[c] ?? 0) - m * a)
+    }
+
+    /// y = (x - mean) * rstd * w + b over the runs of group gi (max(0, ...) with `relu`).
     @inline(__always) static func apply(_ gi: Int, mean m: Float, rstd r: Float, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?,
-                                        _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ L: NormLayout) {
+                                        _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>, _ L: NormLayout, relu: Bool) {
         L.forEachRun(gi) { off, c in
-            let a = r * (weight?[c] ?? 1), b = (bias?[c] ?? 0) - m * a
-            for i in 0..<L.inner { y[off + i] = x[off + i] * a + b }
-        }
-    }
-
-    /// dx += rstd * (w dy - m1 - xhat m2) over the runs of group gi, per element in Float.
-    @inline(__always) static func inputGradient(_ gi: Int, mean: Float, rstd: Float, m1: Float, m2: Float, _ x: UnsafePointer<Float>,
-                                                _ weight: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                                                _ L: NormLayout) {
-        L.forEachRun(gi) { off, c in
-            let w = weight?[c] ?? 1
-            let (xs, dys, dxs) = (x + off, dy + off, dx + off)
-            for i in 0..<L.inner {
-                let xhat = (xs[i] - mean) * rstd
-                dxs[i] += rstd * (w * dys[i] - m1 - xhat * m2)
+            let (a, b) = affine(c, mean: m, rstd: r, weight, bias)
+            if relu {
+                for i in 0..<L.inner { y[off + i] = max(x[off + i] * a + b, 0) }
+            } else {
+                for i in 0..<L.inner { y[off + i] = x[off + i] * a + b }
             }
         }
+    }
+
+    /// dx (+)= rstd * (w g - m1 - xhat m2) over the runs of group gi, per element in Float, for g = dy, or dy
+    /// masked by the fused ReLU when `bias` is given.
+    @inline(__always) static func inputGradient(_ gi: Int, mean: Float, rstd: Float, m1: Float, m2: Float, _ x: UnsafePointer<Float>,
+                                                _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?, relu: Bool,
+                                                _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, accumulate: Bool, _ L: NormLayout) {
+        L.forEachRun(gi) { off, c in
+            let w = weight?[c] ?? 1
+            let gate = relu ? affine(c, mean: mean, rstd: rstd, weight, bias) : nil
+            let (xs, dys, dxs) = (x + off, dy + off, dx + off)
+            // 16 lanes at a time (the mask as a select, not a branch), then the tail.
+            var i = 0
+            while i + 16 <= L.inner {
+                let xv = Lanes.load(xs + i)
+                var g = Lanes.load(dys + i)
+                if let gate { g = Lanes.gated(g, xv, gate) }
+                var v = rstd * (w * g - m1 - (xv - mean) * rstd * m2)
+                if accumulate { v += Lanes.load(dxs + i) }
+                Lanes.store(v, dxs + i)
+                i += 16
+            }
+            while i < L.inner {
+                var g = dys[i]
+                if let gate, !(xs[i] * gate.a + gate.b > 0) { g = 0 }
+                let v = rstd * (w * g - m1 - (xs[i] - mean) * rstd * m2)
+                dxs[i] = accumulate ? dxs[i] + v : v
+                i += 1
+            }
+        }
+    }
+
+    /// The sums of g and g * xhat over channel c's run at `off` (g = dy, or dy masked by the fused ReLU).
+    @inline(__always) static func gradientSums(_ off: Int, _ c: Int, mean: Float, rstd: Float, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?,
+                                               _ bias: UnsafePointer<Float>?, relu: Bool, _ dy: UnsafePointer<Float>, _ L: NormLayout) -> (Double, Double) {
+        guard relu else { return Sums.gradientSums(dy + off, x + off, count: L.inner, mean: mean, rstd: rstd) }
+        return Sums.gatedGradientSums(dy + off, x + off, count: L.inner, mean: mean, rstd: rstd, gate: affine(c, mean: mean, rstd: rstd, weight, bias))
     }
 
     /// Batch statistics over a batch split across processes (SyncBN): the same two
     /// passes (mean, then squared deviations from it), each summed over the group.
     static func forwardAcross(_ group: BatchGroup, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
-                              _ y: UnsafeMutablePointer<Float>, _ stats: UnsafeMutablePointer<Float>, _ L: NormLayout, eps: Float) {
+                              _ y: UnsafeMutablePointer<Float>, _ stats: UnsafeMutablePointer<Float>, _ L: NormLayout, eps: Float, relu: Bool) {
         let groups = L.groupCount
         let sums = UnsafeMutablePointer<Double>.allocate(capacity: groups + 1)
         defer { sums.deallocate() }
@@ -109,7 +147,7 @@ public enum Normalization {
             let rstd = 1 / (sums[gi] / size + Double(eps)).squareRoot()
             stats[2 * gi] = Float(means[gi])
             stats[2 * gi + 1] = Float(rstd)
-            apply(gi, mean: Float(means[gi]), rstd: Float(rstd), x, weight, bias, y, L)
+            apply(gi, mean: Float(means[gi]), rstd: Float(rstd), x, weight, bias, y, L, relu: relu)
         }
     }
 
@@ -128,21 +166,23 @@ public enum Normalization {
 
     /// Backward through batch statistics:
     /// dx = rstd * w * (dy - mean(dy) - xhat * mean(dy * xhat)) per group; dw += sum(dy * xhat); db += sum(dy).
-    public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ stats: UnsafePointer<Float>,
+    /// With `relu` (the forward pass's), dy is the gradient of the rectified output, masked here; the mask
+    /// needs the forward's bias.
+    public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?, _ stats: UnsafePointer<Float>,
                                 _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>?,
-                                _ dbias: UnsafeMutablePointer<Float>?, _ L: NormLayout) {
+                                _ dbias: UnsafeMutablePointer<Float>?, _ L: NormLayout, relu: Bool = false, dxAccumulates: Bool = true) {
         // Per-channel sums of dy and dy * xhat within each group.
         let sums = UnsafeMutablePointer<Double>.allocate(capacity: L.groupCount * L.channels * 2)
         sums.initialize(repeating: 0, count: L.groupCount * L.channels * 2)
         defer { sums.deallocate() }
         if L.acrossBatch, let group = CrossBatch.group {
-            return backwardAcross(group, x, weight, stats, dy, dx, dweight, dbias, L, sums)
+            return backwardAcross(group, x, weight, bias, stats, dy, dx, dweight, dbias, L, sums, relu: relu, dxAccumulates: dxAccumulates)
         }
         Parallel.forEach(L.groupCount) { gi in
             let mean = stats[2 * gi], rstd = stats[2 * gi + 1]
             let s = sums + gi * L.channels * 2
             L.forEachRun(gi) { off, c in
-                let (a, b) = Sums.gradientSums(dy + off, x + off, count: L.inner, mean: mean, rstd: rstd)
+                let (a, b) = gradientSums(off, c, mean: mean, rstd: rstd, x, weight, bias, relu: relu, dy, L)
                 s[2 * c] += a
                 s[2 * c + 1] += b
             }
@@ -158,7 +198,7 @@ public enum Normalization {
             m1 /= Double(L.groupSize)
             m2 /= Double(L.groupSize)
             // The means above are Double; the per-element arithmetic is Float.
-            inputGradient(gi, mean: mean, rstd: rstd, m1: Float(m1), m2: Float(m2), x, weight, dy, dx, L)
+            inputGradient(gi, mean: mean, rstd: rstd, m1: Float(m1), m2: Float(m2), x, weight, bias, relu: relu, dy, dx, accumulate: dxAccumulates, L)
         }
         for gi in 0..<L.groupCount {
             for c in 0..<L.channels {
@@ -171,14 +211,15 @@ public enum Normalization {
     /// Backward through statistics of a batch split across processes: dx needs the
     /// group's sums of dy and dy * xhat; the weight and bias gradients keep this
     /// process's part (the gradient allreduce adds the others').
-    static func backwardAcross(_ group: BatchGroup, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ stats: UnsafePointer<Float>,
-                               _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>?,
-                               _ dbias: UnsafeMutablePointer<Float>?, _ L: NormLayout, _ sums: UnsafeMutablePointer<Double>) {
+    static func backwardAcross(_ group: BatchGroup, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
+                               _ stats: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
+                               _ dweight: UnsafeMutablePointer<Float>?, _ dbias: UnsafeMutablePointer<Float>?, _ L: NormLayout,
+                               _ sums: UnsafeMutablePointer<Double>, relu: Bool, dxAccumulates: Bool) {
         let n = L.groupCount * L.channels * 2
         Parallel.forEach(L.groupCount) { gi in
             let s = sums + gi * L.channels * 2
             L.forEachRun(gi) { off, c in
-                let (a, b) = Sums.gradientSums(dy + off, x + off, count: L.inner, mean: stats[2 * gi], rstd: stats[2 * gi + 1])
+                let (a, b) = gradientSums(off, c, mean: stats[2 * gi], rstd: stats[2 * gi + 1], x, weight, bias, relu: relu, dy, L)
                 s[2 * c] += a
                 s[2 * c + 1] += b
             }
@@ -204,7 +245,8 @@ public enum Normalization {
                 m1 += w * s[2 * c]
                 m2 += w * s[2 * c + 1]
             }
-            inputGradient(gi, mean: stats[2 * gi], rstd: stats[2 * gi + 1], m1: Float(m1 / size), m2: Float(m2 / size), x, weight, dy, dx, L)
+            inputGradient(gi, mean: stats[2 * gi], rstd: stats[2 * gi + 1], m1: Float(m1 / size), m2: Float(m2 / size), x, weight, bias,
+                          relu: relu, dy, dx, accumulate: dxAccumulates, L)
         }
     }
 
@@ -325,5 +367,44 @@ public enum Sums {
         var a = (a0 + a1) + (a2 + a3), b = (b0 + b1) + (b2 + b3)
         while i < count { let t = term(i); a += t.0; b += t.1; i += 1 }
         return (a, b)
+    }
+
+    /// `gradientSums` of dy masked where x * a + b is not positive (the fused ReLU's mask), 16 lanes
+    /// at a time, each lane's products summed in Double.
+    public static func gatedGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int, mean: Float, rstd: Float,
+                                         gate: (a: Float, b: Float)) -> (Double, Double) {
+        var (a0, a1, b0, b1) = (SIMD8<Double>(), SIMD8<Double>(), SIMD8<Double>(), SIMD8<Double>())
+        var i = 0
+        while i + 16 <= count {
+            let xv = Lanes.load(x + i)
+            let g = Lanes.gated(Lanes.load(dy + i), xv, gate), gx = g * ((xv - mean) * rstd)
+            a0 += SIMD8<Double>(g.lowHalf); a1 += SIMD8<Double>(g.highHalf)
+            b0 += SIMD8<Double>(gx.lowHalf); b1 += SIMD8<Double>(gx.highHalf)
+            i += 16
+        }
+        var a = (a0 + a1).sum(), b = (b0 + b1).sum()
+        while i < count {
+            if x[i] * gate.a + gate.b > 0 { a += Double(dy[i]); b += Double(dy[i]) * Double((x[i] - mean) * rstd) }
+            i += 1
+        }
+        return (a, b)
+    }
+}
+
+/// 16 floats as one vector: loads and stores at any alignment, and the fused ReLU's mask as a select.
+enum Lanes {
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    }
+
+    @inline(__always) static func load(_ p: UnsafeMutablePointer<Float>) -> SIMD16<Float> { load(UnsafePointer(p)) }
+
+    @inline(__always) static func store(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+    }
+
+    /// g where x * a + b > 0, else 0.
+    @inline(__always) static func gated(_ g: SIMD16<Float>, _ x: SIMD16<Float>, _ gate: (a: Float, b: Float)) -> SIMD16<Float> {
+        g.replacing(with: 0, where: .!(x * gate.a + gate.b .> 0))
     }
 }
