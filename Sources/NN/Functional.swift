@@ -100,7 +100,7 @@ public enum F {
         Pooling.maxForward(x.value.pointer, y.pointer, argmax, g)
         let indices = IndexBuffer(argmax, count: y.count)
         return Trace.note(op, [x], Tape.output(y, inputs: [x]) { out in
-            Pooling.maxBackward(out.gradBuffer(), indices.pointer, x.gradBuffer(), outputCount: indices.count)
+            Pooling.maxBackward(out.gradBuffer(), indices.pointer, x.gradBuffer(), g)
         })
     }
 

@@ -49,6 +49,9 @@ public enum Pooling {
         let inCount = g.inputCount, outCount = g.outputCount, taps = g.taps
         Parallel.forEach(g.planes) { plane in
             let xp = x + plane * inCount, yp = y + plane * outCount, ap = argmax + plane * outCount
+            if g.kernel == [1, 2, 2] && g.stride == [1, 2, 2] {
+                return maxForward2x2(xp, yp, ap, g, base: Int32(plane * inCount))
+            }
             forEachWindow(g) { o, first in
                 var best = -Float.infinity, at = first
                 for t in taps {
@@ -61,8 +64,52 @@ public enum Pooling {
         }
     }
 
-    public static func maxBackward(_ dy: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>, _ dx: UnsafeMutablePointer<Float>, outputCount: Int) {
-        for i in 0..<outputCount { dx[Int(argmax[i])] += dy[i] }
+    /// The U-Net's 2x2 window with stride 2, 16 windows at a time: the window's four values (as the
+    /// even and odd lanes of two rows) taken in row-major order with the same strict comparison as
+    /// the general loop, as selects instead of branches.
+    @inline(__always) static func maxForward2x2(_ xp: UnsafePointer<Float>, _ yp: UnsafeMutablePointer<Float>, _ ap: UnsafeMutablePointer<Int32>,
+                                                _ g: PoolGeometry, base: Int32) {
+        let (W, out) = (g.size[2], g.output)
+        for depth in 0..<out[0] {
+            for i in 0..<out[1] {
+                let row = (depth * g.size[1] + 2 * i) * W, o0 = (depth * out[1] + i) * out[2]
+                let (top, bottom) = (xp + row, xp + row + W)
+                var l = 0
+                while l + 16 <= out[2] {
+                    let t = UnsafeRawPointer(top + 2 * l).loadUnaligned(as: SIMD32<Float>.self)
+                    let b = UnsafeRawPointer(bottom + 2 * l).loadUnaligned(as: SIMD32<Float>.self)
+                    var best = SIMD16<Float>(repeating: -.infinity), at = SIMD16<Int32>(repeating: 0)
+                    @inline(__always) func take(_ value: SIMD16<Float>, _ tap: Int32) {
+                        let better = value .> best
+                        best.replace(with: value, where: better)
+                        at.replace(with: SIMD16(repeating: tap), where: better)
+                    }
+                    take(t.evenHalf, 0); take(t.oddHalf, 1); take(b.evenHalf, Int32(W)); take(b.oddHalf, Int32(W + 1))
+                    UnsafeMutableRawPointer(yp + o0 + l).storeBytes(of: best, as: SIMD16<Float>.self)
+                    let first = SIMD16<Int32>(0..<16) &* 2 &+ Int32(row + 2 * l) &+ base
+                    UnsafeMutableRawPointer(ap + o0 + l).storeBytes(of: first &+ at, as: SIMD16<Int32>.self)
+                    l += 16
+                }
+                while l < out[2] {
+                    var best = -Float.infinity, at = 0
+                    for tap in 0..<4 {
+                        let offset = tap / 2 * W + tap % 2
+                        if top[2 * l + offset] > best { best = top[2 * l + offset]; at = offset }
+                    }
+                    yp[o0 + l] = best
+                    ap[o0 + l] = base + Int32(row + 2 * l + at)
+                    l += 1
+                }
+            }
+        }
+    }
+
+    /// dx[argmax[o]] += dy[o], plane by plane in parallel (a plane's maxima lie in that plane).
+    public static func maxBackward(_ dy: UnsafePointer<Float>, _ argmax: UnsafePointer<Int32>, _ dx: UnsafeMutablePointer<Float>, _ g: PoolGeometry) {
+        let outCount = g.outputCount
+        Parallel.forEach(g.planes) { plane in
+            for o in (plane * outCount)..<((plane + 1) * outCount) { dx[Int(argmax[o])] += dy[o] }
+        }
     }
 
     public static func avgForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: PoolGeometry) {
