@@ -5,12 +5,15 @@ import CKernels
 // N batch, C input channels, O output channels, H x W input, P x Q output,
 // kernel kh x kw, stride s, padding p, dilation d.
 // Weight layouts are PyTorch's: conv [O, C, kh, kw]; transposed conv [C, O, kh, kw].
-// Forward writes its output; backward ACCUMULATES (+=) into dx, dw, db.
+// Forward writes its output; backward ACCUMULATES (+=) into dx, dw, db (into dx
+// unless the caller says the gradient is fresh: `dxAccumulates` false overwrites it).
 // The fast paths are im2col + sgemm per image, images in parallel, and, for the
 // narrow layers, the direct kernels (DirectConvolution.swift: the forward pass and
 // the input gradient, and a 3x3 kernel's weight gradient), and for the deep 3x3 layers Winograd F(2x2, 3x3)
 // (Winograd.swift: every pass), chosen per layer and pass by `ConvAlgorithm.rule`; the naive path
 // is the defining sum, in Double, kept as the reference the tests compare with.
+// A transposed convolution whose kernel equals its stride (the U-Net's up-sampling)
+// is one product per band permuted into its output (CKernels' Blocks.c).
 
 /// The geometry of one convolution.
 public struct ConvGeometry: Hashable, Sendable {
