@@ -84,8 +84,8 @@ public enum Normalization {
         }
     }
 
-    /// dx (+)= rstd * (w g - m1 - xhat m2) over the runs of group gi, per element in Float, for g = dy, or dy
-    /// masked by the fused ReLU when `bias` is given.
+    /// dx (+)= rstd * (w g - m1 - xhat m2) over the runs of group gi, per element in Float, for g = dy, or, with
+    /// `relu`, dy masked where the forward's affine value (from `bias` too) was not positive.
     @inline(__always) static func inputGradient(_ gi: Int, mean: Float, rstd: Float, m1: Float, m2: Float, _ x: UnsafePointer<Float>,
                                                 _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?, relu: Bool,
                                                 _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, accumulate: Bool, _ L: NormLayout) {
