@@ -96,9 +96,8 @@ public enum F {
             Pooling.avgForward(x.value.pointer, y.pointer, g)
             return Trace.note(op, [x], Tape.output(y, inputs: [x]) { out in Pooling.avgBackward(out.gradBuffer(), x.gradBuffer(), g) })
         }
-        let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: Swift.max(1, y.count))
-        Pooling.maxForward(x.value.pointer, y.pointer, argmax, g)
-        let indices = IndexBuffer(argmax, count: y.count)
+        let indices = IndexBuffer(count: y.count)
+        Pooling.maxForward(x.value.pointer, y.pointer, indices.pointer, g)
         return Trace.note(op, [x], Tape.output(y, inputs: [x]) { out in
             Pooling.maxBackward(out.gradBuffer(), indices.pointer, x.gradBuffer(), g)
         })
@@ -435,13 +434,15 @@ public enum F {
     }
 }
 
-/// Owned Int32 indices kept alive by a backward rule.
+/// Int32 indices kept alive by a backward rule, from the buffer pool: max pooling's
+/// argmax is as large as its output (34 MB per step for S2's first level), and a
+/// buffer from malloc came back as fresh pages, faulted in and zeroed, every step.
 final class IndexBuffer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Int32>
     let count: Int
-    init(_ pointer: UnsafeMutablePointer<Int32>, count: Int) {
-        self.pointer = pointer
+    init(count: Int) {
+        self.pointer = Scratch.indices(count)
         self.count = count
     }
-    deinit { pointer.deallocate() }
+    deinit { Scratch.release(pointer, count) }
 }

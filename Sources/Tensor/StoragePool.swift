@@ -163,4 +163,13 @@ public enum Scratch {
     public static func release(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
         StoragePool.shared.give(UnsafeMutableRawPointer(p), bytes: max(1, count) * 4)
     }
+
+    /// `count` Int32 indices (max pooling's argmax).
+    public static func indices(_ count: Int) -> UnsafeMutablePointer<Int32> {
+        StoragePool.shared.take(bytes: max(1, count) * 4).bindMemory(to: Int32.self, capacity: max(1, count))
+    }
+
+    public static func release(_ p: UnsafeMutablePointer<Int32>, _ count: Int) {
+        StoragePool.shared.give(UnsafeMutableRawPointer(p), bytes: max(1, count) * 4)
+    }
 }

@@ -44,6 +44,8 @@ import Testing
             }
             #expect(abs(Sums.sum(x.pointer, count: count) - s) < 1e-9, "sum \(count)")
             #expect(abs(Sums.squaredDeviations(x.pointer, count: count, from: 0.1) - sq) < 1e-9, "squares \(count)")
+            let m = Sums.shiftedMoments(x.pointer, count: count, shift: 0.1)
+            #expect(abs(m.0 - (s - 0.1 * Double(count))) < 1e-9 && abs(m.1 - sq) < 1e-9, "shifted moments \(count)")
             let g = Sums.gradientSums(dy.pointer, x.pointer, count: count, mean: mean, rstd: rstd)
             #expect(abs(g.0 - a) < 1e-9 && abs(g.1 - b) < 1e-9, "gradient sums \(count)")
         }
@@ -51,6 +53,24 @@ import Testing
         let z = Tensor(shape: [40], values: (0..<40).map { Float($0 % 3) - 1 })
         Rectifier.rectify(z.pointer, 5..<38)
         #expect((0..<40).allSatisfy { i in z.pointer[i] == ((5..<38).contains(i) ? max(0, Float(i % 3) - 1) : Float(i % 3) - 1) })
+    }
+
+    /// The one-pass statistics keep the variance of values far from zero: instance norm over
+    /// planes at 1e6 + multiples of 1/16 (exact in Float), against two passes in Double. Moments
+    /// about zero would lose it: E[x^2] ~ 1e12 carries about 1e-4 of rounding per term.
+    @Test func normalisationStatisticsSurviveALargeMean() {
+        let (planes, inner) = (3, 1000)
+        let x = Tensor(shape: [1, planes, inner], values: (0..<(planes * inner)).map { i in 1e6 + Float((i * 7 + i / inner) % 5) / 16 })
+        let y = Tensor(zeros: x.shape), stats = Tensor(zeros: [2 * planes])
+        Normalization.forward(x.pointer, nil, nil, y.pointer, stats.pointer,
+                              NormLayout(outer: 1, channels: planes, inner: inner, acrossBatch: false, channelsPerGroup: 1), eps: 0)
+        for p in 0..<planes {
+            let values = (0..<inner).map { Double(x.pointer[p * inner + $0]) }
+            let mean = values.reduce(0, +) / Double(inner)
+            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(inner)
+            #expect(abs(Double(stats.pointer[2 * p]) - mean) <= 0.0625, "mean of plane \(p)")
+            #expect(abs(Double(stats.pointer[2 * p + 1]) * variance.squareRoot() - 1) < 1e-6, "rstd of plane \(p)")
+        }
     }
 
     @Test(arguments: 0..<geometries.count)

@@ -52,12 +52,19 @@ public enum Normalization {
             return forwardAcross(group, x, weight, bias, y, stats, L, eps: eps, relu: relu)
         }
         Parallel.forEach(L.groupCount) { gi in
-            var sum = 0.0
-            L.forEachRun(gi) { off, _ in sum += Sums.sum(x + off, count: L.inner) }
-            let mean = sum / Double(L.groupSize)
-            var sq = 0.0
-            L.forEachRun(gi) { off, _ in sq += Sums.squaredDeviations(x + off, count: L.inner, from: mean) }
-            let rstd = 1 / (sq / Double(L.groupSize) + Double(eps)).squareRoot()
+            // One pass over x for both moments, taken about a value of the group (its first), so that
+            // a mean far from zero does not cancel the variance's digits: var = E[d^2] - E[d]^2, d = x - shift.
+            var shift = 0.0, first = true, sum = 0.0, sq = 0.0
+            L.forEachRun(gi) { off, _ in
+                if first { (shift, first) = (Double(x[off]), false) }
+                let (s1, s2) = Sums.shiftedMoments(x + off, count: L.inner, shift: shift)
+                sum += s1
+                sq += s2
+            }
+            let size = Double(L.groupSize), d = sum / size, mean = shift + d
+            // Rounding can take the difference below zero; NaN stays NaN.
+            let variance = sq / size - d * d
+            let rstd = 1 / ((variance < 0 ? 0 : variance) + Double(eps)).squareRoot()
             stats[2 * gi] = Float(mean)
             stats[2 * gi + 1] = Float(rstd)
             apply(gi, mean: Float(mean), rstd: Float(rstd), x, weight, bias, y, L, relu: relu)
@@ -121,8 +128,10 @@ public enum Normalization {
         return Sums.gatedGradientSums(dy + off, x + off, count: L.inner, mean: mean, rstd: rstd, gate: affine(c, mean: mean, rstd: rstd, weight, bias))
     }
 
-    /// Batch statistics over a batch split across processes (SyncBN): the same two
-    /// passes (mean, then squared deviations from it), each summed over the group.
+    /// Batch statistics over a batch split across processes (SyncBN): two passes (the
+    /// mean, then squared deviations from it), each summed over the group. (The one pass
+    /// of `forward` takes its moments about a value of the group, which every process
+    /// would first have to agree on.)
     static func forwardAcross(_ group: BatchGroup, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
                               _ y: UnsafeMutablePointer<Float>, _ stats: UnsafeMutablePointer<Float>, _ L: NormLayout, eps: Float, relu: Bool) {
         let groups = L.groupCount
@@ -333,6 +342,31 @@ public enum Sums {
         var s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
         while i < count { s += Double(x[i]); i += 1 }
         return s
+    }
+
+    /// (sum of x - shift, sum of (x - shift)^2), in one pass.
+    public static func shiftedMoments(_ x: UnsafePointer<Float>, count: Int, shift: Double) -> (Double, Double) {
+        var s = SIMD8<Double>.zero, q = SIMD8<Double>.zero, s2 = SIMD8<Double>.zero, q2 = SIMD8<Double>.zero
+        let k = SIMD8<Double>(repeating: shift)
+        let raw = UnsafeRawPointer(x)
+        var i = 0
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            let lo = SIMD8<Double>(v.lowHalf) - k, hi = SIMD8<Double>(v.highHalf) - k
+            s += lo
+            q += lo * lo
+            s2 += hi
+            q2 += hi * hi
+            i += 16
+        }
+        var sum = (s + s2).sum(), squares = (q + q2).sum()
+        while i < count {
+            let d = Double(x[i]) - shift
+            sum += d
+            squares += d * d
+            i += 1
+        }
+        return (sum, squares)
     }
 
     /// sum of (x - mean)^2.
