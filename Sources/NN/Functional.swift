@@ -25,14 +25,20 @@ public enum F {
         })
     }
 
-    /// Transposed convolution; weight [Cin, Cout, kh, kw] (PyTorch's layout).
-    public static func convTranspose2d(_ x: Variable, _ weight: Variable, _ bias: Variable?, stride: Int, padding: Int = 0) -> Variable {
+    /// The geometry of a transposed convolution (see `ConvTranspose2D`) of x by weight [Cin, Cout, kh, kw].
+    private static func transposedGeometry(_ x: Variable, _ weight: Variable, stride: Int, padding: Int) -> ConvGeometry {
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (cout, kh, kw) = (weight.shape[1], weight.shape[2], weight.shape[3])
+        precondition(weight.shape[0] == cin, "conv_transpose2d: weight \(weight.shape) for input \(x.shape)")
         let oh = ConvTranspose2D.outputSize(h, k: kh, stride: stride, padding: padding)
         let ow = ConvTranspose2D.outputSize(w, k: kw, stride: stride, padding: padding)
-        let g = ConvGeometry(n: n, c: cout, h: oh, w: ow, o: cin, kh: kh, kw: kw, stride: stride, padding: padding)
-        let y = Tensor(uninitialized: [n, cout, oh, ow])
+        return ConvGeometry(n: n, c: cout, h: oh, w: ow, o: cin, kh: kh, kw: kw, stride: stride, padding: padding)
+    }
+
+    /// Transposed convolution; weight [Cin, Cout, kh, kw] (PyTorch's layout).
+    public static func convTranspose2d(_ x: Variable, _ weight: Variable, _ bias: Variable?, stride: Int, padding: Int = 0) -> Variable {
+        let g = transposedGeometry(x, weight, stride: stride, padding: padding)
+        let y = Tensor(uninitialized: [g.n, g.c, g.h, g.w])
         ConvTranspose2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g)
         return Trace.note(.convTranspose(stride: [stride, stride], padding: [padding, padding]), [x, weight, bias],
                           Tape.output(y, inputs: [x, weight, bias]) { out in
@@ -40,6 +46,34 @@ public enum F {
             ConvTranspose2D.backward(x.value.pointer, weight.value.pointer, out.gradBuffer(), dx?.pointer, weight.gradBuffer(), bias?.gradTarget, g,
                                      dxAccumulates: dx?.accumulate ?? true)
         })
+    }
+
+    /// concat([convTranspose2d(x, weight, bias, stride: stride), skip]) along channels, the up-sampled
+    /// map written straight into the joined one and its gradient read from the joined gradient, so
+    /// that it is never copied either way: the U-Net decoder's up-sampling and skip connection.
+    /// Traced as the two operations it is.
+    public static func convTranspose2dJoined(_ x: Variable, _ weight: Variable, _ bias: Variable?, stride: Int, skip: Variable) -> Variable {
+        if Trace.active != nil { return concat([convTranspose2d(x, weight, bias, stride: stride), skip]) }
+        let g = transposedGeometry(x, weight, stride: stride, padding: 0)
+        precondition(skip.shape.count == 4 && skip.shape[0] == g.n && skip.shape[2] == g.h && skip.shape[3] == g.w,
+                     "conv_transpose2d + concat: skip \(skip.shape) for an up-sampled map [\(g.n), \(g.c), \(g.h), \(g.w)]")
+        let plane = g.h * g.w, skipSize = skip.shape[1] * plane, image = g.c * plane + skipSize
+        let y = Tensor(uninitialized: [g.n, g.c + skip.shape[1], g.h, g.w])
+        ConvTranspose2D.forward(x.value.pointer, weight.value.pointer, bias?.value.pointer, y.pointer, g, imageStride: image)
+        Parallel.forEach(g.n) { n in (y.pointer + n * image + g.c * plane).update(from: skip.value.pointer + n * skipSize, count: skipSize) }
+        return Tape.output(y, inputs: [x, weight, bias, skip]) { out in
+            let dy = out.gradBuffer()
+            // The skip's share first, as concat's backward gives it before the transposed convolution's runs.
+            if let (ds, accumulate) = skip.gradDestination {
+                Parallel.forEach(g.n) { n in
+                    let (to, from) = (ds + n * skipSize, dy + n * image + g.c * plane)
+                    if accumulate { for i in 0..<skipSize { to[i] += from[i] } } else { to.update(from: from, count: skipSize) }
+                }
+            }
+            let dx = x.gradDestination
+            ConvTranspose2D.backward(x.value.pointer, weight.value.pointer, dy, dx?.pointer, weight.gradBuffer(), bias?.gradTarget, g,
+                                     dxAccumulates: dx?.accumulate ?? true, imageStride: image)
+        }
     }
 
     /// 3D convolution over NCDHW volumes; weight [O, C, kd, kh, kw]; stride, padding and dilation per axis [d, h, w].

@@ -51,6 +51,18 @@ struct UpLayer {
     func callAsFunction(_ x: Variable) -> Variable {
         kernel.count == 3 ? F.convTranspose3d(x, weight, bias, stride: kernel) : F.convTranspose2d(x, weight, bias, stride: kernel[0])
     }
+
+    /// [up-sampled x, skip] along channels. In 2D the up-sampled map is never a tensor of its own. Over
+    /// volumes it lives only inside this call: without a tape it is freed before the next convolutions
+    /// run, and with one its values are (the transposed convolution's backward reads its input, the
+    /// concatenation's reads gradients only), so training keeps one map per level less until backward.
+    func joined(_ x: Variable, _ skip: Variable) -> Variable {
+        guard kernel.count == 3 else { return F.convTranspose2dJoined(x, weight, bias, stride: kernel[0], skip: skip) }
+        let upsampled = self(x)
+        let joined = F.concat([upsampled, skip])
+        if upsampled.requiresGrad { upsampled.releaseValue() }
+        return joined
+    }
 }
 
 /// A normalisation after a convolution: batch (running statistics), group or instance.

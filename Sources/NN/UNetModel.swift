@@ -81,16 +81,10 @@ final class UNetModel: SegmentationModel {
         return b
     }
 
-    /// `[up-sampled, skip]`; the up-sampled map lives only inside this call: without a
-    /// tape it is freed before the block's convolutions run, and with one its values are
-    /// (the transposed convolution's backward reads its input, the concatenation's reads
-    /// gradients only), so training keeps one map per level less until backward.
+    /// `[up-sampled, skip]`: `UpLayer.joined` never keeps the up-sampled map on its own.
     private func upAndJoin(_ z: Variable, _ up: UpLayer?, _ skip: Variable) -> Variable {
         guard let up else { return F.concat([F.resizeBilinear(z, height: skip.shape[2], width: skip.shape[3]), skip]) }
-        let upsampled = up(z)
-        let joined = F.concat([upsampled, skip])
-        if upsampled.requiresGrad { upsampled.releaseValue() }
-        return joined
+        return up.joined(z, skip)
     }
 
     func forward(_ x: Variable, training: Bool, taps keep: Set<String>?) -> ModelOutput {

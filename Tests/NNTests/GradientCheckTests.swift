@@ -160,3 +160,44 @@ import Testing
         }
     }
 }
+
+@Suite struct FusedJoinTests {
+    /// The decoder's up-sampling written straight into the joined map equals the transposed convolution
+    /// followed by concat, in value and in every gradient: the blockwise kernel (2x2, stride 2) and the
+    /// general one (3x3, stride 2), with the skip's gradient written first or added to another use's.
+    @Test func joinedEqualsTransposedConvolutionThenConcat() {
+        var rng = RNG(seed: 12)
+        for kernel in [2, 3] {
+            let (n, cin, cout, cs, h) = (2, 5, 3, 4, 6)
+            let out = ConvTranspose2D.outputSize(h, k: kernel, stride: 2, padding: 0)
+            let x0 = rng.uniformTensor([n, cin, h, h], -1, 1), w0 = rng.uniformTensor([cin, cout, kernel, kernel], -1, 1)
+            let b0 = rng.uniformTensor([cout], -1, 1), s0 = rng.uniformTensor([n, cs, out, out], -1, 1)
+            let dy = rng.uniformTensor([n, cout + cs, out, out], -1, 1), dz = rng.uniformTensor([n, cs, out, out], -1, 1)
+            for skipUsedAfter in [false, true] {
+                var results: [[Tensor]] = []
+                for fused in [true, false] {
+                    let x = Variable(x0.copy(), requiresGrad: true), w = Variable(w0.copy(), requiresGrad: true)
+                    let b = Variable(b0.copy(), requiresGrad: true), skip = Variable(s0.copy(), requiresGrad: true)
+                    let tape = Tape()
+                    let (y, z) = tape.record {
+                        let y = fused ? F.convTranspose2dJoined(x, w, b, stride: 2, skip: skip)
+                                      : F.concat([F.convTranspose2d(x, w, b, stride: 2), skip])
+                        // Another use of the skip after the join: its gradient reaches the skip first.
+                        return (y, skipUsedAfter ? F.scale(skip, 3) : nil)
+                    }
+                    let value = y.value.copy()
+                    tape.backward([(y, dy)] + (z.map { [($0, dz)] } ?? []))
+                    results.append([value] + [x, w, b, skip].map { $0.grad ?? Tensor(zeros: [1]) })
+                }
+                for (index, (a, c)) in zip(results[0], results[1]).enumerated() {
+                    var worst: Float = a.count == c.count ? 0 : .infinity
+                    for i in 0..<min(a.count, c.count) {
+                        let difference = abs(a.pointer[i] - c.pointer[i])
+                        worst = difference.isNaN ? .infinity : max(worst, difference)
+                    }
+                    #expect(worst < 1e-5, "kernel \(kernel)\(skipUsedAfter ? ", skip used after" : ""): output \(index) differs by \(worst)")
+                }
+            }
+        }
+    }
+}

@@ -250,13 +250,15 @@ public enum ConvTranspose2D {
     }
 
     /// y = conv_backward_data(x) + b. Weight [Cin(=g.o), Cout(=g.c), kh, kw] is the conv weight [O, C, kh, kw].
+    /// Image n's output starts at y + n * `imageStride` (default: the output's own size, g.c * g.h * g.w; larger
+    /// when y holds more channels, which this op leaves alone: a concatenation it writes its part of).
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
-                               _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        let P = g.p * g.q, K = g.k, outSize = g.c * g.h * g.w
+                               _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, imageStride: Int? = nil) {
+        let P = g.p * g.q, K = g.k, outSize = g.c * g.h * g.w, yStride = imageStride ?? outSize
         if g.isBlockwise {
             // Each input pixel's own s x s block: the product, permuted into y with the bias.
             Parallel.forEach(g.n) { n in
-                let xn = x + n * g.o * P, yn = y + n * outSize
+                let xn = x + n * g.o * P, yn = y + n * yStride
                 let band = Im2col.bandRows(g), size = K * band * g.q
                 let col = Scratch.floats(size)
                 defer { Scratch.release(col, size) }
@@ -269,7 +271,7 @@ public enum ConvTranspose2D {
             return
         }
         Parallel.forEach(g.n) { n in
-            let xn = x + n * g.o * P, yn = y + n * outSize
+            let xn = x + n * g.o * P, yn = y + n * yStride
             yn.update(repeating: 0, count: outSize)
             let band = Im2col.bandRows(g), size = K * band * g.q
             let col = Scratch.floats(size)
@@ -288,18 +290,19 @@ public enum ConvTranspose2D {
         }
     }
 
-    /// Accumulates dx (if given; overwrites it when `dxAccumulates` is false), dw and db (if given) from dy.
+    /// Accumulates dx (if given; overwrites it when `dxAccumulates` is false), dw and db (if given) from dy,
+    /// whose image n starts at dy + n * `imageStride` (as y's in `forward`).
     public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
-                                _ g: ConvGeometry, dxAccumulates: Bool = true) {
-        let P = g.p * g.q, K = g.k, outSize = g.c * g.h * g.w
+                                _ g: ConvGeometry, dxAccumulates: Bool = true, imageStride: Int? = nil) {
+        let P = g.p * g.q, K = g.k, dyStride = imageStride ?? g.c * g.h * g.w
         WeightGradients.accumulate(images: g.n, weightCount: g.o * K, biasCount: g.c, dw, db) { wkr, workers, pdw, pdb in
             let band = Im2col.bandRows(g), size = K * band * g.q
             let col = Scratch.floats(size)
             defer { Scratch.release(col, size) }
             var n = wkr
             while n < g.n {
-                let xn = x + n * g.o * P, dyn = dy + n * outSize
+                let xn = x + n * g.o * P, dyn = dy + n * dyStride
                 for i0 in stride(from: 0, to: g.p, by: band) {
                     let rows = i0..<min(g.p, i0 + band), cols = rows.count * g.q
                     if g.isBlockwise {
