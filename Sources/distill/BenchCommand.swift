@@ -29,7 +29,7 @@ struct BenchCommand: ParsableCommand {
                                             + "(`make bench-onnx` times the same files in ONNX Runtime).", valueName: "dir"))
     var onnx: String?
 
-    @Flag(name: .long, help: "Time every convolution of T1, S1 and S2 (only the network of --row, if given) pass by pass (forward, input gradient, weight gradient) with each algorithm (im2col + sgemm, direct), and show which one the runtime runs.")
+    @Flag(name: .long, help: "Time every convolution of T1, S1, S2 and the 3D S3D and T3D (only the network of --row, if given) pass by pass (forward, input gradient, weight gradient) with each algorithm (im2col + sgemm, direct), and show which one the runtime runs.")
     var conv = false
 
     func validate() throws {
@@ -113,12 +113,13 @@ struct BenchCommand: ParsableCommand {
     private func printConvolutionTimings() {
         print("direct kernel (AVX-512): \(DirectConvolution.isAvailable ? "available" : "not available on this CPU")")
         print("ms per pass over the batch (median of \(repeats ?? 3)), GFLOP/s in brackets; * marks what the runtime runs (\(threads) threads)")
-        print("net  layer (n c>o hxw k)          x  pass            gemm                direct              winograd")
-        let networks = [("t1", RuntimeBenchmark.t1, 8), ("s1", RuntimeBenchmark.s1, 16), ("s2", RuntimeBenchmark.s2, 16)]
-        for (name, arch, batch) in networks where row.map({ $0.hasPrefix(name) }) ?? true {
-            for layer in ConvolutionBenchmark.run(arch, batch: batch, repeats: repeats ?? 3) {
-                let g = layer.geometry
-                let shape = "\(g.n) \(g.c)>\(g.o) \(g.h)x\(g.w) \(g.kh)x\(g.kw)"
+        print("net  layer (n c>o size k)         x  pass            gemm                direct              winograd")
+        let volume = RuntimeBenchmark.patch3D[0]
+        let networks = [("t1", RuntimeBenchmark.t1, 8, 256), ("s1", RuntimeBenchmark.s1, 16, 256), ("s2", RuntimeBenchmark.s2, 16, 256),
+                        ("s3d", RuntimeBenchmark.s3d, 2, volume), ("t3d", RuntimeBenchmark.t3d, 2, volume)]
+        for (name, arch, batch, size) in networks where row.map({ $0.hasPrefix(name) }) ?? true {
+            for layer in ConvolutionBenchmark.run(arch, batch: batch, size: size, repeats: repeats ?? 3) {
+                let shape = layer.geometry.description
                 for t in layer.timings {
                     func cell(_ a: ConvAlgorithm) -> String {
                         guard let ms = t.milliseconds[a] else { return "-" }

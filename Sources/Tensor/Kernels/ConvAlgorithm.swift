@@ -75,16 +75,22 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
         }
     }
 
-    /// The 3D rule: the 2D direct rule on the in-plane rows (each output slice is a 2D tile loop).
-    /// The direct weight gradient measured 4-12% faster per training step than vol2col + sgemm on
-    /// the 3D rows of `distill bench` (s3d_train, t3d_train; two runs each).
+    /// The 3D rule, from `distill bench --conv` on S3D and T3D (64^3 patches, batch 2):
+    /// - The direct forward pass and input gradient, 256 channels or fewer on each side, on rows of
+    ///   16 voxels or more: each output slice is a 2D tile loop, and a 3x3x3 kernel gives it 27
+    ///   taps per input channel, so even rows of one or two vectors keep the FMA unit busy. At
+    ///   32^3 and 16^3 they ran 1.1-2.3 times faster than vol2col + sgemm (185-245 GFLOP/s
+    ///   against 110-170); at 8^3, 10-40% slower.
+    /// - The direct weight gradient on rows of 64 voxels (1.2-1.8 times faster), and of 32 when the
+    ///   layer reads 64 channels or fewer (even to 1.4 times faster; with 128, 10% slower). On rows
+    ///   of 16 or fewer its lane reductions dominate: 2-4 times slower.
     public static func rule(_ g: VolumeGeometry, _ pass: ConvPass) -> ConvAlgorithm {
         if let forced { return forced.runs(g, pass) ? forced : .gemm }
         guard ConvAlgorithm.direct.runs(g, pass), g.c <= 256, g.o <= 256 else { return .gemm }
         switch pass {
-        case .forward: return g.output[2] >= 64 ? .direct : .gemm
-        case .inputGradient: return g.size[2] >= 64 ? .direct : .gemm
-        case .weightGradient: return g.output[2] >= 64 ? .direct : .gemm
+        case .forward: return g.output[2] >= 16 ? .direct : .gemm
+        case .inputGradient: return g.size[2] >= 16 ? .direct : .gemm
+        case .weightGradient: return g.output[2] >= 64 || (g.output[2] >= 32 && g.c <= 64) ? .direct : .gemm
         }
     }
 
