@@ -187,6 +187,42 @@ import Testing
         }
     }
 
+    /// The same over volumes: 2x2x2 blocks, nnU-Net's 1x2x2, a 3x2x1 one (no interleaving along rows), and
+    /// a layer whose product takes several bands of rows, against the naive 3D convolution read as its adjoint.
+    @Test func blockwiseTransposedVolumeConvolutionMatchesTheAdjointSum() {
+        let geometries = [
+            VolumeGeometry(n: 2, c: 3, size: [8, 6, 10], o: 5, kernel: [2, 2, 2], stride: [2, 2, 2]),
+            VolumeGeometry(n: 1, c: 4, size: [3, 8, 6], o: 2, kernel: [1, 2, 2], stride: [1, 2, 2]),
+            VolumeGeometry(n: 1, c: 2, size: [6, 4, 5], o: 3, kernel: [3, 2, 1], stride: [3, 2, 1]),
+            VolumeGeometry(n: 1, c: 16, size: [40, 40, 64], o: 3, kernel: [2, 2, 2], stride: [2, 2, 2]),
+        ]
+        for (index, g) in geometries.enumerated() {
+            #expect(g.isBlockwise)
+            var rng = RNG(seed: UInt64(700 + index))
+            let x = rng.uniformTensor([g.n, g.c] + g.size, -1, 1), w = rng.uniformTensor([g.o, g.c] + g.kernel, -1, 1)
+            let dy = rng.uniformTensor([g.n, g.o] + g.output, -1, 1), tb = rng.uniformTensor([g.c], -1, 1)
+            // Forward: input dy's space, output x's space, with a bias per output channel, over a NaN-filled output.
+            let ty = Tensor(shape: x.shape, repeating: .nan), tref = Tensor(zeros: x.shape), unused = Tensor(zeros: w.shape)
+            ConvTranspose3D.forward(dy.pointer, w.pointer, tb.pointer, ty.pointer, g)
+            withExtendedLifetime(unused) { Conv3D.backwardNaive(x.pointer, w.pointer, dy.pointer, tref.pointer, unused.pointer, nil, g) }
+            let voxels = g.size.reduce(1, *)
+            for ch in 0..<(g.n * g.c) { for i in 0..<voxels { tref.pointer[ch * voxels + i] += tb.pointer[ch % g.c] } }
+            expectClose(ty, tref)
+            // Backward, adding into dx: the convolution, and the weight and bias gradients.
+            let start = rng.uniformTensor(dy.shape, -1, 1), tdx = start.copy()
+            let (tdw, tdb) = (Tensor(zeros: w.shape), Tensor(zeros: [g.c]))
+            ConvTranspose3D.backward(dy.pointer, w.pointer, x.pointer, tdx.pointer, tdw.pointer, tdb.pointer, g)
+            let (rdx, rdw) = (Tensor(zeros: dy.shape), Tensor(zeros: w.shape))
+            Conv3D.forwardNaive(x.pointer, w.pointer, nil, rdx.pointer, g)
+            Conv3D.backwardNaive(x.pointer, w.pointer, dy.pointer, nil, rdw.pointer, nil, g)
+            for i in 0..<start.count { rdx.pointer[i] += start.pointer[i] }
+            expectClose(tdx, rdx)
+            expectClose(tdw, rdw, atol: 5e-4)
+            let sums = (0..<g.c).map { ch in (0..<g.n).reduce(0.0) { acc, n in (0..<voxels).reduce(acc) { $0 + Double(x.pointer[(n * g.c + ch) * voxels + $1]) } } }
+            expectClose(tdb, Tensor(shape: [g.c], values: sums.map { Float($0) }))
+        }
+    }
+
     /// A convolution's input gradient that overwrites a fresh (NaN-filled) buffer instead of adding
     /// into it (the first gradient an input receives), on each algorithm, against the naive sum.
     @Test func inputGradientOverwritesAFreshBuffer() {

@@ -95,16 +95,21 @@ void ck_winograd_weight_gradient(const float *m, float *dw, int o, int c);
 void ck_winograd_output(const float *m, const float *bias, float *y, int outputs, int p, int q, int tilesX,
                         int tileRowBegin, int tileRowEnd, int accumulate);
 
-// The transposed convolution whose kernel equals its stride s, without padding (Blocks.c):
-// input [.., p, q], output [channels, s*p, s*q], each input pixel's s x s output block
-// from rows ((c*s + u)*s + v) of a matrix col [channels * s * s, (i1 - i0) * q] over the
-// input rows [i0, i1).
+// The transposed convolution whose kernel equals its stride, without padding (Blocks.c), over
+// images or volumes: input [.., depth, p, q] (depth 1 for images), output [channels, sd*depth,
+// sh*p, sw*q] (sd 1 for images). Each input voxel's sd x sh x sw output block comes from rows
+// ((c*sd + a)*sh + u)*sw + v of a matrix col [channels * sd * sh * sw, (r1 - r0) * q] over the
+// input rows r = d*p + i in [r0, r1).
+typedef struct ck_blocks {
+    int channels, sd, sh, sw, depth, p, q;
+} ck_blocks;
 
-/// y[c, s*i + u, s*j + v] = col[(c*s + u)*s + v, (i - i0)*q + j] + bias[c] (bias may be NULL), for i in [i0, i1).
-void ck_blocks_scatter(const float *col, const float *bias, float *y, int channels, int s, int p, int q, int i0, int i1);
+/// y[c, sd*d + a, sh*i + u, sw*j + v] = col[((c*sd + a)*sh + u)*sw + v, (r - r0)*q + j] + bias[c] (bias may be NULL),
+/// for r = d*p + i in [r0, r1).
+void ck_blocks_scatter(const float *col, const float *bias, float *y, ck_blocks b, int r0, int r1);
 
-/// The adjoint's gather: col[(c*s + u)*s + v, (i - i0)*q + j] = y[c, s*i + u, s*j + v], for i in [i0, i1).
-void ck_blocks_gather(const float *y, float *col, int channels, int s, int p, int q, int i0, int i1);
+/// The adjoint's gather: col[((c*sd + a)*sh + u)*sw + v, (r - r0)*q + j] = y[c, sd*d + a, sh*i + u, sw*j + v], for r in [r0, r1).
+void ck_blocks_gather(const float *y, float *col, ck_blocks b, int r0, int r1);
 
 #ifdef __cplusplus
 }

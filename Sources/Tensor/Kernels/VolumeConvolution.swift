@@ -1,3 +1,5 @@
+import CKernels
+
 // 3D convolution and transposed convolution over NCDHW volumes.
 //
 // N batch, C input channels, O output channels, input D x H x W, output
@@ -41,6 +43,19 @@ public struct VolumeGeometry: Hashable, Sendable {
     var kernelVolume: Int { kernel.reduce(1, *) }
     /// Rows of the vol2col matrix.
     var k: Int { c * kernelVolume }
+
+    /// As `ConvGeometry.isBlockwise`: the kernel equals the stride, no padding, no dilation, and every voxel
+    /// of the input is read by exactly one output voxel, in that voxel's own block.
+    public var isBlockwise: Bool {
+        kernel == stride && stride.contains { $0 > 1 } && padding == [0, 0, 0] && dilation == [1, 1, 1]
+            && (0..<3).allSatisfy { size[$0] == output[$0] * stride[$0] }
+    }
+
+    /// The blockwise permutation's geometry (CKernels' ck_blocks) over the output's voxels.
+    var blocks: ck_blocks {
+        ck_blocks(channels: Int32(c), sd: Int32(stride[0]), sh: Int32(stride[1]), sw: Int32(stride[2]), depth: Int32(output[0]),
+                  p: Int32(output[1]), q: Int32(output[2]))
+    }
 }
 
 /// The column matrix of a band of output rows; a row is one (d', p) pair, its Q
@@ -279,6 +294,18 @@ public enum ConvTranspose3D {
     /// y = col2vol(W^T x) + b. Weight [Cin(=g.o), Cout(=g.c), kd, kh, kw] is the conv weight [O, C, ...].
     public static func forward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                                _ y: UnsafeMutablePointer<Float>, _ g: VolumeGeometry) {
+        if g.isBlockwise {
+            // Each input voxel's own block: the product, permuted into y with the bias (as in 2D), per band of input rows.
+            let bands = Vol2col.bands(g), V = g.outputVoxels, Q = g.output[2], K = g.k
+            Parallel.forEach(g.n * bands.count) { item in
+                let (n, rows) = (item / bands.count, bands[item % bands.count])
+                let size = K * rows.count * Q, col = Scratch.floats(size)
+                defer { Scratch.release(col, size) }
+                GEMM.multiply(weight, transposeA: true, x + n * g.o * V + rows.lowerBound * Q, transposeB: false, col, m: K, n: rows.count * Q, k: g.o, ldb: V)
+                ck_blocks_scatter(col, bias, y + n * g.c * g.inputVoxels, g.blocks, Int32(rows.lowerBound), Int32(rows.upperBound))
+            }
+            return
+        }
         y.update(repeating: 0, count: g.n * g.c * g.inputVoxels)
         VolumeProducts.adjoint(x, weight, y, g)
         if let bias { VolumeProducts.addBias(bias, y, n: g.n, channels: g.c, voxels: g.inputVoxels) }
@@ -287,6 +314,28 @@ public enum ConvTranspose3D {
     public static func backward(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                 _ dx: UnsafeMutablePointer<Float>?, _ dw: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>?,
                                 _ g: VolumeGeometry) {
+        if g.isBlockwise {
+            // dy gathered into the product's layout, band by band: dw += x col^T, dx += W col.
+            let bands = Vol2col.bands(g), V = g.outputVoxels, Q = g.output[2], K = g.k, items = g.n * bands.count
+            WeightGradients.accumulate(images: items, weightCount: g.o * K, biasCount: 0, dw, nil) { worker, workers, pdw, _ in
+                let size = K * Vol2col.bandRows(g) * Q, col = Scratch.floats(size)
+                defer { Scratch.release(col, size) }
+                var item = worker
+                while item < items {
+                    let (n, rows) = (item / bands.count, bands[item % bands.count])
+                    let xn = x + n * g.o * V + rows.lowerBound * Q, cols = rows.count * Q
+                    ck_blocks_gather(dy + n * g.c * g.inputVoxels, col, g.blocks, Int32(rows.lowerBound), Int32(rows.upperBound))
+                    GEMM.multiply(xn, transposeA: false, col, transposeB: true, pdw, m: g.o, n: K, k: cols, beta: 1, lda: V)
+                    if let dx {
+                        GEMM.multiply(weight, transposeA: false, col, transposeB: false, dx + n * g.o * V + rows.lowerBound * Q, m: g.o, n: cols, k: K,
+                                      beta: 1, ldc: V)
+                    }
+                    item += workers
+                }
+            }
+            if let db { VolumeProducts.channelSums(dy, db, n: g.n, channels: g.c, voxels: g.inputVoxels) }
+            return
+        }
         if let dx { VolumeProducts.convolve(dy, weight, dx, g) }
         VolumeProducts.weightGradient(dy, x, dw, g)
         if let db { VolumeProducts.channelSums(dy, db, n: g.n, channels: g.c, voxels: g.inputVoxels) }
