@@ -14,19 +14,24 @@ public enum Loss {
     public static func dice(_ logits: Variable, _ target: Tensor, smooth: Double) -> Variable {
         let n = logits.value.count
         let x = logits.value.pointer, t = target.pointer
-        var pooled = [0.0, 0.0, 0.0]  // sum(p t), sum p, sum t
-        for i in 0..<n {
-            let p = Double(Activation.sigmoid(x[i]))
-            pooled[0] += p * Double(t[i]); pooled[1] += p; pooled[2] += Double(t[i])
+        var pooled = Chunks.sums(n, 3) { range, sums in  // sum(p t), sum p, sum t
+            var (pt, ps, ts) = (0.0, 0.0, 0.0)
+            for i in range {
+                let p = Double(Activation.sigmoid(x[i]))
+                pt += p * Double(t[i]); ps += p; ts += Double(t[i])
+            }
+            (sums[0], sums[1], sums[2]) = (pt, ps, ts)
         }
         CrossBatch.sum(&pooled)
         let num = 2 * pooled[0] + smooth, den = pooled[1] + pooled[2] + smooth
         return Tape.output(.scalar(Float(1 - num / den)), inputs: [logits]) { out in
             let g = Double(out.gradBuffer()[0]), dx = logits.gradBuffer(), t = target.pointer
-            for i in 0..<n {
-                let p = Double(Activation.sigmoid(x[i]))
-                // d/dp of -(num/den) = -(2 t den - num) / den^2; times dp/dx = p (1 - p).
-                dx[i] += Float(g * -(2 * Double(t[i]) * den - num) / (den * den) * p * (1 - p))
+            Chunks.forEach(n) { range in
+                for i in range {
+                    let p = Double(Activation.sigmoid(x[i]))
+                    // d/dp of -(num/den) = -(2 t den - num) / den^2; times dp/dx = p (1 - p).
+                    dx[i] += Float(g * -(2 * Double(t[i]) * den - num) / (den * den) * p * (1 - p))
+                }
             }
         }
     }
@@ -35,12 +40,15 @@ public enum Loss {
     public static func bceWithLogits(_ logits: Variable, _ target: Tensor) -> Variable {
         let n = logits.value.count
         let x = logits.value.pointer, t = target.pointer
-        var s = 0.0
-        for i in 0..<n { s -= Double(t[i] * Activation.logSigmoid(x[i]) + (1 - t[i]) * Activation.logSigmoid(-x[i])) }
+        let s = Chunks.sums(n, 1) { range, sums in
+            var s = 0.0
+            for i in range { s -= Double(t[i] * Activation.logSigmoid(x[i]) + (1 - t[i]) * Activation.logSigmoid(-x[i])) }
+            sums[0] = s
+        }[0]
         let (total, count) = CrossBatch.total(s, count: n)
         return Tape.output(.scalar(Float(total / count)), inputs: [logits]) { out in
             let g = out.gradBuffer()[0] / Float(count), dx = logits.gradBuffer(), t = target.pointer
-            for i in 0..<n { dx[i] += g * (Activation.sigmoid(x[i]) - t[i]) }
+            Chunks.forEach(n) { range in for i in range { dx[i] += g * (Activation.sigmoid(x[i]) - t[i]) } }
         }
     }
 
@@ -52,15 +60,18 @@ public enum Loss {
     static func bceClamped(_ logits: Variable, _ target: Tensor) -> Variable {
         let n = logits.value.count
         let x = logits.value.pointer, t = target.pointer
-        var s = 0.0
-        for i in 0..<n {
-            let p = Double(Activation.sigmoid(x[i]))
-            s -= Double(t[i]) * max(log(p), -100) + (1 - Double(t[i])) * max(log(1 - p), -100)
-        }
+        let s = Chunks.sums(n, 1) { range, sums in
+            var s = 0.0
+            for i in range {
+                let p = Double(Activation.sigmoid(x[i]))
+                s -= Double(t[i]) * max(log(p), -100) + (1 - Double(t[i])) * max(log(1 - p), -100)
+            }
+            sums[0] = s
+        }[0]
         let (total, count) = CrossBatch.total(s, count: n)
         return Tape.output(.scalar(Float(total / count)), inputs: [logits]) { out in
             let g = out.gradBuffer()[0] / Float(count), dx = logits.gradBuffer(), t = target.pointer
-            for i in 0..<n { dx[i] += g * (Activation.sigmoid(x[i]) - t[i]) }
+            Chunks.forEach(n) { range in for i in range { dx[i] += g * (Activation.sigmoid(x[i]) - t[i]) } }
         }
     }
 
@@ -369,5 +380,29 @@ extension F {
                 for j in 0..<d { dx[r * d + j] += (dy[r * d + j] - y.pointer[r * d + j] * dot) / norms[r] }
             }
         }
+    }
+}
+
+/// Element-wise loss work over fixed chunks of the elements, in parallel. Each chunk's sums
+/// are taken in order, then the chunks' in order, so a loss does not depend on the thread
+/// count; it differs from one serial pass by Double roundings only.
+enum Chunks {
+    static let size = 1 << 14
+
+    /// Per-element work over [0, n) in chunks.
+    static func forEach(_ n: Int, _ body: (Range<Int>) -> Void) {
+        Parallel.forEach((n + size - 1) / size) { c in body((c * size)..<min(n, (c + 1) * size)) }
+    }
+
+    /// `width` sums over [0, n): `body` writes a chunk's into its buffer.
+    static func sums(_ n: Int, _ width: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) -> [Double] {
+        let chunks = (n + size - 1) / size
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: max(1, chunks * width))
+        defer { partial.deallocate() }
+        partial.initialize(repeating: 0, count: max(1, chunks * width))
+        Parallel.forEach(chunks) { c in body((c * size)..<min(n, (c + 1) * size), partial + c * width) }
+        var total = [Double](repeating: 0, count: width)
+        for c in 0..<chunks { for j in 0..<width { total[j] += partial[c * width + j] } }
+        return total
     }
 }
