@@ -71,68 +71,57 @@ public enum ConvolutionBenchmark {
     public static func run(_ architecture: ModelArchitecture, batch: Int, size: Int = 256, repeats: Int = 3) -> [Layer] {
         geometries(architecture, batch: batch, size: size).map { geometry, count in
             switch geometry {
-            case let .plane(g): Layer(geometry: geometry, count: count, timings: time(g, repeats: repeats))
-            case let .volume(g): Layer(geometry: geometry, count: count, timings: time(g, repeats: repeats))
+            case let .plane(g):
+                let t = Operands(n: g.n, c: g.c, o: g.o, input: [g.h, g.w], kernel: [g.kh, g.kw], output: [g.p, g.q])
+                return Layer(geometry: geometry, count: count, timings: time(t, repeats: repeats, runs: { $0.runs(g, $1) }, rule: { ConvAlgorithm.rule(g, $0) }) { pass, a in
+                    switch pass {
+                    case .forward: Conv2D.forward(t.x.pointer, t.weight.pointer, t.bias.pointer, t.y.pointer, g, algorithm: a)
+                    case .inputGradient:
+                        Conv2D.backward(t.x.pointer, t.weight.pointer, t.dy.pointer, t.dx.pointer, t.dw.pointer, nil, g, inputGradient: a, weightGradient: .gemm)
+                    case .weightGradient: Conv2D.backward(t.x.pointer, t.weight.pointer, t.dy.pointer, nil, t.dw.pointer, nil, g, weightGradient: a)
+                    }
+                })
+            case let .volume(g):
+                let t = Operands(n: g.n, c: g.c, o: g.o, input: g.size, kernel: g.kernel, output: g.output)
+                return Layer(geometry: geometry, count: count, timings: time(t, repeats: repeats, runs: { $0.runs(g, $1) }, rule: { ConvAlgorithm.rule(g, $0) }) { pass, a in
+                    switch pass {
+                    case .forward: Conv3D.forward(t.x.pointer, t.weight.pointer, t.bias.pointer, t.y.pointer, g, algorithm: a)
+                    case .inputGradient:
+                        Conv3D.backward(t.x.pointer, t.weight.pointer, t.dy.pointer, t.dx.pointer, t.dw.pointer, nil, g, inputGradient: a, weightGradient: .gemm)
+                    case .weightGradient: Conv3D.backward(t.x.pointer, t.weight.pointer, t.dy.pointer, nil, t.dw.pointer, nil, g, weightGradient: a)
+                    }
+                })
             }
         }
     }
 
-    private static func time(_ g: ConvGeometry, repeats: Int) -> [Timing] {
-        var rng = RNG(seed: 1)
-        let x = rng.uniformTensor([g.n, g.c, g.h, g.w], -1, 1)
-        let weight = rng.uniformTensor([g.o, g.c, g.kh, g.kw], -0.1, 0.1)
-        let bias = rng.uniformTensor([g.o], -0.1, 0.1)
-        let y = Tensor(zeros: [g.n, g.o, g.p, g.q])
-        let dy = rng.uniformTensor([g.n, g.o, g.p, g.q], -1, 1)
-        let dx = Tensor(zeros: [g.n, g.c, g.h, g.w])
-        let dw = Tensor(zeros: [g.o, g.c, g.kh, g.kw])
-        let gflop = 2 * Double(g.n * g.o * g.p * g.q) * Double(g.c * g.kh * g.kw) / 1e9
-        let timings = ConvPass.allCases.map { pass in
-            var ms: [ConvAlgorithm: Double] = [:]
-            for algorithm in ConvAlgorithm.allCases where algorithm.runs(g, pass) {
-                let run: () -> Void
-                switch pass {
-                case .forward: run = { Conv2D.forward(x.pointer, weight.pointer, bias.pointer, y.pointer, g, algorithm: algorithm) }
-                case .inputGradient:
-                    // Timed with the weight gradient (one call computes both); its time is subtracted below.
-                    run = { Conv2D.backward(x.pointer, weight.pointer, dy.pointer, dx.pointer, dw.pointer, nil, g, inputGradient: algorithm, weightGradient: .gemm) }
-                case .weightGradient: run = { Conv2D.backward(x.pointer, weight.pointer, dy.pointer, nil, dw.pointer, nil, g, weightGradient: algorithm) }
-                }
-                ms[algorithm] = median(repeats: repeats, run)
-            }
-            return Timing(pass: pass, milliseconds: ms, chosen: ConvAlgorithm.rule(g, pass), gflop: gflop)
+    /// One convolution's tensors: input [n, c, input...], weight [o, c, kernel...], output [n, o, output...].
+    private struct Operands {
+        let x, weight, bias, y, dy, dx, dw: Tensor
+        let gflop: Double
+
+        init(n: Int, c: Int, o: Int, input: [Int], kernel: [Int], output: [Int]) {
+            var rng = RNG(seed: 1)
+            x = rng.uniformTensor([n, c] + input, -1, 1)
+            weight = rng.uniformTensor([o, c] + kernel, -0.1, 0.1)
+            bias = rng.uniformTensor([o], -0.1, 0.1)
+            y = Tensor(zeros: [n, o] + output)
+            dy = rng.uniformTensor([n, o] + output, -1, 1)
+            dx = Tensor(zeros: [n, c] + input)
+            dw = Tensor(zeros: [o, c] + kernel)
+            gflop = 2 * Double(n * o * output.reduce(1, *)) * Double(c * kernel.reduce(1, *)) / 1e9
         }
-        return inputGradientAlone(timings)
     }
 
-    private static func time(_ g: VolumeGeometry, repeats: Int) -> [Timing] {
-        var rng = RNG(seed: 1)
-        let x = rng.uniformTensor([g.n, g.c] + g.size, -1, 1)
-        let weight = rng.uniformTensor([g.o, g.c] + g.kernel, -0.1, 0.1)
-        let bias = rng.uniformTensor([g.o], -0.1, 0.1)
-        let y = Tensor(zeros: [g.n, g.o] + g.output)
-        let dy = rng.uniformTensor([g.n, g.o] + g.output, -1, 1)
-        let dx = Tensor(zeros: [g.n, g.c] + g.size)
-        let dw = Tensor(zeros: [g.o, g.c] + g.kernel)
-        let gflop = 2 * Double(g.n * g.o * g.output.reduce(1, *)) * Double(g.c * g.kernel.reduce(1, *)) / 1e9
-        return inputGradientAlone(ConvPass.allCases.map { pass in
+    /// Each pass with each algorithm that runs it (`pass(p, a)` runs pass p with algorithm a on the operands).
+    private static func time(_ t: Operands, repeats: Int, runs: (ConvAlgorithm, ConvPass) -> Bool, rule: (ConvPass) -> ConvAlgorithm,
+                             _ pass: (ConvPass, ConvAlgorithm) -> Void) -> [Timing] {
+        let timings = ConvPass.allCases.map { p in
             var ms: [ConvAlgorithm: Double] = [:]
-            for algorithm in ConvAlgorithm.allCases where algorithm.runs(g, pass) {
-                let run: () -> Void
-                switch pass {
-                case .forward: run = { Conv3D.forward(x.pointer, weight.pointer, bias.pointer, y.pointer, g, algorithm: algorithm) }
-                case .inputGradient:
-                    run = { Conv3D.backward(x.pointer, weight.pointer, dy.pointer, dx.pointer, dw.pointer, nil, g, inputGradient: algorithm, weightGradient: .gemm) }
-                case .weightGradient: run = { Conv3D.backward(x.pointer, weight.pointer, dy.pointer, nil, dw.pointer, nil, g, weightGradient: algorithm) }
-                }
-                ms[algorithm] = median(repeats: repeats, run)
-            }
-            return Timing(pass: pass, milliseconds: ms, chosen: ConvAlgorithm.rule(g, pass), gflop: gflop)
-        })
-    }
-
-    /// Input-gradient rows timed dx + dw together (one call computes both); report dx alone.
-    private static func inputGradientAlone(_ timings: [Timing]) -> [Timing] {
+            for a in ConvAlgorithm.allCases where runs(a, p) { ms[a] = median(repeats: repeats) { pass(p, a) } }
+            return Timing(pass: p, milliseconds: ms, chosen: rule(p), gflop: t.gflop)
+        }
+        // The input gradient is timed with the weight gradient (one call computes both, the latter by sgemm): report dx alone.
         let weightTime = timings.first { $0.pass == .weightGradient }?.milliseconds[.gemm] ?? 0
         return timings.map { t in
             t.pass != .inputGradient ? t : Timing(pass: t.pass, milliseconds: t.milliseconds.mapValues { max(0, $0 - weightTime) }, chosen: t.chosen, gflop: t.gflop)

@@ -24,4 +24,16 @@ import Testing
         #expect(kd.loss == RuntimeBenchmark.kdTerms.supervised)
         #expect(kd.distill == RuntimeBenchmark.kdTerms.distillation)
     }
+
+    /// `distill bench --conv` lists every convolution of a network, over planes or volumes, with how
+    /// often the forward pass runs it: S3D at 16^3 has four 3x3x3 layers and its 1x1x1 head, each once.
+    @Test func theConvolutionBenchmarkListsAVolumeNetworksLayers() {
+        let layers = ConvolutionBenchmark.geometries(RuntimeBenchmark.s3d, batch: 1, size: 16)
+        let shapes = layers.map { $0.0.description }
+        #expect(shapes == ["1 1>16 16x16x16 3x3x3", "1 16>32 8x8x8 3x3x3", "1 32>64 4x4x4 3x3x3", "1 64>32 8x8x8 3x3x3",
+                           "1 32>16 16x16x16 3x3x3", "1 16>1 16x16x16 1x1x1"])
+        #expect(layers.allSatisfy { $0.1 == 1 })
+        let s2 = ConvolutionBenchmark.geometries(RuntimeBenchmark.s2, batch: 1, size: 32).map { $0.0.description }
+        #expect(s2.first == "1 3>32 32x32 3x3" && s2.allSatisfy { !$0.contains("x3x3 ") })
+    }
 }
