@@ -33,15 +33,9 @@ public struct ConvGeometry: Hashable, Sendable {
     /// Kernel equal to the stride, no padding, no dilation: as the convolution that a transposed
     /// convolution is the adjoint of, every pixel of its input (the transposed convolution's output)
     /// is read by exactly one output pixel, in that pixel's own stride x stride block.
-    public var isBlockwise: Bool {
-        kh == stride && kw == stride && stride > 1 && padding == 0 && dilation == 1 && h == p * stride && w == q * stride
-    }
+    public var isBlockwise: Bool { volume.isBlockwise }
     var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 && padding == 0 }
 
-    /// The blockwise permutation's geometry (CKernels' ck_blocks): the input's p x q pixels, one slice.
-    var blocks: ck_blocks {
-        ck_blocks(channels: Int32(c), sd: 1, sh: Int32(stride), sw: Int32(stride), depth: 1, p: Int32(p), q: Int32(q))
-    }
 }
 
 enum Im2col {
@@ -270,7 +264,7 @@ public enum ConvTranspose2D {
                 for i0 in stride(from: 0, to: g.p, by: band) {
                     let i1 = min(g.p, i0 + band)
                     GEMM.multiply(weight, transposeA: true, xn + i0 * g.q, transposeB: false, col, m: K, n: (i1 - i0) * g.q, k: g.o, ldb: P)
-                    ck_blocks_scatter(col, bias, yn, g.blocks, Int32(i0), Int32(i1))
+                    ck_blocks_scatter(col, bias, yn, g.volume.blocks, Int32(i0), Int32(i1))
                 }
             }
             return
@@ -311,7 +305,7 @@ public enum ConvTranspose2D {
                 for i0 in stride(from: 0, to: g.p, by: band) {
                     let rows = i0..<min(g.p, i0 + band), cols = rows.count * g.q
                     if g.isBlockwise {
-                        ck_blocks_gather(dyn, col, g.blocks, Int32(i0), Int32(rows.upperBound))
+                        ck_blocks_gather(dyn, col, g.volume.blocks, Int32(i0), Int32(rows.upperBound))
                     } else {
                         Im2col.pack(dyn, g, col, rows: rows)
                     }
