@@ -291,7 +291,8 @@ import Testing
     /// a single image (split into bands of rows across threads), one input channel;
     /// deep layers whose forward pass (c 256) or input gradient (o 256) stages the image
     /// in several bands of rows; output rows in pairs for the weight gradient, with an odd
-    /// row left over, and with no padding.
+    /// row left over, and with no padding; a weight gradient in two bands of rows (32 rows, then
+    /// 5), each staging its own input rows.
     static let directGeometries = [
         ConvGeometry(n: 2, c: 3, h: 9, w: 70, o: 7, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 1, c: 5, h: 12, w: 37, o: 13, kh: 3, kw: 3, stride: 1, padding: 1),
@@ -303,6 +304,7 @@ import Testing
         ConvGeometry(n: 1, c: 256, h: 20, w: 32, o: 8, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 1, c: 8, h: 19, w: 32, o: 256, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 2, c: 9, h: 8, w: 20, o: 4, kh: 3, kw: 3, stride: 1, padding: 0),
+        ConvGeometry(n: 2, c: 3, h: 37, w: 64, o: 64, kh: 3, kw: 3, stride: 1, padding: 1),
     ]
 
     /// The AVX-512 direct kernels, forced for every pass they support, against the naive reference.

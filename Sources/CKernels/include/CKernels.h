@@ -62,7 +62,11 @@ size_t ck_direct_stage_count(ck_conv g);
 /// The weight gradient of a kernel kd x 3 x 3 over one volume: dw[o, c, a, u, v] += sum over output rows
 /// [rowBegin, rowEnd) of output slice `slice` of dy[o, slice, i, j] * x[c, slice + a - padDepth, i + u - pad, j + v - pad],
 /// for x and dy laid out as in ck_direct_forward and dw [outputs, inputs, kd, 3, 3]. g is the forward convolution's geometry.
-void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_conv g, int slice, int rowBegin, int rowEnd);
+/// `stage` is the calling thread's scratch buffer of ck_direct_gradient_stage_count(g) floats (the kernel stages rows of x in it).
+void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_conv g, int slice, int rowBegin, int rowEnd, float *stage);
+
+/// Floats of the scratch buffer ck_direct_weight_gradient needs for geometry g.
+size_t ck_direct_gradient_stage_count(ck_conv g);
 
 // Winograd F(2x2, 3x3) (Winograd.c): the transforms around 16 matrix products the
 // caller runs on sgemm, for 3x3 convolutions with stride 1 and zero padding up to 2:

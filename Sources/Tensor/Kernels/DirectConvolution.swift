@@ -103,12 +103,14 @@ public enum DirectConvolution {
         let inSize = Int(k.inputs * k.depth * k.height * k.width), outSize = outputs * outDepth * rows * columns
         let slices = images * outDepth, split = Self.split(slices: slices, rows: rows), items = slices * split
         WeightGradients.accumulate(images: items, weightCount: outputs * Int(k.inputs * k.kd * k.kh * k.kw), biasCount: outputs, dw, db) { worker, workers, pdw, pdb in
+            let stageCount = ck_direct_gradient_stage_count(k), stage = Scratch.floats(stageCount)
+            defer { Scratch.release(stage, stageCount) }
             var item = worker
             while item < items {
                 let (slice, s) = (item / split, item % split)
                 let (n, z) = (slice / outDepth, slice % outDepth)
                 let (first, last) = (rows * s / split, rows * (s + 1) / split)
-                ck_direct_weight_gradient(x + n * inSize, dy + n * outSize, pdw, k, Int32(z), Int32(first), Int32(last))
+                ck_direct_weight_gradient(x + n * inSize, dy + n * outSize, pdw, k, Int32(z), Int32(first), Int32(last), stage)
                 if db != nil {
                     for o in 0..<outputs {
                         pdb[o] += Reduction.sum(dy + n * outSize + ((o * outDepth + z) * rows + first) * columns, count: (last - first) * columns)
