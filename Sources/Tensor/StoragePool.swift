@@ -67,6 +67,10 @@ final class StoragePool: @unchecked Sendable {
         let size = bytes / Self.page * Self.page
         let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         if let p, p != MAP_FAILED {
+            // Transparent huge pages (this kernel's default is "madvise": only where asked): a step streams
+            // tensors of tens to hundreds of MB, whose 4 KiB pages cost a TLB miss each. T1's training step
+            // ran 2-8% faster in alternating pairs; peak RSS did not change.
+            madvise(p, size, MADV_HUGEPAGE)
             base = p
             reserved = size
         } else {
