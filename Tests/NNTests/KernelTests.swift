@@ -335,8 +335,8 @@ import Testing
 
     /// Shapes for Winograd's edges: odd heights and widths (the last tile row and column cut),
     /// padding 0, 1 and 2, a 1x1 and a 2x3 image, one channel, bands of tile rows (a deep layer
-    /// whose band is one tile row), a single image and a batch, and weight-gradient bands that
-    /// span two images.
+    /// whose band is one tile row; a layer of 128 channels whose band, held in L2 whole, is 6 of
+    /// its 10 tile rows), a single image and a batch, and weight-gradient bands that span two images.
     static let winogradGeometries = [
         ConvGeometry(n: 2, c: 3, h: 9, w: 11, o: 5, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 1, c: 4, h: 8, w: 8, o: 6, kh: 3, kw: 3, stride: 1, padding: 0),
@@ -345,6 +345,7 @@ import Testing
         ConvGeometry(n: 1, c: 5, h: 2, w: 3, o: 4, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 1, c: 520, h: 5, w: 130, o: 3, kh: 3, kw: 3, stride: 1, padding: 1),
         ConvGeometry(n: 3, c: 300, h: 9, w: 250, o: 2, kh: 3, kw: 3, stride: 1, padding: 1),
+        ConvGeometry(n: 1, c: 128, h: 20, w: 40, o: 3, kh: 3, kw: 3, stride: 1, padding: 1),
     ]
 
     /// Winograd F(2x2, 3x3), forced for its forward pass and input gradient, against the naive reference.

@@ -29,10 +29,17 @@ public enum Winograd {
         run(dy, weight, nil, dx, g, inputGradient: true, accumulate: accumulate)
     }
 
-    /// Tiles per band: a band's transformed input, one transform point of it (inputs x tiles),
-    /// within about 256 KB, so that each of the 16 products reads it from L2; at least one tile row.
+    /// Tile rows per band. The whole band's transformed input (16 points x inputs x tiles) within about
+    /// 1 MB, so that the input transform writes it to L2 and the 16 products read it there, when that still
+    /// gives each product 128 tiles or more (layers of up to 128 input channels); else one point of it within
+    /// about 256 KB, so that each product reads its point from L2 (deep layers, whose products need wide
+    /// bands more than a band in L2). At least one tile row. On S2's 128>64 layer at 128^2 the forward pass
+    /// took 152-188 ms with bands of 128 tiles against 190-196 with 512 (`distill bench --conv`, three
+    /// alternating runs); on T1's layers of 512 and 1024 channels, bands a quarter as wide were 1.2-1.6 times slower.
     static func bandTileRows(inputs: Int, tilesX: Int, tilesY: Int) -> Int {
-        max(1, min(tilesY, (1 << 16) / max(1, inputs * tilesX)))
+        let inL2 = (1 << 14) / max(1, inputs), perPoint = (1 << 16) / max(1, inputs)
+        let tiles = inL2 >= 128 ? inL2 : perPoint
+        return max(1, min(tilesY, tiles / max(1, tilesX)))
     }
 
     private static func run(_ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
