@@ -162,10 +162,12 @@ import Testing
         let stage = "/stages/\(train)/"
         let a = try losses(dir + "/one" + stage + "metrics.jsonl"), b = try losses(dir + "/two" + stage + "metrics.jsonl")
         #expect(a.count == 3 && b.count == 3)
-        for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-6 * abs(x), "epoch losses \(a) vs \(b)") }
-        // Measured: 2.3e-7 at most, 2e-7 relative (the same as one process on 1 vs 2 threads).
+        // The bounds are rounding's, which three epochs grow: measured, 2 ranks against 1 process, the losses
+        // 1.0e-6 apart (relative) and the weights 1.1e-5 at most (4.8e-6 relative); one process on 2 threads
+        // against 1 drifts as far (1.3e-5, 5.0e-6).
+        for (x, y) in zip(a, b) { #expect(abs(x - y) <= 5e-6 * abs(x), "epoch losses \(a) vs \(b)") }
         let d = distance(try weights(dir + "/one" + stage + "last.safetensors"), try weights(dir + "/two" + stage + "last.safetensors"))
-        #expect(d.maxAbs <= 1e-5 && d.relative <= 1e-5, "1 process vs 2 ranks: max |dw| \(d.maxAbs), relative \(d.relative)")
+        #expect(d.maxAbs <= 5e-5 && d.relative <= 2e-5, "1 process vs 2 ranks: max |dw| \(d.maxAbs), relative \(d.relative)")
         // Only rank 0 wrote: one log, one metrics file, one done marker.
         let log = try String(contentsOfFile: dir + "/two" + stage + "log.txt", encoding: .utf8)
         #expect(log.contains("data-parallel over 2 ranks"))

@@ -52,9 +52,10 @@ public enum ConvAlgorithm: String, Sendable, CaseIterable {
     ///   more) and the channels are few enough (256 or fewer on each side) that a
     ///   band of input rows and a block's weights stay in L2.
     ///   Its weight gradient (3x3 only) keeps 2 output channels x 9 taps of partial sums
-    ///   in registers over bands of rows: measured at 130-160 GFLOP/s on the students'
-    ///   layers of 3 to 64 channels at 128 and 256 pixels a row, where im2col + sgemm,
-    ///   whose GEMM then has only 16 to 64 rows, ran at 45-120; about even at 64 pixels.
+    ///   in registers over bands of rows: measured at 145-175 GFLOP/s on the students'
+    ///   layers of 16 to 64 channels (80-105 on the 3-channel first layers) at 128 and 256
+    ///   pixels a row, where im2col + sgemm, whose GEMM then has only 16 to 64 rows, ran
+    ///   at 30-150; about even at 64 pixels.
     /// - im2col + sgemm everywhere else.
     ///
     /// Measured with `distill bench --conv` on T1, S1 and S2.
