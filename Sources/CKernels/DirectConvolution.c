@@ -322,13 +322,14 @@ CK_TARGET static void stageShifted(const float *xc, const ck_conv *g, int i0, in
 
 /// Output rows per band of the weight gradient: the band's output-gradient rows (every output channel) within
 /// about 256 KB, so that they stay in L2 while every input channel's staged rows pass, and at least 2048
-/// pixels, so that the reductions across lanes stay a small share.
+/// pixels, so that the reductions across lanes stay a small share; no more than the output's rows.
 static int gradientBandRows(const ck_conv *g) {
-    int q = g->width + 2 * g->pad - 2;
+    int p = g->height + 2 * g->pad - 2, q = g->width + 2 * g->pad - 2;
     size_t rowBytes = (size_t)g->outputs * q * sizeof(float);
     int band = (int)((256u << 10) / (rowBytes ? rowBytes : 1));
     int least = (2048 + q - 1) / q;
-    return band < least ? least : band;
+    if (band < least) band = least;
+    return band < p ? band : (p > 1 ? p : 1);
 }
 
 CK_TARGET static void gradientRows(const float *x, const float *dy, float *dw, const ck_conv *g, int z, int rowBegin, int rowEnd,
