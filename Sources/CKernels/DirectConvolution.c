@@ -320,6 +320,9 @@ CK_TARGET static void stageShifted(const float *xc, const ck_conv *g, int i0, in
     }
 }
 
+/// Floats per staged row of the weight gradient: the output's columns, whole vectors.
+static size_t gradientRowStride(const ck_conv *g) { return (size_t)(g->width + 2 * g->pad - 2 + 15) / 16 * 16; }
+
 /// Output rows per band of the weight gradient: the band's output-gradient rows (every output channel) within
 /// about 256 KB, so that they stay in L2 while every input channel's staged rows pass, and at least 2048
 /// pixels, so that the reductions across lanes stay a small share; no more than the output's rows.
@@ -336,7 +339,8 @@ CK_TARGET static void gradientRows(const float *x, const float *dy, float *dw, c
                                    float *stage) {
     int pd = g->depth + 2 * g->padDepth - g->kd + 1;
     int p = g->height + 2 * g->pad - 2, q = g->width + 2 * g->pad - 2;
-    size_t qs = (size_t)(q + 15) / 16 * 16, plane = (size_t)g->height * g->width;
+    size_t qs = gradientRowStride(g), plane = (size_t)g->height * g->width;
+    // Depth taps inside the input.
     int aBegin = g->padDepth - z > 0 ? g->padDepth - z : 0;
     int aEnd = g->depth + g->padDepth - z < g->kd ? g->depth + g->padDepth - z : g->kd;
     int band = gradientBandRows(g);
@@ -365,8 +369,7 @@ void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_co
 
 size_t ck_direct_gradient_stage_count(ck_conv g) {
 #if CK_HAVE_AVX512
-    int q = g.width + 2 * g.pad - 2;
-    return (size_t)(gradientBandRows(&g) + 2) * 3 * (size_t)((q + 15) / 16 * 16) + 16;
+    return (size_t)(gradientBandRows(&g) + 2) * 3 * gradientRowStride(&g) + 16;
 #else
     (void)g;
     return 0;

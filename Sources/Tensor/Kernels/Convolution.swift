@@ -35,7 +35,6 @@ public struct ConvGeometry: Hashable, Sendable {
     /// is read by exactly one output pixel, in that pixel's own stride x stride block.
     public var isBlockwise: Bool { volume.isBlockwise }
     var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 && padding == 0 }
-
 }
 
 enum Im2col {
