@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 py=${TORCH_PYTHON:-python3}
 bench=${TORCH_BENCH:-Benchmarks/torch_bench.py}
 rows=${*:-s1_fwd s1_train s2_fwd s2_train t1_fwd t1_train kd_t1_s1 kd_t1_s1_cached s3d_fwd s3d_train t3d_fwd t3d_train}
+# Every figure names its machine: the CPU, its ISA extensions and the BLAS kernels in use.
+.build/release/distill bench --machine --threads 2
 printf '%-9s %12s %12s %8s %10s %10s\n' row torch_ms distill_ms ratio torch_MiB distill_MiB
 for row in $rows; do
   # The cached KD step is compared with PyTorch's live one (PyTorch has no teacher-output cache).

@@ -44,15 +44,6 @@
 
 #define OB CK_OUTPUT_BLOCK
 
-int ck_direct_available(void) {
-#if CK_HAVE_AVX512
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
-#else
-    return 0;
-#endif
-}
-
 size_t ck_direct_packed_count(int outputs, int inputs, int kd, int kh, int kw) {
     size_t blocks = (size_t)(outputs + OB - 1) / OB;
     return blocks * (size_t)inputs * (size_t)kd * (size_t)kh * (size_t)kw * OB;

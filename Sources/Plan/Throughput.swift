@@ -25,13 +25,14 @@ public struct Throughput: Hashable, Sendable {
         self.source = source
     }
 
-    /// The calibration file: $DISTILL_CALIBRATION, else ~/.cache/distillery/calibration-HOST.json
-    /// (`off`: plan with the documented default and measure nothing).
+    /// The calibration file: $DISTILL_CALIBRATION, else ~/.cache/distillery/calibration.json
+    /// (`off`: plan with the documented default and measure nothing). One file holds an entry
+    /// per machine (`Calibration.Entry`): a home folder shared by nodes of several CPU kinds
+    /// keeps each kind's rate.
     public static var calibrationPath: String {
         if let p = ProcessInfo.processInfo.environment["DISTILL_CALIBRATION"], !p.isEmpty { return p }
         let home = FileManager.default.homeDirectoryForCurrentUser.path
-        let host = ProcessInfo.processInfo.hostName.replacingOccurrences(of: "/", with: "_")
-        return "\(home)/.cache/distillery/calibration-\(host).json"
+        return "\(home)/.cache/distillery/calibration.json"
     }
 
     /// The rate of a measured sgemm rate, its source saying how it was measured.
@@ -40,36 +41,92 @@ public struct Throughput: Hashable, Sendable {
                   source: "\(source): sgemm \(Int(sgemm.rounded())) GFLOP/s x \(Self.efficiency) = \(Int((sgemm * Self.efficiency).rounded())) GFLOP/s")
     }
 
-    /// The stored calibration of this machine, or the documented default.
-    public static func load(from path: String = calibrationPath) -> Throughput { stored(from: path) ?? fallback }
-
-    /// The stored calibration of this machine, if one is kept.
-    public static func stored(from path: String = calibrationPath) -> Throughput? {
-        guard let data = FileManager.default.contents(atPath: path), let json = JSON.parse(data),
-              let sgemm = json["sgemm_gflops"]?.number, sgemm > 0 else { return nil }
-        return Throughput(sgemmGflops: sgemm, source: "calibrated \(json["measured"]?.string ?? "?")")
+    /// The calibration kept for `machine` at `threads`, if one is: nil when the file keeps
+    /// none, or only ones measured on another CPU, ISA, BLAS kernel or thread count.
+    public static func stored(machine: String, threads: Int, from path: String = calibrationPath) -> Throughput? {
+        guard let entry = Calibration.entry(machine: machine, at: path), entry.threads == threads, entry.sgemmGflops > 0 else { return nil }
+        let busy = entry.busy.map { "; measured while the machine was busy (\($0)): rerun `distill calibrate` when it is idle" } ?? ""
+        return Throughput(sgemmGflops: entry.sgemmGflops, source: "calibrated \(entry.measured)\(busy)")
     }
 
-    public static func store(sgemmGflops: Double, threads: Int, to path: String = calibrationPath) throws {
-        try Calibration.update(["sgemm_gflops": .number(sgemmGflops), "threads": .int(threads)], at: path)
+    /// Keeps a measurement for `machine`. A measurement taken while the machine was busy never
+    /// replaces one taken while it was idle; it is kept, flagged, only where nothing better is.
+    /// Returns whether it was kept.
+    @discardableResult
+    public static func store(sgemmGflops: Double, threads: Int, machine: String, busy: String?, to path: String = calibrationPath) throws -> Bool {
+        if busy != nil, let kept = Calibration.entry(machine: machine, at: path), kept.threads == threads, kept.busy == nil { return false }
+        try Calibration.update(machine: machine, Calibration.Entry(sgemmGflops: sgemmGflops, threads: threads, busy: busy,
+                                                                  measured: ISO8601DateFormatter().string(from: Date())), at: path)
+        return true
     }
 
-    /// The threads the calibration measured with (what a node of `--cores-per-node` is compared with).
-    public static func calibratedThreads(from path: String = calibrationPath) -> Int {
-        guard let data = FileManager.default.contents(atPath: path), let t = JSON.parse(data)?["threads"]?.int, t > 0 else { return 2 }
-        return t
+    /// The threads the calibration of `machine` measured with (what a node of `--cores-per-node` is compared with).
+    public static func calibratedThreads(machine: String, from path: String = calibrationPath) -> Int {
+        Calibration.entry(machine: machine, at: path)?.threads ?? 2
     }
 
     var json: JSON { .object(["gflops": .number(gflops), "source": .string(source)]) }
 }
 
-/// The calibration file, one JSON object per machine: each measurement updates its own keys.
+/// The calibration file: one JSON object with an entry per machine under "machines" (keyed by
+/// the CPU's model, its extensions and the BLAS kernel set: `Machine.key`) and the interconnect's
+/// figures at the top level. Each measurement updates its own keys.
 public enum Calibration {
+    /// One machine's measurement.
+    public struct Entry: Equatable, Sendable {
+        public var sgemmGflops: Double
+        public var threads: Int
+        /// Why the measurement may be low (load from other processes, repeats far apart), or nil.
+        public var busy: String?
+        public var measured: String
+
+        var json: JSON {
+            var o: [String: JSON] = ["sgemm_gflops": .number(sgemmGflops), "threads": .int(threads), "measured": .string(measured),
+                                     "host": .string(ProcessInfo.processInfo.hostName)]
+            if let busy { o["busy"] = .string(busy) }
+            return .object(o)
+        }
+
+        init(sgemmGflops: Double, threads: Int, busy: String?, measured: String) {
+            (self.sgemmGflops, self.threads, self.busy, self.measured) = (sgemmGflops, threads, busy, measured)
+        }
+
+        init?(_ json: JSON) {
+            guard let sgemm = json["sgemm_gflops"]?.number, let threads = json["threads"]?.int else { return nil }
+            self.init(sgemmGflops: sgemm, threads: threads, busy: json["busy"]?.string, measured: json["measured"]?.string ?? "?")
+        }
+    }
+
+    static func document(at path: String) -> [String: JSON] {
+        FileManager.default.contents(atPath: path).flatMap(JSON.parse)?.object ?? [:]
+    }
+
+    /// The entry kept for `machine`, if any.
+    public static func entry(machine: String, at path: String = Throughput.calibrationPath) -> Entry? {
+        document(at: path)["machines"]?.object?[machine].flatMap(Entry.init)
+    }
+
+    /// The machines the file keeps entries for (what `plan` names when none is this one).
+    public static func machines(at path: String = Throughput.calibrationPath) -> [String] {
+        document(at: path)["machines"]?.object.map { Array($0.keys).sorted() } ?? []
+    }
+
+    static func update(machine: String, _ entry: Entry, at path: String) throws {
+        var doc = document(at: path)
+        var machines = doc["machines"]?.object ?? [:]
+        machines[machine] = entry.json
+        doc["machines"] = .object(machines)
+        try write(doc, to: path)
+    }
+
+    /// Sets top-level fields (the interconnect's).
     public static func update(_ fields: [String: JSON], at path: String = Throughput.calibrationPath) throws {
-        var doc = FileManager.default.contents(atPath: path).flatMap(JSON.parse)?.object ?? [:]
+        var doc = document(at: path)
         for (k, v) in fields { doc[k] = v }
-        doc["measured"] = .string(ISO8601DateFormatter().string(from: Date()))
-        doc["host"] = .string(ProcessInfo.processInfo.hostName)
+        try write(doc, to: path)
+    }
+
+    private static func write(_ doc: [String: JSON], to path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let tmp = path + ".tmp"
         try Data(JSON.object(doc).pretty.utf8).write(to: URL(fileURLWithPath: tmp))

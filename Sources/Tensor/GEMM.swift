@@ -11,6 +11,14 @@ public enum GEMM {
                                 _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
                                 lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
         guard m > 0, n > 0 else { return }
+        Machine.prepare()
+        sgemm(a, transposeA: transposeA, b, transposeB: transposeB, c, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc)
+    }
+
+    /// sgemm on whichever kernels OpenBLAS runs now (`multiply` first makes them the CPU's best).
+    static func sgemm(_ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
+                      _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
+                      lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
         let ldC = ldc ?? n
         if k == 0 {
             for i in 0..<m { for j in 0..<n { c[i * ldC + j] = beta == 0 ? 0 : beta * c[i * ldC + j] } }

@@ -18,6 +18,7 @@ public enum Parallel {
     /// threads would only make them wait on each other).
     public static func setThreads(_ n: Int) {
         configured = max(1, n)
+        Machine.prepare()
         openblas_set_num_threads(1)
     }
 

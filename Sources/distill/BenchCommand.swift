@@ -32,6 +32,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Time every convolution of T1, S1, S2 and the 3D S3D and T3D (only the network of --row, if given) pass by pass (forward, input gradient, weight gradient) with each algorithm (im2col + sgemm, direct), and show which one the runtime runs.")
     var conv = false
 
+    @Flag(name: .long, help: "Print the CPU, its ISA extensions and the BLAS kernels in use, and exit.")
+    var machine = false
+
     func validate() throws {
         if let row, !RuntimeBenchmark.rows.contains(where: { $0.name == row }) {
             throw ValidationError("unknown row '\(row)'; rows: \(RuntimeBenchmark.rows.map(\.name).joined(separator: ", "))")
@@ -40,6 +43,11 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if machine {
+            threading.apply()
+            print(Machine.current.description)
+            return
+        }
         if let onnx {
             threading.apply()
             try FileManager.default.createDirectory(atPath: onnx, withIntermediateDirectories: true)
@@ -86,6 +94,7 @@ struct BenchCommand: ParsableCommand {
                          RuntimeBenchmark.peakRSSMiB, result.gflopPerStep))
             return
         }
+        print(Machine.current.description)
         // The share of this machine's sgemm peak each row reaches: the peak measured here, now, on the same threads.
         let peak = GEMMRate.measure(GEMMRate.Shape(m: 2048, n: 2048, k: 2048, what: "square 2048"), threads: threads)
         print(String(format: "sgemm peak: %.0f GFLOP/s (2048^3, %d threads, median of 5)", peak, threads))
@@ -111,7 +120,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     private func printConvolutionTimings() {
-        print("direct kernel (AVX-512): \(DirectConvolution.isAvailable ? "available" : "not available on this CPU")")
+        print(Machine.current.description)
+        print("direct kernel: \(DirectConvolution.isAvailable ? "available" : "not available on this CPU")")
         print("ms per pass over the batch (median of \(repeats ?? 3)), GFLOP/s in brackets; * marks what the runtime runs (\(threads) threads)")
         print("net  layer (n c>o size k)         x  pass            gemm                direct              winograd")
         let volume = RuntimeBenchmark.patch3D[0]

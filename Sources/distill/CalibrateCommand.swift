@@ -51,14 +51,22 @@ struct CalibrateCommand: ParsableCommand {
     }
 
     func measureMatrixProducts() throws {
-        let (sgemm, perShape) = GEMMRate.calibrate(threads: threads)
-        for (shape, rate) in perShape { print("\(shape.what): \(Int(rate.rounded())) GFLOP/s") }
-        print("sgemm (median of shapes): \(Int(sgemm.rounded())) GFLOP/s at \(threads) thread\(threads == 1 ? "" : "s")")
-        print("training estimate: \(Int((sgemm * Throughput.efficiency).rounded())) GFLOP/s (x \(Throughput.efficiency))")
+        let machine = Machine.current
+        print(machine.description)
+        let measured = GEMMRate.calibrate(threads: threads)
+        for (shape, rate) in measured.perShape { print("\(shape.what): \(Int(rate.rounded())) GFLOP/s") }
+        print("sgemm (median of shapes): \(Int(measured.sgemm.rounded())) GFLOP/s at \(threads) thread\(threads == 1 ? "" : "s")")
+        print("training estimate: \(Int((measured.sgemm * Throughput.efficiency).rounded())) GFLOP/s (x \(Throughput.efficiency))")
+        if let busy = measured.busy {
+            print("warning: the machine was busy (\(busy)): this rate is what it gave under that load, not its own")
+        }
         if !dryRun {
             do {
-                try Throughput.store(sgemmGflops: sgemm, threads: threads)
-                print("stored in \(Throughput.calibrationPath)")
+                if try Throughput.store(sgemmGflops: measured.sgemm, threads: threads, machine: machine.key, busy: measured.busy) {
+                    print("stored in \(Throughput.calibrationPath)\(measured.busy == nil ? "" : ", flagged as busy")")
+                } else {
+                    print("not stored: \(Throughput.calibrationPath) keeps this machine's rate measured while idle")
+                }
             } catch {
                 FileHandle.standardError.write(Data("error: cannot store calibration: \(error.localizedDescription)\n".utf8))
                 throw ExitStatus.usage

@@ -2,24 +2,29 @@ import Foundation
 import Plan
 import Tensor
 
-/// The training rate the plan's times use: this machine's kept calibration; when none is
-/// kept, a quick measurement of sgemm on the calibration shapes, kept for next time (as
-/// `distill calibrate` keeps it). `DISTILL_CALIBRATION=off` plans with the documented
-/// default instead (reproducible output).
+/// The training rate the plan's times use: the calibration kept for this machine (its CPU
+/// model, ISA extensions, BLAS kernels and thread count); when none is kept, a quick
+/// measurement of sgemm on the calibration shapes, kept for next time (as `distill
+/// calibrate` keeps it). `DISTILL_CALIBRATION=off` plans with the documented default
+/// instead (reproducible output).
 enum MachineRate {
-    static func throughput() -> Throughput {
+    static func throughput(threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> Throughput {
         let path = Throughput.calibrationPath
         if path == "off" { return .fallback }
-        if let kept = Throughput.stored(from: path) { return kept }
-        let threads = ProcessInfo.processInfo.activeProcessorCount
-        let sgemm = GEMMRate.calibrate(threads: threads, repeats: 3).sgemm
-        let kept: String
+        let machine = Machine.current.key
+        if let kept = Throughput.stored(machine: machine, threads: threads, from: path) { return kept }
+        let others = Calibration.machines(at: path)
+        let why = others.isEmpty ? "no calibration was kept"
+            : "no calibration was kept for this machine at \(threads) threads; kept for: \(others.joined(separator: "; "))"
+        let measured = GEMMRate.calibrate(threads: threads, repeats: 3)
+        var kept: String
         do {
-            try Throughput.store(sgemmGflops: sgemm, threads: threads, to: path)
-            kept = "kept in \(path)"
+            kept = try Throughput.store(sgemmGflops: measured.sgemm, threads: threads, machine: machine, busy: measured.busy, to: path)
+                ? "kept in \(path)" : "not kept: an idle machine's calibration is kept"
         } catch {
             kept = "not kept: \(error.localizedDescription)"
         }
-        return Throughput(sgemmGflops: sgemm, source: "measured now (no calibration was kept; \(kept))")
+        if let busy = measured.busy { kept += "; the machine was busy: \(busy)" }
+        return Throughput(sgemmGflops: measured.sgemm, source: "measured now (\(why); \(kept))")
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Plan
 import Spec
 import Storage
+import Tensor
 
 /// `distill plan SPEC`: the sweep lowered to content-hashed stages, with its bill.
 struct PlanCommand: ParsableCommand {
@@ -89,7 +90,7 @@ struct PlanCommand: ParsableCommand {
                 throw ExitStatus.usage
             }
         }
-        let schedule = nodes.map { ClusterSchedule(plan, nodes: $0, coresPerNode: coresPerNode, calibratedCores: Throughput.calibratedThreads(),
+        let schedule = nodes.map { ClusterSchedule(plan, nodes: $0, coresPerNode: coresPerNode, calibratedCores: Throughput.calibratedThreads(machine: Machine.current.key),
                                                    interconnect: Interconnect.load()) }
         switch format {
         case .text:

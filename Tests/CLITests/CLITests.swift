@@ -126,10 +126,40 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: file) }
         let first = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": file])
         #expect(first.status == 0, "\(first.err)")
-        #expect(first.out.contains("throughput: measured now (no calibration was kept; kept in \(file)): sgemm "), "\(first.out)")
+        #expect(first.out.contains("throughput: measured now (no calibration was kept; kept in \(file)"), "\(first.out)")
         #expect(FileManager.default.fileExists(atPath: file))
         let second = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": file])
         #expect(second.out.contains("throughput: calibrated "), "\(second.out)")
+    }
+
+    /// A calibration kept for another CPU model or BLAS kernel is not this machine's: the plan
+    /// measures anew, names the machines the file keeps, and keeps both entries.
+    @Test func aCalibrationOfAnotherMachineIsNotUsed() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("distill-cal-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        let other = "GenuineIntel family 6 model 207 Intel(R) Xeon(R) | SSE4.2 AVX FMA F16C AVX2 AVX512F | OpenBLAS 0.3.21 Prescott"
+        let kept = """
+            {"machines": {"\(other)": {"sgemm_gflops": 89, "threads": \(threads), "measured": "2026-12-01T00:00:00Z"}}}
+            """
+        try kept.write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": file])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("throughput: measured now (no calibration was kept for this machine at \(threads) threads; kept for: \(other);"),
+                "\(r.out)")
+        #expect(!r.out.contains("sgemm 89 GFLOP/s"))
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any]
+        let machines = try #require(doc?["machines"] as? [String: Any])
+        #expect(machines.count == 2 && machines[other] != nil)
+        let machine = try #require(machines.keys.first { $0 != other })
+        #expect(machine.contains(" | ") && machine.contains("OpenBLAS"), "\(machine)")
+    }
+
+    /// A core type set in the environment is respected and named.
+    @Test func aBLASCoreSetInTheEnvironmentIsRespected() throws {
+        let r = try cli.run(["bench", "--machine"], environment: ["OPENBLAS_CORETYPE": "Sandybridge"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(r.out.contains("BLAS: OpenBLAS ") && r.out.contains("core Sandybridge (set by OPENBLAS_CORETYPE)"), "\(r.out)")
     }
 
     @Test func planRefusesASpecWithErrors() throws {
@@ -175,9 +205,10 @@ import Testing
     @Test func calibrateMeasuresAndStores() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("distill-cal-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let r = try cli.run(["calibrate", "--threads", "1"], environment: ["DISTILL_CALIBRATION": file])
+        let r = try cli.run(["calibrate"], environment: ["DISTILL_CALIBRATION": file])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out.contains("sgemm (median of shapes): "))
+        #expect(r.out.hasPrefix("CPU: ") && r.out.contains("\nISA: ") && r.out.contains("\nBLAS: "), "\(r.out)")
         let plan = try cli.run(["plan", "specs/quickstart.yaml"], environment: ["DISTILL_CALIBRATION": file])
         #expect(plan.out.contains("throughput: calibrated "))
         let bad = try cli.run(["calibrate", "--threads", "0"])

@@ -25,9 +25,6 @@ extern "C" {
 /// Output channels per register block of the weight-gradient kernel (x 9 taps = 18 accumulators).
 #define CK_GRADIENT_BLOCK 2
 
-/// 1 when this CPU (and this build) runs the AVX-512 kernels, else 0.
-int ck_direct_available(void);
-
 /// The geometry of one direct convolution: input [inputs, depth, height, width],
 /// kernel kd x kh x kw (kh == kw), zero padding padDepth along depth and pad along
 /// height and width, stride 1. A 2D convolution is depth 1, kd 1, padDepth 0.
@@ -114,6 +111,36 @@ void ck_blocks_scatter(const float *col, const float *bias, float *y, ck_blocks 
 
 /// The adjoint's gather: col[((c*sd + a)*sh + u)*sw + v, (r - r0)*q + j] = y[c, sd*d + a, sh*i + u, sw*j + v], for r in [r0, r1).
 void ck_blocks_gather(const float *y, float *col, ck_blocks b, int r0, int r1);
+
+
+// What this CPU is (CPUFeatures.c): CPUID's vendor, family, model and brand, and the vector
+// extensions it has that the operating system also enables (XCR0), as CK_* bits.
+enum {
+    CK_SSE42 = 1 << 0, CK_AVX = 1 << 1, CK_FMA = 1 << 2, CK_F16C = 1 << 3, CK_AVX2 = 1 << 4,
+    CK_AVX512F = 1 << 5, CK_AVX512DQ = 1 << 6, CK_AVX512BW = 1 << 7, CK_AVX512VL = 1 << 8,
+    CK_AVX512VNNI = 1 << 9, CK_AVX512BF16 = 1 << 10, CK_AMX_TILE = 1 << 11, CK_AMX_BF16 = 1 << 12,
+};
+
+typedef struct ck_cpu {
+    char vendor[13];
+    char brand[49];
+    int family, model, stepping;
+    unsigned long long features;
+} ck_cpu;
+
+/// Fills `cpu` from CPUID (all zero off x86-64).
+void ck_cpu_identify(ck_cpu *cpu);
+
+/// OpenBLAS's name for the core whose kernels it runs ("Zen", "SkylakeX", "Prescott"), or NULL
+/// when the BLAS linked in does not say.
+const char *ck_blas_core(void);
+
+/// OpenBLAS's build configuration ("OpenBLAS 0.3.21 DYNAMIC_ARCH ..."), or NULL.
+const char *ck_blas_config(void);
+
+/// Makes a dynamic-architecture OpenBLAS run `core`'s kernels, as OPENBLAS_CORETYPE would
+/// have at start-up. Call before any BLAS call is under way. 0 when the BLAS cannot switch.
+int ck_blas_switch_core(const char *core);
 
 #ifdef __cplusplus
 }

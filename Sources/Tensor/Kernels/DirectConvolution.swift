@@ -10,7 +10,7 @@ import CKernels
 
 public enum DirectConvolution {
     /// This CPU runs the AVX-512 kernels.
-    public static let isAvailable = ck_direct_available() != 0
+    public static let isAvailable = CPU.current.vectorTier >= .avx512
 
     /// The kernel's contract: the forward pass and the input gradient, stride 1, no
     /// dilation, square kernels up to 7 x 7 (the kernel takes one padding, and the
