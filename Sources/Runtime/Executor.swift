@@ -156,7 +156,8 @@ public struct Executor: Sendable {
     private func setAsideDamaged(_ wanted: [PlanStage]) -> [String: String] {
         var check: [String] = []
         for s in wanted {
-            for h in [s.hash] + s.inputs.values.sorted() where store.isDone(h) && !check.contains(h) {
+            // A stage with a done record that is not valid, or whose folder is a link, is checked too: it is damaged, never "done, unchecked".
+            for h in [s.hash] + s.inputs.values.sorted() where store.claimsDone(h) && !check.contains(h) {
                 if h == s.hash || !store.isDone(s.hash) { check.append(h) }
             }
         }

@@ -44,12 +44,15 @@ public enum Prediction {
         let needsData = setting.preprocess.volume != nil || setting.preprocess.modalities != nil
             || setting.preprocess.normalize.contains(where: \.usesDatasetStatistics)
         let found: TrainingData?
+        // The prepared cache is read only once its digest matches the stage's record (a damaged one is an error, not "not prepared").
+        let cache = setting.preprocess.volume != nil ? PreparedData.volumeFile : PreparedData.sliceFile
+        let verified = store.claimsDone(setting.prepare) ? try store.verifiedFile(setting.prepare, cache) : nil
         if setting.preprocess.volume != nil {
-            found = (try? VolumeSet(path: store.file(setting.prepare, PreparedData.volumeFile))).map {
+            found = verified.flatMap { try? VolumeSet(path: $0) }.map {
                 TrainingData(declaredModalities: $0.declaredModalities, statistics: $0.statistics, spacing: $0.spacing)
             }
         } else {
-            found = (try? SliceSet(path: store.file(setting.prepare, PreparedData.sliceFile))).map {
+            found = verified.flatMap { try? SliceSet(path: $0) }.map {
                 TrainingData(declaredModalities: $0.declaredModalities, statistics: $0.statistics, spacing: nil)
             }
         }
@@ -113,8 +116,9 @@ public enum Prediction {
         if let checkpoint {
             path = checkpoint
         } else {
-            guard store.isDone(setting.train.hash) else { throw Problem.notTrained(setting.stage, hash: setting.train.hash, store: store.root) }
-            path = store.file(setting.train.hash, "best.safetensors")
+            guard store.claimsDone(setting.train.hash) else { throw Problem.notTrained(setting.stage, hash: setting.train.hash, store: store.root) }
+            // The weights are read only once their digest matches the stage's record.
+            path = try store.verifiedFile(setting.train.hash, "best.safetensors")
         }
         let plane = setting.preprocess.inputExtent.suffix(2)
         let model = ModelBuilder.build(setting.model, height: plane.first ?? 1, width: plane.last ?? 1, seed: 0)

@@ -16,22 +16,26 @@ enum PrepareStage {
         var analyzeOrientation: AxisOrientation?
         switch c.source {
         case .phantom(let settings):
-            folder = ctx.directory + "/dataset"
-            if !FileManager.default.fileExists(atPath: folder + "/dataset.json") {
-                ctx.log("writing the phantom: \(settings.cases) cases of \(settings.size)x\(settings.size)x\(settings.slices)")
-                try Phantom.write(settings, to: folder + ".tmp")
-                try? FileManager.default.removeItem(atPath: folder)
-                try FileManager.default.moveItem(atPath: folder + ".tmp", toPath: folder)
-            }
+            // Written anew whenever the stage runs (it runs only when not done, or set aside as
+            // damaged): a phantom is a few seconds of arithmetic, and a damaged one is never kept.
+            folder = ctx.directory + "/" + PreparedData.phantomFolder
+            ctx.log("writing the phantom: \(settings.cases) cases of \(settings.size)x\(settings.size)x\(settings.slices)")
+            try? FileManager.default.removeItem(atPath: folder + ".tmp")
+            try Phantom.write(settings, to: folder + ".tmp")
+            try? FileManager.default.removeItem(atPath: folder)
+            try FileManager.default.moveItem(atPath: folder + ".tmp", toPath: folder)
         case .msd(let path, let orientation):
-            folder = FilePath.resolve(path, against: ctx.baseDirectory)
+            folder = FilePath.absolute(FilePath.resolve(path, against: ctx.baseDirectory), standardized: true)
             analyzeOrientation = orientation
         }
         // The headers first, as `distill check` reads them (the same problems, the same ids), then every voxel.
         let scan = DatasetScan.scan(folder, modalities: c.preprocess.modalities, analyzeOrientation: analyzeOrientation)
         guard scan.problems.isEmpty, let dataset = scan.dataset else { throw problems(scan.problems) }
         // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
-        try AtomicFile.write(Data(folder.utf8), to: ctx.directory + "/dataset-root.txt")
+        // The phantom's is named inside the stage folder, so that a store that moves keeps it; a
+        // dataset of the user's by its absolute path, so that any working directory finds it.
+        let recorded = if case .phantom = c.source { PreparedData.phantomFolder } else { folder }
+        try AtomicFile.write(Data(recorded.utf8), to: ctx.directory + "/" + PreparedData.datasetRootFile)
         let start = Date()
         let progress: (Int, Int) -> Void = { i, n in if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") } }
         let inventory: any SliceInventory
@@ -76,6 +80,20 @@ extension PrepareStage {
 /// resampled volumes that 3D networks see in patches.
 final class PreparedData: @unchecked Sendable {
     static let sliceFile = "slices.bin", volumeFile = "volumes.bin"
+    /// The file naming the dataset's folder, and the phantom's folder inside the stage's.
+    static let datasetRootFile = "dataset-root.txt", phantomFolder = "dataset"
+
+    /// The folder of the dataset a prepare stage read (checked against its digest): an absolute
+    /// path as recorded, or a relative one inside the stage's folder (the phantom's).
+    static func datasetRoot(_ prepare: String, store: RunStore) throws -> String {
+        let file = try store.verifiedFile(prepare, datasetRootFile)
+        guard let recorded = try? String(contentsOfFile: file, encoding: .utf8), !recorded.isEmpty else {
+            throw RuntimeError.damaged(stage: prepare, "\(datasetRootFile) is empty or unreadable")
+        }
+        if recorded.hasPrefix("/") { return recorded }
+        guard ConfinedTree.isSafeName(recorded) else { throw RuntimeError.damaged(stage: prepare, "\(datasetRootFile) names '\(recorded)', outside the stage folder") }
+        return store.directory(prepare) + "/" + recorded
+    }
 
     enum Samples {
         case slices(SliceSet)
@@ -157,10 +175,7 @@ final class PreparedData: @unchecked Sendable {
     /// dataset-root.txt): evaluation measures on its volumes' own grids.
     func dataset(_ ctx: StageContext) throws -> MSDDataset {
         let prepare = try ctx.input("data")
-        let rootFile = ctx.store.file(prepare.hash, "dataset-root.txt")
-        guard let root = try? String(contentsOfFile: rootFile, encoding: .utf8) else {
-            throw RuntimeError.stage("\(rootFile) is missing: the prepare stage \(prepare.shortHash) is incomplete; delete its folder and rerun")
-        }
+        let root = try Self.datasetRoot(prepare.hash, store: ctx.store)
         var orientation: AxisOrientation?
         if case .prepare(let c) = prepare.config, case .msd(_, let o) = c.source { orientation = o }
         do {

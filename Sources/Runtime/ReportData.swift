@@ -136,6 +136,9 @@ public struct ReportData {
     public var settings: ComparisonSettings
     /// What a reader must know before believing the numbers (see ReportWarnings).
     public var warnings: [String] = []
+    /// The machines that made the report's stages (as their done records name them), each with
+    /// the labels of its stages; stages whose records name no machine are left out.
+    public var machines: [(machine: Provenance, stages: [String])] = []
 
     /// The rule that names a collapsed run: more than this far below its stage's median...
     public static let collapseMargin = 0.1
@@ -225,6 +228,38 @@ public struct ReportData {
         }
         let nothing = empty.isEmpty ? [] : ["predicts no foreground voxel in any test case, so its precision is undefined and its Dice 0: " + empty.joined(separator: ", ")]
         warnings = ReportWarnings.collect(plan, store, summaries) + collapsed.map(Self.describe) + nothing
+        machines = Self.machines(plan, store, summaries)
+        warnings += Self.mixedMachines(plan, store)
+    }
+
+    /// Which machine made each trained and evaluated stage of the report.
+    static func machines(_ plan: ExecutionPlan, _ store: RunStore, _ summaries: [StageSummary]) -> [(machine: Provenance, stages: [String])] {
+        var found: [Provenance: [String]] = [:], order: [Provenance] = []
+        for h in summaries.flatMap({ $0.runs.flatMap { [$0.train, $0.evaluate] } }) {
+            guard case .valid(let record) = store.record(h), let machine = Provenance(record: .object(record.fields)) else { continue }
+            if found[machine] == nil { order.append(machine) }
+            found[machine, default: []].append(plan.stage(h)?.label ?? String(h.prefix(12)))
+        }
+        return order.map { ($0, found[$0] ?? []) }
+    }
+
+    /// Comparisons whose arms were trained on different kinds of CPU: their runs differ by the
+    /// machine too (each kind sums in its own order), not only by the teacher.
+    static func mixedMachines(_ plan: ExecutionPlan, _ store: RunStore) -> [String] {
+        func kinds(_ hash: String) -> String? {
+            guard case .valid(let record) = store.record(hash) else { return nil }
+            return Provenance(record: .object(record.fields))?.cpuKind
+        }
+        var out: [String] = []
+        for v in plan.variants {
+            for s in v.stages {
+                guard let train = plan.stage(s.train), let base = Report.baseline(of: train, in: v, plan),
+                      let a = kinds(s.train), let b = kinds(base.train), a != b else { continue }
+                out.append("\(s.name) and its baseline \(base.name)\(v.name.isEmpty ? "" : " (\(v.name))") were trained on different kinds of CPU (\(a) against \(b)): "
+                           + "their difference includes the machines'")
+            }
+        }
+        return Array(Set(out)).sorted()
     }
 
     /// The stage `name` in `group`, or the shared one.

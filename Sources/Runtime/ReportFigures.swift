@@ -152,7 +152,8 @@ enum ReportFigures {
     /// (first seed), as evaluation measured them.
     static func volumeOverlays(_ store: RunStore, _ plan: ExecutionPlan, _ data: ReportData) throws -> Canvas? {
         guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config,
-              let root = try? String(contentsOfFile: store.file(prepare.hash, "dataset-root.txt"), encoding: .utf8) else { return nil }
+              store.isDone(prepare.hash) else { return nil }
+        let root = try PreparedData.datasetRoot(prepare.hash, store: store)
         var orientation: AxisOrientation?
         if case .msd(_, let o) = config.source { orientation = o }
         let dataset = try MSDDataset.load(root, analyzeOrientation: orientation)

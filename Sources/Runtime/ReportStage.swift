@@ -93,6 +93,13 @@ public enum Report {
         if !data.warnings.isEmpty {
             out += "\n## Warnings\n\n" + data.warnings.map { "- " + $0 + "\n" }.joined()
         }
+        if !data.machines.isEmpty {
+            out += "\n## Machines\n\nThe machines that trained and evaluated these stages, as each stage's done record names it "
+            out += "(a stage's result is bit for bit the same on one kind of machine, not across kinds):\n\n"
+            for (machine, stages) in data.machines {
+                out += "- \(machine.summary): \(stages.count) stage\(stages.count == 1 ? "" : "s")\n"
+            }
+        }
         return out
     }
 
@@ -245,9 +252,25 @@ public enum Report {
         ctx.log("report of \(count) rows written (report.md, .csv, .json, .html with figures; comparisons.json)")
     }
 
+    /// Checks every finished stage the report reads (the prepared data, each trained and
+    /// evaluated stage) against its recorded digests, and throws naming the first damaged
+    /// one: a report never prints a figure from a file that is not what its stage wrote.
+    public static func verifyInputs(_ plan: ExecutionPlan, store: RunStore) throws {
+        var hashes: [String] = plan.stages.filter { $0.kind == .prepare }.map(\.hash)
+        for v in plan.variants { for s in v.stages { hashes += [s.train, s.evaluate] } }
+        var seen = Set<String>()
+        for h in hashes where seen.insert(h).inserted && store.claimsDone(h) {
+            if case .damaged(let problems) = store.verify(h) {
+                let label = plan.stage(h)?.label ?? ""
+                throw RuntimeError.damaged(stage: h, "\(label.isEmpty ? "" : "(\(label)) ")" + problems.map(\.description).joined(separator: "; "))
+            }
+        }
+    }
+
     /// The whole report: Markdown, CSV, JSON, HTML and figures; returns the number of rows.
     @discardableResult
     public static func write(plan: ExecutionPlan, store: RunStore, to directory: String) throws -> Int {
+        try verifyInputs(plan, store: store)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let rows = rows(plan, store: store)
         let data = ReportData(plan: plan, store: store)

@@ -20,7 +20,7 @@ public final class RunIndex: @unchecked Sendable {
     /// Opens (or creates and fills from the store) the index of `store`.
     public init(store: RunStore) throws {
         path = store.root + "/index.sqlite"
-        try FileManager.default.createDirectory(atPath: store.root, withIntermediateDirectories: true)
+        try RunStore.createFolder(store.root)
         let existed = FileManager.default.fileExists(atPath: path)
         guard sqlite3_open(path, &db) == SQLITE_OK else { throw RuntimeError.io("cannot open \(path)") }
         sqlite3_busy_timeout(db, 5000)
@@ -96,11 +96,12 @@ public final class RunIndex: @unchecked Sendable {
     /// Refills the stage and metric tables from the store's folders.
     func rebuild(from store: RunStore) throws {
         let dirs = (try? FileManager.default.contentsOfDirectory(atPath: store.root + "/stages")) ?? []
-        for hash in dirs where hash.count == 64 {
+        // Only folders named by a stage hash; only what a valid done record vouches for.
+        for hash in dirs where hash.count == 64 && hash.allSatisfy(\.isHexDigit) {
             guard let data = FileManager.default.contents(atPath: store.file(hash, "stage.json")), let json = JSON.parse(data) else { continue }
-            let done = store.isDone(hash)
-            let seconds = done ? FileManager.default.contents(atPath: store.file(hash, "done")).flatMap(JSON.parse)?["seconds"]?.number : nil
-            let metrics = FileManager.default.contents(atPath: store.file(hash, "metrics.json")).flatMap(JSON.parse)
+            var seconds: Double?, done = false
+            if case .valid(let record) = store.record(hash) { (done, seconds) = (true, record.fields["seconds"]?.number) }
+            let metrics = done ? (try? store.verifiedFile(hash, "metrics.json")).flatMap { FileManager.default.contents(atPath: $0) }.flatMap(JSON.parse) : nil
             record(hash: hash, kind: json["kind"]?.string ?? "unknown", label: json["label"]?.string ?? "",
                    status: done ? "done" : "incomplete", seconds: seconds, metrics: metrics)
         }

@@ -19,6 +19,16 @@ public struct SlurmSubmitter {
         (self.plan, self.store, self.planPath, self.distill, self.options) = (plan, store, planPath, distill, options)
     }
 
+    /// A store path that a job script cannot carry as one quoted `#SBATCH` argument (a double
+    /// quote or a control character in it), with what is wrong; nil when it can.
+    public static func unscriptablePath(_ path: String) -> String? {
+        if path.contains("\"") { return "the store path \(path) holds a double quote, which an #SBATCH line cannot carry" }
+        if path.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return "the store path holds a control character, which a job script cannot carry"
+        }
+        return nil
+    }
+
     /// Writes the plan into the store under its own hash; returns its path.
     public static func storePlan(_ plan: ExecutionPlan, in store: RunStore) throws -> String {
         let text = plan.json.pretty
@@ -111,7 +121,8 @@ public struct SlurmSubmitter {
         let r = resources(s)
         var lines = ["#!/bin/bash",
                      "#SBATCH --job-name=distill-\(s.kind.rawValue)-\(s.shortHash)",
-                     "#SBATCH --output=\(store.directory(s.hash))/slurm-%j.out",
+                     // sbatch reads a double-quoted #SBATCH argument as one word (a store path may hold spaces; `submit` refuses one with a quote).
+                     "#SBATCH --output=\"\(store.directory(s.hash))/slurm-%j.out\"",
                      "#SBATCH --cpus-per-task=\(r.cpus)",
                      "#SBATCH --mem=\(r.mem)",
                      "#SBATCH --time=\(r.time)"]

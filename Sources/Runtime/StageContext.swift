@@ -55,7 +55,7 @@ final class StageContext: @unchecked Sendable {
 
     /// Opens `path` for appending, creating it if needed.
     static func appending(_ path: String) throws -> FileHandle {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw RuntimeError.io("cannot open \(path) for writing: \(String(cString: strerror(errno)))") }
         return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }

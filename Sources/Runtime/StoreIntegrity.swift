@@ -17,44 +17,64 @@ extension RunStore {
             || (name.hasPrefix(".") && name.contains(AtomicFile.temporaryMarker))
     }
 
-    /// The stage's output files, relative to its folder, sorted.
-    func outputs(_ hash: String) -> [String] {
-        let dir = directory(hash)
-        guard let walker = FileManager.default.enumerator(atPath: dir) else { return [] }
-        var files: [String] = []
-        while let relative = walker.nextObject() as? String {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir + "/" + relative, isDirectory: &isDirectory), !isDirectory.boolValue,
-                  !Self.isBookkeeping(relative) else { continue }
-            files.append(relative)
-        }
-        return files.sorted()
+    /// The stage folder, relative to the store's root (what `ConfinedTree` takes).
+    func folder(_ hash: String) -> String {
+        _ = directory(hash)  // checks the hash
+        return "stages/\(hash)"
     }
 
-    /// Marks a stage done: its summary, and the size and digest of every output. Written
-    /// last, atomically: until it exists the stage is not done.
+    /// The stage's output files, relative to its folder, sorted. A symbolic link in the
+    /// folder is an error: a stage writes files, never links, and none is followed.
+    func outputs(_ hash: String) throws -> [String] {
+        if let link = tree.symlinks(under: folder(hash)).first {
+            throw RuntimeError.io("\(root)/\(link) is a symbolic link: a stage folder holds only the files its stage wrote")
+        }
+        return regularFiles(hash).filter { !Self.isBookkeeping($0) }
+    }
+
+    /// Every regular file in the stage folder and below it, relative to the folder (links are not entered).
+    func regularFiles(_ hash: String) -> [String] {
+        let base = folder(hash)
+        return tree.entries(under: base).filter { $0.kind == .file }.map { String($0.path.dropFirst(base.count + 1)) }.sorted()
+    }
+
+    /// Marks a stage done: its summary, the machine that made it, and the size and digest
+    /// of every output. Written last, atomically: until it exists the stage is not done.
     func markDone(_ hash: String, summary: [String: JSON]) throws {
         var outputs: [JSON] = []
-        for relative in self.outputs(hash) {
+        for relative in try self.outputs(hash) {
             let (digest, bytes) = try SHA256.fileDigest(file(hash, relative))
             outputs.append(.object(["file": .string(relative), "bytes": .int(bytes), "sha256": .string(digest)]))
         }
         var record = summary
         record["outputs"] = .array(outputs)
+        record["machine"] = Provenance.current.json
         try AtomicFile.write(Data(JSON.object(record).pretty.utf8), to: file(hash, "done"))
         unlink(file(hash, "damaged"))
     }
 
-    /// One way an output differs from its record.
-    public enum Damage: Equatable, Sendable, CustomStringConvertible {
+    /// One way a stage folder differs from its record.
+    public enum Damage: Error, Equatable, Sendable, CustomStringConvertible {
         case missing(String)
         case size(String, recorded: Int, found: Int)
         case digest(String)
         case unreadable(String, String)
+        /// A symbolic link where a file or folder of the stage should be (relative to the stage
+        /// folder; "" for the stage folder itself).
+        case symlink(String)
+        /// The done record is unreadable, empty, or lacks what a record holds.
+        case record(String)
+        /// The done record names a path outside the stage folder.
+        case unsafeName(String)
+        /// A file that is neither in the done record nor a bookkeeping file.
+        case unexpected(String)
 
-        public var file: String {
+        /// The file to remove when the stage is set aside (nil: nothing may be removed for it).
+        public var removable: String? {
             switch self {
-            case .missing(let f), .size(let f, _, _), .digest(let f), .unreadable(let f, _): return f
+            case .size(let f, _, _), .digest(let f), .unreadable(let f, _), .unexpected(let f): return f
+            case .symlink(let f): return f.isEmpty ? nil : f
+            case .missing, .record, .unsafeName: return nil
             }
         }
 
@@ -64,6 +84,11 @@ extension RunStore {
             case .size(let f, let recorded, let found): return "\(f) has \(found) bytes, \(recorded) when it was written"
             case .digest(let f): return "\(f) does not match the SHA-256 recorded when it was written"
             case .unreadable(let f, let why): return "\(f) cannot be read (\(why))"
+            case .symlink(let f) where f.isEmpty: return "the stage folder is a symbolic link (a store never holds one, and none is followed)"
+            case .symlink(let f): return "\(f) is a symbolic link (a store never holds one, and none is followed)"
+            case .record(let why): return "its done record \(why)"
+            case .unsafeName(let f): return "its done record names '\(f)', a path outside the stage folder"
+            case .unexpected(let f): return "\(f) is neither in the done record nor a bookkeeping file"
             }
         }
     }
@@ -71,58 +96,157 @@ extension RunStore {
     public enum Integrity: Equatable, Sendable {
         case intact(files: Int, bytes: Int)
         case damaged([Damage])
-        /// Done before Distillery recorded digests: nothing to compare with.
-        case unrecorded
         /// Not done.
         case notDone
     }
 
-    /// Checks every output of a done stage against its record (reads every byte).
-    public func verify(_ hash: String) -> Integrity {
-        guard let record = FileManager.default.contents(atPath: file(hash, "done")).flatMap(JSON.parse) else { return .notDone }
-        guard let outputs = record["outputs"]?.array else { return .unrecorded }
-        var problems: [Damage] = [], bytes = 0
-        for o in outputs {
-            guard let name = o["file"]?.string, let size = o["bytes"]?.int, let digest = o["sha256"]?.string else {
-                problems.append(.unreadable("done", "an output entry without file, bytes and sha256"))
-                continue
-            }
-            let path = file(hash, name)
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
-                problems.append(.missing(name))
-                continue
-            }
-            let found = (attributes[.size] as? NSNumber)?.intValue ?? -1
-            guard found == size else {
-                problems.append(.size(name, recorded: size, found: found))
-                continue
-            }
-            do {
-                if try SHA256.fileDigest(path).digest != digest { problems.append(.digest(name)) }
-            } catch {
-                problems.append(.unreadable(name, "\(error)"))
-            }
-            bytes += size
+    /// A stage's done record, read strictly: every output with a name inside the folder,
+    /// its size and its digest.
+    struct DoneRecord {
+        var fields: [String: JSON]
+        var outputs: [(file: String, bytes: Int, sha256: String)]
+    }
+
+    /// The done record, when there is a valid one; `.damaged` when there is a `done` that is
+    /// not one (unreadable, empty, a link, without outputs): never "done, unchecked".
+    enum RecordState {
+        case absent
+        case valid(DoneRecord)
+        case damaged([Damage])
+    }
+
+    func record(_ hash: String) -> RecordState {
+        switch tree.kind(folder(hash) + "/done") {
+        case (.missing, _): return .absent
+        case (.symlink, let at): return .damaged([.symlink(at == folder(hash) ? "" : String(at.dropFirst(folder(hash).count + 1)))])
+        case (.file, _): break
+        case (.directory, _), (.other, _): return .damaged([.record("is not a file")])
         }
-        return problems.isEmpty ? .intact(files: outputs.count, bytes: bytes) : .damaged(problems)
+        let data: Data
+        do {
+            data = try tree.read(folder(hash) + "/done")
+        } catch {
+            return .damaged([.record("cannot be read (\(error))")])
+        }
+        guard !data.isEmpty else { return .damaged([.record("is empty")]) }
+        guard let fields = JSON.parse(data)?.object else { return .damaged([.record("is not a JSON object")]) }
+        guard let list = fields["outputs"]?.array else { return .damaged([.record("lists no outputs")]) }
+        var outputs: [(String, Int, String)] = [], problems: [Damage] = []
+        for o in list {
+            guard let name = o["file"]?.string, let size = o["bytes"]?.int, let digest = o["sha256"]?.string,
+                  size >= 0, digest.count == 64, digest.allSatisfy(\.isHexDigit) else {
+                problems.append(.record("has an output entry without a file, a size and a SHA-256"))
+                continue
+            }
+            guard ConfinedTree.isSafeName(name), !Self.isBookkeeping(name) else {
+                problems.append(.unsafeName(name))
+                continue
+            }
+            outputs.append((name, size, digest))
+        }
+        return problems.isEmpty ? .valid(DoneRecord(fields: fields, outputs: outputs)) : .damaged(problems)
+    }
+
+    /// Whether the stage has a `done` entry at all (valid or not) or a linked folder: what
+    /// a run must check before it reuses or reruns the stage.
+    public func claimsDone(_ hash: String) -> Bool {
+        if tree.kind(folder(hash)).kind == .symlink { return true }
+        if case .absent = record(hash) { return false }
+        return true
+    }
+
+    /// Checks a done stage against its record (reads every byte): every output's size and
+    /// digest, no symbolic link anywhere in the folder, no file that is neither an output nor
+    /// bookkeeping.
+    public func verify(_ hash: String) -> Integrity {
+        if tree.kind(folder(hash)).kind == .symlink { return .damaged([.symlink("")]) }
+        let record: DoneRecord
+        switch self.record(hash) {
+        case .absent:
+            let links = tree.symlinks(under: folder(hash))
+            return links.isEmpty ? .notDone : .damaged(links.map { .symlink(String($0.dropFirst(folder(hash).count + 1))) })
+        case .damaged(let problems): return .damaged(problems)
+        case .valid(let r): record = r
+        }
+        var problems: [Damage] = [], bytes = 0
+        let base = folder(hash)
+        for link in tree.symlinks(under: base) { problems.append(.symlink(String(link.dropFirst(base.count + 1)))) }
+        let recorded = Set(record.outputs.map(\.file))
+        for name in regularFiles(hash) where !recorded.contains(name) && !Self.isBookkeeping(name) { problems.append(.unexpected(name)) }
+        for o in record.outputs {
+            switch check(hash, o) {
+            case .success(let size): bytes += size
+            case .failure(let damage): if !problems.contains(damage) { problems.append(damage) }
+            }
+        }
+        return problems.isEmpty ? .intact(files: record.outputs.count, bytes: bytes) : .damaged(problems)
+    }
+
+    /// One recorded output against its size and digest, read without following a link.
+    private func check(_ hash: String, _ o: (file: String, bytes: Int, sha256: String)) -> Result<Int, Damage> {
+        switch tree.kind(folder(hash) + "/" + o.file) {
+        case (.missing, _): return .failure(.missing(o.file))
+        case (.symlink, let at): return .failure(.symlink(String(at.dropFirst(folder(hash).count + 1))))
+        case (.directory, _), (.other, _): return .failure(.unreadable(o.file, "not a file"))
+        case (.file, _): break
+        }
+        let path = file(hash, o.file)
+        var s = stat()
+        guard lstat(path, &s) == 0 else { return .failure(.missing(o.file)) }
+        guard Int(s.st_size) == o.bytes else { return .failure(.size(o.file, recorded: o.bytes, found: Int(s.st_size))) }
+        do {
+            return try SHA256.fileDigest(path).digest == o.sha256 ? .success(o.bytes) : .failure(.digest(o.file))
+        } catch {
+            return .failure(.unreadable(o.file, "\(error)"))
+        }
+    }
+
+    /// The path of output `name` of a done stage, once its size and digest match the record:
+    /// what every command that reads a stage's outputs goes through. Throws naming the stage
+    /// and the file otherwise.
+    public func verifiedFile(_ hash: String, _ name: String) throws -> String {
+        let record: DoneRecord
+        switch self.record(hash) {
+        case .absent: throw RuntimeError.damaged(stage: hash, "is not finished (no done record)")
+        case .damaged(let problems): throw RuntimeError.damaged(stage: hash, problems.map(\.description).joined(separator: "; "))
+        case .valid(let r): record = r
+        }
+        if tree.kind(folder(hash)).kind == .symlink { throw RuntimeError.damaged(stage: hash, Damage.symlink("").description) }
+        guard let o = record.outputs.first(where: { $0.file == name }) else {
+            throw RuntimeError.damaged(stage: hash, "its done record does not list \(name)")
+        }
+        if case .failure(let damage) = check(hash, o) { throw RuntimeError.damaged(stage: hash, damage.description) }
+        return file(hash, name)
     }
 
     /// Sets a damaged stage aside: its `done` becomes `damaged` (with what was found), so
     /// the stage is no longer reused and runs again, and the damaged files are removed (a
-    /// resume must not start from them). The intact ones stay: they matched their digests.
+    /// resume must not start from them); a link is removed itself, never what it points to,
+    /// and a name from the record that points outside the folder is never touched. The
+    /// intact files stay: they matched their digests.
     func quarantine(_ hash: String, _ problems: [Damage]) throws {
-        for p in problems where p.file != "done" { unlink(file(hash, p.file)) }
-        let previous = FileManager.default.contents(atPath: file(hash, "done")).flatMap(JSON.parse) ?? .null
+        let base = folder(hash)
+        if problems.contains(.symlink("")) || tree.kind(base).kind == .symlink {
+            try tree.remove(base)
+            try Self.createFolder(directory(hash))
+        }
+        for p in problems { if let f = p.removable { try tree.remove(base + "/" + f) } }
+        // Without a valid record no output can be told good from bad: the stage starts over.
+        if case .damaged = record(hash) {
+            for f in regularFiles(hash) where !Self.isBookkeeping(f) { try tree.remove(base + "/" + f) }
+        }
+        let previous: JSON
+        if case .file = tree.kind(base + "/done").kind, let data = try? tree.read(base + "/done") { previous = JSON.parse(data) ?? .null } else { previous = .null }
         let record = JSON.object(["problems": .array(problems.map { .string($0.description) }), "done": previous,
                                   "found": .string(ISO8601DateFormatter().string(from: Date()))])
+        try tree.remove(base + "/damaged")
         try AtomicFile.write(Data(record.pretty.utf8), to: file(hash, "damaged"))
-        guard unlink(file(hash, "done")) == 0 || errno == ENOENT else {
-            throw RuntimeError.io("cannot set aside \(file(hash, "done")): \(String(cString: strerror(errno)))")
-        }
+        try tree.remove(base + "/done")
     }
 
     /// What `quarantine` found, if the stage is set aside and not yet run again.
     public func damage(_ hash: String) -> [String]? {
-        FileManager.default.contents(atPath: file(hash, "damaged")).flatMap(JSON.parse)?["problems"]?.array?.compactMap(\.string)
+        guard case .file = tree.kind(folder(hash) + "/damaged").kind, let data = try? tree.read(folder(hash) + "/damaged") else { return nil }
+        return JSON.parse(data)?["problems"]?.array?.compactMap(\.string)
     }
 }

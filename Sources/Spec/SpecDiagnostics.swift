@@ -75,12 +75,16 @@ public enum SpecDiagnostics {
     public static let cannotSplit = DiagnosticID("E0901", .error, "stage cannot run on several nodes")
     public static let badTime = DiagnosticID("E0902", .error, "not a Slurm time")
     public static let scriptInjection = DiagnosticID("E0903", .error, "control character in a job-script value")
+    public static let badSlurmName = DiagnosticID("E0904", .error, "not a Slurm name")
+    public static let badMemory = DiagnosticID("E0905", .error, "not a Slurm memory size")
+    public static let badSbatchOption = DiagnosticID("E0906", .error, "not one sbatch option")
 
     // Files and composition.
     public static let unreadable = DiagnosticID("E0701", .error, "file cannot be read")
     public static let extendsCycle = DiagnosticID("E0702", .error, "extends cycle")
     public static let undefinedVariable = DiagnosticID("E0703", .error, "undefined environment variable")
     public static let badInterpolation = DiagnosticID("E0704", .error, "malformed interpolation")
+    public static let extendsNotASpec = DiagnosticID("E0705", .error, "extends names a file that is not a spec")
 
     public static let all: [DiagnosticID] = [
         internalInconsistency, emptySpec,
@@ -92,7 +96,7 @@ public enum SpecDiagnostics {
         selectOnTest, thresholdOnLogit,
         unknownAxis, badPath, duplicateVariant, tooManyVariants, zipLengths, badExclude, axisTwice, badAxisValue, unusedAxis,
         reservedAxis, nothingToSeed, seedTwice,
-        cannotSplit, badTime, scriptInjection,
-        unreadable, extendsCycle, undefinedVariable, badInterpolation,
+        cannotSplit, badTime, scriptInjection, badSlurmName, badMemory, badSbatchOption,
+        unreadable, extendsCycle, undefinedVariable, badInterpolation, extendsNotASpec,
     ]
 }

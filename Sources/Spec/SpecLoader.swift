@@ -72,6 +72,16 @@ public struct SpecLoader {
                     "'\(s.text)' extends itself: \(cycle.joined(separator: " -> "))", at: base.range, path: "extends"))
                 continue
             }
+            // Only a spec is read: a YAML file (by its name) that is a regular file. Anything else
+            // (a system file, a device) is refused unread, so no error quotes its lines.
+            let isYAML = target.hasSuffix(".yaml") || target.hasSuffix(".yml")
+            var info = stat()
+            if !isYAML || (stat(target, &info) == 0 && info.st_mode & S_IFMT != S_IFREG) {
+                result.diagnostics.append(Diagnostic(SpecDiagnostics.extendsNotASpec,
+                    "'\(s.text)' is not a spec file: extends reads only .yaml and .yml files", at: base.range, path: "extends",
+                    notes: [DiagnosticNote("it was not read")]))
+                continue
+            }
             guard let bytes = FileManager.default.contents(atPath: target) else {
                 result.diagnostics.append(Diagnostic(SpecDiagnostics.unreadable, "cannot read '\(s.text)' (looked for \(displayPath(target)))",
                                                      at: base.range, path: "extends"))

@@ -58,6 +58,22 @@ public struct SlurmSettings: ConfigCodable, Sendable {
             + extra.enumerated().map { ("extra[\($0.offset)]", $0.element) }
     }
 
+    /// Whether `value` is a partition, account or QOS name: letters, digits and `_ . - +`
+    /// (a partition or QOS list separates names with commas). A space would make the rest of
+    /// the value another `#SBATCH` option.
+    public static func isName(_ value: String, list: Bool) -> Bool {
+        !value.isEmpty && value.unicodeScalars.allSatisfy { c in
+            (c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || "_.-+".unicodeScalars.contains(c))) || (list && c == ",")
+        }
+    }
+
+    /// Whether `value` is a memory size as sbatch reads `--mem`: a whole number with an optional unit K, M, G or T.
+    public static func isMemory(_ value: String) -> Bool {
+        guard let last = value.last else { return false }
+        let digits = "KMGTkmgt".contains(last) ? value.dropLast() : Substring(value)
+        return !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
     /// `[D-]HH:MM:SS`, `HH:MM` or minutes, as sbatch reads `--time`; nil when malformed.
     public static func seconds(_ text: String) -> Double? {
         var days = 0.0, rest = Substring(text)

@@ -22,7 +22,10 @@ public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
         try write(to: path) { tmp in
             try FaultInjection.point("write \(path)")
-            let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            // A fresh file: whatever is at the temporary's name (a killed process's leftover, a
+            // planted link) is removed first, and a link that appears in between is not followed.
+            unlink(tmp)
+            let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw StorageError.system(errno, "cannot create \(tmp)") }
             defer { close(fd) }
             try data.withUnsafeBytes { try writeAll(fd, $0, path: path) }
@@ -50,9 +53,10 @@ public enum AtomicFile {
         flushDirectory(of: path)
     }
 
-    /// Appends `text` to `path` (a log or a diary, never state a resume reads).
+    /// Appends `text` to `path` (a log or a diary, never state a resume reads); a link at
+    /// `path` is not followed (the append fails instead).
     public static func append(_ text: String, to path: String) throws {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw StorageError.system(errno, "cannot open \(path) for appending") }
         defer { close(fd) }
         try Data(text.utf8).withUnsafeBytes { try writeAll(fd, $0, path: path) }
@@ -110,6 +114,8 @@ public enum StorageError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .system(let code, let what) where code == ENOSPC || code == EDQUOT:
             return "\(what): no space left on the device (the previous version of the file, if any, is unchanged; free space and run again to resume)"
+        case .system(let code, let what) where code == ELOOP:
+            return "\(what): it is a symbolic link (a run store never holds one, and none is followed)"
         case .system(let code, let what):
             return "\(what): \(String(cString: strerror(code)))"
         }

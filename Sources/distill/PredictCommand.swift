@@ -33,8 +33,8 @@ struct PredictCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("The folder the label maps are written to.", valueName: "outdir"))
     var output: String
 
-
-
+    @Flag(name: .long, help: "Replace label maps that already exist in OUTDIR (never an input, nor a file reached through a symbolic link).")
+    var overwrite = false
 
     @OptionGroup var threading: ThreadsOption
 
@@ -96,18 +96,37 @@ struct PredictCommand: ParsableCommand {
         return files
     }
 
-    /// Two volumes with one output name would overwrite each other, and an output must not replace its input.
+    /// Two volumes with one output name would overwrite each other; an output must not replace
+    /// an input (the same file, however reached: compared by device and inode, so a folder
+    /// linked to the inputs' is caught), nor an existing file without --overwrite, nor be a link.
     func checkTargets(_ volumes: [Prediction.Input]) throws {
         var seen: [String: String] = [:]
+        var inputs: [(file: String, id: FileIdentity)] = []
+        for v in volumes { for f in v.files { if let id = FileIdentity(f) { inputs.append((f, id)) } } }
         for v in volumes {
             if let other = seen[v.output] { throw usage("'\(other)' and '\(v.files[0])' would both be written to \(output)/\(v.output)") }
             seen[v.output] = v.files[0]
-            let target = ((output as NSString).appendingPathComponent(v.output) as NSString).standardizingPath
-            if v.files.contains(where: { ($0 as NSString).standardizingPath == target }) {
-                throw usage("'\(v.files[0])' would be overwritten by its own label map: choose another -o")
+            let target = (output as NSString).appendingPathComponent(v.output)
+            var s = stat()
+            guard lstat(target, &s) == 0 else { continue }
+            if s.st_mode & S_IFMT == S_IFLNK { throw usage("\(target) is a symbolic link: a label map is never written through one") }
+            if let id = FileIdentity(target), let input = inputs.first(where: { $0.id == id }) {
+                throw usage("\(target) is the input '\(input.file)': its label map would overwrite it; choose another -o")
             }
+            if !overwrite { throw usage("\(target) exists: pass --overwrite to replace it") }
         }
     }
 
     func usage(_ message: String) -> ExitCode { usageError(message) }
+}
+
+/// A file's device and inode (following links): equal for two paths to one file.
+struct FileIdentity: Equatable {
+    let device: UInt64, inode: UInt64
+
+    init?(_ path: String) {
+        var s = stat()
+        guard stat(path, &s) == 0 else { return nil }
+        (device, inode) = (UInt64(s.st_dev), UInt64(s.st_ino))
+    }
 }

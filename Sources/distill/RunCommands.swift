@@ -72,6 +72,15 @@ enum SpecPlanning {
             if world.isRoot { FileHandle.standardError.write(Data("error: under mpirun every rank runs one stage at a time; drop --jobs \(jobs)\n".utf8)) }
             throw ExitStatus.usage
         }
+        // A store that cannot be made (a folder of another user's) is one line, before anything runs.
+        if world.isRoot {
+            do {
+                try RunStore.createFolder(RunStore(root: store).root + "/stages")
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitStatus.usage
+            }
+        }
         var executor = Executor(plan: plan, store: RunStore(root: store), baseDirectory: base)
         executor.failFast = failFast
         executor.jobs = jobs
@@ -197,6 +206,12 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let (p, _) = try SpecPlanning.plan(spec, variant: nil)
+        do {
+            try Report.verifyInputs(p, store: RunStore(root: options.store))
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitStatus.failure
+        }
         let rows = Report.rows(p, store: RunStore(root: options.store))
         guard !rows.isEmpty else {
             print("nothing evaluated yet in \(options.store): run `distill sweep \(spec)`")
@@ -259,11 +274,10 @@ struct VerifyCommand: ParsableCommand {
             hashes = names.filter { $0.count == 64 && $0.allSatisfy(\.isHexDigit) }.sorted()
         }
         let start = Date()
-        var intact = 0, bytes = 0, files = 0, unrecorded = 0, damaged = 0, notDone = 0
+        var intact = 0, bytes = 0, files = 0, damaged = 0, notDone = 0
         for h in hashes {
             switch runs.verify(h) {
             case .intact(let f, let b): intact += 1; files += f; bytes += b
-            case .unrecorded: unrecorded += 1
             case .notDone:
                 if let problems = runs.damage(h) {
                     damaged += 1
@@ -278,7 +292,6 @@ struct VerifyCommand: ParsableCommand {
         }
         let seconds = Date().timeIntervalSince(start)
         var line = "\(intact) intact (\(files) files, \(Format.bytes(bytes)) in \(String(format: "%.1f", seconds)) s), \(damaged) damaged"
-        if unrecorded > 0 { line += ", \(unrecorded) without digests (finished before Distillery recorded them)" }
         if notDone > 0 { line += ", \(notDone) not finished" }
         print(line)
         if damaged > 0 { throw ExitStatus.failure }

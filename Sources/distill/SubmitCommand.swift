@@ -51,6 +51,13 @@ struct SubmitCommand: ParsableCommand {
             }
         }
         if let time, SlurmSettings.seconds(time) == nil { throw ValidationError("--time '\(time)' is not a time like 2-00:00:00, 12:00:00 or 90 (minutes)") }
+        for (flag, value, list) in [("--partition", partition, true), ("--account", account, false), ("--qos", qos, true)] {
+            if let value, !SlurmSettings.isName(value, list: list) {
+                throw ValidationError("\(flag) '\(value)' is not a Slurm name: letters, digits and _ . - +\(list ? ", names separated by commas" : "")")
+            }
+        }
+        if let mem, !SlurmSettings.isMemory(mem) { throw ValidationError("--mem '\(mem)' is not a memory size like 16G, 16000M or 16000 (megabytes)") }
+        if let problem = SlurmSubmitter.unscriptablePath(FilePath.absolute(store)) { throw ValidationError("--store: \(problem)") }
     }
 
     func run() throws {

@@ -111,7 +111,7 @@ import Testing
             (["predict", "teacher", "--spec", "spec.yaml", "in/absent.nii.gz", "-o", "x"], "no such file or folder 'in/absent.nii.gz'"),
             (["predict", "teacher", "--spec", "spec.yaml", "runs", "-o", "x"], "no NIfTI volumes (.nii, .nii.gz) in the folder 'runs'"),
             (["predict", "teacher", "--spec", "spec.yaml", "--store", "elsewhere", "in", "-o", "x"], "is not trained in elsewhere: run `distill run` or `distill sweep` first"),
-            (["predict", "teacher", "--spec", "spec.yaml", "in/good.nii.gz", "-o", "in"], "would be overwritten by its own label map"),
+            (["predict", "teacher", "--spec", "spec.yaml", "in/good.nii.gz", "-o", "in"], "its label map would overwrite it"),
             (["predict", "teacher", "--spec", "spec.yaml", "-o", "x"], "Missing expected argument '<inputs> ...'"),
             (["predict", "teacher", "--spec", "spec.yaml", "in", "-o", "x", "--threads", "0"], "--threads must be between 1 and 1024, not 0"),
         ]

@@ -54,6 +54,35 @@ import Testing
         #expect(again.out.contains("0 jobs for 7 stages"))
     }
 
+    /// A partition with a space would have made more #SBATCH options (its job's log and working
+    /// folder elsewhere): refused before anything is submitted. A store path with a space is one
+    /// quoted argument: the job's log lands in its stage folder.
+    @Test(.enabled(if: SlurmCluster.installed, "needs slurmctld, slurmd, munge (make test installs them) and root"))
+    func injectedOptionsAreRefusedAndPathsQuoted() throws {
+        let dir = try SweepCLITests().folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cluster = try SlurmCluster()
+        defer { cluster.stop() }
+        let env = ["SLURM_CONF": cluster.conf]
+        let spec = try String(contentsOfFile: dir + "/spec.yaml", encoding: .utf8)
+        let injected = spec + "execution:\n  slurm: {partition: \"debug --output=\(dir)/INJECTED_%j.out --chdir=\(dir)\"}\n"
+        try injected.write(toFile: dir + "/injected.yaml", atomically: true, encoding: .utf8)
+        let refused = try cli.run(["submit", "injected.yaml", "--to", "slurm", "--store", "cluster"], in: dir, environment: env)
+        #expect(refused.status == 1 && refused.out.contains("error[E0904]"), "\(refused.out)\(refused.err)")
+        #expect(cluster.run("/usr/bin/squeue", ["-h"]).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cluster"))
+
+        let spaced = try cli.run(["submit", "spec.yaml", "--to", "slurm", "--store", "my store"], in: dir, environment: env)
+        #expect(spaced.status == 0, "\(spaced.err)")
+        let jobs = spaced.out.split(separator: "\n").map { $0.split(separator: "\t") }.filter { $0.count >= 3 }
+        let first = try #require(jobs.first, "\(spaced.out)")
+        let job = String(first[0]), hash = String(first[1])
+        let shown = cluster.run("/usr/bin/scontrol", ["show", "job", job])
+        let stdout = try #require(shown.split(separator: "\n").first { $0.contains("StdOut=") }, "\(shown)")
+        #expect(stdout.contains("StdOut=\(dir)/my store/stages/\(hash)") && stdout.hasSuffix("/slurm-\(job).out"), "\(stdout)")
+        _ = cluster.run("/usr/bin/scancel", ["--user=root"])
+    }
+
     /// One training stage as a 2-task job: `mpirun` in the job starts both ranks, rank 0 writes the stage.
     @Test(.enabled(if: SlurmCluster.installed && DataParallelTests.mpirun != nil, "needs Slurm and Open MPI (make test installs them) and root"))
     func aTwoTaskTrainingStage() throws {
