@@ -65,8 +65,13 @@ public enum DatasetInspection {
                     audit.audit(case: c.id, label: label, images: all, files: (c.image, c.label))
                 }
             } catch {
-                // The scan has named what cannot be read.
-                continue
+                // A header the scan read may still hold a body that cannot be read (a truncated
+                // gzip stream): every case is read, and each one that fails is reported, once.
+                let file = (error as? NIfTIError).flatMap(DatasetScan.file) ?? c.image
+                emit("\(c.id): cannot be read: \(error)")
+                if !problems.contains(where: { $0.files.contains(file) }) {
+                    problems.append(DatasetProblem(.header, "\(error)", files: [file]))
+                }
             }
         }
         // Without dataset.json's labels, only labels that are not whole numbers are a problem.

@@ -1,4 +1,5 @@
 import Foundation
+import Hashing
 import StageConfig
 
 /// A dataset read as far as its headers, before anything trains (nnU-Net's dataset
@@ -47,6 +48,7 @@ public struct DatasetScan: Sendable {
                 }
                 var caseProblems: [DatasetProblem] = []
                 let images = try c.images.map { try NIfTI.header($0, analyzeOrientation: analyzeOrientation) }
+                for h in images + [label] { if let apart = h.transformsDisagree { problems.append(Self.disagreement(h.path, apart)) } }
                 let channels = c.images.count > 1 ? images.count : (images.first?.channels ?? 0)
                 if !declared.isEmpty, channels != declared.count {
                     caseProblems.append(DatasetProblem(.modality, "\(c.image): has \(channels) modalit\(channels == 1 ? "y" : "ies"), dataset.json declares \(declared.count) (\(declared.joined(separator: ", ")))",
@@ -64,7 +66,28 @@ public struct DatasetScan: Sendable {
                 problems.append(DatasetProblem(.header, "\(error)", files: [file]))
             }
         }
+        problems += identicalImages(dataset)
         return DatasetScan(dataset: dataset, cases: cases, problems: problems)
+    }
+
+    /// Cases whose image files are byte for byte the same (one scan under two ids): each group
+    /// named once. A digest of every image file, read at 1-2 GB/s.
+    static func identicalImages(_ dataset: MSDDataset) -> [DatasetProblem] {
+        var byDigest: [String: [MSDDataset.Case]] = [:]
+        for c in dataset.cases {
+            guard let digest = try? c.images.map({ try SHA256.fileDigest($0).digest }).joined(separator: "+") else { continue }
+            byDigest[digest, default: []].append(c)
+        }
+        return byDigest.values.filter { $0.count > 1 }.sorted { $0[0].id < $1[0].id }.map { same in
+            DatasetProblem(.duplicate, "cases \(same.map(\.id).joined(separator: " and ")) have identical images (\(MSDDataset.names(same.map(\.image)))): "
+                           + "one scan under two ids would land in two splits; remove the copy", files: same.map(\.image))
+        }
+    }
+
+    /// A volume whose qform and sform both apply and lie `apart` mm apart.
+    public static func disagreement(_ path: String, _ apart: Double) -> DatasetProblem {
+        DatasetProblem(.transforms, "\(path): its sform and qform are both set and lie \(String(format: "%.1f", apart)) mm apart; "
+                       + "the sform is used (the NIfTI standard's rule, as nibabel applies it)", files: [path])
     }
 
     static func file(_ error: NIfTIError) -> String? {
@@ -87,7 +110,9 @@ public struct VoxelAudit: Sendable {
     let advice: String
     var unknown: [Float: [String]] = [:]
     var fractional: [String] = []
-    var notANumber: [String] = []
+    /// Label files with NaN or infinite values, and image files with NaN or infinite voxels (with the counts).
+    var nonFiniteLabels: [(file: String, nan: Int, infinite: Int)] = []
+    var notANumber: [(file: String, nan: Int, infinite: Int)] = []
 
     /// A spec's view: the classes' values and the declared background's.
     public init(classes: LabelClasses, background: [Int]) {
@@ -107,13 +132,30 @@ public struct VoxelAudit: Sendable {
     public mutating func audit(case id: String, label: Volume, images: [Volume], files: (image: String, label: String)) {
         var seen = Set<Float>()
         var fraction = false
-        for v in label.data where !seen.contains(v) {
+        for v in label.data where v.isFinite && !seen.contains(v) {
             seen.insert(v)
-            if v != v.rounded() || !v.isFinite { fraction = true }
+            if v != v.rounded() { fraction = true }
         }
         if fraction { fractional.append(files.label) }
-        for v in seen where v == v.rounded() && v.isFinite && !known.contains(Int(v)) { unknown[v, default: []].append(id) }
-        if images.contains(where: { $0.data.contains { !$0.isFinite } }) { notANumber.append(files.image) }
+        let labelCounts = Self.nonFinite(label.data)
+        if labelCounts.nan + labelCounts.infinite > 0 { nonFiniteLabels.append((files.label, labelCounts.nan, labelCounts.infinite)) }
+        for v in seen where v == v.rounded() && !known.contains(Int(v)) { unknown[v, default: []].append(id) }
+        let counts = images.map { Self.nonFinite($0.data) }
+        let (nan, infinite) = (counts.map(\.nan).reduce(0, +), counts.map(\.infinite).reduce(0, +))
+        if nan + infinite > 0 { notANumber.append((files.image, nan, infinite)) }
+    }
+
+    /// NaN and infinite values among `data`.
+    static func nonFinite(_ data: [Float]) -> (nan: Int, infinite: Int) {
+        var nan = 0, infinite = 0
+        for v in data where !v.isFinite { if v.isNaN { nan += 1 } else { infinite += 1 } }
+        return (nan, infinite)
+    }
+
+    /// "imagesTr/case_1.nii.gz (12 NaN, 3 infinite)", up to five, then how many more.
+    static func counted(_ files: [(file: String, nan: Int, infinite: Int)]) -> String {
+        let shown = files.prefix(5).map { "\(MSDDataset.shortName($0.file)) (\($0.nan) NaN, \($0.infinite) infinite)" }.joined(separator: ", ")
+        return files.count > 5 ? shown + " and \(files.count - 5) more" : shown
     }
 
     /// Every problem found, or none.
@@ -128,8 +170,11 @@ public struct VoxelAudit: Sendable {
         if !fractional.isEmpty {
             out.append(DatasetProblem(.labels, "labels that are not whole numbers (a label map resampled with interpolation?): \(MSDDataset.names(fractional))", files: fractional))
         }
+        if !nonFiniteLabels.isEmpty {
+            out.append(DatasetProblem(.labels, "labels with NaN or infinite values: \(Self.counted(nonFiniteLabels))", files: nonFiniteLabels.map(\.file)))
+        }
         if !notANumber.isEmpty {
-            out.append(DatasetProblem(.voxels, "images with NaN or infinite voxels: \(MSDDataset.names(notANumber))", files: notANumber))
+            out.append(DatasetProblem(.voxels, "images with NaN or infinite voxels: \(Self.counted(notANumber))", files: notANumber.map(\.file)))
         }
         return out
     }

@@ -23,6 +23,20 @@ public struct DatasetProblem: Error, CustomStringConvertible, Equatable, Sendabl
         case labels
         /// Image voxels that are not numbers (NaN, infinite).
         case voxels
+        /// One patient in two places: a case id listed twice, or two cases with identical images.
+        case duplicate
+        /// dataset.json names a file outside the dataset folder.
+        case outside
+        /// A volume's qform and sform both apply and disagree (a warning: the sform is used).
+        case transforms
+
+        /// A warning, not a reason to stop: `distill check` and the prepare stage say it and go on.
+        public var isWarning: Bool {
+            switch self {
+            case .folder, .transforms: true
+            case .manifest, .files, .modality, .header, .geometry, .labels, .voxels, .duplicate, .outside: false
+            }
+        }
     }
 
     public var kind: Kind
@@ -153,8 +167,23 @@ public struct MSDDataset: Sendable {
                     problems.append(DatasetProblem(.manifest, "\(manifestPath): training entry \(i + 1) lacks 'image' or 'label'", files: [manifestPath]))
                     continue
                 }
+                // A dataset's files lie inside its folder: an absolute path or one that climbs out is refused, not read.
+                let outside = [image, label].filter { !Self.staysInside($0) }
+                guard outside.isEmpty else {
+                    problems.append(DatasetProblem(.outside, "\(manifestPath): training entry \(i + 1) names \(outside.map { "'\($0)'" }.joined(separator: " and ")), "
+                                                   + "outside the dataset folder; list files by paths inside it, like ./imagesTr/case.nii.gz", files: [manifestPath]))
+                    continue
+                }
                 cases.append(Case(id: caseID(image), image: resolve(root, image), label: resolve(root, label)))
             }
+            // One case id, one entry: a case listed twice could land in two splits.
+            var entries: [String: [Int]] = [:]
+            for (i, c) in cases.enumerated() { entries[c.id, default: []].append(i) }
+            for (id, listed) in entries.sorted(by: { $0.key < $1.key }) where listed.count > 1 {
+                problems.append(DatasetProblem(.duplicate, "\(manifestPath): case \(id) is listed \(listed.count) times (\(Self.names(listed.map { cases[$0].image })))"
+                                               + ": one patient in two entries could land in two splits; list each case once", files: [manifestPath]))
+            }
+            cases = cases.enumerated().filter { entries[$0.element.id]?.first == $0.offset }.map(\.element)
             if let n = manifest["numTraining"] as? Int, n != training.count {
                 problems.append(DatasetProblem(.manifest, "\(manifestPath): numTraining is \(n) but 'training' lists \(training.count) cases", files: [manifestPath]))
             }
@@ -202,10 +231,28 @@ public struct MSDDataset: Sendable {
         return (complete.isEmpty ? nil : dataset, problems)
     }
 
-    /// Up to five file names, then how many more.
+    /// Up to five files, each with its folder (`labelsTr/case_1.nii.gz`), then how many more.
     static func names(_ paths: [String]) -> String {
-        let shown = paths.prefix(5).map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")
+        let shown = paths.prefix(5).map(shortName).joined(separator: ", ")
         return paths.count > 5 ? shown + " and \(paths.count - 5) more" : shown
+    }
+
+    /// Whether a path from dataset.json stays inside the folder: relative, and never climbing
+    /// above it on the way (`./imagesTr/../imagesTr/x` stays; `../x` and `/x` do not).
+    static func staysInside(_ path: String) -> Bool {
+        guard !path.hasPrefix("/") else { return false }
+        var depth = 0
+        for component in path.split(separator: "/") {
+            if component == ".." { depth -= 1 } else if component != "." { depth += 1 }
+            if depth < 0 { return false }
+        }
+        return true
+    }
+
+    /// A file as its folder and name: `imagesTr/case_1.nii.gz`.
+    static func shortName(_ path: String) -> String {
+        let parts = path.split(separator: "/")
+        return parts.suffix(2).joined(separator: "/")
     }
 
     static func resolve(_ root: String, _ path: String) -> String {

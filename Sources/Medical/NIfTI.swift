@@ -60,6 +60,10 @@ public struct NIfTIHeader: Sendable {
     var dataOffset: Int
     var swapped: Bool
     var scaling: (Float, Float)?
+    /// When the qform and the sform are both set and map some voxel corner more than a tenth
+    /// of a voxel apart: how far, in mm (the sform, which the NIfTI standard and nibabel
+    /// prefer, is the one used).
+    public var transformsDisagree: Double?
 
     /// Voxels along each canonical axis.
     public var dims: [Int] { orientation.fileAxis.map { fileDims[$0] } }
@@ -137,10 +141,16 @@ public enum NIfTI {
         }
         let pixdim = withUnsafeBytes(of: nim.pixdim) { Array($0.bindMemory(to: Double.self)) }
         let orientation: Orientation
+        var disagreement: Double?
         if fileFormat == .analyze, let stated = analyzeOrientation {
             orientation = Orientation.stated(stated, spacing: Array(pixdim[1...3]).map(abs))
         } else {
-            let matrix = nim.qform_code > 0 ? nim.qto_xyz : (nim.sform_code > 0 ? nim.sto_xyz : nim.qto_xyz)
+            // The NIfTI standard's rule, as nibabel applies it: the sform when its code is set, else the qform.
+            let matrix = nim.sform_code > 0 ? nim.sto_xyz : nim.qto_xyz
+            if nim.sform_code > 0, nim.qform_code > 0 {
+                let apart = Self.distance(nim.sto_xyz, nim.qto_xyz, corner: Array(shape.prefix(3)))
+                if apart > 0.1 * (Array(pixdim[1...3]).map(abs).filter { $0 > 0 }.min() ?? 1) { disagreement = apart }
+            }
             var codes: (Int32, Int32, Int32) = (0, 0, 0)
             nifti_dmat44_to_orientation(matrix, &codes.0, &codes.1, &codes.2)
             let affine = withUnsafeBytes(of: matrix.m) { raw -> [[Double]] in
@@ -159,7 +169,25 @@ public enum NIfTI {
         return NIfTIHeader(path: path, format: fileFormat, fileDims: Array(shape.prefix(3)), channels: shape.count > 3 ? shape[3] : 1,
                            spacing: orientation.fileAxis.map { abs(pixdim[$0 + 1]) }, orientation: orientation, datatype: typeName,
                            voxelType: kind, dataFile: iname, dataOffset: Int(nim.iname_offset), swapped: nim.byteorder != nifti_short_order(),
-                           scaling: scaling)
+                           scaling: scaling, transformsDisagree: disagreement)
+    }
+
+    /// The largest distance (mm) between where two transforms put the corners of a grid of `corner` voxels.
+    static func distance(_ a: nifti_dmat44, _ b: nifti_dmat44, corner: [Int]) -> Double {
+        func rows(_ m: nifti_dmat44) -> [Double] { withUnsafeBytes(of: m.m) { Array($0.bindMemory(to: Double.self)) } }
+        let (ma, mb) = (rows(a), rows(b))
+        var worst = 0.0
+        for bits in 0..<8 {
+            let v = (0..<3).map { bits & (1 << $0) != 0 ? Double(max(0, corner[$0] - 1)) : 0 }
+            var d2 = 0.0
+            for r in 0..<3 {
+                let pa = ma[r * 4] * v[0] + ma[r * 4 + 1] * v[1] + ma[r * 4 + 2] * v[2] + ma[r * 4 + 3]
+                let pb = mb[r * 4] * v[0] + mb[r * 4 + 1] * v[1] + mb[r * 4 + 2] * v[2] + mb[r * 4 + 3]
+                d2 += (pa - pb) * (pa - pb)
+            }
+            worst = max(worst, d2.squareRoot())
+        }
+        return worst
     }
 
     /// Exactly `count` bytes at `offset` of `file` (plain or gzip), then the rest of the

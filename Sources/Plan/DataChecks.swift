@@ -18,8 +18,11 @@ public enum DataDiagnostics {
     public static let geometry = DiagnosticID("E0806", .error, "an image and its label do not share one grid")
     public static let labels = DiagnosticID("E0807", .error, "label values the spec does not account for")
     public static let voxels = DiagnosticID("E0808", .error, "image voxels that are not numbers")
+    public static let duplicate = DiagnosticID("E0809", .error, "one patient in two places")
+    public static let outside = DiagnosticID("E0810", .error, "dataset.json names a file outside the dataset folder")
+    public static let transforms = DiagnosticID("W0811", .warning, "qform and sform disagree")
 
-    public static let all: [DiagnosticID] = [folderMissing, manifest, files, modality, header, geometry, labels, voxels]
+    public static let all: [DiagnosticID] = [folderMissing, manifest, files, modality, header, geometry, labels, voxels, duplicate, outside, transforms]
 
     /// The id of a kind of dataset problem.
     public static func id(_ kind: DatasetProblem.Kind) -> DiagnosticID {
@@ -32,6 +35,9 @@ public enum DataDiagnostics {
         case .geometry: return geometry
         case .labels: return labels
         case .voxels: return voxels
+        case .duplicate: return duplicate
+        case .outside: return outside
+        case .transforms: return transforms
         }
     }
 

@@ -180,9 +180,39 @@ public enum Prediction {
                                      declaredBy: "the stage's training data")
     }
 
+    /// What to do with image voxels that are NaN or infinite: refuse the volume (training
+    /// refuses such data too: E0808), or set them to the volume's lowest finite value and say so.
+    public enum NonFinite: Sendable { case refuse, replaceWithMinimum }
+
+    /// Finds the NaN and infinite voxels of each modality; refuses them, or replaces them
+    /// (returning what was done, for the user).
+    static func guardFinite(_ volumes: inout [Volume], files: [String], _ policy: NonFinite) throws -> [String] {
+        var notes: [String] = []
+        for i in volumes.indices {
+            let bad = volumes[i].data.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+            guard bad > 0 else { continue }
+            let file = files[min(i, files.count - 1)] + (volumes.count > files.count ? " (modality \(i))" : "")
+            let nan = volumes[i].data.reduce(0) { $0 + ($1.isNaN ? 1 : 0) }
+            let what = "\(bad) of \(volumes[i].data.count) voxels are NaN (\(nan)) or infinite (\(bad - nan))"
+            switch policy {
+            case .refuse:
+                throw DatasetProblem(.voxels, "\(file): \(what): a segmentation of them means nothing; fix the image, or pass --replace-non-finite "
+                                     + "to set them to its lowest finite value", files: [file])
+            case .replaceWithMinimum:
+                let lowest = volumes[i].data.lazy.filter(\.isFinite).min() ?? 0
+                volumes[i].data = volumes[i].data.map { $0.isFinite ? $0 : lowest }
+                notes.append("\(file): \(what); set to \(lowest), its lowest finite value")
+            }
+        }
+        return notes
+    }
+
     /// A label map of `input` on its own grid: each voxel the label value of its predicted class (0 for background).
-    public static func segment(_ input: Input, model: SegmentationModel, setting: Setting, training: TrainingData) throws -> Volume {
-        let modalities = try modalities(input, setting: setting, training: training)
+    /// `notes` receives what was done to the input (non-finite voxels replaced).
+    public static func segment(_ input: Input, model: SegmentationModel, setting: Setting, training: TrainingData,
+                               nonFinite: NonFinite = .refuse, notes: (String) -> Void = { _ in }) throws -> Volume {
+        var modalities = try modalities(input, setting: setting, training: training)
+        for note in try guardFinite(&modalities, files: input.files, nonFinite) { notes(note) }
         let image = modalities[0]
         if let sampling = setting.preprocess.volume {
             // 3D: resampled as the training volumes were, predicted by windows, resampled back.

@@ -30,7 +30,9 @@ enum PrepareStage {
         }
         // The headers first, as `distill check` reads them (the same problems, the same ids), then every voxel.
         let scan = DatasetScan.scan(folder, modalities: c.preprocess.modalities, analyzeOrientation: analyzeOrientation)
-        guard scan.problems.isEmpty, let dataset = scan.dataset else { throw problems(scan.problems) }
+        for warning in scan.problems where warning.kind.isWarning { ctx.log(DataDiagnostics.text(warning)) }
+        let errors = scan.problems.filter { !$0.kind.isWarning }
+        guard errors.isEmpty, let dataset = scan.dataset else { throw problems(errors.isEmpty ? scan.problems : errors) }
         // Evaluation writes predictions back into the source volumes' geometry: it needs the folder.
         // The phantom's is named inside the stage folder, so that a store that moves keeps it; a
         // dataset of the user's by its absolute path, so that any working directory finds it.

@@ -63,9 +63,10 @@ struct DataCommand: ParsableCommand {
                 for p in problems { FileHandle.standardError.write(Data("error: \(p.message)\n".utf8)) }
                 return max(1, problems.count)
             }
-            for p in problems { print("problem: \(p.message)") }
-            print(problems.isEmpty ? "no problems" : "\(problems.count) problem\(problems.count == 1 ? "" : "s")")
-            return problems.count
+            for p in problems { print("\(p.kind.isWarning ? "warning" : "problem"): \(p.message)") }
+            let count = problems.filter { !$0.kind.isWarning }.count
+            print(count == 0 ? "no problems" : "\(count) problem\(count == 1 ? "" : "s")")
+            return count
         }
     }
 

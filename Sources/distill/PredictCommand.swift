@@ -36,6 +36,9 @@ struct PredictCommand: ParsableCommand {
     @Flag(name: .long, help: "Replace label maps that already exist in OUTDIR (never an input, nor a file reached through a symbolic link).")
     var overwrite = false
 
+    @Flag(name: .long, help: "Set NaN and infinite image voxels to the image's lowest finite value and say so (by default such a volume is refused).")
+    var replaceNonFinite = false
+
     @OptionGroup var threading: ThreadsOption
 
     func run() throws {
@@ -60,7 +63,8 @@ struct PredictCommand: ParsableCommand {
             let target = (output as NSString).appendingPathComponent(input.output)
             let shown = input.files.count > 1 ? "\(path) (+\(input.files.count - 1) modalit\(input.files.count == 2 ? "y" : "ies"))" : path
             do {
-                let labels = try Prediction.segment(input, model: model, setting: setting, training: training)
+                let labels = try Prediction.segment(input, model: model, setting: setting, training: training,
+                                                    nonFinite: replaceNonFinite ? .replaceWithMinimum : .refuse) { print("note: \($0)") }
                 try NIfTI.writeLabels(labels, like: path, to: target)
                 let voxels = labels.data.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
                 print("\(shown) -> \(target): \(labels.dims.map(String.init).joined(separator: "x")), \(voxels) foreground voxels")

@@ -48,6 +48,22 @@ import Testing
         #expect(missing.status == 2)
     }
 
+    /// A folder with a truncated case: every case is read, the truncated one is reported with its
+    /// file, and the exit status is 1 (it used to be skipped: "no problems", exit 0).
+    @Test func inspectingAFolderReadsEveryCase() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try cli.run(["data", "phantom", "ph", "--cases", "4", "--size", "32", "--slices", "4"], in: dir).status == 0)
+        let image = dir + "/ph/imagesTr/spleen_3.nii.gz"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: image))
+        try bytes.prefix(bytes.count * 3 / 4).write(to: URL(fileURLWithPath: image))
+        let r = try cli.run(["data", "inspect", "ph"], in: dir)
+        #expect(r.status == 1, "\(r.out)\(r.err)")
+        #expect(r.out.contains("spleen_3: cannot be read: ") && r.out.contains("problem: ") && r.out.contains("spleen_3.nii.gz: truncated"), "\(r.out)")
+        for id in ["spleen_1", "spleen_2", "spleen_4"] { #expect(r.out.contains("\n\(id): image "), "\(id) not listed: \(r.out)") }
+        #expect(!r.out.contains("no problems"))
+    }
+
     @Test func analyzeIsRefusedUnlessItsOrientationIsGiven() throws {
         let dir = try folder()
         defer { try? FileManager.default.removeItem(atPath: dir) }

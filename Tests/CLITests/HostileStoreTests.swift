@@ -1,4 +1,5 @@
 import Foundation
+import Medical
 import Testing
 
 /// A store nobody can turn against its owner: every attack on a finished store (hostile
@@ -186,6 +187,24 @@ import Testing
         #expect(second.status == 2 && second.err.contains("exists: pass --overwrite to replace it"), "\(second.err)")
         let third = try cli.run(["predict", "base", "--spec", "spec.yaml", "--store", "s", "in/" + input, "-o", "out", "--overwrite", "--threads", "1"], in: dir)
         #expect(third.status == 0, "\(third.err)")
+    }
+
+    /// NaN or infinite voxels in a volume to segment are refused by default (as training refuses
+    /// them), and replaced and said with --replace-non-finite.
+    @Test func predictRefusesNonFiniteVoxels() throws {
+        let dir = try swept()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let scans = try integrity.stage(dir + "/s", "prepare") + "/dataset/imagesTr"
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: scans).sorted().first)
+        var volume = try NIfTI.read(scans + "/" + name)
+        for i in stride(from: 0, to: 100 * 7, by: 7) { volume.data[i] = i % 2 == 0 ? .nan : .infinity }
+        try FileManager.default.createDirectory(atPath: dir + "/in", withIntermediateDirectories: true)
+        try NIfTI.write(volume, to: dir + "/in/nan.nii.gz", datatype: 16)
+        let refused = try cli.run(["predict", "base", "--spec", "spec.yaml", "--store", "s", "in/nan.nii.gz", "-o", "out", "--threads", "1"], in: dir)
+        #expect(refused.status == 1 && refused.err.contains("in/nan.nii.gz: 100 of \(volume.data.count) voxels are NaN (50) or infinite (50)"), "\(refused.err)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out/nan.nii.gz"))
+        let replaced = try cli.run(["predict", "base", "--spec", "spec.yaml", "--store", "s", "in/nan.nii.gz", "-o", "out", "--replace-non-finite", "--threads", "1"], in: dir)
+        #expect(replaced.status == 0 && replaced.out.contains("note: in/nan.nii.gz: 100 of"), "\(replaced.out)\(replaced.err)")
     }
 
     /// Each done record names the machine that made it, and the report lists the machines.

@@ -67,7 +67,9 @@ import Testing
     func everyDefectIsRefusedBeforeAnythingTrainsWithOneIdInCheckAndRun() throws {
         let header: [(folder: String, id: String, says: String)] = [
             ("shifted", "E0806", "brain_2.nii.gz does not lie on the grid of"), ("flipped", "E0806", "its header orients it LAS where the image's says RAS"),
-            ("dims", "E0806", "dimensions [59, 72, 45] against [61, 72, 45]"), ("unlisted", "E0803", "in imagesTr/ that dataset.json does not list: brain_99.nii.gz"),
+            ("dims", "E0806", "dimensions [59, 72, 45] against [61, 72, 45]"), ("unlisted", "E0803", "in imagesTr/ that dataset.json does not list: imagesTr/brain_99.nii.gz"),
+            // The sform 20 mm off (the qform aligned): the sform is what the NIfTI standard and nibabel use.
+            ("sformoff", "E0806", "brain_2.nii.gz does not lie on the grid of"),
         ]
         for defect in header {
             let dir = try folder(Self.spec(defect.folder))
@@ -83,8 +85,8 @@ import Testing
         // Defects only the voxels show: refused when the data is prepared, every value and case named.
         let voxels: [(folder: String, id: String, says: String)] = [
             ("undeclared", "E0807", "label values 7 (brain_1), 300 (brain_1, brain_4) are neither a class of data.foreground nor data.background (0)"),
-            ("fraction", "E0807", "labels that are not whole numbers (a label map resampled with interpolation?): brain_5.nii.gz"),
-            ("nan", "E0808", "images with NaN or infinite voxels: brain_6.nii.gz"),
+            ("fraction", "E0807", "labels that are not whole numbers (a label map resampled with interpolation?): labelsTr/brain_5.nii.gz"),
+            ("nan", "E0808", "images with NaN or infinite voxels: imagesTr/brain_6.nii.gz ("),
         ]
         for defect in voxels {
             let dir = try folder(Self.spec(defect.folder))
@@ -93,6 +95,11 @@ import Testing
             #expect(run.status == 1 && run.out.contains("error[\(defect.id)]: " + defect.says), "\(defect.folder): \(run.out)")
             #expect(!run.out.contains("train s"), "\(defect.folder): a stage trained")
         }
+        // The qform 20 mm off, the sform aligned: the sform is used, and the disagreement is a warning.
+        let qform = try folder(Self.spec("qformoff"))
+        defer { try? FileManager.default.removeItem(atPath: qform) }
+        let warned = try cli.run(["check", "spec.yaml"], in: qform)
+        #expect(warned.status == 0 && warned.out.contains("warning[W0811]: labelsTr/brain_2.nii.gz: its sform and qform are both set and lie 20.0 mm apart"), "\(warned.out)")
         let inspect = try cli.run(["data", "inspect", Self.root + "/undeclared"])
         #expect(inspect.status == 1 && inspect.out.contains("problem: label values 7 (brain_1), 300 (brain_1, brain_4) are not among dataset.json's labels"), "\(inspect.out)")
         #expect(try cli.run(["data", "inspect", Self.root + "/good"]).status == 0)

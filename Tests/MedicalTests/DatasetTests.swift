@@ -134,7 +134,7 @@ import Testing
         try Data(#"{"training": [{"image": "./imagesTr/a.nii.gz", "label": "./labelsTr/a.nii.gz"}]}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
         #expect(throws: DatasetProblem.self) { try MSDDataset.load(dir) }
         let (_, problems) = MSDDataset.survey(dir)
-        #expect(problems.map(\.kind) == [.files] && problems[0].message.contains("lists a.nii.gz, a.nii.gz, which are missing"), "\(problems)")
+        #expect(problems.map(\.kind) == [.files] && problems[0].message.contains("lists imagesTr/a.nii.gz, labelsTr/a.nii.gz, which are missing"), "\(problems)")
     }
 
     /// An MSD folder of ANALYZE 7.5 files is refused until the data source states their orientation.

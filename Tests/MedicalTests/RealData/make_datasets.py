@@ -154,12 +154,22 @@ def main(out):
         save(image, affine, os.path.join(root, "imagesTr", "brain_99.nii.gz"))
         save(label, affine, label_path(root, "brain_99"), np.uint16)
 
+    def transforms(root, moved_form):  # the label's qform or sform 20 mm off, the other aligned
+        name, image, label, affine = data[1]
+        moved = affine.copy()
+        moved[0, 3] += 20
+        img = nib.Nifti1Image(label.astype(np.uint16), affine)
+        img.set_qform(moved if moved_form == "qform" else affine, code=1)
+        img.set_sform(moved if moved_form == "sform" else affine, code=2)
+        nib.save(img, label_path(root, name))
+
     def dims(root):  # a label of another shape
         name, image, label, affine = data[3]
         save(label[:-2], affine, label_path(root, name), np.uint16)
 
     for folder, change in [("shifted", shifted), ("flipped", flipped), ("undeclared", undeclared), ("fraction", fraction),
-                           ("nan", nan), ("unlisted", unlisted), ("dims", dims)]:
+                           ("nan", nan), ("unlisted", unlisted), ("dims", dims),
+                           ("sformoff", lambda r: transforms(r, "sform")), ("qformoff", lambda r: transforms(r, "qform"))]:
         defect(folder, change)
 
     # Label maps and perturbed predictions of them, on their grid, for the metric tests.

@@ -52,3 +52,33 @@ moved = AFFINE.copy()
 moved[0, 3] = 20.0
 label = np.zeros((6, 5, 4), np.uint8)
 save(label, "shifted/labelsTr/case_2.nii.gz", moved)
+
+# One patient in two places (E0809): case_1 listed twice, and case_3 a byte copy of case_1.
+folder("duplicate", cases=3)
+shutil.copy("duplicate/imagesTr/case_1.nii.gz", "duplicate/imagesTr/case_3.nii.gz")
+with open("duplicate/dataset.json") as f:
+    manifest = json.load(f)
+manifest["training"].insert(2, dict(manifest["training"][0]))
+manifest["numTraining"] = 4
+with open("duplicate/dataset.json", "w") as f:
+    json.dump(manifest, f, indent=1)
+
+# dataset.json naming files outside the folder (E0810).
+folder("outside", cases=1)
+with open("outside/dataset.json") as f:
+    manifest = json.load(f)
+manifest["training"].append({"image": "../good/imagesTr/case_2.nii.gz", "label": "/etc/passwd"})
+manifest["numTraining"] = 2
+with open("outside/dataset.json", "w") as f:
+    json.dump(manifest, f, indent=1)
+
+# A label whose qform lies 6 mm off while its sform (code 2) is aligned (W0811): the sform is used.
+folder("transforms")
+label = np.zeros((6, 5, 4), np.uint8)
+label[2:4, 2:4, 1:3] = 1
+img = nib.Nifti1Image(label, AFFINE)
+moved = AFFINE.copy()
+moved[0, 3] += 6
+img.set_qform(moved, code=1)
+img.set_sform(AFFINE, code=2)
+nib.save(img, "transforms/labelsTr/case_2.nii.gz")
