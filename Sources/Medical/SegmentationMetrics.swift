@@ -1,4 +1,5 @@
 import Foundation
+import StageConfig
 
 /// How a predicted class map compares with the truth on a case's own voxel grid:
 /// overlap (Dice, IoU, precision, recall from TP, FP and FN voxels) and surface
@@ -12,7 +13,9 @@ import Foundation
 /// Surfaces are the class's voxels with a 6-neighbour outside the class (or outside
 /// the volume), each voxel one surface element (as MONAI's and medpy's do). HD95 is
 /// the 95th percentile (linear interpolation) of the distances from each surface voxel
-/// of one map to the nearest of the other, both directions pooled (medpy's `hd95`).
+/// of one map to the nearest of the other: by default the larger of the two directions'
+/// percentiles (MONAI's `compute_hausdorff_distance`), or both directions pooled (MedPy's
+/// `hd95`), as `HausdorffConvention` says.
 /// NSD at tolerance t is the share of surface voxels of both maps within t mm of the
 /// other map's surface (MONAI's `compute_surface_dice` without sub-voxels).
 public struct ClassComparison: Sendable, Equatable {
@@ -37,7 +40,8 @@ public enum SegmentationMetrics {
     /// Compares class maps (0 background, 1...classes) of one volume whose canonical
     /// dimensions are `dims` and voxel sizes `spacing` (mm); `tolerance[k]` is class
     /// k+1's NSD tolerance in mm.
-    public static func compare(prediction: [UInt8], truth: [UInt8], dims: [Int], spacing: [Double], classes: Int, tolerance: [Double]) -> [ClassComparison] {
+    public static func compare(prediction: [UInt8], truth: [UInt8], dims: [Int], spacing: [Double], classes: Int, tolerance: [Double],
+                               hd95 convention: HausdorffConvention) -> [ClassComparison] {
         precondition(prediction.count == truth.count && dims.count == 3 && prediction.count == dims.reduce(1, *), "maps of one grid")
         var out = [ClassComparison](repeating: ClassComparison(), count: classes)
         for i in 0..<prediction.count {
@@ -50,7 +54,7 @@ public enum SegmentationMetrics {
         for k in 0..<classes where out[k].tp + out[k].fp > 0 && out[k].tp + out[k].fn > 0 {
             let label = UInt8(k + 1)
             let (hd95, nsd) = surfaceDistances(prediction.map { $0 == label }, truth.map { $0 == label }, dims: dims, spacing: spacing,
-                                               tolerance: k < tolerance.count ? tolerance[k] : tolerance.last ?? 0)
+                                               tolerance: k < tolerance.count ? tolerance[k] : tolerance.last ?? 0, convention: convention)
             out[k].hd95 = hd95
             out[k].nsd = nsd
         }
@@ -59,7 +63,8 @@ public enum SegmentationMetrics {
 
     /// HD95 and NSD between two non-empty masks, computed in the bounding box of both
     /// (the nearest surface voxel of either mask always lies in it).
-    static func surfaceDistances(_ a: [Bool], _ b: [Bool], dims: [Int], spacing: [Double], tolerance: Double) -> (hd95: Double?, nsd: Double?) {
+    static func surfaceDistances(_ a: [Bool], _ b: [Bool], dims: [Int], spacing: [Double], tolerance: Double,
+                                 convention: HausdorffConvention) -> (hd95: Double?, nsd: Double?) {
         var lo = dims, hi = [-1, -1, -1]
         for z in 0..<dims[2] { for y in 0..<dims[1] { for x in 0..<dims[0] {
             let i = (z * dims[1] + y) * dims[0] + x
@@ -80,17 +85,27 @@ public enum SegmentationMetrics {
         let sa = surface(crop(a), dims: box), sb = surface(crop(b), dims: box)
         guard sa.contains(true), sb.contains(true) else { return (nil, nil) }
         let da = distanceTransform(sb, dims: box, spacing: spacing), db = distanceTransform(sa, dims: box, spacing: spacing)
-        var distances: [Double] = []
-        var within = 0, surfaceCount = 0
+        // Directed distances: from a's surface to b's, and from b's to a's.
+        var fromA: [Double] = [], fromB: [Double] = []
+        var within = 0
         for i in 0..<sa.count {
-            if sa[i] { let d = da[i].squareRoot(); distances.append(d); surfaceCount += 1; if d <= tolerance { within += 1 } }
-            if sb[i] { let d = db[i].squareRoot(); distances.append(d); surfaceCount += 1; if d <= tolerance { within += 1 } }
+            if sa[i] { let d = da[i].squareRoot(); fromA.append(d); if d <= tolerance { within += 1 } }
+            if sb[i] { let d = db[i].squareRoot(); fromB.append(d); if d <= tolerance { within += 1 } }
         }
-        distances.sort()
-        let position = 0.95 * Double(distances.count - 1)
+        let hd95: Double
+        switch convention {
+        case .monai: hd95 = max(percentile95(fromA), percentile95(fromB))
+        case .medpy: hd95 = percentile95(fromA + fromB)
+        }
+        return (hd95, Double(within) / Double(fromA.count + fromB.count))
+    }
+
+    /// The 95th percentile with linear interpolation between order statistics (numpy's default).
+    static func percentile95(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        let position = 0.95 * Double(sorted.count - 1)
         let j = Int(position.rounded(.down)), f = position - Double(j)
-        let hd95 = j + 1 < distances.count ? distances[j] * (1 - f) + distances[j + 1] * f : distances[j]
-        return (hd95, Double(within) / Double(surfaceCount))
+        return j + 1 < sorted.count ? sorted[j] * (1 - f) + sorted[j + 1] * f : sorted[j]
     }
 
     /// The mask's voxels with a 6-neighbour outside it (beyond the grid counts as outside).

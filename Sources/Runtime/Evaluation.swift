@@ -142,7 +142,7 @@ public enum Evaluation {
             let truth = label.data.map { indexOf[Int($0)] ?? 0 }
             let (predicted, read) = try predict(p, label)
             rows.append((id, SegmentationMetrics.compare(prediction: predicted, truth: truth, dims: label.dims, spacing: label.spacing,
-                                                         classes: classes.count, tolerance: tolerance)))
+                                                         classes: classes.count, tolerance: tolerance, hd95: e.hd95)))
             predictions.append(CasePrediction(id: id, labelFile: c.label, label: label, classes: predicted))
             voxels += label.count
             slices += read
@@ -219,6 +219,7 @@ public enum Evaluation {
             "per_case": .object(perCase),
             "classes": .array(names.map(JSON.string)),
             "nsd_tolerance_mm": .object(Dictionary(uniqueKeysWithValues: zip(names, tolerance.map(JSON.number)))),
+            "hd95_convention": .string(e.hd95.rawValue), "hd95_definition": .string(e.hd95.definition),
             "cases": .array(cases),
             "voxels": .int(voxels),
             "slices": .int(slices),

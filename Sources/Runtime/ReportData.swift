@@ -139,6 +139,8 @@ public struct ReportData {
     /// The machines that made the report's stages (as their done records name them), each with
     /// the labels of its stages; stages whose records name no machine are left out.
     public var machines: [(machine: Provenance, stages: [String])] = []
+    /// The HD95 conventions the evaluations used (metrics.json names each), sorted.
+    public var hd95Definitions: [String] = []
 
     /// The rule that names a collapsed run: more than this far below its stage's median...
     public static let collapseMargin = 0.1
@@ -229,6 +231,7 @@ public struct ReportData {
         let nothing = empty.isEmpty ? [] : ["predicts no foreground voxel in any test case, so its precision is undefined and its Dice 0: " + empty.joined(separator: ", ")]
         warnings = ReportWarnings.collect(plan, store, summaries) + collapsed.map(Self.describe) + nothing
         machines = Self.machines(plan, store, summaries)
+        hd95Definitions = Set(summaries.flatMap { $0.runs.compactMap { $0.metrics["hd95_definition"]?.string } }).sorted()
         warnings += Self.mixedMachines(plan, store)
     }
 

@@ -109,7 +109,9 @@ public enum Report {
         let tolerances = Set(data.summaries.flatMap { $0.classMetrics.compactMap(\.tolerance) })
         var out = "\n## By class, on each patient's grid\n\n"
         out += "Dice pooled over the test cases (TP, FP and FN of the class summed), and the means over test cases of each case's Dice, "
-        out += "95th-percentile Hausdorff distance (HD95, in mm from the voxel spacing) and normalised surface distance (NSD: the share of both surfaces within "
+        out += "95th-percentile Hausdorff distance (HD95, in mm from the voxel spacing"
+        out += data.hd95Definitions.isEmpty ? "" : "; " + data.hd95Definitions.joined(separator: " or ")
+        out += ") and normalised surface distance (NSD: the share of both surfaces within "
         out += tolerances.count == 1 ? String(format: "%g mm", tolerances.first ?? 0) + " of the other)" : "each class's tolerance of the other, in brackets)"
         out += data.runs > 1 ? ", each as mean +- sd over runs" : ""
         out += ". A metric is undefined (n/a) where its denominator is empty: Dice when neither the prediction nor the label has the class, HD95 and NSD when either lacks it; "

@@ -271,6 +271,8 @@ extension EvaluateConfiguration {
               "Tolerance of the normalised surface distance (NSD) in mm: one for every class, or `{class: mm}` for each class (the Decathlon set one per task and class)."),
         Field("threshold_on", .enumeration(ThresholdTarget.names), default: .string("probability"),
               "What the threshold applies to; the study compared logits with 0.5."),
+        Field("hd95", .enumeration(HausdorffConvention.names), default: .string("monai"),
+              "How HD95 combines the two directions: `monai`, the larger of the directed 95th percentiles (MONAI's `compute_hausdorff_distance`); `medpy`, the 95th percentile of both directions pooled (MedPy's `hd95`), which reads lower."),
         Field("mirror", .list(.enumeration(EvaluateConfiguration.mirrorAxes), minCount: 0, maxCount: 3), default: .list([]), omittedAt: [.list([])],
               "3D: test-time mirroring, as nnU-Net predicts: every window is also predicted flipped along every subset of these axes and the logits averaged (2^k passes); `[depth, height, width]` for nnU-Net's default."),
     ])

@@ -271,6 +271,23 @@ public enum ThresholdTarget: String, ConfigChoice {
     case probability, logit
 }
 
+/// How the 95th-percentile Hausdorff distance combines the two directions (prediction to
+/// truth, truth to prediction): the conventions of the two libraries the field uses.
+public enum HausdorffConvention: String, ConfigChoice {
+    /// MONAI's `compute_hausdorff_distance(percentile=95)`: the larger of the two directed 95th percentiles.
+    case monai
+    /// MedPy's `hd95`: the 95th percentile of both directions' distances pooled.
+    case medpy
+
+    /// The definition, as metrics.json and the report state it.
+    public var definition: String {
+        switch self {
+        case .monai: "MONAI's: the larger of the two directed 95th percentiles of surface distances"
+        case .medpy: "MedPy's: the 95th percentile of both directions' surface distances pooled"
+        }
+    }
+}
+
 /// The `evaluate` stage (the spec's `evaluate` block).
 public struct EvaluateConfiguration: ConfigCodable {
     public var metrics: [EvaluationMetric]
@@ -280,19 +297,22 @@ public struct EvaluateConfiguration: ConfigCodable {
     public var nsdTolerance: SurfaceTolerance
     /// Spatial axes of a 3D network's input (0 depth, 1 height, 2 width) mirrored at test time.
     public var mirror: [Int]
+    /// How HD95 combines the two directions.
+    public var hd95: HausdorffConvention
 
     /// The names of `mirror`'s axes, in axis order.
     public static let mirrorAxes = ["depth", "height", "width"]
 
     public init(metrics: [EvaluationMetric], pooling: MetricPooling, threshold: Double, thresholdOn: ThresholdTarget, nsdTolerance: SurfaceTolerance,
-                mirror: [Int] = []) {
+                mirror: [Int] = [], hd95: HausdorffConvention) {
         (self.metrics, self.pooling, self.threshold, self.thresholdOn, self.nsdTolerance) = (metrics, pooling, threshold, thresholdOn, nsdTolerance)
-        self.mirror = mirror
+        (self.mirror, self.hd95) = (mirror, hd95)
     }
 
     public var json: JSON {
+        // The convention is always written: the HD95 an evaluation computes is part of what it is.
         var o: [String: JSON] = ["metrics": .array(metrics.map(\.json)), "pooling": pooling.json, "threshold": .number(threshold), "threshold_on": thresholdOn.json,
-                                 "nsd_tolerance": nsdTolerance.json]
+                                 "nsd_tolerance": nsdTolerance.json, "hd95": hd95.json]
         // Written only when set: evaluations without mirroring keep their hashes.
         if !mirror.isEmpty { o["mirror"] = .array(mirror.map { .string(Self.mirrorAxes[$0]) }) }
         return .object(o)
@@ -309,7 +329,7 @@ public struct EvaluateConfiguration: ConfigCodable {
             } ?? []
             return EvaluateConfiguration(metrics: try r.list("metrics") { j, p in try EvaluationMetric(json: j, at: p) },
                                          pooling: try r.choice("pooling"), threshold: try r.double("threshold"), thresholdOn: try r.choice("threshold_on"),
-                                         nsdTolerance: try r.decode("nsd_tolerance"), mirror: Array(Set(mirror)).sorted())
+                                         nsdTolerance: try r.decode("nsd_tolerance"), mirror: Array(Set(mirror)).sorted(), hd95: try r.choice("hd95"))
         }
     }
 }

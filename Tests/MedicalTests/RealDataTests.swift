@@ -79,16 +79,37 @@ struct RealDataError: Error, CustomStringConvertible { var message: String; var 
             let truth = try NIfTI.read(pair.truth), pred = try NIfTI.read(pair.pred)
             #expect(truth.spacing == [3, 3, 4])
             let mine = SegmentationMetrics.compare(prediction: Self.classes(pred), truth: Self.classes(truth), dims: truth.dims,
-                                                   spacing: truth.spacing, classes: 4, tolerance: tolerance)
+                                                   spacing: truth.spacing, classes: 4, tolerance: tolerance, hd95: .monai)
+            let medpy = SegmentationMetrics.compare(prediction: Self.classes(pred), truth: Self.classes(truth), dims: truth.dims,
+                                                    spacing: truth.spacing, classes: 4, tolerance: tolerance, hd95: .medpy)
             for (k, (m, e)) in zip(mine, expected).enumerated() {
                 #expect(m.tp == e["tp"] as? Int && m.fp == e["fp"] as? Int && m.fn == e["fn"] as? Int, "\(pair.pred) class \(k)")
                 #expect(Self.close(m.dice, e["dice"], 1e-12), "\(pair.pred) class \(k): Dice \(m.dice ?? .nan) against \(e["dice"] ?? "")")
-                #expect(Self.close(m.hd95, e["hd95"], 1e-9), "\(pair.pred) class \(k): HD95 \(m.hd95 ?? .nan) against \(e["hd95"] ?? "")")
+                #expect(Self.close(m.hd95, e["hd95_monai"], 1e-9), "\(pair.pred) class \(k): HD95 \(m.hd95 ?? .nan) against MONAI's \(e["hd95_monai"] ?? "")")
+                #expect(Self.close(medpy[k].hd95, e["hd95_medpy"], 1e-9), "\(pair.pred) class \(k): HD95 \(medpy[k].hd95 ?? .nan) against MedPy's \(e["hd95_medpy"] ?? "")")
+                if let a = m.hd95, let b = medpy[k].hd95 { #expect(a >= b - 1e-9, "MONAI's HD95 is never below the pooled one") }
                 #expect(Self.close(m.nsd, e["nsd"], 1e-12), "\(pair.pred) class \(k): NSD \(m.nsd ?? .nan) against \(e["nsd"] ?? "")")
                 if m.hd95 == nil { missing += 1 }
             }
         }
         #expect(missing == 1, "the occipital lobe the third prediction misses has no surface distance")
+    }
+
+    /// The default HD95 against MONAI's own (monai_hd95.json, written by MONAI 1.6.1's
+    /// compute_hausdorff_distance on the same pairs; it computes in float32).
+    @Test(.enabled(if: RealData.available, "needs Debian's mricron-data (make test installs it)"))
+    func theDefaultHD95IsMONAIs() throws {
+        let fixture = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: RealData.scripts + "/monai_hd95.json"))) as? [String: Any])
+        let root = RealData.root + "/pairs"
+        for name in ["brain_1", "brain_2", "brain_3"] {
+            let expected = try #require(fixture[name] as? [Any])
+            let truth = try NIfTI.read("\(root)/\(name)_truth.nii.gz"), pred = try NIfTI.read("\(root)/\(name)_pred.nii.gz")
+            let mine = SegmentationMetrics.compare(prediction: Self.classes(pred), truth: Self.classes(truth), dims: truth.dims,
+                                                   spacing: truth.spacing, classes: 4, tolerance: [2, 2, 2, 2], hd95: .monai)
+            for (k, (m, e)) in zip(mine, expected).enumerated() {
+                #expect(Self.close(m.hd95, e, 1e-5), "\(name) class \(k): HD95 \(m.hd95 ?? .nan) against MONAI's \(e)")
+            }
+        }
     }
 
     /// The distance transform against the brute force over every pair of voxels.
