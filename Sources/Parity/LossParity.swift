@@ -53,11 +53,17 @@ enum LossParity {
 public enum ParityError: Error, CustomStringConvertible {
     case unknownOp(String)
     case param(String, String, String)
+    /// A tensor of the case whose shape does not fit the op: (case, key, what was expected, its shape).
+    case shape(String, String, String, [Int])
+    /// Hyperparameters the runner does not implement, set to something other than their neutral value.
+    case unsupported(String, [String])
 
     public var description: String {
         switch self {
         case .unknownOp(let op): return "op '\(op)' is not one the runtime implements"
         case .param(let c, let key, let expected): return "case '\(c)': params.\(key) is missing or not \(expected)"
+        case .shape(let c, let key, let expected, let found): return "case '\(c)': \(key) has shape \(found), expected \(expected)"
+        case .unsupported(let c, let keys): return "case '\(c)': unsupported parameter\(keys.count == 1 ? "" : "s") \(keys.joined(separator: ", ")) (the runner does not implement \(keys.count == 1 ? "it" : "them"))"
         }
     }
 }

@@ -55,6 +55,40 @@ public struct ReferenceCase {
         return v
     }
 
+    /// A tensor of the case that must have `shape` (nil entries: any size), or an error naming it.
+    func tensor(_ key: String, shape: [Int?]) throws -> Tensor {
+        let t = try tensor(key)
+        guard t.shape.count == shape.count, zip(t.shape, shape).allSatisfy({ $1 == nil || $0 == $1 }) else {
+            throw ParityError.shape(name, key, "[" + shape.map { $0.map(String.init) ?? "_" }.joined(separator: ", ") + "]", t.shape)
+        }
+        return t
+    }
+
+    /// PyTorch hyperparameters the runner does not implement, per op: a case that sets one to
+    /// anything but its neutral value is refused as unsupported, not run as if it were unset.
+    static let unimplemented: [String: [String]] = {
+        let conv = ["groups", "padding_mode"], transposed = ["output_padding", "groups", "dilation", "padding_mode"]
+        let pool = ["padding", "dilation", "ceil_mode", "return_indices"]
+        return ["conv2d": conv, "conv3d": conv, "conv_transpose2d": transposed, "conv_transpose3d": transposed,
+                "max_pool2d": pool, "max_pool3d": pool, "avg_pool2d": pool, "avg_pool3d": pool]
+    }()
+
+    /// The unimplemented hyperparameters this case sets, as `key = value`.
+    func unsupportedParams() -> [String] {
+        (Self.unimplemented[op] ?? []).filter { key in params[key].map { !Self.isNeutral(key, $0) } ?? false }
+            .map { "\($0) = \(params[$0].map { "\($0)" } ?? "")" }
+    }
+
+    static func isNeutral(_ key: String, _ value: Any) -> Bool {
+        if value is NSNull { return true }
+        if let b = value as? Bool { return !b }
+        if let n = value as? Double { return n == 0 || (["dilation", "groups"].contains(key) && n == 1) }
+        if let n = value as? Int { return n == 0 || (["dilation", "groups"].contains(key) && n == 1) }
+        if let list = value as? [Any] { return list.allSatisfy { isNeutral(key, $0) } }
+        if let text = value as? String { return key == "padding_mode" && text == "zeros" }
+        return false
+    }
+
     /// The case's params as JSON, for decoding with the runtime's own configuration types.
     public var paramsJSON: JSON {
         (file.metadata["params"].flatMap { JSON.parse(Data($0.utf8)) }) ?? .object([:])
@@ -85,12 +119,19 @@ public struct ParityResult {
 extension ReferenceCase {
     /// allclose per element: |got - ref| <= atol + rtol |ref|.
     func compare(_ name: String, _ got: Tensor?, into result: inout ParityResult) {
-        guard let ref = try? tensor(name) else { return }
+        let ref: Tensor
+        do {
+            ref = try tensor(name)
+        } catch {
+            result.comparisons.append(TensorComparison(name: name, maxAbs: .infinity, maxRel: .infinity, passed: false, note: "cannot be read: \(error)"))
+            return
+        }
         guard let got else {
             result.comparisons.append(TensorComparison(name: name, maxAbs: .infinity, maxRel: .infinity, passed: false, note: "not produced"))
             return
         }
-        guard got.count == ref.count else {
+        // Shapes compared exactly: the same count in another shape is another tensor.
+        guard got.shape == ref.shape else {
             result.comparisons.append(TensorComparison(name: name, maxAbs: .infinity, maxRel: .infinity, passed: false,
                                                        note: "shape \(got.shape), expected \(ref.shape)"))
             return
@@ -107,3 +148,4 @@ extension ReferenceCase {
         result.comparisons.append(TensorComparison(name: name, maxAbs: maxAbs, maxRel: maxRel, passed: ok))
     }
 }
+

@@ -85,9 +85,12 @@ public enum ReferenceParity {
         let run = Run(c)
         let tape = Tape()
         try tape.record { try forward(c.op, run) }
+        let unsupported = c.unsupportedParams()
+        if !unsupported.isEmpty { throw ParityError.unsupported(c.name, unsupported) }
         var seeds: [(Variable, Tensor)] = []
         for (name, v) in run.outputs {
-            if c.has("gout.\(name)") { seeds.append((v, try c.tensor("gout.\(name)"))) }
+            // A seed of another shape than its output would be read out of bounds by backward.
+            if c.has("gout.\(name)") { seeds.append((v, try c.tensor("gout.\(name)", shape: v.shape.map { $0 }))) }
         }
         if let loss = run.outputs["loss"], seeds.isEmpty { seeds = [(loss, Tensor.scalar(1))] }
         tape.backward(seeds)
@@ -103,6 +106,7 @@ public enum ReferenceParity {
     // swiftlint:disable:next cyclomatic_complexity
     static func forward(_ op: String, _ r: Run) throws {
         let c = r.c
+        try checkShapes(op, r)
         switch op {
         case "conv2d":
             r.outputs["y"] = F.conv2d(try r.input("x"), try r.requiredParam("weight"), try r.param("bias"),
@@ -165,6 +169,41 @@ public enum ReferenceParity {
             r.outputs["attn"] = F.reshape(attn, [n, try c.int("heads"), l, l])
         default:
             try LossParity.forward(op, r)
+        }
+    }
+
+    /// The shapes an op's kernels assume, checked before they run: a weight whose channels do
+    /// not fit its input is a failure naming the case and the key, never a trap.
+    static func checkShapes(_ op: String, _ r: Run) throws {
+        let c = r.c
+        func shape(_ key: String) -> [Int]? { (try? c.tensor(key))?.shape }
+        func fail(_ key: String, _ expected: String) throws -> Never {
+            throw ParityError.shape(c.name, key, expected, shape(key) ?? [])
+        }
+        switch op {
+        case "conv2d", "conv3d", "conv_transpose2d", "conv_transpose3d":
+            let rank = op.hasSuffix("3d") ? 5 : 4
+            guard let x = shape("in.x"), x.count == rank else { try fail("in.x", "\(rank) axes") }
+            guard let w = shape("param.weight"), w.count == rank else { try fail("param.weight", "\(rank) axes") }
+            let inputs = op.hasPrefix("conv_transpose") ? w[0] : w[1]
+            guard inputs == x[1] else { try fail("param.weight", "\(x[1]) input channels (the input's)") }
+            let outputs = op.hasPrefix("conv_transpose") ? w[1] : w[0]
+            if let b = shape("param.bias"), b != [outputs] { try fail("param.bias", "[\(outputs)]") }
+        case "linear":
+            guard let x = shape("in.x"), let w = shape("param.weight"), w.count == 2, x.last == w[1] else {
+                try fail("param.weight", "[outputs, \(shape("in.x")?.last ?? 0)]")
+            }
+        case "bmm":
+            guard let a = shape("in.a"), let b = shape("in.b"), a.count == 3, b.count == 3, a[0] == b[0], a[2] == b[1] else {
+                try fail("in.b", "[\(shape("in.a")?.first ?? 0), \(shape("in.a")?.last ?? 0), _]")
+            }
+        case "batch_norm2d", "batch_norm3d", "instance_norm2d", "instance_norm3d", "group_norm":
+            guard let x = shape("in.x"), x.count >= 3 else { try fail("in.x", "[batch, channels, ...]") }
+            for key in ["param.weight", "param.bias", "param.running_mean", "param.running_var"] {
+                if let t = shape(key), t != [x[1]] { try fail(key, "[\(x[1])]") }
+            }
+        default:
+            break
         }
     }
 

@@ -62,6 +62,11 @@ public enum DataChecks {
         var seen = Set<String>(), out: [Diagnostic] = []
         for spec in [checked.base].compactMap({ $0 }) + checked.variants.compactMap(\.spec) {
             let data = spec.data
+            if case .phantom = data.source, let problem = phantomLabels(data) {
+                let key = "phantom|" + problem.message
+                if seen.insert(key).inserted { out += diagnostics([problem], data: data, root: "") }
+                continue
+            }
             guard case .msd(_, let orientation) = data.source, let root = folder(data.source, specDirectory: specDirectory) else { continue }
             let key = root + "|" + (data.preprocess.modalities ?? []).joined(separator: ",") + "|" + (orientation.map { "\($0.letters)" } ?? "")
             guard seen.insert(key).inserted else { continue }
@@ -69,6 +74,18 @@ public enum DataChecks {
             out += diagnostics(scan.problems, data: data, root: root)
         }
         return out
+    }
+
+    /// The built-in phantom's label values are known without reading a voxel: each must be a
+    /// class's value or background, as prepare would find (E0807), so `check` says it first.
+    static func phantomLabels(_ data: DataSpec) -> DatasetProblem? {
+        let known = Set(data.classes.classes.flatMap(\.values) + data.background)
+        let organs = [(Phantom.Label.spleen, "spleen"), (Phantom.Label.liver, "liver"), (Phantom.Label.kidney, "kidney")]
+        let missing = organs.filter { !known.contains($0.0) }
+        guard !missing.isEmpty else { return nil }
+        return DatasetProblem(.labels, "the phantom's label value\(missing.count == 1 ? "" : "s") " + missing.map { "\($0.0) (\($0.1))" }.joined(separator: ", ")
+                              + " \(missing.count == 1 ? "is" : "are") neither a class of data.foreground nor data.background "
+                              + "(\(data.background.map(String.init).joined(separator: ", "))): name each as a class's value, or as background", files: [])
     }
 
     static func diagnostics(_ problems: [DatasetProblem], data: DataSpec, root: String) -> [Diagnostic] {
@@ -84,7 +101,8 @@ public enum DataChecks {
             }
             let shown = p.files.prefix(5).map { DiagnosticNote("file: \(relative($0))") }
             let more = p.files.count > 5 ? [DiagnosticNote("and \(p.files.count - 5) more files")] : []
-            return Diagnostic(DataDiagnostics.id(p.kind), relative(p.message), at: at, path: "data.source.msd", notes: shown + more)
+            return Diagnostic(DataDiagnostics.id(p.kind), relative(p.message), at: at,
+                              path: data.value["source"]?["msd"] != nil ? "data.source.msd" : "data.source", notes: shown + more)
         }
     }
 }
