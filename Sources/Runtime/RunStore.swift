@@ -19,6 +19,7 @@ import StageConfig
 public struct RunStore: Sendable {
     public let root: String
     let tree: ConfinedTree
+    let records = RecordCache()
 
     public init(root: String) {
         self.root = (root as NSString).standardizingPath

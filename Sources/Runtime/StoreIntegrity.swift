@@ -122,12 +122,24 @@ extension RunStore {
         case (.file, _): break
         case (.directory, _), (.other, _): return .damaged([.record("is not a file")])
         }
+        // The scheduler asks every tick: a record is parsed again only when its file changed.
+        var info = stat()
+        let identity = lstat(file(hash, "done"), &info) == 0
+            ? RecordCache.Identity(inode: UInt64(info.st_ino), size: Int64(info.st_size), modified: info.st_mtim.tv_sec, nanoseconds: info.st_mtim.tv_nsec) : nil
+        if let identity, let cached = records.lookup(hash, identity) { return cached }
         let data: Data
         do {
             data = try tree.read(folder(hash) + "/done")
         } catch {
             return .damaged([.record("cannot be read (\(error))")])
         }
+        let state = parse(data)
+        if let identity { records.store(hash, identity, state) }
+        return state
+    }
+
+    /// A done record's bytes, read strictly.
+    private func parse(_ data: Data) -> RecordState {
         guard !data.isEmpty else { return .damaged([.record("is empty")]) }
         guard let fields = JSON.parse(data)?.object else { return .damaged([.record("is not a JSON object")]) }
         guard let list = fields["outputs"]?.array else { return .damaged([.record("lists no outputs")]) }
@@ -170,9 +182,13 @@ extension RunStore {
         }
         var problems: [Damage] = [], bytes = 0
         let base = folder(hash)
-        for link in tree.symlinks(under: base) { problems.append(.symlink(String(link.dropFirst(base.count + 1)))) }
         let recorded = Set(record.outputs.map(\.file))
-        for name in regularFiles(hash) where !recorded.contains(name) && !Self.isBookkeeping(name) { problems.append(.unexpected(name)) }
+        // One walk of the folder: links are damage, and so are files neither recorded nor bookkeeping.
+        for entry in tree.entries(under: base) {
+            let name = String(entry.path.dropFirst(base.count + 1))
+            if entry.kind == .symlink { problems.append(.symlink(name)) }
+            if entry.kind == .file, !recorded.contains(name), !Self.isBookkeeping(name) { problems.append(.unexpected(name)) }
+        }
         for o in record.outputs {
             switch check(hash, o) {
             case .success(let size): bytes += size
@@ -248,5 +264,29 @@ extension RunStore {
     public func damage(_ hash: String) -> [String]? {
         guard case .file = tree.kind(folder(hash) + "/damaged").kind, let data = try? tree.read(folder(hash) + "/damaged") else { return nil }
         return JSON.parse(data)?["problems"]?.array?.compactMap(\.string)
+    }
+}
+
+/// Done records already read, by stage, with the identity of the file they were read from
+/// (inode, size, modification time): a changed or replaced file is read again.
+final class RecordCache: @unchecked Sendable {
+    struct Identity: Equatable {
+        var inode: UInt64, size: Int64, modified: Int, nanoseconds: Int
+    }
+
+    private var entries: [String: (Identity, RunStore.RecordState)] = [:]
+    private let lock = NSLock()
+
+    func lookup(_ hash: String, _ identity: Identity) -> RunStore.RecordState? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let (kept, state) = entries[hash], kept == identity else { return nil }
+        return state
+    }
+
+    func store(_ hash: String, _ identity: Identity, _ state: RunStore.RecordState) {
+        lock.lock()
+        entries[hash] = (identity, state)
+        lock.unlock()
     }
 }

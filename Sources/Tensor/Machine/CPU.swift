@@ -31,9 +31,10 @@ public struct CPU: Hashable, Sendable {
             }
         }
 
-        public static func < (a: Extension, b: Extension) -> Bool {
-            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
-        }
+        /// CPUID's order, the order `isa` lists them in.
+        var order: Int { Self.allCases.firstIndex(of: self) ?? 0 }
+
+        public static func < (a: Extension, b: Extension) -> Bool { a.order < b.order }
     }
 
     /// The widest vectors a kernel may use, from the extensions (each tier includes those below).
