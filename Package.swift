@@ -71,7 +71,7 @@ let package = Package(
                 swiftSettings: niftiInclude),
         .executableTarget(name: "distill", dependencies: [
             "Diagnostics", "SpecSyntax", "Spec", "Architecture", "StageConfig", "Plan", "Tensor", "NN", "Parity",
-            "Benchmark", "Medical", "Figures", "Runtime", "Cluster", "Interchange", "Storage",
+            "Benchmark", "Medical", "Figures", "Runtime", "Cluster", "Interchange", "Storage", "Statistics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: niftiInclude),
         .executableTarget(name: "distill-bench-spec", dependencies: ["Diagnostics", "Spec", "Plan"],
@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "StatisticsTests", dependencies: ["Statistics"], exclude: ["Reference"]),
         .testTarget(name: "SpecTests", dependencies: ["Spec", "SpecSyntax", "Diagnostics", "Architecture", "StageConfig", "Plan"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Plan", "Spec", "StageConfig", "Tensor", "Diagnostics", "NN", "Medical", "Figures", "Architecture"],
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Plan", "Spec", "StageConfig", "Statistics", "Tensor", "Diagnostics", "NN", "Medical", "Figures", "Architecture"],
                     exclude: ["Golden", "Pretrained"], swiftSettings: niftiInclude),
         .testTarget(name: "MedicalTests", dependencies: ["Medical", "Tensor", "StageConfig", "CZlib"], exclude: ["Fixtures", "RealData"], swiftSettings: niftiInclude),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "Architecture", "StageConfig", "Spec", "Parity"]),

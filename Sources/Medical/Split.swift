@@ -73,6 +73,16 @@ public struct SplitManifest: Sendable, Equatable {
         return SplitManifest(unit: s.unit, parts: parts)
     }
 
+    /// How many of `n` units the test part holds.
+    public static func testCount(cases n: Int, _ s: SplitSettings) -> Int {
+        if let k = s.folds, k > 1 {
+            let f = (s.fold ?? 0) % k
+            return f < n ? (n - f + k - 1) / k : 0
+        }
+        let nTest = s.test > 0 ? max(1, Int((s.test * Double(n)).rounded())) : 0
+        return min(nTest, max(0, n - 1))
+    }
+
     /// Test first (or fold `fold` of `folds`), then validation, then training.
     static func divide(_ order: [Int], _ s: SplitSettings) -> (test: [Int], val: [Int], train: [Int]) {
         let n = order.count
@@ -82,8 +92,7 @@ public struct SplitManifest: Sendable, Equatable {
             test = order.enumerated().filter { $0.offset % k == f }.map(\.element)
             rest = order.enumerated().filter { $0.offset % k != f }.map(\.element)
         } else {
-            let nTest = s.test > 0 ? max(1, Int((s.test * Double(n)).rounded())) : 0
-            test = Array(order.prefix(min(nTest, max(0, n - 1))))
+            test = Array(order.prefix(testCount(cases: n, s)))
             rest = Array(order.dropFirst(test.count))
         }
         let nVal = s.val > 0 ? min(max(1, Int((s.val * Double(n)).rounded())), max(0, rest.count - 1)) : 0

@@ -101,12 +101,29 @@ public struct ReportData {
         public var leftOut: [String]
         public var alpha: Double
 
-        /// What a reader may conclude at the report's level after Holm's correction.
+        /// The equivalence margin (the spec's `report.margin`), the two one-sided tests'
+        /// p-value and its Holm adjustment (with every other claim of the report).
+        public var margin: Double?
+        public var equivalence: Double?
+        public var equivalenceHolm: Double?
+        /// The same comparison without the runs flagged as collapsed (nil when none was).
+        public var withoutCollapsed: Effect?
+        /// The variance components it estimated (runs paired by seed only).
+        public var components: VarianceComponents?
+
+        /// What a reader may conclude at the report's level after Holm's correction:
+        /// helped, hurt, equivalent within the margin, or inconclusive.
         public var reading: String {
             guard let effect else { return "no data" }
             guard replicated else { return "no verdict: one run per arm" }
-            if let p = holm, p < alpha, effect.excludesZero { return effect.estimate > 0 ? "distillation helped" : "distillation hurt" }
-            return "no evidence of a difference"
+            let differs = (holm ?? 1) < alpha && effect.excludesZero
+            let within = margin.flatMap { m in (equivalenceHolm ?? 1) < alpha ? m : nil }
+            switch (differs, within) {
+            case (true, let m?): return (effect.estimate > 0 ? "distillation helped" : "distillation hurt") + String(format: ", by less than %g", m)
+            case (true, nil): return effect.estimate > 0 ? "distillation helped" : "distillation hurt"
+            case (false, let m?): return String(format: "equivalent within +-%g", m)
+            case (false, nil): return margin == nil ? "inconclusive: no difference shown, and no margin to show equivalence" : "inconclusive"
+            }
         }
     }
 
@@ -217,11 +234,30 @@ public struct ReportData {
             guard let b = s.baseline, let base = summary(b, in: s.group) else { continue }
             comparisons.append(Self.compare(s, base, teacher: s.teacher.flatMap { summary($0, in: s.group) }, settings: settings))
         }
-        // Holm over the comparisons that can make a claim about training.
+        // Holm over every claim the comparisons that can make one about training may make:
+        // a difference, and with a margin, equivalence.
         let tested = comparisons.indices.filter { comparisons[$0].replicated && comparisons[$0].effect != nil }
-        let adjusted = holmAdjusted(tested.map { comparisons[$0].effect?.pValue ?? 1 })
+        var claims = tested.map { comparisons[$0].effect?.pValue ?? 1 }
+        let equivalent = settings.margin == nil ? [] : tested
+        for i in equivalent {
+            comparisons[i].margin = settings.margin
+            comparisons[i].equivalence = settings.margin.flatMap { m in comparisons[i].effect?.equivalenceP(margin: m) }
+            claims.append(comparisons[i].equivalence ?? 1)
+        }
+        let adjusted = holmAdjusted(claims)
         for (i, p) in zip(tested, adjusted) { comparisons[i].holm = p }
+        for (i, p) in zip(equivalent, adjusted.dropFirst(tested.count)) { comparisons[i].equivalenceHolm = p }
         collapsed = summaries.flatMap(Self.collapsedRuns)
+        // Sensitivity: each comparison again without the runs flagged as collapsed.
+        for i in comparisons.indices {
+            let flagged = Set(collapsed.filter { $0.group == comparisons[i].group }.map(\.train))
+            guard let s = summary(comparisons[i].stage, in: comparisons[i].group), let b = summary(comparisons[i].baseline, in: comparisons[i].group),
+                  s.runs.contains(where: { flagged.contains($0.train) }) || b.runs.contains(where: { flagged.contains($0.train) }) else { continue }
+            var kept = s, keptBase = b
+            kept.runs.removeAll { flagged.contains($0.train) }
+            keptBase.runs.removeAll { flagged.contains($0.train) }
+            comparisons[i].withoutCollapsed = Self.compare(kept, keptBase, teacher: nil, settings: settings).effect
+        }
         // A model that segments nothing has no precision and a Dice of 0: say so rather than let a mean hide it.
         let empty = summaries.flatMap { s in
             s.runs.filter { $0.metrics["predicted_nothing"] == .bool(true) }.map { r in
@@ -332,6 +368,7 @@ public struct ReportData {
             }
             if let paired = PairedRunComparison(differences: d) {
                 c.effect = paired.effect
+                c.components = VarianceComponents(paired)
                 c.replicated = paired.replicated
                 c.runs = (ts.count * seeds.count, seeds.count)
                 c.runDifferences = paired.runDifferences.enumerated().flatMap { t, row in row.enumerated().map { (t, seeds[$0.offset], $0.element) } }

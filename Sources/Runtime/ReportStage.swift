@@ -153,12 +153,19 @@ public enum Report {
         out += "The outcome is a run's Dice on each test case. Runs pair by seed (a seed starts both arms from the same draws), once under each teacher run; "
         out += "the per-case differences form a teacher run x seed x test case array whose three factors are random and crossed. "
         out += "The effect is the array's mean. Its standard error adds the variation between teacher runs, between seeds and between test cases "
-        out += "(ANOVA estimates of the variance components, negative ones set to zero), and the test is a two-sided t test with Satterthwaite's degrees of freedom"
-        out += tested > 0 ? ", Holm-adjusted over the \(tested) comparison\(tested == 1 ? "" : "s") with two or more runs per arm. " : ". "
-        out += "A verdict needs p (Holm) < \(level). With one teacher run a claim holds for that teacher run only; with one run per arm there is no claim about training, "
+        out += "(ANOVA estimates of the variance components). With teacher runs and seeds both replicated the test refers the mean over its unbiased standard error "
+        out += "to a null simulated over what the data say the variance components may be (their fiducial distribution; df is the Student t's with the same critical value); "
+        out += "with one teacher run it is a t test with Satterthwaite's degrees of freedom (negative components set to zero). Benchmarks/validity.py measures both on simulated designs"
+        let margin = settings.margin.map { String(format: "%g", $0) }
+        let claims = margin == nil ? "" : " and the equivalence tests (two one-sided tests against +-\(margin!))"
+        out += tested > 0 ? ", Holm-adjusted over the \(tested) comparison\(tested == 1 ? "" : "s") with two or more runs per arm\(claims). " : ". "
+        out += "A difference needs p (Holm) < \(level); equivalence needs the equivalence p (Holm) < \(level)"
+        out += margin == nil ? ", and a margin (`report.margin`), which this spec does not set: without one a comparison can only show a difference or be inconclusive. " : ". "
+        out += "With one teacher run a claim holds for that teacher run only; with one run per arm there is no claim about training, "
         out += "and the interval covers the test cases alone. Teacher - baseline is the gap distillation could close, arm against arm (their runs do not pair).\n\n"
-        out += "| group | student | baseline | runs (distilled / baseline) | teacher - baseline [95% CI] | distilled - baseline | 95% CI | df | p | p (Holm) | reading | seeds per arm to detect it |\n"
-        out += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        out += "| group | student | baseline | runs (distilled / baseline) | teacher - baseline [95% CI] | distilled - baseline | 95% CI | df | p | p (Holm) |"
+        out += (margin == nil ? "" : " equivalence p (Holm) |") + " reading | without collapsed runs | seeds per arm to detect it |\n"
+        out += "|---|---|---|---|---|---|---|---|---|---|" + (margin == nil ? "" : "---|") + "---|---|---|\n"
         for c in data.comparisons {
             let gap = c.gap.map { String(format: "%+.3f [%+.3f, %+.3f]", $0.estimate, $0.lower, $0.upper) } ?? "-"
             let mean = c.effect.map { String(format: "%+.3f", $0.estimate) } ?? "-"
@@ -169,13 +176,16 @@ public enum Report {
             let runs = c.teacherRuns > 1 ? "\(c.runs.distilled) (\(c.teacherRuns) x \(c.seeds)) / \(c.runs.baseline)" : "\(c.runs.distilled) / \(c.runs.baseline)"
             var needed = describe(c.runsNeeded) + (settings.minEffect == nil ? "" : " (observed)")
             if let minimum = settings.minEffect, let m = c.runsNeededForMinimum { needed += "; " + describe(m) + String(format: " (%g)", minimum) }
-            out += "| \(c.group) | \(c.stage) | \(c.baseline) | \(runs) | \(gap) | \(mean) | \(ci) | \(df) | \(p) | \(holm) | \(c.reading) | \(needed) |\n"
+            let equivalence = margin == nil ? "" : " \(c.equivalenceHolm.map { String(format: "%.3g", $0) } ?? "-") |"
+            let sensitivity = c.withoutCollapsed.map { String(format: "%+.3f [%+.3f, %+.3f]", $0.estimate, $0.lower, $0.upper) } ?? "none flagged"
+            out += "| \(c.group) | \(c.stage) | \(c.baseline) | \(runs) | \(gap) | \(mean) | \(ci) | \(df) | \(p) | \(holm) |\(equivalence) \(c.reading) | \(sensitivity) | \(needed) |\n"
         }
         out += "\nSeeds per arm to detect it: the fewest student seeds per arm (under the same teacher runs, on the same test cases) with which a two-sided t test at \(level) "
         out += "would detect the observed difference"
         out += settings.minEffect.map { String(format: " (and %g, the spec's smallest effect worth detecting)", $0) } ?? ""
         out += " with power \(power), were the variance components what this comparison estimates (noncentral t). "
-        out += "\"none\" means that the terms more seeds cannot shrink (the test cases, the teacher runs) already leave more uncertainty than that: more test cases or teacher runs would.\n"
+        out += "\"none\" means that the terms more seeds cannot shrink (the test cases, the teacher runs) already leave more uncertainty than that: more test cases or teacher runs would. "
+        out += "Without collapsed runs: the same comparison with the runs the warnings flag as collapsed left out (the verdict uses every run).\n"
         let perRun = data.comparisons.filter { $0.runDifferences.count > 1 }
         if !perRun.isEmpty {
             out += "\nDistilled - baseline per run (mean over test cases), by seed" + (perRun.contains { $0.teacherRuns > 1 } ? " and teacher run" : "") + ":\n\n"
@@ -211,15 +221,17 @@ public enum Report {
             }
         }
         return .object([
-            "method": .string("paired by seed; teacher run x seed x test case crossed random effects (ANOVA components, negatives set to zero); t test with Satterthwaite df; Holm over replicated comparisons"),
+            "method": .string("paired by seed; teacher run x seed x test case crossed random effects; with teacher runs and seeds replicated, the mean over its unbiased ANOVA standard error, calibrated over the fiducial distribution of the variance components (df: the equivalent Student t's); otherwise Satterthwaite's t (negative components set to zero); two one-sided tests against the margin; Holm over every claim of the replicated comparisons"),
             "alpha": .number(data.settings.alpha), "power": .number(data.settings.power),
-            "min_effect": data.settings.minEffect.map(JSON.number) ?? .null,
+            "min_effect": data.settings.minEffect.map(JSON.number) ?? .null, "margin": data.settings.margin.map(JSON.number) ?? .null,
             "comparisons": .array(data.comparisons.map { c in
                 .object(["group": .string(c.group), "student": .string(c.stage), "baseline": .string(c.baseline),
                          "teacher": c.teacher.map(JSON.string) ?? .null, "teacher_runs": .int(c.teacherRuns), "seeds": .int(c.seeds),
                          "cases": .int(c.cases), "runs": .object(["distilled": .int(c.runs.distilled), "baseline": .int(c.runs.baseline)]),
                          "replicated": .bool(c.replicated), "effect": effect(c.effect), "p_holm": c.holm.map(JSON.number) ?? .null,
                          "gap": effect(c.gap), "reading": .string(c.reading),
+                         "equivalence_p": c.equivalence.map(JSON.number) ?? .null, "equivalence_p_holm": c.equivalenceHolm.map(JSON.number) ?? .null,
+                         "without_collapsed": effect(c.withoutCollapsed),
                          "seeds_needed": needed(c.runsNeeded), "seeds_needed_for_min_effect": needed(c.runsNeededForMinimum),
                          "run_differences": .array(c.runDifferences.map { .object(["teacher_run": .int($0.teacherRun + 1), "seed": .int($0.seed), "difference": .number($0.difference)]) }),
                          "left_out": .array(c.leftOut.map(JSON.string))])

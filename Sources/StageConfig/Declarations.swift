@@ -283,6 +283,20 @@ extension ComparisonSettings {
         Field("alpha", .number(min: 0, exclusiveMin: true, max: 0.5), default: .number(0.05), "Level of every test, after Holm's correction over the report's comparisons."),
         Field("power", .number(min: 0.5, exclusiveMin: false, max: 0.9999), default: .number(0.8), "Power of the runs-needed estimate: how many seeds per arm would detect an effect this often."),
         Field("min_effect", .positiveNumber, "The smallest difference in Dice worth detecting; the report says how many seeds per arm would detect it, beside the observed effect."),
+        Field("variance", .object(PlannedVariance.declaration), "Variance components to plan with: `distill plan` says what the design can detect and which design would reach `min_effect` or `margin` (`distill plan --from-store` takes them from a finished study instead)."),
+        Field("margin", .positiveNumber, "The equivalence margin in Dice: with it, a comparison whose difference lies within +-margin (two one-sided tests, Holm-adjusted with every other claim) reads \"equivalent\"; without it no comparison can."),
+    ])
+}
+
+extension PlannedVariance {
+    public static let declaration = ObjectSchema("Variance", "Standard deviations (in Dice) of a distilled-minus-baseline difference, by source; each is required.", fields: [
+        Field("teacher", .number(min: 0, exclusiveMin: false, max: 1), required: true, "Between teacher runs."),
+        Field("seed", .number(min: 0, exclusiveMin: false, max: 1), required: true, "Between student seeds (the baseline's and the distilled student's shared draws)."),
+        Field("case", .number(min: 0, exclusiveMin: false, max: 1), required: true, "Between test cases."),
+        Field("teacher_seed", .number(min: 0, exclusiveMin: false, max: 1), required: true, "Teacher run x seed: each distilled run's own."),
+        Field("teacher_case", .number(min: 0, exclusiveMin: false, max: 1), required: true, "Teacher run x test case."),
+        Field("seed_case", .number(min: 0, exclusiveMin: false, max: 1), required: true, "Seed x test case."),
+        Field("residual", .number(min: 0, exclusiveMin: false, max: 1), required: true, "Teacher run x seed x test case."),
     ])
 }
 

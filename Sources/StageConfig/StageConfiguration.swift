@@ -341,17 +341,46 @@ public struct ComparisonSettings: ConfigCodable, Hashable {
     public var power: Double
     /// The smallest difference in Dice worth detecting, if the spec states one.
     public var minEffect: Double?
+    /// The equivalence margin in Dice: a difference inside +-margin counts as none.
+    public var margin: Double?
+    /// Variance components to plan with (`report.variance`), before any run measured them.
+    public var variance: PlannedVariance?
 
-    public init(alpha: Double, power: Double, minEffect: Double?) { (self.alpha, self.power, self.minEffect) = (alpha, power, minEffect) }
+    public init(alpha: Double, power: Double, minEffect: Double?, margin: Double? = nil, variance: PlannedVariance? = nil) {
+        (self.alpha, self.power, self.minEffect, self.margin, self.variance) = (alpha, power, minEffect, margin, variance)
+    }
 
     public var json: JSON {
-        .object(["alpha": .number(alpha), "power": .number(power), "min_effect": minEffect.map(JSON.number) ?? .null])
+        .object(["alpha": .number(alpha), "power": .number(power), "min_effect": minEffect.map(JSON.number) ?? .null,
+                 "margin": margin.map(JSON.number) ?? .null, "variance": variance?.json ?? .null])
     }
 
     public init(json: JSON, at path: String) throws {
         self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
             ComparisonSettings(alpha: try r.double("alpha"), power: try r.double("power"),
-                               minEffect: try r.optional("min_effect") { r, k in try r.double(k) })
+                               minEffect: try r.optional("min_effect") { r, k in try r.double(k) },
+                               margin: try r.optional("margin") { r, k in try r.double(k) },
+                               variance: try r.optional("variance") { r, k in try r.decode(k, as: PlannedVariance.self) })
+        }
+    }
+}
+
+/// How a distilled-minus-baseline difference in Dice varies, as standard deviations, for
+/// `distill plan` to say what a design can detect before it runs (`report.variance`).
+public struct PlannedVariance: ConfigCodable, Hashable {
+    /// Standard deviations by source, in the declaration's order: teacher run, seed, test
+    /// case, teacher run x seed, teacher run x case, seed x case, residual.
+    public var sd: [Double]
+    /// The sources' keys, as declared.
+    public static var keys: [String] { declaration.fields.map(\.key) }
+
+    public init(sd: [Double]) { self.sd = sd }
+
+    public var json: JSON { .object(Dictionary(uniqueKeysWithValues: zip(Self.keys, sd.map(JSON.number)))) }
+
+    public init(json: JSON, at path: String) throws {
+        self = try ConfigReader.read(json, at: path, declaration: Self.declaration) { r in
+            PlannedVariance(sd: try Self.keys.map { try r.double($0) })
         }
     }
 }

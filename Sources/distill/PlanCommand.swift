@@ -2,7 +2,9 @@ import ArgumentParser
 import Diagnostics
 import Foundation
 import Plan
+import Runtime
 import Spec
+import Statistics
 import Storage
 import Tensor
 
@@ -37,6 +39,9 @@ struct PlanCommand: ParsableCommand {
 
     @Option(name: .long, help: "The run store: its prepared data, when there, gives exact slice counts (and so steps).")
     var store: String = "runs"
+
+    @Flag(name: .long, help: "Plan the report's power with the variance components the store's finished comparisons of this spec estimated (instead of the spec's report.variance).")
+    var fromStore = false
 
     @Option(name: .long, help: "Largest teacher-output cache to choose, in GiB.")
     var cacheBudget: Double = Double(Planner.defaultCacheBudget >> 30)
@@ -96,6 +101,7 @@ struct PlanCommand: ParsableCommand {
         case .text:
             print(plan.text(title: spec), terminator: "")
             if let schedule { print(schedule.text, terminator: "") }
+            try printPower(plan, checked, directory: directory)
         case .json:
             var json = plan.json
             if let schedule, case .object(var fields) = json {
@@ -105,5 +111,35 @@ struct PlanCommand: ParsableCommand {
             print(json.pretty, terminator: "")
         case .dot: print(plan.dot(), terminator: "")
         }
+    }
+
+    /// What the report's comparisons can show, from the spec's variance components or the store's.
+    func printPower(_ plan: ExecutionPlan, _ checked: CheckedSpec, directory: String) throws {
+        var components: (VarianceComponents, String)?
+        if fromStore {
+            var folder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: store + "/stages", isDirectory: &folder), folder.boolValue else {
+                FileHandle.standardError.write(Data("error: --from-store: no run store at '\(store)'\n".utf8))
+                throw ExitStatus.usage
+            }
+            components = StudyPower.components(plan: plan, store: RunStore(root: store))
+            if components == nil {
+                FileHandle.standardError.write(Data("error: --from-store: '\(store)' holds no finished comparison of this spec with two or more seeds per arm\n".utf8))
+                throw ExitStatus.failure
+            }
+        } else if let v = checked.base?.report.variance {
+            let s = v.sd.map { $0 * $0 }
+            components = (VarianceComponents(teacher: s[0], seed: s[1], testCase: s[2], teacherSeed: s[3], teacherCase: s[4], seedCase: s[5], residual: s[6]),
+                          "the spec's report.variance")
+        }
+        let cases = checked.base.map { DatasetSummary.summarize($0.data, relativeTo: directory.isEmpty ? "." : directory).cases }
+        guard let (c, source) = components else {
+            if StudyPower(plan: plan, components: VarianceComponents(teacher: 0, seed: 0, testCase: 0, teacherSeed: 0, teacherCase: 0, seedCase: 0, residual: 0),
+                          source: "", datasetCases: cases) != nil {
+                print("\npower: set report.variance, or plan with --from-store after a study, to see what this design can detect")
+            }
+            return
+        }
+        if let power = StudyPower(plan: plan, components: c, source: source, datasetCases: cases) { print(power.text, terminator: "") }
     }
 }

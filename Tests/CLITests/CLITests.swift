@@ -37,6 +37,25 @@ import Testing
         #expect(r.out.hasSuffix("0 errors, 5 warnings in 4 files\n") || r.out.contains("0 errors"))
     }
 
+    /// The plan says what the report's comparisons can detect, from the spec's variance
+    /// components, and which design would reach its min_effect and margin; a spec without
+    /// components says how to get them; --from-store without finished comparisons is an error.
+    @Test func thePlanStatesThePowerOfItsComparisons() throws {
+        let r = try run(["plan", "specs/phantom-study.yaml"])
+        #expect(r.status == 0, "\(r.err)")
+        let power = try #require(r.out.range(of: "\npower, before running: 4 comparisons").map { String(r.out[$0.lowerBound...]) }, "\(r.out.suffix(2000))")
+        #expect(power.contains("each claim tested at 0.00625 (0.05 over 8 claims") && power.contains("from the spec's report.variance"))
+        #expect(power.contains("kd_t1_s1 - baseline_s1            3 teacher runs x 5 seeds x 12 test cases"))
+        #expect(power.contains("cheapest design that detects 0.03 and shows equivalence within +-0.03"), "\(power)")
+        let quick = try run(["plan", "specs/quickstart.yaml"])
+        #expect(quick.out.contains("power: set report.variance, or plan with --from-store"), "\(quick.out.suffix(600))")
+        let empty = NSTemporaryDirectory() + "distill-power-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: empty + "/stages", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let none = try run(["plan", "specs/phantom-study.yaml", "--from-store", "--store", empty])
+        #expect(none.status == 1 && none.err.contains("holds no finished comparison of this spec"), "\(none.err)")
+    }
+
     /// Every command that computes takes `--threads` from one option group: one bound, one message.
     @Test(arguments: [
         ["run", "specs/quickstart.yaml"], ["sweep", "specs/quickstart.yaml"], ["parity", "Tests"], ["bench"], ["calibrate", "--dry-run"],

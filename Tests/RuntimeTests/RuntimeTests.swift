@@ -6,6 +6,7 @@ import Plan
 import Runtime
 import Spec
 import StageConfig
+import Statistics
 import Tensor
 import Testing
 
@@ -271,8 +272,13 @@ import Testing
         #expect(text.contains("teacher run x seed x test case array") && text.contains("Satterthwaite") && text.contains("Holm"))
         #expect(text.contains("| * | kd | base | 4 (2 x 2) / 2 | "))
         let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("| * | kd | base |") })
-        #expect(line.split(separator: "|").count == 12, "\(line)")  // runs, gap, mean, CI, df, p, p (Holm), reading, seeds needed
+        #expect(line.split(separator: "|").count == 13, "\(line)")  // runs, gap, mean, CI, df, p, p (Holm), reading, without collapsed runs, seeds needed
+        #expect(line.contains("| none flagged |") && line.contains("inconclusive") || line.contains("distillation"), "\(line)")
         #expect(text.contains("- kd: teacher run 1: 1: ") && text.contains("; teacher run 2: 1: "))
+        // The finished study's variance components, for planning the next (`distill plan --from-store`).
+        let (components, source) = try #require(StudyPower.components(plan: plan, store: store))
+        #expect(components.teacherKnown && source.contains("1 finished comparison of this plan"), "\(source)")
+        #expect(components == comparison.components, "one comparison: its own estimates")
         let report = try #require(plan.stages.first { $0.kind == .report })
         for file in ["report.md", "report.csv", "report.json", "report.html", "dice.svg", "dice.png", "runs.svg", "runs.png", "effects.svg", "effects.png",
                      "overlays.svg", "overlays.png", "plan.svg", "plan.png", "plan.dot", "curves-kd.svg", "curves-kd.png"] {

@@ -80,11 +80,16 @@ import Testing
         let answers = try Self.reference(problems)
         for (i, (m, a)) in zip(mine, answers).enumerated() {
             let e = try #require(a["effect"] as? [String: Any])
-            #expect(Self.close(m.effect.estimate, Self.number(e["estimate"])), "design \(i): estimate")
-            #expect(Self.close(m.effect.standardError, Self.number(e["se"])), "design \(i): se \(m.effect.standardError) against \(e["se"] ?? "")")
-            #expect(Self.close(m.effect.df, Self.number(e["df"]), 1e-7), "design \(i): df \(m.effect.df) against \(e["df"] ?? "")")
-            #expect(Self.close(m.effect.pValue, Self.number(e["p"]), 1e-7), "design \(i): p \(m.effect.pValue) against \(e["p"] ?? "")")
-            #expect(Self.close(m.effect.lower, Self.number(e["lower"]), 1e-7) && Self.close(m.effect.upper, Self.number(e["upper"]), 1e-7), "design \(i): interval")
+            let w = m.satterthwaite
+            #expect(Self.close(w.estimate, Self.number(e["estimate"])), "design \(i): estimate")
+            #expect(Self.close(w.standardError, Self.number(e["se"])), "design \(i): se \(w.standardError) against \(e["se"] ?? "")")
+            #expect(Self.close(w.df, Self.number(e["df"]), 1e-7), "design \(i): df \(w.df) against \(e["df"] ?? "")")
+            #expect(Self.close(w.pValue, Self.number(e["p"]), 1e-7), "design \(i): p \(w.pValue) against \(e["p"] ?? "")")
+            #expect(Self.close(w.lower, Self.number(e["lower"]), 1e-7) && Self.close(w.upper, Self.number(e["upper"]), 1e-7), "design \(i): interval")
+            // The calibrated test studentises by the unbiased variance of the mean (the reference's, every component kept).
+            if let unbiased = a["unbiased_variance"].map(Self.number), m.analysis.levels.count == 3 {
+                #expect(Self.close(m.effect.standardError * m.effect.standardError, unbiased, 1e-7), "design \(i): unbiased variance")
+            }
             let needed = m.runsNeeded(effect: 0.03, alpha: 0.05, power: 0.8, most: 256)
             switch needed {
             case .runs(let n): #expect(a["runs_needed"] as? Int == n, "design \(i): runs needed \(n) against \(a["runs_needed"] ?? "none")")
@@ -108,7 +113,34 @@ import Testing
         }
         for (m, a) in zip(mine, try Self.reference(problems)) {
             let reml = Self.number(a["mixedlm_variance"])
-            #expect(Self.close(m.effect.standardError * m.effect.standardError, reml, 1e-4), "\(m.effect.standardError * m.effect.standardError) against REML \(reml)")
+            #expect(Self.close(m.satterthwaite.standardError * m.satterthwaite.standardError, reml, 1e-4), "\(m.satterthwaite.standardError) against REML \(reml)")
+            #expect(Self.close(m.effect.standardError * m.effect.standardError, reml, 1e-4), "\(m.effect.standardError) against REML \(reml)")
+        }
+    }
+
+    /// On a three-factor design (teacher runs x seeds x cases) whose components are all
+    /// positive, the calibrated test's variance of the mean is statsmodels MixedLM's
+    /// (REML, six crossed random terms beside the residual).
+    @Test func theThreeFactorVarianceOfTheMeanIsMixedLMs() throws {
+        var rng = Draws(seed: 31)
+        var found: [PairedRunComparison] = [], problems: [[String: Any]] = []
+        for _ in 0..<40 where found.count < 2 {
+            let c = 6, s = 4, t = 3
+            let caseEffect = (0..<c).map { _ in 0.03 * rng.normal() }
+            let teacherEffect = (0..<t).map { _ in 0.05 * rng.normal() }, seedEffect = (0..<s).map { _ in 0.04 * rng.normal() }
+            let ts = (0..<t).map { _ in (0..<s).map { _ in 0.03 * rng.normal() } }, tc = (0..<t).map { _ in (0..<c).map { _ in 0.03 * rng.normal() } }
+            let sc = (0..<s).map { _ in (0..<c).map { _ in 0.03 * rng.normal() } }
+            let d = (0..<t).map { i in (0..<s).map { j in (0..<c).map { k in
+                teacherEffect[i] + seedEffect[j] + caseEffect[k] + ts[i][j] + tc[i][k] + sc[j][k] + 0.02 * rng.normal() } } }
+            let m = try #require(PairedRunComparison(differences: d))
+            guard m.analysis.components.count == 7, m.analysis.components.values.allSatisfy({ $0 > 0 }) else { continue }
+            found.append(m)
+            problems.append(["kind": "paired", "d": d, "mixedlm": true])
+        }
+        try #require(found.count == 2, "two designs with every component positive")
+        for (m, a) in zip(found, try Self.reference(problems)) {
+            let reml = Self.number(a["mixedlm_variance"])
+            #expect(Self.close(m.effect.standardError * m.effect.standardError, reml, 1e-3), "\(m.effect.standardError * m.effect.standardError) against REML \(reml)")
         }
     }
 

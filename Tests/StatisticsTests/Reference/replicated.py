@@ -115,7 +115,11 @@ def paired(problem):
     ms, df, comps, n = anova(y)
     var, dof = mean_variance(ms, df, comps, n)
     answer = {"effect": effect(float(y.mean()), var, dof), "ms": ms,
-              "components": {k: max(0.0, value(c, ms)) for k, c in comps.items()}}
+              "components": {k: max(0.0, value(c, ms)) for k, c in comps.items()},
+              # Every component kept, negative or not: sum_F (-1)^(|F|+1) MS_F / N, at least the
+              # residual's share (the mean square of every factor together) / N.
+              "unbiased_variance": max(float(sum((1 if len(k) % 2 else -1) * m for k, m in ms.items()) / y.size),
+                                       float(ms[max(ms, key=len)] / y.size))}
     if 1 in keep and "target" in problem:
         seed = "abc"[keep.index(1)]
         sigma = {k: max(0.0, value(c, ms)) for k, c in comps.items()}
@@ -132,7 +136,7 @@ def paired(problem):
                 needed = runs
                 break
         answer["runs_needed"] = needed
-    if "mixedlm" in problem and y.ndim == 2:
+    if "mixedlm" in problem and y.ndim in (2, 3):
         answer["mixedlm_variance"] = mixedlm_variance(y)
     return answer
 
@@ -144,13 +148,22 @@ def anova_coefficients(levels, comps):
 
 
 def mixedlm_variance(y):
-    """Var of the intercept of y ~ 1 with crossed random row and column effects (REML)."""
+    """Var of the intercept of y ~ 1 with crossed random effects of every factor and
+    every interaction short of the residual (REML)."""
+    import itertools
     import pandas as pd
     import statsmodels.api as sm
-    rows, cols = np.indices(y.shape)
-    frame = pd.DataFrame({"y": y.ravel(), "r": rows.ravel(), "c": cols.ravel(), "g": 1})
-    model = sm.MixedLM.from_formula("y ~ 1", groups="g", re_formula="0", data=frame,
-                                    vc_formula={"r": "0 + C(r)", "c": "0 + C(c)"})
+    index = np.indices(y.shape)
+    names = "abc"[: y.ndim]
+    frame = pd.DataFrame({"y": y.ravel(), "g": 1, **{f: index[i].ravel() for i, f in enumerate(names)}})
+    vc = {}
+    for size in range(1, y.ndim):
+        for combo in itertools.combinations(range(y.ndim), size):
+            key = "".join(names[i] for i in combo)
+            if size > 1:
+                frame[key] = np.ravel_multi_index([index[i].ravel() for i in combo], [y.shape[i] for i in combo])
+            vc[key] = "0 + C(%s)" % key
+    model = sm.MixedLM.from_formula("y ~ 1", groups="g", re_formula="0", data=frame, vc_formula=vc)
     fit = model.fit(reml=True, method=["lbfgs"])
     return float(fit.cov_params().iloc[0, 0])
 
