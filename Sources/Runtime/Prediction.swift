@@ -213,6 +213,12 @@ public enum Prediction {
                                nonFinite: NonFinite = .refuse, notes: (String) -> Void = { _ in }) throws -> Volume {
         var modalities = try modalities(input, setting: setting, training: training)
         for note in try guardFinite(&modalities, files: input.files, nonFinite) { notes(note) }
+        // Placed by the sform where the two transforms disagree: say so, as `data inspect` does (W0811).
+        for file in input.files {
+            if let apart = (try? NIfTI.header(file, analyzeOrientation: setting.analyzeOrientation))?.transformsDisagree {
+                notes("warning[W0811]: " + DatasetScan.disagreement(file, apart).message)
+            }
+        }
         let image = modalities[0]
         if let sampling = setting.preprocess.volume {
             // 3D: resampled as the training volumes were, predicted by windows, resampled back.

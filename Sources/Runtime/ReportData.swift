@@ -169,13 +169,9 @@ public struct ReportData {
             if case .report(let c) = s.config { return c.comparison }
             return nil
         }.first ?? ComparisonSettings(alpha: 0.05, power: 0.8, minEffect: nil)
-        func groupName(_ v: PlanVariant) -> String {
-            let rest = v.choices.filter { !Replication.axes.contains($0.axis) }.map { "\($0.axis)=\($0.value)" }
-            return rest.isEmpty ? "*" : rest.joined(separator: ",")
-        }
         var groups: [(String, [PlanVariant])] = []
         for v in plan.variants {
-            let g = groupName(v)
+            let g = Self.group(of: v)
             if let i = groups.firstIndex(where: { $0.0 == g }) { groups[i].1.append(v) } else { groups.append((g, [v])) }
         }
         let teachers = Set(plan.stages.compactMap { $0.inputs["teacher"] })
@@ -299,6 +295,12 @@ public struct ReportData {
             }
         }
         return Array(Set(out)).sorted()
+    }
+
+    /// The group of a variant: its choices other than the replication axes ("*" for none).
+    public static func group(of v: PlanVariant) -> String {
+        let rest = v.choices.filter { !Replication.axes.contains($0.axis) }.map { "\($0.axis)=\($0.value)" }
+        return rest.isEmpty ? "*" : rest.joined(separator: ",")
     }
 
     /// The stage `name` in `group`, or the shared one.

@@ -50,39 +50,35 @@ public struct StudyPower {
         // Costs per run of each spec stage (training and its evaluation), summed by role.
         var teacherRun = 0.0, baselineRun = 0.0, distilledRun = 0.0, evaluation = 0.0
         var seenTeachers = Set<String>(), seenBaselines = Set<String>(), seenDistilled = Set<String>()
-        var groups: [String: (names: [String: (baseline: String, teachers: Set<String>, seeds: Set<Int>)], order: [String])] = [:]
-        var groupOrder: [String] = []
+        // Each distilled spec stage of each group, with the teacher runs and seeds it pairs.
+        var found: [(group: String, stage: String, baseline: String, teachers: Set<String>, seeds: Set<Int>)] = []
         for v in plan.variants {
-            let group = v.choices.filter { !Replication.axes.contains($0.axis) }.map { "\($0.axis)=\($0.value)" }.joined(separator: ",")
-            let name = group.isEmpty ? "*" : group
-            if groups[name] == nil { groups[name] = ([:], []); groupOrder.append(name) }
+            let group = ReportData.group(of: v)
             for s in v.stages {
-                guard let train = plan.stage(s.train), case .train(let config) = train.config else { continue }
+                guard let train = plan.stage(s.train), case .train(let config) = train.config,
+                      let base = Report.baseline(of: train, in: v, plan) else { continue }
                 let eval = plan.stage(s.evaluate)?.cost.seconds ?? 0
-                guard let base = Report.baseline(of: train, in: v, plan) else { continue }
                 if seenDistilled.insert(train.hash).inserted { distilledRun += train.cost.seconds + eval; evaluation += eval }
                 if seenBaselines.insert(base.train).inserted {
-                    baselineRun += (plan.stage(base.train)?.cost.seconds ?? 0) + (plan.stage(base.evaluate)?.cost.seconds ?? 0)
-                    evaluation += plan.stage(base.evaluate)?.cost.seconds ?? 0
+                    let baseEval = plan.stage(base.evaluate)?.cost.seconds ?? 0
+                    baselineRun += (plan.stage(base.train)?.cost.seconds ?? 0) + baseEval
+                    evaluation += baseEval
                 }
                 if let t = train.inputs["teacher"], seenTeachers.insert(t).inserted {
-                    let te = v.stages.first { $0.train == t }.flatMap { plan.stage($0.evaluate)?.cost.seconds } ?? 0
-                    teacherRun += (plan.stage(t)?.cost.seconds ?? 0) + te
-                    evaluation += te
+                    let teacherEval = v.stages.first { $0.train == t }.flatMap { plan.stage($0.evaluate)?.cost.seconds } ?? 0
+                    teacherRun += (plan.stage(t)?.cost.seconds ?? 0) + teacherEval
+                    evaluation += teacherEval
                 }
-                var entry = groups[name]!.names[s.name] ?? (base.name, [], [])
-                if let t = train.inputs["teacher"] { entry.teachers.insert(t) }
-                entry.seeds.insert(config.seed)
-                if groups[name]!.names[s.name] == nil { groups[name]!.order.append(s.name) }
-                groups[name]!.names[s.name] = entry
+                let i = found.firstIndex { $0.group == group && $0.stage == s.name } ?? {
+                    found.append((group, s.name, base.name, [], []))
+                    return found.count - 1
+                }()
+                if let t = train.inputs["teacher"] { found[i].teachers.insert(t) }
+                found[i].seeds.insert(config.seed)
             }
         }
-        for g in groupOrder {
-            for stage in groups[g]!.order {
-                let e = groups[g]!.names[stage]!
-                rows.append(Row(group: g, stage: stage, baseline: e.baseline,
-                                design: Design(teachers: max(1, e.teachers.count), seeds: e.seeds.count, cases: cases)))
-            }
+        rows = found.map { f in
+            Row(group: f.group, stage: f.stage, baseline: f.baseline, design: Design(teachers: max(1, f.teachers.count), seeds: f.seeds.count, cases: cases))
         }
         guard !rows.isEmpty else { return nil }
         claims = rows.count * (settings.margin == nil ? 1 : 2)
@@ -95,6 +91,7 @@ public struct StudyPower {
         // run costs what this plan's do on average, evaluations in proportion to the test cases.
         let now = rows[0].design
         let perTeacher = teacherRun / Double(max(1, seenTeachers.count))
+        // Spec stages of each role (two teachers, two baselines, four distilled pairs in the study).
         let teacherStages = Double(seenTeachers.count) / Double(max(1, now.teachers))
         let baselineStages = Double(seenBaselines.count) / Double(max(1, now.seeds))
         let distilledStages = Double(seenDistilled.count) / Double(max(1, now.teachers * now.seeds))
@@ -158,7 +155,8 @@ public struct StudyPower {
         }
         if let (design, seconds) = recommendation {
             out += "  cheapest design that \(target), each with power \(String(format: "%g", settings.power)): \(design)"
-            out += casesCanGrow && design.cases != rows[0].design.cases ? " (the phantom's cases grown in proportion)" : ""
+            out += casesCanGrow && design.cases != rows[0].design.cases
+                ? " (the phantom makes the patients: raise data.source.phantom.cases and the test share so that the training patients stay as they are)" : ""
             out += ": ~\(Format.duration(seconds)) of training and evaluation on one machine, against ~\(Format.duration(currentSeconds)) for this design by the same count\n"
         } else {
             out += "  no design up to 10 teacher runs x 20 seeds" + (casesCanGrow ? " x 8 times the test cases" : "") + " \(target) with power \(String(format: "%g", settings.power))\n"
