@@ -244,15 +244,9 @@ public struct ReportData {
         for (i, p) in zip(tested, adjusted) { comparisons[i].holm = p }
         for (i, p) in zip(equivalent, adjusted.dropFirst(tested.count)) { comparisons[i].equivalenceHolm = p }
         collapsed = summaries.flatMap(Self.collapsedRuns)
-        // Sensitivity: each comparison again without the runs flagged as collapsed.
         for i in comparisons.indices {
-            let flagged = Set(collapsed.filter { $0.group == comparisons[i].group }.map(\.train))
-            guard let s = summary(comparisons[i].stage, in: comparisons[i].group), let b = summary(comparisons[i].baseline, in: comparisons[i].group),
-                  s.runs.contains(where: { flagged.contains($0.train) }) || b.runs.contains(where: { flagged.contains($0.train) }) else { continue }
-            var kept = s, keptBase = b
-            kept.runs.removeAll { flagged.contains($0.train) }
-            keptBase.runs.removeAll { flagged.contains($0.train) }
-            comparisons[i].withoutCollapsed = Self.compare(kept, keptBase, teacher: nil, settings: settings).effect
+            guard let s = summary(comparisons[i].stage, in: comparisons[i].group), let b = summary(comparisons[i].baseline, in: comparisons[i].group) else { continue }
+            comparisons[i].withoutCollapsed = Self.withoutCollapsed(s, b, flagged: Set(collapsed.filter { $0.group == comparisons[i].group }.map(\.train)), settings: settings)
         }
         // A model that segments nothing has no precision and a Dice of 0: say so rather than let a mean hide it.
         let empty = summaries.flatMap { s in
@@ -295,6 +289,16 @@ public struct ReportData {
             }
         }
         return Array(Set(out)).sorted()
+    }
+
+    /// Sensitivity: a student against its baseline again without the `flagged` (collapsed)
+    /// runs of either; nil when neither has one.
+    static func withoutCollapsed(_ s: StageSummary, _ base: StageSummary, flagged: Set<String>, settings: ComparisonSettings) -> Effect? {
+        guard s.runs.contains(where: { flagged.contains($0.train) }) || base.runs.contains(where: { flagged.contains($0.train) }) else { return nil }
+        var kept = s, keptBase = base
+        kept.runs.removeAll { flagged.contains($0.train) }
+        keptBase.runs.removeAll { flagged.contains($0.train) }
+        return compare(kept, keptBase, teacher: nil, settings: settings).effect
     }
 
     /// The group of a variant: its choices other than the replication axes ("*" for none).
