@@ -157,7 +157,7 @@ public enum Report {
         out += "to a null simulated over what the data say the variance components may be (their fiducial distribution; df is the Student t's with the same critical value); "
         out += "with one teacher run it is a t test with Satterthwaite's degrees of freedom (negative components set to zero). Benchmarks/validity.py measures both on simulated designs"
         let margin = settings.margin.map { String(format: "%g", $0) }
-        let claims = margin == nil ? "" : " and the equivalence tests (two one-sided tests against +-\(margin!))"
+        let claims = margin.map { " and the equivalence tests (two one-sided tests against +-\($0))" } ?? ""
         out += tested > 0 ? ", Holm-adjusted over the \(tested) comparison\(tested == 1 ? "" : "s") with two or more runs per arm\(claims). " : ". "
         out += "A difference needs p (Holm) < \(level); equivalence needs the equivalence p (Holm) < \(level)"
         out += margin == nil ? ", and a margin (`report.margin`), which this spec does not set: without one a comparison can only show a difference or be inconclusive. " : ". "

@@ -132,10 +132,9 @@ public struct StudyPower {
     }
 
     public var text: String {
-        let sd = [components.teacher, components.seed, components.testCase, components.teacherSeed, components.teacherCase, components.seedCase, components.residual]
         var out = "\npower, before running: \(rows.count) comparison\(rows.count == 1 ? "" : "s"), each claim tested at "
         out += String(format: "%.3g", alpha) + " (\(String(format: "%g", settings.alpha)) over \(claims) claims, Holm's first step), power \(String(format: "%g", settings.power))\n"
-        out += "  variance components (sd in Dice: " + zip(PlannedVariance.keys, sd).map { "\($0) \(String(format: "%.4f", $1.squareRoot()))" }.joined(separator: ", ") + ")\n"
+        out += "  variance components (sd in Dice: " + zip(PlannedVariance.keys, components.variances).map { "\($0) \(String(format: "%.4f", $1.squareRoot()))" }.joined(separator: ", ") + ")\n"
         out += "  from \(source)\n"
         let equivalence = settings.margin.map { String(format: "  equivalence within +-%g", $0) } ?? ""
         out += "  " + "comparison".padding(toLength: 34, withPad: " ", startingAt: 0) + "design".padding(toLength: 44, withPad: " ", startingAt: 0) + "detects" + equivalence + "\n"

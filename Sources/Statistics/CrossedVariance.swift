@@ -88,6 +88,11 @@ public struct CrossedVariance: Sendable, Equatable {
         for (mask, value) in Self.solve(meanSquares: meanSquares, levels: levels) { components[mask] = max(0, value) }
     }
 
+    /// The product of the levels of the factors inside (or outside) `mask`.
+    static func levelProduct(_ levels: [Int], _ mask: Int, inside: Bool) -> Double {
+        levels.indices.filter { (mask & (1 << $0) != 0) == inside }.reduce(1.0) { $0 * Double(levels[$1]) }
+    }
+
     /// The flat index of a coordinate restricted to `members`, row-major.
     static func index(_ coordinate: [Int], _ members: [Int], _ levels: [Int]) -> Int {
         members.reduce(0) { $0 * levels[$1] + coordinate[$1] }
@@ -97,7 +102,7 @@ public struct CrossedVariance: Sendable, Equatable {
     /// from the largest factor set down.
     static func coefficients(levels: [Int]) -> [Int: [Int: Double]] {
         let k = levels.count, full = (1 << k) - 1
-        func outside(_ mask: Int) -> Double { (0..<k).filter { mask & (1 << $0) == 0 }.reduce(1.0) { $0 * Double(levels[$1]) } }
+        func outside(_ mask: Int) -> Double { levelProduct(levels, mask, inside: false) }
         var out: [Int: [Int: Double]] = [:]
         let masks = (1...full).sorted { $0.nonzeroBitCount > $1.nonzeroBitCount }
         for g in masks {
@@ -119,7 +124,7 @@ public struct CrossedVariance: Sendable, Equatable {
     static func meanVariance(levels: [Int], meanSquares: [Int: Double], degrees: [Int: Double], kept: Set<Int>) -> (variance: Double, df: Double) {
         let k = levels.count
         guard k > 0 else { return (0, .infinity) }
-        func inside(_ mask: Int) -> Double { (0..<k).filter { mask & (1 << $0) != 0 }.reduce(1.0) { $0 * Double(levels[$1]) } }
+        func inside(_ mask: Int) -> Double { levelProduct(levels, mask, inside: true) }
         var c: [Int: Double] = [:]
         for (g, coefficients) in Self.coefficients(levels: levels) where kept.contains(g) {
             for (f, v) in coefficients { c[f, default: 0] += v / inside(g) }
@@ -143,14 +148,7 @@ public struct CrossedVariance: Sendable, Equatable {
     /// `levels` (same factors), were the components what they are estimated to be:
     /// the expected mean squares at those levels, fed to the same formula.
     public func projected(levels new: [Int]) -> (variance: Double, df: Double) {
-        precondition(new.count == levels.count, "projection keeps the factors")
-        let k = new.count
-        func outside(_ mask: Int) -> Double { (0..<k).filter { mask & (1 << $0) == 0 }.reduce(1.0) { $0 * Double(new[$1]) } }
-        var expected: [Int: Double] = [:], df: [Int: Double] = [:]
-        for f in 1..<(1 << k) {
-            expected[f] = components.filter { $0.key & f == f }.reduce(0) { $0 + outside($1.key) * $1.value }
-            df[f] = (0..<k).filter { f & (1 << $0) != 0 }.reduce(1.0) { $0 * Double(new[$1] - 1) }
-        }
-        return Self.meanVariance(levels: new, meanSquares: expected, degrees: df, kept: Set(components.filter { $0.value > 0 }.keys))
+        precondition(new.count == levels.count && new.allSatisfy { $0 > 1 }, "projection keeps the factors")
+        return CrossedVariance(expected: components, levels: new).meanVariance
     }
 }

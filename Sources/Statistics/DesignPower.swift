@@ -17,6 +17,15 @@ public struct VarianceComponents: Sendable, Equatable {
         (self.teacherSeed, self.teacherCase, self.seedCase, self.residual) = (teacherSeed, teacherCase, seedCase, residual)
     }
 
+    /// From variances in the order teacher, seed, case, teacher x seed, teacher x case,
+    /// seed x case, residual (the order `variances` gives them in).
+    public init(variances v: [Double]) {
+        precondition(v.count == 7, "seven sources of variation")
+        self.init(teacher: v[0], seed: v[1], testCase: v[2], teacherSeed: v[3], teacherCase: v[4], seedCase: v[5], residual: v[6])
+    }
+
+    public var variances: [Double] { [teacher, seed, testCase, teacherSeed, teacherCase, seedCase, residual] }
+
     /// By factor set over [teacher, seed, case] (CrossedVariance's masks).
     public var byMask: [Int: Double] {
         [1: teacher, 2: seed, 4: testCase, 3: teacherSeed, 5: teacherCase, 6: seedCase, 7: residual]
@@ -166,7 +175,8 @@ extension CrossedVariance {
             for (i, f) in kept.enumerated() where mask & (1 << f) != 0 { local |= 1 << i }
             if local != 0 { sigma[local, default: 0] += max(0, value) }
         }
-        func outside(_ mask: Int) -> Double { (0..<k).filter { mask & (1 << $0) == 0 }.reduce(1.0) { $0 * Double(levels[$1]) } }
+        let levels = self.levels
+        func outside(_ mask: Int) -> Double { Self.levelProduct(levels, mask, inside: false) }
         for f in 1..<(1 << k) {
             meanSquares[f] = sigma.sorted { $0.key < $1.key }.filter { $0.key & f == f }.reduce(0) { $0 + outside($1.key) * $1.value }
             degrees[f] = (0..<k).filter { f & (1 << $0) != 0 }.reduce(1.0) { $0 * Double(levels[$1] - 1) }

@@ -31,9 +31,7 @@ public struct FiducialCalibration: Sendable, Equatable {
         let levels = analysis.levels, n = levels.reduce(1.0) { $0 * Double($1) }
         // Factor sets 1..<2^k, dense: set i is mask i + 1.
         let sets = (1 << k) - 1
-        func size(_ mask: Int, inside: Bool) -> Double {
-            (0..<k).filter { (mask & (1 << $0) != 0) == inside }.reduce(1.0) { $0 * Double(levels[$1]) }
-        }
+        func size(_ mask: Int, inside: Bool) -> Double { CrossedVariance.levelProduct(levels, mask, inside: inside) }
         let meanSquares = (1...sets).map { analysis.meanSquares[$0] ?? 0 }
         let degrees = (1...sets).map { analysis.degrees[$0] ?? 1 }
         // Components from mean squares, expected mean squares from components, and each

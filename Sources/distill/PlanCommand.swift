@@ -128,14 +128,12 @@ struct PlanCommand: ParsableCommand {
                 throw ExitStatus.failure
             }
         } else if let v = checked.base?.report.variance {
-            let s = v.sd.map { $0 * $0 }
-            components = (VarianceComponents(teacher: s[0], seed: s[1], testCase: s[2], teacherSeed: s[3], teacherCase: s[4], seedCase: s[5], residual: s[6]),
-                          "the spec's report.variance")
+            // PlannedVariance declares its sources in VarianceComponents' order.
+            components = (VarianceComponents(variances: v.sd.map { $0 * $0 }), "the spec's report.variance")
         }
         let cases = checked.base.map { DatasetSummary.summarize($0.data, relativeTo: directory.isEmpty ? "." : directory).cases }
         guard let (c, source) = components else {
-            if StudyPower(plan: plan, components: VarianceComponents(teacher: 0, seed: 0, testCase: 0, teacherSeed: 0, teacherCase: 0, seedCase: 0, residual: 0),
-                          source: "", datasetCases: cases) != nil {
+            if StudyPower(plan: plan, components: VarianceComponents(variances: Array(repeating: 0, count: 7)), source: "", datasetCases: cases) != nil {
                 print("\npower: set report.variance, or plan with --from-store after a study, to see what this design can detect")
             }
             return
