@@ -99,6 +99,46 @@ public struct DatasetScan: Sendable {
     }
 }
 
+/// Every voxel of a dataset read before anything is queued (`distill check --data`, `distill
+/// submit`): the voxel problems the prepare stage would stop at (NaN and infinite voxels,
+/// label values the spec does not name, labels that are not whole numbers, a file whose
+/// body cannot be read), found on the machine that submits rather than in a cluster job.
+public enum VoxelScan {
+    /// How far a scan is: cases read of all, bytes of their files, seconds since it began.
+    public struct Progress: Sendable {
+        public var cases: Int, total: Int, bytes: Int, voxels: Int, seconds: Double
+        public static let none = Progress(cases: 0, total: 0, bytes: 0, voxels: 0, seconds: 0)
+        /// Millions of voxels (of every image and label) read per second.
+        public var rate: Double { seconds > 0 ? Double(voxels) / 1e6 / seconds : 0 }
+    }
+
+    /// Scans `cases` (those whose headers read cleanly) of `dataset`, reading the modalities
+    /// `modalities` picks; every problem of every case, and the final progress.
+    public static func scan(_ dataset: MSDDataset, cases: [MSDDataset.Case], modalities: [String]?, classes: LabelClasses, background: [Int],
+                            progress: (Progress) -> Void) -> (problems: [DatasetProblem], done: Progress) {
+        let start = Date()
+        var audit = VoxelAudit(classes: classes, background: background)
+        var problems: [DatasetProblem] = [], bytes = 0, voxels = 0
+        var state = Progress.none
+        for (i, c) in cases.enumerated() {
+            do {
+                let images = try dataset.readModalities(c, names: modalities), label = try dataset.read(c.label)
+                audit.audit(case: c.id, label: label, images: images, files: (c.image, c.label))
+                voxels += (images + [label]).map(\.count).reduce(0, +)
+            } catch let problem as DatasetProblem {
+                problems.append(problem)
+            } catch {
+                let file = (error as? NIfTIError).flatMap(DatasetScan.file) ?? c.image
+                problems.append(DatasetProblem(.header, "\(error)", files: [file]))
+            }
+            for f in Set(c.images + [c.label]) { bytes += (try? FileManager.default.attributesOfItem(atPath: f)[.size] as? Int) ?? 0 }
+            state = Progress(cases: i + 1, total: cases.count, bytes: bytes, voxels: voxels, seconds: Date().timeIntervalSince(start))
+            progress(state)
+        }
+        return (problems + audit.problems(), state)
+    }
+}
+
 /// What the voxels of a prepared dataset hold that the spec does not account for:
 /// label values that are neither a class nor background, label values that are not
 /// integers, image voxels that are not numbers. Collected over every case, then

@@ -29,12 +29,14 @@ public struct DatasetProblem: Error, CustomStringConvertible, Equatable, Sendabl
         case outside
         /// A volume's qform and sform both apply and disagree (a warning: the sform is used).
         case transforms
+        /// Case ids that `data.split.patient` does not match: their patient is unknown.
+        case patient
 
         /// A warning, not a reason to stop: `distill check` and the prepare stage say it and go on.
         public var isWarning: Bool {
             switch self {
             case .folder, .transforms: true
-            case .manifest, .files, .modality, .header, .geometry, .labels, .voxels, .duplicate, .outside: false
+            case .manifest, .files, .modality, .header, .geometry, .labels, .voxels, .duplicate, .outside, .patient: false
             }
         }
     }
@@ -250,7 +252,7 @@ public struct MSDDataset: Sendable {
     }
 
     /// A file as its folder and name: `imagesTr/case_1.nii.gz`.
-    static func shortName(_ path: String) -> String {
+    public static func shortName(_ path: String) -> String {
         let parts = path.split(separator: "/")
         return parts.suffix(2).joined(separator: "/")
     }

@@ -107,27 +107,24 @@ public final class SliceSet: @unchecked Sendable {
     }
 
     /// Per modality, statistics of the foreground voxels of the cases outside the test split
-    /// (every case when slices are split), for the modalities normalised by `percentile`.
+    /// (every case when slices are split): what `percentile` normalises with, and what
+    /// `distill predict` compares a new volume's intensities with (for every modality, at
+    /// the percentiles `percentile` names, else 0.5 and 99.5).
     static func statistics(_ dataset: MSDDataset, _ settings: Preprocessing, split: SplitSettings?) throws -> [IntensityStatistics?] {
-        let needed = settings.normalize.enumerated().filter { $0.element.usesDatasetStatistics }
-        guard !needed.isEmpty else { return Array(repeating: nil, count: settings.planes) }
         var excluded = Set<Int>()
-        if let split, split.unit == .patient {
-            var rng = RNG(seed: UInt64(split.seed))
-            excluded = Set(SplitManifest.divide(rng.permutation(dataset.cases.count), split).test)
-        }
+        if let split, split.unit == .patient { excluded = Set(try SplitManifest.cases(dataset.cases.map(\.id), split).test) }
         var samples = [[Float]](repeating: [], count: settings.planes)
         for (p, c) in dataset.cases.enumerated() where !excluded.contains(p) {
             let (modalities, label) = try read(dataset, c, settings)
             let foreground = label.data.indices.filter { label.data[$0] != 0 }
             // At most 10 000 voxels a case, evenly spaced (nnU-Net samples 10 000 at random).
             let step = max(1, foreground.count / 10_000)
-            for (m, _) in needed {
+            for m in samples.indices where m < modalities.count {
                 for i in stride(from: 0, to: foreground.count, by: step) { samples[m].append(modalities[m].data[foreground[i]]) }
             }
         }
         return try settings.normalize.enumerated().map { m, n in
-            guard case .percentile(let lo, let hi) = n else { return nil }
+            guard case .percentile(let lo, let hi) = n else { return IntensityStatistics(samples: samples[m], low: 0.5, high: 99.5) }
             guard let s = IntensityStatistics(samples: samples[m], low: lo, high: hi) else {
                 throw DatasetProblem(.labels, "\(dataset.root): percentile normalisation of modality \(settings.modalities?[m] ?? "0") needs foreground voxels in the training cases, and they have none", files: [dataset.root])
             }

@@ -38,8 +38,9 @@ public struct SplitManifest: Sendable, Equatable {
 
     /// The split of `set`; `keepEmpty` thins the training part's slices without foreground
     /// (a deterministic draw per slice), and only those: validation and test keep every slice.
-    public static func make(_ set: some SliceInventory, _ s: SplitSettings, keepEmpty: Double) -> SplitManifest {
-        var manifest = divide(set, s)
+    /// Throws when `data.split.patient` does not match a case id.
+    public static func make(_ set: some SliceInventory, _ s: SplitSettings, keepEmpty: Double) throws -> SplitManifest {
+        var manifest = try divide(set, s)
         if keepEmpty < 1, var train = manifest.parts["train"] {
             train.slices = train.slices.filter { i in
                 let r = set.records[i]
@@ -50,10 +51,10 @@ public struct SplitManifest: Sendable, Equatable {
         return manifest
     }
 
-    static func divide(_ set: some SliceInventory, _ s: SplitSettings) -> SplitManifest {
-        var rng = RNG(seed: UInt64(s.seed))
+    static func divide(_ set: some SliceInventory, _ s: SplitSettings) throws -> SplitManifest {
         var parts: [String: Part] = [:]
         if s.unit == .slice {
+            var rng = RNG(seed: UInt64(s.seed))
             let order = rng.permutation(set.records.count)
             let (test, val, train) = divide(order, s)
             for (name, idx) in [("train", train), ("val", val), ("test", test)] {
@@ -61,8 +62,7 @@ public struct SplitManifest: Sendable, Equatable {
                 parts[name] = Part(patients: patients, slices: idx.sorted())
             }
         } else {
-            let order = rng.permutation(set.patients.count)
-            let (test, val, train) = divide(order, s)
+            let (test, val, train) = try cases(set.patients, s)
             var byPatient = [Int: [Int]]()
             for (i, r) in set.records.enumerated() { byPatient[r.patient, default: []].append(i) }
             for (name, group) in [("train", train), ("val", val), ("test", test)] {
@@ -73,7 +73,37 @@ public struct SplitManifest: Sendable, Equatable {
         return SplitManifest(unit: s.unit, parts: parts)
     }
 
-    /// How many of `n` units the test part holds.
+    /// The cases (indices into `ids`) of each part of a split by patient: the patients are
+    /// permuted and divided, and each takes all its cases along.
+    public static func cases(_ ids: [String], _ s: SplitSettings) throws -> (test: [Int], val: [Int], train: [Int]) {
+        let members = try patients(ids, key: s.patient)
+        var rng = RNG(seed: UInt64(s.seed))
+        let (test, val, train) = divide(rng.permutation(members.count), s)
+        return (test.flatMap { members[$0] }, val.flatMap { members[$0] }, train.flatMap { members[$0] })
+    }
+
+    /// The cases of each patient, patients in the order of their first case; without a key,
+    /// each case is a patient. A case id the key does not match is an error naming it.
+    public static func patients(_ ids: [String], key: String?) throws -> [[Int]] {
+        guard let key else { return ids.indices.map { [$0] } }
+        guard let regex = try? Regex(key) else {
+            throw DatasetProblem(.patient, "data.split.patient '\(key)' is not a regular expression", files: [])
+        }
+        var index: [Substring: Int] = [:], members: [[Int]] = [], unmatched: [String] = []
+        for (i, id) in ids.enumerated() {
+            guard let match = try? regex.firstMatch(in: id) else { unmatched.append(id); continue }
+            let name = match.output.count > 1 ? (match.output[1].substring ?? match.output[0].substring ?? "") : (match.output[0].substring ?? "")
+            if let k = index[name] { members[k].append(i) } else { index[name] = members.count; members.append([i]) }
+        }
+        guard unmatched.isEmpty else {
+            let shown = unmatched.prefix(5).joined(separator: ", ") + (unmatched.count > 5 ? " and \(unmatched.count - 5) more" : "")
+            throw DatasetProblem(.patient, "data.split.patient '\(key)' does not match case id\(unmatched.count == 1 ? "" : "s") \(shown): "
+                                 + "\(unmatched.count == 1 ? "its" : "their") patient is unknown; widen the expression so that it names every case's patient", files: [])
+        }
+        return members
+    }
+
+    /// How many of `n` units (patients, or slices) the test part holds.
     public static func testCount(cases n: Int, _ s: SplitSettings) -> Int {
         if let k = s.folds, k > 1 {
             let f = (s.fold ?? 0) % k

@@ -21,8 +21,12 @@ public enum DataDiagnostics {
     public static let duplicate = DiagnosticID("E0809", .error, "one patient in two places")
     public static let outside = DiagnosticID("E0810", .error, "dataset.json names a file outside the dataset folder")
     public static let transforms = DiagnosticID("W0811", .warning, "qform and sform disagree")
+    public static let patient = DiagnosticID("E0812", .error, "case ids the patient key does not match")
 
-    public static let all: [DiagnosticID] = [folderMissing, manifest, files, modality, header, geometry, labels, voxels, duplicate, outside, transforms]
+    /// Given by `distill predict` only (a new volume has no spec location): not among `all`, which `check` gives.
+    public static let intensities = DiagnosticID("W0813", .warning, "input intensities unlike the training data's")
+
+    public static let all: [DiagnosticID] = [folderMissing, manifest, files, modality, header, geometry, labels, voxels, duplicate, outside, transforms, patient]
 
     /// The id of a kind of dataset problem.
     public static func id(_ kind: DatasetProblem.Kind) -> DiagnosticID {
@@ -38,6 +42,7 @@ public enum DataDiagnostics {
         case .duplicate: return duplicate
         case .outside: return outside
         case .transforms: return transforms
+        case .patient: return patient
         }
     }
 
@@ -71,9 +76,54 @@ public enum DataChecks {
             let key = root + "|" + (data.preprocess.modalities ?? []).joined(separator: ",") + "|" + (orientation.map { "\($0.letters)" } ?? "")
             guard seen.insert(key).inserted else { continue }
             let scan = DatasetScan.scan(root, modalities: data.preprocess.modalities, analyzeOrientation: orientation)
-            out += diagnostics(scan.problems, data: data, root: root)
+            out += diagnostics(scan.problems + patientKey(data.split, ids: scan.dataset?.cases.map(\.id) ?? []), data: data, root: root)
         }
         return out
+    }
+
+    /// A dataset a spec reads, once: its folder, and the settings its voxels are checked against.
+    public struct LocalDataset {
+        public var folder: String
+        public var data: DataSpec
+    }
+
+    /// The distinct local datasets of the base spec and its variants (those whose folder is there).
+    public static func localDatasets(_ checked: CheckedSpec, specDirectory: String) -> [LocalDataset] {
+        var seen = Set<String>(), out: [LocalDataset] = []
+        for spec in [checked.base].compactMap({ $0 }) + checked.variants.compactMap(\.spec) {
+            guard case .msd(_, let orientation) = spec.data.source, let root = folder(spec.data.source, specDirectory: specDirectory),
+                  FileManager.default.fileExists(atPath: root) else { continue }
+            let key = [root, (spec.data.preprocess.modalities ?? []).joined(separator: ","), orientation.map { "\($0.letters)" } ?? "",
+                       spec.data.classes.classes.map { "\($0.values)" }.joined(separator: ";"), "\(spec.data.background)"].joined(separator: "|")
+            if seen.insert(key).inserted { out.append(LocalDataset(folder: root, data: spec.data)) }
+        }
+        return out
+    }
+
+    /// Every voxel of a local dataset (the cases whose headers read cleanly: the others are the
+    /// header check's to report): the diagnostics of what prepare would refuse, located at the
+    /// spec's data source, and how fast it was read.
+    public static func scanVoxels(_ dataset: LocalDataset, progress: (VoxelScan.Progress) -> Void) -> (diagnostics: [Diagnostic], done: VoxelScan.Progress) {
+        guard case .msd(_, let orientation) = dataset.data.source else { return ([], .none) }
+        let scan = DatasetScan.scan(dataset.folder, modalities: dataset.data.preprocess.modalities, analyzeOrientation: orientation)
+        guard let msd = scan.dataset else { return ([], .none) }
+        let clean = Set(scan.cases.map(\.id))
+        let (problems, done) = VoxelScan.scan(msd, cases: msd.cases.filter { clean.contains($0.id) }, modalities: dataset.data.preprocess.modalities,
+                                              classes: dataset.data.classes, background: dataset.data.background, progress: progress)
+        return (diagnostics(problems, data: dataset.data, root: dataset.folder), done)
+    }
+
+    /// Case ids a split's patient key does not match (a key that does not compile is the spec checker's to say).
+    static func patientKey(_ split: SplitSettings, ids: [String]) -> [DatasetProblem] {
+        guard split.unit == .patient, let key = split.patient, (try? Regex(key)) != nil else { return [] }
+        do {
+            _ = try SplitManifest.patients(ids, key: key)
+            return []
+        } catch let problem as DatasetProblem {
+            return [problem]
+        } catch {
+            return [DatasetProblem(.patient, "\(error)", files: [])]
+        }
     }
 
     /// The built-in phantom's label values are known without reading a voxel: each must be a

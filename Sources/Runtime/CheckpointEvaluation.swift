@@ -30,14 +30,14 @@ public enum CheckpointEvaluation {
             let set = try VolumeSet.prepare(dataset, s.preprocess, classes: s.classes, background: s.background, split: s.split, cache: cache)
             let model = try ModelInput.build(s.architecture, patch: sampling.patch, channels: set.channels, classes: s.classes, seed: 0)
             try Checkpoint.loadModel(model, from: checkpoint)
-            let names = all ? set.patients : (SplitManifest.make(set, s.split, keepEmpty: 1).parts["test"]?.patients ?? [])
+            let names = all ? set.patients : (try SplitManifest.make(set, s.split, keepEmpty: 1).parts["test"]?.patients ?? [])
             return try Evaluation.compute(model, volumes: set, patients: names.compactMap { set.patients.firstIndex(of: $0) }, dataset: dataset,
                                           classes: s.classes, window: Evaluation.window(sampling.patch, mirror: s.evaluate.mirror), settings: s.evaluate).result
         }
         let set = try SliceSet.prepare(dataset, s.preprocess, classes: s.classes, background: s.background, split: s.split, cache: cache)
         let model = try ModelInput.build(s.architecture, for: set, classes: s.classes, seed: 0)
         try Checkpoint.loadModel(model, from: checkpoint)
-        let names = all ? set.patients : (SplitManifest.make(set, s.split, keepEmpty: s.preprocess.keepEmpty).parts["test"]?.patients ?? [])
+        let names = all ? set.patients : (try SplitManifest.make(set, s.split, keepEmpty: s.preprocess.keepEmpty).parts["test"]?.patients ?? [])
         return try Evaluation.compute(model, set: set, patients: names.compactMap { set.patients.firstIndex(of: $0) }, dataset: dataset,
                                       classes: s.classes, axis: s.preprocess.sliceAxis, settings: s.evaluate).result
     }

@@ -46,6 +46,7 @@ enum EvaluateStage {
                 + "over \(predictions.count) cases (\(result["voxels"]?.int ?? 0) voxels on their own grids); HD95 \(f(result["per_case"]?["hd95"]?["mean"])) mm, "
                 + "NSD \(f(result["per_case"]?["nsd"]?["mean"])) (means over cases)")
         if result["predicted_nothing"] == .bool(true) { ctx.warn("the model predicts no foreground voxel in any test case") }
+        if let empty = Evaluation.emptyLabelWarning(result) { ctx.warn(empty) }
     }
 
     /// One row per test case: the class means, then each class's Dice, HD95 and NSD (empty where undefined).

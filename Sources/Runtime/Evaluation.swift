@@ -161,6 +161,15 @@ public enum Evaluation {
 
     static let caseMetrics = ["dice", "iou", "precision", "recall", "hd95", "nsd"]
 
+    /// What metrics.json's `empty_labels` means for its scores, naming the cases (nil when there are none).
+    static func emptyLabelWarning(_ metrics: JSON) -> String? {
+        let ids = (metrics["empty_labels"]?.array ?? []).compactMap(\.string)
+        guard !ids.isEmpty else { return nil }
+        let shown = ids.prefix(5).joined(separator: ", ") + (ids.count > 5 ? " and \(ids.count - 5) more" : "")
+        return "test case\(ids.count == 1 ? "" : "s") \(shown) \(ids.count == 1 ? "has" : "have") no foreground in \(ids.count == 1 ? "its" : "their") label: "
+            + "\(ids.count == 1 ? "its" : "their") Dice is 0 or undefined whatever the model predicts, and the pooled Dice counts only \(ids.count == 1 ? "its" : "their") false positives"
+    }
+
     /// metrics.json: per case (each class, and their mean over the classes that define it),
     /// pooled over the cases, and summarised over cases (mean and sd of the defined values,
     /// with the count of undefined ones).
@@ -213,6 +222,9 @@ public enum Evaluation {
         }
         pooledSummary["classes"] = .object(pooledClasses)
         let predictedNothing = pooled.allSatisfy { $0.tp + $0.fp == 0 }
+        // Test cases whose label holds no foreground of any class: their Dice is 0 or undefined
+        // whatever the model does, and the pooled Dice counts only their false positives.
+        let emptyLabels = rows.filter { $0.perClass.allSatisfy { $0.tp + $0.fn == 0 } }.map(\.id)
         return .object([
             "grid": .string("patient"),
             "pooled": .object(pooledSummary),
@@ -224,6 +236,7 @@ public enum Evaluation {
             "voxels": .int(voxels),
             "slices": .int(slices),
             "predicted_nothing": .bool(predictedNothing),
+            "empty_labels": .array(emptyLabels.map(JSON.string)),
             "parameters": .int(parameters),
             "threshold": .object(["value": .number(e.threshold), "on": .string(e.thresholdOn == .logit ? "logit" : "probability")]),
         ])

@@ -31,7 +31,7 @@ public enum Prediction {
 
     /// What a new volume is read against: the training data's declared modalities and its
     /// intensity statistics (read from the prepared data when it is in the store).
-    public struct TrainingData {
+    public struct TrainingData: Sendable {
         public var declaredModalities: [String]
         public var statistics: [IntensityStatistics?]
         /// For 3D networks: the spacing the training volumes were resampled to, mm [depth, height, width].
@@ -207,12 +207,33 @@ public enum Prediction {
         return notes
     }
 
-    /// A label map of `input` on its own grid: each voxel the label value of its predicted class (0 for background).
-    /// `notes` receives what was done to the input (non-finite voxels replaced).
+    /// A volume's label map and how its intensities compare with the training data's.
+    public struct Segmentation {
+        /// On the input's own grid: each voxel the label value of its predicted class (0 for background).
+        public var labels: Volume
+        /// One per modality the training data has statistics for.
+        public var intensities: [IntensityComparison]
+        /// Why some modality's intensities were not compared (nil when every one was).
+        public var uncompared: String?
+    }
+
+    /// A label map of `input`, with its intensity comparison. `notes` receives what was done
+    /// to the input (non-finite voxels replaced) and what the reader should know (warnings).
     public static func segment(_ input: Input, model: SegmentationModel, setting: Setting, training: TrainingData,
-                               nonFinite: NonFinite = .refuse, notes: (String) -> Void = { _ in }) throws -> Volume {
+                               nonFinite: NonFinite = .refuse, notes: (String) -> Void = { _ in }) throws -> Segmentation {
         var modalities = try modalities(input, setting: setting, training: training)
         for note in try guardFinite(&modalities, files: input.files, nonFinite) { notes(note) }
+        let labels = try labelMap(modalities, input: input, model: model, setting: setting, training: training, notes: notes)
+        let names = setting.preprocess.modalities ?? (training.declaredModalities.count == 1 ? training.declaredModalities : ["image"])
+        let comparison = IntensityComparison.compare(modalities, labels: labels, training: training, normalize: setting.preprocess.normalize, names: names)
+        for c in comparison.compared where c.unlike {
+            notes("warning[\(DataDiagnostics.intensities.code)]: \(MSDDataset.shortName(input.files[min(c.index, input.files.count - 1)])): " + c.description)
+        }
+        return Segmentation(labels: labels, intensities: comparison.compared, uncompared: comparison.uncompared)
+    }
+
+    static func labelMap(_ modalities: [Volume], input: Input, model: SegmentationModel, setting: Setting, training: TrainingData,
+                         notes: (String) -> Void) throws -> Volume {
         // Placed by the sform where the two transforms disagree: say so, as `data inspect` does (W0811).
         for file in input.files {
             if let apart = (try? NIfTI.header(file, analyzeOrientation: setting.analyzeOrientation))?.transformsDisagree {
@@ -250,5 +271,66 @@ public enum Prediction {
         var labels = image
         labels.data = classes.map { values[Int($0)] }
         return labels
+    }
+}
+
+/// A new volume's intensities beside the training data's, where the model found foreground:
+/// the share of the voxels it labels foreground that lie outside the training foreground's
+/// percentile range (by construction about 1% in training). A CT model given an MR image, an
+/// image in another unit or a scanner far from the training data's labels many voxels whose
+/// intensities it never saw as foreground; over `limit` of them is a warning.
+public struct IntensityComparison: Sendable, Equatable {
+    /// Above this share outside the range, the input is said to be unlike the training data.
+    public static let limit = 0.25
+
+    public var index: Int
+    public var modality: String
+    public var training: IntensityStatistics
+    /// The percentiles `training.low` and `training.high` are.
+    public var percentiles: [Double]
+    /// Voxels labelled foreground, and the median and share outside the range of their intensities.
+    public var voxels: Int
+    public var median: Double?
+    public var outside: Double?
+
+    /// The share of training foreground outside the range.
+    public var expectedOutside: Double { (percentiles[0] + 100 - percentiles[1]) / 100 }
+    public var unlike: Bool { (outside ?? 0) > Self.limit }
+
+    public var description: String {
+        func f(_ v: Double) -> String { String(format: "%.4g", v) }
+        guard let outside, let median else { return "\(modality): no voxel labelled foreground, so its intensities were not compared" }
+        return "\(modality): \(Int((outside * 100).rounded()))% of the \(voxels) voxels labelled foreground lie outside the training foreground's "
+            + "\(f(percentiles[0]))-\(f(percentiles[1])) percentile range [\(f(training.low)), \(f(training.high))] (\(f(expectedOutside * 100))% in training; "
+            + "median \(f(median)) here, mean \(f(training.mean)) in training)"
+            + (unlike ? ": the input's intensities are not the training data's (another modality, scanner or unit?), and its label map may mean nothing" : "")
+    }
+
+    public var json: JSON {
+        .object(["modality": .string(modality), "foreground_voxels": .int(voxels), "median": median.map(JSON.number) ?? .null,
+                 "outside_share": outside.map(JSON.number) ?? .null, "expected_outside_share": .number(expectedOutside), "unlike_training": .bool(unlike),
+                 "training": .object(["low": .number(training.low), "high": .number(training.high), "mean": .number(training.mean), "sd": .number(training.sd),
+                                      "percentiles": .array(percentiles.map(JSON.number))])])
+    }
+
+    /// Each modality with training statistics, and why the others were not compared.
+    static func compare(_ modalities: [Volume], labels: Volume, training: Prediction.TrainingData, normalize: [StageConfig.Normalization],
+                        names: [String]) -> (compared: [IntensityComparison], uncompared: String?) {
+        let foreground = labels.data.indices.filter { labels.data[$0] != 0 }
+        var compared: [IntensityComparison] = [], missing: [String] = []
+        for (m, volume) in modalities.enumerated() {
+            let name = m < names.count ? names[m] : "modality \(m)"
+            guard m < training.statistics.count, let st = training.statistics[m] else { missing.append(name); continue }
+            let percentiles: [Double]
+            if m < normalize.count, case .percentile(let lo, let hi) = normalize[m] { percentiles = [lo, hi] } else { percentiles = [0.5, 99.5] }
+            var values = foreground.map { volume.data[$0] }
+            values.sort()
+            let outside = values.isEmpty ? nil : Double(values.filter { Double($0) < st.low || Double($0) > st.high }.count) / Double(values.count)
+            compared.append(IntensityComparison(index: m, modality: name, training: st, percentiles: percentiles, voxels: values.count,
+                                                median: values.isEmpty ? nil : Double(values[values.count / 2]), outside: outside))
+        }
+        let uncompared = missing.isEmpty ? nil
+            : "the prepared data holds no intensity statistics for \(missing.joined(separator: ", ")) (prepared before they were kept): prepare again to compare them"
+        return (compared, uncompared)
     }
 }

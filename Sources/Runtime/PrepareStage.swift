@@ -42,6 +42,8 @@ enum PrepareStage {
         let progress: (Int, Int) -> Void = { i, n in if i % 8 == 0 { ctx.log("preprocessing case \(i + 1) of \(n)") } }
         let inventory: any SliceInventory
         do {
+            // Every case's patient is known before a voxel is read.
+            if c.split.unit == .patient { _ = try SplitManifest.patients(dataset.cases.map(\.id), key: c.split.patient) }
             if c.preprocess.volume != nil {
                 inventory = try VolumeSet.prepare(dataset, c.preprocess, classes: c.classes, background: c.background, split: c.split,
                                                   cache: ctx.directory + "/" + PreparedData.volumeFile, progress: progress)
@@ -54,7 +56,7 @@ enum PrepareStage {
         } catch let found as DatasetProblem {
             throw problems([found])
         }
-        let manifest = SplitManifest.make(inventory, c.split, keepEmpty: c.preprocess.keepEmpty)
+        let manifest = try SplitManifest.make(inventory, c.split, keepEmpty: c.preprocess.keepEmpty)
         let json = try JSONSerialization.data(withJSONObject: manifest.json, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(json, to: ctx.directory + "/split.json")
         let seconds = Date().timeIntervalSince(start)
@@ -118,8 +120,8 @@ final class PreparedData: @unchecked Sendable {
         classes = config.classes
         axis = config.preprocess.sliceAxis
         switch samples {
-        case .slices(let set): split = SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty)
-        case .volumes(let set, _): split = SplitManifest.make(set, config.split, keepEmpty: 1)
+        case .slices(let set): split = try SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty)
+        case .volumes(let set, _): split = try SplitManifest.make(set, config.split, keepEmpty: 1)
         }
         seed = UInt64(config.split.seed)
     }

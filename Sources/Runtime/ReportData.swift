@@ -255,7 +255,10 @@ public struct ReportData {
             }
         }
         let nothing = empty.isEmpty ? [] : ["predicts no foreground voxel in any test case, so its precision is undefined and its Dice 0: " + empty.joined(separator: ", ")]
-        warnings = ReportWarnings.collect(plan, store, summaries) + collapsed.map(Self.describe) + nothing
+        // One warning per distinct set of empty test labels (every stage of a split sees the same ones).
+        var emptyLabels: [String] = []
+        for s in summaries { for r in s.runs { if let w = Evaluation.emptyLabelWarning(r.metrics), !emptyLabels.contains(w) { emptyLabels.append(w) } } }
+        warnings = ReportWarnings.collect(plan, store, summaries) + collapsed.map(Self.describe) + nothing + emptyLabels
         machines = Self.machines(plan, store, summaries)
         hd95Definitions = Set(summaries.flatMap { $0.runs.compactMap { $0.metrics["hd95_definition"]?.string } }).sorted()
         warnings += Self.mixedMachines(plan, store)

@@ -52,8 +52,9 @@ public enum Report {
     /// The prepared slices of the plan's data and the indices of its test split (nil before `prepare` ran).
     static func testSlices(_ plan: ExecutionPlan, _ store: RunStore) -> (set: SliceSet, test: [Int], classes: LabelClasses)? {
         guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config,
-              let set = try? SliceSet(path: store.file(prepare.hash, "slices.bin")) else { return nil }
-        return (set, SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty).slices(.test), config.classes)
+              let set = try? SliceSet(path: store.file(prepare.hash, "slices.bin")),
+              let split = try? SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty) else { return nil }
+        return (set, split.slices(.test), config.classes)
     }
 
     static func readMetrics(_ store: RunStore, _ hash: String) -> JSON? {

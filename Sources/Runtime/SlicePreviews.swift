@@ -53,7 +53,7 @@ public enum AugmentationPreview {
     /// `draws` augmented versions of each; the label outlined by class.
     public static func canvas(_ set: SliceSet, _ config: PrepareConfiguration, _ augmentation: AugmentationSettings,
                               draws: Int, title: String, subtitle: String) throws -> (canvas: Canvas, slices: Int) {
-        let train = SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty).slices(.train)
+        let train = try SplitManifest.make(set, config.split, keepEmpty: config.preprocess.keepEmpty).slices(.train)
         var best: [Int: (slice: Int, area: Int)] = [:]
         for s in train {
             let area = set.batch([s]).labels.values.filter { $0 > 0 }.count

@@ -56,6 +56,7 @@ public enum SpecDiagnostics {
     public static let trainsOnTest = DiagnosticID("E0506", .error, "training data touches the test set")
     public static let selectOnTest = DiagnosticID("W0507", .warning, "checkpoint chosen on the test set")
     public static let thresholdOnLogit = DiagnosticID("W0508", .warning, "threshold applied to logits")
+    public static let patientKeyOnSlices = DiagnosticID("E0509", .error, "patient key on a split by slice")
 
     // Sweeps.
     public static let unknownAxis = DiagnosticID("E0601", .error, "unknown sweep axis")
@@ -93,7 +94,7 @@ public enum SpecDiagnostics {
         unknownModel, unknownSubset, unknownStage, stageCycle, unknownHead, unknownTerm, subsetCycle,
         channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample, headClasses, badClasses, squareOnly, weightsMismatch, dimensions,
         softmaxOneChannel, softmaxOneChannelAccepted, reinitAdapter, sliceSplit, subsetOutsideTeacher, trainsOnTest,
-        selectOnTest, thresholdOnLogit,
+        selectOnTest, thresholdOnLogit, patientKeyOnSlices,
         unknownAxis, badPath, duplicateVariant, tooManyVariants, zipLengths, badExclude, axisTwice, badAxisValue, unusedAxis,
         reservedAxis, nothingToSeed, seedTwice,
         cannotSplit, badTime, scriptInjection, badSlurmName, badMemory, badSbatchOption,

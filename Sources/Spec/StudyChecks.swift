@@ -4,7 +4,7 @@ import StageConfig
 
 /// The study's silent defects and data leaks, made loud.
 enum StudyChecks {
-    static let rules: [@Sendable (Spec) -> [Diagnostic]] = [reinitAdapters, sliceSplit, studentData, testData, selection, threshold]
+    static let rules: [@Sendable (Spec) -> [Diagnostic]] = [reinitAdapters, sliceSplit, patientKey, studentData, testData, selection, threshold]
 
     static func reinitAdapters(_ spec: Spec) -> [Diagnostic] {
         spec.stages.flatMap { stage in
@@ -31,6 +31,21 @@ enum StudyChecks {
             at: spec.data.value["split"]?.range(of: "unit"), path: "data.split.unit",
             notes: [DiagnosticNote("neighbouring slices are nearly identical, so test scores are optimistic; the study split this way")],
             fixIts: [FixIt("use 'unit: patient'", range: spec.data.value["split"]?.range(of: "unit"), replacement: "patient")])]
+    }
+
+    /// `data.split.patient` is a regular expression, and groups the units of a split by patient.
+    static func patientKey(_ spec: Spec) -> [Diagnostic] {
+        guard let key = spec.data.split.patient else { return [] }
+        let at = spec.data.value["split"]?.range(of: "patient")
+        do {
+            _ = try Regex(key)
+        } catch {
+            return [Diagnostic(SpecDiagnostics.badPattern, "'\(key)' is not a regular expression: \(error)", at: at, path: "data.split.patient")]
+        }
+        guard spec.data.split.unit == .slice else { return [] }
+        return [Diagnostic(SpecDiagnostics.patientKeyOnSlices, "a patient key groups the patients of a split by patient; this split is by slice, which ignores it",
+                           at: at, path: "data.split.patient",
+                           fixIts: [FixIt("use 'unit: patient'", range: spec.data.value["split"]?.range(of: "unit"), replacement: "patient")])]
     }
 
     /// The subset chain from `name` up to its root.

@@ -329,14 +329,20 @@ public struct SplitSettings: ConfigCodable {
     /// k-fold cross-validation: the test part is fold `fold` of `folds`.
     public var folds: Int?
     public var fold: Int?
+    /// A regular expression over case ids whose first group (or whole match) names the
+    /// patient: one patient's scans form one unit of a split by patient. nil: a case is a patient.
+    public var patient: String?
 
-    public init(unit: SplitUnit, test: Double, val: Double, seed: Int, folds: Int?, fold: Int?) {
-        (self.unit, self.test, self.val, self.seed, self.folds, self.fold) = (unit, test, val, seed, folds, fold)
+    public init(unit: SplitUnit, test: Double, val: Double, seed: Int, folds: Int?, fold: Int?, patient: String? = nil) {
+        (self.unit, self.test, self.val, self.seed, self.folds, self.fold, self.patient) = (unit, test, val, seed, folds, fold, patient)
     }
 
     public var json: JSON {
-        .object(["unit": unit.json, "test": .number(test), "val": .number(val), "seed": .int(seed),
-                 "folds": folds.map(JSON.int) ?? .null, "fold": fold.map(JSON.int) ?? .null])
+        var o: [String: JSON] = ["unit": unit.json, "test": .number(test), "val": .number(val), "seed": .int(seed),
+                                 "folds": folds.map(JSON.int) ?? .null, "fold": fold.map(JSON.int) ?? .null]
+        // Written only when set: splits without a patient key keep their hashes.
+        if let patient { o["patient"] = .string(patient) }
+        return .object(o)
     }
 
     public init(json: JSON, at path: String) throws {
@@ -344,7 +350,8 @@ public struct SplitSettings: ConfigCodable {
             SplitSettings(unit: try r.choice("unit"), test: try r.double("test"), val: try r.double("val"),
                           seed: try r.int("seed"),
                           folds: try r.optional("folds") { r, k in try r.int(k) },
-                          fold: try r.optional("fold") { r, k in try r.int(k) })
+                          fold: try r.optional("fold") { r, k in try r.int(k) },
+                          patient: try r.ifPresent("patient") { r, k in try r.string(k) })
         }
     }
 }

@@ -69,6 +69,7 @@ extension SplitSettings {
         Field("seed", .nonNegativeInteger, default: .int(42), "Seed of the split."),
         Field("folds", .integer(SplitSettings.foldsRange), "k for k-fold cross-validation (the test part is fold `fold`)."),
         Field("fold", .nonNegativeInteger, "Which fold is the test part, 0-based; requires `folds`."),
+        Field("patient", .string, omittedAt: [.null], "Several scans of one patient: a regular expression matched against each case id, whose first group (or whole match) names the patient, so that a split by patient keeps a patient's scans in one part (`'^(sub-[0-9]+)_'`). Every case id must match. Without it each case is its own patient."),
     ])
 }
 

@@ -3,6 +3,7 @@ import Diagnostics
 import Foundation
 import Plan
 import Spec
+import Storage
 
 /// `distill check FILE|DIR...`: every problem of every spec, like a compiler.
 struct CheckCommand: ParsableCommand {
@@ -19,6 +20,9 @@ struct CheckCommand: ParsableCommand {
 
     @Option(name: .long, help: "Output format: text or json.")
     var format: OutputFormat = .text
+
+    @Flag(name: .long, help: "Also read every voxel of each local dataset (NaN and infinite voxels, label values, truncated files), as prepare would, with its throughput on standard error.")
+    var data = false
 
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
         case text, json
@@ -43,6 +47,11 @@ struct CheckCommand: ParsableCommand {
                 continue
             }
             diagnostics += checked.diagnostics
+            // The voxels of a spec whose headers already fail are not read: its errors come first.
+            if data, !checked.diagnostics.hasErrors {
+                let directory = FilePath.absolute(FilePath.folder(of: file), standardized: true)
+                diagnostics += VoxelScanning.diagnostics(checked, specDirectory: directory)
+            }
         }
         switch format {
         case .text:

@@ -3,6 +3,8 @@ import Foundation
 import NN
 import Medical
 import Runtime
+import StageConfig
+import Storage
 import Tensor
 
 /// `distill predict`: segment new volumes (no label needed) with a trained stage.
@@ -17,7 +19,8 @@ struct PredictCommand: ParsableCommand {
             files of one case (CASE_0000.nii.gz, CASE_0001.nii.gz, ...: one volume, written as CASE.nii.gz), or a folder \
             of them. OUTDIR gets each volume's label map (UINT8, or UINT16 for label values above 255) with the \
             input's header: its format (NIfTI-1 or NIfTI-2), shape, qform and sform with their codes, units, intent \
-            and description. A volume that cannot be read is reported and skipped; the others are written, and the \
+            and description, and beside it CASE.json: the warnings, and how the intensities the model labelled foreground \
+            compare with the training data's. A volume that cannot be read is reported and skipped; the others are written, and the \
             exit status is 1.
             """)
 
@@ -63,10 +66,14 @@ struct PredictCommand: ParsableCommand {
             let target = (output as NSString).appendingPathComponent(input.output)
             let shown = input.files.count > 1 ? "\(path) (+\(input.files.count - 1) modalit\(input.files.count == 2 ? "y" : "ies"))" : path
             do {
-                let labels = try Prediction.segment(input, model: model, setting: setting, training: training,
-                                                    nonFinite: replaceNonFinite ? .replaceWithMinimum : .refuse) { print("note: \($0)") }
+                var notes: [String] = []
+                let result = try Prediction.segment(input, model: model, setting: setting, training: training,
+                                                    nonFinite: replaceNonFinite ? .replaceWithMinimum : .refuse) { notes.append($0) }
+                for note in notes { print(note.hasPrefix("warning[") ? note : "note: \(note)") }
+                let labels = result.labels
                 try NIfTI.writeLabels(labels, like: path, to: target)
                 let voxels = labels.data.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+                try writeSidecar(input, result, notes: notes, voxels: voxels, stage: setting.stage, to: Self.sidecar(of: target))
                 print("\(shown) -> \(target): \(labels.dims.map(String.init).joined(separator: "x")), \(voxels) foreground voxels")
             } catch {
                 failed += 1
@@ -79,6 +86,25 @@ struct PredictCommand: ParsableCommand {
             FileHandle.standardError.write(Data("\(failed) of \(volumes.count) volumes not segmented; the others are in \(output)\n".utf8))
             throw ExitStatus.failure
         }
+    }
+
+    /// The JSON beside a label map: `case.nii.gz` -> `case.json`.
+    static func sidecar(of target: String) -> String {
+        let stem = target.hasSuffix(".nii.gz") ? String(target.dropLast(7)) : target.hasSuffix(".nii") ? String(target.dropLast(4)) : target
+        return stem + ".json"
+    }
+
+    /// What a reader of the label map should know: its input, the stage, the notes and warnings
+    /// printed, and the intensity comparison with the training data.
+    func writeSidecar(_ input: Prediction.Input, _ result: Prediction.Segmentation, notes: [String], voxels: Int, stage: String, to path: String) throws {
+        let json = JSON.object([
+            "inputs": .array(input.files.map(JSON.string)), "stage": .string(stage), "foreground_voxels": .int(voxels),
+            "warnings": .array(notes.filter { $0.hasPrefix("warning[") }.map(JSON.string)),
+            "notes": .array(notes.filter { !$0.hasPrefix("warning[") }.map(JSON.string)),
+            "intensities": .array(result.intensities.map(\.json)),
+            "intensities_not_compared": result.uncompared.map(JSON.string) ?? .null,
+        ])
+        try AtomicFile.write(Data(json.pretty.utf8), to: path)
     }
 
     /// The volumes to segment: files as given, folders as their NIfTI files (sorted,
@@ -111,13 +137,15 @@ struct PredictCommand: ParsableCommand {
             if let other = seen[v.output] { throw usage("'\(other)' and '\(v.files[0])' would both be written to \(output)/\(v.output)") }
             seen[v.output] = v.files[0]
             let target = (output as NSString).appendingPathComponent(v.output)
-            var s = stat()
-            guard lstat(target, &s) == 0 else { continue }
-            if s.st_mode & S_IFMT == S_IFLNK { throw usage("\(target) is a symbolic link: a label map is never written through one") }
-            if let id = FileIdentity(target), let input = inputs.first(where: { $0.id == id }) {
-                throw usage("\(target) is the input '\(input.file)': its label map would overwrite it; choose another -o")
+            for file in [target, Self.sidecar(of: target)] {
+                var s = stat()
+                guard lstat(file, &s) == 0 else { continue }
+                if s.st_mode & S_IFMT == S_IFLNK { throw usage("\(file) is a symbolic link: a prediction is never written through one") }
+                if let id = FileIdentity(file), let input = inputs.first(where: { $0.id == id }) {
+                    throw usage("\(file) is the input '\(input.file)': the prediction would overwrite it; choose another -o")
+                }
+                if !overwrite { throw usage("\(file) exists: pass --overwrite to replace it") }
             }
-            if !overwrite { throw usage("\(target) exists: pass --overwrite to replace it") }
         }
     }
 

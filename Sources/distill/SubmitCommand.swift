@@ -40,6 +40,9 @@ struct SubmitCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the sbatch scripts and the dependency graph; submit nothing.")
     var dryRun = false
 
+    @Flag(name: .long, help: "Do not read every voxel of the local datasets before submitting (they were scanned already, or only the cluster has them whole).")
+    var skipVoxelScan = false
+
     func validate() throws {
         guard to == "slurm" else { throw ValidationError("unknown scheduler '\(to)'; only 'slurm' is supported") }
         if let c = cpusPerTask, c < 1 { throw ValidationError("--cpus-per-task must be at least 1") }
@@ -61,7 +64,17 @@ struct SubmitCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (plan, _) = try SpecPlanning.plan(spec, variant: nil)
+        let (plan, base) = try SpecPlanning.plan(spec, variant: nil)
+        // No job should fail on data a local scan could have refused: every voxel is read first.
+        if !skipVoxelScan {
+            let found = VoxelScanning.diagnostics(try SpecPlanning.checked(spec), specDirectory: base)
+            if !found.isEmpty { print(DiagnosticRenderer.text(found), terminator: "") }
+            if found.hasErrors {
+                print(DiagnosticRenderer.summary(found, files: 1))
+                FileHandle.standardError.write(Data("error: nothing submitted: the data has the problems above (check them with `distill check --data \(spec)`)\n".utf8))
+                throw ExitStatus.failure
+            }
+        }
         let storeRoot = FilePath.absolute(store)
         let runStore = RunStore(root: storeRoot)
         // `distill check` has applied every rule of `execution.slurm` (ClusterChecks): what is left is to use it.

@@ -51,9 +51,20 @@ import Testing
         let scans = try stageFolder(dir, "prepare") + "/dataset/imagesTr"
         let r = try cli.run(["predict", "teacher", "--spec", "spec.yaml", "in/twin.nii.gz", scans, "-o", "out", "--threads", "1"], in: dir)
         #expect(r.status == 0, "\(r.err)")
-        let written = try FileManager.default.contentsOfDirectory(atPath: dir + "/out").sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/out")
+        let written = files.filter { $0.hasSuffix(".nii.gz") }.sorted()
         let expected = (["twin.nii.gz"] + (try FileManager.default.contentsOfDirectory(atPath: scans))).sorted()
         #expect(written == expected)
+        // Beside each label map, its JSON: the warnings printed and the intensity comparison
+        // with the training data's foreground (kept by prepare for every modality).
+        #expect(files.filter { $0.hasSuffix(".json") }.sorted() == expected.map { String($0.dropLast(7)) + ".json" })
+        let scan = try #require(expected.first { $0 != "twin.nii.gz" })
+        let sidecar = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/out/" + scan.dropLast(7) + ".json"))) as? [String: Any])
+        let intensities = try #require(sidecar["intensities"] as? [[String: Any]])
+        #expect(intensities.count == 1 && (intensities.first?["training"] as? [String: Any])?["percentiles"] as? [Double] == [0.5, 99.5], "\(sidecar)")
+        #expect(sidecar["intensities_not_compared"] is NSNull && (sidecar["inputs"] as? [String])?.first?.hasSuffix(scan) == true)
+        let warned = (sidecar["warnings"] as? [String] ?? []).contains { $0.hasPrefix("warning[W0813]") }
+        #expect(warned == (intensities.first?["unlike_training"] as? Bool ?? false))
 
         for name in ["twin.nii.gz", try #require(expected.first { $0 != "twin.nii.gz" })] {
             let input = try NIfTI.read(name == "twin.nii.gz" ? dir + "/in/twin.nii.gz" : scans + "/" + name)
@@ -105,7 +116,7 @@ import Testing
         #expect(r.err.contains("in/junk.nii.gz"), "\(r.err)")
         #expect(r.err.contains("3 of 5 volumes not segmented; the others are in out"), "\(r.err)")
         // The good volumes are written, and nothing half-written is left behind.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/out").sorted() == ["good.nii.gz", "tilted.nii.gz"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/out").sorted() == ["good.json", "good.nii.gz", "tilted.json", "tilted.nii.gz"])
 
         // Usage errors exit 2 and say what to do.
         let cases: [([String], String)] = [
@@ -115,7 +126,7 @@ import Testing
             (["predict", "teacher", "--spec", "spec.yaml", "in/absent.nii.gz", "-o", "x"], "no such file or folder 'in/absent.nii.gz'"),
             (["predict", "teacher", "--spec", "spec.yaml", "runs", "-o", "x"], "no NIfTI volumes (.nii, .nii.gz) in the folder 'runs'"),
             (["predict", "teacher", "--spec", "spec.yaml", "--store", "elsewhere", "in", "-o", "x"], "is not trained in elsewhere: run `distill run` or `distill sweep` first"),
-            (["predict", "teacher", "--spec", "spec.yaml", "in/good.nii.gz", "-o", "in"], "its label map would overwrite it"),
+            (["predict", "teacher", "--spec", "spec.yaml", "in/good.nii.gz", "-o", "in"], "the prediction would overwrite it"),
             (["predict", "teacher", "--spec", "spec.yaml", "-o", "x"], "Missing expected argument '<inputs> ...'"),
             (["predict", "teacher", "--spec", "spec.yaml", "in", "-o", "x", "--threads", "0"], "--threads must be between 1 and 1024, not 0"),
         ]

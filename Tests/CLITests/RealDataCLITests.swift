@@ -94,7 +94,30 @@ import Testing
             let run = try cli.run(["run", "spec.yaml", "--store", "s", "--threads", "1"], in: dir)
             #expect(run.status == 1 && run.out.contains("error[\(defect.id)]: " + defect.says), "\(defect.folder): \(run.out)")
             #expect(!run.out.contains("train s"), "\(defect.folder): a stage trained")
+            // The headers pass `check`; `check --data` reads every voxel and refuses the same, with the scan's throughput.
+            #expect(try cli.run(["check", "spec.yaml"], in: dir).status == 0, "\(defect.folder)")
+            let scanned = try cli.run(["check", "--data", "spec.yaml"], in: dir)
+            #expect(scanned.status == 1 && scanned.out.contains("spec.yaml:4:10: error[\(defect.id)]: " + defect.says), "\(defect.folder): \(scanned.out)")
+            #expect(scanned.err.contains("voxels of \(defect.folder): 6 cases read in") && scanned.err.contains("M voxels/s; "), "\(defect.folder): \(scanned.err)")
+            // submit reads them before anything is queued (here before it even asks for execution.slurm).
+            let submit = try cli.run(["submit", "spec.yaml", "--dry-run"], in: dir)
+            #expect(submit.status == 1 && submit.out.contains("error[\(defect.id)]") && submit.err.contains("nothing submitted"), "\(defect.folder): \(submit.out) \(submit.err)")
         }
+        // A gzip stream cut short after the header: every header reads, the voxels do not.
+        let cut = try folder(Self.spec("truncated"))
+        defer { try? FileManager.default.removeItem(atPath: cut) }
+        try FileManager.default.copyItem(atPath: Self.root + "/good", toPath: cut + "/truncated")
+        let victim = cut + "/truncated/imagesTr/brain_3.nii.gz"
+        let whole = try Data(contentsOf: URL(fileURLWithPath: victim))
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: victim))
+        let truncatedSpec = Self.spec("truncated").replacingOccurrences(of: Self.root + "/truncated", with: "truncated")
+        try truncatedSpec.write(toFile: cut + "/spec.yaml", atomically: true, encoding: .utf8)
+        #expect(try cli.run(["check", "spec.yaml"], in: cut).status == 0)
+        let truncated = try cli.run(["check", "--data", "spec.yaml"], in: cut)
+        #expect(truncated.status == 1 && truncated.out.contains("imagesTr/brain_3.nii.gz") && truncated.err.contains("1 problem"), "\(truncated.out) \(truncated.err)")
+        let good = try folder(Self.spec("good"))
+        defer { try? FileManager.default.removeItem(atPath: good) }
+        #expect(try cli.run(["check", "--data", "spec.yaml"], in: good).status == 0)
         // The qform 20 mm off, the sform aligned: the sform is used, and the disagreement is a warning.
         let qform = try folder(Self.spec("qformoff"))
         defer { try? FileManager.default.removeItem(atPath: qform) }

@@ -51,12 +51,12 @@ import Testing
     @Test func keepEmptyThinsTheTrainingPartOnly() throws {
         let set = try slices()
         let split = TestSettings.split(test: 0.25, val: 0.25, seed: 5)
-        let all = SplitManifest.make(set, split, keepEmpty: 1), thin = SplitManifest.make(set, split, keepEmpty: 0)
+        let all = try SplitManifest.make(set, split, keepEmpty: 1), thin = try SplitManifest.make(set, split, keepEmpty: 0)
         #expect(thin.slices(.test) == all.slices(.test) && thin.slices(.val) == all.slices(.val))
         #expect(all.slices(.test).contains { !set.records[$0].hasForeground })
         #expect(thin.slices(.train).allSatisfy { set.records[$0].hasForeground })
         #expect(thin.slices(.train) == all.slices(.train).filter { set.records[$0].hasForeground })
-        let some = SplitManifest.make(set, split, keepEmpty: 0.5).slices(.train)
+        let some = try SplitManifest.make(set, split, keepEmpty: 0.5).slices(.train)
         #expect(some.count > thin.slices(.train).count && some.count < all.slices(.train).count)
     }
 
@@ -73,7 +73,7 @@ import Testing
     @Test func patientSplitsNeverShareAPatient() throws {
         let set = try slices()
         for seed in 0..<25 {
-            let m = SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0.125, seed: seed), keepEmpty: 1)
+            let m = try SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0.125, seed: seed), keepEmpty: 1)
             let parts = ["train", "val", "test"].map { Set(m.parts[$0]?.patients ?? []) }
             #expect(parts[0].isDisjoint(with: parts[1]) && parts[0].isDisjoint(with: parts[2]) && parts[1].isDisjoint(with: parts[2]))
             #expect(parts.map(\.count).reduce(0, +) == 8)
@@ -83,9 +83,38 @@ import Testing
         }
     }
 
+    /// Several scans of one patient (a key over the case ids) land in one part, whatever the seed;
+    /// a case id the key does not match is an error naming it, never a patient of its own.
+    @Test func aPatientKeyKeepsEveryScanOfAPatientInOnePart() throws {
+        // 6 patients with 1-3 scans each, 2 slices a scan.
+        let ids = ["sub-01_ct", "sub-01_ct2", "sub-02_ct", "sub-03_ct", "sub-03_ct2", "sub-03_ct3", "sub-04_ct", "sub-05_ct", "sub-05_ct2", "sub-06_ct"]
+        let records = ids.indices.flatMap { p in (0..<2).map { SliceRecord(patient: p, slice: $0, hasForeground: true) } }
+        let set = SliceList(records: records, patients: ids)
+        let patient = { (id: String) in String(id.prefix(6)) }
+        var separated = 0
+        for seed in 0..<30 {
+            let grouped = try SplitManifest.make(set, TestSettings.split(test: 0.3, val: 0.2, seed: seed, patient: "^(sub-[0-9]+)_"), keepEmpty: 1)
+            let parts = ["train", "val", "test"].map { Set((grouped.parts[$0]?.patients ?? []).map(patient)) }
+            #expect(parts[0].isDisjoint(with: parts[1]) && parts[0].isDisjoint(with: parts[2]) && parts[1].isDisjoint(with: parts[2]), "seed \(seed)")
+            #expect(parts.map(\.count).reduce(0, +) == 6)
+            #expect(grouped.slices(.train).count + grouped.slices(.val).count + grouped.slices(.test).count == records.count)
+            // Without the key the same scans are units of their own, and some seed splits a patient.
+            let plain = try SplitManifest.make(set, TestSettings.split(test: 0.3, val: 0.2, seed: seed), keepEmpty: 1)
+            let plainParts = ["train", "val", "test"].map { Set((plain.parts[$0]?.patients ?? []).map(patient)) }
+            if !plainParts[0].isDisjoint(with: plainParts[2]) { separated += 1 }
+        }
+        #expect(separated > 0)
+        #expect {
+            _ = try SplitManifest.make(set, TestSettings.split(test: 0.3, val: 0.2, seed: 1, patient: "^(sub-0[1-5])_"), keepEmpty: 1)
+        } throws: { error in
+            guard let problem = error as? DatasetProblem else { return false }
+            return problem.kind == .patient && problem.message.contains("sub-06_ct") && !problem.message.contains("sub-05")
+        }
+    }
+
     @Test func sliceSplitsMixPatientsAsTheStudyDid() throws {
         let set = try slices()
-        let m = SplitManifest.make(set, TestSettings.split(unit: .slice, test: 0.2, val: 0, seed: 42), keepEmpty: 1)
+        let m = try SplitManifest.make(set, TestSettings.split(unit: .slice, test: 0.2, val: 0, seed: 42), keepEmpty: 1)
         let train = Set(m.slices(.train).map { set.records[$0].patient }), test = Set(m.slices(.test).map { set.records[$0].patient })
         #expect(!train.isDisjoint(with: test))
     }
@@ -94,14 +123,14 @@ import Testing
         let set = try slices()
         var tested: [String] = []
         for f in 0..<4 {
-            tested += SplitManifest.make(set, TestSettings.split(test: 0.2, val: 0.1, seed: 1, folds: 4, fold: f), keepEmpty: 1).parts["test"]?.patients ?? []
+            tested += try SplitManifest.make(set, TestSettings.split(test: 0.2, val: 0.1, seed: 1, folds: 4, fold: f), keepEmpty: 1).parts["test"]?.patients ?? []
         }
         #expect(tested.sorted() == set.patients.sorted())
     }
 
     @Test func nestedSubsetsLieInsideTheirParentsAndStratify() throws {
         let set = try slices()
-        let m = SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0, seed: 7), keepEmpty: 1)
+        let m = try SplitManifest.make(set, TestSettings.split(test: 0.25, val: 0, seed: 7), keepEmpty: 1)
         let full = m.subset(SubsetChain([TestSettings.level(1)]), of: set, seed: 7)
         let half = m.subset(SubsetChain([TestSettings.level(1), TestSettings.level(0.5, stratify: true)]), of: set, seed: 7)
         #expect(Set(half).isSubset(of: Set(full)))

@@ -14,8 +14,8 @@ enum TestSettings {
                       channels: channels, keepEmpty: keepEmpty)
     }
 
-    static func split(unit: SplitUnit = .patient, test: Double, val: Double, seed: Int, folds: Int? = nil, fold: Int? = nil) -> SplitSettings {
-        SplitSettings(unit: unit, test: test, val: val, seed: seed, folds: folds, fold: fold)
+    static func split(unit: SplitUnit = .patient, test: Double, val: Double, seed: Int, folds: Int? = nil, fold: Int? = nil, patient: String? = nil) -> SplitSettings {
+        SplitSettings(unit: unit, test: test, val: val, seed: seed, folds: folds, fold: fold, patient: patient)
     }
 
     static func level(_ fraction: Double, stratify: Bool = false) -> SubsetLevel {

@@ -1,4 +1,6 @@
 @testable import Runtime
+import Medical
+import StageConfig
 import Tensor
 import Testing
 
@@ -46,5 +48,69 @@ import Testing
         #expect(bothEmpty.dice == nil && bothEmpty.iou == nil && bothEmpty.precision == nil && bothEmpty.recall == nil)
         let noTruth = Metrics.counts([1, 0], [0, 0], classes: 1)[0]
         #expect(noTruth.dice == 0 && noTruth.recall == nil && noTruth.precision == 0)
+    }
+}
+
+/// A test label with no foreground decides its case's Dice whatever the model does: metrics.json
+/// names such cases, and the stage and the report say what that does to the scores.
+@Suite struct EmptyTestLabelTests {
+    static let settings = EvaluateConfiguration(metrics: [.dice], pooling: .global, threshold: 0.5, thresholdOn: .probability,
+                                                nsdTolerance: .uniform(1), hd95: .monai)
+
+    @Test func emptyLabelsAreNamedAndWarnedAbout() {
+        let rows: [(id: String, perClass: [ClassComparison])] = [
+            ("case_1", [ClassComparison(tp: 90, fp: 5, fn: 10), ClassComparison(tp: 4, fp: 0, fn: 1)]),
+            // Only false positives: the label is empty in every class.
+            ("case_2", [ClassComparison(tp: 0, fp: 30, fn: 0), ClassComparison(tp: 0, fp: 0, fn: 0)]),
+            // Empty in one class only: not an empty label.
+            ("case_3", [ClassComparison(tp: 0, fp: 3, fn: 0), ClassComparison(tp: 2, fp: 0, fn: 0)]),
+        ]
+        let metrics = Evaluation.report(rows, names: ["liver", "spleen"], tolerance: [1, 1], voxels: 100, slices: 3, parameters: 1, settings: Self.settings)
+        #expect(metrics["empty_labels"] == .array([.string("case_2")]))
+        let warning = Evaluation.emptyLabelWarning(metrics)
+        #expect(warning?.hasPrefix("test case case_2 has no foreground in its label") == true)
+        let clean = Evaluation.report(Array(rows.prefix(1)), names: ["liver", "spleen"], tolerance: [1, 1], voxels: 100, slices: 1, parameters: 1, settings: Self.settings)
+        #expect(clean["empty_labels"] == .array([]) && Evaluation.emptyLabelWarning(clean) == nil)
+    }
+}
+
+/// `distill predict` compares the intensities a model labels foreground with the training
+/// foreground's: a CT model given an MR-like image is said to be outside what it saw.
+@Suite struct IntensityComparisonTests {
+    /// Training foreground of a CT organ: 0.5-99.5 percentiles [20, 180], mean 100.
+    static let training = Prediction.TrainingData(declaredModalities: ["CT"], statistics: [IntensityStatistics(low: 20, high: 180, mean: 100, sd: 30)], spacing: nil)
+
+    static func compare(_ image: [Float], _ labels: [Float], normalize: [StageConfig.Normalization] = [.window]) -> (compared: [IntensityComparison], uncompared: String?) {
+        IntensityComparison.compare([Volume(dims: [image.count, 1, 1], spacing: [1, 1, 1], data: image, datatype: "FLOAT32")],
+                                    labels: Volume(dims: [labels.count, 1, 1], spacing: [1, 1, 1], data: labels, datatype: "UINT8"),
+                                    training: training, normalize: normalize, names: ["CT"])
+    }
+
+    @Test func aLikeImageIsQuietAndAnUnlikeOneIsSaid() throws {
+        // Air around an organ of soft tissue; the organ labelled: every labelled voxel in range.
+        let ct: [Float] = [-1000, -1000, 40, 90, 120, 150, -1000, 60]
+        let labels: [Float] = [0, 0, 1, 1, 1, 1, 0, 1]
+        let like = try #require(Self.compare(ct, labels).compared.first)
+        #expect(like.voxels == 5 && like.outside == 0 && !like.unlike && like.median == 90)
+        #expect(like.percentiles == [0.5, 99.5] && abs(like.expectedOutside - 0.01) < 1e-12)
+        // An MR-like image (positive, in the thousands) labelled almost everywhere.
+        let mr: [Float] = [300, 900, 1400, 1800, 2100, 60, 2500, 3000]
+        let unlike = try #require(Self.compare(mr, [1, 1, 1, 1, 1, 1, 1, 0]).compared.first)
+        #expect(unlike.unlike && abs((unlike.outside ?? 0) - 6.0 / 7.0) < 1e-12)
+        #expect(unlike.description.contains("86% of the 7 voxels labelled foreground lie outside") && unlike.description.contains("not the training data's"))
+        #expect(unlike.json["unlike_training"] == .bool(true))
+        // Nothing labelled: nothing to compare, and said so.
+        let none = try #require(Self.compare(mr, [Float](repeating: 0, count: 8)).compared.first)
+        #expect(none.outside == nil && !none.unlike && none.description.contains("not compared"))
+        // The percentiles of a percentile normalisation are the range's.
+        #expect(Self.compare(ct, labels, normalize: [.percentile(low: 1, high: 99)]).compared.first?.percentiles == [1, 99])
+    }
+
+    @Test func dataPreparedWithoutStatisticsIsSaidToBeUncompared() {
+        let old = Prediction.TrainingData(declaredModalities: ["CT"], statistics: [nil], spacing: nil)
+        let result = IntensityComparison.compare([Volume(dims: [2, 1, 1], spacing: [1, 1, 1], data: [1, 2], datatype: "FLOAT32")],
+                                                 labels: Volume(dims: [2, 1, 1], spacing: [1, 1, 1], data: [1, 1], datatype: "UINT8"),
+                                                 training: old, normalize: [.window], names: ["CT"])
+        #expect(result.compared.isEmpty && result.uncompared?.contains("no intensity statistics for CT") == true)
     }
 }
