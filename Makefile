@@ -13,7 +13,7 @@ DISTILL := .build/debug/distill
 # into a virtual environment of the build (Debian's Python and python3-venv).
 VENV := .build/venv
 
-.PHONY: all deps test-deps venv build test demo install install-files uninstall schema grammar bench-spec bench-onnx clean protos
+.PHONY: all deps test-deps venv build test demo install install-files uninstall schema grammar bench-spec bench-onnx bench-plan clean protos
 
 all: build
 
@@ -108,6 +108,11 @@ schema: build
 # Regenerates grammar/README.md from the schema and the golden fixtures.
 grammar: schema
 	python3 grammar/tools/readme.py
+
+# The plan's times and memory against a sweep of each spec on a fresh store (issue 45).
+bench-plan: deps
+	$(SWIFT) build -c release --product distill
+	Benchmarks/plan-accuracy.sh
 
 bench-spec: deps
 	$(SWIFT) build -c release --product distill-bench-spec

@@ -141,7 +141,62 @@ struct CostModel {
         c.seconds = seconds(c.flops)
         c.steps = Self.stepsPerEpoch(samples: Int(samples.rounded()), batch: stage.batch, usesBatchNorm: model.usesBatchNorm) * stage.epochs
         if let terms = stage.distill?.activeTerms { c.gatheredBytesPerStep = gatheredBytes(terms, student: model, teacher: teacher, batch: stage.batch) }
+        // Measured on this machine where it has been: the steps, then each epoch's validation.
+        let step = MeasuredWork(kind: .train, name: stage.model.name, model: model, extent: data.preprocess.inputExtent, classes: data.classes.count,
+                                batch: stage.batch, loss: stage.loss.map(\.term), optimizer: stage.optimizer, clipGradNorm: stage.clipGradNorm,
+                                distill: stage.distill?.activeTerms, teacher: teacher, teacherLive: teacher != nil && !teacherCached, augment: data.augment)
+        let validated: Double = switch stage.select.split { case .val: slices(.val); case .test: slices(.test); case .last: 0 }
+        let validation = validationPass(stage.model.name, model)
+        c.work = validated > 0 ? [step, validation.work] : [step]
+        if let perStep = throughput.steps[step.key] {
+            let perPass = validated > 0 ? throughput.steps[validation.work.key] : 0
+            if let perPass {
+                c.seconds = Double(c.steps) * perStep + Double(stage.epochs) * validation.passes(validated) * perPass
+                c.measured = true
+            }
+        }
+        if let measured = measuredMemory(c.work, mapped: samples + validated) { c.memoryBytes = measured }
         return c
+    }
+
+    /// A stage's memory from its measured work: the process's own, the most any of its work
+    /// added at its peak, and the pages of the prepared data it reads (memory-mapped: resident
+    /// once touched); nil unless all of them were measured.
+    func measuredMemory(_ work: [MeasuredWork], mapped samples: Double) -> Int? {
+        guard let process = throughput.stepBytes[MeasuredSteps.processKey] else { return nil }
+        let peaks = work.map { throughput.stepBytes[$0.key] }
+        guard !peaks.isEmpty, !peaks.contains(nil) else { return nil }
+        return process + (peaks.compactMap { $0 }.max() ?? 0) + Int(samples * Double(preparedBytesPerSample))
+    }
+
+    /// Bytes of the prepared cache per sample: a slice's planes and label, or a whole resampled volume's.
+    var preparedBytesPerSample: Int {
+        let perVoxel = 4 * data.preprocess.planes + 1
+        if data.preprocess.volume != nil {
+            let sizes = summary.volumeSizes ?? []
+            return sizes.isEmpty ? pixels * perVoxel : sizes.reduce(0) { $0 + $1.reduce(1, *) } / sizes.count * perVoxel
+        }
+        return pixels * perVoxel
+    }
+
+    /// Validation's forward passes: 2D slices in batches of 16 (Metrics.batches), or two patches
+    /// a 3D volume; `passes` of them for `n` validation samples.
+    func validationPass(_ name: String, _ model: ModelArchitecture) -> (work: MeasuredWork, passes: (Double) -> Double) {
+        if data.preprocess.volume != nil {
+            return (.forward(name, model, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: 2), { $0 })
+        }
+        return (.forward(name, model, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: Self.evaluationBatch), { ($0 / Double(Self.evaluationBatch)).rounded(.up) })
+    }
+
+    /// Slices a 2D forward pass of validation and evaluation takes at once (Metrics.batches).
+    public static let evaluationBatch = 16
+    /// Samples a teacher-outputs stage runs at once (TeacherOutputsStage).
+    public static let teacherOutputsBatch = 8
+
+    /// Test cases: counted when the split is known, else estimated from the share.
+    var testCases: Double {
+        if let m = manifest { return Double(m.parts["test"]?.patients.count ?? 0) }
+        return (Double(summary.cases) * data.split.test).rounded()
     }
 
     /// The bytes a step of `batch` images gathers over the ranks for batch-contrastive terms
@@ -175,7 +230,7 @@ struct CostModel {
         }
     }
 
-    func teacherOutputs(_ teacher: ModelArchitecture, taps: [String], samples: Double) -> StageCost {
+    func teacherOutputs(_ teacher: ModelArchitecture, name: String, taps: [String], samples: Double) -> StageCost {
         let tf = forward(teacher)
         var c = StageCost()
         c.parameters = teacher.parameterCount(height: data.height, width: data.width)
@@ -187,6 +242,13 @@ struct CostModel {
         c.memoryBytes = c.parameters * 4 + tf.activations * 8 * 4 + 8 * pixels * data.preprocess.planes * 4
             + BufferPool.idleBytes(forStepBytes: tf.activations * 8 * 4)
         c.seconds = seconds(c.flops)
+        let pass = MeasuredWork.forward(name, teacher, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: Self.teacherOutputsBatch)
+        c.work = [pass]
+        if let perPass = throughput.steps[pass.key] {
+            c.seconds = (samples / Double(Self.teacherOutputsBatch)).rounded(.up) * perPass
+            c.measured = true
+        }
+        if let measured = measuredMemory(c.work, mapped: samples) { c.memoryBytes = measured }
         return c
     }
 
@@ -214,7 +276,8 @@ struct CostModel {
         return c
     }
 
-    func evaluate(_ model: ModelArchitecture) -> StageCost {
+    /// `mirror`: the axes 3D windows are also predicted mirrored along (2^axes passes a window).
+    func evaluate(_ model: ModelArchitecture, name: String, mirror: Int) -> StageCost {
         let f = forward(model)
         let samples = slices(.test)
         var c = StageCost()
@@ -224,15 +287,28 @@ struct CostModel {
         let windows = windowsPerCase()
         c.flops = 2 * Double(f.macs) * samples * windows
         c.diskBytes = Int(samples * windows) * pixels  // one byte per predicted label voxel (the windows overlap: an upper bound)
-        c.memoryBytes = c.parameters * 4 + f.activations * 4 + BufferPool.idleBytes(forStepBytes: f.activations * 4)
-        if data.preprocess.volume != nil {
+        let volume = data.preprocess.volume != nil
+        var wholeVolume = 0
+        if volume {
             // Sliding windows hold the whole resampled volume (its channels), the weighted logit sums and the
             // weights over it, and the logits resampled back to the patient's grid (about as many voxels).
             let largest = summary.volumeSizes?.map { $0.reduce(1, *) }.max() ?? pixels
             let heads = model.heads.first { $0.name == "segmentation" }?.channels ?? 1
-            c.memoryBytes += largest * 4 * (data.preprocess.channels + 2 * heads + 1)
+            wholeVolume = largest * 4 * (data.preprocess.channels + 2 * heads + 1)
         }
+        c.memoryBytes = c.parameters * 4 + f.activations * 4 + BufferPool.idleBytes(forStepBytes: f.activations * 4) + wholeVolume
+        c.flops *= Double(1 << mirror)
         c.seconds = seconds(c.flops)
+        // Measured: 2D, the test slices in batches; 3D, every window of every case, one at a time.
+        let pass = MeasuredWork.forward(name, model, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: volume ? 1 : Self.evaluationBatch)
+        c.work = [pass]
+        if let perPass = throughput.steps[pass.key] {
+            // A forward pass's time grows with its batch: a case's last, part-filled batch counts as its share of one.
+            let passes = volume ? testCases * windows * Double(1 << mirror) : samples / Double(Self.evaluationBatch)
+            c.seconds = passes * perPass
+            c.measured = true
+        }
+        if let measured = measuredMemory(c.work, mapped: samples) { c.memoryBytes = measured + wholeVolume }
         return c
     }
 }

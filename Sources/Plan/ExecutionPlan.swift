@@ -20,6 +20,10 @@ public struct StageCost: Hashable, Sendable {
     /// rank's batch-contrastive embeddings (InfoNCE, SupCon and its labels), as the
     /// doubles of one allreduce.
     public var gatheredBytesPerStep = 0
+    /// The work whose measured times this stage's time is built from (not part of the plan file).
+    public var work: [MeasuredWork] = []
+    /// Whether `seconds` comes from measured work (else from FLOPs at the sgemm rate).
+    public var measured = false
 
     public init() {}
 

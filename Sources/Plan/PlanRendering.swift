@@ -1,16 +1,32 @@
 import Spec
 import StageConfig
+/// What a stage took when it ran, from the store's record of it.
+public struct RecordedCost: Sendable {
+    public var seconds: Double?
+    /// Peak resident memory while the stage ran, when the store recorded it.
+    public var peakBytes: Int?
+    public init(seconds: Double?, peakBytes: Int?) { (self.seconds, self.peakBytes) = (seconds, peakBytes) }
+}
+
 /// The plan as people read it: a text table of the DAG, or Graphviz DOT.
 extension ExecutionPlan {
     /// One line per unique stage in execution order, with what it needs, how many
     /// variants share it and its cost; then the sweep's bill.
-    public func text(title: String) -> String {
+    /// `recorded`: what the store measured when a stage ran (its seconds and peak resident
+    /// memory, by stage hash), shown beside the prediction.
+    public func text(title: String, recorded: [String: RecordedCost] = [:]) -> String {
         var out = "plan for \(title): \(variants.count) variant\(variants.count == 1 ? "" : "s"), "
         out += "\(plannedInstances) stage instances, \(stages.count) unique stages\n"
         out += "throughput: \(throughput.source)\n"
+        let timed = stages.filter { !$0.cost.work.isEmpty }, measured = timed.filter(\.cost.measured).count
+        if !timed.isEmpty {
+            out += measured == timed.count ? "stage times: from steps measured on this machine\n"
+                : "stage times: \(measured) of \(timed.count) from steps measured on this machine, the others (and prepare) from FLOPs at the rate above\n"
+        }
         if let runs = replicationSummary { out += runs + "\n" }
         out += "\n"
-        let header = ["stage", "kind", "needs", "shared", "FLOPs", "time", "memory", "disk"]
+        let ran = !recorded.isEmpty
+        let header = ["stage", "kind", "needs", "shared", "FLOPs", "time", "memory", "disk"] + (ran ? ["ran", "time/ran", "peak RSS", "memory/RSS"] : [])
         var rows: [[String]] = []
         var labels: [[String]] = []
         for s in stages {
@@ -18,7 +34,8 @@ extension ExecutionPlan {
             let needsText = needs.count <= 2 ? needs.joined(separator: " ") : "\(needs.count) stages"
             rows.append([s.shortHash, s.kind.rawValue, needsText.isEmpty ? "-" : needsText, "\(s.variants.count)/\(variants.count)",
                          s.cost.flops > 0 ? Format.flops(s.cost.flops) : "-", Format.duration(s.cost.seconds),
-                         s.cost.memoryBytes > 0 ? Format.bytes(s.cost.memoryBytes) : "-", Format.bytes(s.cost.diskBytes)])
+                         s.cost.memoryBytes > 0 ? Format.bytes(s.cost.memoryBytes) : "-", Format.bytes(s.cost.diskBytes)]
+                        + (ran ? Self.recordedCells(s.cost, recorded[s.hash]) : []))
             labels.append([s.label] + (s.note.map { [$0] } ?? []))
         }
         let widths = header.indices.map { c in max(header[c].count, rows.map { $0[c].count }.max() ?? 0) }
@@ -35,7 +52,23 @@ extension ExecutionPlan {
         let t = totals
         out += "\ntotal: \(Format.flops(t.flops)), ~\(Format.duration(t.seconds)) on one machine, "
         out += "peak memory \(Format.bytes(t.memoryBytes)), disk \(Format.bytes(t.diskBytes))\n"
+        let done = stages.filter { recorded[$0.hash]?.seconds != nil }
+        if !done.isEmpty {
+            let predicted = done.reduce(0) { $0 + $1.cost.seconds }, took = done.reduce(0) { $0 + (recorded[$1.hash]?.seconds ?? 0) }
+            out += "ran: \(done.count) of \(stages.count) stages are in the store: they took \(Format.duration(took)) where the plan says \(Format.duration(predicted))"
+                + (took > 0 ? String(format: " (%.2fx)", predicted / took) : "") + "\n"
+        }
         return out
+    }
+
+    /// A stage's recorded time and peak memory, each beside the prediction's ratio to it.
+    static func recordedCells(_ cost: StageCost, _ r: RecordedCost?) -> [String] {
+        func ratio(_ predicted: Double, _ actual: Double?) -> String {
+            guard let actual, actual > 0, predicted > 0 else { return "-" }
+            return String(format: "%.2f", predicted / actual)
+        }
+        return [r?.seconds.map(Format.duration) ?? "-", ratio(cost.seconds, r?.seconds),
+                r?.peakBytes.map(Format.bytes) ?? "-", ratio(Double(cost.memoryBytes), r?.peakBytes.map(Double.init))]
     }
 
     /// With `sweep.seeds`: the seeds, and how many training runs each spec stage takes

@@ -237,7 +237,7 @@ struct PlanBuilder {
         let hash = add(.pretrained(config), label: "pretrained \(p.name) (\(model.name), \(Format.count(c.parameters)) params) from \(p.file)",
                        inputs: ["data": prepare], cost: c)
         let evaluate = add(.evaluate(spec.evaluate.config), label: "evaluate \(p.name)", inputs: ["data": prepare, "model": hash],
-                           cost: cost.evaluate(model.architecture))
+                           cost: cost.evaluate(model.architecture, name: p.model.name, mirror: spec.evaluate.config.mirror.count))
         return StageResult(prepare: prepare, train: hash, evaluate: evaluate, teacherOutputs: nil)
     }
 
@@ -323,7 +323,7 @@ struct PlanBuilder {
         let h = add(.teacherOutputs(TeacherOutputsConfiguration(subset: subset, taps: taps, precision: .fp16)),
                     label: "teacher outputs of \(teacherName) over \(stage.data.name)",
                     inputs: ["data": prepare, "teacher": upstream.train],
-                    cost: cost.teacherOutputs(teacher.architecture, taps: taps, samples: samples))
+                    cost: cost.teacherOutputs(teacher.architecture, name: teacher.name, taps: taps, samples: samples))
         return (decision.reason, h)
     }
 
@@ -335,7 +335,7 @@ struct PlanBuilder {
     mutating func evaluateStage(_ spec: Spec, _ stage: StageSpec, trained: String, prepare: String, cost: CostModel) -> String {
         guard let model = spec.model(stage.model.name) else { return trained }
         return add(.evaluate(spec.evaluate.config), label: "evaluate \(stage.name)", inputs: ["data": prepare, "model": trained],
-                   cost: cost.evaluate(model.architecture))
+                   cost: cost.evaluate(model.architecture, name: stage.model.name, mirror: spec.evaluate.config.mirror.count))
     }
 
     mutating func report(_ variants: [PlanVariant], specName: String?, comparison: ComparisonSettings) -> String {

@@ -15,6 +15,20 @@ public struct Throughput: Hashable, Sendable {
     public var gflops: Double
     /// Where the figure comes from, shown beside every estimate.
     public var source: String
+    /// Seconds per call of work measured on this machine (`MeasuredWork.key`): where a stage's
+    /// work is here, its time is built from these, not from FLOPs.
+    public var steps: [String: Double] = [:]
+    /// Resident memory each measured work added at its peak, by the same keys; and a
+    /// process's own before any stage (`MeasuredSteps.processKey`).
+    public var stepBytes: [String: Int] = [:]
+
+    /// Keeps `measured` as this throughput's measurements.
+    public mutating func adopt(_ measured: [String: MeasuredSteps.Measurement]) {
+        for (key, m) in measured {
+            if key != MeasuredSteps.processKey { steps[key] = m.seconds }
+            if let b = m.peakBytes { stepBytes[key] = b }
+        }
+    }
 
     public static let defaultGflops = 25.0
     public static let efficiency = 0.25
@@ -126,7 +140,7 @@ public enum Calibration {
         try write(doc, to: path)
     }
 
-    private static func write(_ doc: [String: JSON], to path: String) throws {
+    static func write(_ doc: [String: JSON], to path: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let tmp = path + ".tmp"
         try Data(JSON.object(doc).pretty.utf8).write(to: URL(fileURLWithPath: tmp))

@@ -266,10 +266,15 @@ public struct Executor: Sendable {
                                                        "inputs": .object(stage.inputs.mapValues(JSON.string)), "params": stage.config.json]).pretty.utf8),
                                      to: ctx.directory + "/stage.json")
         ctx.log("start: \(stage.label)")
+        // One stage at a time in this process: its peak resident memory is the stage's own.
+        if jobs == 1 { BufferPool.releaseIdle() }
+        let measuresPeak = jobs == 1 && PeakMemory.reset()
         let start = Date()
         try perform(stage, ctx)
         let seconds = Date().timeIntervalSince(start)
-        try store.markDone(stage.hash, summary: ctx.summary.merging(["seconds": .number((seconds * 10).rounded() / 10), "label": .string(stage.label)]) { a, _ in a })
+        var summary = ctx.summary.merging(["seconds": .number((seconds * 10).rounded() / 10), "label": .string(stage.label)]) { a, _ in a }
+        if measuresPeak, let peak = PeakMemory.peakBytes() { summary["peak_rss_bytes"] = .int(peak) }
+        try store.markDone(stage.hash, summary: summary)
         index?.record(stage: stage, status: "done", seconds: seconds,
                       metrics: stage.kind == .evaluate ? FileManager.default.contents(atPath: ctx.directory + "/metrics.json").flatMap(JSON.parse) : nil)
         ctx.log("done in \(String(format: "%.1f", seconds)) s")

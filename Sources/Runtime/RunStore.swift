@@ -110,6 +110,13 @@ public struct RunStore: Sendable {
         return text.isEmpty ? "another process" : text
     }
 
+    /// What a finished stage took (its seconds, and its peak resident memory when it was
+    /// recorded), from its done record; nil when the stage is not done.
+    public func recordedCost(_ hash: String) -> RecordedCost? {
+        guard case .valid(let record) = record(hash) else { return nil }
+        return RecordedCost(seconds: record.fields["seconds"]?.number, peakBytes: record.fields["peak_rss_bytes"]?.int)
+    }
+
     /// Where a stage stands, read from its folder (and from Slurm when it was submitted there);
     /// `verifying` checks a done stage's outputs against their digests (it reads them).
     public func status(_ hash: String, verifying: Bool = false) -> StageStatus {

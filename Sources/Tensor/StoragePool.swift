@@ -18,6 +18,10 @@ public enum BufferPool {
 
     /// Bytes idle in the pool now.
     public static var idleBytes: Int { StoragePool.shared.idleBytes }
+
+    /// Gives every idle page back to the system: a stage that follows another in one process
+    /// starts without the last one's buffers (and its peak memory is its own).
+    public static func releaseIdle() { StoragePool.shared.releaseIdle() }
 }
 
 /// Large tensor buffers, carved out of one region of address space.
@@ -131,6 +135,17 @@ final class StoragePool: @unchecked Sendable {
         idleResident -= h.resident - rest.resident
         if rest.size == 0 { holes.remove(at: i) } else { holes[i] = rest }
         return h.offset
+    }
+
+    func releaseIdle() {
+        guard let base else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        for j in holes.indices where holes[j].resident > 0 {
+            madvise(base + holes[j].offset, holes[j].size, MADV_DONTNEED)
+            holes[j].resident = 0
+        }
+        idleResident = 0
     }
 
     func give(_ p: UnsafeMutableRawPointer, bytes requested: Int) {

@@ -40,7 +40,7 @@ struct PlanCommand: ParsableCommand {
     @Option(name: .long, help: "The run store: its prepared data, when there, gives exact slice counts (and so steps).")
     var store: String = "runs"
 
-    @Flag(name: .long, help: "Plan the report's power with the variance components the store's finished comparisons of this spec estimated (instead of the spec's report.variance).")
+    @Flag(name: .long, help: "Learn from the store: plan the report's power with the variance components its finished comparisons of this spec estimated (instead of the spec's report.variance), and the step times as its finished stages took them.")
     var fromStore = false
 
     @Option(name: .long, help: "Largest teacher-output cache to choose, in GiB.")
@@ -81,9 +81,22 @@ struct PlanCommand: ParsableCommand {
             throw ExitStatus.usage
         }
         let directory = (spec as NSString).deletingLastPathComponent
-        let planner = Planner(throughput: MachineRate.throughput(), cacheBudgetBytes: Int(cacheBudget * Double(1 << 30)),
-                              specDirectory: directory.isEmpty ? "." : directory, store: store)
-        var plan = planner.plan(checked, variant: variant)
+        let make = { (rate: Throughput) in
+            Planner(throughput: rate, cacheBudgetBytes: Int(cacheBudget * Double(1 << 30)),
+                    specDirectory: directory.isEmpty ? "." : directory, store: store).plan(checked, variant: variant)
+        }
+        var plan = MachineRate.plan(measure: true, make)
+        // Stages the store ran: their recorded time and peak memory beside the prediction.
+        var recorded: [String: RecordedCost] = [:]
+        if FileManager.default.fileExists(atPath: store + "/stages") {
+            let runs = RunStore(root: store)
+            for s in plan.stages { if let r = runs.recordedCost(s.hash) { recorded[s.hash] = r } }
+        }
+        // --from-store: the step times as the store's finished stages measured them.
+        if fromStore {
+            let (rate, stages) = plan.throughput.corrected(by: plan, recorded: recorded)
+            if stages > 0 { plan = make(rate) }
+        }
         if format == .json {
             plan.baseDirectory = FilePath.absolute(directory)
         }
@@ -99,7 +112,7 @@ struct PlanCommand: ParsableCommand {
                                                    interconnect: Interconnect.load()) }
         switch format {
         case .text:
-            print(plan.text(title: spec), terminator: "")
+            print(plan.text(title: spec, recorded: recorded), terminator: "")
             if let schedule { print(schedule.text, terminator: "") }
             try printPower(plan, checked, directory: directory)
         case .json:
@@ -124,16 +137,18 @@ struct PlanCommand: ParsableCommand {
             }
             components = StudyPower.components(plan: plan, store: RunStore(root: store))
             if components == nil {
-                FileHandle.standardError.write(Data("error: --from-store: '\(store)' holds no finished comparison of this spec with two or more seeds per arm\n".utf8))
-                throw ExitStatus.failure
+                // --from-store also corrects step times: a store without comparisons still teaches the plan.
+                print("\npower: '\(store)' holds no finished comparison of this spec with two or more seeds per arm to take variance components from"
+                      + (checked.base?.report.variance != nil ? "; from the spec's report.variance instead" : ""))
             }
-        } else if let v = checked.base?.report.variance {
+        }
+        if components == nil, let v = checked.base?.report.variance {
             // PlannedVariance declares its sources in VarianceComponents' order.
             components = (VarianceComponents(variances: v.sd.map { $0 * $0 }), "the spec's report.variance")
         }
         let cases = checked.base.map { DatasetSummary.summarize($0.data, relativeTo: directory.isEmpty ? "." : directory).cases }
         guard let (c, source) = components else {
-            if StudyPower(plan: plan, components: VarianceComponents(variances: Array(repeating: 0, count: 7)), source: "", datasetCases: cases) != nil {
+            if !fromStore, StudyPower(plan: plan, components: VarianceComponents(variances: Array(repeating: 0, count: 7)), source: "", datasetCases: cases) != nil {
                 print("\npower: set report.variance, or plan with --from-store after a study, to see what this design can detect")
             }
             return

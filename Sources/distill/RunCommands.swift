@@ -43,7 +43,8 @@ enum SpecPlanning {
     }
 
     /// `store`: where prepared data gives exact slice counts (nil: the headers' counts).
-    static func plan(_ spec: String, variant: String?, firstVariant: Bool = false, store: String? = nil) throws -> (ExecutionPlan, String) {
+    /// `measure`: time the plan's work not yet measured on this machine first (`plan` and `submit`, whose times are read).
+    static func plan(_ spec: String, variant: String?, firstVariant: Bool = false, store: String? = nil, measure: Bool = false) throws -> (ExecutionPlan, String) {
         let checked = try checked(spec)
         if let variant, !checked.variants.contains(where: { $0.name == variant }) {
             FileHandle.standardError.write(Data("error: no variant '\(variant)'; variants: \(checked.variants.map(\.name).joined(separator: ", "))\n".utf8))
@@ -52,7 +53,7 @@ enum SpecPlanning {
         let directory = (spec as NSString).deletingLastPathComponent
         let base = FilePath.absolute(directory)
         let chosen = variant ?? (firstVariant ? checked.variants.first?.name : nil)
-        var plan = Planner(throughput: MachineRate.throughput(), specDirectory: base, store: store).plan(checked, variant: chosen)
+        var plan = MachineRate.plan(measure: measure) { Planner(throughput: $0, specDirectory: base, store: store).plan(checked, variant: chosen) }
         plan.baseDirectory = base
         return (plan, base)
     }
@@ -239,7 +240,9 @@ struct StatusCommand: ParsableCommand {
             // A done stage's outputs are checked against their digests: a damaged one says so and names its files.
             let status = store.status(s.hash, verifying: true)
             counts[status.name, default: 0] += 1
-            print("\(s.shortHash)  \(status.name.padding(toLength: 8, withPad: " ", startingAt: 0))  \(s.kind.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0))  \(s.label)  \(status.detail)")
+            // The plan's time beside what the stage took (or will take).
+            let planned = s.kind == .report ? "" : " (planned \(Format.duration(s.cost.seconds)))"
+            print("\(s.shortHash)  \(status.name.padding(toLength: 8, withPad: " ", startingAt: 0))  \(s.kind.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0))  \(s.label)  \(status.detail)\(planned)")
         }
         print(counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
         if counts["damaged", default: 0] > 0 {

@@ -64,7 +64,7 @@ struct SubmitCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (plan, base) = try SpecPlanning.plan(spec, variant: nil)
+        let (plan, base) = try SpecPlanning.plan(spec, variant: nil, measure: true)
         // No job should fail on data a local scan could have refused: every voxel is read first.
         if !skipVoxelScan {
             let found = VoxelScanning.diagnostics(try SpecPlanning.checked(spec), specDirectory: base)

@@ -83,6 +83,13 @@ import Testing
         #expect(again.status == 0, "\(again.err)")
         #expect(try NIfTI.read(dir + "/again/twin.nii.gz").data == NIfTI.read(dir + "/out/twin.nii.gz").data)
 
+        // The plan puts what the store's stages took beside its predictions; status the prediction beside each stage.
+        let plan = try cli.run(["plan", "spec.yaml"], in: dir)
+        #expect(plan.status == 0 && plan.out.contains("time/ran") && plan.out.contains("peak RSS"), "\(plan.out)")
+        #expect(plan.out.contains("stages are in the store: they took"), "\(plan.out)")
+        let status = try cli.run(["status", "spec.yaml"], in: dir)
+        #expect(status.status == 0 && status.out.contains("(planned "), "\(status.out)")
+
         // A stage that differs between variants needs one.
         let ambiguous = try cli.run(["predict", "kd", "--spec", "spec.yaml", "in", "-o", "kd"], in: dir)
         #expect(ambiguous.status == 2 && ambiguous.err.contains("choose one with --variant (temperature=low, temperature=high)"), "\(ambiguous.err)")

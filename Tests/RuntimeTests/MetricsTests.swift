@@ -1,5 +1,7 @@
 @testable import Runtime
+import Architecture
 import Medical
+import Plan
 import StageConfig
 import Tensor
 import Testing
@@ -112,5 +114,27 @@ import Testing
                                                  labels: Volume(dims: [2, 1, 1], spacing: [1, 1, 1], data: [1, 1], datatype: "UINT8"),
                                                  training: old, normalize: [.window], names: ["CT"])
         #expect(result.compared.isEmpty && result.uncompared?.contains("no intensity statistics for CT") == true)
+    }
+}
+
+/// The plan's measured work is timed through the code stages run: a forward pass, a training
+/// step, and a distilled step with a live teacher, each a positive, finite time.
+@Suite struct StepTimerTests {
+    @Test func stepsAreTimedThroughTheStagesCode() throws {
+        let net = ModelArchitecture.unet(UNetArchitecture(inChannels: 1, widths: [4, 8], bottleneck: 8, convsPerBlock: 1, norm: .batch, groups: 1,
+                                                          upsampling: .transpose, heads: [Head(name: "segmentation", channels: 1)], sharedDecoder: false))
+        let forward = MeasuredWork.forward("tiny", net, extent: [16, 16], classes: 1, batch: 2)
+        let train = MeasuredWork(kind: .train, name: "tiny", model: net, extent: [16, 16], classes: 1, batch: 2,
+                                 loss: [SupervisedTerm(head: "segmentation", weight: 1, loss: .dice(smooth: 1))],
+                                 optimizer: OptimizerSettings(lr: 0.01, algorithm: .sgd(momentum: 0, dampening: 0, nesterov: false, weightDecay: 0)))
+        var distilled = train
+        distilled.distill = DistillationTerms(pairs: [], logits: LogitTerm(head: "segmentation", temperature: 4, weight: 0.5, loss: .binaryKL), supcon: nil)
+        distilled.teacher = net
+        distilled.teacherLive = true
+        for work in [forward, train, distilled] {
+            let seconds = try StepTimer.seconds(work)
+            #expect(seconds > 0 && seconds.isFinite && seconds < 30, "\(work.description): \(seconds)")
+        }
+        #expect(Set([forward.key, train.key, distilled.key]).count == 3)
     }
 }

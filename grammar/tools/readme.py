@@ -22,6 +22,11 @@ NO_EXAMPLE = {
              'exits 1.',
     'E0808': 'Found when the data is prepared: image voxels that are NaN or infinite,\n'
              'named by file (`distill data inspect` reports them too).',
+    'W0813': 'Given by `distill predict`, not by `check` (a new volume has no place in a\n'
+             'spec): over a quarter of the voxels the model labels foreground lie outside\n'
+             "the training foreground's 0.5-99.5 percentile range (about 1% do in training),\n"
+             'as when a CT model is given an MR image. Printed and written to the label\n'
+             "map's CASE.json.",
     'E0001': 'No spec causes this: it means a spec passed validation but the typed\n'
              'configuration the planner and the runtime read (Sources/StageConfig) cannot\n'
              'read it, so the schema and that type disagree. It is a bug in Distillery;\n'
