@@ -183,15 +183,10 @@ struct CostModel {
     /// a 3D volume; `passes` of them for `n` validation samples.
     func validationPass(_ name: String, _ model: ModelArchitecture) -> (work: MeasuredWork, passes: (Double) -> Double) {
         if data.preprocess.volume != nil {
-            return (.forward(name, model, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: 2), { $0 })
+            return (.forward(name, model, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: WorkBatch.volumeValidation), { $0 })
         }
-        return (.forward(name, model, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: Self.evaluationBatch), { ($0 / Double(Self.evaluationBatch)).rounded(.up) })
+        return (.forward(name, model, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: WorkBatch.evaluation), { ($0 / Double(WorkBatch.evaluation)).rounded(.up) })
     }
-
-    /// Slices a 2D forward pass of validation and evaluation takes at once (Metrics.batches).
-    public static let evaluationBatch = 16
-    /// Samples a teacher-outputs stage runs at once (TeacherOutputsStage).
-    public static let teacherOutputsBatch = 8
 
     /// Test cases: counted when the split is known, else estimated from the share.
     var testCases: Double {
@@ -242,10 +237,10 @@ struct CostModel {
         c.memoryBytes = c.parameters * 4 + tf.activations * 8 * 4 + 8 * pixels * data.preprocess.planes * 4
             + BufferPool.idleBytes(forStepBytes: tf.activations * 8 * 4)
         c.seconds = seconds(c.flops)
-        let pass = MeasuredWork.forward(name, teacher, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: Self.teacherOutputsBatch)
+        let pass = MeasuredWork.forward(name, teacher, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: WorkBatch.teacherOutputs)
         c.work = [pass]
         if let perPass = throughput.steps[pass.key] {
-            c.seconds = (samples / Double(Self.teacherOutputsBatch)).rounded(.up) * perPass
+            c.seconds = (samples / Double(WorkBatch.teacherOutputs)).rounded(.up) * perPass
             c.measured = true
         }
         if let measured = measuredMemory(c.work, mapped: samples) { c.memoryBytes = measured }
@@ -300,11 +295,11 @@ struct CostModel {
         c.flops *= Double(1 << mirror)
         c.seconds = seconds(c.flops)
         // Measured: 2D, the test slices in batches; 3D, every window of every case, one at a time.
-        let pass = MeasuredWork.forward(name, model, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: volume ? 1 : Self.evaluationBatch)
+        let pass = MeasuredWork.forward(name, model, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: volume ? 1 : WorkBatch.evaluation)
         c.work = [pass]
         if let perPass = throughput.steps[pass.key] {
             // A forward pass's time grows with its batch: a case's last, part-filled batch counts as its share of one.
-            let passes = volume ? testCases * windows * Double(1 << mirror) : samples / Double(Self.evaluationBatch)
+            let passes = volume ? testCases * windows * Double(1 << mirror) : samples / Double(WorkBatch.evaluation)
             c.seconds = passes * perPass
             c.measured = true
         }

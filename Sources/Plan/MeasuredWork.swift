@@ -68,6 +68,17 @@ public struct MeasuredWork: Hashable, Sendable {
     }
 }
 
+/// How many samples the runtime's passes take at once: what the plan's measured work times,
+/// and what the stages run (one place for both).
+public enum WorkBatch {
+    /// 2D validation and evaluation: slices a forward pass takes (Metrics.batches).
+    public static let evaluation = 16
+    /// 3D validation: patches of one volume a forward pass takes.
+    public static let volumeValidation = 2
+    /// Teacher outputs: samples a forward pass takes before its maps are written.
+    public static let teacherOutputs = 8
+}
+
 /// Measured seconds per call of each kind of work, for one machine at one thread count,
 /// kept in the calibration file beside its sgemm rate.
 public enum MeasuredSteps {

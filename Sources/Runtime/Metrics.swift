@@ -2,6 +2,7 @@ import Architecture
 import Foundation
 import Medical
 import NN
+import Plan
 import StageConfig
 import Tensor
 
@@ -21,7 +22,7 @@ enum Metrics {
     }
 
     /// Slices in batches of `size`, each read when its turn comes.
-    static func batches(_ set: SliceSet, _ slices: [Int], size: Int = 16) -> [(indices: [Int], load: () -> (images: Tensor, labels: Tensor))] {
+    static func batches(_ set: SliceSet, _ slices: [Int], size: Int = WorkBatch.evaluation) -> [(indices: [Int], load: () -> (images: Tensor, labels: Tensor))] {
         stride(from: 0, to: slices.count, by: size).map { b in
             let idx = Array(slices[b..<min(slices.count, b + size)])
             return (indices: idx, load: { set.batch(idx) })

@@ -163,7 +163,7 @@ final class PreparedData: @unchecked Sendable {
         case .volumes(let set, let patch):
             let sampler = PatchSampler(patch: patch, foregroundShare: 0.5)
             return indices.map { i in
-                ([i], { set.patches([i, i], sampler: sampler, classes: self.classes.count + 1, batch: 2, seed: 0x7A1 &+ UInt64(i)) })
+                ([i], { set.patches(Array(repeating: i, count: WorkBatch.volumeValidation), sampler: sampler, classes: self.classes.count + 1, batch: WorkBatch.volumeValidation, seed: 0x7A1 &+ UInt64(i)) })
             }
         }
     }

@@ -48,8 +48,11 @@ public enum StepTimer {
         var rng = RNG(seed: 0)
         let shape = [work.batch, work.model.inChannels] + work.extent
         let images = rng.uniformTensor(shape, 0, 1)
-        let labels = Tensor(shape: [work.batch, 1] + work.extent,
-                            values: (0..<(work.batch * work.extent.reduce(1, *))).map { _ in rng.uniform() > 0.8 ? Float(1 + Int(rng.uniform() * Float(max(1, work.classes))) % max(1, work.classes)) : 0 })
+        // A fifth of the voxels foreground, of every class alike.
+        let classes = max(1, work.classes)
+        let labels = Tensor(shape: [work.batch, 1] + work.extent, values: (0..<(work.batch * work.extent.reduce(1, *))).map { _ in
+            rng.uniform() > 0.8 ? Float(1 + Int(rng.uniform() * Float(classes)) % classes) : 0
+        })
         let model = build(work.model, extent: work.extent, seed: 1)
         guard work.kind == .train, let settings = work.optimizer else {
             let x = Variable(images)

@@ -19,7 +19,7 @@ enum TeacherOutputsStage {
         // Streamed: each batch's maps go to their rows of the file, in fp16, so memory stays one batch
         // whatever the cache's size (the study's is 12 GiB); students read it memory-mapped.
         var writer: SafetensorsStreamWriter?
-        let batch = 8
+        let batch = WorkBatch.teacherOutputs
         for b in stride(from: 0, to: slices.count, by: batch) {
             if StopRequest.isSet { throw RuntimeError.interrupted }
             let idx = Array(slices[b..<min(slices.count, b + batch)])
