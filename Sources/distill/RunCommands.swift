@@ -45,7 +45,12 @@ enum SpecPlanning {
     /// `store`: where prepared data gives exact slice counts (nil: the headers' counts).
     /// `measure`: time the plan's work not yet measured on this machine first (`plan` and `submit`, whose times are read).
     static func plan(_ spec: String, variant: String?, firstVariant: Bool = false, store: String? = nil, measure: Bool = false) throws -> (ExecutionPlan, String) {
-        let checked = try checked(spec)
+        try plan(try checked(spec), spec: spec, variant: variant, firstVariant: firstVariant, store: store, measure: measure)
+    }
+
+    /// The plan of a spec already checked (its headers read once).
+    static func plan(_ checked: CheckedSpec, spec: String, variant: String?, firstVariant: Bool = false, store: String? = nil,
+                     measure: Bool = false) throws -> (ExecutionPlan, String) {
         if let variant, !checked.variants.contains(where: { $0.name == variant }) {
             FileHandle.standardError.write(Data("error: no variant '\(variant)'; variants: \(checked.variants.map(\.name).joined(separator: ", "))\n".utf8))
             throw ExitStatus.usage

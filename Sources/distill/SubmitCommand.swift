@@ -64,10 +64,11 @@ struct SubmitCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (plan, base) = try SpecPlanning.plan(spec, variant: nil, measure: true)
+        let checked = try SpecPlanning.checked(spec)
+        let (plan, base) = try SpecPlanning.plan(checked, spec: spec, variant: nil, measure: true)
         // No job should fail on data a local scan could have refused: every voxel is read first.
         if !skipVoxelScan {
-            let found = VoxelScanning.diagnostics(try SpecPlanning.checked(spec), specDirectory: base)
+            let found = VoxelScanning.diagnostics(checked, specDirectory: base)
             if !found.isEmpty { print(DiagnosticRenderer.text(found), terminator: "") }
             if found.hasErrors {
                 print(DiagnosticRenderer.summary(found, files: 1))
@@ -78,7 +79,7 @@ struct SubmitCommand: ParsableCommand {
         let storeRoot = FilePath.absolute(store)
         let runStore = RunStore(root: storeRoot)
         // `distill check` has applied every rule of `execution.slurm` (ClusterChecks): what is left is to use it.
-        guard let settings = try SpecPlanning.checked(spec).base?.slurm else {
+        guard let settings = checked.base?.slurm else {
             FileHandle.standardError.write(Data("error: \(spec) has no readable execution.slurm\n".utf8))
             throw ExitStatus.failure
         }
