@@ -1,4 +1,13 @@
-// Direct convolution with AVX-512: see include/CKernels.h for the contract.
+// Direct convolution with AVX-512 or AVX2 + FMA: see include/CKernels.h for the contract.
+//
+// The tiles are written once (DirectConvolutionTile.h) and compiled here twice: for
+// AVX-512 (vectors of 16 floats, 32 registers) and for AVX2 with FMA (8 floats, 16
+// registers), the caller choosing by the CPU's features. The widths differ only where
+// registers run out: a forward tile of 6 output channels x up to 4 vectors on AVX-512
+// (24 accumulators), x up to 2 on AVX2 (12); a weight-gradient tile of 2 output
+// channels x 9 taps on AVX-512 (18 accumulators), of 1 on AVX2 (9). AVX2 has no
+// mask registers: whole vectors load and store plainly, a row's last partial vector
+// through vmaskmov. Below, "16 pixels" is one AVX-512 vector (8 with AVX2).
 //
 // Forward (and the input gradient, which is a forward convolution of the output
 // gradient with the flipped, transposed kernel): a register tile of
@@ -36,10 +45,10 @@
 #include <stdint.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#define CK_HAVE_AVX512 1
+#define CK_HAVE_X86 1
 #include <immintrin.h>
 #else
-#define CK_HAVE_AVX512 0
+#define CK_HAVE_X86 0
 #endif
 
 #define OB CK_OUTPUT_BLOCK
@@ -68,28 +77,6 @@ void ck_direct_pack(const float *weight, float *packed, int o, int c, int kd, in
                             }
                             packed[(((((size_t)b * inputs + ci) * kd + a) * kh + u) * kw + v) * OB + r] = value;
                         }
-}
-
-#if CK_HAVE_AVX512
-
-#define CK_TARGET __attribute__((target("avx512f,fma,avx2")))
-
-/// Lanes whose input column col0 + lane lies in [0, w).
-CK_TARGET static inline __mmask16 columnMask(int col0, int w) {
-    int lo = col0 < 0 ? -col0 : 0;
-    int hi = w - col0;
-    if (hi > 16) hi = 16;
-    if (lo >= hi) return 0;
-    uint32_t bits = ((1u << hi) - 1u) & ~((1u << lo) - 1u);
-    return (__mmask16)bits;
-}
-
-/// Output lanes j0 + lane < q.
-CK_TARGET static inline __mmask16 storeMask(int j0, int q) {
-    int n = q - j0;
-    if (n >= 16) return (__mmask16)0xFFFF;
-    if (n <= 0) return 0;
-    return (__mmask16)((1u << n) - 1u);
 }
 
 /// A band of input rows staged for the forward tile: every input plane (input channel x depth tap) the
@@ -122,195 +109,6 @@ static int stagedBandRows(const ck_conv *g) {
     return band < 1 ? 1 : band;
 }
 
-/// Copies the input rows that output rows [i0, i1) of slice z read (depth taps [aBegin, aEnd)) into the band.
-CK_TARGET static void stageRows(const float *x, const ck_conv *g, int z, int aBegin, int aEnd, int i0, int i1, stagedBand *band) {
-    int h = g->height, w = g->width, pad = g->pad, rows = i1 - i0 + g->kh - 1;
-    size_t plane = (size_t)h * w, channel = (size_t)g->depth * plane;
-    for (int ci = 0; ci < g->inputs; ci++)
-        for (int a = aBegin; a < aEnd; a++) {
-            const float *xc = x + (size_t)ci * channel + (size_t)(z + a - g->padDepth) * plane;
-            float *sp = band->data + ((size_t)ci * g->kd + a) * band->planeStride;
-            for (int t = 0; t < rows; t++) {
-                float *row = sp + (size_t)t * band->rowStride;
-                int r = i0 - pad + t;
-                if (r < 0 || r >= h) continue;  // Padding rows: the tile skips their taps.
-                const float *xr = xc + (size_t)r * w;
-                // Staged column c is image column c - pad.
-                for (size_t c = 0; c < band->rowStride; c += 16) {
-                    __m512 value = _mm512_maskz_loadu_ps(columnMask((int)c - pad, w), xr + (int)c - pad);
-                    _mm512_store_ps(row + c, value);
-                }
-            }
-        }
-}
-
-/// One tile: the first RB channels of output block `blockWeights` (OB channels starting at o0), slice z, row i,
-/// columns j0 ..< j0 + 16 VB, reading the staged band.
-CK_TARGET __attribute__((always_inline)) static inline void
-forwardTile(const stagedBand *band, const float *blockWeights, const float *bias, float *y, const ck_conv *g,
-            int pd, int p, int q, int o0, int z, int aBegin, int aEnd, int i, int j0, int accumulate, const int VB, const int KW, const int RB) {
-    int h = g->height, kd = g->kd, kh = g->kh, pad = g->pad;
-    __m512 acc[OB][4];
-    for (int r = 0; r < RB; r++) {
-        float b0 = (bias && o0 + r < g->outputs) ? bias[o0 + r] : 0.0f;
-        for (int b = 0; b < VB; b++) acc[r][b] = _mm512_set1_ps(b0);
-    }
-    // Taps inside the input along height (padding is skipped, not read); along depth, [aBegin, aEnd).
-    int uBegin = pad - i > 0 ? pad - i : 0;
-    int uEnd = h + pad - i < kh ? h + pad - i : kh;
-    const float *rows = band->data + (size_t)(i - band->i0) * band->rowStride + j0;
-    for (int ci = 0; ci < g->inputs; ci++) {
-        for (int a = aBegin; a < aEnd; a++) {
-            const float *wc = blockWeights + ((size_t)ci * kd + a) * kh * KW * OB;
-            const float *xc = rows + ((size_t)ci * kd + a) * band->planeStride;
-            for (int u = uBegin; u < uEnd; u++) {
-                const float *xrow = xc + (size_t)u * band->rowStride;
-                const float *wu = wc + (size_t)u * KW * OB;
-                for (int v = 0; v < KW; v++) {
-                    __m512 xv[4];
-                    for (int b = 0; b < VB; b++) xv[b] = _mm512_loadu_ps(xrow + v + 16 * b);
-                    const float *wv = wu + v * OB;
-                    for (int r = 0; r < RB; r++) {
-                        __m512 weight = _mm512_set1_ps(wv[r]);
-                        for (int b = 0; b < VB; b++) acc[r][b] = _mm512_fmadd_ps(weight, xv[b], acc[r][b]);
-                    }
-                }
-            }
-        }
-    }
-    for (int r = 0; r < RB; r++) {
-        if (o0 + r >= g->outputs) break;
-        float *yrow = y + (((size_t)(o0 + r) * pd + z) * p + i) * q + j0;
-        for (int b = 0; b < VB; b++) {
-            __mmask16 m = storeMask(j0 + 16 * b, q);
-            __m512 value = acc[r][b];
-            if (accumulate) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(m, yrow + 16 * b));
-            _mm512_mask_storeu_ps(yrow + 16 * b, m, value);
-        }
-    }
-}
-
-CK_TARGET static void forwardRows(const float *x, const float *packed, const float *bias, float *y, const ck_conv *g,
-                                  int z, int rowBegin, int rowEnd, int accumulate, float *stage) {
-    int pd = g->depth + 2 * g->padDepth - g->kd + 1;
-    int p = g->height + 2 * g->pad - g->kh + 1, q = g->width + 2 * g->pad - g->kw + 1, kw = g->kw;
-    int vectors = (q + 15) / 16;
-    int VB = vectors >= 4 ? 4 : vectors;
-    int blocks = (g->outputs + OB - 1) / OB;
-    size_t blockSize = (size_t)g->inputs * g->kd * g->kh * g->kw * OB;
-    // Depth taps inside the input.
-    int aBegin = g->padDepth - z > 0 ? g->padDepth - z : 0;
-    int aEnd = g->depth + g->padDepth - z < g->kd ? g->depth + g->padDepth - z : g->kd;
-    int band = stagedBandRows(g);
-    if (band > rowEnd - rowBegin) band = rowEnd - rowBegin;
-    stagedBand staged = {.rowStride = stagedRowStride(g, q), .planeStride = stagedPlaneStride(g, q, band)};
-    // The caller's buffer, from its first 64-byte boundary.
-    staged.data = (float *)(((uintptr_t)stage + 63) & ~(uintptr_t)63);
-    for (int i0 = rowBegin; i0 < rowEnd; i0 += band) {
-        int i1 = i0 + band < rowEnd ? i0 + band : rowEnd;
-        staged.i0 = i0;
-        stageRows(x, g, z, aBegin, aEnd, i0, i1, &staged);
-        for (int blk = 0; blk < blocks; blk++) {
-            const float *bw = packed + blk * blockSize;
-            int live = g->outputs - blk * OB;
-            for (int i = i0; i < i1; i++) {
-                for (int j0 = 0; j0 < q; j0 += 16 * VB) {
-                    int left = (q - j0 + 15) / 16;
-                    int vb = left >= VB ? VB : left;
-                    // The common 3-wide kernel with its tap loop unrolled; any other width as a loop. A 3-wide
-                    // kernel's last block, when it has 4 or fewer live channels, takes a tile of 4 or 2 (a layer
-                    // of 32 outputs: blocks 6 x 5 + 2, not 6 x 6 with 4 padding channels).
-#define CK_TILE(V, K, R) forwardTile(&staged, bw, bias, y, g, pd, p, q, blk * OB, z, aBegin, aEnd, i, j0, accumulate, V, K, R)
-#define CK_WIDTHS(K, R) switch (vb) { case 4: CK_TILE(4, K, R); break; case 3: CK_TILE(3, K, R); break; case 2: CK_TILE(2, K, R); break; default: CK_TILE(1, K, R); }
-                    if (kw != 3 || live > 4) {
-                        if (kw == 3) { CK_WIDTHS(3, OB) } else { CK_WIDTHS(kw, OB) }
-                    } else if (live > 2) {
-                        CK_WIDTHS(3, 4)
-                    } else {
-                        CK_WIDTHS(3, 2)
-                    }
-#undef CK_WIDTHS
-#undef CK_TILE
-                }
-            }
-        }
-    }
-}
-
-#define GB CK_GRADIENT_BLOCK
-
-/// dw[o0 ..< o0 + GB, ci, a, 0..<3, 0..<3] += the products over output rows [i0, i1) of slice z, reading input
-/// channel ci's staged rows: row t holds input row i0 - pad + t three times, shifted by v - pad (v = 0, 1, 2),
-/// as aligned rows of qs floats with zeros outside the image.
-CK_TARGET static void gradientTile(const float *staged, size_t qs, const float *dy, float *dw, const ck_conv *g, int pd, int p, int q,
-                                   int o0, int ci, int a, int z, int i0, int i1) {
-    size_t outPlane = (size_t)p * q;
-    const float *dyo[GB];
-    int live = g->outputs - o0 < GB ? g->outputs - o0 : GB;
-    for (int r = 0; r < GB; r++) dyo[r] = dy + ((size_t)(o0 + (r < live ? r : 0)) * pd + z) * outPlane;
-    __m512 acc[GB][9];
-    for (int r = 0; r < GB; r++)
-        for (int t = 0; t < 9; t++) acc[r][t] = _mm512_setzero_ps();
-    int i = i0;
-    for (; i + 1 < i1; i += 2) {
-        const float *xs = staged + (size_t)(i - i0) * 3 * qs;
-        for (int j0 = 0; j0 < q; j0 += 16) {
-            __mmask16 m = storeMask(j0, q);
-            __m512 d0[GB], d1[GB];
-            for (int r = 0; r < GB; r++) {
-                d0[r] = _mm512_maskz_loadu_ps(m, dyo[r] + (size_t)i * q + j0);
-                d1[r] = _mm512_maskz_loadu_ps(m, dyo[r] + (size_t)(i + 1) * q + j0);
-            }
-#define CK_PAIR_ROW(K)                                                                                              \
-            for (int v = 0; v < 3; v++) {                                                                           \
-                __m512 xv = _mm512_load_ps(xs + ((size_t)(K) * 3 + v) * qs + j0);                                   \
-                if ((K) <= 2)                                                                                       \
-                    for (int r = 0; r < GB; r++) acc[r][(K) * 3 + v] = _mm512_fmadd_ps(d0[r], xv, acc[r][(K) * 3 + v]); \
-                if ((K) >= 1)                                                                                       \
-                    for (int r = 0; r < GB; r++) acc[r][((K) - 1) * 3 + v] = _mm512_fmadd_ps(d1[r], xv, acc[r][((K) - 1) * 3 + v]); \
-            }
-            CK_PAIR_ROW(0) CK_PAIR_ROW(1) CK_PAIR_ROW(2) CK_PAIR_ROW(3)
-#undef CK_PAIR_ROW
-        }
-    }
-    if (i < i1) {
-        const float *xs = staged + (size_t)(i - i0) * 3 * qs;
-        for (int j0 = 0; j0 < q; j0 += 16) {
-            __mmask16 m = storeMask(j0, q);
-            __m512 d[GB];
-            for (int r = 0; r < GB; r++) d[r] = _mm512_maskz_loadu_ps(m, dyo[r] + (size_t)i * q + j0);
-            for (int t = 0; t < 9; t++) {
-                __m512 xv = _mm512_load_ps(xs + (size_t)t * qs + j0);
-                for (int r = 0; r < GB; r++) acc[r][t] = _mm512_fmadd_ps(d[r], xv, acc[r][t]);
-            }
-        }
-    }
-    for (int r = 0; r < live; r++) {
-        float *dwr = dw + (((size_t)(o0 + r) * g->inputs + ci) * g->kd + a) * 9;
-        for (int t = 0; t < 9; t++) dwr[t] += _mm512_reduce_add_ps(acc[r][t]);
-    }
-}
-
-/// Stages the input rows [i0 - pad, i1 - pad + 2) of plane xc, three shifted copies each (see gradientTile).
-CK_TARGET static void stageShifted(const float *xc, const ck_conv *g, int i0, int i1, float *staged, size_t qs) {
-    int h = g->height, w = g->width, pad = g->pad;
-    for (int t = 0; t < i1 - i0 + 2; t++) {
-        int r = i0 - pad + t;
-        for (int v = 0; v < 3; v++) {
-            float *row = staged + ((size_t)t * 3 + v) * qs;
-            if (r < 0 || r >= h) {
-                for (size_t c = 0; c < qs; c += 16) _mm512_store_ps(row + c, _mm512_setzero_ps());
-                continue;
-            }
-            const float *xr = xc + (size_t)r * w;
-            for (size_t c = 0; c < qs; c += 16) {
-                int col = (int)c + v - pad;
-                _mm512_store_ps(row + c, _mm512_maskz_loadu_ps(columnMask(col, w), xr + col));
-            }
-        }
-    }
-}
-
 /// Floats per staged row of the weight gradient: the output's columns, whole vectors.
 static size_t gradientRowStride(const ck_conv *g) { return (size_t)(g->width + 2 * g->pad - 2 + 15) / 16 * 16; }
 
@@ -326,62 +124,109 @@ static int gradientBandRows(const ck_conv *g) {
     return band < p ? band : (p > 1 ? p : 1);
 }
 
-CK_TARGET static void gradientRows(const float *x, const float *dy, float *dw, const ck_conv *g, int z, int rowBegin, int rowEnd,
-                                   float *stage) {
-    int pd = g->depth + 2 * g->padDepth - g->kd + 1;
-    int p = g->height + 2 * g->pad - 2, q = g->width + 2 * g->pad - 2;
-    size_t qs = gradientRowStride(g), plane = (size_t)g->height * g->width;
-    // Depth taps inside the input.
-    int aBegin = g->padDepth - z > 0 ? g->padDepth - z : 0;
-    int aEnd = g->depth + g->padDepth - z < g->kd ? g->depth + g->padDepth - z : g->kd;
-    int band = gradientBandRows(g);
-    // The caller's buffer, from its first 64-byte boundary.
-    float *staged = (float *)(((uintptr_t)stage + 63) & ~(uintptr_t)63);
-    int blocks = (g->outputs + GB - 1) / GB;
-    for (int i0 = rowBegin; i0 < rowEnd; i0 += band) {
-        int i1 = i0 + band < rowEnd ? i0 + band : rowEnd;
-        for (int ci = 0; ci < g->inputs; ci++)
-            for (int a = aBegin; a < aEnd; a++) {
-                stageShifted(x + ((size_t)ci * g->depth + (z + a - g->padDepth)) * plane, g, i0, i1, staged, qs);
-                for (int blk = 0; blk < blocks; blk++) gradientTile(staged, qs, dy, dw, g, pd, p, q, blk * GB, ci, a, z, i0, i1);
-            }
-    }
+#if CK_HAVE_X86
+
+// AVX-512: 16 lanes, mask registers.
+#define CK_V __m512
+#define CK_L 16
+#define CK_MASK __mmask16
+#define CK_VB 4
+#define CK_GB 2
+#define CK_SUFFIX _avx512
+#define CK_TARGET __attribute__((target("avx512f,fma,avx2")))
+#define CK_SET1 _mm512_set1_ps
+#define CK_ZERO _mm512_setzero_ps
+#define CK_LOAD _mm512_load_ps
+#define CK_LOADU _mm512_loadu_ps
+#define CK_STORE _mm512_store_ps
+#define CK_ADD _mm512_add_ps
+#define CK_FMA _mm512_fmadd_ps
+#define CK_LANES(lo, hi) ((lo) >= (hi) ? (__mmask16)0 : (__mmask16)(((1u << (hi)) - 1u) & ~((1u << (lo)) - 1u)))
+#define CK_MASKZ_LOADU(m, p) _mm512_maskz_loadu_ps((m), (p))
+#define CK_MASK_STOREU(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+#define CK_REDUCE _mm512_reduce_add_ps
+#include "DirectConvolutionTile.h"
+#undef CK_V
+#undef CK_L
+#undef CK_MASK
+#undef CK_VB
+#undef CK_GB
+#undef CK_SUFFIX
+#undef CK_TARGET
+#undef CK_SET1
+#undef CK_ZERO
+#undef CK_LOAD
+#undef CK_LOADU
+#undef CK_STORE
+#undef CK_ADD
+#undef CK_FMA
+#undef CK_LANES
+#undef CK_MASKZ_LOADU
+#undef CK_MASK_STOREU
+#undef CK_REDUCE
+
+// AVX2 + FMA: 8 lanes; masks are vectors whose lanes' sign bits select.
+#define CK_TARGET __attribute__((target("avx2,fma")))
+
+/// The lanes lo <= lane < hi, as vmaskmov's mask.
+CK_TARGET static inline __m256i lanes256(int lo, int hi) {
+    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i fromLo = _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(lo - 1));
+    __m256i belowHi = _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane);
+    return _mm256_and_si256(fromLo, belowHi);
 }
+
+CK_TARGET static inline float reduce256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#define CK_V __m256
+#define CK_L 8
+#define CK_MASK __m256i
+#define CK_VB 2
+#define CK_GB 1
+#define CK_SUFFIX _avx2
+#define CK_SET1 _mm256_set1_ps
+#define CK_ZERO _mm256_setzero_ps
+#define CK_LOAD _mm256_load_ps
+#define CK_LOADU _mm256_loadu_ps
+#define CK_STORE _mm256_store_ps
+#define CK_ADD _mm256_add_ps
+#define CK_FMA _mm256_fmadd_ps
+#define CK_LANES(lo, hi) lanes256((lo), (hi))
+#define CK_MASKZ_LOADU(m, p) _mm256_maskload_ps((p), (m))
+#define CK_MASK_STOREU(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+#define CK_REDUCE reduce256
+#include "DirectConvolutionTile.h"
 
 #endif
 
-void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_conv g, int slice, int rowBegin, int rowEnd, float *stage) {
-#if CK_HAVE_AVX512
-    gradientRows(x, dy, dw, &g, slice, rowBegin, rowEnd, stage);
+void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_conv g, int slice, int rowBegin, int rowEnd, float *stage,
+                               int lanes) {
+#if CK_HAVE_X86
+    if (lanes == 16) gradientRows_avx512(x, dy, dw, &g, slice, rowBegin, rowEnd, stage);
+    else if (lanes == 8) gradientRows_avx2(x, dy, dw, &g, slice, rowBegin, rowEnd, stage);
 #else
-    (void)x; (void)dy; (void)dw; (void)g; (void)slice; (void)rowBegin; (void)rowEnd; (void)stage;
+    (void)x; (void)dy; (void)dw; (void)g; (void)slice; (void)rowBegin; (void)rowEnd; (void)stage; (void)lanes;
 #endif
 }
 
-size_t ck_direct_gradient_stage_count(ck_conv g) {
-#if CK_HAVE_AVX512
-    return (size_t)(gradientBandRows(&g) + 2) * 3 * gradientRowStride(&g) + 16;
-#else
-    (void)g;
-    return 0;
-#endif
-}
+size_t ck_direct_gradient_stage_count(ck_conv g) { return (size_t)(gradientBandRows(&g) + 2) * 3 * gradientRowStride(&g) + 16; }
 
 size_t ck_direct_stage_count(ck_conv g) {
-#if CK_HAVE_AVX512
     int q = g.width + 2 * g.pad - g.kw + 1;
     return (size_t)g.inputs * g.kd * stagedPlaneStride(&g, q, stagedBandRows(&g)) + 16;
-#else
-    (void)g;
-    return 0;
-#endif
 }
 
 void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y, ck_conv g,
-                       int slice, int rowBegin, int rowEnd, int accumulate, float *stage) {
-#if CK_HAVE_AVX512
-    forwardRows(x, packed, bias, y, &g, slice, rowBegin, rowEnd, accumulate, stage);
+                       int slice, int rowBegin, int rowEnd, int accumulate, float *stage, int lanes) {
+#if CK_HAVE_X86
+    if (lanes == 16) forwardRows_avx512(x, packed, bias, y, &g, slice, rowBegin, rowEnd, accumulate, stage);
+    else if (lanes == 8) forwardRows_avx2(x, packed, bias, y, &g, slice, rowBegin, rowEnd, accumulate, stage);
 #else
-    (void)x; (void)packed; (void)bias; (void)y; (void)g; (void)slice; (void)rowBegin; (void)rowEnd; (void)accumulate; (void)stage;
+    (void)x; (void)packed; (void)bias; (void)y; (void)g; (void)slice; (void)rowBegin; (void)rowEnd; (void)accumulate; (void)stage; (void)lanes;
 #endif
 }

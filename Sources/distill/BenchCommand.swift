@@ -121,7 +121,7 @@ struct BenchCommand: ParsableCommand {
 
     private func printConvolutionTimings() {
         print(Machine.current.description)
-        print("direct kernel: \(DirectConvolution.isAvailable ? "available" : "not available on this CPU")")
+        print("direct kernel: \(DirectConvolution.lanes.map { "\(DirectConvolution.isa(lanes: $0)), \($0) floats a vector" } ?? "not available on this CPU (needs AVX2 and FMA)")")
         print("ms per pass over the batch (median of \(repeats ?? 3)), GFLOP/s in brackets; * marks what the runtime runs (\(threads) threads)")
         print("net  layer (n c>o size k)         x  pass            gemm                direct              winograd")
         let volume = RuntimeBenchmark.patch3D[0]

@@ -41,7 +41,7 @@ struct ParityCommand: ParsableCommand {
         var failed = 0, runs = 0
         let width = (files.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension.count }.max() ?? 10) + 9
         // Every case as the runtime runs it; the cases with convolutions again with each fast algorithm
-        // forced (the direct kernel where this CPU has AVX-512, Winograd everywhere).
+        // forced (the direct kernel where this CPU has AVX2 with FMA or AVX-512, Winograd everywhere).
         var checks: [(file: String, convolutions: ConvAlgorithm?)] = files.map { ($0, nil) }
         let convolutional = files.filter { ReferenceParity.usesConvolutions(path: $0) }
         for algorithm in [ConvAlgorithm.direct, .winograd] where algorithm != .direct || DirectConvolution.isAvailable {

@@ -307,9 +307,15 @@ import Testing
         ConvGeometry(n: 2, c: 3, h: 37, w: 64, o: 64, kh: 3, kw: 3, stride: 1, padding: 1),
     ]
 
-    /// The AVX-512 direct kernels, forced for every pass they support, against the naive reference.
-    @Test(.enabled(if: DirectConvolution.isAvailable, "this CPU has no AVX-512"), arguments: 0..<directGeometries.count)
-    func directConvolutionMatchesItsNaiveReference(_ index: Int) {
+    /// The direct kernels, forced for every pass they support, against the naive reference: at every
+    /// width this CPU runs (AVX-512 and AVX2 on a CPU with AVX-512).
+    @Test(.enabled(if: DirectConvolution.isAvailable, "this CPU has neither AVX2 with FMA nor AVX-512"),
+          arguments: 0..<directGeometries.count, DirectConvolution.widths)
+    func directConvolutionMatchesItsNaiveReference(_ index: Int, lanes: Int) {
+        DirectConvolution.$lanesOverride.withValue(lanes) { directConvolutionMatchesItsNaiveReference(index) }
+    }
+
+    private func directConvolutionMatchesItsNaiveReference(_ index: Int) {
         let g = Self.directGeometries[index]
         var rng = RNG(seed: UInt64(100 + index))
         let x = rng.uniformTensor([g.n, g.c, g.h, g.w], -1, 1), w = rng.uniformTensor([g.o, g.c, g.kh, g.kw], -1, 1)
@@ -405,8 +411,13 @@ import Testing
         VolumeGeometry(n: 1, c: 96, size: [3, 17, 32], o: 4, kernel: [3, 3, 3], padding: [1, 1, 1]),
     ]
 
-    @Test(.enabled(if: DirectConvolution.isAvailable, "this CPU has no AVX-512"), arguments: 0..<volumeDirectGeometries.count)
-    func volumeDirectConvolutionMatchesItsNaiveReference(_ index: Int) {
+    @Test(.enabled(if: DirectConvolution.isAvailable, "this CPU has neither AVX2 with FMA nor AVX-512"),
+          arguments: 0..<volumeDirectGeometries.count, DirectConvolution.widths)
+    func volumeDirectConvolutionMatchesItsNaiveReference(_ index: Int, lanes: Int) {
+        DirectConvolution.$lanesOverride.withValue(lanes) { volumeDirectConvolutionMatchesItsNaiveReference(index) }
+    }
+
+    private func volumeDirectConvolutionMatchesItsNaiveReference(_ index: Int) {
         let g = Self.volumeDirectGeometries[index]
         var rng = RNG(seed: UInt64(300 + index))
         let x = rng.uniformTensor([g.n, g.c] + g.size, -1, 1), w = rng.uniformTensor([g.o, g.c] + g.kernel, -1, 1)
@@ -448,13 +459,18 @@ import Testing
         }
     }
 
-    /// The runtime's rule: direct only where the kernel's contract holds (every pass of a narrow 3x3 layer),
-    /// GEMM on strided, dilated, 1x1 and non-square layers.
+    /// The runtime's rule: direct only where the kernel's contract holds (the passes of a narrow 3x3 layer
+    /// its width's rule gives it: every pass with AVX-512; with AVX2 the forward pass and the input gradient,
+    /// the weight gradient going to Winograd), GEMM on strided, dilated, 1x1 and non-square layers.
     @Test func directConvolutionIsChosenOnlyWithinItsContract() {
         let narrow = ConvGeometry(n: 8, c: 32, h: 256, w: 256, o: 32, kh: 3, kw: 3, stride: 1, padding: 1)
-        #expect(ConvAlgorithm.rule(narrow, .forward) == (DirectConvolution.isAvailable ? .direct : .gemm))
-        #expect(ConvAlgorithm.rule(narrow, .inputGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
-        #expect(ConvAlgorithm.rule(narrow, .weightGradient) == (DirectConvolution.isAvailable ? .direct : .gemm))
+        let lanes = DirectConvolution.lanes
+        #expect(ConvAlgorithm.rule(narrow, .forward) == (lanes != nil ? .direct : .gemm))
+        #expect(ConvAlgorithm.rule(narrow, .inputGradient) == (lanes != nil ? .direct : .gemm))
+        #expect(ConvAlgorithm.rule(narrow, .weightGradient) == (lanes == 16 ? .direct : lanes == 8 ? .winograd : .gemm))
+        // With AVX2, a 64-channel layer's forward pass goes to Winograd; with AVX-512 it stays direct.
+        let wider = ConvGeometry(n: 8, c: 64, h: 128, w: 128, o: 64, kh: 3, kw: 3, stride: 1, padding: 1)
+        #expect(ConvAlgorithm.rule(wider, .forward) == (lanes == 16 ? .direct : lanes == 8 ? .winograd : .gemm))
         for g in [ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 2, padding: 1),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 64, kh: 3, kw: 3, stride: 1, padding: 2, dilation: 2),
                   ConvGeometry(n: 8, c: 64, h: 256, w: 256, o: 16, kh: 1, kw: 1),

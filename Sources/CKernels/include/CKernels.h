@@ -1,4 +1,4 @@
-// Convolution kernels in C: the direct convolution with AVX-512 intrinsics, for
+// Convolution kernels in C: the direct convolution with AVX-512 or AVX2 intrinsics, for
 // the narrow layers that starve a GEMM (few output channels at high resolution:
 // the students' 16-64 channels, the teacher's first and last levels), and the
 // transforms of Winograd F(2x2, 3x3) for the deep layers (plain C, any CPU),
@@ -9,7 +9,7 @@
 // in-plane up to 7 x 7 (any depth up to 7: nnU-Net's 1x3x3 and 3x3x3). The Swift side
 // (Tensor/Kernels/DirectConvolution.swift) chooses these kernels per layer,
 // keeps the im2col + sgemm path for the other layers and for CPUs without
-// AVX-512, and holds the naive references the tests compare with.
+// AVX2 and FMA, and holds the naive references the tests compare with.
 #ifndef DISTILLERY_CKERNELS_H
 #define DISTILLERY_CKERNELS_H
 
@@ -22,8 +22,6 @@ extern "C" {
 /// Output channels per register block of the forward kernel.
 #define CK_OUTPUT_BLOCK 6
 
-/// Output channels per register block of the weight-gradient kernel (x 9 taps = 18 accumulators).
-#define CK_GRADIENT_BLOCK 2
 
 /// The geometry of one direct convolution: input [inputs, depth, height, width],
 /// kernel kd x kh x kw (kh == kw), zero padding padDepth along depth and pad along
@@ -50,8 +48,10 @@ void ck_direct_pack(const float *weight, float *packed, int o, int c, int kd, in
 /// [outputs, depth + 2 padDepth - kd + 1, height + 2 pad - kh + 1, width + 2 pad - kw + 1].
 /// accumulate = 1 adds into y instead of overwriting it; bias may be NULL. `stage` is the calling
 /// thread's scratch buffer of ck_direct_stage_count(g) floats (the kernel copies bands of x into it).
+/// `lanes` picks the instruction set: 16 runs the AVX-512 kernel, 8 the AVX2 + FMA one (the caller
+/// checks that the CPU has it); any other value does nothing.
 void ck_direct_forward(const float *x, const float *packed, const float *bias, float *y, ck_conv g,
-                       int slice, int rowBegin, int rowEnd, int accumulate, float *stage);
+                       int slice, int rowBegin, int rowEnd, int accumulate, float *stage, int lanes);
 
 /// Floats of the scratch buffer ck_direct_forward needs for geometry g.
 size_t ck_direct_stage_count(ck_conv g);
@@ -60,7 +60,9 @@ size_t ck_direct_stage_count(ck_conv g);
 /// [rowBegin, rowEnd) of output slice `slice` of dy[o, slice, i, j] * x[c, slice + a - padDepth, i + u - pad, j + v - pad],
 /// for x and dy laid out as in ck_direct_forward and dw [outputs, inputs, kd, 3, 3]. g is the forward convolution's geometry.
 /// `stage` is the calling thread's scratch buffer of ck_direct_gradient_stage_count(g) floats (the kernel stages rows of x in it).
-void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_conv g, int slice, int rowBegin, int rowEnd, float *stage);
+/// `lanes` as in ck_direct_forward.
+void ck_direct_weight_gradient(const float *x, const float *dy, float *dw, ck_conv g, int slice, int rowBegin, int rowEnd, float *stage,
+                               int lanes);
 
 /// Floats of the scratch buffer ck_direct_weight_gradient needs for geometry g.
 size_t ck_direct_gradient_stage_count(ck_conv g);

@@ -1,6 +1,6 @@
 import CKernels
 
-// Direct convolution (CKernels, AVX-512) for the layers that starve a GEMM: few
+// Direct convolution (CKernels, AVX-512 or AVX2 + FMA) for the layers that starve a GEMM: few
 // output channels at high resolution. The forward pass and the input gradient
 // (a forward convolution of dy with the flipped, transposed kernel) run through
 // one register-tiled kernel that reads bands of the image copied, padded, into a
@@ -9,8 +9,30 @@ import CKernels
 // `ConvAlgorithm.rule`'s business.
 
 public enum DirectConvolution {
-    /// This CPU runs the AVX-512 kernels.
-    public static let isAvailable = CPU.current.vectorTier >= .avx512
+    /// The vector width the kernels run at on this CPU: 16 floats (AVX-512) or 8 (AVX2 with FMA),
+    /// nil below AVX2. `lanesOverride` runs the narrower kernel on a wider CPU (tests, benchmarks).
+    public static var lanes: Int? {
+        if let lanesOverride { return lanesOverride <= nativeLanes ?? 0 ? lanesOverride : nil }
+        return nativeLanes
+    }
+
+    private static let nativeLanes: Int? = switch CPU.current.vectorTier {
+    case .avx512: 16
+    case .avx2: 8
+    default: nil
+    }
+
+    /// Runs the kernels at 8 lanes (AVX2) on a CPU with AVX-512, so that both widths are tested on it.
+    @TaskLocal public static var lanesOverride: Int?
+
+    /// This CPU runs the direct kernels (AVX2 with FMA, or AVX-512).
+    public static var isAvailable: Bool { lanes != nil }
+
+    /// Every width this CPU runs the kernels at, its own first: [16, 8] with AVX-512, [8] with AVX2, [] below.
+    public static var widths: [Int] { [16, 8].filter { $0 <= nativeLanes ?? 0 } }
+
+    /// The instruction set of `lanes`, for messages.
+    public static func isa(lanes: Int) -> String { lanes == 16 ? "AVX-512" : "AVX2 + FMA" }
 
     /// The kernel's contract: the forward pass and the input gradient, stride 1, no
     /// dilation, square kernels up to 7 x 7 (the kernel takes one padding, and the
@@ -102,6 +124,7 @@ public enum DirectConvolution {
         let columns = Int(k.width + 2 * k.pad - k.kw + 1), outputs = Int(k.outputs)
         let inSize = Int(k.inputs * k.depth * k.height * k.width), outSize = outputs * outDepth * rows * columns
         let slices = images * outDepth, split = Self.split(slices: slices, rows: rows), items = slices * split
+        let lanes = Int32(lanes ?? 0)  // read here: the workers do not see the caller's task-local values
         WeightGradients.accumulate(images: items, weightCount: outputs * Int(k.inputs * k.kd * k.kh * k.kw), biasCount: outputs, dw, db) { worker, workers, pdw, pdb in
             let stageCount = ck_direct_gradient_stage_count(k), stage = Scratch.floats(stageCount)
             defer { Scratch.release(stage, stageCount) }
@@ -110,7 +133,7 @@ public enum DirectConvolution {
                 let (slice, s) = (item / split, item % split)
                 let (n, z) = (slice / outDepth, slice % outDepth)
                 let (first, last) = (rows * s / split, rows * (s + 1) / split)
-                ck_direct_weight_gradient(x + n * inSize, dy + n * outSize, pdw, k, Int32(z), Int32(first), Int32(last), stage)
+                ck_direct_weight_gradient(x + n * inSize, dy + n * outSize, pdw, k, Int32(z), Int32(first), Int32(last), stage, lanes)
                 if db != nil {
                     for o in 0..<outputs {
                         pdb[o] += Reduction.sum(dy + n * outSize + ((o * outDepth + z) * rows + first) * columns, count: (last - first) * columns)
@@ -137,7 +160,7 @@ public enum DirectConvolution {
         let inSize = Int(k.inputs * k.depth * k.height * k.width), outSize = Int(k.outputs) * outDepth * rows * columns
         let slices = images * outDepth, split = Self.split(slices: slices, rows: rows), items = slices * split
         // One staging buffer per worker; worker w takes items w, w + workers, ...
-        let workers = min(Parallel.threads, items), stageCount = ck_direct_stage_count(k)
+        let workers = min(Parallel.threads, items), stageCount = ck_direct_stage_count(k), lanes = Int32(lanes ?? 0)
         let stages = Scratch.floats(stageCount * workers)
         defer { Scratch.release(stages, stageCount * workers) }
         Parallel.forEach(workers) { worker in
@@ -146,7 +169,7 @@ public enum DirectConvolution {
                 let (n, z) = (slice / outDepth, slice % outDepth)
                 ck_direct_forward(input + n * inSize, packed, bias, output + n * outSize, k, Int32(z),
                                   Int32(rows * s / split), Int32(rows * (s + 1) / split), accumulate ? 1 : 0,
-                                  stages + worker * stageCount)
+                                  stages + worker * stageCount, lanes)
             }
         }
     }

@@ -9,9 +9,9 @@ import CKernels
 // conv [C, O, kd, kh, kw]. Forward writes its output; backward ACCUMULATES into
 // dx, dw, db.
 //
-// Stride-1 layers with rows of 64 voxels or more take the AVX-512 direct kernel
-// (DirectConvolution: forward and input gradient, each output slice a 2D tile
-// loop over the depth taps), by the same rule as in 2D. Otherwise the path is
+// Stride-1 layers take the direct kernel where `ConvAlgorithm.rule` says so
+// (DirectConvolution, AVX-512 or AVX2: forward and input gradient, each output
+// slice a 2D tile loop over the depth taps; the weight gradient of 3x3 in-plane kernels). Otherwise the path is
 // vol2col + sgemm in bands of output rows, each band a GEMM of
 // at most a few MB of columns, so a 128^3 patch never builds its whole column
 // matrix. Work is split so that a batch of one volume (sliding-window inference,
