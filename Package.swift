@@ -71,7 +71,7 @@ let package = Package(
                 swiftSettings: niftiInclude),
         .executableTarget(name: "distill", dependencies: [
             "Diagnostics", "SpecSyntax", "Spec", "Architecture", "StageConfig", "Plan", "Tensor", "NN", "Parity",
-            "Benchmark", "Medical", "Figures", "Runtime", "Cluster", "Interchange", "Storage", "Statistics",
+            "Benchmark", "Medical", "Figures", "Runtime", "Cluster", "Interchange", "Storage", "Statistics", "Hashing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: niftiInclude),
         .executableTarget(name: "distill-bench-spec", dependencies: ["Diagnostics", "Spec", "Plan"],

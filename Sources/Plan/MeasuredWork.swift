@@ -79,8 +79,9 @@ public enum WorkBatch {
     public static let teacherOutputs = 8
 }
 
-/// Measured seconds per call of each kind of work, for one machine at one thread count,
-/// kept in the calibration file beside its sgemm rate.
+/// Measured seconds per call of each kind of work, for one machine at one thread count and one
+/// build of the runtime (a rebuilt runtime, with other kernels or another rule for choosing them,
+/// measures again), kept in the calibration file beside its sgemm rate.
 public enum MeasuredSteps {
     /// A call's time, and the resident memory its work added at the peak (nil where it could not be read).
     public struct Measurement: Sendable, Equatable {
@@ -94,18 +95,22 @@ public enum MeasuredSteps {
 
     static func slot(machine: String, threads: Int) -> String { "\(machine) | \(threads) threads" }
 
-    /// Every measurement kept for `machine` at `threads`, by key.
-    public static func kept(machine: String, threads: Int, at path: String = Throughput.calibrationPath) -> [String: Measurement] {
-        guard let o = Calibration.document(at: path)["steps"]?[slot(machine: machine, threads: threads)]?.object else { return [:] }
+    static func slot(machine: String, threads: Int, build: String) -> String { "\(slot(machine: machine, threads: threads)) | build \(build)" }
+
+    /// Every measurement kept for `machine` at `threads` by runtime build `build`, by key.
+    public static func kept(machine: String, threads: Int, build: String, at path: String = Throughput.calibrationPath) -> [String: Measurement] {
+        guard let o = Calibration.document(at: path)["steps"]?[slot(machine: machine, threads: threads, build: build)]?.object else { return [:] }
         return o.compactMapValues { j in j["seconds"]?.number.map { Measurement(seconds: $0, peakBytes: j["peak_bytes"]?.int) } }
     }
 
-    /// Keeps measurements (their descriptions beside them, for a reader of the file).
+    /// Keeps measurements (their descriptions beside them, for a reader of the file), and drops what other
+    /// builds measured on this machine at these threads: they no longer describe the runtime that runs.
     public static func keep(_ measured: [(work: MeasuredWork, measurement: Measurement)], process: Int?, machine: String, threads: Int,
-                            at path: String = Throughput.calibrationPath) throws {
+                            build: String, at path: String = Throughput.calibrationPath) throws {
         var doc = Calibration.document(at: path)
-        var all = doc["steps"]?.object ?? [:]
-        var mine = all[slot(machine: machine, threads: threads)]?.object ?? [:]
+        let slot = slot(machine: machine, threads: threads, build: build), base = self.slot(machine: machine, threads: threads)
+        var all = (doc["steps"]?.object ?? [:]).filter { key, _ in key == slot || (key != base && !key.hasPrefix(base + " | build ")) }
+        var mine = all[slot]?.object ?? [:]
         let stamp = ISO8601DateFormatter().string(from: Date())
         for m in measured {
             mine[m.work.key] = .object(["seconds": .number(m.measurement.seconds), "peak_bytes": m.measurement.peakBytes.map(JSON.int) ?? .null,
@@ -114,7 +119,7 @@ public enum MeasuredSteps {
         if let process {
             mine[processKey] = .object(["seconds": .number(0), "peak_bytes": .int(process), "what": .string("resident memory of the runtime's process"), "measured": .string(stamp)])
         }
-        all[slot(machine: machine, threads: threads)] = .object(mine)
+        all[slot] = .object(mine)
         doc["steps"] = .object(all)
         try Calibration.write(doc, to: path)
     }

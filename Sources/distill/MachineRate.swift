@@ -1,4 +1,5 @@
 import Foundation
+import Hashing
 import Plan
 import Runtime
 import Tensor
@@ -14,7 +15,7 @@ enum MachineRate {
         if path == "off" { return .fallback }
         let machine = Machine.current.key
         if var kept = Throughput.stored(machine: machine, threads: threads, from: path) {
-            kept.adopt(MeasuredSteps.kept(machine: machine, threads: threads, at: path))
+            kept.adopt(MeasuredSteps.kept(machine: machine, threads: threads, build: build, at: path))
             return kept
         }
         let others = Calibration.machines(at: path)
@@ -30,7 +31,7 @@ enum MachineRate {
         }
         if let busy = measured.busy { kept += "; the machine was busy: \(busy)" }
         var rate = Throughput(sgemmGflops: measured.sgemm, source: "measured now (\(why); \(kept))")
-        rate.adopt(MeasuredSteps.kept(machine: machine, threads: threads, at: path))
+        rate.adopt(MeasuredSteps.kept(machine: machine, threads: threads, build: build, at: path))
         return rate
     }
 
@@ -76,7 +77,7 @@ enum MachineRate {
             }
         }
         do {
-            try MeasuredSteps.keep(measured, process: process, machine: Machine.current.key, threads: threads)
+            try MeasuredSteps.keep(measured, process: process, machine: Machine.current.key, threads: threads, build: build)
         } catch {
             status("the measurements are not kept: \(error.localizedDescription)\n")
         }
@@ -89,4 +90,19 @@ enum MachineRate {
     }
 
     static func status(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
+
+    /// This build of the runtime: the first 16 hex digits of the SHA-256 of the running executable
+    /// (read once per process, only by a plan that keeps measurements). Step times belong to the code
+    /// that measured them.
+    static let build: String = {
+        guard let file = FileHandle(forReadingAtPath: "/proc/self/exe") ?? FileHandle(forReadingAtPath: CommandLine.arguments[0]) else {
+            return "unknown"
+        }
+        defer { try? file.close() }
+        var hash = SHA256()
+        while let chunk = try? file.read(upToCount: 1 << 20), !chunk.isEmpty {
+            chunk.withUnsafeBytes { hash.update($0) }
+        }
+        return String(hash.finalize().prefix(16))
+    }()
 }

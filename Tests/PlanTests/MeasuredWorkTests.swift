@@ -62,4 +62,26 @@ import Testing
         #expect(t.cost.seconds > 1.9 * teacher.cost.seconds && t.cost.seconds < 2 * teacher.cost.seconds)
         #expect(again.stages.first { $0.hash == evaluate.hash }?.cost.seconds == evaluate.cost.seconds)
     }
+
+    /// Step times belong to the build that measured them: another build of the runtime on the same machine
+    /// finds none of them, and keeping its own drops the other build's (an older slot without a build too);
+    /// another machine's and another thread count's stay.
+    @Test func measuredStepsAreKeptPerBuildOfTheRuntime() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("distill-steps-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let work = try #require(Self.plan(.fallback).stages.first { $0.label.hasPrefix("train teacher") }?.cost.work.first)
+        let step = MeasuredSteps.Measurement(seconds: 0.5, peakBytes: 1 << 20)
+        try Calibration.write(["steps": .object(["cpu | 2 threads": .object([work.key: .object(["seconds": .number(9)])])])], to: path)
+        try MeasuredSteps.keep([(work, step)], process: nil, machine: "cpu", threads: 2, build: "a", at: path)
+        try MeasuredSteps.keep([(work, step)], process: nil, machine: "other cpu", threads: 2, build: "a", at: path)
+        try MeasuredSteps.keep([(work, step)], process: nil, machine: "cpu", threads: 1, build: "a", at: path)
+        #expect(MeasuredSteps.kept(machine: "cpu", threads: 2, build: "a", at: path) == [work.key: step])
+        #expect(MeasuredSteps.kept(machine: "cpu", threads: 2, build: "b", at: path).isEmpty)
+        try MeasuredSteps.keep([(work, MeasuredSteps.Measurement(seconds: 0.25, peakBytes: nil))], process: nil, machine: "cpu", threads: 2,
+                               build: "b", at: path)
+        #expect(MeasuredSteps.kept(machine: "cpu", threads: 2, build: "a", at: path).isEmpty)
+        #expect(MeasuredSteps.kept(machine: "cpu", threads: 2, build: "b", at: path)[work.key]?.seconds == 0.25)
+        let slots = Set((Calibration.document(at: path)["steps"]?.object ?? [:]).keys)
+        #expect(slots == ["cpu | 2 threads | build b", "other cpu | 2 threads | build a", "cpu | 1 threads | build a"])
+    }
 }
