@@ -6,8 +6,10 @@
 // registers run out: a forward tile of 6 output channels x up to 4 vectors on AVX-512
 // (24 accumulators), x up to 2 on AVX2 (12); a weight-gradient tile of 2 output
 // channels x 9 taps on AVX-512 (18 accumulators), of 1 on AVX2 (9). AVX2 has no
-// mask registers: whole vectors load and store plainly, a row's last partial vector
-// through vmaskmov. Below, "16 pixels" is one AVX-512 vector (8 with AVX2).
+// mask registers: its masks are vectors for vmaskmov; the staging copies whole vectors
+// with plain loads and only a row's edges through masks, while the tiles' stores and
+// the gradient's loads of dy stay masked (straight-line code keeps the accumulators in
+// registers). Below, "16 pixels" is one AVX-512 vector (8 with AVX2).
 //
 // Forward (and the input gradient, which is a forward convolution of the output
 // gradient with the flipped, transposed kernel): a register tile of
