@@ -92,7 +92,8 @@ enum MachineRate {
     static func status(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
 
     /// This build of the runtime: the first 16 hex digits of the SHA-256 of the running executable
-    /// (read once per process, only by a plan that keeps measurements). Step times belong to the code
+    /// (read once per process, by the first plan, submit or status that reads or keeps step measurements;
+    /// never with DISTILL_CALIBRATION=off). Step times belong to the code
     /// that measured them.
     static let build: String = {
         guard let file = FileHandle(forReadingAtPath: "/proc/self/exe") ?? FileHandle(forReadingAtPath: CommandLine.arguments[0]) else {
