@@ -12,6 +12,8 @@ DISTILL := .build/debug/distill
 # against Distillery's files: pinned in Tests/python-requirements.txt, installed
 # into a virtual environment of the build (Debian's Python and python3-venv).
 VENV := .build/venv
+# nnU-Net's planner needs PyTorch: its CPU build (a wheel folder of pip's, else PyTorch's own index).
+TORCH := 2.13.0
 
 .PHONY: all deps test-deps venv build test demo install install-files uninstall schema grammar bench-spec bench-onnx bench-plan clean protos
 
@@ -43,6 +45,8 @@ $(VENV)/.installed: Tests/python-requirements.txt
 	@$(MAKE) --no-print-directory test-deps
 	rm -rf $(VENV)
 	/usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'torch==$(TORCH)+cpu' \
+	  || $(VENV)/bin/pip install --quiet --disable-pip-version-check --index-url https://download.pytorch.org/whl/cpu 'torch==$(TORCH)'
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r Tests/python-requirements.txt
 	touch $@
 

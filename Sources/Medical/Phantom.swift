@@ -28,10 +28,10 @@ public enum Phantom {
         try fm.createDirectory(atPath: folder + "/imagesTr", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: folder + "/labelsTr", withIntermediateDirectories: true)
         var training: [[String: String]] = []
-        let hard = Set((0..<s.cases).filter { Double($0 % 100) / 100 < s.hardCases || s.hardCases >= 1 }.prefix(Int((Double(s.cases) * s.hardCases).rounded())))
+        let hard = hardCases(s)
         for i in 0..<s.cases {
             let (images, label) = patient(s, index: i, hard: hard.contains(i))
-            let name = "spleen_\(i + 1).nii.gz"
+            let name = caseName(i) + ".nii.gz"
             try NIfTI.write(channels: images, to: "\(folder)/imagesTr/\(name)", datatype: 4)
             try NIfTI.write(label, to: "\(folder)/labelsTr/\(name)", datatype: 2)
             training.append(["image": "./imagesTr/\(name)", "label": "./labelsTr/\(name)"])
@@ -46,6 +46,14 @@ public enum Phantom {
         let data = try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(data, to: folder + "/dataset.json")
     }
+
+    /// The cases given a small or low-contrast spleen.
+    public static func hardCases(_ s: PhantomSettings) -> Set<Int> {
+        Set((0..<s.cases).filter { Double($0 % 100) / 100 < s.hardCases || s.hardCases >= 1 }.prefix(Int((Double(s.cases) * s.hardCases).rounded())))
+    }
+
+    /// Case `index`'s name (its files' names without `.nii.gz`).
+    public static func caseName(_ index: Int) -> String { "spleen_\(index + 1)" }
 
     /// The label values of the organs: `foreground: [1]` segments the spleen alone (the
     /// study's task), `foreground: {spleen: 1, liver: 2, kidney: 3}` all three.

@@ -97,7 +97,12 @@ public final class SliceSet: @unchecked Sendable {
 
     /// A case's chosen modalities and its label, checked to share one grid.
     public static func read(_ dataset: MSDDataset, _ c: MSDDataset.Case, _ settings: Preprocessing) throws -> ([Volume], Volume) {
-        let modalities = try dataset.readModalities(c, names: settings.modalities), label = try dataset.read(c.label)
+        try read(dataset, c, modalities: settings.modalities)
+    }
+
+    /// A case's images of `modalities` (nil: the dataset's only one) and its label, on one grid.
+    public static func read(_ dataset: MSDDataset, _ c: MSDDataset.Case, modalities names: [String]?) throws -> ([Volume], Volume) {
+        let modalities = try dataset.readModalities(c, names: names), label = try dataset.read(c.label)
         for image in modalities {
             if let mismatch = image.grid.mismatch(label.grid) {
                 throw DatasetProblem(.geometry, "\(c.label) does not lie on the grid of \(c.image): \(mismatch)", files: [c.label, c.image])

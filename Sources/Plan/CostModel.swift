@@ -123,9 +123,9 @@ struct CostModel {
         // Forward, input gradient and weight gradient: 3 x 2 FLOP per MAC.
         c.flops = 6 * Double(f.macs) * samples * epochs
         let slots = stage.optimizer.algorithm.stateSlots
-        c.memoryBytes = f.activations * stage.batch * 4 + params * 4 * (2 + slots)
-        // What a step allocates and frees: the activations and their gradients (and a live teacher's maps).
-        var stepBytes = 2 * f.activations * stage.batch * 4
+        let student = Self.trainingBytes(activations: f.activations, batch: stage.batch, parameters: params, optimizerSlots: slots)
+        c.memoryBytes = student.resident
+        var stepBytes = student.step
         if let teacher {
             let tf = forward(teacher)
             if !teacherCached { c.flops += 2 * Double(tf.macs) * samples * epochs }
@@ -157,6 +157,22 @@ struct CostModel {
         }
         if let measured = measuredMemory(c.work, mapped: samples + validated) { c.memoryBytes = measured }
         return c
+    }
+
+    /// A training step's memory without a teacher: what stays resident (the activations kept
+    /// for backward, the weights with their gradients and optimiser state), and what a step
+    /// allocates and frees (the activations and their gradients), which the pool keeps idle for
+    /// the next step (`BufferPool.idleBytes`).
+    static func trainingBytes(activations: Int, batch: Int, parameters: Int, optimizerSlots: Int) -> (resident: Int, step: Int) {
+        (activations * batch * 4 + parameters * 4 * (2 + optimizerSlots), 2 * activations * batch * 4)
+    }
+
+    /// A training step's peak memory without a teacher, freed buffers included.
+    static func trainingPeakBytes(_ model: ModelArchitecture, volume: [Int], batch: Int, optimizerSlots: Int) -> Int? {
+        guard let f = model.forwardCost(volume: volume) else { return nil }
+        let (resident, step) = trainingBytes(activations: f.activations, batch: batch, parameters: model.parameterCount(height: volume[1], width: volume[2]),
+                                             optimizerSlots: optimizerSlots)
+        return resident + BufferPool.idleBytes(forStepBytes: step)
     }
 
     /// A stage's memory from its measured work: the process's own, the most any of its work

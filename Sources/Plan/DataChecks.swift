@@ -26,7 +26,8 @@ public enum DataDiagnostics {
     /// Given by `distill predict` only (a new volume has no spec location): not among `all`, which `check` gives.
     public static let intensities = DiagnosticID("W0813", .warning, "input intensities unlike the training data's")
 
-    public static let all: [DiagnosticID] = [folderMissing, manifest, files, modality, header, geometry, labels, voxels, duplicate, outside, transforms, patient]
+    public static let all: [DiagnosticID] = [folderMissing, manifest, files, modality, header, geometry, labels, voxels, duplicate, outside, transforms, patient,
+                                             RecipePlanning.tooDeep, RecipePlanning.overBudget, RecipePlanning.notVolumes]
 
     /// The id of a kind of dataset problem.
     public static func id(_ kind: DatasetProblem.Kind) -> DiagnosticID {
@@ -160,10 +161,14 @@ public enum DataChecks {
 extension SpecChecker {
     /// Checks the spec at `path` and then its data, as far as the headers of its volumes
     /// (what `distill check`, `plan` and `run` use).
+    /// `auto` values are computed from the data, with the fingerprints kept in `store` (when
+    /// given); `planning` keeps one measured here there (`check` writes nothing).
     public static func checkWithData(path: String, loader: SpecLoader = SpecLoader(),
-                                     environment: [String: String] = ProcessInfo.processInfo.environment) -> CheckedSpec? {
-        guard var checked = check(path: path, loader: loader, environment: environment) else { return nil }
+                                     environment: [String: String] = ProcessInfo.processInfo.environment,
+                                     store: String? = nil, planning: Bool = false, progress: (@Sendable (String) -> Void)? = nil) -> CheckedSpec? {
         let base = FilePath.resolve(FilePath.folder(of: path), against: loader.workingDirectory, standardized: true)
+        let recipes = RecipePlanning.resolver(specDirectory: base, store: store, keep: planning, progress: progress)
+        guard var checked = check(path: path, loader: loader, environment: environment, recipes: recipes) else { return nil }
         checked.diagnostics = (checked.diagnostics + DataChecks.check(checked, specDirectory: base)).sortedForOutput()
         return checked
     }

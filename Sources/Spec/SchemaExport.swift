@@ -36,7 +36,7 @@ public enum SchemaExport {
         var properties: [String: Any] = [:]
         var required: [String] = []
         for f in o.fields {
-            properties[f.key] = property(f, mode, &defs)
+            properties[f.key] = property(f, in: o, mode, &defs)
             if f.required { required.append(f.key) }
         }
         var out: [String: Any] = ["type": "object", "description": o.doc, "additionalProperties": false]
@@ -48,7 +48,7 @@ public enum SchemaExport {
             for c in d.cases {
                 var caseRequired: [String] = []
                 for f in c.fields {
-                    properties[f.key] = property(f, mode, &defs)
+                    properties[f.key] = property(f, in: o, mode, &defs)
                     if f.required { caseRequired.append(f.key) }
                 }
                 let allowed = Set(c.fields.map(\.key))
@@ -83,8 +83,10 @@ public enum SchemaExport {
         return out
     }
 
-    private static func property(_ f: Field, _ mode: Mode, _ defs: inout [String: Any]) -> [String: Any] {
+    private static func property(_ f: Field, in o: ObjectSchema, _ mode: Mode, _ defs: inout [String: Any]) -> [String: Any] {
         var p = type(f.type, mode, &defs)
+        // A recipe value may be left to the data.
+        if AutoRecipe.takesAuto(o.name, f.key) { p = ["anyOf": [["const": AutoRecipe.word], p]] }
         let existing = p["description"] as? String
         p["description"] = existing.map { "\(f.doc) \($0)" } ?? f.doc
         if case .object = f.type { p["description"] = f.doc }
@@ -155,13 +157,13 @@ public enum SchemaExport {
             let o = queue.removeFirst()
             guard seen.insert(o.name).inserted else { continue }
             out += "### \(o.name)\n\n\(o.doc)\n\n"
-            out += table(o.fields, &queue)
+            out += table(o.fields, in: o, &queue)
             if let d = o.discriminator {
                 out += "\n`\(d.key)` chooses the kind\(d.defaultCase.map { " (default `\($0)`)" } ?? ""):\n\n"
                 for c in d.cases {
                     out += "- `\(d.key): \(c.name)`: \(c.doc)\n"
                     if !c.fields.isEmpty {
-                        out += "\n" + table(c.fields, &queue).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n\n"
+                        out += "\n" + table(c.fields, in: o, &queue).split(separator: "\n").map { "  " + $0 }.joined(separator: "\n") + "\n\n"
                     }
                 }
             }
@@ -171,12 +173,13 @@ public enum SchemaExport {
         return out
     }
 
-    private static func table(_ fields: [Field], _ queue: inout [ObjectSchema]) -> String {
+    private static func table(_ fields: [Field], in o: ObjectSchema, _ queue: inout [ObjectSchema]) -> String {
         guard !fields.isEmpty else { return "" }
         var out = "| key | type | default | meaning |\n|---|---|---|---|\n"
         for f in fields {
             let def = f.required ? "required" : f.defaultValue.map { "`\(Value(literal: $0).canonicalText)`" } ?? "-"
-            out += "| `\(f.key)` | \(describe(f.type, &queue)) | \(def) | \(f.doc.replacingOccurrences(of: "|", with: "\\|")) |\n"
+            let auto = AutoRecipe.takesAuto(o.name, f.key) ? " or `\(AutoRecipe.word)`" : ""
+            out += "| `\(f.key)` | \(describe(f.type, &queue))\(auto) | \(def) | \(f.doc.replacingOccurrences(of: "|", with: "\\|")) |\n"
         }
         return out
     }

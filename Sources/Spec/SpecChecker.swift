@@ -19,6 +19,8 @@ public struct CheckedSpec: Sendable {
     public var variants: [Variant]
     public var diagnostics: [Diagnostic]
     public var files: [SourceFile]
+    /// What the spec's `auto` values became, and why (empty without `auto`).
+    public var recipe: [String] = []
 }
 
 /// The checker: load, validate, build the IR, run every rule, expand the sweep
@@ -27,11 +29,14 @@ public enum SpecChecker {
     /// Every semantic rule, each a small function over the IR.
     static let rules: [@Sendable (Spec) -> [Diagnostic]] = ReferenceChecks.rules + ShapeChecks.rules + StudyChecks.rules + WeightChecks.rules + ClusterChecks.rules
 
-    /// Checks the spec at `path`; nil when the file itself cannot be read.
+    /// Checks the spec at `path`; nil when the file itself cannot be read. `recipes` computes
+    /// its `auto` values (the planner's, which reads the data); without one, or where it cannot,
+    /// the spec is checked with stand-ins and has no IR (warning W0415).
     public static func check(path: String, loader: SpecLoader = SpecLoader(),
-                             environment: [String: String] = ProcessInfo.processInfo.environment) -> CheckedSpec? {
+                             environment: [String: String] = ProcessInfo.processInfo.environment,
+                             recipes: RecipeResolver? = nil) -> CheckedSpec? {
         guard let loaded = loader.load(path: path) else { return nil }
-        return check(loaded, environment: environment)
+        return check(loaded, environment: environment, recipes: recipes)
     }
 
     /// Checks an in-memory spec (tests, editors).
@@ -40,7 +45,60 @@ public enum SpecChecker {
         check(SpecLoader(workingDirectory: directory).load(file: source, directory: directory), environment: environment)
     }
 
-    static func check(_ loaded: SpecLoader.Result, environment: [String: String]) -> CheckedSpec {
+    static func check(_ loaded: SpecLoader.Result, environment: [String: String], recipes: RecipeResolver? = nil) -> CheckedSpec {
+        var loaded = loaded
+        let slots = loaded.root.map(AutoRecipe.slots) ?? []
+        guard let root = loaded.root, !slots.isEmpty, !loaded.diagnostics.hasErrors else { return checkResolved(loaded, environment: environment) }
+        // `auto`: build the spec with stand-ins, let the planner compute the values from it, check again with them.
+        let standIns = AutoRecipe.substitute(AutoRecipe.standIns(slots, in: root), in: root)
+        var why: String
+        if let recipes, let probe = build(standIns, environment: environment) {
+            switch recipes(probe, slots) {
+            case .resolved(let values, let lines):
+                loaded.root = AutoRecipe.substitute(values, in: root)
+                var checked = checkResolved(loaded, environment: environment)
+                checked.recipe = lines
+                return checked
+            case .failed(let found):
+                loaded.root = standIns
+                var checked = checkResolved(loaded, environment: environment)
+                checked.diagnostics = (checked.diagnostics + found).sortedForOutput()
+                return withoutIR(checked)
+            case .unavailable(let reason): why = reason
+            }
+        } else {
+            why = recipes == nil ? "they are computed from the data by `distill plan`" : "the spec has errors to fix first"
+        }
+        loaded.root = standIns
+        var checked = checkResolved(loaded, environment: environment)
+        // What the stand-ins would say is not the spec's: drop what is located at an `auto`.
+        let ranges = Set(slots.map { "\($0.range.file.path ?? ""):\($0.range.start)" })
+        checked.diagnostics.removeAll { d in d.range.map { ranges.contains("\($0.file.path ?? ""):\($0.start)") } ?? false }
+        checked.diagnostics.append(Diagnostic(AutoRecipe.notComputed, "\(slots.count) `auto` value\(slots.count == 1 ? "" : "s") not computed: \(why)",
+                                              at: slots[0].range, path: slots[0].dotted,
+                                              notes: (slots.count > 1 ? [DiagnosticNote("also " + slots.dropFirst().map(\.dotted).joined(separator: ", "))] : [])
+                                                  + [DiagnosticNote("checked with stand-ins; the values that will run are computed where the data is")]))
+        checked.diagnostics = checked.diagnostics.sortedForOutput()
+        return withoutIR(checked)
+    }
+
+    /// A checked spec that cannot be planned: its variants keep their names, not their IR.
+    static func withoutIR(_ checked: CheckedSpec) -> CheckedSpec {
+        var c = checked
+        c.base = nil
+        for i in c.variants.indices { c.variants[i].spec = nil }
+        return c
+    }
+
+    /// The IR of a tree, built without the rules (nil when it cannot be built).
+    static func build(_ tree: SyntaxNode, environment: [String: String]) -> Spec? {
+        var validator = Validator(environment: environment)
+        guard let document = validator.validate(tree, as: .object(SpecSchema.root), path: ""), !validator.diagnostics.hasErrors else { return nil }
+        var builder = SpecBuilder(validated: true)
+        return builder.build(document)
+    }
+
+    static func checkResolved(_ loaded: SpecLoader.Result, environment: [String: String]) -> CheckedSpec {
         var diagnostics = loaded.diagnostics
         var result = CheckedSpec(base: nil, variants: [], diagnostics: [], files: loaded.files)
         // A spec whose bases could not be composed is incomplete: checking it would

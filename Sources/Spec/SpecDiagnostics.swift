@@ -93,6 +93,7 @@ public enum SpecDiagnostics {
         notASpec, noTrainingSet, badPattern,
         unknownModel, unknownSubset, unknownStage, stageCycle, unknownHead, unknownTerm, subsetCycle,
         channelMismatch, spatialMismatch, inputSize, tokenTap, logitChannels, lossHead, inChannels, vitShape, uselessResample, headClasses, badClasses, squareOnly, weightsMismatch, dimensions,
+        AutoRecipe.notComputed,
         softmaxOneChannel, softmaxOneChannelAccepted, reinitAdapter, sliceSplit, subsetOutsideTeacher, trainsOnTest,
         selectOnTest, thresholdOnLogit, patientKeyOnSlices,
         unknownAxis, badPath, duplicateVariant, tooManyVariants, zipLengths, badExclude, axisTwice, badAxisValue, unusedAxis,

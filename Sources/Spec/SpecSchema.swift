@@ -30,7 +30,14 @@ public enum SpecSchema {
 
     static let execution = ObjectSchema("Execution", "Where and how the plan's stages run.", fields: [
         Field("slurm", .object(slurm), "Slurm settings."),
+        Field("memory", .number(min: 0, exclusiveMin: true, max: 1_048_576), default: .number(defaultMemoryGiB),
+              "GiB a training step may take: `auto` 3D recipes (`patch`, `batch`) are fitted to it by the plan's memory model, as nnU-Net fits its recipes to an 8 GB GPU. The default is that GPU as this runtime's memory model counts a step (float32 on a CPU, freed buffers kept for the next step): with it, `auto` chose nnU-Net's own patches."),
     ])
+
+    /// `execution.memory`'s default, in GiB: nnU-Net's 8 GB GPU in the plan's memory model
+    /// (nnU-Net 2.8.1's patches on 1 and 0.8 mm CT-like and 1 mm volumes are the largest within
+    /// 17.4-17.6 GiB); it leaves a machine of 24 GiB room for the data and the system.
+    public static let defaultMemoryGiB = 17.5
 
     // MARK: data
 

@@ -306,7 +306,7 @@ extension TrainingConfiguration {
     /// once, for the spec checker (SpecSchema's stage) and for this configuration's reader.
     public static let recipe: [Field] = [
         Field("epochs", .integer(min: 1, max: 100_000), required: true, "Training epochs."),
-        Field("batch", .integer(min: 1, max: 65536), required: true, "Batch size."),
+        Field("batch", .integer(min: 1, max: 65536), required: true, "Batch size; `auto` in 3D: the recipe's (nnU-Net's rule: what `execution.memory` holds, at most 5% of the dataset's voxels, at least 2)."),
         Field("seed", .nonNegativeInteger, default: .int(42), "Seed of initialisation, shuffling and sampling."),
         Field("clip_grad_norm", .positiveNumber, "Clip the global gradient norm to this value."),
     ]
@@ -322,17 +322,17 @@ extension ModelArchitecture {
 
     static func unetFields(heads defaultHeads: [(String, Int)]) -> [Field] {
         [
-            Field("widths", widthsType, required: true, "Channels of each encoder level, full resolution first; the depth is its length."),
-            Field("bottleneck", .integer(min: 1, max: 65536), required: true, "Channels of the bottleneck block."),
+            Field("widths", widthsType, required: true, "Channels of each encoder level, full resolution first; the depth is its length. `auto` (3D): nnU-Net's, 32 doubling up to 320, one level per pooling the data's recipe allows."),
+            Field("bottleneck", .integer(min: 1, max: 65536), required: true, "Channels of the bottleneck block; `auto` (3D): nnU-Net's for the recipe's depth."),
             Field("convs_per_block", .integer(min: 1, max: 8), default: .int(2), "3x3 conv + norm + ReLU units per block."),
             Field("norm", .enumeration(NormKind.names), default: .string("batch"), "Normalisation after each conv."),
             Field("groups", .positiveInteger, default: .int(8), "Groups of `norm: group`."),
             Field("up", .enumeration(UpsamplingKind.names), default: .string("transpose"), "Decoder up-sampling."),
             Field("dims", .integer(2...3), default: .int(2), omittedAt: [.int(2)], "2: a U-Net over slices (3x3 kernels, 2x2 pooling); 3: over volumes, trained on patches (`data.preprocess.patch`), with `kernels` and `pools`."),
             Field("kernels", .list(.list(.integer(VolumeLevels.kernelRange), minCount: 3, maxCount: 3), minCount: 2, maxCount: 9),
-                  omittedAt: [.null], "With `dims: 3`: the convolution kernel `[depth, height, width]` of each encoder level, then the bottleneck's (one more than `widths`; odd sides). Default: `[3, 3, 3]` at every level."),
+                  omittedAt: [.null], "With `dims: 3`: the convolution kernel `[depth, height, width]` of each encoder level, then the bottleneck's (one more than `widths`; odd sides). Default: `[3, 3, 3]` at every level. `auto`: the data's recipe (a side is 3 once its axis is within a factor 2 of the finest spacing), its first levels for a shallower network."),
             Field("pools", .list(.list(.integer(VolumeLevels.poolRange), minCount: 3, maxCount: 3), minCount: 1, maxCount: 8),
-                  omittedAt: [.null], "With `dims: 3`: the pooling `[depth, height, width]` after each encoder level (as many as `widths`), mirrored by the decoder's transposed convolutions; nnU-Net's plans for thick slices start with `[1, 2, 2]`. Default: `[2, 2, 2]` at every level."),
+                  omittedAt: [.null], "With `dims: 3`: the pooling `[depth, height, width]` after each encoder level (as many as `widths`), mirrored by the decoder's transposed convolutions; nnU-Net's plans for thick slices start with `[1, 2, 2]`. Default: `[2, 2, 2]` at every level. `auto`: the data's recipe (nnU-Net pools the axes within a factor 2 of the finest spacing while their maps keep 8 voxels), its first levels for a shallower network, so a student pools as its teacher."),
             Field("heads", headsType, default: .object(defaultHeads.map { ($0.0, .int($0.1)) }),
                   "Output heads and their channels."),
         ]
@@ -397,9 +397,9 @@ extension Preprocessing {
         Field("keep_empty", .number(min: 0, exclusiveMin: false, max: 1), default: .number(1),
               "Share of slices without foreground that are kept."),
         Field("patch", .list(.integer(VolumeSampling.patchRange), minCount: 3, maxCount: 3),
-              omittedAt: [.null], "3D: volumes are resampled whole (to `spacing`) and networks with `dims: 3` train on random patches of `[depth, height, width]` voxels, depth along `slice_axis`, a third of them centred on foreground (nnU-Net's 3d_fullres); `size` and `keep_empty` then do not apply."),
+              omittedAt: [.null], "3D: volumes are resampled whole (to `spacing`) and networks with `dims: 3` train on random patches of `[depth, height, width]` voxels, depth along `slice_axis`, a third of them centred on foreground (nnU-Net's 3d_fullres); `size` and `keep_empty` then do not apply. `auto`: computed from the data's fingerprint by nnU-Net's rules (the spacing's aspect at the volume of 256^3, at most the median case, fitted to `execution.memory`)."),
         Field("spacing", .oneOf([.enumeration(["median"]), .list(.positiveNumber, minCount: 3, maxCount: 3)]),
-              omittedAt: [.null], "3D: the spacing in mm `[depth, height, width]` volumes are resampled to (third-order B-spline for images, linear on one-hot for labels), or `median`, the training cases' median spacing (nnU-Net's default, and the default here)."),
+              omittedAt: [.null], "3D: the spacing in mm `[depth, height, width]` volumes are resampled to (third-order B-spline for images, linear on one-hot for labels), or `median`, the training cases' median spacing (the default here), or `auto`, nnU-Net's rule: the median, except that the coarse axis of anisotropic data (over 3 times the others' spacing, under a third of their voxels) takes the 10th percentile of its spacings."),
     ])
 }
 

@@ -9,7 +9,7 @@ import StageConfig
 /// each beside draws of the spec's `data.augment`, the label outlined by class.
 enum AugmentPreview {
     static func run(spec: String, store: String, draws: Int, output: String) throws {
-        let (plan, base) = try SpecPlanning.plan(spec, variant: nil, firstVariant: true)
+        let (plan, base) = try SpecPlanning.plan(spec, variant: nil, firstVariant: true, fingerprints: store)
         guard let prepare = plan.stages.first(where: { $0.kind == .prepare }), case .prepare(let config) = prepare.config else {
             throw ValidationError("the spec's plan has no data to prepare")
         }

@@ -21,6 +21,9 @@ struct CheckCommand: ParsableCommand {
     @Option(name: .long, help: "Output format: text or json.")
     var format: OutputFormat = .text
 
+    @Option(name: .long, help: "A run store whose kept dataset fingerprints give `auto` values without reading the data again (used when it exists; check writes nothing).")
+    var store: String = "runs"
+
     @Flag(name: .long, help: "Also read every voxel of each local dataset (NaN and infinite voxels, label values, truncated files), as prepare would, with its throughput on standard error.")
     var data = false
 
@@ -42,7 +45,7 @@ struct CheckCommand: ParsableCommand {
         }
         var diagnostics: [Diagnostic] = []
         for file in files {
-            guard let checked = SpecChecker.checkWithData(path: file) else {
+            guard let checked = SpecChecker.checkWithData(path: file, store: store, progress: SpecPlanning.progress) else {
                 ioErrors.append("error: cannot read '\(file)'")
                 continue
             }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Figures
 import Foundation
 import Medical
+import Plan
 import Runtime
 import Spec
 import StageConfig
@@ -23,10 +24,29 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Read ANALYZE 7.5 files (no NIfTI magic, no orientation) as having this orientation, e.g. LAS.")
         var analyzeOrientation: String?
 
+        @Flag(help: "For a dataset folder: measure its fingerprint (spacings, sizes, foreground intensities, label voxels) and print the 3D recipe nnU-Net's planning rules compute from it, as `auto` would choose it.")
+        var fingerprint = false
+
+        @Option(help: "With --fingerprint: the slice axis that becomes depth (\(SliceAxis.names.joined(separator: ", "))).")
+        var sliceAxis = SliceAxis.axial.rawValue
+
+        @Option(help: "With --fingerprint: the GiB a training step of the recipe may take (default: the spec language's execution.memory, \(SpecSchema.defaultMemoryGiB)).")
+        var memory: Double = SpecSchema.defaultMemoryGiB
+
+        @Flag(help: "With --fingerprint: print the fingerprint and the recipe as JSON.")
+        var json = false
+
         func validate() throws {
             if let o = analyzeOrientation, AxisOrientation(o) == nil {
                 throw ValidationError("--analyze-orientation takes three letters, one of R/L, A/P, S/I each (e.g. LAS), not '\(o)'")
             }
+            guard SliceAxis(rawValue: sliceAxis) != nil else {
+                throw ValidationError("--slice-axis takes \(SliceAxis.names.joined(separator: ", ")), not '\(sliceAxis)'")
+            }
+            if !fingerprint, json || sliceAxis != SliceAxis.axial.rawValue || memory != SpecSchema.defaultMemoryGiB {
+                throw ValidationError("--slice-axis, --memory and --json go with --fingerprint")
+            }
+            guard memory > 0, memory.isFinite, memory <= 1_048_576 else { throw ValidationError("--memory must be a number of GiB above 0") }
         }
 
         /// Exit 0 when everything read, 1 when a file or case has a problem, 2 when a path does not exist.
@@ -38,6 +58,15 @@ struct DataCommand: ParsableCommand {
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
                     FileHandle.standardError.write(Data("error: no such file or directory: '\(path)'\n".utf8))
                     missing += 1
+                    continue
+                }
+                if fingerprint {
+                    guard isDirectory.boolValue else {
+                        FileHandle.standardError.write(Data("error: --fingerprint measures a dataset folder; '\(path)' is a file\n".utf8))
+                        missing += 1
+                        continue
+                    }
+                    problems += printFingerprint(path, orientation)
                     continue
                 }
                 problems += isDirectory.boolValue ? inspectDataset(path, orientation) : inspectFile(path, orientation)
@@ -53,6 +82,29 @@ struct DataCommand: ParsableCommand {
                 return 0
             } catch {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                return 1
+            }
+        }
+
+        /// The dataset's fingerprint and the recipe computed from it: 1 when it cannot be measured.
+        func printFingerprint(_ path: String, _ orientation: AxisOrientation?) -> Int {
+            do {
+                let dataset = try MSDDataset.load(path, analyzeOrientation: orientation)
+                let f = try DatasetFingerprint.measure(dataset, axis: SliceAxis(rawValue: sliceAxis) ?? .axial, modalities: nil)
+                let classes = max(2, f.labelVoxels.count)
+                let template = VolumeRecipe.nnUNetTemplate(inChannels: f.modalities.count, classes: classes)
+                let recipe = VolumeRecipe.plan(f, budgetBytes: Int(memory * Double(1 << 30)),
+                                               stepBytes: VolumeRecipe.stepBytes(like: template, optimizerSlots: VolumeRecipe.nnUNetOptimizerSlots))
+                if json {
+                    print(DatasetFingerprintReport.json(f, recipe).pretty, terminator: "")
+                } else {
+                    for line in DatasetFingerprintReport.lines(f, path: path) + ["3D recipe (nnU-Net's rules, for its network):"] + recipe.lines.map({ "  " + $0 }) {
+                        print(line)
+                    }
+                }
+                return 0
+            } catch {
+                FileHandle.standardError.write(Data("error: \(path): \(error)\n".utf8))
                 return 1
             }
         }

@@ -61,7 +61,7 @@ struct PlanCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard let checked = SpecChecker.checkWithData(path: spec) else {
+        guard let checked = SpecChecker.checkWithData(path: spec, store: store, planning: true, progress: SpecPlanning.progress) else {
             FileHandle.standardError.write(Data("error: cannot read '\(spec)'\n".utf8))
             throw ExitStatus.usage
         }
@@ -73,6 +73,8 @@ struct PlanCommand: ParsableCommand {
         if !checked.diagnostics.isEmpty {
             FileHandle.standardError.write(Data(DiagnosticRenderer.text(checked.diagnostics).utf8))
         }
+        try SpecPlanning.refuseUncomputedRecipe(checked, shown: true)
+        if format == .text, !checked.recipe.isEmpty { print(checked.recipe.joined(separator: "\n") + "\n") }
         if let variant, !checked.variants.contains(where: { $0.name == variant }) {
             let names = checked.variants.map(\.name)
             var message = "error: no variant '\(variant)' in \(spec)"

@@ -29,8 +29,9 @@ struct StoreOptions: ParsableArguments {
 enum SpecPlanning {
     /// `firstVariant` plans only the first variant when none is named (what `run` executes).
     /// The spec checked (with its data), or the diagnostics printed and exit 1 (2 when unreadable).
-    static func checked(_ spec: String) throws -> CheckedSpec {
-        guard let checked = SpecChecker.checkWithData(path: spec) else {
+    /// `auto` values are computed with the fingerprints kept in `fingerprints` (a run store).
+    static func checked(_ spec: String, fingerprints: String?) throws -> CheckedSpec {
+        guard let checked = SpecChecker.checkWithData(path: spec, store: fingerprints, planning: true, progress: progress) else {
             FileHandle.standardError.write(Data("error: cannot read '\(spec)'\n".utf8))
             throw ExitStatus.usage
         }
@@ -39,13 +40,29 @@ enum SpecPlanning {
             print(DiagnosticRenderer.summary(checked.diagnostics, files: 1))
             throw ExitStatus.failure
         }
+        try refuseUncomputedRecipe(checked)
         return checked
     }
 
+    /// A spec whose `auto` values could not be computed was checked with stand-ins: it is not planned.
+    /// `shown`: the diagnostics were printed already.
+    static func refuseUncomputedRecipe(_ checked: CheckedSpec, shown: Bool = false) throws {
+        let uncomputed = checked.diagnostics.filter { $0.id == AutoRecipe.notComputed }
+        guard !uncomputed.isEmpty else { return }
+        let text = shown ? "" : DiagnosticRenderer.text(uncomputed)
+        FileHandle.standardError.write(Data((text + "error: the spec's `auto` values are needed to plan it\n").utf8))
+        throw ExitStatus.failure
+    }
+
+    /// What the planner says while it measures a dataset (stderr: standard output may be a plan in JSON).
+    static let progress: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
     /// `store`: where prepared data gives exact slice counts (nil: the headers' counts).
     /// `measure`: time the plan's work not yet measured on this machine first (`plan` and `submit`, whose times are read).
-    static func plan(_ spec: String, variant: String?, firstVariant: Bool = false, store: String? = nil, measure: Bool = false) throws -> (ExecutionPlan, String) {
-        try plan(try checked(spec), spec: spec, variant: variant, firstVariant: firstVariant, store: store, measure: measure)
+    /// `fingerprints`: the run store whose kept fingerprints give `auto` values (default: `store`).
+    static func plan(_ spec: String, variant: String?, firstVariant: Bool = false, store: String? = nil, fingerprints: String? = nil,
+                     measure: Bool = false) throws -> (ExecutionPlan, String) {
+        try plan(try checked(spec, fingerprints: fingerprints ?? store), spec: spec, variant: variant, firstVariant: firstVariant, store: store, measure: measure)
     }
 
     /// The plan of a spec already checked (its headers read once).
@@ -211,7 +228,7 @@ struct ReportCommand: ParsableCommand {
     @OptionGroup var options: StoreOptions
 
     func run() throws {
-        let (p, _) = try SpecPlanning.plan(spec, variant: nil)
+        let (p, _) = try SpecPlanning.plan(spec, variant: nil, fingerprints: options.store)
         do {
             try Report.verifyInputs(p, store: RunStore(root: options.store))
         } catch {
@@ -238,7 +255,7 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var options: StoreOptions
 
     func run() throws {
-        let (p, _) = try SpecPlanning.plan(spec, variant: nil)
+        let (p, _) = try SpecPlanning.plan(spec, variant: nil, fingerprints: options.store)
         let store = RunStore(root: options.store)
         var counts: [String: Int] = [:]
         for s in p.stages {
@@ -273,7 +290,7 @@ struct VerifyCommand: ParsableCommand {
         let runs = RunStore(root: store)
         let hashes: [String]
         if let spec {
-            hashes = try SpecPlanning.plan(spec, variant: nil).0.stages.map(\.hash)
+            hashes = try SpecPlanning.plan(spec, variant: nil, fingerprints: store).0.stages.map(\.hash)
         } else {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: runs.root + "/stages") else {
                 FileHandle.standardError.write(Data("error: \(store) is not a run store (no stages/ folder)\n".utf8))

@@ -64,7 +64,7 @@ struct SubmitCommand: ParsableCommand {
     }
 
     func run() throws {
-        let checked = try SpecPlanning.checked(spec)
+        let checked = try SpecPlanning.checked(spec, fingerprints: store)
         let (plan, base) = try SpecPlanning.plan(checked, spec: spec, variant: nil, measure: true)
         // No job should fail on data a local scan could have refused: every voxel is read first.
         if !skipVoxelScan {

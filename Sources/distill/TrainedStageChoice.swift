@@ -55,7 +55,7 @@ struct TrainedStageChoice {
             if let stage, stage != stageOrCheckpoint { throw usageError("--stage \(stage) contradicts the stage argument '\(stageOrCheckpoint)'") }
             (stageName, checkpoint) = (stageOrCheckpoint, nil)
         }
-        (plan, _) = try SpecPlanning.plan(spec, variant: variant)
+        (plan, _) = try SpecPlanning.plan(spec, variant: variant, fingerprints: store)
         do {
             setting = try Prediction.setting(stageName, in: plan)
             model = try Prediction.model(setting, store: RunStore(root: store), checkpoint: checkpoint)

@@ -21,14 +21,18 @@ import Testing
         #expect(Self.volumeTasks == Self.tasks.map { $0.replacingOccurrences(of: ".yaml", with: "-3d.yaml") })
     }
 
-    /// A 3D recipe runs one epoch of everything on a tiny 3D phantom: its patch and pooling
-    /// replaced by ones the phantom fits, its spacing by the phantom's own.
+    /// A 3D recipe runs one epoch of everything on a tiny 3D phantom: its `auto` recipe
+    /// (spacing, patch, kernels, pooling, batch) computed from the phantom's fingerprint,
+    /// with tiny widths in place of the teacher's.
     @Test(arguments: volumeTasks) func volumeTaskRunsOneEpochOnThePhantom(_ task: String) throws {
         let path = Self.folder + "/" + task
+        // Without the task's data its `auto` values are not computed: checked with stand-ins, never planned.
         let checked = try #require(SpecChecker.check(path: path))
         #expect(!checked.diagnostics.hasErrors, "\(DiagnosticRenderer.text(checked.diagnostics))")
-        let data = try #require(checked.variants.first?.spec?.data)
-        #expect(data.preprocess.volume != nil && checked.variants.first?.spec?.models.allSatisfy { $0.architecture.spatialDimensions == 3 } == true)
+        #expect(checked.diagnostics.contains { $0.id == AutoRecipe.notComputed } && checked.variants.first?.spec == nil)
+        // The task's data settings are its 2D spec's, which the 3D one extends.
+        let slices = try #require(SpecChecker.check(path: path.replacingOccurrences(of: "-3d.yaml", with: ".yaml")))
+        let data = try #require(slices.variants.first?.spec?.data)
         let modalities = data.preprocess.modalities ?? ["CT"]
         let background = [0] + [1, 2, 3].filter { v in !data.classes.classes.contains { $0.values.contains(v) } }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-msd3d-\(task)-\(UUID().uuidString)").path
@@ -39,11 +43,10 @@ import Testing
             data:
               source: {msd: null, phantom: {cases: 6, seed: 1, size: 32, slices: 8, modalities: [\(modalities.joined(separator: ", "))]}}
               background: [\(background.map(String.init).joined(separator: ", "))]
-              preprocess: {patch: [8, 16, 16], spacing: median}
               split: {test: 0.34, val: 0.17}
             models:
-              teacher_net: {widths: [4, 8], bottleneck: 8, convs_per_block: 1, kernels: [[1, 3, 3], [3, 3, 3], [3, 3, 3]], pools: [[1, 2, 2], [2, 2, 2]]}
-              student_net: {widths: [2, 4], bottleneck: 4, kernels: [[1, 3, 3], [3, 3, 3], [3, 3, 3]], pools: [[1, 2, 2], [2, 2, 2]]}
+              teacher_net: {widths: [4, 8], bottleneck: 8, convs_per_block: 1}
+              student_net: {widths: [2, 4], bottleneck: 4}
             stages:
               teacher: {epochs: 1}
               baseline: {epochs: 1}
@@ -51,9 +54,17 @@ import Testing
 
             """
         try overlay.write(toFile: dir + "/smoke.yaml", atomically: true, encoding: .utf8)
+        let plan = try cli.run(["plan", "smoke.yaml", "--store", "s"], in: dir)
+        #expect(plan.status == 0 && plan.out.contains("3D recipe from the fingerprint of 6 cases") && plan.out.contains("data.preprocess.patch = [8,32,32]")
+                && plan.out.contains("models.student_net.pools = [[1,2,2],[2,2,2]]"), "\(task): \(plan.out)\(plan.err)")
         let r = try cli.run(["sweep", "smoke.yaml", "--store", "s", "--threads", "1"], in: dir)
         #expect(r.status == 0, "\(task): \(r.out.suffix(3000))\(r.err)")
         #expect(r.out.contains("8 done, 0 reused, 0 failed"), "\(task): \(r.out.suffix(1500))")
+        // The store keeps the fingerprint: planning again reads no volume, and computes the same recipe.
+        _ = try cli.run(["plan", "smoke.yaml", "--store", "s"], in: dir)
+        let again = try cli.run(["plan", "smoke.yaml", "--store", "s"], in: dir)
+        #expect(again.status == 0 && !again.err.contains("measuring") && again.out.contains("data.preprocess.patch = [8,32,32]"), "\(task): \(again.err)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/s/fingerprints"))
         // A new volume is segmented as the test volumes were: resampled, windowed, put back on its grid.
         let stages = try FileManager.default.contentsOfDirectory(atPath: dir + "/s/stages")
         let prepared = try #require(stages.first { FileManager.default.fileExists(atPath: "\(dir)/s/stages/\($0)/dataset/imagesTr") })
@@ -67,6 +78,22 @@ import Testing
         // The 3D student exports to ONNX with depth free beside height and width.
         let e = try cli.run(["export", "kd", "--spec", "smoke.yaml", "--store", "s", "-o", "kd.onnx"], in: dir)
         #expect(e.status == 0 && e.out.contains("input image [batch, \(data.channels), depth, height, width]"), "\(task): \(e.out)\(e.err)")
+    }
+
+    /// A 3D task's recipe is computed from a Decathlon-layout folder and costed; without the
+    /// data, it is checked (a warning) but never planned.
+    @Test func aVolumeTaskIsPlannedFromItsDataAndNotWithout() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("distill-msdroot-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let written = try cli.run(["data", "phantom", root + "/Task09_Spleen", "--cases", "6", "--size", "64", "--slices", "16"])
+        #expect(written.status == 0, "\(written.err)")
+        let planned = try cli.run(["plan", "specs/msd/Task09_Spleen-3d.yaml", "--store", root + "/runs"], environment: ["MSD_ROOT": root])
+        #expect(planned.status == 0 && planned.out.contains("3D recipe from the fingerprint of 6 cases") && planned.out.contains("models.teacher_net.widths = [")
+                && planned.out.contains("total:"), "\(planned.out)\(planned.err)")
+        let r = try cli.run(["plan", "specs/msd/Task09_Spleen-3d.yaml"], environment: ["MSD_ROOT": "/nonexistent"])
+        #expect(r.status == 1 && r.err.contains("warning[W0415]") && r.err.contains("error: the spec's `auto` values are needed to plan it"), "\(r.out)\(r.err)")
+        let check = try cli.run(["check", "specs/msd/Task09_Spleen-3d.yaml"], environment: ["MSD_ROOT": "/nonexistent"])
+        #expect(check.status == 0 && check.out.contains("warning[W0415]: 11 `auto` values not computed"), "\(check.out)")
     }
 
     @Test(arguments: tasks) func taskRunsOneEpochOnThePhantom(_ task: String) throws {

@@ -36,7 +36,7 @@ NO_EXAMPLE = {
 ref = subprocess.run(['.build/debug/distill', 'schema', '--format', 'markdown'],
                      capture_output=True, text=True, check=True).stdout
 ids = []
-for f in ['Sources/SpecSyntax/SyntaxDiagnostics.swift', 'Sources/Spec/SpecDiagnostics.swift', 'Sources/Plan/DataChecks.swift']:
+for f in ['Sources/SpecSyntax/SyntaxDiagnostics.swift', 'Sources/Spec/SpecDiagnostics.swift', 'Sources/Spec/AutoRecipe.swift', 'Sources/Plan/DataChecks.swift', 'Sources/Plan/RecipePlanning.swift']:
     ids += re.findall(r'DiagnosticID\("(\w+)", \.(\w+), "([^"]+)"\)', open(f).read())
 fx = 'Tests/SpecTests/Fixtures/errors'
 fixtures = sorted(x for x in os.listdir(fx) if x.endswith('.yaml'))
