@@ -71,7 +71,7 @@ public enum RecipePlanning {
         }
         if !problems.isEmpty { return .failed(problems) }
         lines += slots.map { "  \($0.dotted) = \(values[$0]?.canonical ?? "")" }
-        return .resolved(values, lines: lines)
+        return .resolved(values, lines: lines, levels: recipe.levels)
     }
 
     /// `auto` where no 3D recipe applies: data cut into slices, or a model that is not a 3D U-Net.

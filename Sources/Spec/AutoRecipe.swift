@@ -1,3 +1,4 @@
+import Architecture
 import Diagnostics
 import SpecSyntax
 import StageConfig
@@ -46,8 +47,9 @@ public struct RecipeSlot: Hashable, Sendable {
 
 /// What the planner made of a spec's `auto` values.
 public enum RecipeResolution: Sendable {
-    /// Every slot's value, and lines that say what was chosen and why.
-    case resolved([RecipeSlot: JSON], lines: [String])
+    /// Every slot's value, lines that say what was chosen and why, and the recipe's levels
+    /// (what a sweep variant that changes a model's depth takes its `auto` levels from).
+    case resolved([RecipeSlot: JSON], lines: [String], levels: VolumeLevels)
     /// Not computed, and why (the data is not there).
     case unavailable(String)
     /// Computed, but wrong for the spec (a model deeper than the data allows): located errors.
@@ -116,6 +118,31 @@ public enum AutoRecipe {
             }
         }
         return values
+    }
+
+    /// For a sweep variant that gives a model other `widths`, that model's `auto` kernels and
+    /// pools for its new depth: the recipe's first levels again (the base's were for its own depth).
+    static func depthOverrides(_ slots: [RecipeSlot], levels: VolumeLevels) -> @Sendable ([SweepVariant.Override]) -> [SweepVariant.Override] {
+        let leveled = slots.filter { ($0.kind == .pools || $0.kind == .kernels) && $0.owner != nil }
+        return { overrides in
+            leveled.compactMap { slot -> SweepVariant.Override? in
+                let owner = slot.owner ?? "", key = slot.kind.rawValue
+                guard !overrides.contains(where: { $0.path.description == "models.\(owner).\(key)" }) else { return nil }
+                var widths: SyntaxNode?
+                for o in overrides {
+                    switch o.path.description {
+                    case "models.\(owner).widths": widths = o.value
+                    case "models.\(owner)": widths = o.value["widths"] ?? widths
+                    case "models": widths = o.value[owner]?["widths"] ?? widths
+                    default: break
+                    }
+                }
+                guard let depth = widths?.items?.count, let path = SpecPath("models.\(owner).\(key)") else { return nil }
+                let chosen = slot.kind == .pools ? Array(levels.pools.prefix(depth))
+                    : Array(levels.kernels.prefix(depth)) + (depth < levels.kernels.count ? [levels.kernels[depth]] : [])
+                return SweepVariant.Override(path: path, value: node(.array(chosen.map { .array($0.map(JSON.int)) }), at: slot.range))
+            }
+        }
     }
 
     /// `root` with each slot's `auto` replaced by its value, located at the `auto`.

@@ -54,9 +54,9 @@ public enum SpecChecker {
         var why: String
         if let recipes, let probe = build(standIns, environment: environment) {
             switch recipes(probe, slots) {
-            case .resolved(let values, let lines):
+            case .resolved(let values, let lines, let levels):
                 loaded.root = AutoRecipe.substitute(values, in: root)
-                var checked = checkResolved(loaded, environment: environment)
+                var checked = checkResolved(loaded, environment: environment, variantOverrides: AutoRecipe.depthOverrides(slots, levels: levels))
                 checked.recipe = lines
                 return checked
             case .failed(let found):
@@ -98,7 +98,9 @@ public enum SpecChecker {
         return builder.build(document)
     }
 
-    static func checkResolved(_ loaded: SpecLoader.Result, environment: [String: String]) -> CheckedSpec {
+    /// `variantOverrides`: what a variant's overrides imply besides themselves (`auto` levels for a new depth).
+    static func checkResolved(_ loaded: SpecLoader.Result, environment: [String: String],
+                              variantOverrides: @Sendable ([SweepVariant.Override]) -> [SweepVariant.Override] = { _ in [] }) -> CheckedSpec {
         var diagnostics = loaded.diagnostics
         var result = CheckedSpec(base: nil, variants: [], diagnostics: [], files: loaded.files)
         // A spec whose bases could not be composed is incomplete: checking it would
@@ -150,7 +152,7 @@ public enum SpecChecker {
         var incremental = IncrementalChecker(baseTree: base, baseDocument: baseDocument, environment: environment,
                                              baseValidated: baseDiagnostics.validated, baseSpec: baseDiagnostics.spec)
         for v in variants {
-            let checked = incremental.evaluate(v.overrides)
+            let checked = incremental.evaluate(v.overrides + variantOverrides(v.overrides))
             for d in checked.evaluation.all {
                 let key = DiagnosticKey(d)
                 if known.contains(key) { continue }

@@ -1,6 +1,7 @@
 import Architecture
 import Foundation
 @testable import Plan
+import Spec
 import StageConfig
 import Testing
 
@@ -89,5 +90,60 @@ import Testing
         f.intensities = [DatasetFingerprint.Intensities(modality: "CT", voxels: 10, mean: 1, sd: 2, min: -3, max: 4, p00_5: -2, median: 1, p99_5: 3)]
         f.labelVoxels = ["0": 100, "1": 5]
         #expect(try DatasetFingerprint.decode(f.encoded()) == f)
+    }
+}
+
+/// `auto` in a spec: computed from the phantom's fingerprint, and again for a sweep
+/// variant that changes a student's depth.
+@Suite struct AutoRecipeSpecTests {
+    static let spec = """
+        data:
+          source: {phantom: {cases: 4, size: 32, slices: 8}}
+          background: [0, 2, 3]
+          preprocess: {patch: auto, spacing: auto}
+        models:
+          teacher_net: {arch: unet, dims: 3, widths: [8, 16, 32], bottleneck: 64, pools: auto, kernels: auto}
+          student_net: {arch: unet, dims: 3, widths: [4, 8], bottleneck: 16, pools: auto, kernels: auto}
+        stages:
+          teacher: {model: teacher_net, data: full, loss: [{kind: dice_bce}], optimizer: {kind: adam, lr: 0.001}, epochs: 1, batch: auto}
+          student:
+            model: student_net
+            data: full
+            loss: [{kind: dice_bce}]
+            optimizer: {kind: adam, lr: 0.001}
+            epochs: 1
+            batch: 2
+            distill:
+              teacher: teacher
+              taps: {ee: {teacher: pool.1, student: pool.1, adapter: {side: teacher}, loss: {kind: mse}}}
+        sweep:
+          axes:
+            depth:
+              path: models.student_net.widths
+              values: {two: [4, 8], three: [4, 8, 16]}
+
+        """
+
+    @Test func autoValuesAreComputedForTheBaseAndForAVariantOfAnotherDepth() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("distill-auto-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.spec.write(toFile: dir + "/spec.yaml", atomically: true, encoding: .utf8)
+        let checked = try #require(SpecChecker.checkWithData(path: dir + "/spec.yaml"))
+        #expect(!checked.diagnostics.hasErrors, "\(checked.diagnostics.map(\.message))")
+        #expect(checked.recipe.contains("  data.preprocess.patch = [8,32,32]"), "\(checked.recipe)")
+        // The phantom's 30 mm slices against 12.5 mm pixels: the first pooling and kernel stay in the plane.
+        let pools: [[Int]] = [[1, 2, 2], [2, 2, 2], [1, 2, 2]]
+        for v in checked.variants {
+            let spec = try #require(v.spec, "variant \(v.name)")
+            guard case .unet(let teacher) = spec.model("teacher_net")?.architecture, case .unet(let student) = spec.model("student_net")?.architecture else {
+                Issue.record("not U-Nets"); continue
+            }
+            #expect(teacher.volume?.pools == pools && teacher.volume?.kernels.first == [1, 3, 3])
+            #expect(student.volume?.pools == Array(pools.prefix(student.depth)), "variant \(v.name): \(String(describing: student.volume))")
+            #expect(student.volume?.kernels.count == student.depth + 1)
+            #expect(spec.stage("teacher")?.batch == 2 && spec.data.preprocess.volume?.patch == [8, 32, 32])
+        }
+        #expect(Set(checked.variants.compactMap { v in v.spec?.model("student_net").map { m -> Int in if case .unet(let u) = m.architecture { u.depth } else { 0 } } }) == [2, 3])
     }
 }
