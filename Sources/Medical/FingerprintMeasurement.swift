@@ -3,11 +3,11 @@ import Hashing
 import StageConfig
 
 /// How the data layer measures a dataset's fingerprint: each case read once, one at a
-/// time, in canonical orientation, then put in network order along `settings.sliceAxis`.
+/// time, in canonical orientation, its axes then put in network order along `axis`.
 extension DatasetFingerprint {
     /// An MSD folder's fingerprint: its `modalities` (nil: its only one), depth along `axis`.
-    public static func measure(_ dataset: MSDDataset, axis: SliceAxis, modalities: [String]?, progress: ((Int, Int) -> Void)? = nil) throws -> DatasetFingerprint {
-        try measure(identity: identity(dataset, axis: axis, modalities: modalities), axis: axis, modalities: modalities ?? dataset.modality, count: dataset.cases.count, progress: progress) { p in
+    public static func measure(_ dataset: MSDDataset, axis: SliceAxis, modalities: [String]?) throws -> DatasetFingerprint {
+        try measure(identity: identity(dataset, axis: axis, modalities: modalities), axis: axis, modalities: modalities ?? dataset.modality, count: dataset.cases.count) { p in
             let c = dataset.cases[p]
             let (images, label) = try SliceSet.read(dataset, c, modalities: modalities)
             return (c.id, images, label)
@@ -15,14 +15,14 @@ extension DatasetFingerprint {
     }
 
     /// The built-in phantom's fingerprint, from its volumes as `write` would store them.
-    public static func measure(_ phantom: PhantomSettings, axis: SliceAxis, modalities: [String]?, progress: ((Int, Int) -> Void)? = nil) throws -> DatasetFingerprint {
+    public static func measure(_ phantom: PhantomSettings, axis: SliceAxis, modalities: [String]?) throws -> DatasetFingerprint {
         let hard = Phantom.hardCases(phantom)
         let names = modalities ?? phantom.modalities
         let selected = names.compactMap { phantom.modalities.firstIndex(of: $0) }
         guard selected.count == names.count else {
             throw DatasetProblem(.modality, "the phantom has modalities \(phantom.modalities.joined(separator: ", ")), not \(names.joined(separator: ", "))", files: [])
         }
-        return try measure(identity: identity(phantom, axis: axis, modalities: modalities), axis: axis, modalities: names, count: phantom.cases, progress: progress) { p in
+        return try measure(identity: identity(phantom, axis: axis, modalities: modalities), axis: axis, modalities: names, count: phantom.cases) { p in
             let (images, label) = Phantom.patient(phantom, index: p, hard: hard.contains(p))
             return (Phantom.caseName(p), selected.map { images[$0] }, label)
         }
@@ -44,7 +44,7 @@ extension DatasetFingerprint {
     }
 
     /// Measures `count` cases that `read` returns (images and label on one canonical grid).
-    public static func measure(identity: String, axis: SliceAxis, modalities: [String], count: Int, progress: ((Int, Int) -> Void)? = nil,
+    public static func measure(identity: String, axis: SliceAxis, modalities: [String], count: Int,
                                read: (Int) throws -> (id: String, images: [Volume], label: Volume)) throws -> DatasetFingerprint {
         let order = VolumeSet.networkAxes(axis)
         let perCase = max(1, sampleLimit / max(1, count))
@@ -52,7 +52,6 @@ extension DatasetFingerprint {
         var samples = [[Float]](repeating: [], count: modalities.count)
         var labelVoxels: [Int: Int] = [:]
         for p in 0..<count {
-            progress?(p, count)
             let (id, images, label) = try read(p)
             let box = nonzeroBox(images)
             cases.append(Case(id: id, spacing: order.map { label.spacing[$0] }, shape: order.map { label.dims[$0] }, cropped: order.map { box[$0] }))
@@ -75,7 +74,6 @@ extension DatasetFingerprint {
                 }
             }
         }
-        progress?(count, count)
         let intensities = zip(modalities, samples).map { name, s in Intensities(name, samples: s) }
         return DatasetFingerprint(identity: identity, axis: axis, modalities: modalities, cases: cases, intensities: intensities,
                                   labelVoxels: Dictionary(uniqueKeysWithValues: labelVoxels.map { ("\($0.key)", $0.value) }))

@@ -33,6 +33,7 @@ public enum RecipePlanning {
         case .success(let measured): f = measured
         case .failure(let reason): return .unavailable(reason.message)
         }
+        // `execution` has no default object: without one, its `memory` is the declared default.
         let memory = spec.document["execution"]?["memory"]?.number ?? SpecSchema.defaultMemoryGiB
         let budget = Int(memory * Double(1 << 30))
         let given: [Double]? = switch spec.data.preprocess.volume?.spacing {
@@ -40,8 +41,8 @@ public enum RecipePlanning {
         case .median where !slots.contains(where: { $0.kind == .spacing }): f.medianSpacing
         default: nil
         }
-        let (template, slotsOf) = reference(spec, slots, f)
-        let recipe = VolumeRecipe.plan(f, spacing: given, budgetBytes: budget, stepBytes: VolumeRecipe.stepBytes(like: template, optimizerSlots: slotsOf))
+        let (template, stateSlots) = reference(spec, slots)
+        let recipe = VolumeRecipe.plan(f, spacing: given, budgetBytes: budget, stepBytes: VolumeRecipe.stepBytes(like: template, optimizerSlots: stateSlots))
         var lines = ["3D recipe from the fingerprint of \(f.cases.count) cases (nnU-Net's planning rules; execution.memory \(Format.bytes(budget))):"]
             + recipe.lines.map { "  " + $0 }
         if recipe.stepBytes > budget {
@@ -90,15 +91,15 @@ public enum RecipePlanning {
     }
 
     /// The network the recipe is planned for, and its optimiser's state slots.
-    static func reference(_ spec: Spec, _ slots: [RecipeSlot], _ f: DatasetFingerprint) -> (UNetArchitecture, Int) {
+    static func reference(_ spec: Spec, _ slots: [RecipeSlot]) -> (UNetArchitecture, Int) {
         let classes = spec.data.classes.count + 1
         let owner = slots.first { $0.kind == .widths }?.owner
         guard let owner, let model = spec.model(owner), case .unet(var u) = model.architecture else {
             return (VolumeRecipe.nnUNetTemplate(inChannels: spec.data.preprocess.channels, classes: classes), VolumeRecipe.nnUNetOptimizerSlots)
         }
         u.volume = nil
-        let slots = spec.stages.filter { $0.model.name == owner }.map(\.optimizer.algorithm.stateSlots).max() ?? VolumeRecipe.nnUNetOptimizerSlots
-        return (u, slots)
+        let stateSlots = spec.stages.filter { $0.model.name == owner }.map(\.optimizer.algorithm.stateSlots).max() ?? VolumeRecipe.nnUNetOptimizerSlots
+        return (u, stateSlots)
     }
 
     struct Unavailable: Error { var message: String }

@@ -42,12 +42,21 @@ import Testing
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.python)
         p.arguments = [Self.scripts + "/nnunet_plan.py", folder, work]
-        let out = Pipe(), err = Pipe()
+        // Output to files, never pipes: a planner stopped at its deadline may leave workers holding a pipe open.
+        let (outputs, errors) = (work + "-stdout.txt", work + "-stderr.txt")
+        for f in [outputs, errors] { FileManager.default.createFile(atPath: f, contents: nil) }
+        defer { for f in [outputs, errors] { try? FileManager.default.removeItem(atPath: f) } }
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outputs)), err = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
+        defer { try? out.close(); try? err.close() }
         (p.standardOutput, p.standardError) = (out, err)
         try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let problem = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        // A planner that hangs is stopped (and the test fails) rather than holding the suite.
+        let deadline = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 300, execute: deadline)
+        defer { deadline.cancel() }
         p.waitUntilExit()
+        let data = FileManager.default.contents(atPath: outputs) ?? Data()
+        let problem = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
         guard p.terminationStatus == 0, let last = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
               let json = try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {
             Issue.record("nnU-Net's planner failed: \(problem.suffix(2000))")

@@ -10,6 +10,8 @@ fingerprint extraction and its default ExperimentPlanner (an 8 GB GPU), and prin
 (the coarsest axis first).
 """
 import json
+import multiprocessing
+import multiprocessing.pool
 import os
 import sys
 
@@ -47,7 +49,18 @@ def convert(source, raw):
         json.dump(dataset, f)
 
 
+class _Threads:
+    """nnU-Net's fingerprint extraction and integrity check run their work in a spawned
+    process pool; a worker that dies leaves the pool waiting forever. The cases are few
+    and small here: a pool of threads does the same work in this process."""
+
+    @staticmethod
+    def Pool(processes=None, *args, **kwargs):
+        return multiprocessing.pool.ThreadPool(processes)
+
+
 def main():
+    multiprocessing.get_context = lambda method=None: _Threads
     source, work = sys.argv[1], sys.argv[2]
     for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[key] = os.path.join(work, key)
