@@ -50,8 +50,10 @@ import Testing
         defer { try? out.close(); try? err.close() }
         (p.standardOutput, p.standardError) = (out, err)
         try p.run()
-        // A planner that hangs is stopped (and the test fails) rather than holding the suite.
-        let deadline = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        // A planner that hangs is stopped (and the test fails) rather than holding the suite: by
+        // SIGKILL, which no signal mask it inherits can block (the test process's threads block SIGTERM).
+        let pid = p.processIdentifier
+        let deadline = DispatchWorkItem { if p.isRunning { kill(pid, SIGKILL) } }
         DispatchQueue.global().asyncAfter(deadline: .now() + 300, execute: deadline)
         defer { deadline.cancel() }
         p.waitUntilExit()

@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import multiprocessing.pool
 import os
+import signal
 import sys
 
 import nibabel as nib
@@ -49,18 +50,24 @@ def convert(source, raw):
         json.dump(dataset, f)
 
 
-class _Threads:
-    """nnU-Net's fingerprint extraction and integrity check run their work in a spawned
-    process pool; a worker that dies leaves the pool waiting forever. The cases are few
-    and small here: a pool of threads does the same work in this process."""
+def _threads(processes=None, *args, **kwargs):
+    return multiprocessing.pool.ThreadPool(processes)
 
-    @staticmethod
-    def Pool(processes=None, *args, **kwargs):
-        return multiprocessing.pool.ThreadPool(processes)
+
+class _Threads:
+    Pool = staticmethod(_threads)
 
 
 def main():
+    # The process that starts this one may block signals (its threads do): unblock them, so
+    # that the test's deadline stops it.
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    # nnU-Net runs its fingerprint extraction and integrity check in process pools (spawned,
+    # and forked by `multiprocessing.Pool`); a worker that dies, or one forked while a thread
+    # held a lock, leaves the pool waiting forever (seen on both). The cases are few and
+    # small here: pools of threads do the same work in this process, which forks nothing.
     multiprocessing.get_context = lambda method=None: _Threads
+    multiprocessing.Pool = _threads
     source, work = sys.argv[1], sys.argv[2]
     for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[key] = os.path.join(work, key)
