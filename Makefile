@@ -99,11 +99,11 @@ bench-onnx: deps $(VENV)/.installed
 	$(VENV)/bin/python Benchmarks/onnx_latency.py .build/bench-onnx
 
 # Regenerates the Swift code of the ONNX and TensorBoard formats from
-# Sources/Interchange/Protos (committed: the build needs neither protoc nor the plugin).
+# Sources/Results/Interchange/Protos (committed: the build needs neither protoc nor the plugin).
 # Needs protoc (Debian's protobuf-compiler) and swift-protobuf's protoc-gen-swift
 # on the PATH, the version of Package.swift's swift-protobuf.
 protos:
-	cd Sources/Interchange && protoc --swift_out=Generated --swift_opt=Visibility=Internal -IProtos Protos/onnx.proto Protos/tensorboard.proto
+	cd Sources/Results/Interchange && protoc --swift_out=Generated --swift_opt=Visibility=Internal -IProtos Protos/onnx.proto Protos/tensorboard.proto
 
 # Regenerates grammar/distill.schema.json (a test fails when it is stale).
 schema: build

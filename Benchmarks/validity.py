@@ -9,7 +9,7 @@ teacher run x seed x case array with crossed random effects:
   or three levels is dropped);
 - calibrated: the mean over the unbiased standard error, referred to its null
   distribution simulated over the fiducial distribution of the expected mean
-  squares (Sources/Statistics/FiducialCalibration.swift);
+  squares (Sources/Results/Statistics/FiducialCalibration.swift);
 - distillery: what the report uses (PairedRunComparison.effect): calibrated when
   teacher runs and seeds are both replicated, Satterthwaite's with one teacher run.
 

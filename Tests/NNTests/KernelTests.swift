@@ -1,3 +1,4 @@
+import Architecture
 import Foundation
 import NN
 import Tensor
@@ -486,11 +487,11 @@ import Testing
     /// that bound in every stage's peak memory).
     @Test func bufferPoolKeepsAtMostItsBoundIdle() {
         let size = 64 << 20
-        var tensors = (0..<(BufferPool.idleLimitBytes / size + 4)).map { _ in Tensor(uninitialized: [size / 4]) }
+        var tensors = (0..<(MemoryPolicy.idleLimitBytes / size + 4)).map { _ in Tensor(uninitialized: [size / 4]) }
         tensors.removeAll()
-        #expect(BufferPool.idleBytes <= BufferPool.idleLimitBytes)
-        #expect(BufferPool.idleBytes(forStepBytes: 10) == 10)
-        #expect(BufferPool.idleBytes(forStepBytes: 10 << 30) == BufferPool.idleLimitBytes)
+        #expect(BufferPool.idleBytes <= MemoryPolicy.idleLimitBytes)
+        #expect(MemoryPolicy.idleBytes(forStepBytes: 10) == 10)
+        #expect(MemoryPolicy.idleBytes(forStepBytes: 10 << 30) == MemoryPolicy.idleLimitBytes)
     }
 
     @Test func gemmMatchesItsNaiveReference() {

@@ -8,15 +8,15 @@ import Testing
 @Suite struct SlidingWindowTests {
     /// nnU-Net's window starts: n = ceil((size - patch) / (patch * step)) + 1, spread evenly, rounded half to even.
     @Test func windowsAreSpreadAsNNUNetSpreadsThem() {
-        #expect(SlidingWindow.positions(size: 64, patch: 64, step: 0.5) == [0])
-        #expect(SlidingWindow.positions(size: 100, patch: 64, step: 0.5) == [0, 18, 36])
-        #expect(SlidingWindow.positions(size: 128, patch: 64, step: 0.5) == [0, 32, 64])
+        #expect(WindowPlacement.positions(size: 64, patch: 64, step: 0.5) == [0])
+        #expect(WindowPlacement.positions(size: 100, patch: 64, step: 0.5) == [0, 18, 36])
+        #expect(WindowPlacement.positions(size: 128, patch: 64, step: 0.5) == [0, 32, 64])
         // 10 voxels, patch 4, step 2: ceil(6 / 2) + 1 = 4 windows, 2 apart.
-        #expect(SlidingWindow.positions(size: 10, patch: 4, step: 0.5) == [0, 2, 4, 6])
+        #expect(WindowPlacement.positions(size: 10, patch: 4, step: 0.5) == [0, 2, 4, 6])
         // 11 voxels: ceil(7 / 2) + 1 = 5 windows, 1.75 apart: 0, 1.75, 3.5, 5.25, 7 -> 0, 2, 4, 5, 7.
-        #expect(SlidingWindow.positions(size: 11, patch: 4, step: 0.5) == [0, 2, 4, 5, 7])
+        #expect(WindowPlacement.positions(size: 11, patch: 4, step: 0.5) == [0, 2, 4, 5, 7])
         // Step 1 (no overlap asked): ceil(5 / 4) + 1 = 3 windows, 2.5 apart, 2.5 rounded half to even.
-        #expect(SlidingWindow.positions(size: 9, patch: 4, step: 1) == [0, 2, 5])
+        #expect(WindowPlacement.positions(size: 9, patch: 4, step: 1) == [0, 2, 5])
     }
 
     @Test func importanceIsAGaussianPeakingAtTheCentre() {
@@ -67,7 +67,7 @@ import Testing
         #expect(got.shape == [2] + size)
 
         let g = SlidingWindow(patch: patch).importance()
-        let starts = (0..<3).map { SlidingWindow.positions(size: size[$0], patch: patch[$0], step: 0.5) }
+        let starts = (0..<3).map { WindowPlacement.positions(size: size[$0], patch: patch[$0], step: 0.5) }
         var sum = [Double](repeating: 0, count: 2 * size.reduce(1, *)), weights = [Double](repeating: 0, count: size.reduce(1, *))
         for z in starts[0] { for y in starts[1] { for x in starts[2] {
             var crop = [Float]()

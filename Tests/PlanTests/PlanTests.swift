@@ -1,8 +1,8 @@
+import Architecture
 import Foundation
 import Plan
 import Spec
 import StageConfig
-import Tensor
 import Testing
 
 @Suite struct PlanTests {
@@ -189,7 +189,7 @@ import Testing
         // Its memory: the weights, one window's maps (and the pool's idle share of them), and over the whole
         // 32 x 64 x 64 volume its channel, the logit sums and weights of the one-channel head, and the logits put back.
         let window = patchCost.activations * 4
-        #expect(evaluate.cost.memoryBytes == teacher.parameterCount(height: 64, width: 64) * 4 + window + BufferPool.idleBytes(forStepBytes: window)
+        #expect(evaluate.cost.memoryBytes == teacher.parameterCount(height: 64, width: 64) * 4 + window + MemoryPolicy.idleBytes(forStepBytes: window)
                 + 32 * 64 * 64 * 4 * (1 + 2 * 1 + 1))
         // The prepared volumes: a float and a byte per voxel of 24 volumes of 32 x 64 x 64.
         let prepare = try #require(plan.stages.first { $0.kind == .prepare })

@@ -28,7 +28,7 @@ NO_EXAMPLE = {
              'as when a CT model is given an MR image. Printed and written to the label\n'
              "map's CASE.json.",
     'E0001': 'No spec causes this: it means a spec passed validation but the typed\n'
-             'configuration the planner and the runtime read (Sources/StageConfig) cannot\n'
+             'configuration the planner and the runtime read (Sources/Language/StageConfig) cannot\n'
              'read it, so the schema and that type disagree. It is a bug in Distillery;\n'
              'please report it with the spec. The tests decode every spec and fixture.',
 }
@@ -36,7 +36,7 @@ NO_EXAMPLE = {
 ref = subprocess.run(['.build/debug/distill', 'schema', '--format', 'markdown'],
                      capture_output=True, text=True, check=True).stdout
 ids = []
-for f in ['Sources/SpecSyntax/SyntaxDiagnostics.swift', 'Sources/Spec/SpecDiagnostics.swift', 'Sources/Spec/AutoRecipe.swift', 'Sources/Plan/DataChecks.swift', 'Sources/Plan/RecipePlanning.swift']:
+for f in ['Sources/Language/SpecSyntax/SyntaxDiagnostics.swift', 'Sources/Language/Spec/SpecDiagnostics.swift', 'Sources/Language/Spec/AutoRecipe.swift', 'Sources/Planning/Plan/DataChecks.swift', 'Sources/Planning/Plan/RecipePlanning.swift']:
     ids += re.findall(r'DiagnosticID\("(\w+)", \.(\w+), "([^"]+)"\)', open(f).read())
 fx = 'Tests/SpecTests/Fixtures/errors'
 fixtures = sorted(x for x in os.listdir(fx) if x.endswith('.yaml'))

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent re-implementation of Distillery's run-level comparisons
-(Sources/Statistics), for the tests: textbook expected mean squares of the
+(Sources/Results/Statistics), for the tests: textbook expected mean squares of the
 balanced random two- and three-way crossed models, Satterthwaite's degrees of
 freedom, scipy.stats for t, noncentral t and their quantiles, and statsmodels'
 MixedLM (REML) for the variance of the mean where every component is positive.

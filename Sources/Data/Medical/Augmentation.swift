@@ -30,7 +30,7 @@ public struct Augmenter: Sendable {
         let outImages = Tensor(uninitialized: images.shape), outLabels = Tensor(uninitialized: labels.shape)
         let plane = d * h * w
         Parallel.forEach(n) { b in
-            var rng = RNG(seed: seed &+ UInt64(first + b) &* 0x9E37_79B9_7F4A_7C15)
+            var rng = RNG(seed: Seeds.sample(seed, index: first + b))
             let src = images.pointer + b * c * plane, dst = outImages.pointer + b * c * plane
             let labelSrc = labels.pointer + b * plane, labelDst = outLabels.pointer + b * plane
             if volume, let map = spatialMap(depth: d, height: h, width: w, rng: &rng) {

@@ -1,7 +1,6 @@
 import Foundation
 import Medical
 import Plan
-import Spec
 import StageConfig
 import Statistics
 

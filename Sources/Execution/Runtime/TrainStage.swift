@@ -74,7 +74,7 @@ final class Trainer {
             try Checkpoint.loadModel(model, from: FilePath.resolve(file, against: ctx.baseDirectory))
         }
         teacher = try TeacherSource(stage, ctx, data: data)
-        var adapterRNG = RNG(seed: seed &+ 0xADA)
+        var adapterRNG = RNG(seed: Seeds.adapters(seed))
         objective = try DistillationObjective(supervised: c.loss, distillation: c.distill, student: c.model,
                                               teacher: teacher?.architecture, rng: &adapterRNG)
         trainSlices = data.split.subset(c.subset, of: data.inventory, seed: data.seed)
@@ -114,7 +114,7 @@ final class Trainer {
         let seed = UInt64(c.seed), batchSize = c.batch
         let steps = (trainSlices.count + batchSize - 1) / batchSize
         optimizer.lr = c.schedule.rate(base: Float(c.optimizer.lr), epoch: epoch, epochs: c.epochs)
-        var order = RNG(seed: seed &+ UInt64(epoch) &* 7919)
+        var order = RNG(seed: Seeds.epochOrder(seed, epoch: epoch))
         let shuffled = order.permutation(trainSlices.count).map { trainSlices[$0] }
         var sums: [String: Double] = [:], lastFinite: [String: Float] = [:]
         var done = 0
@@ -128,11 +128,11 @@ final class Trainer {
             if !world.isParallel, StopRequest.isSet { throw RuntimeError.interrupted }
             // This rank's share of the batch (all of it in one process).
             let (indices, first) = world.shard(batch)
-            var (images, labels) = data.trainingBatch(indices, of: batch.count, first: first, seed: seed &+ 0xB47C &+ UInt64(epoch) &* 1_000_003 &+ UInt64(b))
+            var (images, labels) = data.trainingBatch(indices, of: batch.count, first: first, seed: Seeds.batchSampling(seed, epoch: epoch, batch: b))
             if let augmenter {
                 // Seeded by the stage seed, the epoch, the batch's place in it and each image's place in the batch:
                 // a resumed run, and any split over ranks, augments the same way.
-                (images, labels) = augmenter.apply(images: images, labels: labels, seed: seed &+ 0xA06 &+ UInt64(epoch) &* 1_000_003 &+ UInt64(b),
+                (images, labels) = augmenter.apply(images: images, labels: labels, seed: Seeds.batchAugmentation(seed, epoch: epoch, batch: b),
                                                    first: first)
             }
             let x = Variable(images)
@@ -141,7 +141,7 @@ final class Trainer {
                 checkedTaps = true
                 for w in TapSpread.constantTaps(teacherMaps.mapValues(\.value), terms: terms, teacher: ctx.plan.specName(of: t)) { ctx.warn(w) }
             }
-            var stepRNG = RNG(seed: seed &+ UInt64(epoch * 100_003 + done))
+            var stepRNG = RNG(seed: Seeds.step(seed, epoch: epoch, done: done))
             let outcome = try step.run(images: x, labels: labels, teacher: teacherMaps, rng: &stepRNG, group: world.batchGroup, inspect: { o in
                 for part in o.terms {
                     let value = part.value.value.item

@@ -1,5 +1,6 @@
 import Foundation
 import StageConfig
+import enum Tensor.Seeds
 
 /// Cuts one case (its modalities and its label) into 2D slices as the settings say:
 /// slice axis, normalisation per modality, resize (bilinear for images, nearest for
@@ -81,7 +82,7 @@ public enum Slicer {
     /// A value in [0, 1) fixed by (patient, slice): an empty training slice is kept when it
     /// is below `keep_empty`, so the same settings keep the same slices.
     static func keep(patient: Int, slice: Int) -> Double {
-        var z = UInt64(patient) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(slice) &* 0xBF58_476D_1CE4_E5B9
+        var z = UInt64(patient) &* Seeds.golden &+ UInt64(slice) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 31)) &* 0x94D0_49BB_1331_11EB
         return Double(z >> 11) / Double(1 << 53)
     }

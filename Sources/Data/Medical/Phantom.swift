@@ -64,7 +64,7 @@ public enum Phantom {
     /// One patient: the images (the CT in HU, then any MR-like contrasts) and the organ labels,
     /// in canonical order, with the geometry to store them in.
     public static func patient(_ s: PhantomSettings, index: Int, hard: Bool) -> ([Volume], Volume) {
-        var rng = RNG(seed: UInt64(s.seed) &* 1_000_003 &+ UInt64(index) &+ 17)
+        var rng = RNG(seed: Seeds.phantomPatient(s.seed, index: index))
         let n = s.size, depth = s.slices
         let fn = Float(n)
         var hu = [Float](repeating: -1000, count: n * n * depth)
@@ -164,7 +164,7 @@ public enum Phantom {
     /// and patient, so that each modality tells the organs apart differently; then the
     /// same blur, and noise.
     static func contrast(_ hu: [Float], _ organs: [Float], modality m: Int, _ s: PhantomSettings, index: Int) -> [Float] {
-        var rng = RNG(seed: UInt64(s.seed) &* 7_919 &+ UInt64(index) &* 131 &+ UInt64(m) &+ 5)
+        var rng = RNG(seed: Seeds.phantomModality(s.seed, index: index, modality: m))
         let fat: Float = m % 2 == 1 ? 900 : 150, water: Float = m % 2 == 1 ? 250 : 700
         let offsets: [Float] = [0] + (1...3).map { _ in (rng.uniform() - 0.5) * 400 }
         let gain = 0.6 + 0.8 * rng.uniform()

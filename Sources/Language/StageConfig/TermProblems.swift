@@ -43,7 +43,10 @@ public enum TermProblem: Hashable, Sendable {
         switch self {
         case .uselessResample: return false
         case .softmaxOneChannel(_, let accepted): return !accepted
-        default: return true
+        case .unknownTap, .tokenTap, .channelMismatch, .spatialMismatch, .averagePoolingEnlarges, .dimensionMismatch, .resampleOfVolumes,
+             .supconOnVolume, .unknownHead, .needsClasses, .reconstructionChannels, .logitChannels, .sigmoidLossOnClasses, .binaryKLOnClasses,
+             .headClasses:
+            return true
         }
     }
 
@@ -134,7 +137,9 @@ extension SupervisedTerm {
             if h.channels > 1 { return [.sigmoidLossOnClasses(loss: loss.kind, head: h, replacement: "dice_ce")] }
         case .mse(.input):
             if h.channels != model.inChannels { return [.reconstructionChannels(head: h, inputChannels: model.inChannels)] }
-        default: break
+        case .dice, .mse(.label):
+            // Dice reads a head of any width (sigmoid for one channel, softmax over more); a regression onto the label too.
+            break
         }
         return []
     }

@@ -68,7 +68,7 @@ public enum AugmentationPreview {
             let (images, labels) = set.batch([s])
             var panels = [panel(images, labels, set)]
             for d in 0..<draws {
-                let out = augmenter.apply(images: images, labels: labels, seed: UInt64(d) &* 7_919 &+ UInt64(s))
+                let out = augmenter.apply(images: images, labels: labels, seed: Seeds.preview(draw: d, sample: s))
                 panels.append(panel(out.images, out.labels, set, range: range(images)))
             }
             rows.append(("\(set.patients[set.records[s].patient]) z\(set.records[s].slice)", panels))

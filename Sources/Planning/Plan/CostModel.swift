@@ -3,7 +3,6 @@ import Foundation
 import Medical
 import Spec
 import StageConfig
-import Tensor
 
 /// Estimates each stage's bill from the tap manifest and the model graph.
 struct CostModel {
@@ -32,16 +31,13 @@ struct CostModel {
         return model.forwardCost(height: data.height, width: data.width)
     }
 
-    /// Sliding windows that cover a volume of `size` (nnU-Net's step 0.5), per case of the
+    /// Sliding windows that cover a volume of `size` (placed as the runtime places them), per case of the
     /// test part; the patch itself where the sizes are not known.
     func windowsPerCase() -> Double {
         guard let patch = data.preprocess.volume?.patch else { return 1 }
         guard let sizes = summary.volumeSizes, !sizes.isEmpty else { return 1 }
         let counts = sizes.map { size in
-            (0..<3).reduce(1) { acc, a in
-                let n = max(size[a], patch[a])
-                return acc * (n == patch[a] ? 1 : Int((Double(n - patch[a]) / (Double(patch[a]) * 0.5)).rounded(.up)) + 1)
-            }
+            (0..<3).reduce(1) { acc, a in acc * WindowPlacement.positions(size: max(size[a], patch[a]), patch: patch[a]).count }
         }
         return Double(counts.reduce(0, +)) / Double(counts.count)
     }
@@ -134,7 +130,7 @@ struct CostModel {
             if !teacherCached { stepBytes += tf.activations * stage.batch * 4 }
         }
         // Freed buffers wait in the pool for the next step.
-        c.memoryBytes += BufferPool.idleBytes(forStepBytes: stepBytes)
+        c.memoryBytes += MemoryPolicy.idleBytes(forStepBytes: stepBytes)
         // Validation passes: one forward over the validation part per epoch (two patches a volume in 3D).
         c.flops += 2 * Double(f.macs) * slices(.val) * epochs * (data.preprocess.volume == nil ? 1 : 2)
         c.diskBytes = 2 * params * 4 * (1 + slots)  // last (resumable) and selected checkpoints
@@ -162,7 +158,7 @@ struct CostModel {
     /// A training step's memory without a teacher: what stays resident (the activations kept
     /// for backward, the weights with their gradients and optimiser state), and what a step
     /// allocates and frees (the activations and their gradients), which the pool keeps idle for
-    /// the next step (`BufferPool.idleBytes`).
+    /// the next step (`MemoryPolicy.idleBytes`).
     static func trainingBytes(activations: Int, batch: Int, parameters: Int, optimizerSlots: Int) -> (resident: Int, step: Int) {
         (activations * batch * 4 + parameters * 4 * (2 + optimizerSlots), 2 * activations * batch * 4)
     }
@@ -172,7 +168,7 @@ struct CostModel {
         guard let f = model.forwardCost(volume: volume) else { return nil }
         let (resident, step) = trainingBytes(activations: f.activations, batch: batch, parameters: model.parameterCount(height: volume[1], width: volume[2]),
                                              optimizerSlots: optimizerSlots)
-        return resident + BufferPool.idleBytes(forStepBytes: step)
+        return resident + MemoryPolicy.idleBytes(forStepBytes: step)
     }
 
     /// A stage's memory from its measured work: the process's own, the most any of its work
@@ -251,7 +247,7 @@ struct CostModel {
         // Written a batch of 8 at a time (streamed), so the cache's size never enters memory: the weights,
         // every map of a batch's forward pass (an upper bound: evaluation frees some as it goes) and the batch's input.
         c.memoryBytes = c.parameters * 4 + tf.activations * 8 * 4 + 8 * pixels * data.preprocess.planes * 4
-            + BufferPool.idleBytes(forStepBytes: tf.activations * 8 * 4)
+            + MemoryPolicy.idleBytes(forStepBytes: tf.activations * 8 * 4)
         c.seconds = seconds(c.flops)
         let pass = MeasuredWork.forward(name, teacher, extent: data.preprocess.inputExtent, classes: data.classes.count, batch: WorkBatch.teacherOutputs)
         c.work = [pass]
@@ -307,7 +303,7 @@ struct CostModel {
             let heads = model.heads.first { $0.name == "segmentation" }?.channels ?? 1
             wholeVolume = largest * 4 * (data.preprocess.channels + 2 * heads + 1)
         }
-        c.memoryBytes = c.parameters * 4 + f.activations * 4 + BufferPool.idleBytes(forStepBytes: f.activations * 4) + wholeVolume
+        c.memoryBytes = c.parameters * 4 + f.activations * 4 + MemoryPolicy.idleBytes(forStepBytes: f.activations * 4) + wholeVolume
         c.flops *= Double(1 << mirror)
         c.seconds = seconds(c.flops)
         // Measured: 2D, the test slices in batches; 3D, every window of every case, one at a time.

@@ -1,6 +1,5 @@
 import Foundation
 import Plan
-import Spec
 import StageConfig
 import Statistics
 

@@ -139,7 +139,7 @@ public struct SplitManifest: Sendable, Equatable {
         var current = slices(root.part)
         for (depth, level) in chain.enumerated() {
             guard level.fraction < 1 else { continue }
-            var rng = RNG(seed: seed &+ UInt64(depth + 1) &* 0x9E37_79B9 &+ UInt64(level.fraction * 1e6))
+            var rng = RNG(seed: Seeds.subset(seed, depth: depth, fraction: level.fraction))
             func draw(_ pool: [Int]) -> [Int] {
                 let k = Int((Double(pool.count) * level.fraction).rounded())
                 return rng.permutation(pool.count).prefix(k).map { pool[$0] }

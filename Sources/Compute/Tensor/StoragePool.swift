@@ -1,21 +1,12 @@
+import Architecture
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The buffer pool as the rest of the program sees it: the bound on the memory it
-/// keeps idle, which the plan counts in every stage's peak memory.
+/// The buffer pool as the rest of the program sees it; its bound on idle memory is
+/// `MemoryPolicy.idleLimitBytes`, which the plan counts in every stage's peak memory.
 public enum BufferPool {
-    /// Freed memory kept resident for reuse, at most. A step must find the memory it
-    /// cycles here: S2 at batch 16 cycles about 1.3 GiB (with a 1 GiB bound `distill
-    /// bench --row s2_train` ran 13-24% slower), T1 at batch 8 about 5 GiB (with a
-    /// 3 GiB bound its step spent 16% of its time in the kernel zeroing fresh pages).
-    public static let idleLimitBytes = 8 << 30
-
-    /// The most a stage's process can hold idle when a step allocates `stepBytes`
-    /// (its activations and their gradients): never more than it freed, nor than the bound.
-    public static func idleBytes(forStepBytes stepBytes: Int) -> Int { min(idleLimitBytes, stepBytes) }
-
     /// Bytes idle in the pool now.
     public static var idleBytes: Int { StoragePool.shared.idleBytes }
 
@@ -60,7 +51,7 @@ final class StoragePool: @unchecked Sendable {
     private var idleResident = 0
     private let lock = NSLock()
     /// Bytes of freed ranges kept resident at most.
-    var limit = BufferPool.idleLimitBytes
+    var limit = MemoryPolicy.idleLimitBytes
 
     static let smallest = 64 << 10
     static let page = 4096

@@ -1,12 +1,14 @@
+import Architecture
 import Foundation
 import Tensor
 
 /// Sliding-window inference over a whole volume, as nnU-Net predicts with a 3D
 /// network trained on patches:
 ///
-/// - windows of the patch size, placed per axis at `positions(size:patch:step:)`:
-///   n = ceil((size - patch) / (patch * step)) + 1 windows spread evenly from the
-///   first voxel to the last (step 0.5: overlapping by at least half a patch);
+/// - windows of the patch size, placed per axis by `WindowPlacement.positions` (the plan
+///   counts them with the same function): n = ceil((size - patch) / (patch * step)) + 1
+///   windows spread evenly from the first voxel to the last (step 0.5: overlapping by at
+///   least half a patch);
 /// - a volume smaller than the patch along an axis is padded with zeros (half
 ///   before, half after) and the prediction cropped back;
 /// - each window's logits are weighted by a Gaussian importance map (sigma 1/8 of
@@ -24,18 +26,10 @@ public struct SlidingWindow: Sendable {
     /// Spatial axes (0: depth, 1: height, 2: width) mirrored at test time.
     public var mirrorAxes: [Int]
 
-    public init(patch: [Int], step: Double = 0.5, mirrorAxes: [Int] = []) {
+    public init(patch: [Int], step: Double = WindowPlacement.step, mirrorAxes: [Int] = []) {
         precondition(patch.count == 3 && patch.allSatisfy { $0 > 0 } && step > 0 && step <= 1, "SlidingWindow: a [d, h, w] patch and a step in (0, 1]")
         precondition(mirrorAxes.allSatisfy { (0..<3).contains($0) }, "SlidingWindow: mirror axes are 0, 1, 2")
         (self.patch, self.step, self.mirrorAxes) = (patch, step, mirrorAxes)
-    }
-
-    /// Window starts along one axis of `size` voxels (size >= patch).
-    public static func positions(size: Int, patch: Int, step: Double) -> [Int] {
-        let count = Int((Double(size - patch) / (Double(patch) * step)).rounded(.up)) + 1
-        guard count > 1 else { return [0] }
-        let actual = Double(size - patch) / Double(count - 1)
-        return (0..<count).map { Int((actual * Double($0)).rounded(.toNearestOrEven)) }
     }
 
     /// The importance of each voxel of a window's prediction, [pd, ph, pw].
@@ -59,7 +53,7 @@ public struct SlidingWindow: Sendable {
         let padded = zip(size, patch).map { max($0, $1) }
         let before = zip(padded, size).map { ($0 - $1) / 2 }
         let source = padded == size ? image : VolumeRegion.crop(image, origin: before.map { -$0 }, size: padded)
-        let starts = (0..<3).map { Self.positions(size: padded[$0], patch: patch[$0], step: step) }
+        let starts = (0..<3).map { WindowPlacement.positions(size: padded[$0], patch: patch[$0], step: step) }
         let weight = importance()
         let voxels = padded.reduce(1, *), windowVoxels = patch.reduce(1, *)
         let sum = Tensor(zeros: [classes] + padded), weights = Tensor(zeros: padded)

@@ -1,3 +1,4 @@
+import Architecture
 import Foundation
 import Medical
 import NN
@@ -76,7 +77,7 @@ public enum Evaluation {
     }
 
     /// How whole volumes are predicted: windows of the training patch, overlapping by half (nnU-Net's step 0.5).
-    public static func window(_ patch: [Int], mirror: [Int] = []) -> SlidingWindow { SlidingWindow(patch: patch, step: 0.5, mirrorAxes: mirror) }
+    public static func window(_ patch: [Int], mirror: [Int] = []) -> SlidingWindow { SlidingWindow(patch: patch, step: WindowPlacement.step, mirrorAxes: mirror) }
 
     /// metrics.json's `prediction` for volumes predicted by sliding windows (slices write none).
     public static let slidingWindow = "sliding_window"
@@ -155,11 +156,16 @@ public enum Evaluation {
 
     /// The metrics of one class as JSON.
     static func json(_ c: ClassComparison) -> [String: JSON] {
-        ["dice": value(c.dice), "iou": value(c.iou), "precision": value(c.precision), "recall": value(c.recall),
-         "hd95": value(c.hd95), "nsd": value(c.nsd), "tp": .int(c.tp), "fp": .int(c.fp), "fn": .int(c.fn)]
+        var out: [String: JSON] = ["tp": .int(c.tp), "fp": .int(c.fp), "fn": .int(c.fn)]
+        for m in EvaluationMetric.allCases { out[m.rawValue] = value(c.value(m)) }
+        return out
     }
 
-    static let caseMetrics = ["dice", "iou", "precision", "recall", "hd95", "nsd"]
+    /// Every metric, in the order of metrics.json's summaries and per-case CSV columns.
+    static let caseMetrics = EvaluationMetric.allCases.map(\.rawValue)
+
+    /// The metrics that pool over cases (voxel counts add up; surface distances do not).
+    static let pooledMetrics: [EvaluationMetric] = [.dice, .iou, .precision, .recall]
 
     /// What metrics.json's `empty_labels` means for its scores, naming the cases (nil when there are none).
     static func emptyLabelWarning(_ metrics: JSON) -> String? {
@@ -211,11 +217,9 @@ public enum Evaluation {
         }
         perCase["classes"] = .object(perCaseClasses)
         var pooledSummary: [String: JSON] = [:]
-        for key in ["dice", "iou", "precision", "recall"] {
-            let v = pooled.compactMap { c -> Double? in
-                switch key { case "dice": return c.dice; case "iou": return c.iou; case "precision": return c.precision; default: return c.recall }
-            }
-            pooledSummary[key] = v.isEmpty ? .null : .number(v.reduce(0, +) / Double(v.count))
+        for metric in pooledMetrics {
+            let v = pooled.compactMap { $0.value(metric) }
+            pooledSummary[metric.rawValue] = v.isEmpty ? .null : .number(v.reduce(0, +) / Double(v.count))
         }
         for (key, path) in [("tp", \ClassComparison.tp), ("fp", \ClassComparison.fp), ("fn", \ClassComparison.fn)] {
             pooledSummary[key] = .int(pooled.map { $0[keyPath: path] }.reduce(0, +))
@@ -240,5 +244,19 @@ public enum Evaluation {
             "parameters": .int(parameters),
             "threshold": .object(["value": .number(e.threshold), "on": .string(e.thresholdOn == .logit ? "logit" : "probability")]),
         ])
+    }
+}
+
+extension ClassComparison {
+    /// The value of `metric` for this class (nil where it is undefined).
+    func value(_ metric: EvaluationMetric) -> Double? {
+        switch metric {
+        case .dice: dice
+        case .iou: iou
+        case .precision: precision
+        case .recall: recall
+        case .hd95: hd95
+        case .nsd: nsd
+        }
     }
 }

@@ -11,7 +11,7 @@ public struct RNG: Sendable {
     public init(seed: UInt64) {
         var x = seed
         func splitmix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
+            x &+= Seeds.golden
             var z = x
             z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB

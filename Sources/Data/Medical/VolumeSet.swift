@@ -248,7 +248,7 @@ public final class VolumeSet: SliceInventory, @unchecked Sendable {
                 let dims = cases[i].dims, count = dims.reduce(1, *)
                 let image = base.advanced(by: imageOffsets[i]).assumingMemoryBound(to: Float.self)
                 let label = base.advanced(by: labelOffsets[i]).assumingMemoryBound(to: UInt8.self)
-                var rng = RNG(seed: seed &+ UInt64(first + b) &* 0x9E37_79B9_7F4A_7C15)
+                var rng = RNG(seed: Seeds.sample(seed, index: first + b))
                 let force = sampler.forcesForeground(index: first + b, batch: batch)
                 let foreground = force ? PatchSampler.foreground(count: count, classes: classes) { Int(label[$0]) } : []
                 let origin = sampler.origin(size: dims, foreground: foreground, force: force, rng: &rng)

@@ -1,5 +1,6 @@
 import Diagnostics
 import SpecSyntax
+import StageConfig
 
 /// One point of a sweep: a name and the values it writes into the spec.
 public struct SweepVariant: Sendable {
@@ -13,16 +14,6 @@ public struct SweepVariant: Sendable {
     /// The axis value names that made it (axis name, value name), empty for explicit variants.
     public var choices: [(axis: String, value: String)]
     public var overrides: [Override]
-}
-
-/// The axes `sweep.seeds` makes: replicates of the same recipe, which a report
-/// treats as training randomness rather than as settings to compare.
-public enum Replication {
-    /// The seed of every trained stage that is not a teacher.
-    public static let studentAxis = "seed"
-    /// The seed of every trained teacher.
-    public static let teacherAxis = "teacher_seed"
-    public static let axes: Set<String> = [studentAxis, teacherAxis]
 }
 
 /// Expands `sweep:` into variants: the grid product, zipped groups, explicit
