@@ -15,7 +15,7 @@ public enum Seeds {
     /// The order of an epoch's samples.
     public static func epochOrder(_ seed: UInt64, epoch: Int) -> UInt64 { seed &+ UInt64(epoch) &* 7919 }
 
-    /// What batch `b` of an epoch samples (3D patches; which empty slices are kept).
+    /// What batch `b` of an epoch draws while it is sampled (its 3D patches).
     public static func batchSampling(_ seed: UInt64, epoch: Int, batch b: Int) -> UInt64 {
         seed &+ 0xB47C &+ UInt64(epoch) &* 1_000_003 &+ UInt64(b)
     }
