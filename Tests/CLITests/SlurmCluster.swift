@@ -76,7 +76,11 @@ final class SlurmCluster {
         try config.write(toFile: conf, atomically: true, encoding: .utf8)
         try launch("/usr/sbin/munged", ["--key-file=\(dir)/munge/munge.key", "--socket=\(dir)/munge/munge.socket", "--pid-file=\(dir)/munge/munged.pid",
                                         "--log-file=\(dir)/log/munged.log", "--seed-file=\(dir)/munge/seed", "-F", "-f"])
-        Thread.sleep(forTimeInterval: 0.5)
+        // Slurm's daemons authenticate through munged's socket: wait until it is there.
+        let socketDeadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: "\(dir)/munge/munge.socket"), Date() < socketDeadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         try launch("/usr/sbin/slurmctld", ["-f", conf, "-D"])
         try launch("/usr/sbin/slurmd", ["-f", conf, "-D"])
         // Wait until the node is idle.
@@ -103,7 +107,15 @@ final class SlurmCluster {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "\(dir)/log/\((path as NSString).lastPathComponent).out", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        guard posix_spawn(&pid, path, &actions, nil, argv, envp) == 0 else {
+        // With no signal blocked: the test process's threads block SIGTERM, which a spawned daemon would inherit.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        guard posix_spawn(&pid, path, &actions, &attributes, argv, envp) == 0 else {
             throw NSError(domain: "slurm", code: 2, userInfo: [NSLocalizedDescriptionKey: "cannot start \(path)"])
         }
         pids.append(pid)
@@ -125,8 +137,15 @@ final class SlurmCluster {
 
     func stop() {
         for pid in pids.reversed() { kill(pid, SIGTERM) }
-        Thread.sleep(forTimeInterval: 1)
-        for pid in pids.reversed() {
+        // Each daemon gets 5 s to stop on SIGTERM (polled), then SIGKILL.
+        let deadline = Date().addingTimeInterval(5)
+        var running = Set(pids)
+        while !running.isEmpty, Date() < deadline {
+            var status: Int32 = 0
+            running = running.filter { waitpid($0, &status, WNOHANG) == 0 }
+            if !running.isEmpty { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        for pid in running {
             kill(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
