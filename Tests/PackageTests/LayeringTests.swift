@@ -45,6 +45,11 @@ import Testing
         }
     }
 
+    struct Unbalanced: Error, CustomStringConvertible {
+        var open: Character
+        var description: String { "Package.swift: a '\(open)' is never closed" }
+    }
+
     /// The text from `start` (just after an opening bracket) to its matching close.
     static func balanced(_ text: String, from start: String.Index, open: Character, close: Character) throws -> String {
         var depth = 1, i = start
@@ -53,7 +58,7 @@ import Testing
             if depth == 0 { return String(text[start..<i]) }
             i = text.index(after: i)
         }
-        throw CancellationError()
+        throw Unbalanced(open: open)
     }
 
     /// The edges of `targets` that point up `layers` (bottom first), and the targets that live in no layer's folder.
